@@ -1,0 +1,444 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::{deadline_after, Timer};
+
+/// A virtual clock for deterministic tests and simulations.
+///
+/// Time stands still until you move it, with [`advance`](ManualTimer::advance) or
+/// [`advance_to`](ManualTimer::advance_to), or let [`block_on`](ManualTimer::block_on) move it:
+/// it runs a future and, whenever the future is idle, jumps the clock straight to the next
+/// pending sleep, the way paused time works in other runtimes. A simulation of thousands of timed
+/// requests therefore runs in milliseconds, and runs the same way every time.
+///
+/// Clones share one clock. The clock starts at the real [`Instant::now`] of its creation and only
+/// moves forward.
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard::time::{ManualTimer, Timer};
+/// use tailguard::timeout::timeout_with;
+///
+/// let timer = ManualTimer::new();
+/// let slow = async {
+///     timer.sleep(Duration::from_secs(10)).await;
+///     "done"
+/// };
+/// // The 2 s timeout fires first; block_on jumps the clock to it without sleeping.
+/// let result = timer.block_on(timeout_with(timer.clone(), Duration::from_secs(2), slow));
+/// assert!(result.is_err());
+/// assert_eq!(timer.elapsed(), Duration::from_secs(2));
+/// ```
+#[derive(Clone)]
+pub struct ManualTimer {
+    clock: Arc<Mutex<Clock>>,
+}
+
+struct Clock {
+    origin: Instant,
+    now: Instant,
+    /// Registered sleeps, by deadline and then by registration order.
+    sleepers: BTreeMap<(Instant, u64), Waker>,
+    next_id: u64,
+}
+
+impl ManualTimer {
+    /// A new clock, standing at the current real instant.
+    pub fn new() -> Self {
+        let now = Instant::now();
+        ManualTimer {
+            clock: Arc::new(Mutex::new(Clock {
+                origin: now,
+                now,
+                sleepers: BTreeMap::new(),
+                next_id: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Clock> {
+        // A panic while holding the lock cannot leave the clock inconsistent: every critical
+        // section below is a handful of map operations. Keep going after one.
+        self.clock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How far the clock has moved since it was created.
+    pub fn elapsed(&self) -> Duration {
+        let clock = self.lock();
+        clock.now - clock.origin
+    }
+
+    /// Moves the clock forward by `duration` and wakes every sleep that is now due, earliest
+    /// deadline first.
+    pub fn advance(&self, duration: Duration) {
+        let target = deadline_after(self.lock().now, duration);
+        self.advance_to(target);
+    }
+
+    /// Moves the clock forward to `instant` (if it is later than now) and wakes every sleep that
+    /// is due, earliest deadline first.
+    pub fn advance_to(&self, instant: Instant) {
+        let due = {
+            let mut clock = self.lock();
+            if instant > clock.now {
+                clock.now = instant;
+            }
+            let now = clock.now;
+            let later = clock.sleepers.split_off(&(now, u64::MAX));
+            std::mem::replace(&mut clock.sleepers, later)
+        };
+        for waker in due.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// The deadline of the earliest sleep that has been polled and is still waiting.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock()
+            .sleepers
+            .keys()
+            .next()
+            .map(|&(deadline, _)| deadline)
+    }
+
+    /// How many sleeps are registered: polled, not yet due, not yet dropped. Tests use it to show
+    /// that cancelled work leaves no timer behind.
+    pub fn pending_sleeps(&self) -> usize {
+        self.lock().sleepers.len()
+    }
+
+    /// Runs `future` to completion on the current thread in virtual time.
+    ///
+    /// Whenever the future is idle (it returned `Pending` and nothing woke it), the clock jumps to
+    /// the next pending sleep. Everything the future waits on must be driven by this timer or by
+    /// the future itself (for example through `join`, `select` or `FuturesUnordered`).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the future is idle with no sleep left to fire: it would wait forever. Use
+    /// [`try_block_on`](ManualTimer::try_block_on) to get that as an error instead.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self.try_block_on(future) {
+            Ok(output) => output,
+            Err(stalled) => panic!("{stalled}"),
+        }
+    }
+
+    /// Like [`block_on`](ManualTimer::block_on), but returns [`Stalled`] when the future is idle
+    /// and no sleep is left to fire.
+    pub fn try_block_on<F: Future>(&self, future: F) -> Result<F::Output, Stalled> {
+        let mut future = pin!(future);
+        let signal = Arc::new(Signal {
+            woken: AtomicBool::new(false),
+        });
+        let waker = Waker::from(signal.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            signal.woken.store(false, Ordering::SeqCst);
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return Ok(output);
+            }
+            if signal.woken.load(Ordering::SeqCst) {
+                continue;
+            }
+            match self.next_deadline() {
+                Some(deadline) => self.advance_to(deadline),
+                None => {
+                    return Err(Stalled {
+                        elapsed: self.elapsed(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl Default for ManualTimer {
+    fn default() -> Self {
+        ManualTimer::new()
+    }
+}
+
+impl fmt::Debug for ManualTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clock = self.lock();
+        f.debug_struct("ManualTimer")
+            .field("elapsed", &(clock.now - clock.origin))
+            .field("pending_sleeps", &clock.sleepers.len())
+            .finish()
+    }
+}
+
+struct Signal {
+    woken: AtomicBool,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Timer for ManualTimer {
+    type Sleep = ManualSleep;
+
+    fn now(&self) -> Instant {
+        self.lock().now
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> ManualSleep {
+        ManualSleep {
+            timer: self.clone(),
+            deadline,
+            id: None,
+        }
+    }
+
+    fn reset(&self, sleep: &mut ManualSleep, deadline: Instant) {
+        sleep.deregister();
+        sleep.deadline = deadline;
+    }
+}
+
+/// The sleep of a [`ManualTimer`]: completes once the virtual clock reaches its deadline.
+///
+/// It registers with the clock when first polled, and dropping it removes the registration.
+pub struct ManualSleep {
+    timer: ManualTimer,
+    deadline: Instant,
+    id: Option<u64>,
+}
+
+impl ManualSleep {
+    /// The instant this sleep completes at.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn deregister(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.timer.lock().sleepers.remove(&(self.deadline, id));
+        }
+    }
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut clock = this.timer.lock();
+        if clock.now >= this.deadline {
+            if let Some(id) = this.id.take() {
+                clock.sleepers.remove(&(this.deadline, id));
+            }
+            return Poll::Ready(());
+        }
+        match this.id {
+            Some(id) => match clock.sleepers.get_mut(&(this.deadline, id)) {
+                Some(waker) => waker.clone_from(cx.waker()),
+                // Woken by advance (which removes the entry) but not yet due: cannot happen, as
+                // advance only wakes due sleeps; re-register to be safe.
+                None => {
+                    clock
+                        .sleepers
+                        .insert((this.deadline, id), cx.waker().clone());
+                }
+            },
+            None => {
+                let id = clock.next_id;
+                clock.next_id += 1;
+                clock
+                    .sleepers
+                    .insert((this.deadline, id), cx.waker().clone());
+                this.id = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ManualSleep {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl fmt::Debug for ManualSleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualSleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.id.is_some())
+            .finish()
+    }
+}
+
+/// [`ManualTimer::try_block_on`] found the future idle with no sleep left to fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stalled {
+    /// Virtual time elapsed when the stall was found.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Stalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the future is pending with no timer left to fire after {:?} of virtual time: \
+             it waits on something the ManualTimer does not drive (a real socket, another \
+             executor, a channel nobody sends on); drive that from inside the future",
+            self.elapsed
+        )
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    #[test]
+    fn advance_wakes_due_sleeps_in_deadline_order() {
+        let timer = ManualTimer::new();
+        let order = Arc::new(StdMutex::new(Vec::new()));
+        let mut sleeps: Vec<_> = [30u64, 10, 20, 40]
+            .iter()
+            .map(|&ms| {
+                let order = order.clone();
+                let sleep = timer.sleep(Duration::from_millis(ms));
+                (ms, sleep, order)
+            })
+            .collect();
+        // Register every sleep with a waker that records its deadline when woken.
+        struct Recorder(u64, Arc<StdMutex<Vec<u64>>>);
+        impl Wake for Recorder {
+            fn wake(self: Arc<Self>) {
+                self.1.lock().unwrap().push(self.0);
+            }
+        }
+        for (ms, sleep, order) in &mut sleeps {
+            let waker = Waker::from(Arc::new(Recorder(*ms, order.clone())));
+            assert!(Pin::new(sleep)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        assert_eq!(timer.pending_sleeps(), 4);
+        timer.advance(Duration::from_millis(30));
+        assert_eq!(*order.lock().unwrap(), vec![10, 20, 30]);
+        assert_eq!(timer.pending_sleeps(), 1);
+        assert_eq!(timer.elapsed(), Duration::from_millis(30));
+        timer.advance(Duration::from_millis(10));
+        assert_eq!(*order.lock().unwrap(), vec![10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn dropping_a_sleep_deregisters_it() {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep(Duration::from_secs(1));
+        let waker = futures::task::noop_waker();
+        assert!(Pin::new(&mut sleep)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(timer.pending_sleeps(), 1);
+        drop(sleep);
+        assert_eq!(timer.pending_sleeps(), 0);
+        assert_eq!(timer.next_deadline(), None);
+    }
+
+    #[test]
+    fn past_deadline_is_ready_without_registering() {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep_until(timer.now());
+        let waker = futures::task::noop_waker();
+        assert!(Pin::new(&mut sleep)
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready());
+        assert_eq!(timer.pending_sleeps(), 0);
+    }
+
+    #[test]
+    fn reset_moves_the_deadline() {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep(Duration::from_secs(10));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        timer.reset(&mut sleep, timer.now() + Duration::from_secs(1));
+        assert_eq!(timer.pending_sleeps(), 0);
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        assert_eq!(timer.next_deadline(), Some(sleep.deadline()));
+        timer.advance(Duration::from_secs(1));
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn block_on_jumps_to_each_deadline() {
+        let timer = ManualTimer::new();
+        let t = timer.clone();
+        let steps = timer.block_on(async move {
+            let mut seen = Vec::new();
+            for ms in [5u64, 50, 500] {
+                t.sleep(Duration::from_millis(ms)).await;
+                seen.push(t.elapsed());
+            }
+            seen
+        });
+        assert_eq!(
+            steps,
+            vec![
+                Duration::from_millis(5),
+                Duration::from_millis(55),
+                Duration::from_millis(555)
+            ]
+        );
+    }
+
+    #[test]
+    fn block_on_reports_a_stall() {
+        let timer = ManualTimer::new();
+        let never = futures::future::pending::<()>();
+        let err = timer.try_block_on(never).unwrap_err();
+        assert_eq!(err.elapsed, Duration::ZERO);
+        assert!(err.to_string().contains("no timer left to fire"));
+    }
+
+    #[test]
+    fn thousands_of_concurrent_sleeps_finish_in_virtual_time() {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let timer = ManualTimer::new();
+        let t = timer.clone();
+        let total = timer.block_on(async move {
+            let mut sleeps: FuturesUnordered<_> = (0..5_000u64)
+                .map(|i| {
+                    let t = t.clone();
+                    async move {
+                        t.sleep(Duration::from_millis(i % 997)).await;
+                        1u64
+                    }
+                })
+                .collect();
+            let mut n = 0;
+            while let Some(one) = sleeps.next().await {
+                n += one;
+            }
+            n
+        });
+        assert_eq!(total, 5_000);
+        assert_eq!(timer.elapsed(), Duration::from_millis(996));
+        assert_eq!(timer.pending_sleeps(), 0);
+    }
+}

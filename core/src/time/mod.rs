@@ -1,0 +1,112 @@
+//! Time, injected.
+//!
+//! Everything in tailguard that waits asks a [`Timer`] for the time and for a sleep. Nothing reads
+//! the system clock behind your back, so the same code runs on a real clock in production
+//! ([`AsyncIoTimer`], [`FuturesTimer`]) and on a virtual clock in tests and simulations
+//! ([`ManualTimer`]), where an hour of retries and hedges runs in a millisecond.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tailguard::time::{ManualTimer, Timer};
+//!
+//! let timer = ManualTimer::new();
+//! let start = timer.now();
+//! // Virtual time: the hour passes at once, because nothing else is waiting.
+//! timer.block_on(timer.sleep(Duration::from_secs(3600)));
+//! assert_eq!(timer.now() - start, Duration::from_secs(3600));
+//! ```
+
+#[cfg(feature = "async-io")]
+mod async_io_timer;
+#[cfg(feature = "futures-timer")]
+mod futures_timer;
+mod manual;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "async-io")]
+pub use self::async_io_timer::AsyncIoTimer;
+#[cfg(feature = "futures-timer")]
+pub use self::futures_timer::FuturesTimer;
+pub use self::manual::{ManualSleep, ManualTimer, Stalled};
+
+/// A clock and a way to sleep until an instant on it.
+///
+/// Implementations are cheap to clone (a zero-sized type or an `Arc`) and can be shared across
+/// threads. Sleeps are plain futures: dropping one cancels it and leaves nothing registered.
+///
+/// # Implementing
+///
+/// `now` must never go backwards. `sleep_until` with an instant in the past completes on its first
+/// poll. `reset` may reuse the sleep's registration; the default just makes a new sleep.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tailguard::time::Timer;
+///
+/// async fn wait_a_bit<T: Timer>(timer: &T) -> Duration {
+///     let start = timer.now();
+///     timer.sleep(Duration::from_millis(5)).await;
+///     timer.now() - start
+/// }
+/// # let timer = tailguard::time::ManualTimer::new();
+/// # assert_eq!(timer.block_on(wait_a_bit(&timer)), Duration::from_millis(5));
+/// ```
+pub trait Timer: Clone + Send + Sync + 'static {
+    /// The future returned by [`Timer::sleep_until`]; its output is ignored.
+    type Sleep: Future + Send + Unpin + 'static;
+
+    /// The current instant on this timer's clock.
+    fn now(&self) -> Instant;
+
+    /// A future that completes once [`Timer::now`] reaches `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+
+    /// A future that completes `duration` from now. Durations too large to represent saturate
+    /// to a deadline decades away instead of overflowing.
+    fn sleep(&self, duration: Duration) -> Self::Sleep {
+        self.sleep_until(deadline_after(self.now(), duration))
+    }
+
+    /// Moves an existing sleep to a new deadline, reusing its registration where the timer can.
+    fn reset(&self, sleep: &mut Self::Sleep, deadline: Instant) {
+        *sleep = self.sleep_until(deadline);
+    }
+}
+
+/// The timer used where none is given: [`AsyncIoTimer`] with the default `async-io` feature,
+/// otherwise [`FuturesTimer`].
+#[cfg(feature = "async-io")]
+pub type DefaultTimer = AsyncIoTimer;
+
+/// The timer used where none is given: [`AsyncIoTimer`] with the default `async-io` feature,
+/// otherwise [`FuturesTimer`].
+#[cfg(all(not(feature = "async-io"), feature = "futures-timer"))]
+pub type DefaultTimer = FuturesTimer;
+
+/// About thirty years: the stand-in for "never" when a deadline would overflow `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + duration`, saturating to a far-future instant instead of overflowing.
+pub(crate) fn deadline_after(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_after_saturates() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        let far = deadline_after(now, Duration::MAX);
+        assert!(far >= now + Duration::from_secs(86_400 * 365));
+    }
+}

@@ -1,0 +1,1 @@
+//! Cross-component tests for tailguard; the tests live in `tests/`.
