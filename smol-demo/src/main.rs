@@ -1,1 +1,24 @@
-fn main() {}
+//! `tailguard-demo`: tailguard's patterns at work on smol and hyper.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
+/// smol + hyper server.
+#[derive(Debug, Parser)]
+#[command(name = "tailguard-demo", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => ExitCode::SUCCESS,
+    }
+}

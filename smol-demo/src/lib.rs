@@ -1,0 +1,4 @@
+//! tailguard at work: the pieces behind the `tailguard-demo` binary.
+//!
+//! Everything here is a library too, so the end-to-end tests in `tests/` drive the same server,
+//! backends and experiments the binary runs.
