@@ -39,6 +39,8 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod error;
+pub mod io;
+pub mod shutdown;
 pub mod time;
 pub mod timeout;
 
