@@ -1,8 +1,15 @@
 //! `tailguard-demo`: tailguard's patterns at work on smol and hyper.
 
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use futures_lite::StreamExt;
+use tailguard_demo::args::parse_duration;
+use tailguard_demo::rt;
+use tailguard_demo::server::{log, Server, ServerConfig};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server.
@@ -14,11 +21,114 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Serve HTTP with every wait bounded; SIGINT or SIGTERM shuts down gracefully.
+    ///
+    /// Routes: GET /{name} answers "Hi there, I love {name}!"; POST /echo reads the body within
+    /// the body limits and answers its length; GET /slow?ms=N answers after N ms; GET /healthz.
+    /// Exit status: 0 when every connection drained before the shutdown deadline, 1 when some
+    /// had to be closed by force.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Longest time to receive a request head (from accept, or from the first byte of a later
+    /// request on a kept-alive connection).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    header_read: Duration,
+    /// Longest gap between two chunks of a request body.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    body_idle: Duration,
+    /// Longest time to receive a whole request body.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    body_total: Duration,
+    /// Longest time a response write may wait for the client.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    write: Duration,
+    /// Longest time an idle kept-alive connection stays open.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    keep_alive_idle: Duration,
+    /// How long shutdown waits for requests in flight before closing them.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    shutdown_deadline: Duration,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Largest request body POST /echo accepts, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Executor threads (default: one per core).
+    #[arg(long)]
+    threads: Option<NonZeroUsize>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            addr: self.addr,
+            header_read: self.header_read,
+            body_idle: self.body_idle,
+            body_total: self.body_total,
+            write: self.write,
+            keep_alive_idle: self.keep_alive_idle,
+            shutdown_deadline: self.shutdown_deadline,
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None => ExitCode::SUCCESS,
+        Some(Command::Serve(args)) => serve(args),
+        // Until the guided tour lands, no arguments means: serve with the defaults.
+        None => match Cli::parse_from(["tailguard-demo", "serve"]).command {
+            Some(Command::Serve(args)) => serve(args),
+            _ => ExitCode::FAILURE,
+        },
     }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let threads = args.threads.unwrap_or_else(rt::default_threads);
+    rt::run(threads, |ex| async move {
+        let signals = match async_signal::Signals::new([
+            async_signal::Signal::Int,
+            async_signal::Signal::Term,
+        ]) {
+            Ok(signals) => signals,
+            Err(error) => {
+                log(format_args!("cannot listen for SIGINT/SIGTERM: {error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        let server = match Server::bind(args.config()).await {
+            Ok(server) => server,
+            Err(error) => {
+                log(format_args!("cannot serve on {}: {error}", args.addr));
+                return ExitCode::FAILURE;
+            }
+        };
+        match server.local_addr() {
+            Ok(addr) => log(format_args!("listening on http://{addr}")),
+            Err(error) => log(format_args!("listening (address unknown: {error})")),
+        }
+        let stop = async move {
+            let mut signals = signals;
+            if let Some(Ok(signal)) = signals.next().await {
+                log(format_args!("received {signal:?}"));
+            }
+        };
+        let report = server.serve(ex, stop).await;
+        if report.drained() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
 }

@@ -1,0 +1,297 @@
+//! The HTTP server: hyper 1.x on smol, with every wait bounded and a graceful shutdown.
+//!
+//! hyper alone has no idle timeout, no per-read timeout, and turns its header-read timeout off
+//! unless a timer is set. This server gets each limit from tailguard:
+//!
+//! | limit | default | enforced by |
+//! |---|---|---|
+//! | header read | 2 s | the connection's [`TimeoutIo`](tailguard::io::TimeoutIo) read deadline, started at accept and at the first byte of each later request |
+//! | body read, idle | 1 s | [`timeout`](tailguard::timeout) on every body chunk in the handler |
+//! | body read, total | 5 s | a [`Deadline`](tailguard::timeout::Deadline) shared by the chunks |
+//! | write | 1 s | `TimeoutIo` write-idle |
+//! | keep-alive idle | 30 s | `TimeoutIo` read-idle |
+//! | shutdown | 10 s | [`TaskTracker::graceful`](tailguard::shutdown::TaskTracker::graceful) |
+//!
+//! On shutdown the server stops accepting at once, lets every request already started finish,
+//! and force-closes what is left at the deadline.
+
+mod conn;
+mod routes;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use smol::lock::Semaphore;
+use smol::net::TcpListener;
+use tailguard::shutdown::{Shutdown, TaskTracker};
+use tailguard::ConfigError;
+
+use crate::rt::Exec;
+
+/// Limits and addresses of a [`Server`]. `Default` gives the talk's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Longest time to receive a request's head, from accept (first request) or from its first
+    /// byte (later requests on a kept-alive connection).
+    pub header_read: Duration,
+    /// Longest gap between two chunks of a request body.
+    pub body_idle: Duration,
+    /// Longest time to receive a whole request body.
+    pub body_total: Duration,
+    /// Longest time a write may wait for the client to take data.
+    pub write: Duration,
+    /// Longest time an idle connection is kept open.
+    pub keep_alive_idle: Duration,
+    /// How long a graceful shutdown waits for requests in flight before closing them.
+    pub shutdown_deadline: Duration,
+    /// Most connections served at once; the server stops accepting while at the limit.
+    pub max_connections: usize,
+    /// Largest request body accepted by `POST /echo`.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            header_read: Duration::from_secs(2),
+            body_idle: Duration::from_secs(1),
+            body_total: Duration::from_secs(5),
+            write: Duration::from_secs(1),
+            keep_alive_idle: Duration::from_secs(30),
+            shutdown_deadline: Duration::from_secs(10),
+            max_connections: 1024,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every limit: durations must be positive and counts at least one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("header_read", self.header_read),
+            ("body_idle", self.body_idle),
+            ("body_total", self.body_total),
+            ("write", self.write),
+            ("keep_alive_idle", self.keep_alive_idle),
+            ("shutdown_deadline", self.shutdown_deadline),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    field,
+                    "must be longer than zero; a zero limit would fail every request",
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new(
+                "max_connections",
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::new(
+                "max_body_bytes",
+                "must be at least 1, got 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a running server, shared with its connections.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Connections that ended with an error (malformed request, timeout, reset).
+    pub connection_errors: AtomicU64,
+}
+
+/// A bound, not yet serving, HTTP server.
+pub struct Server {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    stats: Arc<ServerStats>,
+}
+
+/// How a [`Server::serve`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Connections accepted over the server's life.
+    pub connections: u64,
+    /// Requests answered over the server's life.
+    pub requests: u64,
+    /// Connections still busy at the shutdown deadline, closed by force. Zero means drained.
+    pub forced: usize,
+}
+
+impl ServeReport {
+    /// Whether every connection finished before the deadline.
+    pub fn drained(&self) -> bool {
+        self.forced == 0
+    }
+}
+
+impl fmt::Display for ServeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connections, {} requests; ",
+            self.connections, self.requests
+        )?;
+        if self.drained() {
+            f.write_str("drained cleanly")
+        } else {
+            write!(
+                f,
+                "{} connections closed by force at the deadline",
+                self.forced
+            )
+        }
+    }
+}
+
+impl Server {
+    /// Validates `config` and binds its address.
+    pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(config.addr).await?;
+        Ok(Server {
+            listener,
+            config: Arc::new(config),
+            stats: Arc::new(ServerStats::default()),
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's live counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
+    }
+
+    /// Serves connections on `ex` until `stop` completes, then shuts down gracefully: stops
+    /// accepting at once, lets requests in flight finish, and closes what is left at the
+    /// configured deadline.
+    pub async fn serve(self, ex: Exec, stop: impl Future<Output = ()>) -> ServeReport {
+        let Server {
+            listener,
+            config,
+            stats,
+        } = self;
+        let graceful = Shutdown::new();
+        let force = Shutdown::new();
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let app = Arc::new(routes::App::new(
+            config.clone(),
+            stats.clone(),
+            graceful.signal(),
+        ));
+
+        let accept_loop = async {
+            loop {
+                let slot = slots.acquire_arc().await;
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off briefly, keep serving.
+                        log(format_args!("accept failed: {error}"));
+                        smol::Timer::after(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let connection =
+                    conn::serve(stream, peer, app.clone(), graceful.signal(), force.signal());
+                let task = tracker.track_future(async move {
+                    connection.await;
+                    drop(slot);
+                });
+                ex.spawn(task).detach();
+            }
+        };
+        future::or(accept_loop, stop).await;
+        drop(listener);
+
+        let open = tracker.len();
+        log(format_args!(
+            "shutting down: stopped accepting; waiting up to {:?} for {open} open connection(s)",
+            config.shutdown_deadline
+        ));
+        graceful.trigger();
+        let forced = match tracker.graceful(config.shutdown_deadline).await {
+            Ok(()) => 0,
+            Err(unfinished) => {
+                log(format_args!("{unfinished}; closing them now"));
+                force.trigger();
+                // Forced connections end at their next poll; give them a moment to go.
+                let _ = tracker.graceful(Duration::from_secs(1)).await;
+                unfinished.remaining
+            }
+        };
+        let report = ServeReport {
+            connections: stats.connections.load(Ordering::Relaxed),
+            requests: stats.requests.load(Ordering::Relaxed),
+            forced,
+        };
+        log(format_args!("stopped: {report}"));
+        report
+    }
+}
+
+/// Writes one log line to stderr.
+pub fn log(message: fmt::Arguments<'_>) {
+    eprintln!("tailguard-demo: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_talks() {
+        let config = ServerConfig::default();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.header_read, Duration::from_secs(2));
+        assert_eq!(config.body_idle, Duration::from_secs(1));
+        assert_eq!(config.body_total, Duration::from_secs(5));
+        assert_eq!(config.write, Duration::from_secs(1));
+        assert_eq!(config.keep_alive_idle, Duration::from_secs(30));
+        assert_eq!(config.shutdown_deadline, Duration::from_secs(10));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn zero_limits_are_refused_by_name() {
+        let config = ServerConfig {
+            body_idle: Duration::ZERO,
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err().field(), "body_idle");
+        let config = ServerConfig {
+            max_connections: 0,
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err().field(), "max_connections");
+    }
+}

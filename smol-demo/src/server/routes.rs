@@ -1,0 +1,173 @@
+//! The routes: the talk's hello handler, a body echo with per-chunk and total read limits, a slow
+//! endpoint for watching shutdown at work, and a health check.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tailguard::shutdown::ShutdownSignal;
+use tailguard::timeout::{timeout_at, Deadline};
+
+use super::{ServerConfig, ServerStats};
+
+/// The longest `GET /slow?ms=` accepts.
+pub const MAX_SLOW_MS: u64 = 60_000;
+
+/// What every request handler can reach.
+pub(crate) struct App {
+    config: Arc<ServerConfig>,
+    stats: Arc<ServerStats>,
+    shutdown: ShutdownSignal,
+}
+
+type Body = Full<Bytes>;
+
+impl App {
+    pub(crate) fn new(
+        config: Arc<ServerConfig>,
+        stats: Arc<ServerStats>,
+        shutdown: ShutdownSignal,
+    ) -> Self {
+        App {
+            config,
+            stats,
+            shutdown,
+        }
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub(crate) fn record_connection_error(&self) {
+        self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Routes one request.
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        let response = match (request.method(), request.uri().path()) {
+            (&Method::GET, "/healthz") => self.healthz(),
+            (&Method::POST, "/echo") => self.echo(request.into_body()).await,
+            (&Method::GET, "/slow") => slow(request.uri().query()).await,
+            (&Method::GET, path) => hello(&path[1..]),
+            (_, "/echo") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST /echo\n"),
+            _ => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only GET /{name}, GET /slow?ms=N, GET /healthz and POST /echo are served\n",
+            ),
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        response
+    }
+
+    fn healthz(&self) -> Response<Body> {
+        if self.shutdown.is_triggered() {
+            text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        } else {
+            text(StatusCode::OK, "ok\n")
+        }
+    }
+
+    /// Reads the body chunk by chunk, each within `body_idle` and all within `body_total`, and
+    /// answers the byte count. A body that is too slow gets 408, one too large 413; both close
+    /// the connection, since the rest of the body is never read.
+    async fn echo(&self, mut body: Incoming) -> Response<Body> {
+        let config = &self.config;
+        let whole = Deadline::after(config.body_total);
+        let mut received = 0usize;
+        loop {
+            let chunk = whole.child(config.body_idle);
+            let frame = match timeout_at(chunk.instant(), body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) if whole.is_expired() => {
+                    return closing(text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &format!(
+                            "request body took longer than {:?} in all (body_total)\n",
+                            config.body_total
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    return closing(text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &format!(
+                            "no request body data for {:?} (body_idle)\n",
+                            config.body_idle
+                        ),
+                    ))
+                }
+            };
+            match frame {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        received += data.len();
+                        if received > config.max_body_bytes {
+                            return closing(text(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                &format!(
+                                    "request body is larger than {} bytes (max_body_bytes)\n",
+                                    config.max_body_bytes
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Some(Err(error)) => {
+                    return closing(text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("could not read the request body: {error}\n"),
+                    ))
+                }
+            }
+        }
+        text(StatusCode::OK, &format!("{received}\n"))
+    }
+}
+
+/// The talk's handler.
+fn hello(name: &str) -> Response<Body> {
+    text(StatusCode::OK, &format!("Hi there, I love {name}!"))
+}
+
+/// Answers after `ms` milliseconds: a request that is in flight long enough to watch.
+async fn slow(query: Option<&str>) -> Response<Body> {
+    let ms = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ms="))
+        .map(str::parse::<u64>);
+    match ms {
+        Some(Ok(ms)) if ms <= MAX_SLOW_MS => {
+            smol::Timer::after(Duration::from_millis(ms)).await;
+            text(StatusCode::OK, &format!("slept {ms} ms\n"))
+        }
+        _ => text(
+            StatusCode::BAD_REQUEST,
+            &format!("GET /slow needs ?ms=N with N a whole number from 0 to {MAX_SLOW_MS}\n"),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
