@@ -129,8 +129,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let phase = this.phase.load(Ordering::Acquire);
-        if phase == HANDLING && this.head_deadline {
-            // The head is in; the handler bounds the body itself.
+        if phase != READING_HEAD && this.head_deadline {
+            // The head is in: the handler bounds the body itself, and keep-alive idle bounds the
+            // wait for the next request.
             this.io.set_read_deadline(None);
             this.head_deadline = false;
         }

@@ -1,0 +1,155 @@
+//! The core's time, timeout, IO-timeout and shutdown pieces under several executors — smol,
+//! `futures::executor` (block_on and a thread pool) and tokio (current-thread and multi-thread) —
+//! with both real timers. Futures are spawned onto multi-threaded executors, so they must be
+//! `Send`.
+//!
+//! These use real clocks on purpose (the point is that the real timers work under each
+//! executor), with short limits and generous bounds.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::io::AsyncReadExt;
+use tailguard::io::TimeoutIo;
+use tailguard::shutdown::{Shutdown, TaskTracker};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::timeout::{timeout_with, Deadline, FutureExt};
+
+const SHORT: Duration = Duration::from_millis(20);
+const GENEROUS: Duration = Duration::from_secs(5);
+
+/// Every scenario, on one timer; panics on the first failure.
+async fn scenarios<T: Timer>(timer: T) {
+    // A ready future wins.
+    assert_eq!(timeout_with(timer.clone(), SHORT, async { 5 }).await, Ok(5));
+
+    // A slow future is cut at its limit, not much later.
+    let start = Instant::now();
+    let slow = timer.sleep(Duration::from_secs(30));
+    assert!(slow.timeout_with(timer.clone(), SHORT).await.is_err());
+    let took = start.elapsed();
+    assert!(took >= SHORT && took < GENEROUS, "{took:?}");
+
+    // A future that finishes after a few polls is not cut.
+    let inner = timer.sleep(Duration::from_millis(5));
+    assert!(inner.timeout_with(timer.clone(), GENEROUS).await.is_ok());
+
+    // Nested deadlines share one budget.
+    let request = Deadline::after_with(&timer, Duration::from_millis(60));
+    let mut steps = 0;
+    while request
+        .child_with(&timer, GENEROUS)
+        .run_with(timer.clone(), timer.sleep(SHORT))
+        .await
+        .is_ok()
+    {
+        steps += 1;
+        assert!(steps < 10);
+    }
+    assert!((1..=3).contains(&steps), "{steps}");
+
+    // IO limits trip on a silent peer.
+    let (reader, _writer) = piper::pipe(16);
+    let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_idle(SHORT);
+    let mut buf = [0u8; 4];
+    let err = io.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+
+    // Shutdown reaches a worker that waits on the signal, and the tracker drains.
+    let shutdown = Shutdown::new();
+    let tracker = TaskTracker::new();
+    let signal = shutdown.signal();
+    let worker = tracker.track_future(async move {
+        signal.await;
+        "stopped"
+    });
+    let drain = tracker.graceful_with(&timer, GENEROUS);
+    shutdown.trigger();
+    let (stopped, drained) = futures::join!(worker, drain);
+    assert_eq!(stopped, "stopped");
+    assert_eq!(drained, Ok(()));
+
+    // A stuck task makes the drain report it.
+    let _stuck = tracker.track();
+    let err = tracker.graceful_with(&timer, SHORT).await.unwrap_err();
+    assert_eq!(err.remaining, 1);
+}
+
+/// Runs the scenarios several times concurrently, as spawned `Send` tasks.
+fn spawned<T: Timer>(timer: T, spawn: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)) {
+    for _ in 0..4 {
+        spawn(Box::pin(scenarios(timer.clone())));
+    }
+}
+
+macro_rules! on_every_timer {
+    ($name:ident, |$timer:ident| $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn async_io_timer() {
+                let $timer = AsyncIoTimer;
+                $body
+            }
+
+            #[test]
+            fn futures_timer() {
+                let $timer = FuturesTimer;
+                $body
+            }
+        }
+    };
+}
+
+on_every_timer!(smol_block_on, |timer| smol::block_on(scenarios(timer)));
+
+on_every_timer!(smol_spawned, |timer| {
+    let tasks = std::sync::Mutex::new(Vec::new());
+    spawned(timer, |f| tasks.lock().unwrap().push(smol::spawn(f)));
+    smol::block_on(futures::future::join_all(tasks.into_inner().unwrap()));
+});
+
+on_every_timer!(futures_block_on, |timer| futures::executor::block_on(
+    scenarios(timer)
+));
+
+on_every_timer!(futures_thread_pool, |timer| {
+    let pool = futures::executor::ThreadPool::builder()
+        .pool_size(2)
+        .create()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawned(timer, |f| {
+        let tx = tx.clone();
+        pool.spawn_ok(async move {
+            f.await;
+            tx.send(()).unwrap();
+        })
+    });
+    for _ in 0..4 {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("task finished");
+    }
+});
+
+on_every_timer!(tokio_current_thread, |timer| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(scenarios(timer))
+});
+
+on_every_timer!(tokio_multi_thread, |timer| {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let handles = std::sync::Mutex::new(Vec::new());
+    spawned(timer, |f| handles.lock().unwrap().push(rt.spawn(f)));
+    rt.block_on(async {
+        for h in handles.into_inner().unwrap() {
+            h.await.expect("task did not panic");
+        }
+    });
+});
