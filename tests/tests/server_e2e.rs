@@ -224,13 +224,13 @@ fn malformed_requests_get_4xx_or_a_close_and_the_server_keeps_serving() {
     for request in &malformed {
         let mut c = server.connect();
         let _ = c.write_all(request);
-        match read_response(&mut c) {
-            Some((status, _)) => assert!(
+        // A 4xx, or a close without a response: both are fine.
+        if let Some((status, _)) = read_response(&mut c) {
+            assert!(
                 (400..500).contains(&status),
                 "{status} for {:?}",
                 String::from_utf8_lossy(&request[..request.len().min(40)])
-            ),
-            None => {} // closed without a response: also fine
+            );
         }
     }
     assert_eq!(
