@@ -47,12 +47,14 @@ pub struct TaskTracker {
 impl TaskTracker {
     /// A tracker with nothing in flight.
     pub fn new() -> Self {
-        TaskTracker {
-            inner: Arc::new(Inner {
-                running: AtomicUsize::new(0),
-                idle: Event::new(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            running: AtomicUsize::new(0),
+            idle: Event::new(),
+        });
+        // event-listener sets up its waiter list on first use; do it now, so that tracking and
+        // finishing tasks never allocates.
+        inner.idle.notify(usize::MAX);
+        TaskTracker { inner }
     }
 
     /// Counts one task until the returned guard is dropped.
