@@ -117,10 +117,9 @@ fn fires(c: &mut Criterion) {
     // tokio's timer fires only when its driver runs, so this one runs on the runtime.
     g.bench_function("tokio::time::timeout", |b| {
         b.iter(|| {
-            rt.block_on(tokio::time::timeout(
-                Duration::ZERO,
-                futures::future::pending::<()>(),
-            ))
+            rt.block_on(async {
+                tokio::time::timeout(Duration::ZERO, futures::future::pending::<()>()).await
+            })
         })
     });
     g.finish();
@@ -147,10 +146,10 @@ fn fires(c: &mut Criterion) {
     });
     g.bench_function("tokio::time::timeout", |b| {
         b.iter(|| {
-            rt.block_on(tokio::time::timeout(
-                Duration::from_millis(1),
-                futures::future::pending::<()>(),
-            ))
+            rt.block_on(async {
+                let never = futures::future::pending::<()>();
+                tokio::time::timeout(Duration::from_millis(1), never).await
+            })
         })
     });
     g.finish();
