@@ -287,3 +287,32 @@ fn shutdown_forces_what_outlives_the_deadline() {
         "the forced request gets no response"
     );
 }
+
+#[test]
+fn at_max_connections_the_server_waits_before_accepting_more() {
+    let config = ServerConfig {
+        max_connections: 1,
+        ..quick_config()
+    };
+    let server = TestServer::start(config);
+    let mut first = server.connect();
+    assert_eq!(get(&mut first, "/first").map(|r| r.0), Some(200));
+    // The second connection is queued by the kernel but not served while the first is open.
+    let mut second = server.connect();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    write!(second, "GET /second HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        second.read(&mut byte).is_err(),
+        "no answer while the only slot is taken"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (status, body) = read_response(&mut second).expect("served once the slot frees");
+    assert_eq!((status, body.as_str()), (200, "Hi there, I love second!"));
+    server.shutdown();
+}
