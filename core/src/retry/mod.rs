@@ -1,1 +1,3 @@
 //! Retry.
+mod budget;
+pub use self::budget::{RetryBudget, RetryBudgetBuilder};
