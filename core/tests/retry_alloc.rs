@@ -74,7 +74,11 @@ fn first_try_success_allocates_nothing_on_a_manual_timer() {
         .max_attempts(5)
         .max_elapsed(Duration::from_secs(1))
         .attempt_timeout(Duration::from_millis(100))
-        .backoff(Backoff::exponential(Duration::from_millis(10)).build().unwrap())
+        .backoff(
+            Backoff::exponential(Duration::from_millis(10))
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let (out, allocs) = poll_once_counting((|| fetch()).retry(&policy));

@@ -30,7 +30,13 @@ fn a_sixty_percent_budget_grants_sixty_percent() {
 #[test]
 fn ratios_between_whole_fractions_are_honoured() {
     let now = Instant::now();
-    for (ratio, expected) in [(0.15, 150), (0.35, 350), (0.45, 450), (0.9, 900), (1.5, 1500)] {
+    for (ratio, expected) in [
+        (0.15, 150),
+        (0.35, 350),
+        (0.45, 450),
+        (0.9, 900),
+        (1.5, 1500),
+    ] {
         let budget = RetryBudget::builder()
             .ratio(ratio)
             .min_per_second(0)

@@ -17,7 +17,10 @@ struct Attempt {
 
 fn attempts() -> impl Strategy<Value = Vec<Attempt>> {
     prop::collection::vec(
-        (prop::option::weighted(0.9, 0u64..400), prop::bool::weighted(0.2))
+        (
+            prop::option::weighted(0.9, 0u64..400),
+            prop::bool::weighted(0.2),
+        )
             .prop_map(|(takes_ms, succeeds)| Attempt { takes_ms, succeeds }),
         12,
     )

@@ -211,7 +211,14 @@ impl Iterator for Backoff {
             return None;
         }
         let t = self.raw(self.retries);
-        let delay = jitter::apply(self.jitter, &mut self.rng, t, self.prev, self.base, self.cap);
+        let delay = jitter::apply(
+            self.jitter,
+            &mut self.rng,
+            t,
+            self.prev,
+            self.base,
+            self.cap,
+        );
         self.prev = delay;
         self.retries = self.retries.saturating_add(1);
         Some(Duration::from_nanos(delay))

@@ -120,7 +120,10 @@ fn validation_names_the_field() {
         (Backoff::exponential(ms(1)).factor(0.0).build(), "factor"),
         (Backoff::exponential(ms(1)).factor(-2.0).build(), "factor"),
         (Backoff::exponential(ms(1)).factor(0.5).build(), "factor"),
-        (Backoff::exponential(ms(1)).factor(f64::NAN).build(), "factor"),
+        (
+            Backoff::exponential(ms(1)).factor(f64::NAN).build(),
+            "factor",
+        ),
         (
             Backoff::exponential(ms(1)).factor(f64::INFINITY).build(),
             "factor",

@@ -143,7 +143,12 @@ pub struct RetryError<E> {
 impl<E> RetryError<E> {
     /// Assembles an error; used by the retry loop and by code driving a
     /// [`RetryState`](super::RetryState) by hand.
-    pub fn new(reason: GaveUp, last_error: AttemptError<E>, attempts: u32, elapsed: Duration) -> Self {
+    pub fn new(
+        reason: GaveUp,
+        last_error: AttemptError<E>,
+        attempts: u32,
+        elapsed: Duration,
+    ) -> Self {
         RetryError {
             reason,
             last_error,

@@ -173,7 +173,11 @@ where
                         let number = this.state.begin_first_attempt();
                         this.attempt.set(Some((this.op)(number)));
                     }
-                    let fut = this.attempt.as_mut().as_pin_mut().expect("attempt in flight");
+                    let fut = this
+                        .attempt
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("attempt in flight");
                     let failure = match fut.try_poll(cx) {
                         Poll::Ready(Ok(value)) => {
                             if this.state.needs_clock_on_success() {

@@ -225,8 +225,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     }
 
     fn refund(&mut self) {
-        if let (Some(at), Some(budget)) = (self.withdrawn_at.take(), &self.config.borrow().budget)
-        {
+        if let (Some(at), Some(budget)) = (self.withdrawn_at.take(), &self.config.borrow().budget) {
             budget.refund_at(at);
         }
     }

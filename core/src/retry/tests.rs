@@ -18,7 +18,10 @@ fn ms(n: u64) -> Duration {
 }
 
 fn exact(delay: Duration) -> Backoff {
-    Backoff::constant(delay).jitter(Jitter::None).build().unwrap()
+    Backoff::constant(delay)
+        .jitter(Jitter::None)
+        .build()
+        .unwrap()
 }
 
 /// A timer that counts how often it is asked for the time and for a sleep.
@@ -275,17 +278,13 @@ fn on_retry_sees_attempt_error_and_delay() {
                 .unwrap(),
         )
         .on_retry(move |event: &RetryEvent<'_, String>| {
-            log.borrow_mut().push((
-                event.attempt,
-                event.error.inner().cloned(),
-                event.delay,
-            ));
+            log.borrow_mut()
+                .push((event.attempt, event.error.inner().cloned(), event.delay));
         })
         .build()
         .unwrap();
-    let out = timer.block_on(policy.run_with_attempt(|n| async move {
-        Err::<(), _>(format!("fail {n}"))
-    }));
+    let out = timer
+        .block_on(policy.run_with_attempt(|n| async move { Err::<(), _>(format!("fail {n}")) }));
     assert!(out.is_err());
     assert_eq!(
         *seen.borrow(),
@@ -311,7 +310,9 @@ fn a_spent_budget_ends_the_loop() {
         .build()
         .unwrap();
     // Two calls deposit one retry's worth; the first call spends it and is then refused.
-    timer.block_on(policy.run(|| async { Ok::<_, ()>(()) })).unwrap();
+    timer
+        .block_on(policy.run(|| async { Ok::<_, ()>(()) }))
+        .unwrap();
     let err = timer
         .block_on(policy.run(|| async { Err::<(), _>("down") }))
         .unwrap_err();
@@ -394,7 +395,10 @@ fn seeded_policies_reproduce_and_each_call_gets_its_own_stream() {
     let a = run(7);
     assert_eq!(a, run(7));
     assert_ne!(a, run(8));
-    assert!(a[0] != a[1] || a[1] != a[2], "calls share one stream: {a:?}");
+    assert!(
+        a[0] != a[1] || a[1] != a[2],
+        "calls share one stream: {a:?}"
+    );
 }
 
 #[test]

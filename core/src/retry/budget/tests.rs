@@ -16,7 +16,12 @@ fn budget(ratio: f64, floor: u32, window_ms: u64, origin: Instant) -> RetryBudge
 #[test]
 fn fractional_ratios_are_exact() {
     let t0 = Instant::now();
-    for (ratio, calls, expected) in [(0.6, 100, 60), (0.1, 25, 2), (0.333, 1000, 333), (2.5, 4, 10)] {
+    for (ratio, calls, expected) in [
+        (0.6, 100, 60),
+        (0.1, 25, 2),
+        (0.333, 1000, 333),
+        (2.5, 4, 10),
+    ] {
         let b = budget(ratio, 0, 10_000, t0);
         for _ in 0..calls {
             b.deposit_at(t0);
@@ -116,8 +121,14 @@ fn validation_names_the_field() {
         (RetryBudget::builder().ratio(1000.5), "ratio"),
         (RetryBudget::builder().ratio(1.0 / 3.0), "ratio"),
         (RetryBudget::builder().window(Duration::ZERO), "window"),
-        (RetryBudget::builder().window(Duration::from_millis(9)), "window"),
-        (RetryBudget::builder().window(Duration::from_secs(3601)), "window"),
+        (
+            RetryBudget::builder().window(Duration::from_millis(9)),
+            "window",
+        ),
+        (
+            RetryBudget::builder().window(Duration::from_secs(3601)),
+            "window",
+        ),
         (
             RetryBudget::builder().window(Duration::from_micros(10_500)),
             "window",
@@ -130,11 +141,18 @@ fn validation_names_the_field() {
     let err = RetryBudget::builder().ratio(1.0 / 3.0).build().unwrap_err();
     assert!(err.to_string().contains("multiple of 0.001"), "{err}");
     assert!(err.to_string().contains("use 0.333"), "{err}");
-    let ok = RetryBudget::builder().ratio(0.0).min_per_second(0).build().unwrap();
+    let ok = RetryBudget::builder()
+        .ratio(0.0)
+        .min_per_second(0)
+        .build()
+        .unwrap();
     assert!(!ok.try_withdraw());
     assert_eq!(ok.ratio(), 0.0);
     let d = RetryBudget::default();
-    assert_eq!((d.ratio(), d.min_per_second(), d.window()), (0.2, 10, Duration::from_secs(10)));
+    assert_eq!(
+        (d.ratio(), d.min_per_second(), d.window()),
+        (0.2, 10, Duration::from_secs(10))
+    );
 }
 
 #[test]
