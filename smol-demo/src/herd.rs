@@ -80,7 +80,7 @@ impl HerdReport {
         }
         object.insert(
             "storm".to_string(),
-            serde_json::to_value(&self.storm).expect("plain numbers serialize"),
+            serde_json::to_value(self.storm).expect("plain numbers serialize"),
         );
         serde_json::Value::Object(object)
     }

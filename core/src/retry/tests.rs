@@ -227,7 +227,7 @@ fn timeouts_follow_on_timeout() {
         .build()
         .unwrap();
     let err = timer
-        .block_on(policy.run(|| futures::future::pending::<Result<(), ()>>()))
+        .block_on(policy.run(futures::future::pending::<Result<(), ()>>))
         .unwrap_err();
     assert_eq!((err.reason(), err.attempts()), (GaveUp::NotRetryable, 1));
     assert_eq!(timer.elapsed(), ms(50));
