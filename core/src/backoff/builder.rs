@@ -145,9 +145,11 @@ impl BackoffBuilder {
             max_retries: self.max_retries,
             jitter: self.jitter,
             seed: None,
-            rng: fastrand::Rng::new(),
             retries: 0,
-            prev: base,
+            cursor: super::Cursor {
+                rng: fastrand::Rng::new(),
+                prev: base,
+            },
         };
         if let Some(seed) = self.seed {
             backoff.reseed(seed);

@@ -91,11 +91,27 @@ pub struct Backoff {
     max_retries: Option<u32>,
     jitter: Jitter,
     seed: Option<u64>,
-    rng: fastrand::Rng,
     /// Delays yielded so far.
     retries: u32,
+    cursor: Cursor,
+}
+
+/// The random part of a backoff's position: its random state and previous delay. A retry loop
+/// keeps only this (and counts retries itself) and reads the rest from its policy's
+/// [`Backoff`], so its future stays small.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor {
+    rng: fastrand::Rng,
     /// The previous delay, for decorrelated jitter.
     prev: u64,
+}
+
+impl Cursor {
+    /// A cursor to overwrite before use (see [`Backoff::fork_cursor`]).
+    pub(crate) const PLACEHOLDER: Cursor = Cursor {
+        rng: fastrand::Rng::with_seed(0),
+        prev: 0,
+    };
 }
 
 impl Backoff {
@@ -150,14 +166,14 @@ impl Backoff {
     /// carries on, so jittered delays differ from the first run's.
     pub fn reset(&mut self) {
         self.retries = 0;
-        self.prev = self.base;
+        self.cursor.prev = self.base;
     }
 
     /// Replaces the random state with one seeded by `seed`, for reproducible runs. Two backoffs
     /// with the same configuration, position and seed yield the same delays.
     pub fn reseed(&mut self, seed: u64) {
         self.seed = Some(seed);
-        self.rng = fastrand::Rng::with_seed(seed);
+        self.cursor.rng = fastrand::Rng::with_seed(seed);
     }
 
     /// A fresh copy at the start of the sequence with its own random stream, for one run of a
@@ -165,12 +181,43 @@ impl Backoff {
     /// run `k` of a seeded policy is reproducible; an unseeded one draws a random seed.
     pub fn fork(&self, stream: u64) -> Backoff {
         let mut copy = self.clone();
-        copy.reset();
-        match self.seed {
-            Some(seed) => copy.reseed(mix(seed, stream)),
-            None => copy.rng = fastrand::Rng::with_seed(fastrand::u64(..)),
+        copy.retries = 0;
+        copy.cursor = self.fork_cursor(stream);
+        if let Some(seed) = self.seed {
+            copy.seed = Some(mix(seed, stream));
         }
         copy
+    }
+
+    /// The cursor of [`fork`](Backoff::fork)`(stream)`.
+    pub(crate) fn fork_cursor(&self, stream: u64) -> Cursor {
+        let seed = match self.seed {
+            Some(seed) => mix(seed, stream),
+            None => fastrand::u64(..),
+        };
+        Cursor {
+            rng: fastrand::Rng::with_seed(seed),
+            prev: self.base,
+        }
+    }
+
+    /// The delay of retry `n` (from 0) with random state `cursor`, which moves on; `None` past
+    /// `max_retries`.
+    pub(crate) fn next_at(&self, n: u32, cursor: &mut Cursor) -> Option<Duration> {
+        if self.max_retries.is_some_and(|max| n >= max) {
+            return None;
+        }
+        let t = self.raw(n);
+        let delay = jitter::apply(
+            self.jitter,
+            &mut cursor.rng,
+            t,
+            cursor.prev,
+            self.base,
+            self.cap,
+        );
+        cursor.prev = delay;
+        Some(Duration::from_nanos(delay))
     }
 
     /// The un-jittered delay of retry `n` (0-based), in nanoseconds, capped.
@@ -207,21 +254,11 @@ impl Iterator for Backoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        if self.max_retries.is_some_and(|max| self.retries >= max) {
-            return None;
-        }
-        let t = self.raw(self.retries);
-        let delay = jitter::apply(
-            self.jitter,
-            &mut self.rng,
-            t,
-            self.prev,
-            self.base,
-            self.cap,
-        );
-        self.prev = delay;
+        let mut cursor = self.cursor.clone();
+        let delay = self.next_at(self.retries, &mut cursor)?;
+        self.cursor = cursor;
         self.retries = self.retries.saturating_add(1);
-        Some(Duration::from_nanos(delay))
+        Some(delay)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

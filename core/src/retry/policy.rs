@@ -9,7 +9,8 @@ use super::error::AttemptError;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::{backoff::Backoff, ConfigError};
+use crate::backoff::{Backoff, Cursor};
+use crate::ConfigError;
 
 /// What to do after a failed attempt, as decided by a classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,13 +140,13 @@ impl RetryConfig {
         self.budget.as_ref()
     }
 
-    /// A fresh backoff for one call.
-    pub(super) fn fork_backoff(&self) -> Backoff {
+    /// A fresh backoff position for one call.
+    pub(super) fn fork_backoff(&self) -> Cursor {
         let stream = match self.backoff.seed() {
             Some(_) => self.runs.fetch_add(1, Ordering::Relaxed),
             None => 0,
         };
-        self.backoff.fork(stream)
+        self.backoff.fork_cursor(stream)
     }
 }
 
@@ -218,6 +219,18 @@ impl<T: Timer> Retry<T> {
             backoff: None,
             budget: None,
         }
+    }
+}
+
+impl<T, C, H> std::borrow::Borrow<RetryConfig> for Retry<T, C, H> {
+    fn borrow(&self) -> &RetryConfig {
+        &self.config
+    }
+}
+
+impl<T, C, H> std::borrow::Borrow<RetryConfig> for &Retry<T, C, H> {
+    fn borrow(&self) -> &RetryConfig {
+        &self.config
     }
 }
 

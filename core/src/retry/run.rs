@@ -4,14 +4,15 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use futures_core::TryFuture;
 use pin_project::pin_project;
 
-use super::error::{AttemptError, RetryError};
-use super::policy::{Classify, OnRetry, Retry, RetryConfig, RetryEvent};
+use super::error::{AttemptError, GaveUp, RetryError};
+use super::policy::{Classify, OnRetry, Retry, RetryEvent};
 use super::state::{Next, RetryState};
-use crate::time::Timer;
+use crate::time::{deadline_after, Timer};
 use crate::timeout::Elapsed;
 
 impl<T: Timer, C, H> Retry<T, C, H> {
@@ -67,13 +68,11 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         H: OnRetry<Fut::Error>,
     {
         RetryFuture {
-            policy: self,
             op,
-            state: RetryState::new(&self.config),
+            state: RetryState::new(self),
             attempt: None,
-            phase: Phase::Attempt { armed: false },
+            phase: Phase::Start,
             sleep: None,
-            last: None,
         }
     }
 }
@@ -121,12 +120,13 @@ where
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum Phase<E> {
+    /// Not polled yet.
+    Start,
     /// An attempt is in flight; `armed` once its time limit (if any) is set.
     Attempt { armed: bool },
-    /// Sleeping before the next attempt.
-    Backoff,
+    /// Sleeping before the next attempt, after this failure.
+    Backoff(AttemptError<E>),
     /// Finished.
     Done,
 }
@@ -138,19 +138,17 @@ enum Phase {
 /// granted by the budget but not yet made. An attempt that succeeds on the first try creates no
 /// sleep; the clock is read only when an attempt fails or must wait under a time limit, or once
 /// to deposit into a budget.
-#[pin_project]
+#[pin_project(project = RetryFutureProj)]
 #[must_use = "futures do nothing unless polled"]
 pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
-    policy: &'p Retry<T, C, H>,
     op: Op,
-    state: RetryState<&'p RetryConfig>,
+    /// The loop's state, holding the policy.
+    state: RetryState<&'p Retry<T, C, H>>,
     #[pin]
     attempt: Option<Fut>,
-    phase: Phase,
+    phase: Phase<Fut::Error>,
     /// The attempt's time limit, or the backoff sleep; reused from one to the next.
     sleep: Option<T::Sleep>,
-    /// The failure that the backoff sleep follows.
-    last: Option<AttemptError<Fut::Error>>,
 }
 
 impl<T, C, H, Op, Fut> Future for RetryFuture<'_, T, C, H, Op, Fut>
@@ -163,22 +161,61 @@ where
 {
     type Output = Result<Fut::Ok, RetryError<Fut::Error>>;
 
+    /// The first attempt is made and polled inline; a success returns at once. Everything else
+    /// (failures, waiting, sleeping) is in [`poll_slow`], out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let timer = &this.policy.timer;
-        loop {
-            match *this.phase {
-                Phase::Attempt { armed } => {
-                    if this.attempt.is_none() {
-                        let number = this.state.begin_first_attempt();
-                        this.attempt.set(Some((this.op)(number)));
+        let first = if let Phase::Start = this.phase {
+            let number = this.state.begin_first_attempt();
+            this.attempt.set(Some((this.op)(number)));
+            *this.phase = Phase::Attempt { armed: false };
+            let fut = this.attempt.as_mut().as_pin_mut().expect("attempt in flight");
+            match fut.try_poll(cx) {
+                Poll::Ready(Ok(value)) => {
+                    if this.state.needs_clock_on_success() {
+                        this.state.on_success(this.state.get_ref().timer.now());
                     }
-                    let fut = this
-                        .attempt
-                        .as_mut()
-                        .as_pin_mut()
-                        .expect("attempt in flight");
-                    let failure = match fut.try_poll(cx) {
+                    *this.phase = Phase::Done;
+                    return Poll::Ready(Ok(value));
+                }
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        poll_slow(this, cx, first)
+    }
+}
+
+/// Drives the loop after the first poll of the first attempt; `first` is that poll's result if
+/// it has not been handled yet.
+#[inline(never)]
+fn poll_slow<T, C, H, Op, Fut>(
+    mut this: RetryFutureProj<'_, '_, T, C, H, Op, Fut>,
+    cx: &mut Context<'_>,
+    mut first: Option<Poll<Result<Fut::Ok, Fut::Error>>>,
+) -> Poll<Result<Fut::Ok, RetryError<Fut::Error>>>
+where
+    T: Timer,
+    C: Classify<Fut::Error>,
+    H: OnRetry<Fut::Error>,
+    Op: FnMut(u32) -> Fut,
+    Fut: TryFuture,
+{
+    let policy: &Retry<T, C, H> = this.state.get_ref();
+    let timer = &policy.timer;
+    {
+        loop {
+            match this.phase {
+                Phase::Start => unreachable!("the first poll starts the first attempt"),
+                Phase::Attempt { armed } => {
+                    let fut = this.attempt.as_mut().as_pin_mut().expect("attempt in flight");
+                    let polled = match first.take() {
+                        Some(polled) => polled,
+                        None => fut.try_poll(cx),
+                    };
+                    let failure = match polled {
                         Poll::Ready(Ok(value)) => {
                             if this.state.needs_clock_on_success() {
                                 this.state.on_success(timer.now());
@@ -190,16 +227,9 @@ where
                         }
                         Poll::Ready(Err(error)) => AttemptError::Failed(error),
                         Poll::Pending => {
-                            if !armed {
-                                *this.phase = Phase::Attempt { armed: true };
-                                if let Some(limit) = this.state.attempt_deadline(timer.now()) {
-                                    match this.sleep {
-                                        Some(sleep) => timer.reset(sleep, limit),
-                                        None => *this.sleep = Some(timer.sleep_until(limit)),
-                                    }
-                                } else {
-                                    *this.sleep = None;
-                                }
+                            if !*armed {
+                                *armed = true;
+                                arm_attempt_limit(timer, this.state, this.sleep);
                             }
                             match this.sleep.as_mut().map(|sleep| Pin::new(sleep).poll(cx)) {
                                 Some(Poll::Ready(_)) => AttemptError::TimedOut(Elapsed::new()),
@@ -210,29 +240,25 @@ where
                     this.attempt.set(None);
                     let now = timer.now();
                     let decision = match &failure {
-                        AttemptError::Failed(error) => this.policy.classifier.classify(error),
+                        AttemptError::Failed(error) => policy.classifier.classify(error),
                         AttemptError::TimedOut(_) => this.state.config().on_timeout(),
                     };
                     match this.state.on_failure(now, decision) {
                         Next::Retry(delay) => {
-                            this.policy.hook.on_retry(&RetryEvent {
+                            policy.hook.on_retry(&RetryEvent {
                                 attempt: this.state.attempts(),
                                 error: &failure,
                                 delay,
                             });
-                            let wake_at = crate::time::deadline_after(now, delay);
-                            match this.sleep {
-                                Some(sleep) => timer.reset(sleep, wake_at),
-                                None => *this.sleep = Some(timer.sleep_until(wake_at)),
-                            }
-                            *this.last = Some(failure);
-                            *this.phase = Phase::Backoff;
+                            set_sleep(timer, this.sleep, deadline_after(now, delay));
+                            *this.phase = Phase::Backoff(failure);
                         }
                         Next::GiveUp(reason) => {
+                            // An attempt cut short by the deadline gave up because of it.
                             let reason = if failure.is_timeout()
                                 && this.state.deadline().is_some_and(|d| now >= d)
                             {
-                                super::GaveUp::DeadlineExceeded
+                                GaveUp::DeadlineExceeded
                             } else {
                                 reason
                             };
@@ -247,20 +273,21 @@ where
                         }
                     }
                 }
-                Phase::Backoff => {
+                Phase::Backoff(_) => {
                     let sleep = this.sleep.as_mut().expect("backoff sleep");
                     ready!(Pin::new(sleep).poll(cx));
                     let now = timer.now();
                     match this.state.begin_attempt(now) {
                         Ok(number) => {
-                            *this.last = None;
                             this.attempt.set(Some((this.op)(number)));
                             *this.phase = Phase::Attempt { armed: false };
                         }
                         Err(reason) => {
                             *this.sleep = None;
-                            *this.phase = Phase::Done;
-                            let last = this.last.take().expect("a failure precedes a backoff");
+                            let Phase::Backoff(last) = std::mem::replace(this.phase, Phase::Done)
+                            else {
+                                unreachable!("in the backoff phase")
+                            };
                             return Poll::Ready(Err(RetryError::new(
                                 reason,
                                 last,
@@ -276,11 +303,40 @@ where
     }
 }
 
+/// Sets the time limit of an attempt that has to wait, if it has one.
+#[inline(never)]
+fn arm_attempt_limit<T: Timer, C, H>(
+    timer: &T,
+    state: &mut RetryState<&Retry<T, C, H>>,
+    sleep: &mut Option<T::Sleep>,
+) {
+    match state.attempt_deadline(timer.now()) {
+        Some(limit) => set_sleep(timer, sleep, limit),
+        None => *sleep = None,
+    }
+}
+
+/// Points `sleep` at `deadline`, reusing its registration if there is one.
+fn set_sleep<T: Timer>(timer: &T, sleep: &mut Option<T::Sleep>, deadline: Instant) {
+    match sleep {
+        Some(sleep) => timer.reset(sleep, deadline),
+        None => *sleep = Some(timer.sleep_until(deadline)),
+    }
+}
+
 impl<T: Timer, C, H, Op, Fut: TryFuture> fmt::Debug for RetryFuture<'_, T, C, H, Op, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryFuture")
             .field("state", &self.state)
-            .field("phase", &self.phase)
+            .field(
+                "phase",
+                &match self.phase {
+                    Phase::Start => "start",
+                    Phase::Attempt { .. } => "attempt",
+                    Phase::Backoff(_) => "backoff",
+                    Phase::Done => "done",
+                },
+            )
             .finish_non_exhaustive()
     }
 }

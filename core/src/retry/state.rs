@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::error::GaveUp;
 use super::policy::{Decision, RetryConfig};
-use crate::backoff::Backoff;
+use crate::backoff::Cursor;
 use crate::time::deadline_after;
 
 /// What to do after a failed attempt.
@@ -75,11 +75,15 @@ pub enum Next {
 /// failure or success. An async loop can thus skip reading the clock until an attempt must wait.
 pub struct RetryState<R: Borrow<RetryConfig>> {
     config: R,
-    attempts: u32,
     started: Option<Instant>,
-    deadline: Option<Instant>,
-    backoff: Option<Backoff>,
-    withdrawn_at: Option<Instant>,
+    /// The backoff's random state, valid once `forked` (at the first failure).
+    cursor: Cursor,
+    /// When a retry granted by the budget but not yet made was withdrawn, in nanoseconds after
+    /// `started`; valid while `withdrawn`. (Kept small: this state lives in every retry future.)
+    withdrawn_after_start: u64,
+    attempts: u32,
+    forked: bool,
+    withdrawn: bool,
 }
 
 impl<R: Borrow<RetryConfig>> RetryState<R> {
@@ -88,17 +92,23 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     pub fn new(config: R) -> Self {
         RetryState {
             config,
-            attempts: 0,
             started: None,
-            deadline: None,
-            backoff: None,
-            withdrawn_at: None,
+            cursor: Cursor::PLACEHOLDER,
+            withdrawn_after_start: 0,
+            attempts: 0,
+            forked: false,
+            withdrawn: false,
         }
     }
 
     /// The settings this state follows.
     pub fn config(&self) -> &RetryConfig {
         self.config.borrow()
+    }
+
+    /// What the state was made from.
+    pub fn get_ref(&self) -> &R {
+        &self.config
     }
 
     /// Marks the start of the call at `now` if not yet started: the deadline is set and the
@@ -108,11 +118,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             return;
         }
         self.started = Some(now);
-        let config = self.config.borrow();
-        self.deadline = config
-            .max_elapsed
-            .map(|max_elapsed| deadline_after(now, max_elapsed));
-        if let Some(budget) = &config.budget {
+        if let Some(budget) = &self.config.borrow().budget {
             budget.deposit_at(now);
         }
     }
@@ -125,11 +131,11 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// [`GaveUp::DeadlineExceeded`] as above; a retry granted by the budget is then refunded.
     pub fn begin_attempt(&mut self, now: Instant) -> Result<u32, GaveUp> {
         self.start(now);
-        if self.deadline.is_some_and(|deadline| now >= deadline) {
+        if self.deadline().is_some_and(|deadline| now >= deadline) {
             self.refund();
             return Err(GaveUp::DeadlineExceeded);
         }
-        self.withdrawn_at = None;
+        self.withdrawn = false;
         Ok(self.next_attempt_number())
     }
 
@@ -154,7 +160,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             .borrow()
             .attempt_timeout
             .map(|limit| deadline_after(now, limit));
-        match (own, self.deadline) {
+        match (own, self.deadline()) {
             (Some(own), Some(deadline)) => Some(own.min(deadline)),
             (own, deadline) => own.or(deadline),
         }
@@ -184,12 +190,16 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         if self.attempts >= config.max_attempts {
             return Next::GiveUp(GaveUp::Exhausted);
         }
-        let backoff = self.backoff.get_or_insert_with(|| config.fork_backoff());
-        let Some(backoff_delay) = backoff.next() else {
+        if !self.forked {
+            self.cursor = config.fork_backoff();
+            self.forked = true;
+        }
+        let retry = self.attempts.saturating_sub(1);
+        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.cursor) else {
             return Next::GiveUp(GaveUp::Exhausted);
         };
         let delay = requested.unwrap_or(backoff_delay);
-        if let Some(deadline) = self.deadline {
+        if let Some(deadline) = self.deadline() {
             if deadline_after(now, delay) >= deadline {
                 return Next::GiveUp(GaveUp::DeadlineExceeded);
             }
@@ -198,7 +208,9 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             if !budget.try_withdraw_at(now) {
                 return Next::GiveUp(GaveUp::BudgetExhausted);
             }
-            self.withdrawn_at = Some(now);
+            let since_start = now.saturating_duration_since(self.started.unwrap_or(now));
+            self.withdrawn_after_start = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
+            self.withdrawn = true;
         }
         Next::Retry(delay)
     }
@@ -215,7 +227,8 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
 
     /// The call's deadline, once started, if `max_elapsed` is set.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        let max_elapsed = self.config.borrow().max_elapsed?;
+        Some(deadline_after(self.started?, max_elapsed))
     }
 
     /// Time since the call started (zero if it has not).
@@ -225,7 +238,11 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     }
 
     fn refund(&mut self) {
-        if let (Some(at), Some(budget)) = (self.withdrawn_at.take(), &self.config.borrow().budget) {
+        if !std::mem::take(&mut self.withdrawn) {
+            return;
+        }
+        if let (Some(started), Some(budget)) = (self.started, &self.config.borrow().budget) {
+            let at = deadline_after(started, Duration::from_nanos(self.withdrawn_after_start));
             budget.refund_at(at);
         }
     }
@@ -243,8 +260,8 @@ impl<R: Borrow<RetryConfig>> fmt::Debug for RetryState<R> {
         f.debug_struct("RetryState")
             .field("attempts", &self.attempts)
             .field("started", &self.started)
-            .field("deadline", &self.deadline)
-            .field("holds_budget_retry", &self.withdrawn_at.is_some())
+            .field("deadline", &self.deadline())
+            .field("holds_budget_retry", &self.withdrawn)
             .finish()
     }
 }
