@@ -24,9 +24,12 @@ use tailguard::backoff::{Backoff, Jitter};
 use tailguard::retry::{Retry, RetryBudget};
 use tower::retry::budget::{Budget as _, TpsBudget};
 
-/// Polls `fut` until ready (at most a few times: nothing here really waits).
-fn drive<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
+/// Polls `fut` until ready (at most a few times: nothing here really waits). The future is made
+/// by `make` inside, so it is built where it is polled, as an `.await` in an async fn builds it
+/// in the caller's state; [`drive_moved`] measures the move of a future built elsewhere.
+#[inline(always)]
+fn drive<F: Future>(make: impl FnOnce() -> F) -> F::Output {
+    let mut fut = pin!(make());
     let waker = noop_waker();
     let mut cx = Context::from_waker(&waker);
     for _ in 0..16 {
@@ -35,6 +38,12 @@ fn drive<F: Future>(fut: F) -> F::Output {
         }
     }
     panic!("the benchmarked future kept waiting");
+}
+
+/// Like [`drive`], but the future is built by the caller and moved in (a copy of its bytes).
+#[inline(never)]
+fn drive_moved<F: Future>(fut: F) -> F::Output {
+    drive(|| fut)
 }
 
 fn zero_delay_policy() -> Retry<tailguard::time::DefaultTimer> {
@@ -59,26 +68,27 @@ fn backon_zero_delay() -> ConstantBuilder {
 fn first_try_success(c: &mut Criterion) {
     let mut group = c.benchmark_group("retry/first_try_success");
     let policy = zero_delay_policy();
-    group.bench_function("tailguard", |b| {
-        b.iter(|| drive(policy.run(|| async { Ok::<u64, ()>(black_box(1)) })))
-    });
-    group.bench_function("backon", |b| {
-        b.iter(|| {
-            drive(
-                (|| async { Ok::<u64, ()>(black_box(1)) })
-                    .retry(backon_zero_delay())
-                    .sleep(|_: Duration| std::future::ready(())),
-            )
-        })
-    });
-    group.bench_function("tokio-retry2", |b| {
-        b.iter(|| {
-            drive(tokio_retry2::Retry::spawn(
-                tokio_retry2::strategy::FixedInterval::from_millis(0).take(2),
-                || async { Ok::<u64, tokio_retry2::RetryError<()>>(black_box(1)) },
-            ))
-        })
-    });
+    let tailguard = || policy.run(|| async { Ok::<u64, ()>(black_box(1)) });
+    let backon = || {
+        (|| async { Ok::<u64, ()>(black_box(1)) })
+            .retry(backon_zero_delay())
+            .sleep(|_: Duration| std::future::ready(()))
+    };
+    let tokio_retry2 = || {
+        tokio_retry2::Retry::spawn(
+            tokio_retry2::strategy::FixedInterval::from_millis(0).take(2),
+            || async { Ok::<u64, tokio_retry2::RetryError<()>>(black_box(1)) },
+        )
+    };
+    group.bench_function("tailguard", |b| b.iter(|| drive(tailguard)));
+    group.bench_function("backon", |b| b.iter(|| drive(backon)));
+    group.bench_function("tokio-retry2", |b| b.iter(|| drive(tokio_retry2)));
+    group.finish();
+
+    let mut group = c.benchmark_group("retry/first_try_success_moved");
+    group.bench_function("tailguard", |b| b.iter(|| drive_moved(tailguard())));
+    group.bench_function("backon", |b| b.iter(|| drive_moved(backon())));
+    group.bench_function("tokio-retry2", |b| b.iter(|| drive_moved(tokio_retry2())));
     group.finish();
 }
 
@@ -88,23 +98,25 @@ fn two_failures_then_success(c: &mut Criterion) {
     group.bench_function("tailguard", |b| {
         b.iter(|| {
             let calls = Cell::new(0u32);
-            drive(policy.run(|| {
-                calls.set(calls.get() + 1);
-                let n = calls.get();
-                async move {
-                    if n < 3 {
-                        Err(black_box(n))
-                    } else {
-                        Ok(n)
+            drive(|| {
+                policy.run(|| {
+                    calls.set(calls.get() + 1);
+                    let n = calls.get();
+                    async move {
+                        if n < 3 {
+                            Err(black_box(n))
+                        } else {
+                            Ok(n)
+                        }
                     }
-                }
-            }))
+                })
+            })
         })
     });
     group.bench_function("backon", |b| {
         b.iter(|| {
             let calls = Cell::new(0u32);
-            drive(
+            drive(|| {
                 (|| {
                     calls.set(calls.get() + 1);
                     let n = calls.get();
@@ -117,8 +129,8 @@ fn two_failures_then_success(c: &mut Criterion) {
                     }
                 })
                 .retry(backon_zero_delay())
-                .sleep(|_: Duration| std::future::ready(())),
-            )
+                .sleep(|_: Duration| std::future::ready(()))
+            })
         })
     });
     group.finish();

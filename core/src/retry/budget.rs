@@ -199,8 +199,20 @@ impl RetryBudget {
 
 impl Inner {
     fn slot_of(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos / u128::from(self.slot_nanos)).unwrap_or(u64::MAX)
+        let since = now.saturating_duration_since(self.origin);
+        // u64 nanoseconds cover 584 years; beyond that every instant is the last slot.
+        let nanos = since
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()));
+        // Most calls land in the newest slot: check that before dividing.
+        let current = self.current.load(SeqCst);
+        let current_start = current.saturating_mul(self.slot_nanos);
+        if nanos >= current_start && nanos - current_start < self.slot_nanos {
+            current
+        } else {
+            nanos / self.slot_nanos
+        }
     }
 
     /// Moves the window forward to `slot` if it is newer, and returns the ring index that holds

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::budget::RetryBudget;
 use super::error::AttemptError;
+use crate::backoff::{Backoff, Cursor};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::backoff::{Backoff, Cursor};
 use crate::ConfigError;
 
 /// What to do after a failed attempt, as decided by a classifier.

@@ -170,7 +170,11 @@ where
             let number = this.state.begin_first_attempt();
             this.attempt.set(Some((this.op)(number)));
             *this.phase = Phase::Attempt { armed: false };
-            let fut = this.attempt.as_mut().as_pin_mut().expect("attempt in flight");
+            let fut = this
+                .attempt
+                .as_mut()
+                .as_pin_mut()
+                .expect("attempt in flight");
             match fut.try_poll(cx) {
                 Poll::Ready(Ok(value)) => {
                     if this.state.needs_clock_on_success() {
@@ -210,7 +214,11 @@ where
             match this.phase {
                 Phase::Start => unreachable!("the first poll starts the first attempt"),
                 Phase::Attempt { armed } => {
-                    let fut = this.attempt.as_mut().as_pin_mut().expect("attempt in flight");
+                    let fut = this
+                        .attempt
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("attempt in flight");
                     let polled = match first.take() {
                         Some(polled) => polled,
                         None => fut.try_poll(cx),
@@ -250,8 +258,19 @@ where
                                 error: &failure,
                                 delay,
                             });
-                            set_sleep(timer, this.sleep, deadline_after(now, delay));
-                            *this.phase = Phase::Backoff(failure);
+                            if delay.is_zero() {
+                                // No time to wait: start the next attempt at once, without a
+                                // sleep or another look at the clock.
+                                let number = this
+                                    .state
+                                    .begin_attempt(now)
+                                    .expect("on_failure checked the deadline at `now`");
+                                this.attempt.set(Some((this.op)(number)));
+                                *this.phase = Phase::Attempt { armed: false };
+                            } else {
+                                set_sleep(timer, this.sleep, deadline_after(now, delay));
+                                *this.phase = Phase::Backoff(failure);
+                            }
                         }
                         Next::GiveUp(reason) => {
                             // An attempt cut short by the deadline gave up because of it.

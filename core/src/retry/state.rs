@@ -75,15 +75,33 @@ pub enum Next {
 /// failure or success. An async loop can thus skip reading the clock until an attempt must wait.
 pub struct RetryState<R: Borrow<RetryConfig>> {
     config: R,
+    progress: Progress,
+}
+
+/// Everything a call's loop tracks. Kept small, as it lives in every retry future, and built
+/// from one constant so that making a future is a block copy.
+#[derive(Debug)]
+struct Progress {
     started: Option<Instant>,
     /// The backoff's random state, valid once `forked` (at the first failure).
     cursor: Cursor,
     /// When a retry granted by the budget but not yet made was withdrawn, in nanoseconds after
-    /// `started`; valid while `withdrawn`. (Kept small: this state lives in every retry future.)
+    /// `started`; valid while `withdrawn`.
     withdrawn_after_start: u64,
     attempts: u32,
     forked: bool,
     withdrawn: bool,
+}
+
+impl Progress {
+    const INITIAL: Progress = Progress {
+        started: None,
+        cursor: Cursor::PLACEHOLDER,
+        withdrawn_after_start: 0,
+        attempts: 0,
+        forked: false,
+        withdrawn: false,
+    };
 }
 
 impl<R: Borrow<RetryConfig>> RetryState<R> {
@@ -92,12 +110,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     pub fn new(config: R) -> Self {
         RetryState {
             config,
-            started: None,
-            cursor: Cursor::PLACEHOLDER,
-            withdrawn_after_start: 0,
-            attempts: 0,
-            forked: false,
-            withdrawn: false,
+            progress: Progress::INITIAL,
         }
     }
 
@@ -114,10 +127,10 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// Marks the start of the call at `now` if not yet started: the deadline is set and the
     /// budget receives this call's deposit. Later calls do nothing.
     pub fn start(&mut self, now: Instant) {
-        if self.started.is_some() {
+        if self.progress.started.is_some() {
             return;
         }
-        self.started = Some(now);
+        self.progress.started = Some(now);
         if let Some(budget) = &self.config.borrow().budget {
             budget.deposit_at(now);
         }
@@ -135,20 +148,20 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             self.refund();
             return Err(GaveUp::DeadlineExceeded);
         }
-        self.withdrawn = false;
+        self.progress.withdrawn = false;
         Ok(self.next_attempt_number())
     }
 
     /// Starts the first attempt without reading the clock; the call starts at the first instant
     /// given later. Only valid before any attempt (the async loop uses it for the happy path).
     pub(super) fn begin_first_attempt(&mut self) -> u32 {
-        debug_assert_eq!(self.attempts, 0);
+        debug_assert_eq!(self.progress.attempts, 0);
         self.next_attempt_number()
     }
 
     fn next_attempt_number(&mut self) -> u32 {
-        self.attempts = self.attempts.saturating_add(1);
-        self.attempts
+        self.progress.attempts = self.progress.attempts.saturating_add(1);
+        self.progress.attempts
     }
 
     /// The instant the current attempt must finish by, starting it at `now`: `now` plus the
@@ -169,7 +182,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// Whether [`on_success`](RetryState::on_success) needs the time: only when the call has not
     /// started yet and a budget awaits its deposit.
     pub fn needs_clock_on_success(&self) -> bool {
-        self.started.is_none() && self.config.borrow().budget.is_some()
+        self.progress.started.is_none() && self.config.borrow().budget.is_some()
     }
 
     /// The current attempt succeeded at `now`: the call is over (deposits if it had not yet).
@@ -187,15 +200,15 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             Decision::Retry => None,
             Decision::RetryAfter(delay) => Some(delay.min(config.max_retry_after)),
         };
-        if self.attempts >= config.max_attempts {
+        if self.progress.attempts >= config.max_attempts {
             return Next::GiveUp(GaveUp::Exhausted);
         }
-        if !self.forked {
-            self.cursor = config.fork_backoff();
-            self.forked = true;
+        if !self.progress.forked {
+            self.progress.cursor = config.fork_backoff();
+            self.progress.forked = true;
         }
-        let retry = self.attempts.saturating_sub(1);
-        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.cursor) else {
+        let retry = self.progress.attempts.saturating_sub(1);
+        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.progress.cursor) else {
             return Next::GiveUp(GaveUp::Exhausted);
         };
         let delay = requested.unwrap_or(backoff_delay);
@@ -208,41 +221,47 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             if !budget.try_withdraw_at(now) {
                 return Next::GiveUp(GaveUp::BudgetExhausted);
             }
-            let since_start = now.saturating_duration_since(self.started.unwrap_or(now));
-            self.withdrawn_after_start = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
-            self.withdrawn = true;
+            let since_start = now.saturating_duration_since(self.progress.started.unwrap_or(now));
+            self.progress.withdrawn_after_start =
+                u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
+            self.progress.withdrawn = true;
         }
         Next::Retry(delay)
     }
 
     /// Attempts started so far.
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.progress.attempts
     }
 
     /// When the call started, if it has.
     pub fn started_at(&self) -> Option<Instant> {
-        self.started
+        self.progress.started
     }
 
     /// The call's deadline, once started, if `max_elapsed` is set.
     pub fn deadline(&self) -> Option<Instant> {
         let max_elapsed = self.config.borrow().max_elapsed?;
-        Some(deadline_after(self.started?, max_elapsed))
+        Some(deadline_after(self.progress.started?, max_elapsed))
     }
 
     /// Time since the call started (zero if it has not).
     pub fn elapsed(&self, now: Instant) -> Duration {
-        self.started
+        self.progress
+            .started
             .map_or(Duration::ZERO, |start| now.saturating_duration_since(start))
     }
 
     fn refund(&mut self) {
-        if !std::mem::take(&mut self.withdrawn) {
+        if !std::mem::take(&mut self.progress.withdrawn) {
             return;
         }
-        if let (Some(started), Some(budget)) = (self.started, &self.config.borrow().budget) {
-            let at = deadline_after(started, Duration::from_nanos(self.withdrawn_after_start));
+        if let (Some(started), Some(budget)) = (self.progress.started, &self.config.borrow().budget)
+        {
+            let at = deadline_after(
+                started,
+                Duration::from_nanos(self.progress.withdrawn_after_start),
+            );
             budget.refund_at(at);
         }
     }
@@ -258,10 +277,10 @@ impl<R: Borrow<RetryConfig>> Drop for RetryState<R> {
 impl<R: Borrow<RetryConfig>> fmt::Debug for RetryState<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryState")
-            .field("attempts", &self.attempts)
-            .field("started", &self.started)
+            .field("attempts", &self.progress.attempts)
+            .field("started", &self.progress.started)
             .field("deadline", &self.deadline())
-            .field("holds_budget_retry", &self.withdrawn)
+            .field("holds_budget_retry", &self.progress.withdrawn)
             .finish()
     }
 }
