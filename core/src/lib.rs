@@ -15,7 +15,8 @@
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
-//! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable delays; [`retry`]: the [`Retry`](retry::Retry) policy and the [`RetryBudget`](retry::RetryBudget) |
+//! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
+//! | [`retry`] | the [`Retry`](retry::Retry) policy, its sans-IO [`RetryState`](retry::RetryState), the [`RetryBudget`](retry::RetryBudget) |
 //!
 //! ## Every wait is bounded
 //!
