@@ -162,7 +162,7 @@ where
     type Output = Result<Fut::Ok, RetryError<Fut::Error>>;
 
     /// The first attempt is made and polled inline; a success returns at once. Everything else
-    /// (failures, waiting, sleeping) is in [`poll_slow`], out of line.
+    /// (failures, waiting, sleeping) is in `poll_slow`, out of line.
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
