@@ -15,6 +15,8 @@
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
+//! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
+//! | [`retry`] | the [`Retry`](retry::Retry) policy, its sans-IO [`RetryState`](retry::RetryState), the [`RetryBudget`](retry::RetryBudget) |
 //!
 //! ## Every wait is bounded
 //!
@@ -38,9 +40,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod backoff;
 mod error;
 pub mod io;
 pub mod shutdown;
+pub mod retry;
 pub mod time;
 pub mod timeout;
 

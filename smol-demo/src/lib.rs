@@ -4,5 +4,6 @@
 //! backends and experiments the binary runs.
 
 pub mod args;
+pub mod herd;
 pub mod rt;
 pub mod server;

@@ -29,6 +29,25 @@ enum Command {
     /// Exit status: 0 when every connection drained before the shutdown deadline, 1 when some
     /// had to be closed by force.
     Serve(ServeArgs),
+    /// The thundering herd: backoff and jitter strategies under contention, and the retry storm
+    /// with and without budgets, in virtual time.
+    Herd(HerdArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HerdArgs {
+    /// Clients contending for the resource.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    clients: u32,
+    /// Seed for every random choice: the same seed prints the same numbers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object keyed by strategy (`calls`, `completion_ms`) plus `storm`.
+    #[arg(long)]
+    json: bool,
+    /// Simulate in virtual time (the only mode for now; a live run over HTTP comes later).
+    #[arg(long, default_value_t = true)]
+    sim: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +105,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Herd(args)) => herd(&args),
         // Until the guided tour lands, no arguments means: serve with the defaults.
         None => match Cli::parse_from(["tailguard-demo", "serve"]).command {
             Some(Command::Serve(args)) => serve(args),
@@ -131,4 +151,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     })
+}
+
+fn herd(args: &HerdArgs) -> ExitCode {
+    let _ = args.sim;
+    let config = tailguard_demo::herd::HerdConfig::new(args.clients, args.seed);
+    let report = tailguard_demo::herd::run(&config);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table(&config));
+    }
+    ExitCode::SUCCESS
 }

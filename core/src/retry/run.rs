@@ -1,0 +1,361 @@
+//! Running an operation under a [`Retry`] policy: [`RetryFuture`] and [`Retryable`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use futures_core::TryFuture;
+use pin_project::pin_project;
+
+use super::error::{AttemptError, GaveUp, RetryError};
+use super::policy::{Classify, OnRetry, Retry, RetryEvent};
+use super::state::{Next, RetryState};
+use crate::time::{deadline_after, Timer};
+use crate::timeout::Elapsed;
+
+impl<T: Timer, C, H> Retry<T, C, H> {
+    /// Runs `op` until it succeeds or the policy gives up; `op` makes one attempt each time it is
+    /// called.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::time::Duration;
+    /// use tailguard::retry::Retry;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let policy = Retry::with_timer(timer.clone()).max_attempts(5).build()?;
+    /// let calls = Cell::new(0);
+    /// let flaky = || async {
+    ///     calls.set(calls.get() + 1);
+    ///     if calls.get() < 3 { Err("busy") } else { Ok(calls.get()) }
+    /// };
+    /// assert_eq!(timer.block_on(policy.run(flaky)), Ok(3));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn run<Op, Fut>(&self, mut op: Op) -> RetryFuture<'_, T, C, H, impl FnMut(u32) -> Fut, Fut>
+    where
+        Op: FnMut() -> Fut,
+        Fut: TryFuture,
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
+    {
+        self.run_with_attempt(move |_| op())
+    }
+
+    /// Like [`run`](Retry::run), but `op` receives the attempt number, counting from 1 (to log
+    /// it, or to send it as a header so the server can tell retries apart).
+    ///
+    /// ```
+    /// use tailguard::retry::Retry;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let policy = Retry::with_timer(timer.clone()).max_attempts(4).build()?;
+    /// let out = timer.block_on(policy.run_with_attempt(|attempt| async move {
+    ///     if attempt < 4 { Err(attempt) } else { Ok("fourth time lucky") }
+    /// }));
+    /// assert_eq!(out, Ok("fourth time lucky"));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn run_with_attempt<Op, Fut>(&self, op: Op) -> RetryFuture<'_, T, C, H, Op, Fut>
+    where
+        Op: FnMut(u32) -> Fut,
+        Fut: TryFuture,
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
+    {
+        RetryFuture {
+            op,
+            state: RetryState::new(self),
+            attempt: None,
+            phase: Phase::Start,
+            sleep: None,
+        }
+    }
+}
+
+/// Retries a closure that makes one attempt: `(|| fetch()).retry(&policy).await`.
+///
+/// ```
+/// use tailguard::retry::{Retry, Retryable};
+/// use tailguard::time::ManualTimer;
+///
+/// async fn fetch() -> Result<&'static str, std::io::Error> {
+///     Ok("200 OK")
+/// }
+///
+/// let timer = ManualTimer::new();
+/// let policy = Retry::with_timer(timer.clone()).build()?;
+/// assert_eq!(timer.block_on((|| fetch()).retry(&policy)).unwrap(), "200 OK");
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+pub trait Retryable<Fut: TryFuture>: FnMut() -> Fut + Sized {
+    /// Runs `self` under `policy`; see [`Retry::run`].
+    fn retry<T: Timer, C, H>(
+        self,
+        policy: &Retry<T, C, H>,
+    ) -> RetryFuture<'_, T, C, H, impl FnMut(u32) -> Fut, Fut>
+    where
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>;
+}
+
+impl<F, Fut> Retryable<Fut> for F
+where
+    F: FnMut() -> Fut,
+    Fut: TryFuture,
+{
+    fn retry<T: Timer, C, H>(
+        self,
+        policy: &Retry<T, C, H>,
+    ) -> RetryFuture<'_, T, C, H, impl FnMut(u32) -> Fut, Fut>
+    where
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
+    {
+        policy.run(self)
+    }
+}
+
+enum Phase<E> {
+    /// Not polled yet.
+    Start,
+    /// An attempt is in flight; `armed` once its time limit (if any) is set.
+    Attempt { armed: bool },
+    /// Sleeping before the next attempt, after this failure.
+    Backoff(AttemptError<E>),
+    /// Finished.
+    Done,
+}
+
+/// The future of [`Retry::run`]: resolves to the first success, or to a [`RetryError`].
+///
+/// It owns the attempt in flight and the sleep between attempts and nothing else: no allocation,
+/// no task. Dropping it drops the attempt (cancelling it) and the sleep, and refunds a retry
+/// granted by the budget but not yet made. An attempt that succeeds on the first try creates no
+/// sleep; the clock is read only when an attempt fails or must wait under a time limit, or once
+/// to deposit into a budget.
+#[pin_project(project = RetryFutureProj)]
+#[must_use = "futures do nothing unless polled"]
+pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
+    op: Op,
+    /// The loop's state, holding the policy.
+    state: RetryState<&'p Retry<T, C, H>>,
+    #[pin]
+    attempt: Option<Fut>,
+    phase: Phase<Fut::Error>,
+    /// The attempt's time limit, or the backoff sleep; reused from one to the next.
+    sleep: Option<T::Sleep>,
+}
+
+impl<T, C, H, Op, Fut> Future for RetryFuture<'_, T, C, H, Op, Fut>
+where
+    T: Timer,
+    C: Classify<Fut::Error>,
+    H: OnRetry<Fut::Error>,
+    Op: FnMut(u32) -> Fut,
+    Fut: TryFuture,
+{
+    type Output = Result<Fut::Ok, RetryError<Fut::Error>>;
+
+    /// The first attempt is made and polled inline; a success returns at once. Everything else
+    /// (failures, waiting, sleeping) is in `poll_slow`, out of line.
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let first = if let Phase::Start = this.phase {
+            let number = this.state.begin_first_attempt();
+            this.attempt.set(Some((this.op)(number)));
+            *this.phase = Phase::Attempt { armed: false };
+            let fut = this
+                .attempt
+                .as_mut()
+                .as_pin_mut()
+                .expect("attempt in flight");
+            match fut.try_poll(cx) {
+                Poll::Ready(Ok(value)) => {
+                    if this.state.needs_clock_on_success() {
+                        this.state.on_success(this.state.get_ref().timer.now());
+                    }
+                    *this.phase = Phase::Done;
+                    return Poll::Ready(Ok(value));
+                }
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        poll_slow(this, cx, first)
+    }
+}
+
+/// Drives the loop after the first poll of the first attempt; `first` is that poll's result if
+/// it has not been handled yet.
+#[inline(never)]
+fn poll_slow<T, C, H, Op, Fut>(
+    mut this: RetryFutureProj<'_, '_, T, C, H, Op, Fut>,
+    cx: &mut Context<'_>,
+    mut first: Option<Poll<Result<Fut::Ok, Fut::Error>>>,
+) -> Poll<Result<Fut::Ok, RetryError<Fut::Error>>>
+where
+    T: Timer,
+    C: Classify<Fut::Error>,
+    H: OnRetry<Fut::Error>,
+    Op: FnMut(u32) -> Fut,
+    Fut: TryFuture,
+{
+    let policy: &Retry<T, C, H> = this.state.get_ref();
+    let timer = &policy.timer;
+    {
+        loop {
+            match this.phase {
+                Phase::Start => unreachable!("the first poll starts the first attempt"),
+                Phase::Attempt { armed } => {
+                    let fut = this
+                        .attempt
+                        .as_mut()
+                        .as_pin_mut()
+                        .expect("attempt in flight");
+                    let polled = match first.take() {
+                        Some(polled) => polled,
+                        None => fut.try_poll(cx),
+                    };
+                    let failure = match polled {
+                        Poll::Ready(Ok(value)) => {
+                            if this.state.needs_clock_on_success() {
+                                this.state.on_success(timer.now());
+                            }
+                            this.attempt.set(None);
+                            *this.sleep = None;
+                            *this.phase = Phase::Done;
+                            return Poll::Ready(Ok(value));
+                        }
+                        Poll::Ready(Err(error)) => AttemptError::Failed(error),
+                        Poll::Pending => {
+                            if !*armed {
+                                *armed = true;
+                                arm_attempt_limit(timer, this.state, this.sleep);
+                            }
+                            match this.sleep.as_mut().map(|sleep| Pin::new(sleep).poll(cx)) {
+                                Some(Poll::Ready(_)) => AttemptError::TimedOut(Elapsed::new()),
+                                _ => return Poll::Pending,
+                            }
+                        }
+                    };
+                    this.attempt.set(None);
+                    let now = timer.now();
+                    let decision = match &failure {
+                        AttemptError::Failed(error) => policy.classifier.classify(error),
+                        AttemptError::TimedOut(_) => this.state.config().on_timeout(),
+                    };
+                    match this.state.on_failure(now, decision) {
+                        Next::Retry(delay) => {
+                            policy.hook.on_retry(&RetryEvent {
+                                attempt: this.state.attempts(),
+                                error: &failure,
+                                delay,
+                            });
+                            if delay.is_zero() {
+                                // No time to wait: start the next attempt at once, without a
+                                // sleep or another look at the clock.
+                                let number = this
+                                    .state
+                                    .begin_attempt(now)
+                                    .expect("on_failure checked the deadline at `now`");
+                                this.attempt.set(Some((this.op)(number)));
+                                *this.phase = Phase::Attempt { armed: false };
+                            } else {
+                                set_sleep(timer, this.sleep, deadline_after(now, delay));
+                                *this.phase = Phase::Backoff(failure);
+                            }
+                        }
+                        Next::GiveUp(reason) => {
+                            // An attempt cut short by the deadline gave up because of it.
+                            let reason = if failure.is_timeout()
+                                && this.state.deadline().is_some_and(|d| now >= d)
+                            {
+                                GaveUp::DeadlineExceeded
+                            } else {
+                                reason
+                            };
+                            *this.sleep = None;
+                            *this.phase = Phase::Done;
+                            return Poll::Ready(Err(RetryError::new(
+                                reason,
+                                failure,
+                                this.state.attempts(),
+                                this.state.elapsed(now),
+                            )));
+                        }
+                    }
+                }
+                Phase::Backoff(_) => {
+                    let sleep = this.sleep.as_mut().expect("backoff sleep");
+                    ready!(Pin::new(sleep).poll(cx));
+                    let now = timer.now();
+                    match this.state.begin_attempt(now) {
+                        Ok(number) => {
+                            this.attempt.set(Some((this.op)(number)));
+                            *this.phase = Phase::Attempt { armed: false };
+                        }
+                        Err(reason) => {
+                            *this.sleep = None;
+                            let Phase::Backoff(last) = std::mem::replace(this.phase, Phase::Done)
+                            else {
+                                unreachable!("in the backoff phase")
+                            };
+                            return Poll::Ready(Err(RetryError::new(
+                                reason,
+                                last,
+                                this.state.attempts(),
+                                this.state.elapsed(now),
+                            )));
+                        }
+                    }
+                }
+                Phase::Done => panic!("RetryFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Sets the time limit of an attempt that has to wait, if it has one.
+#[inline(never)]
+fn arm_attempt_limit<T: Timer, C, H>(
+    timer: &T,
+    state: &mut RetryState<&Retry<T, C, H>>,
+    sleep: &mut Option<T::Sleep>,
+) {
+    match state.attempt_deadline(timer.now()) {
+        Some(limit) => set_sleep(timer, sleep, limit),
+        None => *sleep = None,
+    }
+}
+
+/// Points `sleep` at `deadline`, reusing its registration if there is one.
+fn set_sleep<T: Timer>(timer: &T, sleep: &mut Option<T::Sleep>, deadline: Instant) {
+    match sleep {
+        Some(sleep) => timer.reset(sleep, deadline),
+        None => *sleep = Some(timer.sleep_until(deadline)),
+    }
+}
+
+impl<T: Timer, C, H, Op, Fut: TryFuture> fmt::Debug for RetryFuture<'_, T, C, H, Op, Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryFuture")
+            .field("state", &self.state)
+            .field(
+                "phase",
+                &match self.phase {
+                    Phase::Start => "start",
+                    Phase::Attempt { .. } => "attempt",
+                    Phase::Backoff(_) => "backoff",
+                    Phase::Done => "done",
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}

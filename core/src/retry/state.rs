@@ -1,0 +1,286 @@
+//! [`RetryState`]: the retry loop's decisions as a sans-IO state machine.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::error::GaveUp;
+use super::policy::{Decision, RetryConfig};
+use crate::backoff::Cursor;
+use crate::time::deadline_after;
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait this long, then make the next attempt.
+    Retry(Duration),
+    /// Stop: give up for this reason.
+    GiveUp(GaveUp),
+}
+
+/// The decisions of one call's retry loop, without I/O: you make the attempts and the sleeps,
+/// it tells you whether and when to retry.
+///
+/// [`Retry::run`](super::Retry::run) is this state machine plus a timer; the Python binding drives
+/// the same machine with its own clock. Every method that needs the time takes `now`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tailguard::backoff::{Backoff, Jitter};
+/// use tailguard::retry::{Decision, GaveUp, Next, Retry, RetryState};
+/// use tailguard::time::ManualTimer;
+///
+/// let policy = Retry::with_timer(ManualTimer::new())
+///     .max_attempts(3)
+///     .backoff(Backoff::exponential(Duration::from_millis(100)).jitter(Jitter::None).build()?)
+///     .build()?;
+/// let mut state = RetryState::new(policy.config());
+/// let mut now = Instant::now();
+/// let mut delays = Vec::new();
+/// loop {
+///     let attempt = state.begin_attempt(now).unwrap();
+///     // ... make attempt number `attempt`; suppose it fails with a transient error:
+///     match state.on_failure(now, Decision::Retry) {
+///         Next::Retry(delay) => {
+///             delays.push(delay);
+///             now += delay; // sleep
+///         }
+///         Next::GiveUp(reason) => {
+///             assert_eq!((reason, attempt), (GaveUp::Exhausted, 3));
+///             break;
+///         }
+///     }
+/// }
+/// assert_eq!(delays, [Duration::from_millis(100), Duration::from_millis(200)]);
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+///
+/// # The rules
+///
+/// - Give up with [`NotRetryable`](GaveUp::NotRetryable) on [`Decision::Stop`].
+/// - Give up with [`Exhausted`](GaveUp::Exhausted) after `max_attempts` attempts or when the
+///   backoff has no delay left.
+/// - The delay is the backoff's next one, or the server's [`Decision::RetryAfter`] capped by
+///   `max_retry_after` (the backoff still counts the retry).
+/// - Give up with [`DeadlineExceeded`](GaveUp::DeadlineExceeded) if the next attempt would
+///   start at or after the deadline: the loop never sleeps past it. An attempt's own time limit
+///   is capped by the deadline ([`attempt_deadline`](RetryState::attempt_deadline)), and
+///   [`begin_attempt`](RetryState::begin_attempt) refuses to start one at or after it.
+/// - Then, with a budget, give up with [`BudgetExhausted`](GaveUp::BudgetExhausted) if it refuses
+///   the retry. A granted retry that is never made (the state is dropped first, or the deadline
+///   passed during the sleep) is refunded.
+///
+/// The call starts, for the deadline and the budget's deposit, at the first instant the state is
+/// given: [`begin_attempt`](RetryState::begin_attempt), [`start`](RetryState::start), or the first
+/// failure or success. An async loop can thus skip reading the clock until an attempt must wait.
+pub struct RetryState<R: Borrow<RetryConfig>> {
+    config: R,
+    progress: Progress,
+}
+
+/// Everything a call's loop tracks. Kept small, as it lives in every retry future, and built
+/// from one constant so that making a future is a block copy.
+#[derive(Debug)]
+struct Progress {
+    started: Option<Instant>,
+    /// The backoff's random state, valid once `forked` (at the first failure).
+    cursor: Cursor,
+    /// When a retry granted by the budget but not yet made was withdrawn, in nanoseconds after
+    /// `started`; valid while `withdrawn`.
+    withdrawn_after_start: u64,
+    attempts: u32,
+    forked: bool,
+    withdrawn: bool,
+}
+
+impl Progress {
+    const INITIAL: Progress = Progress {
+        started: None,
+        cursor: Cursor::PLACEHOLDER,
+        withdrawn_after_start: 0,
+        attempts: 0,
+        forked: false,
+        withdrawn: false,
+    };
+}
+
+impl<R: Borrow<RetryConfig>> RetryState<R> {
+    /// A call about to make its first attempt; reads no clock. `config` is a
+    /// `&RetryConfig`, an `Arc<RetryConfig>` or anything else that borrows one.
+    pub fn new(config: R) -> Self {
+        RetryState {
+            config,
+            progress: Progress::INITIAL,
+        }
+    }
+
+    /// The settings this state follows.
+    pub fn config(&self) -> &RetryConfig {
+        self.config.borrow()
+    }
+
+    /// What the state was made from.
+    pub fn get_ref(&self) -> &R {
+        &self.config
+    }
+
+    /// Marks the start of the call at `now` if not yet started: the deadline is set and the
+    /// budget receives this call's deposit. Later calls do nothing.
+    pub fn start(&mut self, now: Instant) {
+        if self.progress.started.is_some() {
+            return;
+        }
+        self.progress.started = Some(now);
+        if let Some(budget) = &self.config.borrow().budget {
+            budget.deposit_at(now);
+        }
+    }
+
+    /// Starts the next attempt at `now` and returns its number (from 1), or gives up with
+    /// [`GaveUp::DeadlineExceeded`] if `now` is at or past the deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`GaveUp::DeadlineExceeded`] as above; a retry granted by the budget is then refunded.
+    pub fn begin_attempt(&mut self, now: Instant) -> Result<u32, GaveUp> {
+        self.start(now);
+        if self.deadline().is_some_and(|deadline| now >= deadline) {
+            self.refund();
+            return Err(GaveUp::DeadlineExceeded);
+        }
+        self.progress.withdrawn = false;
+        Ok(self.next_attempt_number())
+    }
+
+    /// Starts the first attempt without reading the clock; the call starts at the first instant
+    /// given later. Only valid before any attempt (the async loop uses it for the happy path).
+    pub(super) fn begin_first_attempt(&mut self) -> u32 {
+        debug_assert_eq!(self.progress.attempts, 0);
+        self.next_attempt_number()
+    }
+
+    fn next_attempt_number(&mut self) -> u32 {
+        self.progress.attempts = self.progress.attempts.saturating_add(1);
+        self.progress.attempts
+    }
+
+    /// The instant the current attempt must finish by, starting it at `now`: `now` plus the
+    /// per-attempt timeout, capped by the call's deadline; `None` if neither is set.
+    pub fn attempt_deadline(&mut self, now: Instant) -> Option<Instant> {
+        self.start(now);
+        let own = self
+            .config
+            .borrow()
+            .attempt_timeout
+            .map(|limit| deadline_after(now, limit));
+        match (own, self.deadline()) {
+            (Some(own), Some(deadline)) => Some(own.min(deadline)),
+            (own, deadline) => own.or(deadline),
+        }
+    }
+
+    /// Whether [`on_success`](RetryState::on_success) needs the time: only when the call has not
+    /// started yet and a budget awaits its deposit.
+    pub fn needs_clock_on_success(&self) -> bool {
+        self.progress.started.is_none() && self.config.borrow().budget.is_some()
+    }
+
+    /// The current attempt succeeded at `now`: the call is over (deposits if it had not yet).
+    pub fn on_success(&mut self, now: Instant) {
+        self.start(now);
+    }
+
+    /// The current attempt failed at `now`; `decision` is the classifier's verdict. Says whether
+    /// to retry and after which delay; see the rules on [`RetryState`].
+    pub fn on_failure(&mut self, now: Instant, decision: Decision) -> Next {
+        self.start(now);
+        let config = self.config.borrow();
+        let requested = match decision {
+            Decision::Stop => return Next::GiveUp(GaveUp::NotRetryable),
+            Decision::Retry => None,
+            Decision::RetryAfter(delay) => Some(delay.min(config.max_retry_after)),
+        };
+        if self.progress.attempts >= config.max_attempts {
+            return Next::GiveUp(GaveUp::Exhausted);
+        }
+        if !self.progress.forked {
+            self.progress.cursor = config.fork_backoff();
+            self.progress.forked = true;
+        }
+        let retry = self.progress.attempts.saturating_sub(1);
+        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.progress.cursor) else {
+            return Next::GiveUp(GaveUp::Exhausted);
+        };
+        let delay = requested.unwrap_or(backoff_delay);
+        if let Some(deadline) = self.deadline() {
+            if deadline_after(now, delay) >= deadline {
+                return Next::GiveUp(GaveUp::DeadlineExceeded);
+            }
+        }
+        if let Some(budget) = &config.budget {
+            if !budget.try_withdraw_at(now) {
+                return Next::GiveUp(GaveUp::BudgetExhausted);
+            }
+            let since_start = now.saturating_duration_since(self.progress.started.unwrap_or(now));
+            self.progress.withdrawn_after_start =
+                u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
+            self.progress.withdrawn = true;
+        }
+        Next::Retry(delay)
+    }
+
+    /// Attempts started so far.
+    pub fn attempts(&self) -> u32 {
+        self.progress.attempts
+    }
+
+    /// When the call started, if it has.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.progress.started
+    }
+
+    /// The call's deadline, once started, if `max_elapsed` is set.
+    pub fn deadline(&self) -> Option<Instant> {
+        let max_elapsed = self.config.borrow().max_elapsed?;
+        Some(deadline_after(self.progress.started?, max_elapsed))
+    }
+
+    /// Time since the call started (zero if it has not).
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        self.progress
+            .started
+            .map_or(Duration::ZERO, |start| now.saturating_duration_since(start))
+    }
+
+    fn refund(&mut self) {
+        if !std::mem::take(&mut self.progress.withdrawn) {
+            return;
+        }
+        if let (Some(started), Some(budget)) = (self.progress.started, &self.config.borrow().budget)
+        {
+            let at = deadline_after(
+                started,
+                Duration::from_nanos(self.progress.withdrawn_after_start),
+            );
+            budget.refund_at(at);
+        }
+    }
+}
+
+impl<R: Borrow<RetryConfig>> Drop for RetryState<R> {
+    /// Refunds a retry granted by the budget but never made.
+    fn drop(&mut self) {
+        self.refund();
+    }
+}
+
+impl<R: Borrow<RetryConfig>> fmt::Debug for RetryState<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryState")
+            .field("attempts", &self.progress.attempts)
+            .field("started", &self.progress.started)
+            .field("deadline", &self.deadline())
+            .field("holds_budget_retry", &self.progress.withdrawn)
+            .finish()
+    }
+}
