@@ -43,8 +43,8 @@
 pub mod backoff;
 mod error;
 pub mod io;
-pub mod shutdown;
 pub mod retry;
+pub mod shutdown;
 pub mod time;
 pub mod timeout;
 
