@@ -100,7 +100,7 @@ proptest! {
                 if let Some(end) = end {
                     prop_assert!(end - start <= limit);
                 }
-                if step.takes_ms.map_or(true, |t| Duration::from_millis(t) > limit) {
+                if step.takes_ms.is_none_or(|t| Duration::from_millis(t) > limit) {
                     prop_assert!(end.is_none(), "attempt {} outlived its timeout", n);
                 }
             }
