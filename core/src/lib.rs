@@ -15,6 +15,9 @@
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
+//! | [`latency`] | [`LatencyHistogram`](latency::LatencyHistogram), [`RollingHistogram`](latency::RollingHistogram) |
+//! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget |
+//! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //!
 //! ## Every wait is bounded
 //!
@@ -39,6 +42,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod error;
+pub mod latency;
 pub mod time;
 pub mod timeout;
 

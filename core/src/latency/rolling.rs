@@ -1,0 +1,269 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::histogram::{quantile_of_iter, saturating_nanos};
+use super::LatencyHistogram;
+use crate::ConfigError;
+
+/// The most slots a [`RollingHistogram`] may have: each costs about 30 KiB.
+pub const MAX_SLOTS: usize = 64;
+
+/// A latency histogram over a recent window of time: the last `window`, in `slots` slices.
+///
+/// A ring of [`LatencyHistogram`]s, one per slice of `window / slots`. A sample goes into the
+/// slice of the instant it is recorded at; when time moves into a new slice, the oldest one is
+/// cleared and reused. Reads cover the slices still in the window, so they answer for the last
+/// `window` minus at most one slice: between `window - window / slots` and `window` of history.
+///
+/// It is sans-IO: methods take `now` (from a [`Timer`](crate::time::Timer), or
+/// `Instant::now()`), so it runs the same on a real clock and in virtual time. Recording is
+/// lock-free and allocation-free, like [`LatencyHistogram::record`]. A sample that races with
+/// the recycling of its slice may be dropped; that is the price of never locking, and it can
+/// only happen at a slice boundary.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tailguard::latency::RollingHistogram;
+///
+/// let start = Instant::now();
+/// let recent = RollingHistogram::new(Duration::from_secs(10), 5, start)?;
+/// recent.record_at(start, Duration::from_millis(900)); // a slow spell...
+/// let later = start + Duration::from_secs(3);
+/// recent.record_at(later, Duration::from_millis(5));
+/// assert_eq!(recent.quantile_at(later, 1.0), Some(Duration::from_millis(900)));
+///
+/// // ...forgotten once it leaves the window.
+/// let much_later = start + Duration::from_secs(11);
+/// assert_eq!(recent.quantile_at(much_later, 1.0), Some(Duration::from_millis(5)));
+/// assert_eq!(recent.count_at(much_later), 1);
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+pub struct RollingHistogram {
+    origin: Instant,
+    slot_nanos: u64,
+    slots: Box<[Slot]>,
+    /// The newest slice any caller has moved to.
+    current_tick: AtomicU64,
+}
+
+struct Slot {
+    /// The slice this slot holds samples of.
+    tick: AtomicU64,
+    histogram: LatencyHistogram,
+}
+
+impl RollingHistogram {
+    /// A window of `window` split into `slots` slices, starting at `now`.
+    ///
+    /// `window` must be positive and `slots` in `1..=64` ([`MAX_SLOTS`]), with each slice at
+    /// least a microsecond long. More slots make the window slide more smoothly; each costs
+    /// about 30 KiB.
+    pub fn new(window: Duration, slots: usize, now: Instant) -> Result<Self, ConfigError> {
+        if !(1..=MAX_SLOTS).contains(&slots) {
+            return Err(ConfigError::new(
+                "slots",
+                format!("must be in 1..={MAX_SLOTS}, got {slots}"),
+            ));
+        }
+        let slot = window / slots as u32;
+        if slot < Duration::from_micros(1) || window.as_nanos() > u128::from(u64::MAX) {
+            return Err(ConfigError::new(
+                "window",
+                format!(
+                    "must give each of the {slots} slots at least 1µs and be under 584 years, \
+                     got {window:?}"
+                ),
+            ));
+        }
+        Ok(RollingHistogram {
+            origin: now,
+            slot_nanos: saturating_nanos(slot),
+            slots: (0..slots)
+                .map(|_| Slot {
+                    tick: AtomicU64::new(0),
+                    histogram: LatencyHistogram::new(),
+                })
+                .collect(),
+            current_tick: AtomicU64::new(0),
+        })
+    }
+
+    /// The length of the window: slot length times the number of slots.
+    pub fn window(&self) -> Duration {
+        Duration::from_nanos(self.slot_nanos) * self.slots.len() as u32
+    }
+
+    /// Records `latency` as observed at `now`. Lock-free; never allocates.
+    ///
+    /// An instant older than the newest slice seen so far counts as that newest slice.
+    #[inline]
+    pub fn record_at(&self, now: Instant, latency: Duration) {
+        let tick = self.advance_to(now);
+        self.slots[self.slot_of(tick)]
+            .histogram
+            .record_nanos(saturating_nanos(latency));
+    }
+
+    /// Records `latency` into the newest slice seen so far, without reading any clock.
+    ///
+    /// For callers that know a latency but not the time (a call that completed at once, say);
+    /// the next `record_at` or `quantile_at` moves the window on as usual.
+    #[inline]
+    pub fn record(&self, latency: Duration) {
+        let tick = self.current_tick.load(Relaxed);
+        self.slots[self.slot_of(tick)]
+            .histogram
+            .record_nanos(saturating_nanos(latency));
+    }
+
+    /// The `p`-quantile of the samples in the window ending at `now`, within
+    /// [`MAX_RELATIVE_ERROR`](super::MAX_RELATIVE_ERROR). `None` when the window is empty or `p`
+    /// is outside `[0, 1]`.
+    pub fn quantile_at(&self, now: Instant, p: f64) -> Option<Duration> {
+        let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
+        quantile_of_iter(p, self.live(tick))
+    }
+
+    /// How many samples the window ending at `now` holds.
+    pub fn count_at(&self, now: Instant) -> u64 {
+        let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
+        self.live(tick).map(LatencyHistogram::count).sum()
+    }
+
+    /// Forgets every sample.
+    pub fn reset(&self) {
+        for slot in self.slots.iter() {
+            slot.histogram.reset();
+        }
+    }
+
+    /// The histograms of the slices inside the window that ends in slice `tick`.
+    fn live(&self, tick: u64) -> impl Iterator<Item = &LatencyHistogram> + Clone {
+        let len = self.slots.len() as u64;
+        self.slots.iter().filter_map(move |slot| {
+            let t = slot.tick.load(Relaxed);
+            (t <= tick && t + len > tick).then_some(&slot.histogram)
+        })
+    }
+
+    fn tick_of(&self, now: Instant) -> u64 {
+        let nanos = saturating_nanos(now.saturating_duration_since(self.origin));
+        nanos / self.slot_nanos
+    }
+
+    fn slot_of(&self, tick: u64) -> usize {
+        (tick % self.slots.len() as u64) as usize
+    }
+
+    /// Moves the window to the slice of `now` (never backwards), recycling the slot it lands in
+    /// if that slot still holds an older slice. Returns the slice to record into.
+    fn advance_to(&self, now: Instant) -> u64 {
+        let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
+        let slot = &self.slots[self.slot_of(tick)];
+        let held = slot.tick.load(Relaxed);
+        if held < tick
+            && slot
+                .tick
+                .compare_exchange(held, tick, Relaxed, Relaxed)
+                .is_ok()
+        {
+            // We won the right to recycle this slot.
+            slot.histogram.reset();
+        }
+        self.current_tick.fetch_max(tick, Relaxed);
+        tick
+    }
+}
+
+impl fmt::Debug for RollingHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RollingHistogram")
+            .field("window", &self.window())
+            .field("slots", &self.slots.len())
+            .field("current_tick", &self.current_tick.load(Relaxed))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn validates_its_configuration() {
+        let now = Instant::now();
+        assert_eq!(
+            RollingHistogram::new(ms(1000), 0, now).unwrap_err().field(),
+            "slots"
+        );
+        assert_eq!(
+            RollingHistogram::new(ms(1000), 65, now)
+                .unwrap_err()
+                .field(),
+            "slots"
+        );
+        let err = RollingHistogram::new(Duration::ZERO, 4, now).unwrap_err();
+        assert_eq!(err.field(), "window");
+        assert!(err.to_string().contains("at least 1µs"), "{err}");
+        assert!(RollingHistogram::new(Duration::MAX, 4, now).is_err());
+        assert!(RollingHistogram::new(ms(1000), 64, now).is_ok());
+    }
+
+    #[test]
+    fn old_slices_leave_the_window() {
+        let t0 = Instant::now();
+        let h = RollingHistogram::new(ms(400), 4, t0).unwrap(); // 100 ms slices
+        for (at, latency) in [(0, 10), (100, 20), (200, 30), (300, 40)] {
+            h.record_at(t0 + ms(at), ms(latency));
+        }
+        assert_eq!(h.count_at(t0 + ms(399)), 4);
+        assert_eq!(h.quantile_at(t0 + ms(399), 0.0), Some(ms(10)));
+        // At 400 ms the first slice (0..100) is out; nothing was recycled yet, reads filter.
+        assert_eq!(h.count_at(t0 + ms(400)), 3);
+        assert_eq!(h.quantile_at(t0 + ms(400), 0.0), Some(ms(20)));
+        // Recording at 450 ms recycles slot 0 for the new slice.
+        h.record_at(t0 + ms(450), ms(50));
+        assert_eq!(h.count_at(t0 + ms(450)), 4);
+        assert_eq!(h.quantile_at(t0 + ms(450), 1.0), Some(ms(50)));
+        // Long silence: everything ages out.
+        assert_eq!(h.count_at(t0 + ms(10_000)), 0);
+        assert_eq!(h.quantile_at(t0 + ms(10_000), 0.5), None);
+    }
+
+    #[test]
+    fn record_without_a_clock_goes_to_the_newest_slice() {
+        let t0 = Instant::now();
+        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        h.record_at(t0 + ms(250), ms(1));
+        h.record(ms(2));
+        assert_eq!(h.count_at(t0 + ms(250)), 2);
+        // Both are in the 200..300 slice: they leave the window together.
+        assert_eq!(h.count_at(t0 + ms(599)), 2);
+        assert_eq!(h.count_at(t0 + ms(600)), 0);
+    }
+
+    #[test]
+    fn late_instants_count_in_the_newest_slice() {
+        let t0 = Instant::now();
+        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        h.record_at(t0 + ms(350), ms(1));
+        h.record_at(t0 + ms(50), ms(2)); // an instant from before the newest slice
+        assert_eq!(h.count_at(t0 + ms(350)), 2);
+        assert_eq!(h.count_at(t0 + ms(700)), 0);
+    }
+
+    #[test]
+    fn reset_forgets_everything() {
+        let t0 = Instant::now();
+        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        h.record_at(t0, ms(3));
+        h.reset();
+        assert_eq!(h.count_at(t0), 0);
+        assert_eq!(h.window(), ms(400));
+    }
+}
