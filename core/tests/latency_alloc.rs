@@ -65,7 +65,7 @@ fn histogram_record_read_merge_reset_do_not_allocate() {
 #[test]
 fn rolling_record_and_read_do_not_allocate() {
     let t0 = Instant::now();
-    let rolling = RollingHistogram::new(Duration::from_secs(1), 10, t0).unwrap();
+    let rolling = RollingHistogram::new(Duration::from_secs(1), 10).unwrap();
     let n = allocations_during(|| {
         for i in 0..5_000u64 {
             let now = t0 + Duration::from_millis(i);

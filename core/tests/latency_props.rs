@@ -85,8 +85,9 @@ proptest! {
         let slot_ms = 100;
         let slots = 10u64;
         let rolling =
-            RollingHistogram::new(Duration::from_millis(slot_ms * slots), slots as usize, t0)
+            RollingHistogram::new(Duration::from_millis(slot_ms * slots), slots as usize)
                 .unwrap();
+        prop_assert_eq!(rolling.count_at(t0), 0); // slices count from t0
         for &(at, micros) in &events {
             rolling.record_at(t0 + Duration::from_millis(at), Duration::from_micros(micros));
         }

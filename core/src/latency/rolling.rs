@@ -1,5 +1,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::histogram::{quantile_of_iter, saturating_nanos};
@@ -17,7 +18,8 @@ pub const MAX_SLOTS: usize = 64;
 /// `window` minus at most one slice: between `window - window / slots` and `window` of history.
 ///
 /// It is sans-IO: methods take `now` (from a [`Timer`](crate::time::Timer), or
-/// `Instant::now()`), so it runs the same on a real clock and in virtual time. Recording is
+/// `Instant::now()`), so it runs the same on a real clock and in virtual time. Slices are counted
+/// from the first instant it is given; earlier instants count as that first one. Recording is
 /// lock-free and allocation-free, like [`LatencyHistogram::record`]. A sample that races with
 /// the recycling of its slice may be dropped; that is the price of never locking, and it can
 /// only happen at a slice boundary.
@@ -26,8 +28,8 @@ pub const MAX_SLOTS: usize = 64;
 /// use std::time::{Duration, Instant};
 /// use tailguard::latency::RollingHistogram;
 ///
+/// let recent = RollingHistogram::new(Duration::from_secs(10), 5)?;
 /// let start = Instant::now();
-/// let recent = RollingHistogram::new(Duration::from_secs(10), 5, start)?;
 /// recent.record_at(start, Duration::from_millis(900)); // a slow spell...
 /// let later = start + Duration::from_secs(3);
 /// recent.record_at(later, Duration::from_millis(5));
@@ -40,7 +42,8 @@ pub const MAX_SLOTS: usize = 64;
 /// # Ok::<(), tailguard::ConfigError>(())
 /// ```
 pub struct RollingHistogram {
-    origin: Instant,
+    /// The first instant seen: slice 0 starts there.
+    origin: OnceLock<Instant>,
     slot_nanos: u64,
     slots: Box<[Slot]>,
     /// The newest slice any caller has moved to.
@@ -54,12 +57,12 @@ struct Slot {
 }
 
 impl RollingHistogram {
-    /// A window of `window` split into `slots` slices, starting at `now`.
+    /// A window of `window` split into `slots` slices.
     ///
     /// `window` must be positive and `slots` in `1..=64` ([`MAX_SLOTS`]), with each slice at
     /// least a microsecond long. More slots make the window slide more smoothly; each costs
     /// about 30 KiB.
-    pub fn new(window: Duration, slots: usize, now: Instant) -> Result<Self, ConfigError> {
+    pub fn new(window: Duration, slots: usize) -> Result<Self, ConfigError> {
         if !(1..=MAX_SLOTS).contains(&slots) {
             return Err(ConfigError::new(
                 "slots",
@@ -77,7 +80,7 @@ impl RollingHistogram {
             ));
         }
         Ok(RollingHistogram {
-            origin: now,
+            origin: OnceLock::new(),
             slot_nanos: saturating_nanos(slot),
             slots: (0..slots)
                 .map(|_| Slot {
@@ -125,6 +128,12 @@ impl RollingHistogram {
         quantile_of_iter(p, self.live(tick))
     }
 
+    /// The index of the slice `now` falls in (never behind the newest slice seen), counted from
+    /// the first instant this histogram was given.
+    pub(crate) fn slice_at(&self, now: Instant) -> u64 {
+        self.tick_of(now).max(self.current_tick.load(Relaxed))
+    }
+
     /// How many samples the window ending at `now` holds.
     pub fn count_at(&self, now: Instant) -> u64 {
         let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
@@ -148,7 +157,8 @@ impl RollingHistogram {
     }
 
     fn tick_of(&self, now: Instant) -> u64 {
-        let nanos = saturating_nanos(now.saturating_duration_since(self.origin));
+        let origin = *self.origin.get_or_init(|| now);
+        let nanos = saturating_nanos(now.saturating_duration_since(origin));
         nanos / self.slot_nanos
     }
 
@@ -196,28 +206,25 @@ mod tests {
 
     #[test]
     fn validates_its_configuration() {
-        let now = Instant::now();
         assert_eq!(
-            RollingHistogram::new(ms(1000), 0, now).unwrap_err().field(),
+            RollingHistogram::new(ms(1000), 0).unwrap_err().field(),
             "slots"
         );
         assert_eq!(
-            RollingHistogram::new(ms(1000), 65, now)
-                .unwrap_err()
-                .field(),
+            RollingHistogram::new(ms(1000), 65).unwrap_err().field(),
             "slots"
         );
-        let err = RollingHistogram::new(Duration::ZERO, 4, now).unwrap_err();
+        let err = RollingHistogram::new(Duration::ZERO, 4).unwrap_err();
         assert_eq!(err.field(), "window");
         assert!(err.to_string().contains("at least 1µs"), "{err}");
-        assert!(RollingHistogram::new(Duration::MAX, 4, now).is_err());
-        assert!(RollingHistogram::new(ms(1000), 64, now).is_ok());
+        assert!(RollingHistogram::new(Duration::MAX, 4).is_err());
+        assert!(RollingHistogram::new(ms(1000), 64).is_ok());
     }
 
     #[test]
     fn old_slices_leave_the_window() {
         let t0 = Instant::now();
-        let h = RollingHistogram::new(ms(400), 4, t0).unwrap(); // 100 ms slices
+        let h = RollingHistogram::new(ms(400), 4).unwrap(); // 100 ms slices
         for (at, latency) in [(0, 10), (100, 20), (200, 30), (300, 40)] {
             h.record_at(t0 + ms(at), ms(latency));
         }
@@ -238,7 +245,8 @@ mod tests {
     #[test]
     fn record_without_a_clock_goes_to_the_newest_slice() {
         let t0 = Instant::now();
-        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        let h = RollingHistogram::new(ms(400), 4).unwrap();
+        assert_eq!(h.count_at(t0), 0); // slices count from t0
         h.record_at(t0 + ms(250), ms(1));
         h.record(ms(2));
         assert_eq!(h.count_at(t0 + ms(250)), 2);
@@ -250,7 +258,8 @@ mod tests {
     #[test]
     fn late_instants_count_in_the_newest_slice() {
         let t0 = Instant::now();
-        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        let h = RollingHistogram::new(ms(400), 4).unwrap();
+        assert_eq!(h.count_at(t0), 0); // slices count from t0
         h.record_at(t0 + ms(350), ms(1));
         h.record_at(t0 + ms(50), ms(2)); // an instant from before the newest slice
         assert_eq!(h.count_at(t0 + ms(350)), 2);
@@ -260,7 +269,7 @@ mod tests {
     #[test]
     fn reset_forgets_everything() {
         let t0 = Instant::now();
-        let h = RollingHistogram::new(ms(400), 4, t0).unwrap();
+        let h = RollingHistogram::new(ms(400), 4).unwrap();
         h.record_at(t0, ms(3));
         h.reset();
         assert_eq!(h.count_at(t0), 0);
