@@ -42,6 +42,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod error;
+pub mod fanout;
 pub mod hedge;
 pub mod latency;
 pub mod time;
