@@ -2,3 +2,5 @@
 //!
 //! Everything here is a library too, so the end-to-end tests in `tests/` drive the same server,
 //! backends and experiments the binary runs.
+
+pub mod tail_at_scale;

@@ -14,11 +14,27 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging (see --help).
+    TailAtScale(tailguard_demo::tail_at_scale::TailAtScaleArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => ExitCode::SUCCESS,
+        Some(Command::TailAtScale(args)) => match tailguard_demo::tail_at_scale::run(&args) {
+            Ok(report) => {
+                print!("{report}");
+                if !report.ends_with('\n') {
+                    println!();
+                }
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("tail-at-scale: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -89,8 +89,11 @@ impl Hedge {
     }
 
     /// The hedge delay a call going slow at `now` would use: the fixed delay, or the clamped
-    /// percentile of recent primary latency. `None` when adaptive and the window holds fewer
-    /// than `min_samples` samples: such a call hedges only after a failure, not on time.
+    /// percentile of recent primary latency (recomputed once per slice of the window).
+    ///
+    /// When the window holds fewer than `min_samples` samples, an adaptive policy keeps the
+    /// last delay it computed from enough samples (after a quiet spell, say); before it has
+    /// ever had enough it returns `None`, and calls then hedge only after a failure, not on time.
     pub fn delay_at(&self, now: Instant) -> Option<Duration> {
         match &self.inner.delay {
             Delay::Fixed(delay) => Some(*delay),
@@ -125,13 +128,16 @@ impl Hedge {
 
 impl Adaptive {
     fn delay_at(&self, now: Instant) -> Option<Duration> {
-        let count = self.latency.count_at(now);
-        if count < self.min_samples {
-            return None;
-        }
         let slice = self.latency.slice_at(now) + 1;
-        if self.cached_slice.load(Relaxed) == slice {
+        let cached_slice = self.cached_slice.load(Relaxed);
+        if cached_slice == slice {
             return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+        }
+        if self.latency.count_at(now) < self.min_samples {
+            // Too few recent samples: at start-up there is no delay yet; after a quiet spell,
+            // the last delay learnt from enough samples is the best guess there is.
+            return (cached_slice != 0)
+                .then(|| Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
         }
         let quantile = self.latency.quantile_at(now, self.percentile)?;
         let delay = quantile.clamp(self.floor, self.ceiling);
@@ -214,8 +220,9 @@ impl HedgeBuilder {
         self
     }
 
-    /// Adaptive only: do not hedge on time until the window holds `n` samples (at least 1;
-    /// default 100). Too few samples make a percentile meaningless.
+    /// Adaptive only: compute the delay only from a window of at least `n` samples (at least
+    /// 1; default 100); too few make a percentile meaningless. Until the window first holds
+    /// that many, calls do not hedge on time; later, a thinner window keeps the last delay.
     pub fn min_samples(mut self, n: u64) -> Self {
         self.min_samples = Some(n);
         self

@@ -341,6 +341,24 @@ fn adaptive_waits_for_enough_samples_then_hedges_at_the_percentile() {
 }
 
 #[test]
+fn adaptive_keeps_its_last_delay_through_a_quiet_spell() {
+    let timer = ManualTimer::new();
+    let hedge = adaptive(10, 1, 1000);
+    for _ in 0..10 {
+        call(&timer, &hedge, 20);
+    }
+    let learnt = hedge.delay_at(timer.now()).unwrap();
+    assert!(learnt.abs_diff(ms(20)) <= ms(20) / 128, "{learnt:?}");
+    // A minute of silence empties the 10 s window; the delay learnt before is kept.
+    timer.advance(Duration::from_secs(60));
+    assert_eq!(hedge.latency().unwrap().count_at(timer.now()), 0);
+    assert_eq!(hedge.delay_at(timer.now()), Some(learnt));
+    let before = timer.elapsed();
+    assert_eq!(call(&timer, &hedge, 500), 1, "a slow call is still hedged");
+    assert_eq!(timer.elapsed() - before, learnt + ms(1));
+}
+
+#[test]
 fn adaptive_delay_is_clamped_to_floor_and_ceiling() {
     let timer = ManualTimer::new();
     let low = adaptive(5, 50, 100);
