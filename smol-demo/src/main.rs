@@ -15,7 +15,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging (see --help).
+    /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging.
+    #[command(
+        about = tailguard_demo::tail_at_scale::ABOUT,
+        long_about = tailguard_demo::tail_at_scale::LONG_ABOUT
+    )]
     TailAtScale(tailguard_demo::tail_at_scale::TailAtScaleArgs),
 }
 

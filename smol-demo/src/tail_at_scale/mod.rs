@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use self::sim::{ModeReport, SimConfig};
 
-/// Command-line arguments of `tail-at-scale`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    about = "The Tail at Scale experiment: 1,000-key reads over 100 replicas that stall, \
-             unhedged vs fixed-delay vs adaptive hedging",
-    long_about = "The Tail at Scale experiment (Dean & Barroso, 2013), as a deterministic \
+/// One line of help for `tail-at-scale`.
+pub const ABOUT: &str =
+    "The Tail at Scale experiment: 1,000-key reads over 100 replicas that stall, \
+             unhedged vs fixed-delay vs adaptive hedging";
+
+/// The full `tail-at-scale --help`: the model, stated.
+pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013), as a deterministic \
 virtual-time simulation running tailguard's own scatter-gather and hedging code.
 
 Model: 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). Each replica stalls like a \
@@ -28,8 +29,11 @@ n-th copy on another replica. Every mode sees the same stalls and service times.
 Modes: none (no hedging); fixed (hedge each read after 10 ms, no budget, as in the paper); \
 adaptive (hedge at the p99 of recent primary latency, within a 2% budget of extra reads).
 
-Prints p50 / p99 / p99.9 of whole-request latency and the extra reads per mode."
-)]
+Prints p50 / p99 / p99.9 of whole-request latency and the extra reads per mode.";
+
+/// Command-line arguments of `tail-at-scale`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(about = ABOUT, long_about = LONG_ABOUT)]
 pub struct TailAtScaleArgs {
     /// Run the virtual-time simulation (the only variant so far).
     #[arg(long)]

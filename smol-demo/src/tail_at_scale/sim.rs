@@ -192,7 +192,7 @@ impl Mode {
                 .build(),
             Mode::Adaptive => Hedge::builder()
                 .adaptive_delay(config.adaptive_percentile)
-                .min_samples(1000)
+                .min_samples(config.keys_per_request.max(100) as u64)
                 .delay_floor(Duration::from_micros(100))
                 .delay_ceiling(Duration::from_secs(1))
                 .window(Duration::from_secs(10), 10)
