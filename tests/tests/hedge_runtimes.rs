@@ -105,10 +105,10 @@ fn on_every_executor<T: Timer>(timer: T) {
 
 #[test]
 fn hedging_and_fanout_on_the_async_io_timer() {
-    on_every_executor(AsyncIoTimer::default());
+    on_every_executor(AsyncIoTimer);
 }
 
 #[test]
 fn hedging_and_fanout_on_the_futures_timer() {
-    on_every_executor(FuturesTimer::default());
+    on_every_executor(FuturesTimer);
 }

@@ -397,7 +397,14 @@ fn a_dropped_call_records_its_primary_as_a_lower_bound() {
     let timer = ManualTimer::new();
     let hedge = adaptive(1000, 1, 1000);
     {
-        let mut run = pin!(hedge.run_with(timer.clone(), |_| timer.sleep(ms(500)).then_ok::<()>()));
+        let slow = |_| {
+            let sleep = timer.sleep(ms(500));
+            async move {
+                sleep.await;
+                Ok::<(), ()>(())
+            }
+        };
+        let mut run = pin!(hedge.run_with(timer.clone(), slow));
         let waker = noop_waker();
         assert!(run
             .as_mut()
@@ -408,15 +415,6 @@ fn a_dropped_call_records_its_primary_as_a_lower_bound() {
     let latency = hedge.latency().unwrap();
     assert_eq!(latency.quantile_at(timer.now(), 1.0), Some(ms(40)));
 }
-
-/// `fut.then_ok()`: a future of `()` as a `Result<(), E>`.
-trait ThenOk: std::future::Future<Output = ()> + Sized {
-    fn then_ok<E>(self) -> futures::future::Map<Self, fn(()) -> Result<(), E>> {
-        use futures::FutureExt;
-        self.map(Ok)
-    }
-}
-impl<F: std::future::Future<Output = ()>> ThenOk for F {}
 
 #[test]
 fn builder_names_the_offending_field() {
