@@ -3,8 +3,9 @@
 //! Tail latency is invisible in averages. To see it, and to act on it (hedging at the recent p95,
 //! say), you need percentiles, and you need them cheaply on the hot path of every call.
 //!
-//! - [`LatencyHistogram`] records a [`Duration`](std::time::Duration) with a few relaxed atomic
-//!   operations: no lock, no allocation after construction. It answers
+//! - [`LatencyHistogram`] records a [`Duration`](std::time::Duration) with one relaxed atomic
+//!   increment: no lock, no allocation after construction, and threads recording at once
+//!   mostly touch different counters. It answers
 //!   [`quantile`](LatencyHistogram::quantile), [`min`](LatencyHistogram::min),
 //!   [`max`](LatencyHistogram::max), [`mean`](LatencyHistogram::mean) and
 //!   [`count`](LatencyHistogram::count), and can be [`merge`](LatencyHistogram::merge)d and

@@ -134,10 +134,13 @@ impl RollingHistogram {
         self.tick_of(now).max(self.current_tick.load(Relaxed))
     }
 
-    /// How many samples the window ending at `now` holds.
+    /// How many samples the window ending at `now` holds (a scan of the live slices' buckets).
     pub fn count_at(&self, now: Instant) -> u64 {
         let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
-        self.live(tick).map(LatencyHistogram::count).sum()
+        self.live(tick)
+            .filter(|h| !h.is_empty())
+            .map(LatencyHistogram::count)
+            .sum()
     }
 
     /// Forgets every sample.
@@ -157,9 +160,13 @@ impl RollingHistogram {
     }
 
     fn tick_of(&self, now: Instant) -> u64 {
+        self.nanos_since_origin(now) / self.slot_nanos
+    }
+
+    #[inline]
+    fn nanos_since_origin(&self, now: Instant) -> u64 {
         let origin = *self.origin.get_or_init(|| now);
-        let nanos = saturating_nanos(now.saturating_duration_since(origin));
-        nanos / self.slot_nanos
+        saturating_nanos(now.saturating_duration_since(origin))
     }
 
     fn slot_of(&self, tick: u64) -> usize {
@@ -168,8 +175,22 @@ impl RollingHistogram {
 
     /// Moves the window to the slice of `now` (never backwards), recycling the slot it lands in
     /// if that slot still holds an older slice. Returns the slice to record into.
+    #[inline]
     fn advance_to(&self, now: Instant) -> u64 {
-        let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
+        let current = self.current_tick.load(Relaxed);
+        let nanos = self.nanos_since_origin(now);
+        // The common case: still in (or before) the newest slice, which is set up already.
+        // A multiplication, not the division `tick_of` needs.
+        if nanos < current.saturating_add(1).saturating_mul(self.slot_nanos) {
+            return current;
+        }
+        let tick = (nanos / self.slot_nanos).max(current);
+        self.rotate_to(tick);
+        tick
+    }
+
+    #[cold]
+    fn rotate_to(&self, tick: u64) {
         let slot = &self.slots[self.slot_of(tick)];
         let held = slot.tick.load(Relaxed);
         if held < tick
@@ -182,7 +203,6 @@ impl RollingHistogram {
             slot.histogram.reset();
         }
         self.current_tick.fetch_max(tick, Relaxed);
-        tick
     }
 }
 
