@@ -133,7 +133,7 @@ impl Adaptive {
         if cached_slice == slice {
             return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
         }
-        if self.latency.count_at(now) < self.min_samples {
+        if !self.latency.has_at_least(now, self.min_samples) {
             // Too few recent samples: at start-up there is no delay yet; after a quiet spell,
             // the last delay learnt from enough samples is the best guess there is.
             return (cached_slice != 0)

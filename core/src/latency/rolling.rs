@@ -143,6 +143,20 @@ impl RollingHistogram {
             .sum()
     }
 
+    /// Whether the window ending at `now` holds at least `n` samples; stops counting once it
+    /// knows, so a busy window answers after a few buckets.
+    pub(crate) fn has_at_least(&self, now: Instant, n: u64) -> bool {
+        let tick = self.tick_of(now).max(self.current_tick.load(Relaxed));
+        let mut seen = 0u64;
+        for histogram in self.live(tick).filter(|h| !h.is_empty()) {
+            seen += histogram.count_up_to(n - seen.min(n));
+            if seen >= n {
+                return true;
+            }
+        }
+        seen >= n
+    }
+
     /// Forgets every sample.
     pub fn reset(&self) {
         for slot in self.slots.iter() {
@@ -284,6 +298,21 @@ mod tests {
         h.record_at(t0 + ms(50), ms(2)); // an instant from before the newest slice
         assert_eq!(h.count_at(t0 + ms(350)), 2);
         assert_eq!(h.count_at(t0 + ms(700)), 0);
+    }
+
+    #[test]
+    fn has_at_least_agrees_with_count_at() {
+        let t0 = Instant::now();
+        let h = RollingHistogram::new(ms(400), 4).unwrap();
+        for i in 0..40u64 {
+            h.record_at(t0 + ms(i * 10), Duration::from_micros(i * 37));
+        }
+        let now = t0 + ms(450);
+        let count = h.count_at(now);
+        assert!(count > 0 && count < 40, "{count}");
+        for n in [0, 1, count - 1, count, count + 1, 1000] {
+            assert_eq!(h.has_at_least(now, n), count >= n, "n = {n}");
+        }
     }
 
     #[test]

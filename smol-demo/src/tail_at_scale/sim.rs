@@ -229,7 +229,8 @@ pub struct ModeReport {
     pub p999: Duration,
     /// The slowest request.
     pub max: Duration,
-    /// Extra reads sent, as a percentage of primary reads.
+    /// Extra reads sent, as a percentage of primary reads (over the whole run, warm-up
+    /// included, as the budget sees it).
     pub extra_pct: f64,
     /// The hedging policy's counters.
     pub stats: HedgeStats,
