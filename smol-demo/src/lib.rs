@@ -8,3 +8,6 @@ pub mod herd;
 pub mod rt;
 pub mod server;
 pub mod tail_at_scale;
+pub mod backend;
+pub mod respond;
+pub mod client;

@@ -41,3 +41,85 @@ where
 pub fn default_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
+
+/// An executor served by background threads, for code that is not itself async: tests, and
+/// experiments that start backends, a gateway and load side by side.
+///
+/// Spawn tasks with [`spawn`](Runtime::spawn) (or on [`executor`](Runtime::executor)) and wait
+/// for a future with [`block_on`](Runtime::block_on). Dropping the runtime stops its threads;
+/// tasks still running are dropped with the executor.
+///
+/// ```
+/// use tailguard_demo::rt::Runtime;
+///
+/// let rt = Runtime::new(2.try_into().unwrap());
+/// let task = rt.spawn(async { 6 * 7 });
+/// assert_eq!(rt.block_on(task), 42);
+/// ```
+pub struct Runtime {
+    ex: Exec,
+    stop: Option<smol::channel::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Starts `threads` worker threads running a fresh executor.
+    pub fn new(threads: NonZeroUsize) -> Runtime {
+        let ex: Exec = Arc::new(Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let threads = (0..threads.get())
+            .map(|i| {
+                let ex = ex.clone();
+                let stopped = stopped.clone();
+                std::thread::Builder::new()
+                    .name(format!("tailguard-rt-{i}"))
+                    .spawn(move || {
+                        let _ = smol::block_on(ex.run(stopped.recv()));
+                    })
+                    .expect("spawning an executor thread")
+            })
+            .collect();
+        Runtime {
+            ex,
+            stop: Some(stop),
+            threads,
+        }
+    }
+
+    /// The executor the worker threads run.
+    pub fn executor(&self) -> &Exec {
+        &self.ex
+    }
+
+    /// Spawns `future` on the executor; the task is cancelled if dropped, see
+    /// [`smol::Task::detach`].
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> smol::Task<T> {
+        self.ex.spawn(future)
+    }
+
+    /// Runs `future` on the calling thread until it completes; the workers keep running the
+    /// executor's tasks meanwhile.
+    pub fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
