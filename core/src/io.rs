@@ -88,16 +88,16 @@ impl Direction {
     }
 
     fn total_error(self, limit: Option<Duration>) -> io::Error {
-        let (what, field) = match self {
-            Direction::Read => ("reading", "read_total"),
-            Direction::Write => ("writing", "write_total"),
+        let (what, field, setter) = match self {
+            Direction::Read => ("reading", "read_total", "set_read_deadline"),
+            Direction::Write => ("writing", "write_total", "set_write_deadline"),
         };
         let message = match limit {
             Some(limit) => format!(
                 "{field} limit of {limit:?} reached: {what} took longer than allowed (TimeoutIo {field})"
             ),
             None => format!(
-                "{what} deadline reached: {what} took longer than allowed (TimeoutIo {field})"
+                "deadline reached while {what}: it took longer than allowed (TimeoutIo {setter})"
             ),
         };
         io::Error::new(io::ErrorKind::TimedOut, message)
