@@ -598,6 +598,25 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_read_deadline_trips_and_says_so() {
+        let timer = ManualTimer::new();
+        let (reader, _writer) = piper::pipe(64);
+        let mut io = TimeoutIo::with_timer(reader, timer.clone());
+        io.set_read_deadline(Some(timer.now() + ms(40)));
+        let mut buf = [0u8; 4];
+        let err = timer.block_on(io.read(&mut buf)).unwrap_err();
+        assert!(err.to_string().contains("set_read_deadline"), "{err}");
+        assert_eq!(timer.elapsed(), ms(40));
+        // Lifting the deadline lifts the limit.
+        io.set_read_deadline(None);
+        let waker = noop_waker();
+        assert!(Pin::new(&mut io)
+            .poll_read(&mut Context::from_waker(&waker), &mut buf)
+            .is_pending());
+        assert_eq!(timer.pending_sleeps(), 0);
+    }
+
+    #[test]
     fn write_idle_trips_when_the_peer_stops_reading() {
         let timer = ManualTimer::new();
         let (_reader, writer) = piper::pipe(4);
