@@ -15,6 +15,7 @@
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
+//! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
 //!
 //! ## Every wait is bounded
 //!
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod breaker;
 mod error;
 pub mod time;
 pub mod timeout;
