@@ -78,7 +78,7 @@ impl<T: Timer> CircuitBreaker<T> {
     ///
     /// In the closed state this is one atomic load, no lock and no allocation; it reads the
     /// clock only if slow calls are measured.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_, T>, Rejected> {
         let timer = &self.timer;
         let ticket = self.machine.acquire_with(&|| timer.now())?;

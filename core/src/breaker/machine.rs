@@ -47,28 +47,23 @@ pub enum Outcome {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ticket {
     generation: u64,
-    kind: TicketKind,
-    started: Option<Instant>,
+    /// Nanoseconds since the machine's origin when admitted, or `UNTIMED`.
+    started: u64,
+    /// The probe slot, or `WINDOW` for a closed or disabled ticket.
+    slot: u32,
+    /// The probe's id (wrapping), to tell a probe from a later one in the same slot.
+    id: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TicketKind {
-    /// Closed or disabled: the outcome goes to the window.
-    Window,
-    /// Half-open: the outcome decides the probe round.
-    Probe { slot: u32, id: u64 },
-}
+/// `Ticket::slot` of a ticket whose outcome goes to the window (closed or disabled).
+const WINDOW: u32 = u32::MAX;
+/// `Ticket::started` when the call is not timed.
+const UNTIMED: u64 = u64::MAX;
 
 impl Ticket {
     /// Whether this is a half-open probe (whose outcome decides whether the breaker closes).
     pub fn is_probe(&self) -> bool {
-        matches!(self.kind, TicketKind::Probe { .. })
-    }
-
-    /// When the call was admitted, if the breaker measures call durations (slow calls or
-    /// probes).
-    pub fn started(&self) -> Option<Instant> {
-        self.started
+        self.slot != WINDOW
     }
 }
 
@@ -159,8 +154,8 @@ pub struct StateMachine {
     rejections: Box<[CachePadded<AtomicU64>]>,
     control: Mutex<Control>,
     config: Config,
-    /// Whether tickets carry their start time (slow-call detection is on).
-    timed: bool,
+    /// The slow-call duration in nanoseconds, or `UNTIMED` if slow calls are not measured.
+    slow_nanos: u64,
     origin: Instant,
     listener: Option<Listener>,
 }
@@ -174,13 +169,13 @@ struct Control {
     probes_in_flight: u32,
     probe_successes: u32,
     probe_failures: u32,
-    next_probe_id: u64,
+    next_probe_id: u32,
     open_durations: Box<dyn OpenDurations>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Probe {
-    id: u64,
+    id: u32,
     started: Instant,
 }
 
@@ -225,7 +220,9 @@ impl StateMachine {
                 next_probe_id: 0,
                 open_durations,
             }),
-            timed: config.slow_call.is_some(),
+            slow_nanos: config.slow_call.map_or(UNTIMED, |(limit, _)| {
+                u64::try_from(limit.as_nanos()).unwrap_or(UNTIMED - 1)
+            }),
             config,
             origin: now,
             listener,
@@ -251,8 +248,8 @@ impl StateMachine {
     /// a probe's slot is freed for another caller.
     #[inline]
     pub fn release(&self, ticket: Ticket) {
-        if let TicketKind::Probe { slot, id } = ticket.kind {
-            self.release_probe(ticket.generation, slot, id);
+        if ticket.slot != WINDOW {
+            self.release_probe(ticket.generation, ticket.slot, ticket.id);
         }
     }
 
@@ -342,15 +339,36 @@ impl StateMachine {
 
     /// `try_acquire`, reading the clock only when it must: a closed breaker that does not
     /// time its calls never does.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire_with(&self, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
         let word = self.state.load(Ordering::Acquire);
+        let code = word & CODE_MASK;
+        if code == CLOSED || code == DISABLED {
+            Ok(self.window_ticket(word, clock))
+        } else {
+            self.acquire_slow(word, clock)
+        }
+    }
+
+    #[inline(always)]
+    fn window_ticket(&self, word: u64, clock: &impl Fn() -> Instant) -> Ticket {
+        Ticket {
+            generation: word >> 8,
+            started: if self.slow_nanos == UNTIMED {
+                UNTIMED
+            } else {
+                self.nanos(clock())
+            },
+            slot: WINDOW,
+            id: 0,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self, word: u64, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
         match word & CODE_MASK {
-            CLOSED | DISABLED => Ok(Ticket {
-                generation: word >> 8,
-                kind: TicketKind::Window,
-                started: if self.timed { Some(clock()) } else { None },
-            }),
+            CLOSED | DISABLED => Ok(self.window_ticket(word, clock)),
             OPEN => {
                 let now = clock();
                 let until = self.open_until.load(Ordering::Acquire);
@@ -367,6 +385,7 @@ impl StateMachine {
     }
 
     #[cold]
+    #[inline(never)]
     fn acquire_locked(&self, now: Instant) -> Result<Ticket, Rejected> {
         let mut notes = Notes::default();
         let result = {
@@ -374,13 +393,7 @@ impl StateMachine {
             let mut word = self.state.load(Ordering::Acquire);
             loop {
                 match word & CODE_MASK {
-                    CLOSED | DISABLED => {
-                        break Ok(Ticket {
-                            generation: word >> 8,
-                            kind: TicketKind::Window,
-                            started: self.timed.then_some(now),
-                        })
-                    }
+                    CLOSED | DISABLED => break Ok(self.window_ticket(word, &|| now)),
                     OPEN => {
                         let until = control.open_until.unwrap_or(now);
                         if now < until {
@@ -422,16 +435,14 @@ impl StateMachine {
         match free {
             Some(slot) if taken < self.config.half_open_calls => {
                 let id = control.next_probe_id;
-                control.next_probe_id += 1;
+                control.next_probe_id = id.wrapping_add(1);
                 control.probes[slot] = Some(Probe { id, started: now });
                 control.probes_in_flight += 1;
                 Ok(Ticket {
                     generation: word >> 8,
-                    kind: TicketKind::Probe {
-                        slot: slot as u32,
-                        id,
-                    },
-                    started: Some(now),
+                    started: self.nanos(now),
+                    slot: slot as u32,
+                    id,
                 })
             }
             _ => {
@@ -507,40 +518,48 @@ impl StateMachine {
     // Record
 
     /// `record`, reading the clock only when it must.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_with(&self, ticket: Ticket, outcome: Outcome, clock: &impl Fn() -> Instant) {
-        match ticket.kind {
-            TicketKind::Window => self.record_window(ticket, outcome, clock),
-            TicketKind::Probe { slot, id } => {
-                self.record_probe(ticket.generation, slot, id, outcome, clock())
-            }
+        if ticket.slot == WINDOW {
+            self.record_window(ticket, outcome, clock);
+        } else {
+            self.record_probe(ticket, outcome, clock());
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_window(&self, ticket: Ticket, outcome: Outcome, clock: &impl Fn() -> Instant) {
         let word = self.state.load(Ordering::Acquire);
         if outcome == Outcome::Ignored || word >> 8 != ticket.generation {
             return;
         }
-        let now = if ticket.started.is_some() || self.window.needs_time() {
+        let now = if ticket.started != UNTIMED || self.window.needs_time() {
             Some(clock())
         } else {
             None
         };
-        let slow = match (ticket.started, now, self.config.slow_call) {
-            (Some(started), Some(now), Some((limit, _))) => {
-                now.saturating_duration_since(started) >= limit
-            }
-            _ => false,
-        };
+        let nanos = now.map_or(0, |now| self.nanos(now));
+        let slow = ticket.started != UNTIMED && nanos.saturating_sub(ticket.started) >= self.slow_nanos;
         let failed = outcome == Outcome::Failure;
         let epoch = ticket.generation as u8;
-        let nanos = now.map_or(0, |now| self.nanos(now));
         if !self.window.record(epoch, Record { failed, slow }, nanos) || word & CODE_MASK != CLOSED
         {
             return;
         }
+        self.after_closed_record(word, failed, slow, now, clock);
+    }
+
+    /// The consecutive-failure streak and, after a bad outcome, the verdict.
+    #[inline(always)]
+    fn after_closed_record(
+        &self,
+        word: u64,
+        failed: bool,
+        slow: bool,
+        now: Option<Instant>,
+        clock: &impl Fn() -> Instant,
+    ) {
+        let epoch = (word >> 8) as u8;
         let mut streak_tripped = false;
         if let Some(limit) = self.config.consecutive_failures {
             if failed {
@@ -556,6 +575,7 @@ impl StateMachine {
 
     /// After a failure or a slow call: opens if the window (or the streak) says so.
     #[cold]
+    #[inline(never)]
     fn judge_window(&self, word: u64, streak_tripped: bool, now: Instant) {
         let reason = if streak_tripped {
             Some(Reason::ConsecutiveFailures)
@@ -624,12 +644,15 @@ impl StateMachine {
     }
 
     #[cold]
-    fn record_probe(&self, generation: u64, slot: u32, id: u64, outcome: Outcome, now: Instant) {
+    #[inline(never)]
+    fn record_probe(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
         let mut notes = Notes::default();
         {
             let mut control = self.lock();
             let word = self.state.load(Ordering::Acquire);
-            let Some(started) = self.take_probe(&mut control, word, generation, slot, id) else {
+            let Some(started) =
+                self.take_probe(&mut control, word, ticket.generation, ticket.slot, ticket.id)
+            else {
                 return;
             };
             let slow = match self.config.slow_call {
@@ -647,7 +670,8 @@ impl StateMachine {
     }
 
     #[cold]
-    fn release_probe(&self, generation: u64, slot: u32, id: u64) {
+    #[inline(never)]
+    fn release_probe(&self, generation: u64, slot: u32, id: u32) {
         let mut control = self.lock();
         let word = self.state.load(Ordering::Acquire);
         self.take_probe(&mut control, word, generation, slot, id);
@@ -660,7 +684,7 @@ impl StateMachine {
         word: u64,
         generation: u64,
         slot: u32,
-        id: u64,
+        id: u32,
     ) -> Option<Instant> {
         if word != generation << 8 | HALF_OPEN {
             return None;
@@ -749,6 +773,7 @@ impl StateMachine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    #[inline(always)]
     fn nanos(&self, now: Instant) -> u64 {
         let nanos = now.saturating_duration_since(self.origin).as_nanos();
         u64::try_from(nanos).unwrap_or(u64::MAX)

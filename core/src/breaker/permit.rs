@@ -57,7 +57,7 @@ impl<'a, T: Timer> Permit<'a, T> {
     }
 
     /// Reports `outcome`.
-    #[inline]
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome) {
         if let Some(ticket) = self.ticket.take() {
             let timer = self.breaker.timer();

@@ -6,30 +6,33 @@
 //! other. Reading the rates sums every stripe; that happens only after a bad outcome, so the
 //! common path (a fast success) touches nothing shared but the read-mostly state word.
 //!
-//! * **Count-based**: each stripe keeps a ring of its last `size` outcomes and, next to it, the
-//!   number of failures and slow calls in the ring. A single thread therefore sees exactly the
-//!   last `size` calls. Under concurrency the window is the union of each stripe's last `size`
-//!   calls, which is a larger sample of recent calls, never an older one per stripe.
+//! * **Count-based**: each stripe keeps a ring of its last `size` outcomes (as failed and slow
+//!   bitsets) and, next to it, how many bits are set. A single thread therefore sees exactly
+//!   the last `size` calls. Under concurrency the window is the union of each stripe's last
+//!   `size` calls, which is a larger sample of recent calls. Recording a success that replaces
+//!   a success is one atomic read-modify-write (claiming the ring position) and a read.
 //! * **Time-based**: each stripe keeps `buckets` counters, one per slice of the window duration,
 //!   tagged with the slice they count; a slice that has left the window is overwritten by the
 //!   next record that falls in its slot.
 //!
-//! Every piece of state is tagged with the *epoch*, the low byte of the breaker generation in
-//! which the window was last reset. A record carries the epoch of its permit; a record whose
-//! epoch no longer matches (the breaker changed state after the permit was issued, even while
-//! the record was in flight) is dropped instead of polluting the new window. Epochs wrap after
-//! 256 resets, so a record would have to stall for 256 state changes to be miscounted.
+//! Every counter is tagged with the *epoch*, the low byte of the breaker generation in which the
+//! window was last reset. A record carries the epoch of its permit; a record whose epoch no
+//! longer matches (the breaker changed state after the permit was issued, even while the record
+//! was in flight) is dropped instead of polluting the new window. The one gap: a count-window
+//! record that stalls between claiming its ring position and setting its bit, for as long as it
+//! takes the breaker to open, probe and close again, can leave one stray bit that later skews
+//! the failure count by one (until the count next drains to zero). Epochs wrap after 256
+//! resets, so a time-window record would have to stall for 256 state changes to be miscounted.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Keeps the value on its own pair of cache lines (adjacent-line prefetch pulls in two lines).
 #[repr(align(128))]
 #[derive(Debug, Default)]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
-/// Outcome bits as stored in a count-window slot (low byte).
-const PRESENT: u16 = 1;
+/// Outcome bits.
 const FAILED: u16 = 2;
 const SLOW: u16 = 4;
 
@@ -42,7 +45,7 @@ pub(crate) struct Record {
 
 impl Record {
     fn bits(self) -> u16 {
-        PRESENT | if self.failed { FAILED } else { 0 } | if self.slow { SLOW } else { 0 }
+        (if self.failed { FAILED } else { 0 }) | if self.slow { SLOW } else { 0 }
     }
 
     fn is_bad(self) -> bool {
@@ -99,7 +102,7 @@ impl Window {
 
     /// Records one outcome for a permit of `epoch`, at `nanos` since the breaker's origin (only
     /// read by time windows). Returns false if the window has moved on to another epoch.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, epoch: u8, record: Record, nanos: u64) -> bool {
         match self {
             Window::Count(window) => window.record(thread_stripe(), epoch, record),
@@ -151,23 +154,28 @@ pub(crate) struct CountWindow {
     stripes: Box<[CachePadded<CountStripe>]>,
 }
 
+/// One stripe's ring of the last `size` outcomes, as two bitsets (failed, slow) indexed by ring
+/// position, plus the number of bits set in each. A success that replaces a success only reads
+/// the bitsets, so recording it costs a single atomic read-modify-write (claiming the position).
 #[derive(Debug)]
 struct CountStripe {
     head: AtomicU64,
     bad: AtomicU64,
-    /// epoch (high byte) | outcome bits (low byte); an outcome of another epoch is empty.
-    slots: Box<[AtomicU16]>,
+    /// For ring word `i` (positions `64 i .. 64 i + 63`): failed bits at `2 i`, slow bits at
+    /// `2 i + 1`, so both live on the same cache line.
+    bits: Box<[AtomicU64]>,
 }
 
 impl CountWindow {
     fn new(size: u32, stripes: usize) -> Self {
         debug_assert!(size > 0 && stripes.is_power_of_two());
+        let words = (size as usize).div_ceil(64);
         let stripes: Box<[_]> = (0..stripes)
             .map(|_| {
                 CachePadded(CountStripe {
                     head: AtomicU64::new(0),
                     bad: AtomicU64::new(0),
-                    slots: (0..size).map(|_| AtomicU16::new(0)).collect(),
+                    bits: (0..2 * words).map(|_| AtomicU64::new(0)).collect(),
                 })
             })
             .collect();
@@ -178,11 +186,13 @@ impl CountWindow {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, stripe: usize, epoch: u8, record: Record) -> bool {
         let stripe = &self.stripes[stripe & self.mask].0;
-        // A bad outcome is counted before it is placed in the ring, and uncounted only after it
-        // has been taken out, so the counts never fall below what the ring holds.
+        // A bad outcome is counted before its bit is set, and uncounted only after its bit has
+        // been cleared (by whoever reuses the position), so the counts never fall below the
+        // bits; every set or clear is a read-modify-write that reports the old bit, so they
+        // never drift either.
         if record.is_bad() && !stripe.adjust_bad(epoch, record.bits(), true) {
             return false;
         }
@@ -192,10 +202,13 @@ impl CountWindow {
             }
             return false;
         };
-        let tagged = u16::from(epoch) << 8 | record.bits();
-        let old = stripe.slots[position].swap(tagged, Ordering::AcqRel);
-        if (old >> 8) as u8 == epoch && old & (FAILED | SLOW) != 0 {
-            stripe.adjust_bad(epoch, old, false);
+        let bit = 1u64 << (position % 64);
+        let word = 2 * (position / 64);
+        let evicted_failure = put_bit(&stripe.bits[word], bit, record.failed);
+        let evicted_slow = put_bit(&stripe.bits[word + 1], bit, record.slow);
+        if evicted_failure || evicted_slow {
+            let evicted = if evicted_failure { FAILED } else { 0 } | if evicted_slow { SLOW } else { 0 };
+            stripe.adjust_bad(epoch, evicted, false);
         }
         true
     }
@@ -218,7 +231,7 @@ impl CountWindow {
                 counts.slow += bad & BAD_FIELD;
             }
         }
-        // A bad outcome is counted an instant before it takes its place in the ring.
+        // A bad outcome is counted an instant before its position is claimed.
         counts.failures = counts.failures.min(counts.calls);
         counts.slow = counts.slow.min(counts.calls);
         counts
@@ -228,16 +241,30 @@ impl CountWindow {
         for CachePadded(stripe) in self.stripes.iter() {
             stripe.head.store(with_epoch(epoch), Ordering::Release);
             stripe.bad.store(with_epoch(epoch), Ordering::Release);
-            for slot in stripe.slots.iter() {
-                slot.store(0, Ordering::Relaxed);
+            for word in stripe.bits.iter() {
+                word.store(0, Ordering::Release);
             }
         }
     }
 }
 
+/// Sets `bit` in `word` to `on`; returns whether it was set before. Leaves a clear bit that
+/// stays clear untouched (a plain load), which is the common case of a success replacing a
+/// success.
+#[inline(always)]
+fn put_bit(word: &AtomicU64, bit: u64, on: bool) -> bool {
+    if on {
+        word.fetch_or(bit, Ordering::AcqRel) & bit != 0
+    } else if word.load(Ordering::Acquire) & bit != 0 {
+        word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    } else {
+        false
+    }
+}
+
 impl CountStripe {
     /// Takes the next ring position, if the stripe is still in `epoch`.
-    #[inline]
+    #[inline(always)]
     fn claim(&self, epoch: u8, size: u64) -> Option<usize> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -467,6 +494,21 @@ mod tests {
         assert_eq!(window.counts(7, 0), counts(3, 1, 1));
         assert!(window.record(7, OK, 0)); // evicts the slow failure
         assert_eq!(window.counts(7, 0), counts(3, 0, 0));
+    }
+
+    #[test]
+    fn count_window_spans_several_bit_words() {
+        let window = Window::count(130, 1);
+        window.reset(0);
+        for i in 0..130 {
+            assert!(window.record(0, if i % 2 == 0 { SLOW_FAIL } else { OK }, 0));
+        }
+        assert_eq!(window.counts(0, 0), counts(130, 65, 65));
+        for evicted in 1..=130 {
+            assert!(window.record(0, OK, 0));
+            let bad = 65 - (evicted + 1) / 2;
+            assert_eq!(window.counts(0, 0), counts(130, bad, bad), "after {evicted}");
+        }
     }
 
     #[test]
