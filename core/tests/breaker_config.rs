@@ -68,11 +68,11 @@ fn bad_values_are_refused_with_a_clear_message() {
         ),
         (
             b().stripes(3),
-            "invalid `stripes`: must be a power of two in 1 ..= 64, got 3",
+            "invalid `stripes`: must be 0 or a power of two in 1 ..= 64, got 3",
         ),
         (
-            b().stripes(0),
-            "invalid `stripes`: must be a power of two in 1 ..= 64, got 0",
+            b().stripes(128),
+            "invalid `stripes`: must be 0 or a power of two in 1 ..= 64, got 128",
         ),
     ];
     for (builder, message) in cases {

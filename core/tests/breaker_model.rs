@@ -81,7 +81,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         1u32..4,
         prop_oneof![Just(0.5), Just(1.0)],
         10u64..100,
-        prop_oneof![Just(1usize), Just(2), Just(8)],
+        prop_oneof![Just(0usize), Just(1), Just(2), Just(8)],
     )
         .prop_map(
             |(window, min, failure_rate, slow, consecutive, opens, probes, success, timeout, stripes)| {

@@ -42,7 +42,7 @@ enum WindowSpec {
 /// | [`half_open_calls`](Self::half_open_calls) | 5 | 1 ..= 10,000 |
 /// | [`half_open_success_rate`](Self::half_open_success_rate) | 1.0 | (0, 1] |
 /// | [`half_open_timeout`](Self::half_open_timeout) | 60 s | > 0 |
-/// | [`stripes`](Self::stripes) | CPUs, rounded up to a power of two (≤ 64) | power of two in 1 ..= 64 |
+/// | [`stripes`](Self::stripes) | 4 × CPUs, rounded up to a power of two (≤ 64) | 0, or a power of two in 1 ..= 64 |
 ///
 /// ```
 /// use std::time::Duration;
@@ -214,10 +214,12 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Splits the window into this many stripes (a power of two). Each thread records into its
-    /// own stripe, so threads never contend on the happy path; each stripe keeps its own last
-    /// `count_window` calls and the rates are judged over all of them. `1` gives an exact
-    /// global window at the price of contention between threads.
+    /// Splits the window into this many per-thread stripes (0 or a power of two). A thread
+    /// that records claims a stripe of its own and writes it without atomic read-modify-writes,
+    /// so threads never contend on the happy path; threads beyond the stripe count share one
+    /// extra stripe. Each stripe keeps its own last `count_window` calls and the rates are
+    /// judged over all of them. `0` leaves only the shared stripe: an exact global window, at
+    /// the price of contention between threads.
     pub fn stripes(mut self, stripes: usize) -> Self {
         self.stripes = Some(stripes);
         self
@@ -278,15 +280,18 @@ impl CircuitBreakerBuilder {
             return Err(error.clone());
         }
         let stripes = match self.stripes {
-            Some(stripes) if stripes.is_power_of_two() && stripes <= MAX_STRIPES => stripes,
+            Some(stripes) if stripes == 0 || stripes.is_power_of_two() && stripes <= MAX_STRIPES => {
+                stripes
+            }
             Some(stripes) => {
                 return Err(ConfigError::new(
                     "stripes",
-                    format!("must be a power of two in 1 ..= {MAX_STRIPES}, got {stripes}"),
+                    format!("must be 0 or a power of two in 1 ..= {MAX_STRIPES}, got {stripes}"),
                 ))
             }
-            None => std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
+            // Four per CPU: a process has more threads than CPUs, and a thread that finds no
+            // free stripe of its own falls back to the contended shared one.
+            None => (4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .next_power_of_two()
                 .min(MAX_STRIPES),
         };

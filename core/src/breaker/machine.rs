@@ -9,7 +9,7 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
-use super::window::{thread_stripe, CachePadded, Counts, Record, Window};
+use super::window::{thread_token, CachePadded, Counts, Record, Window};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -206,7 +206,7 @@ impl StateMachine {
             open_until: AtomicU64::new(0),
             streak: AtomicU64::new(0),
             window: config.make_window(),
-            rejections: (0..config.stripes)
+            rejections: (0..config.stripes.max(1))
                 .map(|_| CachePadded(AtomicU64::new(0)))
                 .collect(),
             control: Mutex::new(Control {
@@ -509,7 +509,7 @@ impl StateMachine {
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
-        let stripe = &self.rejections[thread_stripe() & (self.rejections.len() - 1)];
+        let stripe = &self.rejections[thread_token() & (self.rejections.len() - 1)];
         stripe.0.fetch_add(1, Ordering::Relaxed);
         Rejected { state, retry_after }
     }
