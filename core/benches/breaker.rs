@@ -83,7 +83,9 @@ fn one_thread(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
 
     let breaker = tailguard_count();
-    group.bench_function("tailguard", |b| b.iter(|| tailguard_op(black_box(&breaker))));
+    group.bench_function("tailguard", |b| {
+        b.iter(|| tailguard_op(black_box(&breaker)))
+    });
     let breaker = tailguard_timed();
     group.bench_function("tailguard (slow-call timing)", |b| {
         b.iter(|| tailguard_op(black_box(&breaker)))

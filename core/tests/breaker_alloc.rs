@@ -45,7 +45,10 @@ fn allocations_in(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-fn breakers(timer: &ManualTimer, transitions: &Arc<AtomicUsize>) -> Vec<CircuitBreaker<ManualTimer>> {
+fn breakers(
+    timer: &ManualTimer,
+    transitions: &Arc<AtomicUsize>,
+) -> Vec<CircuitBreaker<ManualTimer>> {
     let listener = |count: Arc<AtomicUsize>| {
         move |_: &tailguard::breaker::Transition| {
             count.fetch_add(1, Ordering::Relaxed);

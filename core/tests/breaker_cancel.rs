@@ -63,7 +63,11 @@ fn a_timed_out_call_releases_its_probe() {
     let result = timer.block_on(timeout_with(timer.clone(), Duration::from_secs(1), hung));
     assert!(result.is_err(), "the timeout fired");
     assert_eq!(breaker.metrics().probes_in_flight, 0);
-    assert_eq!(breaker.state(), State::HalfOpen, "a cancelled probe decides nothing");
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "a cancelled probe decides nothing"
+    );
     assert_eq!(timer.pending_sleeps(), 0);
     let reply = timer.block_on(breaker.call(|| async { Ok::<_, ()>(5) }));
     assert_eq!(reply, Ok(5));

@@ -44,7 +44,9 @@ fn racing_threads_get_exactly_the_half_open_probes() {
                 thread::spawn(move || {
                     barrier.wait();
                     // Hold every ticket until all threads have tried.
-                    let tickets: Vec<_> = (0..4).filter_map(|_| machine.try_acquire(after).ok()).collect();
+                    let tickets: Vec<_> = (0..4)
+                        .filter_map(|_| machine.try_acquire(after).ok())
+                        .collect();
                     admitted.fetch_add(tickets.len(), Ordering::SeqCst);
                     barrier.wait();
                     tickets
@@ -141,7 +143,11 @@ fn every_outcome_is_counted_exactly_once() {
         let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         let metrics = machine.metrics(start);
         assert_eq!(metrics.state, State::Closed);
-        assert_eq!(metrics.calls as usize, THREADS * PER_THREAD * 4 / 5, "stripes {stripes}");
+        assert_eq!(
+            metrics.calls as usize,
+            THREADS * PER_THREAD * 4 / 5,
+            "stripes {stripes}"
+        );
         assert_eq!(metrics.failures as usize, failures, "stripes {stripes}");
     }
 }
@@ -255,7 +261,10 @@ fn permits_are_all_accounted_for_through_state_changes() {
     for handle in handles {
         handle.join().unwrap();
     }
-    assert!(transitions.load(Ordering::Relaxed) >= 6, "expected outage cycles");
+    assert!(
+        transitions.load(Ordering::Relaxed) >= 6,
+        "expected outage cycles"
+    );
     let end = start + Duration::from_micros(clock_micros.load(Ordering::Relaxed));
     let metrics = machine.metrics(end);
     assert_eq!(metrics.probes_in_flight, 0, "{metrics:?}");

@@ -84,7 +84,18 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop_oneof![Just(0usize), Just(1), Just(2), Just(8)],
     )
         .prop_map(
-            |(window, min, failure_rate, slow, consecutive, opens, probes, success, timeout, stripes)| {
+            |(
+                window,
+                min,
+                failure_rate,
+                slow,
+                consecutive,
+                opens,
+                probes,
+                success,
+                timeout,
+                stripes,
+            )| {
                 let minimum_calls = match window {
                     WindowSpec::Count(n) => min.min(u64::from(n)),
                     WindowSpec::Time { .. } => min,
@@ -364,7 +375,10 @@ impl Model {
         if !(failed || slow) {
             return;
         }
-        let streak_trips = self.spec.consecutive.is_some_and(|limit| self.streak >= limit);
+        let streak_trips = self
+            .spec
+            .consecutive
+            .is_some_and(|limit| self.streak >= limit);
         let calls = self.in_window(now);
         let total = calls.len() as f64;
         let failures = calls.iter().filter(|c| c.failed).count() as f64;
@@ -372,7 +386,10 @@ impl Model {
         let rates_trip = !calls.is_empty()
             && calls.len() as u64 >= self.spec.minimum_calls
             && (failures >= self.spec.failure_rate * total
-                || self.spec.slow.is_some_and(|(_, rate)| slows >= rate * total));
+                || self
+                    .spec
+                    .slow
+                    .is_some_and(|(_, rate)| slows >= rate * total));
         if streak_trips || rates_trip {
             self.enter(State::Open, now);
         }
@@ -456,7 +473,12 @@ fn run(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
             "step {}: slow calls",
             step
         );
-        prop_assert_eq!(metrics.rejections, model.rejections, "step {}: rejections", step);
+        prop_assert_eq!(
+            metrics.rejections,
+            model.rejections,
+            "step {}: rejections",
+            step
+        );
         prop_assert_eq!(
             metrics.consecutive_failures,
             model.streak,

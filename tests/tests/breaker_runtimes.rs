@@ -141,7 +141,6 @@ where
     assert_eq!(breaker.state(), State::Closed);
 }
 
-
 /// Returns `Pending` once, waking itself first, so the executor polls other tasks meanwhile.
 async fn yield_now() {
     let mut yielded = false;
@@ -226,8 +225,8 @@ fn default_timer_without_waiting() {
         let result = futures::executor::block_on(breaker.call(|| async { Err::<(), _>("x") }));
         assert!(matches!(result, Err(CallError::Inner("x"))));
     }
-    let rejected = futures::executor::block_on(breaker.call(|| async { Ok::<_, &str>(()) }))
-        .unwrap_err();
+    let rejected =
+        futures::executor::block_on(breaker.call(|| async { Ok::<_, &str>(()) })).unwrap_err();
     let retry_after = rejected.rejected().unwrap().retry_after().unwrap();
     assert!(retry_after <= Duration::from_secs(60) && retry_after > Duration::from_secs(50));
 }

@@ -258,7 +258,12 @@ impl CircuitBreakerBuilder {
             Some(durations) => durations,
             None => Box::new(Restartable::new(default_open_duration(), Duration::ZERO)),
         };
-        Ok(StateMachine::new(config, open_durations, self.listener, now))
+        Ok(StateMachine::new(
+            config,
+            open_durations,
+            self.listener,
+            now,
+        ))
     }
 
     fn validate(&self) -> Result<Config, ConfigError> {
@@ -280,7 +285,9 @@ impl CircuitBreakerBuilder {
             return Err(error.clone());
         }
         let stripes = match self.stripes {
-            Some(stripes) if stripes == 0 || stripes.is_power_of_two() && stripes <= MAX_STRIPES => {
+            Some(stripes)
+                if stripes == 0 || stripes.is_power_of_two() && stripes <= MAX_STRIPES =>
+            {
                 stripes
             }
             Some(stripes) => {
@@ -372,8 +379,8 @@ impl CircuitBreakerBuilder {
         }
         let probes = self.half_open_calls;
         // At least one, at most all: (0, 1] × probes rounds up into 1 ..= probes.
-        let probes_to_close = ((self.half_open_success_rate * f64::from(probes)).ceil() as u32)
-            .clamp(1, probes);
+        let probes_to_close =
+            ((self.half_open_success_rate * f64::from(probes)).ceil() as u32).clamp(1, probes);
         Ok(Config {
             failure_rate: self.failure_rate,
             slow_call,

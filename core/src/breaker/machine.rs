@@ -409,7 +409,8 @@ impl StateMachine {
                         );
                     }
                     HALF_OPEN => {
-                        if let Some(reopened) = self.expire_probes(&mut control, word, now, &mut notes)
+                        if let Some(reopened) =
+                            self.expire_probes(&mut control, word, now, &mut notes)
                         {
                             word = reopened;
                             continue;
@@ -519,7 +520,12 @@ impl StateMachine {
 
     /// `record`, reading the clock only when it must.
     #[inline(always)]
-    pub(crate) fn record_with(&self, ticket: Ticket, outcome: Outcome, clock: &impl Fn() -> Instant) {
+    pub(crate) fn record_with(
+        &self,
+        ticket: Ticket,
+        outcome: Outcome,
+        clock: &impl Fn() -> Instant,
+    ) {
         if ticket.slot == WINDOW {
             self.record_window(ticket, outcome, clock);
         } else {
@@ -539,7 +545,8 @@ impl StateMachine {
             None
         };
         let nanos = now.map_or(0, |now| self.nanos(now));
-        let slow = ticket.started != UNTIMED && nanos.saturating_sub(ticket.started) >= self.slow_nanos;
+        let slow =
+            ticket.started != UNTIMED && nanos.saturating_sub(ticket.started) >= self.slow_nanos;
         let failed = outcome == Outcome::Failure;
         let epoch = ticket.generation as u8;
         if !self.window.record(epoch, Record { failed, slow }, nanos) || word & CODE_MASK != CLOSED
@@ -650,9 +657,13 @@ impl StateMachine {
         {
             let mut control = self.lock();
             let word = self.state.load(Ordering::Acquire);
-            let Some(started) =
-                self.take_probe(&mut control, word, ticket.generation, ticket.slot, ticket.id)
-            else {
+            let Some(started) = self.take_probe(
+                &mut control,
+                word,
+                ticket.generation,
+                ticket.slot,
+                ticket.id,
+            ) else {
                 return;
             };
             let slow = match self.config.slow_call {
@@ -919,10 +930,7 @@ mod tests {
     #[test]
     fn success_rate_lets_a_round_close_despite_a_failure() {
         let t0 = Instant::now();
-        let m = machine(
-            small().half_open_calls(4).half_open_success_rate(0.75),
-            t0,
-        );
+        let m = machine(small().half_open_calls(4).half_open_success_rate(0.75), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
         let probes: Vec<_> = (0..4).map(|_| m.try_acquire(t1).unwrap()).collect();
@@ -992,10 +1000,7 @@ mod tests {
     #[test]
     fn time_window_forgets_old_failures() {
         let t0 = Instant::now();
-        let m = machine(
-            small().time_window(10 * SEC, 10).minimum_calls(3),
-            t0,
-        );
+        let m = machine(small().time_window(10 * SEC, 10).minimum_calls(3), t0);
         call(&m, Outcome::Failure, t0);
         call(&m, Outcome::Failure, t0);
         // Eleven seconds later both failures have left the window.
@@ -1066,7 +1071,9 @@ mod tests {
                     let _ = m.metrics(t.at);
                     assert_eq!(m.state(), t.to);
                 }
-                seen.lock().unwrap().push((t.from, t.to, t.reason, t.generation));
+                seen.lock()
+                    .unwrap()
+                    .push((t.from, t.to, t.reason, t.generation));
             }
         };
         let m = Arc::new(machine(small().on_transition(listener), t0));

@@ -213,15 +213,13 @@ impl Window {
         // written in, a reset marks them stale, and only the owner (this thread) writes them,
         // so a late record lands under its own old epoch, which no one reads.
         match self.owned_stripe() {
-            Some(stripe) => {
-                match self.layout {
-                    Layout::Count { size } => owned_count_record(stripe, size, epoch, record),
-                    Layout::Time {
-                        bucket_nanos,
-                        buckets,
-                    } => owned_time_record(stripe, bucket_nanos, buckets, epoch, record, nanos),
-                }
-            }
+            Some(stripe) => match self.layout {
+                Layout::Count { size } => owned_count_record(stripe, size, epoch, record),
+                Layout::Time {
+                    bucket_nanos,
+                    buckets,
+                } => owned_time_record(stripe, bucket_nanos, buckets, epoch, record, nanos),
+            },
             None => self.shared_record(epoch, record, nanos),
         }
     }
@@ -291,7 +289,10 @@ impl Window {
     /// Sums the window for `epoch` as of `nanos` since the origin.
     pub(crate) fn counts(&self, epoch: u8, nanos: u64) -> Counts {
         let mut counts = Counts::default();
-        let claimable = self.owned.iter().filter(|s| s.0.owner.load(Ordering::Relaxed) != NO_OWNER);
+        let claimable = self
+            .owned
+            .iter()
+            .filter(|s| s.0.owner.load(Ordering::Relaxed) != NO_OWNER);
         for stripe in claimable.chain(Some(&self.shared)) {
             let stripe = &stripe.0;
             match self.layout {
@@ -651,10 +652,14 @@ mod tests {
                 assert!(window.record(0, if i % 2 == 0 { SLOW_FAIL } else { OK }, 0));
             }
             assert_eq!(window.counts(0, 0), counts(130, 65, 65));
-            for evicted in 1..=130 {
+            for evicted in 1..=130u64 {
                 assert!(window.record(0, OK, 0));
-                let bad = 65 - (evicted + 1) / 2;
-                assert_eq!(window.counts(0, 0), counts(130, bad, bad), "after {evicted}");
+                let bad = 65 - evicted.div_ceil(2);
+                assert_eq!(
+                    window.counts(0, 0),
+                    counts(130, bad, bad),
+                    "after {evicted}"
+                );
             }
         }
     }
