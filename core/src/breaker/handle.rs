@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::CircuitBreakerBuilder;
 use super::machine::{Rejected, StateMachine};
 use super::metrics::Metrics;
