@@ -1,8 +1,9 @@
 //! The sliding window of recent outcomes, striped so that threads record without contending.
 //!
 //! The window is split into stripes, each on its own cache lines. A thread claims a stripe of
-//! its own the first time it records (threads are numbered in order, and a thread takes the
-//! first free stripe among the four its number points at) and from
+//! its own the first time it records (live threads are numbered densely, and a thread takes
+//! the first free stripe among the four its number points at; an exiting thread hands its
+//! number, and its stripes, to the next new thread) and from
 //! then on is that stripe's only writer: it records with plain loads and stores, no atomic
 //! read-modify-write, no lock prefix, and two threads never write the same cache line. A
 //! thread that finds its stripe taken by another thread (more threads than stripes) records
@@ -65,23 +66,75 @@ pub(crate) struct Counts {
     pub(crate) slow: u64,
 }
 
-/// A number unique to this thread (never 0), handed out in order: the thread's stripe is this
-/// modulo the stripe count, so the first threads to record get different stripes.
-#[inline]
+/// A number unique among live threads (never 0), the lowest free one: the thread's stripe is
+/// this modulo the stripe count, so live threads spread over the stripes. When a thread exits
+/// its token goes back to the pool and the next new thread inherits it, with the stripes it
+/// owns (the hand-over is a release/acquire pair, so the new owner sees everything the old one
+/// wrote): short-lived threads do not use up the stripes.
+#[inline(always)]
 pub(crate) fn thread_token() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    thread_local! {
-        static TOKEN: Cell<usize> = const { Cell::new(0) };
+    TOKEN
+        .try_with(|guard| {
+            let token = guard.0.get();
+            if token != 0 {
+                return token;
+            }
+            let token = tokens::take();
+            guard.0.set(token);
+            token
+        })
+        .unwrap_or(EXITING)
+}
+
+/// The token of a thread whose token has already gone back to the pool (it is running thread
+/// destructors): it owns nothing and claims nothing.
+const EXITING: usize = usize::MAX - 1;
+
+struct TokenGuard(Cell<usize>);
+
+impl Drop for TokenGuard {
+    fn drop(&mut self) {
+        tokens::give_back(self.0.get());
     }
-    TOKEN.with(|cell| {
-        let token = cell.get();
-        if token != 0 {
-            return token;
+}
+
+thread_local! {
+    static TOKEN: TokenGuard = const { TokenGuard(Cell::new(0)) };
+}
+
+mod tokens {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    /// Tokens 1 ..= 256, recycled: a set bit is a token in use.
+    static IN_USE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+    /// Beyond 256 live threads, tokens are not recycled.
+    static NEXT: AtomicUsize = AtomicUsize::new(257);
+
+    pub(super) fn take() -> usize {
+        for (index, word) in IN_USE.iter().enumerate() {
+            let mut used = word.load(Ordering::Relaxed);
+            while used != u64::MAX {
+                let bit = (!used).trailing_zeros();
+                match word.compare_exchange_weak(
+                    used,
+                    used | 1 << bit,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return 1 + 64 * index + bit as usize,
+                    Err(actual) => used = actual,
+                }
+            }
         }
-        let token = NEXT.fetch_add(1, Ordering::Relaxed).max(1);
-        cell.set(token);
-        token
-    })
+        NEXT.fetch_add(1, Ordering::Relaxed).min(super::EXITING - 1)
+    }
+
+    pub(super) fn give_back(token: usize) {
+        if (1..=256).contains(&token) {
+            let index = token - 1;
+            IN_USE[index / 64].fetch_and(!(1 << (index % 64)), Ordering::AcqRel);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -241,6 +294,9 @@ impl Window {
     #[inline(never)]
     fn claim_stripe(&self, token: usize) -> Option<&Stripe> {
         const PROBES: usize = 4;
+        if token == EXITING {
+            return None;
+        }
         for probe in 0..PROBES.min(self.owned.len()) {
             let stripe = &self.owned[token.wrapping_add(probe) & self.mask].0;
             let owner = stripe.owner.load(Ordering::Relaxed);
@@ -726,11 +782,31 @@ mod tests {
     }
 
     #[test]
-    fn every_thread_gets_its_own_token() {
+    fn live_threads_get_distinct_tokens_and_exiting_ones_give_them_back() {
         let here = thread_token();
         assert_eq!(thread_token(), here);
-        let there = std::thread::spawn(thread_token).join().unwrap();
-        assert_ne!(here, there);
-        assert!(here != 0 && there != 0);
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                let token = thread_token();
+                barrier.wait();
+                token
+            });
+            let b = scope.spawn(|| {
+                let token = thread_token();
+                barrier.wait();
+                token
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(here != a && here != b && a != b);
+        assert!([here, a, b].iter().all(|&t| t != 0 && t != EXITING));
+        // A hundred short-lived threads, one after the other, reuse a few tokens (without
+        // recycling they would need a hundred; the slack is for other tests' threads).
+        let largest = (0..100)
+            .map(|_| std::thread::spawn(thread_token).join().unwrap())
+            .max()
+            .unwrap();
+        assert!(largest <= 32, "tokens are not recycled: got {largest}");
     }
 }
