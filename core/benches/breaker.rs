@@ -59,23 +59,31 @@ fn recloser() -> recloser::Recloser {
     recloser::Recloser::custom().closed_len(100).build()
 }
 
-/// Time for `iters` operations on each of two threads, run in parallel.
-fn two_threads<S: Sync>(iters: u64, state: &S, op: impl Fn(&S) + Sync) -> Duration {
-    let barrier = Barrier::new(3);
-    let mut start = Instant::now();
-    thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
-                barrier.wait();
-                for _ in 0..iters {
-                    op(black_box(state));
-                }
-            });
-        }
-        barrier.wait();
-        start = Instant::now();
+/// Time for `iters` operations on each of two threads, run in parallel: from the first thread
+/// starting to the last one finishing, each thread reading the clock itself (a coordinator's
+/// clock read could come late on a busy machine and flatter the result).
+fn two_threads<S: Sync>(iters: u64, states: [&S; 2], op: impl Fn(&S) + Sync) -> Duration {
+    let barrier = Barrier::new(2);
+    let spans: Vec<(Instant, Instant)> = thread::scope(|scope| {
+        let workers: Vec<_> = states
+            .into_iter()
+            .map(|state| {
+                let (barrier, op) = (&barrier, &op);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op(black_box(state));
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    start.elapsed()
+    let start = spans.iter().map(|s| s.0).min().unwrap();
+    let end = spans.iter().map(|s| s.1).max().unwrap();
+    end - start
 }
 
 fn one_thread(c: &mut Criterion) {
@@ -115,41 +123,24 @@ fn two_threads_one_breaker(c: &mut Criterion) {
 
     let breaker = tailguard_count();
     group.bench_function("tailguard", |b| {
-        b.iter_custom(|iters| two_threads(iters, &breaker, tailguard_op))
+        b.iter_custom(|iters| two_threads(iters, [&breaker, &breaker], tailguard_op))
     });
     let breaker = tailguard_timed();
     group.bench_function("tailguard (slow-call timing)", |b| {
-        b.iter_custom(|iters| two_threads(iters, &breaker, tailguard_op))
+        b.iter_custom(|iters| two_threads(iters, [&breaker, &breaker], tailguard_op))
     });
     let breaker = tailguard_time_window();
     group.bench_function("tailguard (time window)", |b| {
-        b.iter_custom(|iters| two_threads(iters, &breaker, tailguard_op))
+        b.iter_custom(|iters| two_threads(iters, [&breaker, &breaker], tailguard_op))
     });
     let breakers = [tailguard_count(), tailguard_count()];
     group.bench_function("tailguard (separate breakers)", |b| {
-        b.iter_custom(|iters| {
-            let barrier = Barrier::new(3);
-            let mut start = Instant::now();
-            thread::scope(|scope| {
-                for breaker in &breakers {
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        barrier.wait();
-                        for _ in 0..iters {
-                            tailguard_op(black_box(breaker));
-                        }
-                    });
-                }
-                barrier.wait();
-                start = Instant::now();
-            });
-            start.elapsed()
-        })
+        b.iter_custom(|iters| two_threads(iters, [&breakers[0], &breakers[1]], tailguard_op))
     });
     let breaker = failsafe_default();
     group.bench_function("failsafe (default policy)", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, &breaker, |cb| {
+            two_threads(iters, [&breaker, &breaker], |cb| {
                 let _ = black_box(cb.call(|| Ok::<(), ()>(())));
             })
         })
@@ -157,7 +148,7 @@ fn two_threads_one_breaker(c: &mut Criterion) {
     let breaker = failsafe_consecutive();
     group.bench_function("failsafe (consecutive failures)", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, &breaker, |cb| {
+            two_threads(iters, [&breaker, &breaker], |cb| {
                 let _ = black_box(cb.call(|| Ok::<(), ()>(())));
             })
         })
@@ -165,7 +156,7 @@ fn two_threads_one_breaker(c: &mut Criterion) {
     let breaker = recloser();
     group.bench_function("recloser", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, &breaker, |cb| {
+            two_threads(iters, [&breaker, &breaker], |cb| {
                 let _ = black_box(cb.call(|| Ok::<(), ()>(())));
             })
         })
