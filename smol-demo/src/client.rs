@@ -229,7 +229,12 @@ impl Pool {
     }
 
     /// Sends one request and reads the whole response.
-    pub async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<Reply, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
         let inner = &self.inner;
         let build = || {
             let mut request = Request::new(Full::new(body.clone()));

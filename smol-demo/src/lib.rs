@@ -4,10 +4,14 @@
 //! backends and experiments the binary runs.
 
 pub mod args;
+pub mod backend;
+pub mod client;
+pub mod commands;
+pub mod gateway;
 pub mod herd;
+pub mod load;
+pub mod metrics;
+pub mod respond;
 pub mod rt;
 pub mod server;
 pub mod tail_at_scale;
-pub mod backend;
-pub mod respond;
-pub mod client;

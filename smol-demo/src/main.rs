@@ -25,7 +25,10 @@ enum Command {
     /// Serve HTTP with every wait bounded; SIGINT or SIGTERM shuts down gracefully.
     ///
     /// Routes: GET /{name} answers "Hi there, I love {name}!"; POST /echo reads the body within
-    /// the body limits and answers its length; GET /slow?ms=N answers after N ms; GET /healthz.
+    /// the body limits and answers its length; GET /slow?ms=N answers after N ms; GET /healthz;
+    /// GET /metrics (Prometheus text); with --backend, GET /fanout?keys=N reads N keys from the
+    /// backends with per-call timeouts, retries, per-replica circuit breakers and hedging, and
+    /// answers the values and how they were obtained (JSON).
     /// Exit status: 0 when every connection drained before the shutdown deadline, 1 when some
     /// had to be closed by force.
     Serve(ServeArgs),
@@ -38,6 +41,16 @@ enum Command {
         long_about = tailguard_demo::tail_at_scale::LONG_ABOUT
     )]
     TailAtScale(tailguard_demo::tail_at_scale::TailAtScaleArgs),
+    #[command(
+        about = tailguard_demo::backend::args::ABOUT,
+        long_about = tailguard_demo::backend::args::LONG_ABOUT
+    )]
+    Backend(tailguard_demo::backend::args::BackendArgs),
+    #[command(
+        about = tailguard_demo::load::args::ABOUT,
+        long_about = tailguard_demo::load::args::LONG_ABOUT
+    )]
+    Load(tailguard_demo::load::args::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +102,12 @@ struct ServeArgs {
     /// Executor threads (default: one per core).
     #[arg(long)]
     threads: Option<NonZeroUsize>,
+    /// Serve without the TimeoutIo limits (header read, keep-alive idle, write): only to
+    /// measure what they cost.
+    #[arg(long, hide = true)]
+    no_io_timeouts: bool,
+    #[command(flatten)]
+    gateway: tailguard_demo::gateway::args::GatewayArgs,
 }
 
 impl ServeArgs {
@@ -103,6 +122,7 @@ impl ServeArgs {
             shutdown_deadline: self.shutdown_deadline,
             max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes,
+            io_timeouts: !self.no_io_timeouts,
         }
     }
 }
@@ -112,6 +132,8 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Herd(args)) => herd(&args),
+        Some(Command::Backend(args)) => tailguard_demo::commands::backend(&args),
+        Some(Command::Load(args)) => tailguard_demo::commands::load(&args),
         Some(Command::TailAtScale(args)) => match tailguard_demo::tail_at_scale::run(&args) {
             Ok(report) => {
                 print!("{report}");
@@ -152,6 +174,16 @@ fn serve(args: ServeArgs) -> ExitCode {
                 log(format_args!("cannot serve on {}: {error}", args.addr));
                 return ExitCode::FAILURE;
             }
+        };
+        let server = match args.gateway.config() {
+            None => server,
+            Some(config) => match tailguard_demo::gateway::Gateway::new(config, ex.clone()) {
+                Ok(gateway) => server.with_gateway(gateway),
+                Err(error) => {
+                    log(format_args!("cannot set up the gateway: {error}"));
+                    return ExitCode::FAILURE;
+                }
+            },
         };
         match server.local_addr() {
             Ok(addr) => log(format_args!("listening on http://{addr}")),

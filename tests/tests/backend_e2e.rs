@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use tailguard_demo::backend::{
-    BackendConfig, Backends, LatencyDist, OutageMode, Profile, Stalls,
-};
+use tailguard_demo::backend::{BackendConfig, Backends, LatencyDist, OutageMode, Profile, Stalls};
 use tailguard_demo::client::{ClientConfig, ClientError, Pool};
 use tailguard_demo::rt::Runtime;
 
@@ -58,7 +56,9 @@ fn replicas_answer_after_their_latency_and_reuse_connections() {
         assert_eq!(stats.idle, 1);
     }
     let stats = backends.stats();
-    assert!(stats.iter().all(|s| s.requests == 3 && s.ok == 3 && s.connections == 1));
+    assert!(stats
+        .iter()
+        .all(|s| s.requests == 3 && s.ok == 3 && s.connections == 1));
     rt.block_on(backends.stop());
 }
 
@@ -72,15 +72,21 @@ fn the_error_rate_answers_500() {
     let reply = rt.block_on(pool.get("/x")).unwrap();
     assert_eq!(reply.status, 500);
     backends
-        .set_profile(0, Profile {
-            error_rate: 0.5,
-            ..fixed(1)
-        })
+        .set_profile(
+            0,
+            Profile {
+                error_rate: 0.5,
+                ..fixed(1)
+            },
+        )
         .unwrap();
     let errors = (0..200)
         .filter(|_| rt.block_on(pool.get("/x")).unwrap().status == 500)
         .count();
-    assert!((60..=140).contains(&errors), "{errors} of 200 at a 50% error rate");
+    assert!(
+        (60..=140).contains(&errors),
+        "{errors} of 200 at a 50% error rate"
+    );
     assert_eq!(backends.stats()[0].errors, errors as u64 + 1);
 }
 
@@ -107,7 +113,11 @@ fn stalls_hold_requests() {
             slow += 1;
         }
     }
-    assert!(slow >= 10, "{slow} of 100 requests were held, over {:?}", started.elapsed());
+    assert!(
+        slow >= 10,
+        "{slow} of 100 requests were held, over {:?}",
+        started.elapsed()
+    );
     assert!(backends.stats()[0].stalled >= 10);
 }
 

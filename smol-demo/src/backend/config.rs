@@ -141,7 +141,11 @@ impl BackendConfig {
                     "port",
                     format!(
                         "{n} replicas{} from port {} run past port 65535",
-                        if self.control { " and the control port" } else { "" },
+                        if self.control {
+                            " and the control port"
+                        } else {
+                            ""
+                        },
                         self.base_port
                     ),
                 ));
@@ -198,7 +202,10 @@ mod tests {
                 to: Duration::from_secs(10)
             })
         );
-        assert!("1@10s..5s".parse::<Outage>().unwrap_err().contains("ends before"));
+        assert!("1@10s..5s"
+            .parse::<Outage>()
+            .unwrap_err()
+            .contains("ends before"));
         assert!("x@1s..2s".parse::<Outage>().is_err());
         assert!("1@1s".parse::<Outage>().is_err());
     }

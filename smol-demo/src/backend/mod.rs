@@ -43,6 +43,7 @@
 //! rt.block_on(backends.stop());
 //! ```
 
+pub mod args;
 mod config;
 mod control;
 mod profile;

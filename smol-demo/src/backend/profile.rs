@@ -316,8 +316,14 @@ mod tests {
         let lognormal: LatencyDist = "lognormal:4ms,0.25".parse().unwrap();
         assert_eq!(lognormal.to_string(), "lognormal:4ms,0.25");
         assert_eq!(lognormal.to_string().parse::<LatencyDist>(), Ok(lognormal));
-        assert!("lognormal:4ms,9".parse::<LatencyDist>().unwrap_err().contains("sigma"));
-        assert!("gauss:4ms".parse::<LatencyDist>().unwrap_err().contains("unknown"));
+        assert!("lognormal:4ms,9"
+            .parse::<LatencyDist>()
+            .unwrap_err()
+            .contains("sigma"));
+        assert!("gauss:4ms"
+            .parse::<LatencyDist>()
+            .unwrap_err()
+            .contains("unknown"));
         assert!("exp:0ms".parse::<LatencyDist>().is_err());
         assert!("20ms".parse::<LatencyDist>().is_err());
     }
@@ -420,7 +426,11 @@ mod tests {
                 .map(|k| s.window(k))
                 .map(|(a, b)| b.min(finish).saturating_sub(a.max(arrival)))
                 .sum();
-            assert_eq!(finish - arrival - stalled, work, "arrival {arrival} work {work}");
+            assert_eq!(
+                finish - arrival - stalled,
+                work,
+                "arrival {arrival} work {work}"
+            );
             // Work never finishes inside a stall.
             assert!((0..80).all(|k| {
                 let (a, b) = s.window(k);

@@ -65,7 +65,9 @@ impl Replica {
             behaviour: Mutex::new(Behaviour {
                 profile,
                 schedule,
-                rng: fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9).wrapping_add(index as u64)),
+                rng: fastrand::Rng::with_seed(
+                    seed.wrapping_mul(0x9e37_79b9).wrapping_add(index as u64),
+                ),
             }),
             connections: Counter::default(),
             requests: Counter::default(),

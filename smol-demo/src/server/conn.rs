@@ -39,10 +39,26 @@ pub(super) async fn serve(
 ) {
     let config = app.config();
     let phase = Arc::new(AtomicU8::new(READING_HEAD));
-    let io = ConnIo::new(stream, config.header_read, phase.clone())
-        .keep_alive_idle(config.keep_alive_idle)
-        .write_idle(config.write);
+    if config.io_timeouts {
+        let io = ConnIo::new(stream, config.header_read, phase.clone())
+            .keep_alive_idle(config.keep_alive_idle)
+            .write_idle(config.write);
+        drive(io, app, phase, graceful, force).await;
+    } else {
+        // Only to measure what the limits cost: the bare socket, no waits bounded.
+        drive(stream, app, phase, graceful, force).await;
+    }
+}
 
+async fn drive<I>(
+    io: I,
+    app: Arc<App>,
+    phase: Arc<AtomicU8>,
+    graceful: ShutdownSignal,
+    force: ShutdownSignal,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service_app = app.clone();
     let service = service_fn(move |request| {
         let app = service_app.clone();

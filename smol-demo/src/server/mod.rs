@@ -14,6 +14,12 @@
 //!
 //! On shutdown the server stops accepting at once, lets every request already started finish,
 //! and force-closes what is left at the deadline.
+//!
+//! With a [`Gateway`] ([`Server::with_gateway`]) it also serves `GET /fanout?keys=N`: a fan-out
+//! to the backend replicas under the gateway's deadline, so a fan-out in flight at shutdown
+//! finishes within that deadline (or is dropped, cancelling its calls, if the shutdown deadline
+//! comes first). `GET /metrics` answers in the Prometheus text format: requests by route and
+//! status, latency quantiles by route, open connections, and the gateway's series.
 
 mod conn;
 mod routes;
@@ -32,6 +38,8 @@ use smol::net::TcpListener;
 use tailguard::shutdown::{Shutdown, TaskTracker};
 use tailguard::ConfigError;
 
+use crate::gateway::Gateway;
+use crate::metrics::HttpMetrics;
 use crate::rt::Exec;
 
 /// Limits and addresses of a [`Server`]. `Default` gives the talk's values.
@@ -56,6 +64,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest request body accepted by `POST /echo`.
     pub max_body_bytes: usize,
+    /// Whether connections get the [`TimeoutIo`](tailguard::io::TimeoutIo) limits (header
+    /// read, keep-alive idle, write). Always on in service; off only to measure what they cost
+    /// (`serve --no-io-timeouts`, see BENCHMARKS.md).
+    pub io_timeouts: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +82,7 @@ impl Default for ServerConfig {
             shutdown_deadline: Duration::from_secs(10),
             max_connections: 1024,
             max_body_bytes: 1 << 20,
+            io_timeouts: true,
         }
     }
 }
@@ -118,6 +131,8 @@ pub struct ServerStats {
     pub requests: AtomicU64,
     /// Connections that ended with an error (malformed request, timeout, reset).
     pub connection_errors: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -125,6 +140,8 @@ pub struct Server {
     listener: TcpListener,
     config: Arc<ServerConfig>,
     stats: Arc<ServerStats>,
+    metrics: Arc<HttpMetrics>,
+    gateway: Option<Gateway>,
 }
 
 /// How a [`Server::serve`] ended.
@@ -175,7 +192,20 @@ impl Server {
             listener,
             config: Arc::new(config),
             stats: Arc::new(ServerStats::default()),
+            metrics: Arc::new(HttpMetrics::new()),
+            gateway: None,
         })
+    }
+
+    /// Serves `GET /fanout` through `gateway`, and adds its series to `GET /metrics`.
+    pub fn with_gateway(mut self, gateway: Gateway) -> Server {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// The server's request metrics (by route and status, with latency), as `/metrics` shows.
+    pub fn metrics(&self) -> Arc<HttpMetrics> {
+        self.metrics.clone()
     }
 
     /// The address the server listens on (useful with port 0).
@@ -196,6 +226,8 @@ impl Server {
             listener,
             config,
             stats,
+            metrics,
+            gateway,
         } = self;
         let graceful = Shutdown::new();
         let force = Shutdown::new();
@@ -205,6 +237,8 @@ impl Server {
             config.clone(),
             stats.clone(),
             graceful.signal(),
+            metrics,
+            gateway,
         ));
 
         let accept_loop = async {
@@ -221,10 +255,13 @@ impl Server {
                 };
                 let _ = stream.set_nodelay(true);
                 stats.connections.fetch_add(1, Ordering::Relaxed);
+                stats.connections_open.fetch_add(1, Ordering::Relaxed);
                 let connection =
                     conn::serve(stream, peer, app.clone(), graceful.signal(), force.signal());
+                let open = OpenConnection(stats.clone());
                 let task = tracker.track_future(async move {
                     connection.await;
+                    drop(open);
                     drop(slot);
                 });
                 ex.spawn(task).detach();
@@ -256,6 +293,15 @@ impl Server {
         };
         log(format_args!("stopped: {report}"));
         report
+    }
+}
+
+/// Counts an open connection until dropped (also when a forced shutdown drops its task).
+struct OpenConnection(Arc<ServerStats>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

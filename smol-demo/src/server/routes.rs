@@ -1,9 +1,10 @@
 //! The routes: the talk's hello handler, a body echo with per-chunk and total read limits, a slow
-//! endpoint for watching shutdown at work, and a health check.
+//! endpoint for watching shutdown at work, a health check, and with a gateway the fan-out and
+//! the metrics.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -13,6 +14,9 @@ use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_at, Deadline};
 
 use super::{ServerConfig, ServerStats};
+use crate::gateway::Gateway;
+use crate::metrics::{HttpMetrics, Kind, PromText, Route};
+use crate::respond::{json, query_param, with_type};
 
 /// The longest `GET /slow?ms=` accepts.
 pub const MAX_SLOW_MS: u64 = 60_000;
@@ -22,6 +26,8 @@ pub(crate) struct App {
     config: Arc<ServerConfig>,
     stats: Arc<ServerStats>,
     shutdown: ShutdownSignal,
+    metrics: Arc<HttpMetrics>,
+    gateway: Option<Gateway>,
 }
 
 type Body = Full<Bytes>;
@@ -31,11 +37,15 @@ impl App {
         config: Arc<ServerConfig>,
         stats: Arc<ServerStats>,
         shutdown: ShutdownSignal,
+        metrics: Arc<HttpMetrics>,
+        gateway: Option<Gateway>,
     ) -> Self {
         App {
             config,
             stats,
             shutdown,
+            metrics,
+            gateway,
         }
     }
 
@@ -49,19 +59,94 @@ impl App {
 
     /// Routes one request.
     pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
-        let response = match (request.method(), request.uri().path()) {
-            (&Method::GET, "/healthz") => self.healthz(),
-            (&Method::POST, "/echo") => self.echo(request.into_body()).await,
-            (&Method::GET, "/slow") => slow(request.uri().query()).await,
-            (&Method::GET, path) => hello(&path[1..]),
-            (_, "/echo") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST /echo\n"),
-            _ => text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "only GET /{name}, GET /slow?ms=N, GET /healthz and POST /echo are served\n",
+        let started = Instant::now();
+        let (route, response) = match (request.method(), request.uri().path()) {
+            (&Method::GET, "/healthz") => (Route::Healthz, self.healthz()),
+            (&Method::POST, "/echo") => (Route::Echo, self.echo(request.into_body()).await),
+            (&Method::GET, "/slow") => (Route::Slow, slow(request.uri().query()).await),
+            (&Method::GET, "/fanout") => (Route::Fanout, self.fanout(request.uri().query()).await),
+            (&Method::GET, "/metrics") => (Route::Metrics, self.metrics()),
+            (&Method::GET, path) => (Route::Hello, hello(&path[1..])),
+            (_, "/echo") => (
+                Route::Other,
+                text(StatusCode::METHOD_NOT_ALLOWED, "use POST /echo\n"),
+            ),
+            _ => (
+                Route::Other,
+                text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "only GET /{name}, GET /slow?ms=N, GET /fanout?keys=N, GET /metrics, \
+                     GET /healthz and POST /echo are served\n",
+                ),
             ),
         };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .record(route, response.status().as_u16(), started.elapsed());
         response
+    }
+
+    /// Reads `keys` keys through the gateway: 200 with the report when at least one key was
+    /// read (`partial` says whether some are missing), 502 or 504 when none was.
+    async fn fanout(&self, query: Option<&str>) -> Response<Body> {
+        let Some(gateway) = &self.gateway else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no backends: start the server with --backend ADDR (or use tailguard-demo backend)\n",
+            );
+        };
+        let max = gateway.config().max_keys;
+        let keys = match query_param(query, "keys").map(str::parse::<usize>) {
+            Some(Ok(keys)) if (1..=max).contains(&keys) => keys,
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("GET /fanout needs ?keys=N with N a whole number from 1 to {max}\n"),
+                )
+            }
+        };
+        let report = gateway.fanout(keys).await;
+        let status = if report.ok > 0 {
+            StatusCode::OK
+        } else if report.timed_out == report.keys {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        json(status, &report)
+    }
+
+    /// The server's and the gateway's metrics in the Prometheus text format.
+    fn metrics(&self) -> Response<Body> {
+        let mut out = PromText::new();
+        self.metrics.write(&mut out);
+        let stats = &self.stats;
+        out.single(
+            "tailguard_connections_accepted_total",
+            Kind::Counter,
+            "Client connections accepted.",
+            stats.connections.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connections_open",
+            Kind::Gauge,
+            "Client connections open now.",
+            stats.connections_open.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connection_errors_total",
+            Kind::Counter,
+            "Client connections ended by an error (malformed request, timeout, reset).",
+            stats.connection_errors.load(Ordering::Relaxed) as f64,
+        );
+        if let Some(gateway) = &self.gateway {
+            gateway.write_metrics(&mut out);
+        }
+        with_type(
+            StatusCode::OK,
+            out.finish().into(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
     }
 
     fn healthz(&self) -> Response<Body> {
@@ -137,11 +222,7 @@ fn hello(name: &str) -> Response<Body> {
 
 /// Answers after `ms` milliseconds: a request that is in flight long enough to watch.
 async fn slow(query: Option<&str>) -> Response<Body> {
-    let ms = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("ms="))
-        .map(str::parse::<u64>);
+    let ms = query_param(query, "ms").map(str::parse::<u64>);
     match ms {
         Some(Ok(ms)) if ms <= MAX_SLOW_MS => {
             smol::Timer::after(Duration::from_millis(ms)).await;

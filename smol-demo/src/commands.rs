@@ -1,0 +1,86 @@
+//! The `backend` and `load` subcommands, as functions the binary calls.
+
+use std::process::ExitCode;
+
+use futures_lite::StreamExt;
+
+use crate::backend::args::BackendArgs;
+use crate::backend::Backends;
+use crate::load::args::LoadArgs;
+use crate::rt;
+use crate::server::log;
+
+/// `tailguard-demo backend`: starts the replicas and serves until SIGINT or SIGTERM.
+pub fn backend(args: &BackendArgs) -> ExitCode {
+    let config = args.config();
+    if let Err(error) = config.validate() {
+        eprintln!("backend: {error}");
+        return ExitCode::from(2);
+    }
+    let threads = args.threads.unwrap_or_else(rt::default_threads);
+    rt::run(threads, |ex| async move {
+        let mut signals = match async_signal::Signals::new([
+            async_signal::Signal::Int,
+            async_signal::Signal::Term,
+        ]) {
+            Ok(signals) => signals,
+            Err(error) => {
+                log(format_args!("cannot listen for SIGINT/SIGTERM: {error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        let backends = match Backends::start(config.clone(), &ex).await {
+            Ok(backends) => backends,
+            Err(error) => {
+                log(format_args!("cannot start the replicas: {error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        for (i, addr) in backends.addrs().iter().enumerate() {
+            log(format_args!("replica {i} listening on http://{addr}"));
+        }
+        if let Some(addr) = backends.control_addr() {
+            log(format_args!(
+                "control on http://{addr}/replicas (POST /replicas/{{i}}/down or /up)"
+            ));
+        }
+        let list: Vec<String> = backends.addrs().iter().map(|a| a.to_string()).collect();
+        println!("backends: {}", list.join(","));
+        log(format_args!(
+            "start the gateway with: tailguard-demo serve --backend {}",
+            list.join(",")
+        ));
+        if let Some(Ok(signal)) = signals.next().await {
+            log(format_args!("received {signal:?}"));
+        }
+        backends.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// `tailguard-demo load`: runs the load and prints the summary (or JSON).
+pub fn load(args: &LoadArgs) -> ExitCode {
+    let config = args.config();
+    if let Err(error) = config.validate() {
+        eprintln!("load: {error}");
+        return ExitCode::from(2);
+    }
+    let threads = args.threads.unwrap_or_else(rt::default_threads);
+    let json = args.json;
+    rt::run(threads, |ex| async move {
+        match crate::load::run(&ex, &config).await {
+            Ok(report) if json => {
+                println!("{}", report.to_json());
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("load: {error}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}

@@ -1,0 +1,265 @@
+//! The gateway's settings, and the tailguard policies built from them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tailguard::backoff::{Backoff, Jitter};
+use tailguard::hedge::Hedge;
+use tailguard::ConfigError;
+
+use crate::args::parse_duration;
+
+/// When the gateway sends a backup request for a slow key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeMode {
+    /// Never: one attempt per try.
+    Off,
+    /// After a fixed delay.
+    Fixed(Duration),
+    /// At this percentile (in (0, 1)) of recent primary latency (see [`tailguard::hedge`]).
+    Adaptive(f64),
+}
+
+impl FromStr for HedgeMode {
+    type Err = String;
+
+    /// `off`, `fixed:10ms`, `adaptive` (p95) or `adaptive:0.9`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = "write off, fixed:10ms, adaptive (p95) or adaptive:0.9";
+        match text.split_once(':') {
+            None if text == "off" => Ok(HedgeMode::Off),
+            None if text == "adaptive" => Ok(HedgeMode::Adaptive(0.95)),
+            Some(("fixed", delay)) => Ok(HedgeMode::Fixed(parse_duration(delay)?)),
+            Some(("adaptive", p)) => match p.parse::<f64>() {
+                Ok(p) if p > 0.0 && p < 1.0 => Ok(HedgeMode::Adaptive(p)),
+                _ => Err(format!(
+                    "`{p}` is not a percentile in (0, 1), like 0.95: {usage}"
+                )),
+            },
+            _ => Err(format!("`{text}` is not a hedging mode: {usage}")),
+        }
+    }
+}
+
+impl fmt::Display for HedgeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HedgeMode::Off => f.write_str("off"),
+            HedgeMode::Fixed(delay) => write!(f, "fixed:{}ms", delay.as_secs_f64() * 1e3),
+            HedgeMode::Adaptive(p) => write!(f, "adaptive:{p}"),
+        }
+    }
+}
+
+/// The per-replica circuit breakers' settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerSettings {
+    /// Opens when at least this fraction of the calls in the window failed, in (0, 1].
+    pub failure_rate: f64,
+    /// The window: the last this many calls.
+    pub window: u32,
+    /// Rates are only judged once the window holds this many calls.
+    pub minimum_calls: u64,
+    /// How long an open breaker rejects calls before probing.
+    pub open_duration: Duration,
+    /// Probes admitted when half-open; all must succeed to close.
+    pub half_open_calls: u32,
+}
+
+impl Default for BreakerSettings {
+    /// Opens at 50 % failures over the last 20 calls (10 at least), stays open 1 s, then
+    /// probes with 2 calls.
+    fn default() -> Self {
+        BreakerSettings {
+            failure_rate: 0.5,
+            window: 20,
+            minimum_calls: 10,
+            open_duration: Duration::from_secs(1),
+            half_open_calls: 2,
+        }
+    }
+}
+
+/// Everything a [`Gateway`](super::Gateway) needs. `Default` gives the demo's values, with no
+/// replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// The backend replicas; key `k` lives on replica `k mod n` first.
+    pub replicas: Vec<SocketAddr>,
+    /// Longest wait for one sub-request (connect included).
+    pub call_timeout: Duration,
+    /// Longest wait to connect to a replica.
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept per replica.
+    pub max_idle_per_replica: usize,
+    /// The whole fan-out's deadline: keys not done by then are answered as timed out.
+    pub fanout_deadline: Duration,
+    /// The most keys one `/fanout` may ask for.
+    pub max_keys: usize,
+    /// Tries per key, the first included (1 = no retries).
+    pub retry_attempts: u32,
+    /// The first retry's delay; it doubles, with full jitter, up to `retry_max_delay`.
+    pub retry_base_delay: Duration,
+    /// The longest delay between two tries.
+    pub retry_max_delay: Duration,
+    /// Retries allowed as a fraction of first tries, over 10 s (the shared budget).
+    pub retry_budget_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio.
+    pub retry_budget_min_per_second: u32,
+    /// When to hedge.
+    pub hedge: HedgeMode,
+    /// Hedges allowed as a fraction of primaries.
+    pub hedge_budget_ratio: f64,
+    /// Adaptive hedging: primaries needed before the delay is trusted.
+    pub hedge_min_samples: u64,
+    /// The per-replica circuit breakers.
+    pub breaker: BreakerSettings,
+    /// Seeds the retry jitter (`None`: random).
+    pub seed: Option<u64>,
+    /// Log every breaker transition to stderr.
+    pub log_transitions: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            replicas: Vec::new(),
+            call_timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(100),
+            max_idle_per_replica: 64,
+            fanout_deadline: Duration::from_millis(500),
+            max_keys: 1000,
+            retry_attempts: 3,
+            retry_base_delay: Duration::from_millis(2),
+            retry_max_delay: Duration::from_millis(50),
+            retry_budget_ratio: 0.2,
+            retry_budget_min_per_second: 10,
+            hedge: HedgeMode::Adaptive(0.95),
+            hedge_budget_ratio: 0.1,
+            hedge_min_samples: 50,
+            breaker: BreakerSettings::default(),
+            seed: None,
+            log_transitions: false,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The defaults, on these replicas.
+    pub fn new(replicas: Vec<SocketAddr>) -> Self {
+        GatewayConfig {
+            replicas,
+            ..GatewayConfig::default()
+        }
+    }
+
+    /// Checks the gateway's own settings (the policies check theirs when built).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.replicas.is_empty() {
+            return Err(ConfigError::new(
+                "replicas",
+                "needs at least one backend address",
+            ));
+        }
+        for (field, value) in [
+            ("call_timeout", self.call_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("fanout_deadline", self.fanout_deadline),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    field,
+                    "must be longer than zero; a zero limit would fail every call",
+                ));
+            }
+        }
+        if self.max_keys == 0 {
+            return Err(ConfigError::new("max_keys", "must be at least 1, got 0"));
+        }
+        if self.retry_attempts == 0 {
+            return Err(ConfigError::new(
+                "retry_attempts",
+                "must be at least 1 (the first try), got 0",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn backoff(&self) -> Result<Backoff, ConfigError> {
+        let mut backoff = Backoff::exponential(self.retry_base_delay)
+            .max_delay(self.retry_max_delay)
+            .jitter(Jitter::Full);
+        if let Some(seed) = self.seed {
+            backoff = backoff.seed(seed);
+        }
+        backoff.build()
+    }
+
+    pub(super) fn hedge_policy(&self) -> Result<Hedge, ConfigError> {
+        let builder = Hedge::builder().budget_ratio(self.hedge_budget_ratio);
+        match self.hedge {
+            // One attempt: no hedging, but the same statistics and code path.
+            HedgeMode::Off => builder
+                .fixed_delay(self.call_timeout)
+                .max_attempts(1)
+                .build(),
+            HedgeMode::Fixed(delay) => builder.fixed_delay(delay).max_attempts(2).build(),
+            HedgeMode::Adaptive(p) => builder
+                .adaptive_delay(p)
+                .min_samples(self.hedge_min_samples)
+                .max_attempts(2)
+                .build(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hedge_modes_parse() {
+        assert_eq!("off".parse::<HedgeMode>(), Ok(HedgeMode::Off));
+        assert_eq!(
+            "adaptive".parse::<HedgeMode>(),
+            Ok(HedgeMode::Adaptive(0.95))
+        );
+        assert_eq!(
+            "fixed:10ms".parse::<HedgeMode>(),
+            Ok(HedgeMode::Fixed(Duration::from_millis(10)))
+        );
+        assert_eq!(
+            "adaptive:0.9".parse::<HedgeMode>().unwrap().to_string(),
+            "adaptive:0.9"
+        );
+        assert!("adaptive:1.5".parse::<HedgeMode>().is_err());
+        assert!("sometimes".parse::<HedgeMode>().is_err());
+    }
+
+    #[test]
+    fn settings_are_validated_by_field() {
+        assert_eq!(
+            GatewayConfig::default().validate().unwrap_err().field(),
+            "replicas"
+        );
+        let ok = GatewayConfig::new(vec!["127.0.0.1:1".parse().unwrap()]);
+        assert!(ok.validate().is_ok());
+        let bad = GatewayConfig {
+            call_timeout: Duration::ZERO,
+            ..ok.clone()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "call_timeout");
+        let bad = GatewayConfig {
+            retry_attempts: 0,
+            ..ok.clone()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "retry_attempts");
+        let bad = GatewayConfig {
+            hedge_budget_ratio: -1.0,
+            ..ok
+        };
+        assert!(bad.hedge_policy().is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! One fan-out: every key through retry, hedging, breakers and per-call timeouts, gathered under
+//! a deadline.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use serde::Serialize;
+use tailguard::fanout::scatter_gather_with;
+use tailguard::hedge::HedgeError;
+use tailguard::retry::{Classify, Decision, GaveUp, RetryError};
+use tailguard::time::AsyncIoTimer;
+use tailguard::timeout::{timeout, Deadline};
+
+use super::{Gateway, Inner};
+
+/// Why one key got no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The replica answered with this (non-2xx) status.
+    Status(u16),
+    /// The call took longer than `call_timeout`.
+    CallTimeout,
+    /// The call got no response: the client error's kind (`connect`, `request`, ...).
+    Client(&'static str),
+    /// Every replica's breaker was open.
+    AllBreakersOpen,
+}
+
+impl KeyError {
+    /// A short name for reports: `status_503`, `call_timeout`, `connect`, `all_breakers_open`.
+    pub fn name(&self) -> String {
+        match self {
+            KeyError::Status(status) => format!("status_{status}"),
+            KeyError::CallTimeout => "call_timeout".into(),
+            KeyError::Client(kind) => (*kind).into(),
+            KeyError::AllBreakersOpen => "all_breakers_open".into(),
+        }
+    }
+
+    /// Whether another try may help: not for a 4xx (the request is wrong) nor when every
+    /// breaker is open (failing fast is the point).
+    fn is_retryable(&self) -> bool {
+        match self {
+            KeyError::Status(status) => *status >= 500,
+            KeyError::AllBreakersOpen => false,
+            KeyError::CallTimeout | KeyError::Client(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Status(status) => write!(f, "the replica answered {status}"),
+            KeyError::CallTimeout => f.write_str("the call timed out (call_timeout)"),
+            KeyError::Client(kind) => write!(f, "the call failed ({kind})"),
+            KeyError::AllBreakersOpen => f.write_str("every replica's circuit breaker is open"),
+        }
+    }
+}
+
+/// Retries a key when any of its hedged attempts failed in a way another try may fix.
+pub(super) struct KeyClassifier;
+
+impl Classify<HedgeError<KeyError>> for KeyClassifier {
+    fn classify(&self, error: &HedgeError<KeyError>) -> Decision {
+        if error.errors().iter().any(KeyError::is_retryable) {
+            Decision::Retry
+        } else {
+            Decision::Stop
+        }
+    }
+}
+
+/// What one `/fanout` got, and how.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FanoutReport {
+    /// Keys asked for.
+    pub keys: usize,
+    /// Keys answered.
+    pub ok: usize,
+    /// Keys that failed every try.
+    pub failed: usize,
+    /// Keys still running at the deadline (cancelled).
+    pub timed_out: usize,
+    /// Whether some keys are missing from the answer.
+    pub partial: bool,
+    /// Retries made (tries after the first, over all keys).
+    pub retries: u64,
+    /// Retries the shared budget refused.
+    pub retry_budget_refusals: u64,
+    /// Backup calls sent by hedging (including the immediate failover of a failed call).
+    pub hedges_sent: u64,
+    /// Keys whose answer came from a backup call.
+    pub hedges_won: u64,
+    /// Times a call skipped a replica because its breaker was open.
+    pub breaker_rejections: u64,
+    /// Keys answered, by replica index.
+    pub served_by: Vec<u64>,
+    /// Why keys failed, by error name (the last error of each failed key).
+    pub errors: BTreeMap<String, u64>,
+    /// How long the fan-out took, in milliseconds.
+    pub elapsed_ms: f64,
+    /// The value of each key (`null` if missing).
+    pub values: Vec<Option<String>>,
+}
+
+/// One key's answer.
+struct Served {
+    replica: usize,
+    hedge: u32,
+    value: String,
+}
+
+/// One key's retry loop, boxed (see [`Inner::retried`]).
+type Retried<'a> =
+    Pin<Box<dyn Future<Output = Result<Served, RetryError<HedgeError<KeyError>>>> + Send + 'a>>;
+
+/// Counters of one fan-out, shared by its keys.
+struct FanoutCounts {
+    retries: AtomicU64,
+    budget_refusals: AtomicU64,
+    hedges_sent: AtomicU64,
+    breaker_rejections: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+impl Gateway {
+    /// Reads keys `0..keys` from the replicas (see the [module documentation](super)) and
+    /// answers within the fan-out deadline, partially if need be.
+    pub async fn fanout(&self, keys: usize) -> FanoutReport {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        let counts = FanoutCounts {
+            retries: AtomicU64::new(0),
+            budget_refusals: AtomicU64::new(0),
+            hedges_sent: AtomicU64::new(0),
+            breaker_rejections: AtomicU64::new(0),
+        };
+        let deadline = Deadline::after(inner.config.fanout_deadline);
+        let reads = (0..keys).map(|key| inner.read_key(key, &counts));
+        let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
+
+        inner.totals.fanouts.bump();
+        let mut report = FanoutReport {
+            keys,
+            ok: 0,
+            failed: 0,
+            timed_out: 0,
+            partial: false,
+            retries: counts.retries.load(Relaxed),
+            retry_budget_refusals: counts.budget_refusals.load(Relaxed),
+            hedges_sent: counts.hedges_sent.load(Relaxed),
+            hedges_won: 0,
+            breaker_rejections: counts.breaker_rejections.load(Relaxed),
+            served_by: vec![0; inner.replicas.len()],
+            errors: BTreeMap::new(),
+            elapsed_ms: 0.0,
+            values: Vec::with_capacity(keys),
+        };
+        for result in results {
+            match result {
+                Ok(Ok(served)) => {
+                    report.ok += 1;
+                    report.served_by[served.replica] += 1;
+                    if served.hedge > 0 {
+                        report.hedges_won += 1;
+                    }
+                    report.values.push(Some(served.value));
+                    inner.totals.keys_ok.bump();
+                }
+                Ok(Err(error)) => {
+                    report.failed += 1;
+                    *report.errors.entry(error.name()).or_default() += 1;
+                    report.values.push(None);
+                    inner.totals.keys_failed.bump();
+                }
+                Err(_elapsed) => {
+                    report.timed_out += 1;
+                    *report.errors.entry("deadline".into()).or_default() += 1;
+                    report.values.push(None);
+                    inner.totals.keys_timed_out.bump();
+                }
+            }
+        }
+        report.partial = report.ok < keys;
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        report
+    }
+}
+
+impl Inner {
+    /// One key: retried, each try hedged, each call through a breaker and a timeout.
+    async fn read_key(&self, key: usize, counts: &FanoutCounts) -> Result<Served, KeyError> {
+        let result = self.retried(key, counts).await;
+        result.map_err(|error| {
+            if error.reason() == GaveUp::BudgetExhausted {
+                bump(&counts.budget_refusals);
+                self.totals.retry_budget_refusals.bump();
+            }
+            match error.into_inner() {
+                Some(hedged) => hedged.last().clone(),
+                None => KeyError::CallTimeout,
+            }
+        })
+    }
+
+    /// The retry loop of one key, boxed as `Send` here, where its lifetimes are known: inside
+    /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
+    /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
+    fn retried<'a>(&'a self, key: usize, counts: &'a FanoutCounts) -> Retried<'a> {
+        Box::pin(self.retry.run_with_attempt(move |attempt| {
+            if attempt > 1 {
+                bump(&counts.retries);
+                self.totals.retries.bump();
+            }
+            // Each try starts one replica further along, and so does each hedge.
+            let offset = attempt as usize - 1;
+            self.hedge.run_with(AsyncIoTimer, move |hedge| {
+                if hedge > 0 {
+                    bump(&counts.hedges_sent);
+                }
+                self.call(key, offset + hedge as usize, hedge, counts)
+            })
+        }))
+    }
+
+    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it.
+    async fn call(
+        &self,
+        key: usize,
+        offset: usize,
+        hedge: u32,
+        counts: &FanoutCounts,
+    ) -> Result<Served, KeyError> {
+        let n = self.replicas.len();
+        let first = (key + offset) % n;
+        let mut chosen = None;
+        for step in 0..n {
+            let replica = &self.replicas[(first + step) % n];
+            match replica.breaker.try_acquire() {
+                Ok(permit) => {
+                    chosen = Some((replica, permit));
+                    break;
+                }
+                Err(_) => {
+                    bump(&counts.breaker_rejections);
+                    replica.counts.rejected.bump();
+                }
+            }
+        }
+        let Some((replica, permit)) = chosen else {
+            return Err(KeyError::AllBreakersOpen);
+        };
+        let path = format!("/key/{key}");
+        match timeout(self.config.call_timeout, replica.pool.get(&path)).await {
+            Err(_) => {
+                permit.failure();
+                replica.counts.timed_out.bump();
+                Err(KeyError::CallTimeout)
+            }
+            Ok(Err(error)) => {
+                permit.failure();
+                replica.counts.failed.bump();
+                Err(KeyError::Client(error.kind()))
+            }
+            Ok(Ok(reply)) if reply.status.is_success() => {
+                permit.success();
+                replica.counts.ok.bump();
+                Ok(Served {
+                    replica: replica.index,
+                    hedge,
+                    value: String::from_utf8_lossy(&reply.body).into_owned(),
+                })
+            }
+            Ok(Ok(reply)) => {
+                // A 5xx is the replica's fault; a 4xx is the request's, and the replica is fine.
+                if reply.status.is_server_error() {
+                    permit.failure();
+                    replica.counts.failed.bump();
+                } else {
+                    permit.success();
+                    replica.counts.ok.bump();
+                }
+                Err(KeyError::Status(reply.status.as_u16()))
+            }
+        }
+    }
+}

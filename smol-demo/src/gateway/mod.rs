@@ -1,0 +1,217 @@
+//! The gateway: every tailguard pattern around real HTTP calls to backend replicas.
+//!
+//! [`Gateway::fanout`] reads `n` keys and answers what came back and how. Key `k` is read
+//! from replica `k mod r` first, and every read goes through the layers below, innermost first:
+//!
+//! | layer | what it does | from |
+//! |---|---|---|
+//! | keep-alive pool | one pool of HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
+//! | per-call timeout | each call gets `call_timeout` | [`tailguard::timeout`] |
+//! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts are failures | [`tailguard::breaker`] |
+//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls | [`tailguard::hedge`] |
+//! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::retry`] |
+//! | scatter-gather | all keys at once under the fan-out's deadline; what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
+//!
+//! A [`FanoutReport`] says how the answer was obtained: keys ok, failed and timed out, retries,
+//! budget refusals, hedges sent and won, breaker rejections and which replicas served. The
+//! gateway's running totals are in [`Gateway::stats`] and, in the Prometheus text format, in
+//! [`Gateway::write_metrics`].
+//!
+//! Dropping a fan-out (a client gone, a forced shutdown) cancels every call in it, releases
+//! breaker permits uncounted, and returns no connection to a pool half-used.
+
+pub mod args;
+mod config;
+mod fanout;
+mod metrics;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use tailguard::breaker::{CircuitBreaker, State};
+use tailguard::hedge::Hedge;
+use tailguard::retry::{Retry, RetryBudget};
+use tailguard::time::AsyncIoTimer;
+use tailguard::ConfigError;
+
+pub use self::config::{BreakerSettings, GatewayConfig, HedgeMode};
+use self::fanout::KeyClassifier;
+pub use self::fanout::{FanoutReport, KeyError};
+pub use self::metrics::{GatewayStats, ReplicaView};
+use crate::client::{ClientConfig, Pool};
+use crate::rt::Exec;
+
+/// A gateway to a set of replicas; cheap to clone (clones share everything).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    replicas: Vec<Replica>,
+    retry: Retry<AsyncIoTimer, KeyClassifier>,
+    retry_budget: RetryBudget,
+    hedge: Hedge,
+    totals: Totals,
+}
+
+/// One backend replica as the gateway sees it.
+struct Replica {
+    index: usize,
+    pool: Pool,
+    breaker: CircuitBreaker<AsyncIoTimer>,
+    counts: Arc<ReplicaCounts>,
+}
+
+/// Running totals of the gateway.
+#[derive(Default)]
+struct Totals {
+    fanouts: Count,
+    keys_ok: Count,
+    keys_failed: Count,
+    keys_timed_out: Count,
+    retries: Count,
+    retry_budget_refusals: Count,
+}
+
+/// Running totals of one replica.
+#[derive(Default)]
+struct ReplicaCounts {
+    ok: Count,
+    failed: Count,
+    timed_out: Count,
+    rejected: Count,
+    /// Breaker transitions, by `[from][to]` state index (see [`state_index`]).
+    transitions: [[Count; STATES.len()]; STATES.len()],
+}
+
+/// The breaker states, in label order.
+const STATES: [State; 5] = [
+    State::Closed,
+    State::Open,
+    State::HalfOpen,
+    State::ForcedOpen,
+    State::Disabled,
+];
+
+fn state_index(state: State) -> usize {
+    STATES.iter().position(|&s| s == state).unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Count(AtomicU64);
+
+impl Count {
+    fn bump(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+impl Gateway {
+    /// Checks `config`, builds the policies, and makes a connection pool and a circuit breaker
+    /// per replica; connections are made on first use, their tasks run on `ex`.
+    pub fn new(config: GatewayConfig, ex: Exec) -> Result<Gateway, ConfigError> {
+        config.validate()?;
+        let retry_budget = RetryBudget::builder()
+            .ratio(config.retry_budget_ratio)
+            .min_per_second(config.retry_budget_min_per_second)
+            .build()?;
+        let retry = Retry::with_timer(AsyncIoTimer)
+            .max_attempts(config.retry_attempts)
+            .backoff(config.backoff()?)
+            .budget(retry_budget.clone())
+            .classify(KeyClassifier)
+            .build()?;
+        let hedge = config.hedge_policy()?;
+        let client = ClientConfig {
+            connect_timeout: config.connect_timeout,
+            max_idle: config.max_idle_per_replica,
+        };
+        let replicas = config
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(index, &addr)| {
+                let counts = Arc::new(ReplicaCounts::default());
+                let breaker = breaker(&config, index, counts.clone())?;
+                Ok(Replica {
+                    index,
+                    pool: Pool::new(addr, client, ex.clone()),
+                    breaker,
+                    counts,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                config,
+                replicas,
+                retry,
+                retry_budget,
+                hedge,
+                totals: Totals::default(),
+            }),
+        })
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// The circuit breaker in front of replica `replica`, if it exists (to read its state, or
+    /// to force it open by hand).
+    pub fn breaker(&self, replica: usize) -> Option<&CircuitBreaker<AsyncIoTimer>> {
+        self.inner.replicas.get(replica).map(|r| &r.breaker)
+    }
+
+    /// The hedging policy (its statistics and latency window).
+    pub fn hedge(&self) -> &Hedge {
+        &self.inner.hedge
+    }
+
+    /// The retry budget shared by every key.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.inner.retry_budget
+    }
+}
+
+/// Replica `index`'s breaker, counting its transitions.
+fn breaker(
+    config: &GatewayConfig,
+    index: usize,
+    counts: Arc<ReplicaCounts>,
+) -> Result<CircuitBreaker<AsyncIoTimer>, ConfigError> {
+    let settings = config.breaker;
+    let log = config.log_transitions;
+    CircuitBreaker::builder()
+        .failure_rate(settings.failure_rate)
+        .count_window(settings.window)
+        .minimum_calls(settings.minimum_calls)
+        .open_duration(settings.open_duration)
+        .half_open_calls(settings.half_open_calls)
+        // One exact window for the replica, not one per thread: a replica's calls are few.
+        .stripes(0)
+        .on_transition(move |transition| {
+            counts.transitions[state_index(transition.from)][state_index(transition.to)].bump();
+            if log {
+                crate::server::log(format_args!("replica {index}: {transition}"));
+            }
+        })
+        .build_with(AsyncIoTimer)
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("replicas", &self.inner.config.replicas)
+            .field("hedge", &self.inner.config.hedge)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,66 @@
+//! `tailguard-demo load`: the command line.
+
+use std::time::Duration;
+
+use super::LoadConfig;
+use crate::args::parse_duration;
+
+/// One line of help for `load`.
+pub const ABOUT: &str =
+    "Open-loop HTTP load at a fixed rate, latency measured from the scheduled send time";
+
+/// The full `load --help`.
+pub const LONG_ABOUT: &str = "Open-loop HTTP load: GET URL at a fixed RATE for DURATION, and a \
+summary of what came back.
+
+Request i is due at start + i / RATE whatever the server does, and its latency is measured from \
+that due time, not from when it was sent: a server that stalls cannot hide its tail by slowing \
+the generator down (coordinated omission). At most CONCURRENCY requests are in flight; a request \
+that falls due while that many are in flight is not sent and is counted as dropped (reported \
+apart from errors). Each request waits at most TIMEOUT.
+
+The summary: requests due, sent, ok (2xx), errors (other statuses, timeouts, connection \
+failures, by kind), dropped; throughput; latency p50 / p90 / p99 / p99.9 / max over responses \
+of any status and timeouts (at their timeout). --json prints it as one JSON object. A progress \
+bar is drawn on stderr when it is a terminal.";
+
+/// Command-line arguments of `load`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(about = ABOUT, long_about = LONG_ABOUT)]
+pub struct LoadArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/fanout?keys=16.
+    #[arg(long, default_value = "http://127.0.0.1:8080/gophers")]
+    pub url: String,
+    /// Requests per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// How long to send for.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Most requests in flight; more are dropped (not sent) and counted.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Longest wait for one response.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Executor threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<std::num::NonZeroUsize>,
+}
+
+impl LoadArgs {
+    /// The run these arguments describe (with a progress bar, drawn only on a terminal).
+    pub fn config(&self) -> LoadConfig {
+        LoadConfig {
+            url: self.url.clone(),
+            rate: self.rate,
+            duration: self.duration,
+            concurrency: self.concurrency,
+            timeout: self.timeout,
+            progress: !self.json,
+        }
+    }
+}
