@@ -160,7 +160,53 @@ fn a_down_replica_refuses_connections_and_comes_back_on_the_same_port() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The connection the outage dropped was found closed and thrown away.
+    assert!(pool.stats().discarded >= 1, "{:?}", pool.stats());
     assert!(backends.set_down(2, true).is_err());
+}
+
+#[test]
+fn the_pool_keeps_at_most_max_idle_connections() {
+    let rt = runtime();
+    let backends = start(&rt, BackendConfig::uniform(1, fixed(50)));
+    let pool = Pool::new(
+        backends.addrs()[0],
+        ClientConfig {
+            max_idle: 2,
+            ..ClientConfig::default()
+        },
+        rt.executor().clone(),
+    );
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let pool = pool.clone();
+            rt.spawn(async move { pool.get("/x").await.map(|r| r.status.as_u16()) })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(rt.block_on(call).unwrap(), 200);
+    }
+    assert_eq!(pool.stats().connects, 5);
+    assert_eq!(pool.stats().idle, 2);
+    // The three connections not kept are closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.stats().open > 2 {
+        assert!(Instant::now() < deadline, "{:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A call cancelled midway closes its connection instead of returning it.
+    let cancelled = rt.block_on(tailguard::timeout::timeout(
+        Duration::from_millis(10),
+        pool.get("/x"),
+    ));
+    assert!(cancelled.is_err());
+    assert_eq!(pool.stats().idle, 1, "{:?}", pool.stats());
+    pool.close_idle();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.stats().open > 0 {
+        assert!(Instant::now() < deadline, "{:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

@@ -42,6 +42,14 @@ fn fixed(ms: u64) -> Profile {
 
 impl Stack {
     fn start(backends: BackendConfig, tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
+        Stack::start_with(backends, Duration::from_secs(3), tweak)
+    }
+
+    fn start_with(
+        backends: BackendConfig,
+        shutdown_deadline: Duration,
+        tweak: impl FnOnce(&mut GatewayConfig),
+    ) -> Stack {
         let rt = Runtime::new(2.try_into().unwrap());
         let backends = rt
             .block_on(Backends::start(backends, rt.executor()))
@@ -53,7 +61,7 @@ impl Stack {
         let server = rt
             .block_on(Server::bind(ServerConfig {
                 addr: "127.0.0.1:0".parse().unwrap(),
-                shutdown_deadline: Duration::from_secs(3),
+                shutdown_deadline,
                 ..ServerConfig::default()
             }))
             .expect("bind")
@@ -363,7 +371,7 @@ fn metrics_expose_the_series_with_sane_values() {
     assert!(won <= sent && sent <= primaries, "{won} {sent} {primaries}");
     m.get("tailguard_hedge_budget_refusals_total", &[]);
     let delay = m.get("tailguard_hedge_delay_seconds", &[]);
-    assert!(delay >= 0.001 && delay < 1.0, "hedge delay {delay}");
+    assert!((0.001..1.0).contains(&delay), "hedge delay {delay}");
 
     let mut calls = 0.0;
     for replica in ["0", "1", "2"] {
@@ -452,4 +460,72 @@ fn shutdown_during_load_loses_no_accepted_request() {
         report.errors > 0,
         "the load went on after the shutdown: {report}"
     );
+}
+
+#[test]
+fn a_forced_shutdown_cancels_fanouts_in_flight_and_releases_everything() {
+    // Calls take 2 s; the shutdown waits 300 ms, then drops the fan-out.
+    let deadline = Duration::from_millis(300);
+    let stack = Stack::start_with(BackendConfig::uniform(2, fixed(2000)), deadline, |c| {
+        c.hedge = HedgeMode::Off;
+        c.call_timeout = Duration::from_secs(5);
+        c.fanout_deadline = Duration::from_secs(5);
+    });
+    let Stack {
+        rt,
+        backends,
+        gateway,
+        addr,
+        stop,
+        serving,
+        ..
+    } = stack;
+    let client = Pool::new(addr, ClientConfig::default(), rt.executor().clone());
+    let pending = rt.spawn(async move { client.get("/fanout?keys=4").await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backends.stats().iter().map(|s| s.in_flight).sum::<u64>() < 4 {
+        assert!(Instant::now() < deadline, "the calls never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopping = Instant::now();
+    stop.trigger();
+    let served = rt.block_on(serving.unwrap());
+    assert_eq!(served.forced, 1, "{served}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        rt.block_on(pending).is_err(),
+        "the forced request got no answer"
+    );
+
+    // The dropped fan-out cancelled its calls: their connections closed, their breaker permits
+    // were released uncounted, and the replicas saw the clients go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = gateway.stats();
+        let open: u64 = stats.replicas.iter().map(|r| r.connections_open).sum();
+        let backend_busy: u64 = backends.stats().iter().map(|s| s.in_flight).sum();
+        if open == 0 && backend_busy == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} connections, {backend_busy} calls left"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 0..2 {
+        let metrics = gateway.breaker(i).unwrap().metrics();
+        assert_eq!((metrics.calls, metrics.failures), (0, 0), "{metrics:?}");
+        assert_eq!(metrics.state, State::Closed);
+    }
+    let stats = gateway.stats();
+    assert_eq!(stats.fanouts, 0, "the fan-out never finished");
+    assert!(stats
+        .replicas
+        .iter()
+        .all(|r| r.ok + r.failed + r.timed_out == 0));
 }
