@@ -31,16 +31,15 @@ struct Common<'a, 'py> {
 }
 
 fn jitter_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Jitter> {
-    let Some(obj) = obj else {
+    // `None` is the default, full jitter, as for every other optional parameter; "none" is no
+    // jitter.
+    let Some(obj) = obj.filter(|obj| !obj.is_none()) else {
         return Ok(Jitter::Full);
     };
-    if obj.is_none() {
-        return Ok(Jitter::None);
-    }
     let Ok(name) = obj.cast::<PyString>() else {
         return Err(convert::type_error(
             "jitter",
-            "one of \"none\", \"full\", \"equal\", \"decorrelated\" (or None)",
+            "one of \"none\", \"full\", \"equal\", \"decorrelated\"",
             obj,
         ));
     };
