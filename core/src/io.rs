@@ -88,16 +88,16 @@ impl Direction {
     }
 
     fn total_error(self, limit: Option<Duration>) -> io::Error {
-        let (what, field) = match self {
-            Direction::Read => ("reading", "read_total"),
-            Direction::Write => ("writing", "write_total"),
+        let (what, field, setter) = match self {
+            Direction::Read => ("reading", "read_total", "set_read_deadline"),
+            Direction::Write => ("writing", "write_total", "set_write_deadline"),
         };
         let message = match limit {
             Some(limit) => format!(
                 "{field} limit of {limit:?} reached: {what} took longer than allowed (TimeoutIo {field})"
             ),
             None => format!(
-                "{what} deadline reached: {what} took longer than allowed (TimeoutIo {field})"
+                "deadline reached while {what}: it took longer than allowed (TimeoutIo {setter})"
             ),
         };
         io::Error::new(io::ErrorKind::TimedOut, message)
@@ -595,6 +595,25 @@ mod tests {
             Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
             other => panic!("expected a timeout, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_explicit_read_deadline_trips_and_says_so() {
+        let timer = ManualTimer::new();
+        let (reader, _writer) = piper::pipe(64);
+        let mut io = TimeoutIo::with_timer(reader, timer.clone());
+        io.set_read_deadline(Some(timer.now() + ms(40)));
+        let mut buf = [0u8; 4];
+        let err = timer.block_on(io.read(&mut buf)).unwrap_err();
+        assert!(err.to_string().contains("set_read_deadline"), "{err}");
+        assert_eq!(timer.elapsed(), ms(40));
+        // Lifting the deadline lifts the limit.
+        io.set_read_deadline(None);
+        let waker = noop_waker();
+        assert!(Pin::new(&mut io)
+            .poll_read(&mut Context::from_waker(&waker), &mut buf)
+            .is_pending());
+        assert_eq!(timer.pending_sleeps(), 0);
     }
 
     #[test]

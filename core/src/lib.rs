@@ -17,6 +17,9 @@
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
 //! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
 //! | [`retry`] | the [`Retry`](retry::Retry) policy, its sans-IO [`RetryState`](retry::RetryState), the [`RetryBudget`](retry::RetryBudget) |
+//! | [`latency`] | [`LatencyHistogram`](latency::LatencyHistogram), [`RollingHistogram`](latency::RollingHistogram) |
+//! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget |
+//! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //!
 //! ## Every wait is bounded
 //!
@@ -42,7 +45,10 @@
 
 pub mod backoff;
 mod error;
+pub mod fanout;
+pub mod hedge;
 pub mod io;
+pub mod latency;
 pub mod retry;
 pub mod shutdown;
 pub mod time;

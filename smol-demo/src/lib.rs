@@ -7,3 +7,4 @@ pub mod args;
 pub mod herd;
 pub mod rt;
 pub mod server;
+pub mod tail_at_scale;

@@ -32,6 +32,12 @@ enum Command {
     /// The thundering herd: backoff and jitter strategies under contention, and the retry storm
     /// with and without budgets, in virtual time.
     Herd(HerdArgs),
+    /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging.
+    #[command(
+        about = tailguard_demo::tail_at_scale::ABOUT,
+        long_about = tailguard_demo::tail_at_scale::LONG_ABOUT
+    )]
+    TailAtScale(tailguard_demo::tail_at_scale::TailAtScaleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +112,19 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Herd(args)) => herd(&args),
+        Some(Command::TailAtScale(args)) => match tailguard_demo::tail_at_scale::run(&args) {
+            Ok(report) => {
+                print!("{report}");
+                if !report.ends_with('\n') {
+                    println!();
+                }
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("tail-at-scale: {message}");
+                ExitCode::FAILURE
+            }
+        },
         // Until the guided tour lands, no arguments means: serve with the defaults.
         None => match Cli::parse_from(["tailguard-demo", "serve"]).command {
             Some(Command::Serve(args)) => serve(args),

@@ -1,0 +1,97 @@
+//! Hedged requests: send a backup copy of a slow call, take the first good answer.
+//!
+//! In a large fan-out, the slowest of many calls sets the pace, and a rare stall on one server
+//! (a garbage-collection pause, a busy disk, a noisy neighbour) becomes the common case of the
+//! whole request. "The Tail at Scale" (Dean & Barroso, 2013) answers with *hedged requests*:
+//! when a call has been out longer than most calls take, send the same call to another replica
+//! and use whichever answers first. Most calls never wait that long, so the extra load is small;
+//! the ones that do are exactly the stalled ones.
+//!
+//! A [`Hedge`] policy decides:
+//!
+//! - **when** to hedge: a fixed delay, or (the default) adaptively, at a percentile (p95 by
+//!   default) of recent primary latency, once at least `min_samples` are known, kept between
+//!   a floor and a ceiling;
+//! - **how many** attempts a call may make (`max_attempts`, the primary included), which also
+//!   bounds how many are in flight;
+//! - **how much** extra load in total: a [`HedgeBudget`] allows hedges ≤ ratio × primaries,
+//!   shared by every clone of the policy.
+//!
+//! [`Hedge::run_with`] runs one call: `make_attempt(0)` starts the primary. Whenever the delay
+//! passes after the latest attempt started with no success, and the budget allows, the next
+//! attempt starts; an attempt that fails starts the next one at once. The first `Ok` wins and
+//! every other attempt is dropped on the spot (dropping is how Rust cancels). If all fail, the
+//! caller gets every error in a [`HedgeError`]. Without an explicit timer, [`Hedge::run`] uses
+//! the [`DefaultTimer`](crate::time::DefaultTimer).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tailguard::hedge::Hedge;
+//! use tailguard::time::{ManualTimer, Timer};
+//!
+//! let timer = ManualTimer::new();
+//! let hedge = Hedge::builder()
+//!     .fixed_delay(Duration::from_millis(10))
+//!     .budget_ratio(1.0)
+//!     .build()?;
+//!
+//! // Replica 0 is stalled for a second; replica 1 answers in 2 ms.
+//! let read = |attempt: u32| {
+//!     let timer = timer.clone();
+//!     async move {
+//!         let took = if attempt == 0 { 1000 } else { 2 };
+//!         timer.sleep(Duration::from_millis(took)).await;
+//!         Ok::<_, std::io::Error>(attempt)
+//!     }
+//! };
+//! let winner = timer.block_on(hedge.run_with(timer.clone(), read))?;
+//! assert_eq!(winner, 1);
+//! assert_eq!(timer.elapsed(), Duration::from_millis(12)); // 10 ms delay + 2 ms
+//! assert_eq!(hedge.stats().hedges_won, 1);
+//! assert_eq!(timer.pending_sleeps(), 0); // the stalled primary was dropped
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## What is recorded, and why it is not biased
+//!
+//! An adaptive delay learns from a [`RollingHistogram`](crate::latency::RollingHistogram)
+//! ([`Hedge::latency`]). Learning only from winners would be survivor bias: a hedged call's
+//! winner is by construction fast, so the recorded tail would shrink, the delay would drop,
+//! and hedging would feed on itself. So the policy records **the primary's latency of every
+//! call, and nothing else**:
+//!
+//! - a primary that finishes (success or failure) records its exact latency; one that is ready
+//!   on its first poll records zero (it kept nobody waiting, and no clock is read);
+//! - a primary cancelled because a hedge won, or because the caller dropped the call, records
+//!   the time it had been out: a lower bound on its true latency.
+//!
+//! Primaries are an unconditional sample, one per call, whereas hedges are only sent when the
+//! primary is already slow, so their latencies describe bad moments, not the backend. The
+//! lower bounds do not distort the percentile the delay is set at: a hedge can only win after
+//! the delay, so every primary it cancels is recorded at a value above the delay, which is
+//! also below its true latency; a value above the percentile stays above it, and the count of
+//! samples at or under the delay, hence that percentile, is exact. (A caller that drops a call
+//! before the delay, say on its own deadline, adds a lower bound under it; that is rare, and it
+//! errs towards hedging sooner.)
+//!
+//! ## Zero cost on the happy path
+//!
+//! The primary is polled inline on the first poll, before anything else happens. If it is
+//! ready, the call has allocated nothing, read no clock, and registered no timer: it cost two
+//! atomic increments (the primaries counter and the budget deposit) and, for adaptive policies,
+//! one histogram record.
+
+mod budget;
+mod error;
+mod policy;
+mod run;
+mod stats;
+
+pub use self::budget::HedgeBudget;
+pub use self::error::HedgeError;
+pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
+pub use self::run::HedgedRun;
+pub use self::stats::HedgeStats;
+
+#[cfg(test)]
+mod tests;

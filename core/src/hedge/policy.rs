@@ -1,0 +1,384 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_core::TryFuture;
+
+use super::budget::HedgeBudget;
+use super::run::HedgedRun;
+use super::stats::{Counters, HedgeStats};
+use crate::latency::{RollingHistogram, MAX_SLOTS};
+use crate::time::Timer;
+use crate::ConfigError;
+
+/// The most attempts one call may make (primary included).
+pub const MAX_ATTEMPTS: u32 = 32;
+
+/// A hedging policy: when to send a backup attempt, how many, and within what budget.
+///
+/// Build one with [`Hedge::builder`], keep it for the lifetime of the client, and wrap each call
+/// in [`run_with`](Hedge::run_with) (or [`run`](Hedge::run) on the default timer). Clones share
+/// everything: the latency window, the budget and the statistics.
+///
+/// See the [module documentation](super) for the behaviour and an example.
+#[derive(Clone)]
+pub struct Hedge {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) delay: Delay,
+    pub(crate) max_attempts: u32,
+    pub(crate) budget: Option<HedgeBudget>,
+    pub(crate) counters: Counters,
+}
+
+pub(crate) enum Delay {
+    Fixed(Duration),
+    Adaptive(Adaptive),
+}
+
+pub(crate) struct Adaptive {
+    percentile: f64,
+    min_samples: u64,
+    floor: Duration,
+    ceiling: Duration,
+    pub(crate) latency: RollingHistogram,
+    /// The delay last computed, and (plus one) the window slice it was computed in; 0 = none.
+    /// Recomputed once per slice: a quantile over the window is a scan of every bucket.
+    cached_slice: AtomicU64,
+    cached_delay_nanos: AtomicU64,
+}
+
+impl Hedge {
+    /// A builder with the defaults: adaptive delay at the p95 of the last 10 s of primary
+    /// latencies (10 slices), after at least 100 samples, kept within 1 ms..=1 s; at most 2
+    /// attempts per call; a budget of 5 % extra load.
+    pub fn builder() -> HedgeBuilder {
+        HedgeBuilder::default()
+    }
+
+    /// Runs one call, hedged, on the [`DefaultTimer`](crate::time::DefaultTimer).
+    ///
+    /// `make_attempt(n)` starts attempt `n` (0 is the primary) and returns its future; see
+    /// [`run_with`](Hedge::run_with).
+    #[cfg(any(feature = "async-io", feature = "futures-timer"))]
+    pub fn run<F, Fut>(&self, make_attempt: F) -> HedgedRun<F, Fut, crate::time::DefaultTimer>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: TryFuture,
+    {
+        self.run_with(crate::time::DefaultTimer::default(), make_attempt)
+    }
+
+    /// Runs one call, hedged, on `timer`.
+    ///
+    /// `make_attempt(n)` starts attempt `n` (0 is the primary, 1.. are hedges) and returns a
+    /// future of `Result<T, E>`. The first `Ok` is returned and every other attempt is dropped
+    /// at once; if every attempt fails, the errors come back in a
+    /// [`HedgeError`](super::HedgeError). Nothing starts until the returned future is polled,
+    /// and dropping it cancels every attempt in flight.
+    pub fn run_with<T, F, Fut>(&self, timer: T, make_attempt: F) -> HedgedRun<F, Fut, T>
+    where
+        T: Timer,
+        F: FnMut(u32) -> Fut,
+        Fut: TryFuture,
+    {
+        HedgedRun::new(self.clone(), timer, make_attempt)
+    }
+
+    /// The hedge delay a call going slow at `now` would use: the fixed delay, or the clamped
+    /// percentile of recent primary latency (recomputed once per slice of the window).
+    ///
+    /// When the window holds fewer than `min_samples` samples, an adaptive policy keeps the
+    /// last delay it computed from enough samples (after a quiet spell, say); before it has
+    /// ever had enough it returns `None`, and calls then hedge only after a failure, not on time.
+    pub fn delay_at(&self, now: Instant) -> Option<Duration> {
+        match &self.inner.delay {
+            Delay::Fixed(delay) => Some(*delay),
+            Delay::Adaptive(adaptive) => adaptive.delay_at(now),
+        }
+    }
+
+    /// What this policy and its clones have done so far.
+    pub fn stats(&self) -> HedgeStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The budget hedges are drawn from, if any.
+    pub fn budget(&self) -> Option<&HedgeBudget> {
+        self.inner.budget.as_ref()
+    }
+
+    /// The window of primary latencies an adaptive delay is computed from; `None` for a fixed
+    /// delay.
+    pub fn latency(&self) -> Option<&RollingHistogram> {
+        match &self.inner.delay {
+            Delay::Fixed(_) => None,
+            Delay::Adaptive(adaptive) => Some(&adaptive.latency),
+        }
+    }
+
+    /// The most attempts one call makes, primary included.
+    pub fn max_attempts(&self) -> u32 {
+        self.inner.max_attempts
+    }
+}
+
+impl Adaptive {
+    fn delay_at(&self, now: Instant) -> Option<Duration> {
+        let slice = self.latency.slice_at(now) + 1;
+        let cached_slice = self.cached_slice.load(Relaxed);
+        if cached_slice == slice {
+            return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+        }
+        if !self.latency.has_at_least(now, self.min_samples) {
+            // Too few recent samples: at start-up there is no delay yet; after a quiet spell,
+            // the last delay learnt from enough samples is the best guess there is.
+            return (cached_slice != 0)
+                .then(|| Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+        }
+        let quantile = self.latency.quantile_at(now, self.percentile)?;
+        let delay = quantile.clamp(self.floor, self.ceiling);
+        // Two stores, not one: a reader may briefly pair this slice with the previous delay,
+        // which is as good an answer.
+        self.cached_delay_nanos
+            .store(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.cached_slice.store(slice, Relaxed);
+        Some(delay)
+    }
+
+    pub(crate) fn record_at(&self, now: Instant, latency: Duration) {
+        self.latency.record_at(now, latency);
+    }
+
+    pub(crate) fn record(&self, latency: Duration) {
+        self.latency.record(latency);
+    }
+}
+
+/// Builds a [`Hedge`]; every value is checked by [`build`](HedgeBuilder::build).
+#[derive(Debug, Clone)]
+pub struct HedgeBuilder {
+    fixed_delay: Option<Duration>,
+    percentile: f64,
+    min_samples: Option<u64>,
+    delay_floor: Option<Duration>,
+    delay_ceiling: Option<Duration>,
+    window: Option<Duration>,
+    window_slots: Option<usize>,
+    max_attempts: u32,
+    budget: BudgetChoice,
+}
+
+#[derive(Debug, Clone)]
+enum BudgetChoice {
+    Ratio(f64),
+    Shared(HedgeBudget),
+    Unlimited,
+}
+
+const DEFAULT_PERCENTILE: f64 = 0.95;
+const DEFAULT_MIN_SAMPLES: u64 = 100;
+const DEFAULT_FLOOR: Duration = Duration::from_millis(1);
+const DEFAULT_CEILING: Duration = Duration::from_secs(1);
+const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+const DEFAULT_WINDOW_SLOTS: usize = 10;
+const DEFAULT_BUDGET_RATIO: f64 = 0.05;
+
+impl Default for HedgeBuilder {
+    fn default() -> Self {
+        HedgeBuilder {
+            fixed_delay: None,
+            percentile: DEFAULT_PERCENTILE,
+            min_samples: None,
+            delay_floor: None,
+            delay_ceiling: None,
+            window: None,
+            window_slots: None,
+            max_attempts: 2,
+            budget: BudgetChoice::Ratio(DEFAULT_BUDGET_RATIO),
+        }
+    }
+}
+
+impl HedgeBuilder {
+    /// Hedge after a fixed `delay` (zero sends the hedge as soon as the primary is pending).
+    /// The adaptive options (`min_samples`, `delay_floor`, `delay_ceiling`, `window`) do not
+    /// apply to a fixed delay, and `build` refuses them.
+    pub fn fixed_delay(mut self, delay: Duration) -> Self {
+        self.fixed_delay = Some(delay);
+        self
+    }
+
+    /// Hedge once a call has been out longer than the `percentile` (in `(0, 1)`; 0.95 is p95)
+    /// of recent primary latencies. This is the default, at p95.
+    pub fn adaptive_delay(mut self, percentile: f64) -> Self {
+        self.fixed_delay = None;
+        self.percentile = percentile;
+        self
+    }
+
+    /// Adaptive only: compute the delay only from a window of at least `n` samples (at least
+    /// 1; default 100); too few make a percentile meaningless. Until the window first holds
+    /// that many, calls do not hedge on time; later, a thinner window keeps the last delay.
+    pub fn min_samples(mut self, n: u64) -> Self {
+        self.min_samples = Some(n);
+        self
+    }
+
+    /// Adaptive only: never hedge sooner than `floor` (default 1 ms), however fast the backend.
+    pub fn delay_floor(mut self, floor: Duration) -> Self {
+        self.delay_floor = Some(floor);
+        self
+    }
+
+    /// Adaptive only: always hedge by `ceiling` (default 1 s), however slow the backend got.
+    pub fn delay_ceiling(mut self, ceiling: Duration) -> Self {
+        self.delay_ceiling = Some(ceiling);
+        self
+    }
+
+    /// Adaptive only: learn from the last `window` of primary latencies (default 10 s), kept
+    /// in `slots` slices (1..=64, default 10; the window slides a slice at a time).
+    pub fn window(mut self, window: Duration, slots: usize) -> Self {
+        self.window = Some(window);
+        self.window_slots = Some(slots);
+        self
+    }
+
+    /// At most `n` attempts per call, the primary included (1..=32, default 2). 1 disables
+    /// hedging but keeps the statistics and the latency window.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// A budget of its own: hedges ≤ `ratio` × primaries (default 0.05), saving up at most
+    /// [`HedgeBudget::DEFAULT_MAX_BURST`] hedges.
+    pub fn budget_ratio(mut self, ratio: f64) -> Self {
+        self.budget = BudgetChoice::Ratio(ratio);
+        self
+    }
+
+    /// Draw hedges from `budget`, which may be shared with other policies.
+    pub fn budget(mut self, budget: HedgeBudget) -> Self {
+        self.budget = BudgetChoice::Shared(budget);
+        self
+    }
+
+    /// No budget: hedge whenever the delay passes. Only for tests and experiments; in
+    /// production a slowdown would then add up to `max_attempts - 1` times the load.
+    pub fn unbudgeted(mut self) -> Self {
+        self.budget = BudgetChoice::Unlimited;
+        self
+    }
+
+    /// Checks every value and builds the policy.
+    pub fn build(self) -> Result<Hedge, ConfigError> {
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
+            return Err(ConfigError::new(
+                "max_attempts",
+                format!(
+                    "must be in 1..={MAX_ATTEMPTS} (the primary counts as one), got {}",
+                    self.max_attempts
+                ),
+            ));
+        }
+        let budget = match self.budget.clone() {
+            BudgetChoice::Ratio(ratio) => Some(HedgeBudget::new(ratio)?),
+            BudgetChoice::Shared(budget) => Some(budget),
+            BudgetChoice::Unlimited => None,
+        };
+        let delay = match self.fixed_delay {
+            Some(delay) => {
+                let adaptive_only = [
+                    ("min_samples", self.min_samples.is_some()),
+                    ("delay_floor", self.delay_floor.is_some()),
+                    ("delay_ceiling", self.delay_ceiling.is_some()),
+                    ("window", self.window.is_some()),
+                ];
+                if let Some((field, _)) = adaptive_only.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::new(
+                        field,
+                        "applies to adaptive delays only; use `adaptive_delay(..)` or drop it",
+                    ));
+                }
+                Delay::Fixed(delay)
+            }
+            None => Delay::Adaptive(self.adaptive()?),
+        };
+        Ok(Hedge {
+            inner: Arc::new(Inner {
+                delay,
+                max_attempts: self.max_attempts,
+                budget,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    fn adaptive(&self) -> Result<Adaptive, ConfigError> {
+        let p = self.percentile;
+        if !(p > 0.0 && p < 1.0) {
+            return Err(ConfigError::new(
+                "percentile",
+                format!("must be in (0, 1), e.g. 0.95 for p95, got {p}"),
+            ));
+        }
+        let min_samples = self.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES);
+        if min_samples == 0 {
+            return Err(ConfigError::new(
+                "min_samples",
+                "must be at least 1 (a percentile of nothing is undefined), got 0",
+            ));
+        }
+        let floor = self.delay_floor.unwrap_or(DEFAULT_FLOOR);
+        let ceiling = self.delay_ceiling.unwrap_or(DEFAULT_CEILING);
+        if ceiling < floor {
+            return Err(ConfigError::new(
+                "delay_ceiling",
+                format!("must be at least `delay_floor` ({floor:?}), got {ceiling:?}"),
+            ));
+        }
+        let window = self.window.unwrap_or(DEFAULT_WINDOW);
+        let slots = self.window_slots.unwrap_or(DEFAULT_WINDOW_SLOTS);
+        if !(1..=MAX_SLOTS).contains(&slots) {
+            return Err(ConfigError::new(
+                "window",
+                format!("slots must be in 1..={MAX_SLOTS}, got {slots}"),
+            ));
+        }
+        let latency = RollingHistogram::new(window, slots)
+            .map_err(|e| ConfigError::new("window", e.message().to_owned()))?;
+        Ok(Adaptive {
+            percentile: p,
+            min_samples,
+            floor,
+            ceiling,
+            latency,
+            cached_slice: AtomicU64::new(0),
+            cached_delay_nanos: AtomicU64::new(0),
+        })
+    }
+}
+
+impl fmt::Debug for Hedge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Hedge");
+        match &self.inner.delay {
+            Delay::Fixed(delay) => d.field("fixed_delay", delay),
+            Delay::Adaptive(a) => d
+                .field("percentile", &a.percentile)
+                .field("min_samples", &a.min_samples)
+                .field("delay_floor", &a.floor)
+                .field("delay_ceiling", &a.ceiling)
+                .field("window", &a.latency.window()),
+        };
+        d.field("max_attempts", &self.inner.max_attempts)
+            .field("budget", &self.inner.budget)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,76 @@
+//! The Tail at Scale experiment: adaptive hedging cuts the 99.9th percentile of whole-request
+//! latency by at least 10x for at most 5 % extra reads.
+//!
+//! The model is `SimConfig::default()`, the one `tailguard-demo tail-at-scale --sim` runs. A
+//! debug build simulates its 20 million hedged key reads too slowly for a unit test, so the
+//! fast test runs that same model on fewer requests (every other parameter untouched, measured
+//! after the same warm-up); the full-size run is the last test, run in release builds
+//! (`cargo test --release -p tailguard-tests --test tail_at_scale_sim`).
+
+use std::time::Duration;
+
+use tailguard_demo::tail_at_scale::sim::{run_modes, Mode, ModeReport, SimConfig};
+
+fn assert_the_claim(config: &SimConfig) -> (ModeReport, ModeReport) {
+    let reports = run_modes(config, &[Mode::None, Mode::Adaptive]).unwrap();
+    let (none, adaptive) = (reports[0].clone(), reports[1].clone());
+    eprintln!("{none:?}\n{adaptive:?}");
+    assert_eq!(none.requests, config.requests);
+    // The model has the shape of the paper's: a fast median, a tail made of stalls.
+    assert!(none.p50 < Duration::from_millis(20), "{none:?}");
+    assert!(none.p999 > Duration::from_millis(200), "{none:?}");
+    assert_eq!(none.stats.hedges_sent, 0);
+    // The claim.
+    let cut = none.p999.as_secs_f64() / adaptive.p999.as_secs_f64();
+    assert!(
+        cut >= 10.0,
+        "p99.9 cut only {cut:.1}x: {none:?} vs {adaptive:?}"
+    );
+    assert!(adaptive.extra_pct <= 5.0, "{adaptive:?}");
+    assert!(
+        adaptive.extra_pct <= 100.0 * config.budget_ratio + 1e-9,
+        "the budget was respected: {adaptive:?}"
+    );
+    // Hedging must not hurt the median, nor leave keys unread.
+    assert!(adaptive.p50 <= none.p50, "{adaptive:?}");
+    assert_eq!(adaptive.timed_out_keys, 0);
+    (none, adaptive)
+}
+
+#[test]
+fn adaptive_hedging_cuts_p999_tenfold_on_the_default_model() {
+    let config = SimConfig {
+        requests: 250,
+        ..SimConfig::default()
+    };
+    assert_the_claim(&config);
+}
+
+#[test]
+fn the_simulation_is_deterministic() {
+    let config = SimConfig {
+        requests: 30,
+        warmup_requests: 0,
+        keys_per_request: 200,
+        ..SimConfig::default()
+    };
+    let a = run_modes(&config, &[Mode::Fixed]).unwrap();
+    let b = run_modes(&config, &[Mode::Fixed]).unwrap();
+    assert_eq!(a, b);
+    let other_seed = SimConfig {
+        seed: config.seed + 1,
+        ..config.clone()
+    };
+    assert_ne!(run_modes(&other_seed, &[Mode::Fixed]).unwrap(), a);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "full size (10,000 requests x 1,000 keys per mode): run with --release"
+)]
+fn adaptive_hedging_cuts_p999_tenfold_at_full_size() {
+    let config = SimConfig::default();
+    assert_eq!(config.requests, 10_000);
+    assert_the_claim(&config);
+}
