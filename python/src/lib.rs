@@ -12,6 +12,8 @@ mod budget;
 mod clock;
 mod convert;
 mod errors;
+mod hedge;
+mod latency;
 mod retry;
 
 use pyo3::prelude::*;
@@ -28,6 +30,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::Retrying>()?;
     m.add_class::<retry::RetryRun>()?;
     m.add_class::<retry::RetryEvent>()?;
+    m.add_class::<latency::LatencyHistogram>()?;
+    m.add_class::<latency::RollingHistogram>()?;
+    m.add_class::<hedge::Hedge>()?;
+    m.add_class::<hedge::HedgeBudget>()?;
+    m.add_class::<hedge::HedgeStats>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

@@ -14,39 +14,58 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union, overload
 
 from tailguard._errors import (
+    AllFailedError,
     AttemptTimeoutError,
     BudgetExhaustedError,
     CircuitOpenError,
     ConfigError,
+    QuorumError,
     RetryError,
     TailguardError,
 )
+from tailguard._fanout import first_ok, hedge, quorum, scatter_gather
 from tailguard._native import (
     Backoff,
+    Hedge,
+    HedgeBudget,
+    HedgeStats,
+    LatencyHistogram,
     Retry,
     RetryBudget,
     RetryEvent,
     Retrying,
+    RollingHistogram,
     __version__,
     is_testing,
     set_testing,
 )
 
 __all__ = [
+    "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
     "BudgetExhaustedError",
     "CircuitOpenError",
     "ConfigError",
+    "Hedge",
+    "HedgeBudget",
+    "HedgeStats",
+    "LatencyHistogram",
+    "QuorumError",
     "Retry",
     "RetryBudget",
     "RetryError",
     "RetryEvent",
     "Retrying",
+    "RollingHistogram",
     "TailguardError",
     "__version__",
+    "first_ok",
+    "hedge",
     "is_testing",
+    "quorum",
     "retry",
+    "scatter_gather",
     "set_testing",
 ]
 

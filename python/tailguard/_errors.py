@@ -70,3 +70,29 @@ class CircuitOpenError(TailguardError):
 
     def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
         return (type(self), (str(self), self.retry_after))
+
+
+class AllFailedError(TailguardError):
+    """Every attempt failed (a hedged call, or :func:`~tailguard.first_ok`). ``exceptions``
+    holds each one in the order they failed; the last is also the ``__cause__``."""
+
+    def __init__(self, message: str, exceptions: list[BaseException]) -> None:
+        super().__init__(message)
+        self.exceptions = exceptions
+
+
+class QuorumError(TailguardError):
+    """:func:`~tailguard.quorum` could not gather ``required`` successes: too many calls failed.
+    ``successes`` and ``exceptions`` hold what came back before it gave up."""
+
+    def __init__(
+        self,
+        message: str,
+        required: int,
+        successes: list[object],
+        exceptions: list[BaseException],
+    ) -> None:
+        super().__init__(message)
+        self.required = required
+        self.successes = successes
+        self.exceptions = exceptions
