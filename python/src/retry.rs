@@ -598,6 +598,18 @@ impl RetryRun {
         }
     }
 
+    /// The call is abandoned (cancelled): a retry the budget granted but that was never made
+    /// is refunded at once, rather than whenever this object is collected.
+    fn close(&self) {
+        let policy = self.policy.get();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Dropping the old state refunds; the fresh one holds nothing.
+        drop(std::mem::replace(
+            &mut *state,
+            RetryState::new(policy.config.clone()),
+        ));
+    }
+
     /// Attempts started so far.
     #[getter]
     fn attempts(&self) -> u32 {

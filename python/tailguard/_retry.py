@@ -58,7 +58,17 @@ async def _loop(
             delay = run.failed(exc, isinstance(exc, AttemptTimeoutError))
             if delay is None:
                 raise
+        await _sleep(run, delay)
+
+
+async def _sleep(run: RetryRun, delay: float) -> None:
+    """Waits out a backoff delay; if cancelled meanwhile, hands back the retry the budget
+    granted for it (it will never be made) before the cancellation propagates."""
+    try:
         await asyncio.sleep(delay)
+    except BaseException:
+        run.close()
+        raise
 
 
 async def _after_first_failure(
@@ -68,7 +78,7 @@ async def _after_first_failure(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> T:
-    await asyncio.sleep(delay)
+    await _sleep(run, delay)
     return await _loop(run, fn, args, kwargs)
 
 
