@@ -20,6 +20,7 @@
 //! | [`latency`] | [`LatencyHistogram`](latency::LatencyHistogram), [`RollingHistogram`](latency::RollingHistogram) |
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
+//! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
 //!
 //! ## Every wait is bounded
 //!
@@ -44,6 +45,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod backoff;
+pub mod breaker;
 mod error;
 pub mod fanout;
 pub mod hedge;

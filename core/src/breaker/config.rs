@@ -1,0 +1,462 @@
+//! Building a breaker: every knob, its default and its accepted range.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::machine::StateMachine;
+use super::open_duration::{OpenDuration, OpenDurations, Restartable};
+use super::state::Transition;
+use super::window::Window;
+use super::CircuitBreaker;
+#[cfg(any(feature = "async-io", feature = "futures-timer"))]
+use crate::time::DefaultTimer;
+use crate::time::Timer;
+use crate::ConfigError;
+
+const DEFAULT_WINDOW: u32 = 100;
+const DEFAULT_MINIMUM_CALLS: u64 = 20;
+const MAX_COUNT_WINDOW: u32 = 1_000_000;
+const MAX_BUCKETS: u32 = 1_000;
+const MAX_HALF_OPEN_CALLS: u32 = 10_000;
+const MAX_STRIPES: usize = 64;
+
+type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
+
+#[derive(Clone, Copy, Debug)]
+enum WindowSpec {
+    Count(u32),
+    Time { duration: Duration, buckets: u32 },
+}
+
+/// Configures and builds a [`CircuitBreaker`] (or a bare [`StateMachine`]).
+///
+/// | setting | default | accepted |
+/// |---|---|---|
+/// | [`failure_rate`](Self::failure_rate) | 0.5 | (0, 1] |
+/// | [`slow_calls`](Self::slow_calls) | off | duration > 0, rate in (0, 1] |
+/// | [`count_window`](Self::count_window) | 100 calls | 1 ..= 1,000,000 |
+/// | [`time_window`](Self::time_window) | — | duration ≥ 1 ns per bucket, 1 ..= 1000 buckets |
+/// | [`minimum_calls`](Self::minimum_calls) | 20 (or the count window, if smaller) | ≥ 1, ≤ a count window |
+/// | [`consecutive_failures`](Self::consecutive_failures) | off | ≥ 1 |
+/// | [`open_duration`](Self::open_duration) / [`open_durations`](Self::open_durations) | 10 s doubling to 5 min, 10% jitter | see [`OpenDuration`] |
+/// | [`half_open_calls`](Self::half_open_calls) | 5 | 1 ..= 10,000 |
+/// | [`half_open_success_rate`](Self::half_open_success_rate) | 1.0 | (0, 1] |
+/// | [`half_open_timeout`](Self::half_open_timeout) | 60 s | > 0 |
+/// | [`stripes`](Self::stripes) | 4 × CPUs, rounded up to a power of two (≤ 64) | 0, or a power of two in 1 ..= 64 |
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard::breaker::CircuitBreaker;
+/// use tailguard::time::ManualTimer;
+///
+/// let breaker = CircuitBreaker::builder()
+///     .failure_rate(0.5)
+///     .count_window(50)
+///     .minimum_calls(10)
+///     .half_open_calls(3)
+///     .build_with(ManualTimer::new())?;
+///
+/// let err = CircuitBreaker::builder().failure_rate(1.5).build_with(ManualTimer::new());
+/// assert_eq!(
+///     err.unwrap_err().to_string(),
+///     "invalid `failure_rate`: must be in (0, 1], got 1.5"
+/// );
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+pub struct CircuitBreakerBuilder {
+    failure_rate: f64,
+    slow_call: Option<(Duration, f64)>,
+    window: WindowSpec,
+    minimum_calls: Option<u64>,
+    consecutive_failures: Option<u64>,
+    open_durations: Option<Box<dyn OpenDurations>>,
+    open_duration_error: Option<ConfigError>,
+    half_open_calls: u32,
+    half_open_success_rate: f64,
+    half_open_timeout: Duration,
+    stripes: Option<usize>,
+    listener: Option<Listener>,
+}
+
+impl Default for CircuitBreakerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CircuitBreakerBuilder {
+    /// A builder with the defaults in the table above.
+    pub fn new() -> Self {
+        CircuitBreakerBuilder {
+            failure_rate: 0.5,
+            slow_call: None,
+            window: WindowSpec::Count(DEFAULT_WINDOW),
+            minimum_calls: None,
+            consecutive_failures: None,
+            open_durations: None,
+            open_duration_error: None,
+            half_open_calls: 5,
+            half_open_success_rate: 1.0,
+            half_open_timeout: Duration::from_secs(60),
+            stripes: None,
+            listener: None,
+        }
+    }
+
+    /// Opens when at least this fraction of the calls in the window failed.
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.failure_rate = rate;
+        self
+    }
+
+    /// Counts a call that took at least `duration` (from acquiring its permit to recording its
+    /// outcome, on the breaker's clock) as slow, and opens when at least `rate` of the calls
+    /// in the window were slow. A slow call may also have failed; it counts in both rates.
+    pub fn slow_calls(mut self, duration: Duration, rate: f64) -> Self {
+        self.slow_call = Some((duration, rate));
+        self
+    }
+
+    /// Measures the last `calls` calls (per stripe; see [`stripes`](Self::stripes)).
+    pub fn count_window(mut self, calls: u32) -> Self {
+        self.window = WindowSpec::Count(calls);
+        self
+    }
+
+    /// Measures the calls of the last `duration`, kept in `buckets` slices: a slice leaves the
+    /// window whole, so the window covers between `duration - duration / buckets` and
+    /// `duration`.
+    pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
+        self.window = WindowSpec::Time { duration, buckets };
+        self
+    }
+
+    /// The rates are only judged once the window holds at least this many calls.
+    pub fn minimum_calls(mut self, calls: u64) -> Self {
+        self.minimum_calls = Some(calls);
+        self
+    }
+
+    /// Also opens after this many failures in a row (regardless of `minimum_calls`). Under
+    /// concurrency "in a row" means "with no success recorded in between".
+    pub fn consecutive_failures(mut self, failures: u64) -> Self {
+        self.consecutive_failures = Some(failures);
+        self
+    }
+
+    /// Stays open for the same `duration` every time (no growth, no jitter).
+    pub fn open_duration(mut self, duration: Duration) -> Self {
+        match OpenDuration::fixed(duration) {
+            Ok(policy) => self.set_open_durations(policy, duration),
+            Err(_) => {
+                self.open_duration_error = Some(ConfigError::new(
+                    "open_duration",
+                    "must be greater than zero, got 0s",
+                ))
+            }
+        }
+        self
+    }
+
+    /// Takes the open durations from `durations`: the first opening lasts its first item, each
+    /// failed probe round moves to the next, and closing starts over from a fresh clone. An
+    /// iterator that runs out keeps its last duration. [`OpenDuration`] is the built-in
+    /// policy; any `Iterator<Item = Duration> + Clone`, such as a retry backoff, plugs in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::breaker::{CircuitBreaker, OpenDuration};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let policy = OpenDuration::exponential(Duration::from_secs(5), 2.0, Duration::from_secs(60))?
+    ///     .with_jitter(0.2)?;
+    /// let breaker = CircuitBreaker::builder().open_durations(policy).build_with(ManualTimer::new())?;
+    ///
+    /// // Or any cloneable iterator: 1 s, 10 s, then 60 s forever.
+    /// let steps = [1, 10, 60].map(Duration::from_secs).into_iter();
+    /// let breaker = CircuitBreaker::builder().open_durations(steps).build_with(ManualTimer::new())?;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn open_durations<I>(mut self, durations: I) -> Self
+    where
+        I: Iterator<Item = Duration> + Clone + Send + 'static,
+    {
+        self.set_open_durations(durations, Duration::from_secs(10));
+        self
+    }
+
+    fn set_open_durations<I>(&mut self, durations: I, fallback: Duration)
+    where
+        I: Iterator<Item = Duration> + Clone + Send + 'static,
+    {
+        self.open_durations = Some(Box::new(Restartable::new(durations, fallback)));
+        self.open_duration_error = None;
+    }
+
+    /// How many probes half-open admits per round. The round closes the breaker once
+    /// `ceil(half_open_success_rate × half_open_calls)` of them succeeded, and reopens it as
+    /// soon as that has become impossible.
+    pub fn half_open_calls(mut self, calls: u32) -> Self {
+        self.half_open_calls = calls;
+        self
+    }
+
+    /// The fraction of a round's probes that must succeed to close (default: all).
+    pub fn half_open_success_rate(mut self, rate: f64) -> Self {
+        self.half_open_success_rate = rate;
+        self
+    }
+
+    /// A probe that has neither reported nor been dropped this long after it was admitted
+    /// counts as failed, so a lost or hung probe cannot keep the breaker half-open.
+    pub fn half_open_timeout(mut self, timeout: Duration) -> Self {
+        self.half_open_timeout = timeout;
+        self
+    }
+
+    /// Splits the window into this many per-thread stripes (0 or a power of two). A thread
+    /// that records claims a stripe of its own and writes it without atomic read-modify-writes,
+    /// so threads never contend on the happy path; threads beyond the stripe count share one
+    /// extra stripe. Each stripe keeps its own last `count_window` calls and the rates are
+    /// judged over all of them. `0` leaves only the shared stripe: an exact global window, at
+    /// the price of contention between threads.
+    pub fn stripes(mut self, stripes: usize) -> Self {
+        self.stripes = Some(stripes);
+        self
+    }
+
+    /// Calls `listener` after every change of state, on the thread that caused it.
+    ///
+    /// The listener runs after the breaker's internal lock is released, so it may call back
+    /// into the breaker (read its state, even force it open) without deadlocking. It runs
+    /// inline on the path of a call, though, so keep it short and do not panic in it: a panic
+    /// propagates to whoever made the call (possibly a permit being dropped). Two transitions
+    /// made at nearly the same time on different threads may reach the listener out of order;
+    /// [`Transition::generation`] orders them.
+    pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Builds a breaker on the [`DefaultTimer`].
+    #[cfg(any(feature = "async-io", feature = "futures-timer"))]
+    pub fn build(self) -> Result<CircuitBreaker<DefaultTimer>, ConfigError> {
+        self.build_with(DefaultTimer::default())
+    }
+
+    /// Builds a breaker that reads time from `timer`.
+    pub fn build_with<T: Timer>(self, timer: T) -> Result<CircuitBreaker<T>, ConfigError> {
+        let machine = self.build_state_machine(timer.now())?;
+        Ok(CircuitBreaker::from_state_machine(machine, timer))
+    }
+
+    /// Builds the bare sans-IO state machine, whose clock starts at `now`: you pass the time to
+    /// every call. Use it to drive a breaker from another clock or language.
+    pub fn build_state_machine(self, now: Instant) -> Result<StateMachine, ConfigError> {
+        let config = self.validate()?;
+        let open_durations = match self.open_durations {
+            Some(durations) => durations,
+            None => Box::new(Restartable::new(default_open_duration(), Duration::ZERO)),
+        };
+        Ok(StateMachine::new(
+            config,
+            open_durations,
+            self.listener,
+            now,
+        ))
+    }
+
+    fn validate(&self) -> Result<Config, ConfigError> {
+        check_rate("failure_rate", self.failure_rate)?;
+        let slow_call = match self.slow_call {
+            None => None,
+            Some((duration, rate)) => {
+                if duration.is_zero() {
+                    return Err(ConfigError::new(
+                        "slow_call_duration",
+                        "must be greater than zero, got 0s",
+                    ));
+                }
+                check_rate("slow_call_rate", rate)?;
+                Some((duration, rate))
+            }
+        };
+        if let Some(error) = &self.open_duration_error {
+            return Err(error.clone());
+        }
+        let stripes = match self.stripes {
+            Some(stripes)
+                if stripes == 0 || stripes.is_power_of_two() && stripes <= MAX_STRIPES =>
+            {
+                stripes
+            }
+            Some(stripes) => {
+                return Err(ConfigError::new(
+                    "stripes",
+                    format!("must be 0 or a power of two in 1 ..= {MAX_STRIPES}, got {stripes}"),
+                ))
+            }
+            // Four per CPU: a process has more threads than CPUs, and a thread that finds no
+            // free stripe of its own falls back to the contended shared one.
+            None => (4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .next_power_of_two()
+                .min(MAX_STRIPES),
+        };
+        let window = match self.window {
+            WindowSpec::Count(calls) => {
+                if calls == 0 || calls > MAX_COUNT_WINDOW {
+                    return Err(ConfigError::new(
+                        "count_window",
+                        format!("must be in 1 ..= {MAX_COUNT_WINDOW} calls, got {calls}"),
+                    ));
+                }
+                WindowConfig::Count(calls)
+            }
+            WindowSpec::Time { duration, buckets } => {
+                if buckets == 0 || buckets > MAX_BUCKETS {
+                    return Err(ConfigError::new(
+                        "time_window.buckets",
+                        format!("must be in 1 ..= {MAX_BUCKETS}, got {buckets}"),
+                    ));
+                }
+                let bucket_nanos = duration.as_nanos() / u128::from(buckets);
+                if bucket_nanos == 0 || bucket_nanos > u128::from(u64::MAX) {
+                    return Err(ConfigError::new(
+                        "time_window.duration",
+                        format!(
+                            "must be at least 1 ns per bucket and at most 584 years, \
+                             got {duration:?} for {buckets} buckets"
+                        ),
+                    ));
+                }
+                WindowConfig::Time {
+                    bucket_nanos: bucket_nanos as u64,
+                    buckets,
+                }
+            }
+        };
+        let minimum_calls = match (self.minimum_calls, window) {
+            (Some(0), _) => {
+                return Err(ConfigError::new(
+                    "minimum_calls",
+                    "must be at least 1, got 0",
+                ))
+            }
+            (Some(calls), WindowConfig::Count(size)) if calls > u64::from(size) => {
+                return Err(ConfigError::new(
+                    "minimum_calls",
+                    format!(
+                        "must be at most the count window ({size} calls), or the breaker could \
+                         never trip; got {calls}"
+                    ),
+                ))
+            }
+            (Some(calls), _) => calls,
+            (None, WindowConfig::Count(size)) => DEFAULT_MINIMUM_CALLS.min(u64::from(size)),
+            (None, WindowConfig::Time { .. }) => DEFAULT_MINIMUM_CALLS,
+        };
+        if self.consecutive_failures == Some(0) {
+            return Err(ConfigError::new(
+                "consecutive_failures",
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.half_open_calls == 0 || self.half_open_calls > MAX_HALF_OPEN_CALLS {
+            return Err(ConfigError::new(
+                "half_open_calls",
+                format!(
+                    "must be in 1 ..= {MAX_HALF_OPEN_CALLS}, got {}",
+                    self.half_open_calls
+                ),
+            ));
+        }
+        check_rate("half_open_success_rate", self.half_open_success_rate)?;
+        if self.half_open_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "half_open_timeout",
+                "must be greater than zero, got 0s",
+            ));
+        }
+        let probes = self.half_open_calls;
+        // At least one, at most all: (0, 1] × probes rounds up into 1 ..= probes.
+        let probes_to_close =
+            ((self.half_open_success_rate * f64::from(probes)).ceil() as u32).clamp(1, probes);
+        Ok(Config {
+            failure_rate: self.failure_rate,
+            slow_call,
+            window,
+            minimum_calls,
+            consecutive_failures: self.consecutive_failures,
+            half_open_calls: probes,
+            probes_to_close,
+            half_open_timeout: self.half_open_timeout,
+            stripes,
+        })
+    }
+}
+
+fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
+    if rate > 0.0 && rate <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("must be in (0, 1], got {rate}"),
+        ))
+    }
+}
+
+fn default_open_duration() -> OpenDuration {
+    OpenDuration::exponential(Duration::from_secs(10), 2.0, Duration::from_secs(300))
+        .and_then(|policy| policy.with_jitter(0.1))
+        .expect("the default open duration is valid")
+}
+
+impl fmt::Debug for CircuitBreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerBuilder")
+            .field("failure_rate", &self.failure_rate)
+            .field("slow_call", &self.slow_call)
+            .field("window", &self.window)
+            .field("minimum_calls", &self.minimum_calls)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("half_open_calls", &self.half_open_calls)
+            .field("half_open_success_rate", &self.half_open_success_rate)
+            .field("half_open_timeout", &self.half_open_timeout)
+            .field("stripes", &self.stripes)
+            .field("listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) failure_rate: f64,
+    pub(crate) slow_call: Option<(Duration, f64)>,
+    pub(crate) window: WindowConfig,
+    pub(crate) minimum_calls: u64,
+    pub(crate) consecutive_failures: Option<u64>,
+    pub(crate) half_open_calls: u32,
+    pub(crate) probes_to_close: u32,
+    pub(crate) half_open_timeout: Duration,
+    pub(crate) stripes: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WindowConfig {
+    Count(u32),
+    Time { bucket_nanos: u64, buckets: u32 },
+}
+
+impl Config {
+    pub(crate) fn make_window(&self) -> Window {
+        match self.window {
+            WindowConfig::Count(size) => Window::count(size, self.stripes),
+            WindowConfig::Time {
+                bucket_nanos,
+                buckets,
+            } => Window::time(bucket_nanos, buckets, self.stripes),
+        }
+    }
+}

@@ -1,0 +1,812 @@
+//! The sliding window of recent outcomes, striped so that threads record without contending.
+//!
+//! The window is split into stripes, each on its own cache lines. A thread claims a stripe of
+//! its own the first time it records (live threads are numbered densely, and a thread takes
+//! the first free stripe among the four its number points at; an exiting thread hands its
+//! number, and its stripes, to the next new thread) and from
+//! then on is that stripe's only writer: it records with plain loads and stores, no atomic
+//! read-modify-write, no lock prefix, and two threads never write the same cache line. A
+//! thread that finds its stripe taken by another thread (more threads than stripes) records
+//! into one *shared* stripe instead, with compare-and-swap. Reading the rates sums every
+//! stripe; that happens only after a bad outcome, so the common path (a fast success) touches
+//! nothing shared but read-mostly words.
+//!
+//! * **Count-based**: each stripe keeps a ring of its last `size` outcomes (as failed and slow
+//!   bitsets) and how many bits are set. A single thread therefore sees exactly the last `size`
+//!   calls. Under concurrency the window is the union of each stripe's last `size` calls, a
+//!   larger sample of recent calls.
+//! * **Time-based**: each stripe keeps `buckets` counters, one per slice of the window duration,
+//!   tagged with the slice they count; a slice that has left the window is overwritten by the
+//!   next record that falls in its slot.
+//!
+//! Every counter is tagged with the *epoch*, the low byte of the breaker generation in which the
+//! window was last reset. A record carries the epoch of its permit; a record whose epoch is not
+//! the window's (the breaker changed state after the permit was issued, even while the record
+//! was in flight) is dropped, or lands in counters tagged with its old epoch, which no one
+//! reads. A reset only moves the epoch on and marks the owned stripes stale; each owner clears
+//! its own stripe on its next record, so an owned stripe never has two writers. (The one gap:
+//! a record into the *shared* count stripe that stalls between claiming its ring position and
+//! setting its bit, for as long as the breaker takes to open, probe and close again, can leave
+//! a stray bit that skews the failure count by one until it next drains to zero.)
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+/// Keeps the value on its own pair of cache lines (adjacent-line prefetch pulls in two lines).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+/// Outcome bits.
+const FAILED: u16 = 2;
+const SLOW: u16 = 4;
+
+/// What one call did, as the window sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) failed: bool,
+    pub(crate) slow: bool,
+}
+
+impl Record {
+    fn bits(self) -> u16 {
+        (if self.failed { FAILED } else { 0 }) | if self.slow { SLOW } else { 0 }
+    }
+
+    fn is_bad(self) -> bool {
+        self.failed || self.slow
+    }
+}
+
+/// Totals over the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+}
+
+/// A number unique among live threads (never 0), the lowest free one: the thread's stripe is
+/// this modulo the stripe count, so live threads spread over the stripes. When a thread exits
+/// its token goes back to the pool and the next new thread inherits it, with the stripes it
+/// owns (the hand-over is a release/acquire pair, so the new owner sees everything the old one
+/// wrote): short-lived threads do not use up the stripes.
+#[inline(always)]
+pub(crate) fn thread_token() -> usize {
+    TOKEN
+        .try_with(|guard| {
+            let token = guard.0.get();
+            if token != 0 {
+                return token;
+            }
+            let token = tokens::take();
+            guard.0.set(token);
+            token
+        })
+        .unwrap_or(EXITING)
+}
+
+/// The token of a thread whose token has already gone back to the pool (it is running thread
+/// destructors): it owns nothing and claims nothing.
+const EXITING: usize = usize::MAX - 1;
+
+struct TokenGuard(Cell<usize>);
+
+impl Drop for TokenGuard {
+    fn drop(&mut self) {
+        tokens::give_back(self.0.get());
+    }
+}
+
+thread_local! {
+    static TOKEN: TokenGuard = const { TokenGuard(Cell::new(0)) };
+}
+
+mod tokens {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    /// Tokens 1 ..= 256, recycled: a set bit is a token in use.
+    static IN_USE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+    /// Beyond 256 live threads, tokens are not recycled.
+    static NEXT: AtomicUsize = AtomicUsize::new(257);
+
+    pub(super) fn take() -> usize {
+        for (index, word) in IN_USE.iter().enumerate() {
+            let mut used = word.load(Ordering::Relaxed);
+            while used != u64::MAX {
+                let bit = (!used).trailing_zeros();
+                match word.compare_exchange_weak(
+                    used,
+                    used | 1 << bit,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return 1 + 64 * index + bit as usize,
+                    Err(actual) => used = actual,
+                }
+            }
+        }
+        NEXT.fetch_add(1, Ordering::Relaxed).min(super::EXITING - 1)
+    }
+
+    pub(super) fn give_back(token: usize) {
+        if (1..=256).contains(&token) {
+            let index = token - 1;
+            IN_USE[index / 64].fetch_and(!(1 << (index % 64)), Ordering::AcqRel);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Count { size: u64 },
+    Time { bucket_nanos: u64, buckets: u64 },
+}
+
+/// The sliding window.
+#[derive(Debug)]
+pub(crate) struct Window {
+    layout: Layout,
+    /// The current epoch. Owned stripes check it before writing; the shared stripe's words
+    /// carry it and are cleared on reset.
+    epoch: AtomicU8,
+    mask: usize,
+    owned: Box<[CachePadded<Stripe>]>,
+    shared: CachePadded<Stripe>,
+}
+
+/// One stripe. Count layout: `head` and `bad` below, and in `words` two bits per ring position
+/// (failed, slow), 32 positions per word. Time layout: `words` holds `calls, failures, slow` for
+/// each bucket; `head` and `bad` are unused.
+#[derive(Debug)]
+struct Stripe {
+    /// The owning thread's token, 0 while unclaimed (`NO_OWNER` for stripes no thread may
+    /// claim).
+    owner: AtomicUsize,
+    /// epoch (8 bits) | wrapped (1 bit) | next position (55 bits).
+    head: AtomicU64,
+    /// epoch (8 bits) | failures (28 bits) | slow calls (28 bits).
+    bad: AtomicU64,
+    words: Words,
+}
+
+/// A stripe's words, in chunks of whole cache-line pairs, so that no two stripes' words ever
+/// share a cache line (small separate allocations would sit side by side).
+#[derive(Debug)]
+struct Words(Box<[CachePadded<[AtomicU64; 16]>]>);
+
+impl Words {
+    fn new(len: usize) -> Self {
+        Words(
+            (0..len.div_ceil(16))
+                .map(|_| CachePadded(Default::default()))
+                .collect(),
+        )
+    }
+
+    #[inline(always)]
+    fn get(&self, index: usize) -> &AtomicU64 {
+        &self.0[index / 16].0[index % 16]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.0.iter().flat_map(|chunk| chunk.0.iter())
+    }
+}
+
+/// The owner of a stripe no thread may claim: thread tokens never reach it.
+const NO_OWNER: usize = usize::MAX;
+
+impl Stripe {
+    fn new(words: usize, owner: usize) -> CachePadded<Stripe> {
+        CachePadded(Stripe {
+            owner: AtomicUsize::new(owner),
+            head: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            words: Words::new(words),
+        })
+    }
+}
+
+impl Window {
+    /// A window of the last `size` calls per stripe, with `stripes` owned stripes (a power of
+    /// two, or 0 for only the shared one).
+    pub(crate) fn count(size: u32, stripes: usize) -> Self {
+        let words = (size as usize).div_ceil(32);
+        Self::new(
+            Layout::Count {
+                size: u64::from(size),
+            },
+            words,
+            stripes,
+        )
+    }
+
+    /// A window of `buckets` slices of `bucket_nanos` each.
+    pub(crate) fn time(bucket_nanos: u64, buckets: u32, stripes: usize) -> Self {
+        Self::new(
+            Layout::Time {
+                bucket_nanos,
+                buckets: u64::from(buckets),
+            },
+            3 * buckets as usize,
+            stripes,
+        )
+    }
+
+    fn new(layout: Layout, words: usize, stripes: usize) -> Self {
+        debug_assert!(stripes == 0 || stripes.is_power_of_two());
+        // With no owned stripes, one that no thread can claim keeps the fast path branch-free.
+        let owned = if stripes == 0 {
+            vec![Stripe::new(0, NO_OWNER)].into_boxed_slice()
+        } else {
+            (0..stripes).map(|_| Stripe::new(words, 0)).collect()
+        };
+        Window {
+            layout,
+            epoch: AtomicU8::new(0),
+            mask: owned.len() - 1,
+            owned,
+            shared: Stripe::new(words, NO_OWNER),
+        }
+    }
+
+    /// Whether recording needs the current time.
+    pub(crate) fn needs_time(&self) -> bool {
+        matches!(self.layout, Layout::Time { .. })
+    }
+
+    /// Records one outcome for a permit of `epoch`, at `nanos` since the breaker's origin (only
+    /// read by time windows). Returns false if the record was dropped (a stale epoch on the
+    /// shared stripe, a slice that already left the window, a saturated bucket); a stale record
+    /// on an owned stripe lands under its old epoch, unread, and returns true.
+    #[inline(always)]
+    pub(crate) fn record(&self, epoch: u8, record: Record, nanos: u64) -> bool {
+        // An owned stripe needs no epoch check here: its counters carry the epoch they were
+        // written in, a reset marks them stale, and only the owner (this thread) writes them,
+        // so a late record lands under its own old epoch, which no one reads.
+        match self.owned_stripe() {
+            Some(stripe) => match self.layout {
+                Layout::Count { size } => owned_count_record(stripe, size, epoch, record),
+                Layout::Time {
+                    bucket_nanos,
+                    buckets,
+                } => owned_time_record(stripe, bucket_nanos, buckets, epoch, record, nanos),
+            },
+            None => self.shared_record(epoch, record, nanos),
+        }
+    }
+
+    /// The stripe this thread owns, claiming it if it is free. A thread looks at up to
+    /// `PROBES` stripes from the one its token points at, so a few threads that land on the
+    /// same stripe still find stripes of their own.
+    #[inline(always)]
+    fn owned_stripe(&self) -> Option<&Stripe> {
+        let token = thread_token();
+        let stripe = &self.owned[token & self.mask].0;
+        if stripe.owner.load(Ordering::Relaxed) == token {
+            return Some(stripe);
+        }
+        self.claim_stripe(token)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_stripe(&self, token: usize) -> Option<&Stripe> {
+        const PROBES: usize = 4;
+        if token == EXITING {
+            return None;
+        }
+        for probe in 0..PROBES.min(self.owned.len()) {
+            let stripe = &self.owned[token.wrapping_add(probe) & self.mask].0;
+            let owner = stripe.owner.load(Ordering::Relaxed);
+            if owner == token
+                || (owner == 0
+                    && stripe
+                        .owner
+                        .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok())
+            {
+                return Some(stripe);
+            }
+        }
+        None
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shared_record(&self, epoch: u8, record: Record, nanos: u64) -> bool {
+        let stripe = &self.shared.0;
+        match self.layout {
+            Layout::Count { size } => shared_count_record(stripe, size, epoch, record),
+            Layout::Time {
+                bucket_nanos,
+                buckets,
+            } => {
+                let index = nanos / bucket_nanos;
+                let base = 3 * (index % buckets) as usize;
+                let tag = bucket_tag(epoch, index);
+                // `calls` decides: if it refuses (stale epoch or slice, saturated), so do the
+                // others.
+                if !self.shared_bump(stripe.words.get(base), tag, epoch) {
+                    return false;
+                }
+                if record.failed {
+                    self.shared_bump(stripe.words.get(base + 1), tag, epoch);
+                }
+                if record.slow {
+                    self.shared_bump(stripe.words.get(base + 2), tag, epoch);
+                }
+                true
+            }
+        }
+    }
+
+    /// Sums the window for `epoch` as of `nanos` since the origin.
+    pub(crate) fn counts(&self, epoch: u8, nanos: u64) -> Counts {
+        let mut counts = Counts::default();
+        let claimable = self
+            .owned
+            .iter()
+            .filter(|s| s.0.owner.load(Ordering::Relaxed) != NO_OWNER);
+        for stripe in claimable.chain(Some(&self.shared)) {
+            let stripe = &stripe.0;
+            match self.layout {
+                Layout::Count { size } => {
+                    let head = stripe.head.load(Ordering::Acquire);
+                    if epoch_of(head) != epoch {
+                        continue;
+                    }
+                    counts.calls += if head & HEAD_WRAPPED != 0 {
+                        size
+                    } else {
+                        head & HEAD_POS
+                    };
+                    let bad = stripe.bad.load(Ordering::Acquire);
+                    if epoch_of(bad) == epoch {
+                        counts.failures += (bad >> 28) & BAD_FIELD;
+                        counts.slow += bad & BAD_FIELD;
+                    }
+                }
+                Layout::Time {
+                    bucket_nanos,
+                    buckets,
+                } => {
+                    let now_index = nanos / bucket_nanos;
+                    for index in now_index.saturating_sub(buckets - 1)..=now_index {
+                        let base = 3 * (index % buckets) as usize;
+                        let tag = bucket_tag(epoch, index);
+                        let read = |word: &AtomicU64| {
+                            let value = word.load(Ordering::Acquire);
+                            if value & !COUNT_MAX == tag {
+                                value & COUNT_MAX
+                            } else {
+                                0
+                            }
+                        };
+                        counts.calls += read(stripe.words.get(base));
+                        counts.failures += read(stripe.words.get(base + 1));
+                        counts.slow += read(stripe.words.get(base + 2));
+                    }
+                }
+            }
+        }
+        // Under concurrency a bad outcome may be counted an instant before its call is.
+        counts.failures = counts.failures.min(counts.calls);
+        counts.slow = counts.slow.min(counts.calls);
+        counts
+    }
+
+    /// Empties the window and starts `epoch`. Callers serialize resets (the breaker holds its
+    /// transition lock); records may race with a reset and are then dropped.
+    pub(crate) fn reset(&self, epoch: u8) {
+        self.epoch.store(epoch, Ordering::Release);
+        // Owned stripes: tag them with an epoch that is not current, so their owner clears
+        // them on its next record (and no one reads them before). A late write by the owner
+        // can only tag them with its own, older, epoch.
+        let stale = with_epoch(epoch.wrapping_sub(1));
+        for stripe in self.owned.iter() {
+            stripe.0.head.store(stale, Ordering::Release);
+        }
+        let shared = &self.shared.0;
+        match self.layout {
+            Layout::Count { .. } => {
+                shared.head.store(with_epoch(epoch), Ordering::Release);
+                shared.bad.store(with_epoch(epoch), Ordering::Release);
+                for word in shared.words.iter() {
+                    word.store(0, Ordering::Release);
+                }
+            }
+            Layout::Time { .. } => {
+                // Index 0 of the new epoch with a zero count: an empty bucket for every purpose.
+                let empty = bucket_tag(epoch, 0);
+                for word in shared.words.iter() {
+                    word.store(empty, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Count-based
+
+const HEAD_WRAPPED: u64 = 1 << 55;
+const HEAD_POS: u64 = HEAD_WRAPPED - 1;
+const BAD_FIELD: u64 = (1 << 28) - 1;
+
+#[inline(always)]
+fn epoch_of(word: u64) -> u8 {
+    (word >> 56) as u8
+}
+
+#[inline(always)]
+fn with_epoch(epoch: u8) -> u64 {
+    u64::from(epoch) << 56
+}
+
+#[inline(always)]
+fn advance_head(head: u64, epoch: u8, size: u64) -> u64 {
+    if (head & HEAD_POS) + 1 == size {
+        with_epoch(epoch) | HEAD_WRAPPED
+    } else {
+        head + 1
+    }
+}
+
+/// The owner's record: plain loads and stores, since no one else writes this stripe.
+#[inline(always)]
+fn owned_count_record(stripe: &Stripe, size: u64, epoch: u8, record: Record) -> bool {
+    let mut head = stripe.head.load(Ordering::Relaxed);
+    if epoch_of(head) != epoch {
+        // First record since a reset: start the stripe over.
+        for word in stripe.words.iter() {
+            word.store(0, Ordering::Relaxed);
+        }
+        stripe.bad.store(with_epoch(epoch), Ordering::Relaxed);
+        head = with_epoch(epoch);
+    }
+    let position = (head & HEAD_POS) as usize;
+    let shift = 2 * (position % 32);
+    let word = stripe.words.get(position / 32);
+    let bits = word.load(Ordering::Relaxed);
+    let old = (bits >> shift) & 3;
+    let new = u64::from(record.bits() >> 1); // FAILED -> 1, SLOW -> 2
+    if old != new {
+        word.store(bits ^ ((old ^ new) << shift), Ordering::Relaxed);
+        let bad = stripe.bad.load(Ordering::Relaxed);
+        let failures = ((bad >> 28) & BAD_FIELD) + (new & 1) - (old & 1);
+        let slow = (bad & BAD_FIELD) + (new >> 1) - (old >> 1);
+        stripe
+            .bad
+            .store(with_epoch(epoch) | failures << 28 | slow, Ordering::Release);
+    }
+    stripe
+        .head
+        .store(advance_head(head, epoch, size), Ordering::Release);
+    true
+}
+
+/// A record into the shared stripe, which any number of threads write with compare-and-swap.
+///
+/// A bad outcome is counted before its bit is set, and uncounted only after its bit has been
+/// cleared (by whoever reuses the position), so the counts never fall below the bits; every set
+/// or clear is a read-modify-write that reports the old bit, so they never drift either.
+fn shared_count_record(stripe: &Stripe, size: u64, epoch: u8, record: Record) -> bool {
+    if record.is_bad() && !adjust_bad(stripe, epoch, record.bits(), true) {
+        return false;
+    }
+    let Some(position) = claim(stripe, epoch, size) else {
+        if record.is_bad() {
+            adjust_bad(stripe, epoch, record.bits(), false);
+        }
+        return false;
+    };
+    let word = stripe.words.get(position / 32);
+    let failed_bit = 1u64 << (2 * (position % 32));
+    let slow_bit = failed_bit << 1;
+    let evicted_failure = put_bit(word, failed_bit, record.failed);
+    let evicted_slow = put_bit(word, slow_bit, record.slow);
+    if evicted_failure || evicted_slow {
+        let evicted =
+            (if evicted_failure { FAILED } else { 0 }) | if evicted_slow { SLOW } else { 0 };
+        adjust_bad(stripe, epoch, evicted, false);
+    }
+    true
+}
+
+/// Sets `bit` in `word` to `on`; returns whether it was set before. A clear bit that stays
+/// clear is only read.
+fn put_bit(word: &AtomicU64, bit: u64, on: bool) -> bool {
+    if on {
+        word.fetch_or(bit, Ordering::AcqRel) & bit != 0
+    } else if word.load(Ordering::Acquire) & bit != 0 {
+        word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    } else {
+        false
+    }
+}
+
+/// Takes the next ring position of the shared stripe, if it is still in `epoch`.
+fn claim(stripe: &Stripe, epoch: u8, size: u64) -> Option<usize> {
+    let mut head = stripe.head.load(Ordering::Relaxed);
+    loop {
+        if epoch_of(head) != epoch {
+            return None;
+        }
+        let next = advance_head(head, epoch, size);
+        match stripe
+            .head
+            .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => return Some((head & HEAD_POS) as usize),
+            Err(actual) => head = actual,
+        }
+    }
+}
+
+/// Adds (or removes) the failure and slow bits of `bits` in the shared stripe, if it is still
+/// in `epoch`.
+fn adjust_bad(stripe: &Stripe, epoch: u8, bits: u16, add: bool) -> bool {
+    let mut bad = stripe.bad.load(Ordering::Relaxed);
+    loop {
+        if epoch_of(bad) != epoch {
+            return false;
+        }
+        let step = |count: u64, on: bool| match (on, add) {
+            (false, _) => count,
+            (true, true) => (count + 1).min(BAD_FIELD),
+            (true, false) => count.saturating_sub(1),
+        };
+        let failures = step((bad >> 28) & BAD_FIELD, bits & FAILED != 0);
+        let slow = step(bad & BAD_FIELD, bits & SLOW != 0);
+        let next = with_epoch(epoch) | failures << 28 | slow;
+        match stripe
+            .bad
+            .compare_exchange_weak(bad, next, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => return true,
+            Err(actual) => bad = actual,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time-based
+
+/// A bucket word: tag (epoch 8 bits | bucket index 32 bits) in the high 40 bits, count in the
+/// low 24 bits. A count saturates at 2^24 - 1 per stripe and bucket; past that the bucket is a
+/// sample of its slice (all three counters stop together, so the rates stay right).
+const COUNT_BITS: u32 = 24;
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+
+#[inline(always)]
+fn bucket_tag(epoch: u8, index: u64) -> u64 {
+    (u64::from(epoch) << 32 | (index & 0xFFFF_FFFF)) << COUNT_BITS
+}
+
+/// What adding one to `current` for the slice `tag` (of the current epoch) gives: the next
+/// value, or `None` if the word already holds a later slice of the same epoch (this record is
+/// late) or is saturated.
+#[inline(always)]
+fn bumped(current: u64, tag: u64) -> Option<u64> {
+    let current_tag = current & !COUNT_MAX;
+    if current_tag == tag {
+        return (current & COUNT_MAX != COUNT_MAX).then_some(current + 1);
+    }
+    let same_epoch = (current_tag ^ tag) >> (COUNT_BITS + 32) == 0;
+    let current_index = (current_tag >> COUNT_BITS) as u32;
+    let index = (tag >> COUNT_BITS) as u32;
+    if same_epoch && current_index.wrapping_sub(index) < (1 << 31) {
+        return None;
+    }
+    Some(tag | 1)
+}
+
+#[inline(always)]
+fn owned_time_record(
+    stripe: &Stripe,
+    bucket_nanos: u64,
+    buckets: u64,
+    epoch: u8,
+    record: Record,
+    nanos: u64,
+) -> bool {
+    let index = nanos / bucket_nanos;
+    let base = 3 * (index % buckets) as usize;
+    let tag = bucket_tag(epoch, index);
+    let bump = |word: &AtomicU64| match bumped(word.load(Ordering::Relaxed), tag) {
+        Some(next) => {
+            word.store(next, Ordering::Release);
+            true
+        }
+        None => false,
+    };
+    if !bump(stripe.words.get(base)) {
+        return false;
+    }
+    if record.failed {
+        bump(stripe.words.get(base + 1));
+    }
+    if record.slow {
+        bump(stripe.words.get(base + 2));
+    }
+    true
+}
+
+impl Window {
+    /// Adds one to a shared-stripe bucket word for the slice `tag`.
+    fn shared_bump(&self, word: &AtomicU64, tag: u64, epoch: u8) -> bool {
+        let mut current = word.load(Ordering::Acquire);
+        loop {
+            // A reset stores the new epoch before clearing the words, so having read a cleared
+            // word we see the new epoch.
+            if current & !COUNT_MAX != tag && self.epoch.load(Ordering::Acquire) != epoch {
+                return false;
+            }
+            let Some(next) = bumped(current, tag) else {
+                return false;
+            };
+            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: Record = Record {
+        failed: false,
+        slow: false,
+    };
+    const FAIL: Record = Record {
+        failed: true,
+        slow: false,
+    };
+    const SLOW_FAIL: Record = Record {
+        failed: true,
+        slow: true,
+    };
+
+    fn counts(calls: u64, failures: u64, slow: u64) -> Counts {
+        Counts {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
+    /// Both kinds of stripe: owned (the test thread claims one) and shared (no owned stripes).
+    fn count_windows(size: u32) -> [Window; 2] {
+        [Window::count(size, 1), Window::count(size, 0)]
+    }
+
+    #[test]
+    fn count_window_keeps_the_last_n_outcomes() {
+        for window in count_windows(3) {
+            window.reset(7);
+            assert!(window.record(7, FAIL, 0));
+            assert!(window.record(7, SLOW_FAIL, 0));
+            assert_eq!(window.counts(7, 0), counts(2, 2, 1));
+            assert!(window.record(7, OK, 0));
+            assert!(window.record(7, OK, 0)); // evicts the first failure
+            assert_eq!(window.counts(7, 0), counts(3, 1, 1));
+            assert!(window.record(7, OK, 0)); // evicts the slow failure
+            assert_eq!(window.counts(7, 0), counts(3, 0, 0));
+        }
+    }
+
+    #[test]
+    fn count_window_spans_several_bit_words() {
+        for window in count_windows(130) {
+            window.reset(0);
+            for i in 0..130 {
+                assert!(window.record(0, if i % 2 == 0 { SLOW_FAIL } else { OK }, 0));
+            }
+            assert_eq!(window.counts(0, 0), counts(130, 65, 65));
+            for evicted in 1..=130u64 {
+                assert!(window.record(0, OK, 0));
+                let bad = 65 - evicted.div_ceil(2);
+                assert_eq!(
+                    window.counts(0, 0),
+                    counts(130, bad, bad),
+                    "after {evicted}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn count_window_drops_records_of_another_epoch() {
+        for window in count_windows(4) {
+            window.reset(1);
+            assert!(window.record(1, FAIL, 0));
+            window.reset(2);
+            // Dropped, or (owned stripe) written under epoch 1, which no one reads.
+            let _ = window.record(1, FAIL, 0);
+            assert_eq!(window.counts(2, 0), counts(0, 0, 0));
+            assert!(window.record(2, FAIL, 0));
+            assert_eq!(window.counts(2, 0), counts(1, 1, 0));
+        }
+    }
+
+    #[test]
+    fn count_window_sums_owned_and_shared_stripes() {
+        let window = Window::count(2, 1);
+        window.reset(0);
+        assert!(window.record(0, FAIL, 0)); // this thread owns the only stripe
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    assert!(window.record(0, OK, 0)); // the shared stripe
+                }
+            });
+        });
+        assert_eq!(window.counts(0, 0), counts(3, 1, 0));
+    }
+
+    #[test]
+    fn time_window_forgets_slices_that_left() {
+        // 4 buckets of 10 ns: a 40 ns window.
+        for window in [Window::time(10, 4, 1), Window::time(10, 4, 0)] {
+            window.reset(3);
+            assert!(window.record(3, FAIL, 5));
+            assert!(window.record(3, OK, 15));
+            assert_eq!(window.counts(3, 39), counts(2, 1, 0));
+            // At 40 ns the slice [0, 10) has left the window.
+            assert_eq!(window.counts(3, 40), counts(1, 0, 0));
+            // A record in the same slot, four slices later, starts the slot over.
+            assert!(window.record(3, SLOW_FAIL, 45));
+            assert_eq!(window.counts(3, 45), counts(2, 1, 1));
+            // A late record for the slice the slot no longer holds is dropped.
+            assert!(!window.record(3, FAIL, 6));
+            assert_eq!(window.counts(3, 45), counts(2, 1, 1));
+        }
+    }
+
+    #[test]
+    fn time_window_drops_records_of_another_epoch() {
+        for window in [Window::time(10, 2, 1), Window::time(10, 2, 0)] {
+            window.reset(1);
+            assert!(window.record(1, FAIL, 0));
+            window.reset(2);
+            let _ = window.record(1, FAIL, 0);
+            assert_eq!(window.counts(2, 0), counts(0, 0, 0));
+            assert!(window.record(2, FAIL, 0));
+            assert_eq!(window.counts(2, 0), counts(1, 1, 0));
+        }
+    }
+
+    #[test]
+    fn live_threads_get_distinct_tokens_and_exiting_ones_give_them_back() {
+        let here = thread_token();
+        assert_eq!(thread_token(), here);
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                let token = thread_token();
+                barrier.wait();
+                token
+            });
+            let b = scope.spawn(|| {
+                let token = thread_token();
+                barrier.wait();
+                token
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(here != a && here != b && a != b);
+        assert!([here, a, b].iter().all(|&t| t != 0 && t != EXITING));
+        // A hundred short-lived threads, one after the other, reuse a few tokens (without
+        // recycling they would need a hundred; the slack is for other tests' threads).
+        let largest = (0..100)
+            .map(|_| std::thread::spawn(thread_token).join().unwrap())
+            .max()
+            .unwrap();
+        assert!(largest <= 32, "tokens are not recycled: got {largest}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The breaker's happy path, and its state transitions, allocate nothing. A counting global
+//! allocator (this test file is its own crate, so it may use `unsafe` for that) counts the
+//! allocations made by the current thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tailguard::breaker::{CircuitBreaker, State};
+use tailguard::time::ManualTimer;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn breakers(
+    timer: &ManualTimer,
+    transitions: &Arc<AtomicUsize>,
+) -> Vec<CircuitBreaker<ManualTimer>> {
+    let listener = |count: Arc<AtomicUsize>| {
+        move |_: &tailguard::breaker::Transition| {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    vec![
+        CircuitBreaker::builder()
+            .count_window(50)
+            .minimum_calls(10)
+            .open_duration(Duration::from_secs(5))
+            .half_open_calls(2)
+            .on_transition(listener(transitions.clone()))
+            .build_with(timer.clone())
+            .unwrap(),
+        CircuitBreaker::builder()
+            .time_window(Duration::from_secs(10), 10)
+            .minimum_calls(10)
+            .slow_calls(Duration::from_secs(1), 0.5)
+            .consecutive_failures(100)
+            .half_open_calls(2)
+            .on_transition(listener(transitions.clone()))
+            .build_with(timer.clone())
+            .unwrap(),
+    ]
+}
+
+#[test]
+fn closed_admit_and_record_allocate_nothing() {
+    let timer = ManualTimer::new();
+    let transitions = Arc::new(AtomicUsize::new(0));
+    for breaker in breakers(&timer, &transitions) {
+        breaker.try_acquire().unwrap().success(); // warm up: the thread's stripe
+        let allocations = allocations_in(|| {
+            for i in 0..10_000 {
+                let permit = breaker.try_acquire().unwrap();
+                if i % 10 == 0 {
+                    permit.failure();
+                } else if i % 10 == 1 {
+                    drop(permit);
+                } else {
+                    permit.success();
+                }
+            }
+        });
+        assert_eq!(allocations, 0);
+        assert_eq!(breaker.state(), State::Closed);
+    }
+}
+
+#[test]
+fn transitions_and_rejections_allocate_nothing() {
+    let timer = ManualTimer::new();
+    let transitions = Arc::new(AtomicUsize::new(0));
+    for breaker in breakers(&timer, &transitions) {
+        breaker.try_acquire().unwrap().success();
+        let before = transitions.load(Ordering::Relaxed);
+        let allocations = allocations_in(|| {
+            for _ in 0..3 {
+                while breaker.state() == State::Closed {
+                    breaker.try_acquire().unwrap().failure();
+                }
+                assert!(breaker.try_acquire().is_err()); // open: rejected
+                timer.advance(Duration::from_secs(3600));
+                let probe = breaker.try_acquire().unwrap(); // half-open
+                drop(breaker.try_acquire().unwrap()); // a dropped probe
+                probe.success();
+                breaker.try_acquire().unwrap().success();
+                assert_eq!(breaker.state(), State::Closed);
+            }
+            breaker.force_open();
+            breaker.disable();
+            breaker.reset();
+            let _ = breaker.metrics();
+        });
+        assert_eq!(allocations, 0);
+        assert_eq!(transitions.load(Ordering::Relaxed) - before, 3 * 3 + 3);
+    }
+}
+
+#[test]
+fn a_ready_call_allocates_nothing() {
+    let timer = ManualTimer::new();
+    let transitions = Arc::new(AtomicUsize::new(0));
+    let breaker = breakers(&timer, &transitions).remove(0);
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    breaker.try_acquire().unwrap().success();
+    let allocations = allocations_in(|| {
+        for _ in 0..1_000 {
+            let call = pin!(breaker.call(|| async { Ok::<_, ()>(7) }));
+            assert_eq!(call.poll(&mut cx), Poll::Ready(Ok(7)));
+        }
+    });
+    assert_eq!(allocations, 0);
+    assert_eq!(timer.pending_sleeps(), 0);
+}
