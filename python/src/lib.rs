@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
+mod breaker;
 mod budget;
 mod clock;
 mod convert;
@@ -35,6 +36,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hedge::Hedge>()?;
     m.add_class::<hedge::HedgeBudget>()?;
     m.add_class::<hedge::HedgeStats>()?;
+    m.add_class::<breaker::CircuitBreaker>()?;
+    m.add_class::<breaker::Guarded>()?;
+    m.add_class::<breaker::BreakerPermit>()?;
+    m.add_class::<breaker::BreakerMetrics>()?;
+    m.add_class::<breaker::BreakerTransition>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

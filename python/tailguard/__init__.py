@@ -23,9 +23,14 @@ from tailguard._errors import (
     RetryError,
     TailguardError,
 )
+from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, hedge, quorum, scatter_gather
 from tailguard._native import (
     Backoff,
+    BreakerMetrics,
+    BreakerPermit,
+    BreakerTransition,
+    Guarded,
     Hedge,
     HedgeBudget,
     HedgeStats,
@@ -44,9 +49,14 @@ __all__ = [
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
+    "BreakerMetrics",
+    "BreakerPermit",
+    "BreakerTransition",
     "BudgetExhaustedError",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
+    "Guarded",
     "Hedge",
     "HedgeBudget",
     "HedgeStats",
