@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
+from typing import Any, Awaitable, Callable, Iterable, Literal, Optional, TypeVar, Union
 
 from tailguard._errors import AllFailedError, ConfigError, QuorumError
 from tailguard._native import Hedge, HedgeBudget
@@ -133,7 +133,7 @@ async def hedge(
     *,
     delay: Union[float, str, None] = None,
     max_attempts: Optional[int] = None,
-    budget: Union[float, HedgeBudget, str, None] = None,
+    budget: Union[float, HedgeBudget, Literal["unlimited"], None] = None,
     policy: Optional[Hedge] = None,
 ) -> T:
     """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a

@@ -58,3 +58,20 @@ def test_hedge_and_histogram_constructors(a: Any, b: Any, c: Any, d: Any, e: Any
     survives(lambda: tg.LatencyHistogram().quantile(a))
     survives(lambda: tg.LatencyHistogram().record_ns(a))
     survives(lambda: ManualClock(a).advance(b))
+
+
+@given(anything, anything, anything, anything, anything, anything)
+def test_breaker_constructor(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> None:
+    survives(lambda: tg.CircuitBreaker(failure_rate=a, window=b, minimum_calls=c, open_duration=d))
+    survives(lambda: tg.CircuitBreaker(time_window=a, time_window_buckets=b, stripes=c))
+    survives(
+        lambda: tg.CircuitBreaker(
+            half_open_calls=a,
+            half_open_success_rate=b,
+            half_open_timeout=c,
+            slow_call_duration=d,
+            slow_call_rate=e,
+            consecutive_failures=f,
+        )
+    )
+    survives(lambda: tg.CircuitBreaker(on=a, on_transition=b, clock=c))
