@@ -1,7 +1,22 @@
 """Type stubs for ``tailguard._native``, the Rust half of tailguard."""
 
 import datetime
-from typing import Any, Awaitable, Callable, Generic, Iterator, Literal, Optional, Tuple, Type, TypeVar, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Generic,
+    Iterator,
+    Literal,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    final,
+)
+
+from typing_extensions import disjoint_base
 
 _Seconds = Union[int, float, datetime.timedelta]
 _Jitter = Optional[Literal["none", "full", "equal", "decorrelated"]]
@@ -13,6 +28,29 @@ _On = Union[
 _R = TypeVar("_R")
 
 __version__: str
+__all__ = [
+    "Backoff",
+    "BackoffIterator",
+    "BreakerMetrics",
+    "BreakerPermit",
+    "BreakerTransition",
+    "CircuitBreaker",
+    "Guarded",
+    "Hedge",
+    "HedgeBudget",
+    "HedgeStats",
+    "LatencyHistogram",
+    "ManualClock",
+    "Retry",
+    "RetryBudget",
+    "RetryEvent",
+    "RetryRun",
+    "Retrying",
+    "RollingHistogram",
+    "__version__",
+    "is_testing",
+    "set_testing",
+]
 
 def set_testing(enabled: bool, /) -> bool:
     """Turns testing mode (every backoff sleep is zero) on or off; returns the previous setting."""
@@ -20,13 +58,15 @@ def set_testing(enabled: bool, /) -> bool:
 def is_testing() -> bool:
     """Whether testing mode is on."""
 
+@final
 class ManualClock:
     """A clock that moves only when told to; pass it as ``clock=``."""
 
-    def __init__(self, start: Optional[float] = ...) -> None: ...
+    def __new__(cls, start: Optional[float] = ...) -> ManualClock: ...
     def now(self) -> float: ...
     def advance(self, seconds: _Seconds) -> None: ...
 
+@final
 class Backoff:
     """Retry delays in seconds: constant, linear or exponential, capped, jittered, seedable."""
 
@@ -79,22 +119,24 @@ class Backoff:
     def take(self, n: int) -> list[float]: ...
     def __iter__(self) -> BackoffIterator: ...
 
+@final
 class BackoffIterator(Iterator[float]):
     def __iter__(self) -> BackoffIterator: ...
     def __next__(self) -> float: ...
     def __length_hint__(self) -> int: ...
 
+@final
 class RetryBudget:
     """Retries limited to ``ratio`` of calls over a sliding window, plus a floor per second."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         ratio: Optional[float] = ...,
         *,
         min_per_second: Optional[int] = ...,
         window: Optional[_Seconds] = ...,
         clock: Optional[ManualClock] = None,
-    ) -> None: ...
+    ) -> RetryBudget: ...
     @property
     def ratio(self) -> float: ...
     @property
@@ -105,6 +147,7 @@ class RetryBudget:
     def try_withdraw(self) -> bool: ...
     def available(self) -> int: ...
 
+@final
 class RetryEvent:
     """What an ``on_retry`` hook receives before each retry."""
 
@@ -117,11 +160,12 @@ class RetryEvent:
     @property
     def exception(self) -> BaseException: ...
 
+@final
 class Retry:
     """A retry policy; call it on a function (sync or ``async def``) to decorate it."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         on: Optional[_On] = None,
         attempts: Optional[int] = None,
@@ -132,7 +176,7 @@ class Retry:
         on_retry: Optional[Callable[[RetryEvent], object]] = None,
         retry_on_timeout: Optional[bool] = None,
         clock: Optional[ManualClock] = None,
-    ) -> None: ...
+    ) -> Retry: ...
     def __call__(self, func: _F) -> _F: ...
     def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R: ...
     @property
@@ -156,14 +200,16 @@ class Retry:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+@final
 class Retrying(Generic[_R]):
     """A sync function wrapped by a :class:`Retry` policy."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> _R: ...
-    def __get__(self, instance: object, owner: Optional[type] = None) -> Any: ...
+    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
     @property
     def retry(self) -> Retry: ...
 
+@final
 class RetryRun:
     """One async call's retry state (internal)."""
 
@@ -173,10 +219,11 @@ class RetryRun:
     @property
     def attempts(self) -> int: ...
 
+@final
 class LatencyHistogram:
     """Lock-free latency histogram; percentiles within 1/128 relative error."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> LatencyHistogram: ...
     def record(self, seconds: _Seconds) -> None: ...
     def record_ns(self, nanos: int) -> None: ...
     def quantile(self, p: float) -> Optional[float]: ...
@@ -192,16 +239,17 @@ class LatencyHistogram:
     def reset(self) -> None: ...
     def __len__(self) -> int: ...
 
+@final
 class RollingHistogram:
     """Percentiles over a sliding window of the recent past."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         window: Optional[_Seconds] = ...,
         *,
         slots: Optional[int] = ...,
         clock: Optional[ManualClock] = None,
-    ) -> None: ...
+    ) -> RollingHistogram: ...
     @property
     def window(self) -> float: ...
     def record(self, seconds: _Seconds) -> None: ...
@@ -210,10 +258,11 @@ class RollingHistogram:
     def count(self) -> int: ...
     def reset(self) -> None: ...
 
+@final
 class HedgeBudget:
     """A cap on hedging's extra load: hedges <= ratio x primaries; shareable."""
 
-    def __init__(self, ratio: float, *, max_burst: Optional[int] = ...) -> None: ...
+    def __new__(cls, ratio: float, *, max_burst: Optional[int] = ...) -> HedgeBudget: ...
     @property
     def ratio(self) -> float: ...
     @property
@@ -222,6 +271,7 @@ class HedgeBudget:
     def deposit(self) -> None: ...
     def try_withdraw(self) -> bool: ...
 
+@final
 class HedgeStats:
     @property
     def primaries(self) -> int: ...
@@ -234,11 +284,12 @@ class HedgeStats:
     @property
     def extra_load(self) -> float: ...
 
+@final
 class Hedge:
     """A hedging policy: fixed or adaptive (``"p95"``) delay, attempt cap, budget."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         delay: Union[_Seconds, str, None] = ...,
         *,
         max_attempts: Optional[int] = ...,
@@ -249,7 +300,7 @@ class Hedge:
         window: Optional[_Seconds] = ...,
         window_slots: Optional[int] = ...,
         clock: Optional[ManualClock] = None,
-    ) -> None: ...
+    ) -> Hedge: ...
     @property
     def delay(self) -> Union[float, str, datetime.timedelta]: ...
     @property
@@ -270,6 +321,7 @@ _BreakerOn = Union[
     Callable[[BaseException], bool],
 ]
 
+@final
 class BreakerPermit:
     """Permission for one call through a breaker; report it once."""
 
@@ -280,6 +332,7 @@ class BreakerPermit:
     @property
     def is_probe(self) -> bool: ...
 
+@final
 class BreakerMetrics:
     @property
     def state(self) -> str: ...
@@ -304,6 +357,7 @@ class BreakerMetrics:
     @property
     def open_for(self) -> Optional[float]: ...
 
+@final
 class BreakerTransition:
     @property
     def from_state(self) -> str: ...
@@ -314,12 +368,13 @@ class BreakerTransition:
     @property
     def generation(self) -> int: ...
 
+@disjoint_base
 class CircuitBreaker:
     """The native circuit breaker; use ``tailguard.CircuitBreaker``, which adds the context
     managers."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         failure_rate: Optional[float] = ...,
         window: Optional[int] = ...,
@@ -337,7 +392,7 @@ class CircuitBreaker:
         on_transition: Optional[Callable[[BreakerTransition], object]] = ...,
         stripes: Optional[int] = ...,
         clock: Optional[ManualClock] = ...,
-    ) -> None: ...
+    ) -> CircuitBreaker: ...
     def __call__(self, func: _F) -> _F: ...
     def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R: ...
     def acquire(self) -> BreakerPermit: ...
@@ -353,10 +408,11 @@ class CircuitBreaker:
     @property
     def on(self) -> _BreakerOn: ...
 
+@final
 class Guarded(Generic[_R]):
     """A sync function guarded by a :class:`CircuitBreaker`."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> _R: ...
-    def __get__(self, instance: object, owner: Optional[type] = None) -> Any: ...
+    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
     @property
     def breaker(self) -> CircuitBreaker: ...
