@@ -23,6 +23,7 @@ from tailguard._errors import (
     RetryError,
     TailguardError,
 )
+from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, hedge, quorum, scatter_gather
 from tailguard._native import (
@@ -77,6 +78,7 @@ __all__ = [
     "retry",
     "scatter_gather",
     "set_testing",
+    "testing",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
