@@ -226,7 +226,7 @@ impl Backoff {
     #[getter]
     fn max_delay(&self) -> Option<f64> {
         let cap = self.inner.max_delay();
-        (cap != MAX_DELAY).then(|| cap.as_secs_f64())
+        (cap != MAX_DELAY).then_some(cap.as_secs_f64())
     }
 
     /// How many delays the sequence yields, or `None` if unlimited.

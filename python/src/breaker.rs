@@ -30,7 +30,12 @@ enum FailureOn {
 type Listeners = Arc<Mutex<Vec<Py<PyAny>>>>;
 
 /// A circuit breaker. Decorate functions with it, or use it as a (async) context manager.
-#[pyclass(frozen, subclass, module = "tailguard._native", name = "CircuitBreaker")]
+#[pyclass(
+    frozen,
+    subclass,
+    module = "tailguard._native",
+    name = "CircuitBreaker"
+)]
 pub(crate) struct CircuitBreaker {
     /// Boxed: the state machine's window is cache-line aligned, more than a Python object's
     /// memory guarantees.
@@ -118,7 +123,12 @@ impl CircuitBreaker {
     }
 
     /// Reports a ticket's outcome: `None` is a success, an exception is classified.
-    fn finish(&self, py: Python<'_>, ticket: Ticket, exc: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn finish(
+        &self,
+        py: Python<'_>,
+        ticket: Ticket,
+        exc: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let outcome = match exc {
             None => Outcome::Success,
             Some(exc) => match self.outcome_of(py, exc) {
@@ -221,7 +231,12 @@ impl CircuitBreaker {
             builder = builder.minimum_calls(convert::int_in("minimum_calls", calls, 0, u64::MAX)?);
         }
         if let Some(n) = given(consecutive_failures) {
-            builder = builder.consecutive_failures(convert::int_in("consecutive_failures", n, 0, u64::MAX)?);
+            builder = builder.consecutive_failures(convert::int_in(
+                "consecutive_failures",
+                n,
+                0,
+                u64::MAX,
+            )?);
         }
         if let Some(duration) = given(open_duration) {
             if let Ok(backoff) = duration.cast::<Backoff>() {
@@ -245,7 +260,8 @@ impl CircuitBreaker {
             builder = builder.half_open_calls(convert::u32_at_least("half_open_calls", n, 0)?);
         }
         if let Some(rate) = given(half_open_success_rate) {
-            builder = builder.half_open_success_rate(convert::number("half_open_success_rate", rate)?);
+            builder =
+                builder.half_open_success_rate(convert::number("half_open_success_rate", rate)?);
         }
         if let Some(timeout) = given(half_open_timeout) {
             builder = builder.half_open_timeout(convert::seconds("half_open_timeout", timeout)?);
@@ -256,7 +272,8 @@ impl CircuitBreaker {
                     Some(rate) => convert::number("slow_call_rate", rate)?,
                     None => 1.0,
                 };
-                builder = builder.slow_calls(convert::seconds("slow_call_duration", duration)?, rate);
+                builder =
+                    builder.slow_calls(convert::seconds("slow_call_duration", duration)?, rate);
             }
             (None, Some(_)) => {
                 return Err(errors::config_error(
@@ -271,7 +288,10 @@ impl CircuitBreaker {
             builder = builder.stripes(convert::int_in("stripes", n, 0, 1 << 20)? as usize);
         }
         let (on, on_obj) = match given(on) {
-            None => (FailureOn::All, py.get_type::<PyException>().into_any().unbind()),
+            None => (
+                FailureOn::All,
+                py.get_type::<PyException>().into_any().unbind(),
+            ),
             Some(on) => {
                 let is_class = |obj: &Bound<'_, PyAny>| {
                     obj.cast::<PyType>().is_ok_and(|t| {
@@ -291,7 +311,10 @@ impl CircuitBreaker {
                     }
                     (FailureOn::Types(on.clone().unbind()), on.clone().unbind())
                 } else if on.is_callable() {
-                    (FailureOn::Predicate(on.clone().unbind()), on.clone().unbind())
+                    (
+                        FailureOn::Predicate(on.clone().unbind()),
+                        on.clone().unbind(),
+                    )
                 } else {
                     return Err(convert::type_error(
                         "on",
@@ -315,9 +338,9 @@ impl CircuitBreaker {
         builder = builder.on_transition(move |transition: &Transition| {
             notify(&shared, transition);
         });
-        let machine = builder.build_state_machine(clock.now()).map_err(|e| {
-            errors::config_error(py, python_field(e.field()), e.message())
-        })?;
+        let machine = builder
+            .build_state_machine(clock.now())
+            .map_err(|e| errors::config_error(py, python_field(e.field()), e.message()))?;
         Ok(CircuitBreaker {
             machine: Box::new(machine),
             clock,
@@ -686,4 +709,3 @@ impl BreakerTransition {
         )
     }
 }
-

@@ -191,4 +191,3 @@ impl ManualClock {
         format!("ManualClock(now={})", self.now())
     }
 }
-

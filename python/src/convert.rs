@@ -20,9 +20,7 @@ pub(crate) fn type_error(name: &str, expected: &str, got: &Bound<'_, PyAny>) -> 
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".to_owned());
-    PyTypeError::new_err(format!(
-        "`{name}` must be {expected}, got {type_name}"
-    ))
+    PyTypeError::new_err(format!("`{name}` must be {expected}, got {type_name}"))
 }
 
 /// A float from an `int`, a `float` or anything with `__float__`; `bool` is refused, as it is
@@ -39,7 +37,10 @@ pub(crate) fn number(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
         Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => Err(errors::config_error(
             obj.py(),
             name,
-            format!("must be a number within float range, got {}", short_repr(obj)),
+            format!(
+                "must be a number within float range, got {}",
+                short_repr(obj)
+            ),
         )),
         Err(_) => Err(type_error(name, "a number", obj)),
     }
@@ -154,7 +155,11 @@ pub(crate) fn fraction(
     hi: f64,
 ) -> PyResult<f64> {
     let value = number(name, obj)?;
-    let above_lo = if lo_inclusive { value >= lo } else { value > lo };
+    let above_lo = if lo_inclusive {
+        value >= lo
+    } else {
+        value > lo
+    };
     if !(value.is_finite() && above_lo && value <= hi) {
         let open = if lo_inclusive { '[' } else { '(' };
         return Err(errors::config_error(

@@ -23,7 +23,11 @@ pub(crate) struct HedgeBudget {
 fn hedge_budget(py: Python<'_>, ratio: f64, max_burst: u32) -> PyResult<CoreHedgeBudget> {
     CoreHedgeBudget::with_max_burst(ratio, max_burst).map_err(|e| {
         // The core names it `budget_ratio` (its builder method); here it is `ratio`.
-        let field = if e.field() == "budget_ratio" { "ratio" } else { e.field() };
+        let field = if e.field() == "budget_ratio" {
+            "ratio"
+        } else {
+            e.field()
+        };
         errors::config_error(py, field, e.message())
     })
 }
@@ -32,7 +36,11 @@ fn hedge_budget(py: Python<'_>, ratio: f64, max_burst: u32) -> PyResult<CoreHedg
 impl HedgeBudget {
     #[new]
     #[pyo3(signature = (ratio, *, max_burst = None))]
-    fn new(py: Python<'_>, ratio: &Bound<'_, PyAny>, max_burst: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        ratio: &Bound<'_, PyAny>,
+        max_burst: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let ratio = convert::number("ratio", ratio)?;
         let max_burst = match max_burst.filter(|m| !m.is_none()) {
             Some(m) => convert::u32_at_least("max_burst", m, 1)?,
@@ -183,11 +191,17 @@ impl Hedge {
             })?);
         }
         if let Some(n) = max_attempts.filter(|n| !n.is_none()) {
-            builder = builder.max_attempts(convert::int_in("max_attempts", n, 1, u64::from(MAX_ATTEMPTS))? as u32);
+            builder =
+                builder.max_attempts(
+                    convert::int_in("max_attempts", n, 1, u64::from(MAX_ATTEMPTS))? as u32,
+                );
         }
         match budget.filter(|b| !b.is_none()) {
             None => {}
-            Some(b) if b.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "unlimited")) => {
+            Some(b)
+                if b.cast::<PyString>()
+                    .is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "unlimited")) =>
+            {
                 builder = builder.unbudgeted();
             }
             Some(b) => match b.cast::<HedgeBudget>() {
@@ -226,12 +240,18 @@ impl Hedge {
             builder = builder.delay_ceiling(c);
         }
         let slots = match window_slots.filter(|s| !s.is_none()) {
-            Some(s) => Some(convert::int_in("window_slots", s, 1, tailguard::latency::MAX_SLOTS as u64)? as usize),
+            Some(s) => {
+                Some(
+                    convert::int_in("window_slots", s, 1, tailguard::latency::MAX_SLOTS as u64)?
+                        as usize,
+                )
+            }
             None => None,
         };
         match (window.filter(|w| !w.is_none()), slots) {
             (Some(w), slots) => {
-                builder = builder.window(convert::positive_seconds("window", w)?, slots.unwrap_or(10));
+                builder =
+                    builder.window(convert::positive_seconds("window", w)?, slots.unwrap_or(10));
             }
             (None, Some(slots)) => builder = builder.window(Duration::from_secs(10), slots),
             (None, None) => {}
@@ -298,7 +318,11 @@ impl Hedge {
     fn run(slf: &Bound<'_, Self>, factory: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         if !factory.is_callable() {
-            return Err(convert::type_error("factory", "a callable returning an awaitable", factory));
+            return Err(convert::type_error(
+                "factory",
+                "a callable returning an awaitable",
+                factory,
+            ));
         }
         let run = RUN.import(slf.py(), "tailguard._hedge", "run_hedged")?;
         Ok(run.call1((slf, factory))?.unbind())

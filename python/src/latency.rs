@@ -18,7 +18,7 @@ fn latency_arg(seconds: &Bound<'_, PyAny>) -> PyResult<Duration> {
     // The fast path: a float, checked inline.
     if let Ok(float) = seconds.cast::<pyo3::types::PyFloat>() {
         let secs = float.value();
-        if secs >= 0.0 && secs <= 18_446_744_073.0 {
+        if (0.0..=18_446_744_073.0).contains(&secs) {
             return Ok(Duration::from_secs_f64(secs));
         }
     }
@@ -87,9 +87,9 @@ impl LatencyHistogram {
 
     /// Adds every sample of `other` to this histogram.
     fn merge(&self, other: &Bound<'_, PyAny>) -> PyResult<()> {
-        let other = other.cast::<LatencyHistogram>().map_err(|_| {
-            convert::type_error("other", "a tailguard.LatencyHistogram", other)
-        })?;
+        let other = other
+            .cast::<LatencyHistogram>()
+            .map_err(|_| convert::type_error("other", "a tailguard.LatencyHistogram", other))?;
         self.inner.merge(&other.get().inner);
         Ok(())
     }
@@ -136,7 +136,9 @@ impl RollingHistogram {
             None => Duration::from_secs(10),
         };
         let slots = match slots.filter(|s| !s.is_none()) {
-            Some(s) => convert::int_in("slots", s, 1, tailguard::latency::MAX_SLOTS as u64)? as usize,
+            Some(s) => {
+                convert::int_in("slots", s, 1, tailguard::latency::MAX_SLOTS as u64)? as usize
+            }
             None => 10,
         };
         let clock = Clock::from_arg(clock)?;
@@ -154,14 +156,18 @@ impl RollingHistogram {
 
     /// Records a latency in seconds, observed now.
     fn record(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.record_at(self.clock.now(), latency_arg(seconds)?);
+        self.inner
+            .record_at(self.clock.now(), latency_arg(seconds)?);
         Ok(())
     }
 
     /// The `p`-quantile of the window ending now, in seconds, or `None` if it is empty.
     fn quantile(&self, p: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
         let p = quantile_arg(p)?;
-        Ok(self.inner.quantile_at(self.clock.now(), p).map(convert::secs))
+        Ok(self
+            .inner
+            .quantile_at(self.clock.now(), p)
+            .map(convert::secs))
     }
 
     /// How many samples the window ending now holds.
@@ -176,7 +182,11 @@ impl RollingHistogram {
     }
 
     fn __repr__(&self) -> String {
-        format!("RollingHistogram(window={}, count={})", self.window(), self.count())
+        format!(
+            "RollingHistogram(window={}, count={})",
+            self.window(),
+            self.count()
+        )
     }
 }
 

@@ -44,16 +44,24 @@ pub(crate) struct RetryPolicy {
 }
 
 fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
-    obj.cast::<PyType>()
-        .is_ok_and(|ty| ty.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
+    obj.cast::<PyType>().is_ok_and(|ty| {
+        ty.is_subclass_of::<pyo3::exceptions::PyBaseException>()
+            .unwrap_or(false)
+    })
 }
 
-fn classifier_arg(py: Python<'_>, on: Option<&Bound<'_, PyAny>>) -> PyResult<(Classifier, Py<PyAny>)> {
+fn classifier_arg(
+    py: Python<'_>,
+    on: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Classifier, Py<PyAny>)> {
     let Some(on) = on.filter(|on| !on.is_none()) else {
-        return Ok((Classifier::All, py.get_type::<PyException>().into_any().unbind()));
+        return Ok((
+            Classifier::All,
+            py.get_type::<PyException>().into_any().unbind(),
+        ));
     };
     if is_exception_class(on) {
-        if on.is(&py.get_type::<PyException>()) {
+        if on.is(py.get_type::<PyException>()) {
             return Ok((Classifier::All, on.clone().unbind()));
         }
         return Ok((Classifier::Types(on.clone().unbind()), on.clone().unbind()));
@@ -78,7 +86,10 @@ fn classifier_arg(py: Python<'_>, on: Option<&Bound<'_, PyAny>>) -> PyResult<(Cl
         return Ok((Classifier::Types(on.clone().unbind()), on.clone().unbind()));
     }
     if on.is_callable() {
-        return Ok((Classifier::Predicate(on.clone().unbind()), on.clone().unbind()));
+        return Ok((
+            Classifier::Predicate(on.clone().unbind()),
+            on.clone().unbind(),
+        ));
     }
     Err(convert::type_error(
         "on",
@@ -89,7 +100,12 @@ fn classifier_arg(py: Python<'_>, on: Option<&Bound<'_, PyAny>>) -> PyResult<(Cl
 
 impl RetryPolicy {
     /// The classifier's verdict on `exc`. A predicate's own exception propagates.
-    fn classify(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, timed_out: bool) -> PyResult<Decision> {
+    fn classify(
+        &self,
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+        timed_out: bool,
+    ) -> PyResult<Decision> {
         if timed_out {
             return Ok(self.config.on_timeout());
         }
@@ -103,7 +119,11 @@ impl RetryPolicy {
             Classifier::Predicate(predicate) => {
                 let verdict = predicate.bind(py).call1((exc,))?;
                 if let Ok(flag) = verdict.cast::<PyBool>() {
-                    return Ok(if flag.is_true() { Decision::Retry } else { Decision::Stop });
+                    return Ok(if flag.is_true() {
+                        Decision::Retry
+                    } else {
+                        Decision::Stop
+                    });
                 }
                 if verdict.is_none() {
                     return Ok(Decision::Stop);
@@ -257,7 +277,11 @@ impl RetryPolicy {
             Some(obj) => match obj.cast::<RetryBudget>() {
                 Ok(b) => Some(b.clone().unbind()),
                 Err(_) => {
-                    return Err(convert::type_error("budget", "a tailguard.RetryBudget", obj))
+                    return Err(convert::type_error(
+                        "budget",
+                        "a tailguard.RetryBudget",
+                        obj,
+                    ))
                 }
             },
             None => None,
@@ -286,7 +310,9 @@ impl RetryPolicy {
                 return Err(convert::type_error("on_retry", "a callable or None", hook));
             }
         }
-        let on_retry = on_retry.filter(|h| !h.is_none()).map(|h| h.clone().unbind());
+        let on_retry = on_retry
+            .filter(|h| !h.is_none())
+            .map(|h| h.clone().unbind());
         let policy = builder.build().map_err(|e| errors::from_core(py, &e))?;
         let config = policy.config().clone();
         let needs_start = config.max_elapsed().is_some() || config.budget().is_some();
@@ -560,7 +586,12 @@ impl RetryRun {
     /// wait before the next attempt, `None` to re-raise `exc` (not retryable), or raises
     /// `RetryError`.
     #[pyo3(signature = (exc, timed_out = false))]
-    fn failed(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, timed_out: bool) -> PyResult<Option<f64>> {
+    fn failed(
+        &self,
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+        timed_out: bool,
+    ) -> PyResult<Option<f64>> {
         if !exc.is_instance_of::<PyException>() {
             return Ok(None);
         }
@@ -613,7 +644,10 @@ impl RetryRun {
     /// Attempts started so far.
     #[getter]
     fn attempts(&self) -> u32 {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).attempts()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .attempts()
     }
 }
 
