@@ -115,6 +115,9 @@ impl HedgeStats {
 
 /// A hedging policy; `await policy.run(factory)` runs one hedged call, and the policy decorates
 /// `async def` functions.
+///
+/// Waiting for the hedge delay uses the event loop's clock; a `clock=` (a `ManualClock`) only
+/// drives the window of recent latencies that an adaptive delay (`"p95"`) is computed from.
 #[pyclass(frozen, module = "tailguard", name = "Hedge")]
 pub(crate) struct Hedge {
     inner: CoreHedge,

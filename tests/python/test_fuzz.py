@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Callable
 
-from hypothesis import given
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 import tailguard as tg
@@ -75,3 +75,63 @@ def test_breaker_constructor(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> 
         )
     )
     survives(lambda: tg.CircuitBreaker(on=a, on_transition=b, clock=c))
+
+
+@settings(max_examples=200)
+@given(
+    config=st.fixed_dictionaries(
+        {},
+        optional={
+            "window": st.integers(1, 20),
+            "minimum_calls": st.integers(1, 5),
+            "consecutive_failures": st.integers(1, 5),
+            "half_open_calls": st.integers(1, 4),
+            "half_open_success_rate": st.floats(0.01, 1.0),
+            "half_open_timeout": st.floats(0.001, 100.0),
+            "slow_call_duration": st.floats(1e-9, 10.0),
+            "stripes": st.sampled_from([0, 1, 2, 64]),
+            "open_duration": st.one_of(
+                st.floats(0.001, 100.0),
+                st.builds(
+                    lambda base, jitter: tg.Backoff.exponential(base, jitter=jitter),
+                    st.floats(1e-6, 10.0),
+                    st.sampled_from(["none", "full", "equal", "decorrelated"]),
+                ),
+                st.just(tg.Backoff.constant(0, max_retries=1)),
+            ),
+        },
+    ),
+    operations=st.lists(
+        st.sampled_from(
+            ["acquire", "success", "failure", "release", "advance", "force_open", "disable", "reset"]
+        ),
+        max_size=80,
+    ),
+    steps=st.lists(st.floats(0.0, 1e6), min_size=1, max_size=5),
+)
+def test_any_sequence_of_breaker_operations(
+    config: dict[str, Any], operations: list[str], steps: list[float]
+) -> None:
+    """Whatever the settings and the order of operations, the breaker answers or refuses;
+    it never panics, and its counters stay coherent."""
+    clock = ManualClock()
+    try:
+        breaker = tg.CircuitBreaker(clock=clock, **config)
+    except ValueError:
+        reject()  # an invalid combination (say, minimum_calls above the window)
+    permits: list[tg.BreakerPermit] = []
+    for i, operation in enumerate(operations):
+        if operation == "acquire":
+            try:
+                permits.append(breaker.acquire())
+            except tg.CircuitOpenError as exc:
+                assert exc.retry_after is None or exc.retry_after >= 0
+        elif operation in ("success", "failure", "release") and permits:
+            getattr(permits.pop(i % len(permits)), operation)()
+        elif operation == "advance":
+            clock.advance(steps[i % len(steps)])
+        elif operation in ("force_open", "disable", "reset"):
+            getattr(breaker, operation)()
+        metrics = breaker.metrics()
+        assert metrics.failures <= metrics.calls
+        assert breaker.state in ("closed", "open", "half_open", "forced_open", "disabled")
