@@ -55,5 +55,6 @@ pub mod retry;
 pub mod shutdown;
 pub mod time;
 pub mod timeout;
+mod validate;
 
 pub use error::ConfigError;
