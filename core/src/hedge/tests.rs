@@ -427,16 +427,19 @@ fn builder_names_the_offending_field() {
     let cases: Vec<(HedgeBuilder, &str)> = vec![
         (Hedge::builder().max_attempts(0), "max_attempts"),
         (Hedge::builder().max_attempts(33), "max_attempts"),
-        (Hedge::builder().adaptive_delay(f64::NAN), "percentile"),
-        (Hedge::builder().adaptive_delay(1.0), "percentile"),
-        (Hedge::builder().adaptive_delay(0.0), "percentile"),
+        (Hedge::builder().adaptive_delay(f64::NAN), "adaptive_delay"),
+        (Hedge::builder().adaptive_delay(1.0), "adaptive_delay"),
+        (Hedge::builder().adaptive_delay(0.0), "adaptive_delay"),
         (Hedge::builder().min_samples(0), "min_samples"),
         (
             Hedge::builder().delay_floor(ms(10)).delay_ceiling(ms(5)),
             "delay_ceiling",
         ),
-        (Hedge::builder().window(Duration::ZERO, 10), "window"),
-        (Hedge::builder().window(ms(1000), 0), "window"),
+        (
+            Hedge::builder().window(Duration::ZERO, 10),
+            "window.duration",
+        ),
+        (Hedge::builder().window(ms(1000), 0), "window.slots"),
         (Hedge::builder().budget_ratio(-1.0), "budget_ratio"),
         (
             Hedge::builder().fixed_delay(ms(5)).min_samples(10),
@@ -454,7 +457,7 @@ fn builder_names_the_offending_field() {
     let err = Hedge::builder().adaptive_delay(1.5).build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid `percentile`: must be in (0, 1), e.g. 0.95 for p95, got 1.5"
+        "invalid `adaptive_delay`: must be a percentile in (0, 1), e.g. 0.95 for p95, got 1.5"
     );
 }
 

@@ -10,7 +10,7 @@ use crate::backoff::{Backoff, Cursor};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 /// What to do after a failed attempt, as decided by a classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -383,23 +383,16 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// A [`ConfigError`] naming `max_attempts` if zero, `max_elapsed` or `attempt_timeout` if
     /// zero.
     pub fn build(self) -> Result<Retry<T, C, H>, ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::new(
-                "max_attempts",
-                "must be at least 1 (the first attempt counts), got 0",
-            ));
+        validate::at_least_one(
+            "max_attempts",
+            self.max_attempts,
+            "the first attempt counts",
+        )?;
+        if let Some(deadline) = self.max_elapsed {
+            validate::positive_duration("max_elapsed", deadline, "no attempt could start")?;
         }
-        if self.max_elapsed == Some(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "max_elapsed",
-                "must be greater than zero (no attempt could start), got 0ns",
-            ));
-        }
-        if self.attempt_timeout == Some(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "attempt_timeout",
-                "must be greater than zero (every attempt would time out), got 0ns",
-            ));
+        if let Some(limit) = self.attempt_timeout {
+            validate::positive_duration("attempt_timeout", limit, "every attempt would time out")?;
         }
         Ok(Retry {
             config: RetryConfig {
