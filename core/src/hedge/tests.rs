@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -10,32 +9,8 @@ use std::time::{Duration, Instant};
 use futures::task::noop_waker;
 
 use super::*;
+use crate::test_util::{ms, Drops};
 use crate::time::{ManualTimer, Timer};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Counts drops, to show cancelled attempts are really dropped.
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-struct Guard(Drops);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drops {
-    fn guard(&self) -> Guard {
-        Guard(self.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// A scripted backend: attempt `n` takes `plan[n].0` and then returns `plan[n].1`.
 /// Records (attempt, virtual start time) for every attempt started.
