@@ -64,6 +64,7 @@ enum WindowSpec {
 /// );
 /// # Ok::<(), tailguard::ConfigError>(())
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct CircuitBreakerBuilder {
     failure_rate: f64,
     slow_call: Option<(Duration, f64)>,

@@ -160,6 +160,7 @@ impl Adaptive {
 
 /// Builds a [`Hedge`]; every value is checked by [`build`](HedgeBuilder::build).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct HedgeBuilder {
     fixed_delay: Option<Duration>,
     percentile: f64,
