@@ -31,7 +31,9 @@ impl ConfigError {
         }
     }
 
-    /// The name of the refused field, as spelled by the builder method that sets it.
+    /// The name of the refused field, as spelled by the builder method that sets it. A method
+    /// that takes several values names the one refused as `method.parameter`, e.g.
+    /// `time_window.buckets`.
     pub fn field(&self) -> &'static str {
         self.field
     }

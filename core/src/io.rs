@@ -455,7 +455,7 @@ mod tests {
     #[test]
     fn read_idle_trips_after_the_limit() {
         let timer = ManualTimer::new();
-        let (reader, _writer) = piper::pipe(64);
+        let (reader, _writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_idle(ms(100));
         let mut buf = [0u8; 8];
         let err = timer.block_on(io.read(&mut buf)).unwrap_err();
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn steady_trickle_passes_read_idle_but_trips_read_total() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone())
             .read_idle(ms(100))
             .read_total(ms(1000));
@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn progress_does_not_rearm_the_timer() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_idle(ms(100));
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
@@ -539,7 +539,7 @@ mod tests {
     #[test]
     fn a_pause_by_the_reader_is_not_the_peers_fault() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_idle(ms(100));
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
@@ -559,7 +559,7 @@ mod tests {
     #[test]
     fn restart_read_total_gives_a_fresh_window() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_total(ms(100));
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
@@ -583,7 +583,7 @@ mod tests {
     #[test]
     fn data_arriving_after_the_total_deadline_is_refused() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_total(ms(100));
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
@@ -600,7 +600,7 @@ mod tests {
     #[test]
     fn an_explicit_read_deadline_trips_and_says_so() {
         let timer = ManualTimer::new();
-        let (reader, _writer) = piper::pipe(64);
+        let (reader, _writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone());
         io.set_read_deadline(Some(timer.now() + ms(40)));
         let mut buf = [0u8; 4];
@@ -619,7 +619,7 @@ mod tests {
     #[test]
     fn write_idle_trips_when_the_peer_stops_reading() {
         let timer = ManualTimer::new();
-        let (_reader, writer) = piper::pipe(4);
+        let (_reader, writer) = crate::test_util::pipe(4);
         let mut io = TimeoutIo::with_timer(writer, timer.clone()).write_idle(ms(250));
         let err = timer
             .block_on(io.write_all(b"more than four bytes"))
@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn write_total_caps_a_slow_reader() {
         let timer = ManualTimer::new();
-        let (mut reader, writer) = piper::pipe(1);
+        let (mut reader, writer) = crate::test_util::pipe(1);
         let mut io = TimeoutIo::with_timer(writer, timer.clone())
             .write_idle(ms(100))
             .write_total(ms(300));
@@ -661,7 +661,7 @@ mod tests {
     #[test]
     fn buf_read_is_limited_too() {
         let timer = ManualTimer::new();
-        let (reader, mut writer) = piper::pipe(64);
+        let (reader, mut writer) = crate::test_util::pipe(64);
         let io = TimeoutIo::with_timer(BufReader::new(reader), timer.clone()).read_idle(ms(100));
         let mut io = pin!(io);
         futures::executor::block_on(writer.write_all(b"line one\n")).unwrap();
@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn no_limits_means_no_timer() {
         let timer = ManualTimer::new();
-        let (reader, _writer) = piper::pipe(64);
+        let (reader, _writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone());
         let waker = noop_waker();
         let mut buf = [0u8; 4];
@@ -689,7 +689,7 @@ mod tests {
     #[test]
     fn dropping_mid_wait_leaves_no_timer() {
         let timer = ManualTimer::new();
-        let (reader, _writer) = piper::pipe(64);
+        let (reader, _writer) = crate::test_util::pipe(64);
         let mut io = TimeoutIo::with_timer(reader, timer.clone()).read_idle(ms(100));
         let waker = noop_waker();
         let mut buf = [0u8; 4];

@@ -53,7 +53,10 @@ pub mod io;
 pub mod latency;
 pub mod retry;
 pub mod shutdown;
+#[cfg(test)]
+mod test_util;
 pub mod time;
 pub mod timeout;
+mod validate;
 
 pub use error::ConfigError;

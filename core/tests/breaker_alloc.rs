@@ -1,49 +1,16 @@
-//! The breaker's happy path, and its state transitions, allocate nothing. A counting global
-//! allocator (this test file is its own crate, so it may use `unsafe` for that) counts the
-//! allocations made by the current thread.
+//! The breaker's happy path, and its state transitions, allocate nothing, counted by the
+//! allocator in `support`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
+mod support;
+
+use support::{allocations_in, poll_once};
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::time::ManualTimer;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-        System.alloc(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
 
 fn breakers(
     timer: &ManualTimer,
@@ -133,13 +100,11 @@ fn a_ready_call_allocates_nothing() {
     let timer = ManualTimer::new();
     let transitions = Arc::new(AtomicUsize::new(0));
     let breaker = breakers(&timer, &transitions).remove(0);
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
     breaker.try_acquire().unwrap().success();
     let allocations = allocations_in(|| {
         for _ in 0..1_000 {
-            let call = pin!(breaker.call(|| async { Ok::<_, ()>(7) }));
-            assert_eq!(call.poll(&mut cx), Poll::Ready(Ok(7)));
+            let call = breaker.call(|| async { Ok::<_, ()>(7) });
+            assert_eq!(poll_once(call), Poll::Ready(Ok(7)));
         }
     });
     assert_eq!(allocations, 0);

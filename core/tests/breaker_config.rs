@@ -4,13 +4,24 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use tailguard::breaker::{CircuitBreakerBuilder, OpenDuration};
+use tailguard::backoff::{Backoff, Jitter};
+use tailguard::breaker::CircuitBreakerBuilder;
 
 fn refused(builder: CircuitBreakerBuilder) -> String {
     builder
         .build_state_machine(Instant::now())
         .expect_err("should be refused")
         .to_string()
+}
+
+fn backoff(base: Duration, jitter: Jitter, max_retries: Option<u32>) -> Backoff {
+    let builder = Backoff::constant(base).jitter(jitter);
+    match max_retries {
+        Some(n) => builder.max_retries(n),
+        None => builder,
+    }
+    .build()
+    .unwrap()
 }
 
 #[test]
@@ -23,28 +34,28 @@ fn bad_values_are_refused_with_a_clear_message() {
         (b().failure_rate(-0.5), "invalid `failure_rate`: must be in (0, 1], got -0.5"),
         (
             b().slow_calls(Duration::ZERO, 0.5),
-            "invalid `slow_call_duration`: must be greater than zero, got 0s",
+            "invalid `slow_calls.duration`: must be greater than zero, got 0ns",
         ),
         (
             b().slow_calls(Duration::from_secs(1), f64::INFINITY),
-            "invalid `slow_call_rate`: must be in (0, 1], got inf",
+            "invalid `slow_calls.rate`: must be in (0, 1], got inf",
         ),
         (
             b().count_window(0),
-            "invalid `count_window`: must be in 1 ..= 1000000 calls, got 0",
+            "invalid `count_window`: must be in 1..=1000000, got 0",
         ),
         (
             b().time_window(Duration::from_secs(10), 0),
-            "invalid `time_window.buckets`: must be in 1 ..= 1000, got 0",
+            "invalid `time_window.buckets`: must be in 1..=1000, got 0",
         ),
         (
             b().time_window(Duration::from_nanos(5), 10),
-            "invalid `time_window.duration`: must be at least 1 ns per bucket and at most 584 years, got 5ns for 10 buckets",
+            "invalid `time_window.duration`: must be at least 1ns per bucket and at most 584 years, got 5ns for 10 buckets",
         ),
         (b().minimum_calls(0), "invalid `minimum_calls`: must be at least 1, got 0"),
         (
             b().count_window(10).minimum_calls(11),
-            "invalid `minimum_calls`: must be at most the count window (10 calls), or the breaker could never trip; got 11",
+            "invalid `minimum_calls`: must be at most the count window (10 calls) so the breaker can trip, got 11",
         ),
         (
             b().consecutive_failures(0),
@@ -52,11 +63,23 @@ fn bad_values_are_refused_with_a_clear_message() {
         ),
         (
             b().open_duration(Duration::ZERO),
-            "invalid `open_duration`: must be greater than zero, got 0s",
+            "invalid `open_duration`: must be greater than zero (a zero open duration probes at once), got 0ns",
+        ),
+        (
+            b().open_durations(backoff(Duration::ZERO, Jitter::None, None)),
+            "invalid `open_durations`: must start above zero (a zero open duration probes at once), got a base of 0ns",
+        ),
+        (
+            b().open_durations(backoff(Duration::from_secs(1), Jitter::Full, None)),
+            "invalid `open_durations`: must not use full jitter, which can draw an open duration of zero; use Jitter::Equal (t/2 + rand(0, t/2)), Jitter::Decorrelated or Jitter::None, got full",
+        ),
+        (
+            b().open_durations(backoff(Duration::from_secs(1), Jitter::Equal, Some(0))),
+            "invalid `open_durations`: must yield at least one duration; drop `max_retries` or set it to at least 1, got 0",
         ),
         (
             b().half_open_calls(0),
-            "invalid `half_open_calls`: must be in 1 ..= 10000, got 0",
+            "invalid `half_open_calls`: must be in 1..=10000, got 0",
         ),
         (
             b().half_open_success_rate(0.0),
@@ -64,20 +87,27 @@ fn bad_values_are_refused_with_a_clear_message() {
         ),
         (
             b().half_open_timeout(Duration::ZERO),
-            "invalid `half_open_timeout`: must be greater than zero, got 0s",
+            "invalid `half_open_timeout`: must be greater than zero, got 0ns",
         ),
         (
             b().stripes(3),
-            "invalid `stripes`: must be 0 or a power of two in 1 ..= 64, got 3",
+            "invalid `stripes`: must be 0 or a power of two in 1..=64, got 3",
         ),
         (
             b().stripes(128),
-            "invalid `stripes`: must be 0 or a power of two in 1 ..= 64, got 128",
+            "invalid `stripes`: must be 0 or a power of two in 1..=64, got 128",
         ),
     ];
     for (builder, message) in cases {
         assert_eq!(refused(builder), message);
     }
+    assert_eq!(
+        refused(b().open_duration(Duration::MAX)),
+        format!(
+            "invalid `open_duration`: must be at most 584 years (u64::MAX nanoseconds), got {:?}",
+            Duration::MAX
+        )
+    );
 }
 
 #[test]
@@ -86,6 +116,30 @@ fn a_later_valid_open_duration_replaces_a_refused_one() {
         .open_duration(Duration::ZERO)
         .open_duration(Duration::from_secs(1));
     assert!(builder.build_state_machine(Instant::now()).is_ok());
+}
+
+#[test]
+fn a_later_open_duration_replaces_a_refused_backoff_and_vice_versa() {
+    let full = Backoff::exponential(Duration::from_secs(1))
+        .jitter(Jitter::Full)
+        .build()
+        .unwrap();
+    let equal = Backoff::exponential(Duration::from_secs(1))
+        .jitter(Jitter::Equal)
+        .build()
+        .unwrap();
+    let fixed_after_refused = CircuitBreakerBuilder::new()
+        .open_durations(full)
+        .open_duration(Duration::from_secs(1));
+    assert!(fixed_after_refused
+        .build_state_machine(Instant::now())
+        .is_ok());
+    let backoff_after_refused = CircuitBreakerBuilder::new()
+        .open_duration(Duration::ZERO)
+        .open_durations(equal);
+    assert!(backoff_after_refused
+        .build_state_machine(Instant::now())
+        .is_ok());
 }
 
 #[test]
@@ -108,6 +162,15 @@ fn any_f64() -> impl Strategy<Value = f64> {
         Just(0.0),
         Just(1.0),
         -2.0..2.0f64
+    ]
+}
+
+fn any_jitter() -> impl Strategy<Value = Jitter> {
+    prop_oneof![
+        Just(Jitter::None),
+        Just(Jitter::Full),
+        Just(Jitter::Equal),
+        Just(Jitter::Decorrelated),
     ]
 }
 
@@ -134,6 +197,7 @@ proptest! {
         window in prop_oneof![Just(0u32), Just(u32::MAX), 0u32..50],
         time_based in any::<bool>(),
         stripes in 0usize..100,
+        jitters in proptest::collection::vec(any_jitter(), 1),
     ) {
         let mut builder = CircuitBreakerBuilder::new()
             .failure_rate(rates[0])
@@ -150,10 +214,14 @@ proptest! {
         } else {
             builder.count_window(window)
         };
-        if let Ok(policy) = OpenDuration::exponential(durations[4], rates[3], durations[1])
-            .and_then(|p| p.with_jitter(rates[3]))
+        if let Ok(backoff) = Backoff::exponential(durations[4])
+            .factor(rates[3])
+            .max_delay(durations[1])
+            .max_retries(counts[3] as u32)
+            .jitter(jitters[0])
+            .build()
         {
-            builder = builder.open_durations(policy.take(3));
+            builder = builder.open_durations(backoff);
         }
         let now = Instant::now();
         match builder.build_state_machine(now) {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use tailguard::backoff::{Backoff, Jitter};
 use tailguard::breaker::{CircuitBreakerBuilder, Outcome, State, StateMachine, Ticket};
 
 const MS: Duration = Duration::from_millis(1);
@@ -17,6 +18,77 @@ enum WindowSpec {
     Time { bucket_ms: u64, buckets: u32 },
 }
 
+/// The open-duration backoff, without jitter so the model can compute it: opening `n` (from 0
+/// since the breaker last closed) lasts `min(cap, growth(min(n, max_retries - 1)))`.
+#[derive(Clone, Debug)]
+struct OpenSpec {
+    base_ms: u64,
+    growth: Growth,
+    cap_ms: Option<u64>,
+    max_retries: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Growth {
+    Constant,
+    Linear { step_ms: u64 },
+    Exponential { factor: u32 },
+}
+
+impl OpenSpec {
+    fn backoff(&self) -> Backoff {
+        let base = MS * self.base_ms as u32;
+        let mut builder = match self.growth {
+            Growth::Constant => Backoff::constant(base),
+            Growth::Linear { step_ms } => Backoff::linear(base, MS * step_ms as u32),
+            Growth::Exponential { factor } => Backoff::exponential(base).factor(f64::from(factor)),
+        };
+        if let Some(cap) = self.cap_ms {
+            builder = builder.max_delay(MS * cap as u32);
+        }
+        if let Some(max) = self.max_retries {
+            builder = builder.max_retries(max);
+        }
+        builder.jitter(Jitter::None).build().expect("valid backoff")
+    }
+
+    /// The model's rule, written from the documentation.
+    fn duration(&self, opening: usize) -> Duration {
+        let n = match self.max_retries {
+            Some(max) => opening.min(max as usize - 1),
+            None => opening,
+        } as u64;
+        let ms = match self.growth {
+            Growth::Constant => self.base_ms,
+            Growth::Linear { step_ms } => self.base_ms + n * step_ms,
+            Growth::Exponential { factor } => self
+                .base_ms
+                .saturating_mul(u64::from(factor).saturating_pow(n as u32)),
+        };
+        Duration::from_millis(self.cap_ms.map_or(ms, |cap| ms.min(cap)))
+    }
+}
+
+fn open_spec() -> impl Strategy<Value = OpenSpec> {
+    let growth = prop_oneof![
+        Just(Growth::Constant),
+        (0u64..20).prop_map(|step_ms| Growth::Linear { step_ms }),
+        (1u32..4).prop_map(|factor| Growth::Exponential { factor }),
+    ];
+    (
+        1u64..40,
+        growth,
+        proptest::option::of(0u64..100),
+        proptest::option::of(1u32..4),
+    )
+        .prop_map(|(base_ms, growth, cap_extra, max_retries)| OpenSpec {
+            base_ms,
+            growth,
+            cap_ms: cap_extra.map(|extra| base_ms + extra),
+            max_retries,
+        })
+}
+
 #[derive(Clone, Debug)]
 struct Spec {
     window: WindowSpec,
@@ -24,7 +96,7 @@ struct Spec {
     failure_rate: f64,
     slow: Option<(Duration, f64)>,
     consecutive: Option<u64>,
-    open_durations: Vec<Duration>,
+    open: OpenSpec,
     half_open_calls: u32,
     success_rate: f64,
     half_open_timeout: Duration,
@@ -36,7 +108,7 @@ impl Spec {
         let mut builder = CircuitBreakerBuilder::new()
             .minimum_calls(self.minimum_calls)
             .failure_rate(self.failure_rate)
-            .open_durations(self.open_durations.clone().into_iter())
+            .open_durations(self.open.backoff())
             .half_open_calls(self.half_open_calls)
             .half_open_success_rate(self.success_rate)
             .half_open_timeout(self.half_open_timeout)
@@ -77,7 +149,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         rate.clone(),
         proptest::option::of((5u64..50, rate)),
         proptest::option::of(1u64..5),
-        proptest::collection::vec(1u64..40, 1..4),
+        open_spec(),
         1u32..4,
         prop_oneof![Just(0.5), Just(1.0)],
         10u64..100,
@@ -90,7 +162,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 failure_rate,
                 slow,
                 consecutive,
-                opens,
+                open,
                 probes,
                 success,
                 timeout,
@@ -106,7 +178,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                     failure_rate,
                     slow: slow.map(|(ms, rate)| (MS * ms as u32, rate)),
                     consecutive,
-                    open_durations: opens.into_iter().map(|ms| MS * ms as u32).collect(),
+                    open,
                     half_open_calls: probes,
                     success_rate: success,
                     half_open_timeout: MS * timeout as u32,
@@ -235,8 +307,7 @@ impl Model {
         }
         match to {
             State::Open => {
-                let durations = &self.spec.open_durations;
-                let d = durations[self.openings.min(durations.len() - 1)];
+                let d = self.spec.open.duration(self.openings);
                 self.openings += 1;
                 self.open_until = now + d;
             }

@@ -1,4 +1,21 @@
 //! `tailguard._native`: tailguard's Rust state machines for Python.
+//!
+//! The Python package `tailguard` (in `python/tailguard/`) re-exports what is here and adds the
+//! few pieces that are easier in Python (the exception classes, the async retry coroutine).
+//! Every argument is checked here: a wrong type raises `TypeError` and a bad value
+//! `tailguard.ConfigError` (a `ValueError`), each naming the parameter; nothing panics.
+
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod breaker;
+mod budget;
+mod clock;
+mod convert;
+mod errors;
+mod hedge;
+mod latency;
+mod retry;
 
 use pyo3::prelude::*;
 
@@ -6,5 +23,25 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<backoff::Backoff>()?;
+    m.add_class::<backoff::BackoffIterator>()?;
+    m.add_class::<budget::RetryBudget>()?;
+    m.add_class::<clock::ManualClock>()?;
+    m.add_class::<retry::RetryPolicy>()?;
+    m.add_class::<retry::Retrying>()?;
+    m.add_class::<retry::RetryRun>()?;
+    m.add_class::<retry::RetryEvent>()?;
+    m.add_class::<latency::LatencyHistogram>()?;
+    m.add_class::<latency::RollingHistogram>()?;
+    m.add_class::<hedge::Hedge>()?;
+    m.add_class::<hedge::HedgeBudget>()?;
+    m.add_class::<hedge::HedgeStats>()?;
+    m.add_class::<breaker::CircuitBreaker>()?;
+    m.add_class::<breaker::Guarded>()?;
+    m.add_class::<breaker::BreakerPermit>()?;
+    m.add_class::<breaker::BreakerMetrics>()?;
+    m.add_class::<breaker::BreakerTransition>()?;
+    m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
+    m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())
 }

@@ -1,5 +1,122 @@
-"""tailguard: resilience for Python on a Rust core."""
+"""tailguard: retry with backoff and budgets, circuit breakers, hedging and latency histograms,
+for sync and asyncio code, on a Rust core.
 
-from tailguard._native import __version__
+>>> import tailguard as tg
+>>> @tg.retry(on=ConnectionError, attempts=3, backoff=tg.Backoff.exponential(0.01))
+... def fetch() -> str:
+...     return "ok"
+>>> fetch()
+'ok'
+"""
 
-__all__ = ["__version__"]
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union, overload
+
+from tailguard._errors import (
+    AllFailedError,
+    AttemptTimeoutError,
+    BudgetExhaustedError,
+    CircuitOpenError,
+    ConfigError,
+    QuorumError,
+    RetryError,
+    TailguardError,
+)
+from tailguard import testing
+from tailguard._breaker import CircuitBreaker
+from tailguard._fanout import first_ok, hedge, quorum, scatter_gather
+from tailguard._native import (
+    Backoff,
+    BreakerMetrics,
+    BreakerPermit,
+    BreakerTransition,
+    Guarded,
+    Hedge,
+    HedgeBudget,
+    HedgeStats,
+    LatencyHistogram,
+    Retry,
+    RetryBudget,
+    RetryEvent,
+    Retrying,
+    RollingHistogram,
+    __version__,
+    is_testing,
+    set_testing,
+)
+
+__all__ = [
+    "AllFailedError",
+    "AttemptTimeoutError",
+    "Backoff",
+    "BreakerMetrics",
+    "BreakerPermit",
+    "BreakerTransition",
+    "BudgetExhaustedError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "ConfigError",
+    "Guarded",
+    "Hedge",
+    "HedgeBudget",
+    "HedgeStats",
+    "LatencyHistogram",
+    "QuorumError",
+    "Retry",
+    "RetryBudget",
+    "RetryError",
+    "RetryEvent",
+    "Retrying",
+    "RollingHistogram",
+    "TailguardError",
+    "__version__",
+    "first_ok",
+    "hedge",
+    "is_testing",
+    "quorum",
+    "retry",
+    "scatter_gather",
+    "set_testing",
+    "testing",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RetryOn = Union[
+    Type[BaseException],
+    Tuple[Type[BaseException], ...],
+    Callable[[BaseException], Union[bool, float, None]],
+]
+
+
+@overload
+def retry(func: F, /) -> F: ...
+
+
+@overload
+def retry(
+    *,
+    on: Optional[RetryOn] = None,
+    attempts: Optional[int] = None,
+    deadline: Optional[float] = None,
+    timeout: Optional[float] = None,
+    backoff: Optional[Backoff] = None,
+    budget: Optional[RetryBudget] = None,
+    on_retry: Optional[Callable[[RetryEvent], object]] = None,
+    retry_on_timeout: Optional[bool] = None,
+    clock: Optional[Any] = None,
+) -> Retry: ...
+
+
+def retry(func: Optional[Callable[..., Any]] = None, /, **settings: Any) -> Any:
+    """Retries a sync or async function; see :class:`Retry` for the settings.
+
+    Use it as ``@retry`` (every ``Exception``, 3 attempts, the default backoff) or
+    ``@retry(on=..., attempts=..., ...)``. ``KeyboardInterrupt``, ``SystemExit`` and
+    ``asyncio.CancelledError`` are never retried or counted.
+    """
+    policy = Retry(**settings)
+    if func is None:
+        return policy
+    return policy(func)

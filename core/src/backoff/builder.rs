@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Backoff, Growth, Jitter, MAX_DELAY};
-use crate::ConfigError;
+use super::{Backoff, Growth, Jitter};
+use crate::{validate, ConfigError};
 
 /// Settings for a [`Backoff`], validated by [`build`](BackoffBuilder::build).
 ///
@@ -48,7 +48,7 @@ impl BackoffBuilder {
     }
 
     /// The cap: no delay is longer, jitter included. Must be at least the base delay. Without a
-    /// cap delays saturate at [`MAX_DELAY`] (about 584 years); set one.
+    /// cap delays saturate at [`MAX_DELAY`](super::MAX_DELAY) (about 584 years); set one.
     pub fn max_delay(mut self, cap: Duration) -> Self {
         self.max_delay = Some(cap);
         self
@@ -78,28 +78,21 @@ impl BackoffBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the field when: a duration exceeds [`MAX_DELAY`]; the base is
+    /// A [`ConfigError`] naming the field when: a duration exceeds [`MAX_DELAY`](super::MAX_DELAY); the base is
     /// zero for exponential growth or decorrelated jitter (it would never grow); `factor` is not
     /// a finite number ≥ 1.0, or is set on a constant or linear backoff; `max_delay` is below the
     /// base.
     pub fn build(self) -> Result<Backoff, ConfigError> {
-        let base = nanos("base", self.base)?;
-        let step = nanos("step", self.step)?;
+        let base = validate::nanos("base", self.base)?;
+        let step = validate::nanos("step", self.step)?;
         let cap = match self.max_delay {
-            Some(cap) => nanos("max_delay", cap)?,
+            Some(cap) => validate::nanos("max_delay", cap)?,
             None => u64::MAX,
         };
         let growth = match (self.growth, self.factor) {
-            (Growth::Exponential { .. }, factor) => {
-                let factor = factor.unwrap_or(2.0);
-                if !(factor.is_finite() && factor >= 1.0) {
-                    return Err(ConfigError::new(
-                        "factor",
-                        format!("must be a finite number ≥ 1.0, got {factor}"),
-                    ));
-                }
-                Growth::Exponential { factor }
-            }
+            (Growth::Exponential { .. }, factor) => Growth::Exponential {
+                factor: validate::factor("factor", factor.unwrap_or(2.0))?,
+            },
             (_, Some(factor)) => {
                 return Err(ConfigError::new(
                     "factor",
@@ -156,13 +149,4 @@ impl BackoffBuilder {
         }
         Ok(backoff)
     }
-}
-
-fn nanos(field: &'static str, duration: Duration) -> Result<u64, ConfigError> {
-    u64::try_from(duration.as_nanos()).map_err(|_| {
-        ConfigError::new(
-            field,
-            format!("must be at most {MAX_DELAY:?} (u64::MAX ns), got {duration:?}"),
-        )
-    })
 }

@@ -207,6 +207,12 @@ impl Backoff {
         if self.max_retries.is_some_and(|max| n >= max) {
             return None;
         }
+        Some(self.delay_at(n, cursor))
+    }
+
+    /// The delay of retry `n` (from 0) with random state `cursor`, which moves on, whatever
+    /// `max_retries` says.
+    fn delay_at(&self, n: u32, cursor: &mut Cursor) -> Duration {
         let t = self.raw(n);
         let delay = jitter::apply(
             self.jitter,
@@ -217,7 +223,22 @@ impl Backoff {
             self.cap,
         );
         cursor.prev = delay;
-        Some(Duration::from_nanos(delay))
+        Duration::from_nanos(delay)
+    }
+
+    /// Like [`next`](Iterator::next), except that a sequence limited by `max_retries` does not
+    /// end: past its last retry it keeps yielding that retry's delay, jittered afresh each time.
+    /// `None` only when `max_retries` is 0. The circuit breaker draws its open durations this
+    /// way, so a backoff with a retry limit means "stop growing after this many openings".
+    pub(crate) fn next_or_last(&mut self) -> Option<Duration> {
+        if let Some(delay) = self.next() {
+            return Some(delay);
+        }
+        let last = self.max_retries?.checked_sub(1)?;
+        let mut cursor = self.cursor.clone();
+        let delay = self.delay_at(last, &mut cursor);
+        self.cursor = cursor;
+        Some(delay)
     }
 
     /// The un-jittered delay of retry `n` (0-based), in nanoseconds, capped.

@@ -235,3 +235,56 @@ proptest! {
         prop_assert_eq!(backoff.count(), max as usize);
     }
 }
+
+#[test]
+fn next_or_last_keeps_the_last_retry_delay_once_the_limit_is_reached() {
+    let mut b = Backoff::exponential(ms(10))
+        .max_retries(3)
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let delays: Vec<_> = std::iter::from_fn(|| b.next_or_last()).take(6).collect();
+    assert_eq!(delays, [10, 20, 40, 40, 40, 40].map(ms));
+    b.reset();
+    assert_eq!(b.next_or_last(), Some(ms(10)));
+
+    let mut none = Backoff::constant(ms(1)).max_retries(0).build().unwrap();
+    assert_eq!(none.next_or_last(), None);
+}
+
+proptest! {
+    /// Past `max_retries`, `next_or_last` draws the last retry's delay again with fresh jitter:
+    /// within that retry's range, and not one value repeated when the jitter is random.
+    #[test]
+    fn next_or_last_rejitters_the_last_retry(
+        max in 1u32..10,
+        jitter in jitters(),
+        seed: u64,
+    ) {
+        let (base, cap) = (1_000_000u64, 1_000_000_000u64);
+        let mut b = Backoff::exponential(Duration::from_nanos(base))
+            .max_delay(Duration::from_nanos(cap))
+            .max_retries(max)
+            .jitter(jitter)
+            .seed(seed)
+            .build()
+            .unwrap();
+        let head: Vec<Duration> = b.clone().collect();
+        let drawn: Vec<Duration> = std::iter::from_fn(|| b.next_or_last()).take(max as usize + 50).collect();
+        prop_assert_eq!(&drawn[..max as usize], &head[..]);
+        let t = (base << (max - 1)).min(cap);
+        let tail = &drawn[max as usize..];
+        for d in tail {
+            let d = u64::try_from(d.as_nanos()).unwrap();
+            match jitter {
+                Jitter::None => prop_assert_eq!(d, t),
+                Jitter::Full => prop_assert!(d <= t),
+                Jitter::Equal => prop_assert!(d >= t / 2 && d <= t),
+                Jitter::Decorrelated => prop_assert!(d >= base && d <= cap),
+            }
+        }
+        if jitter != Jitter::None {
+            prop_assert!(tail.iter().any(|d| *d != tail[0]), "jitter is drawn afresh");
+        }
+    }
+}

@@ -4,14 +4,15 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::machine::StateMachine;
-use super::open_duration::{OpenDuration, OpenDurations, Restartable};
+use super::open_duration::{self, OpenDurations};
 use super::state::Transition;
 use super::window::Window;
 use super::CircuitBreaker;
+use crate::backoff::Backoff;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 const DEFAULT_WINDOW: u32 = 100;
 const DEFAULT_MINIMUM_CALLS: u64 = 20;
@@ -38,7 +39,7 @@ enum WindowSpec {
 /// | [`time_window`](Self::time_window) | — | duration ≥ 1 ns per bucket, 1 ..= 1000 buckets |
 /// | [`minimum_calls`](Self::minimum_calls) | 20 (or the count window, if smaller) | ≥ 1, ≤ a count window |
 /// | [`consecutive_failures`](Self::consecutive_failures) | off | ≥ 1 |
-/// | [`open_duration`](Self::open_duration) / [`open_durations`](Self::open_durations) | 10 s doubling to 5 min, 10% jitter | see [`OpenDuration`] |
+/// | [`open_duration`](Self::open_duration) / [`open_durations`](Self::open_durations) | 10 s doubling to 5 min, equal jitter | > 0; a [`Backoff`] without full jitter |
 /// | [`half_open_calls`](Self::half_open_calls) | 5 | 1 ..= 10,000 |
 /// | [`half_open_success_rate`](Self::half_open_success_rate) | 1.0 | (0, 1] |
 /// | [`half_open_timeout`](Self::half_open_timeout) | 60 s | > 0 |
@@ -63,14 +64,14 @@ enum WindowSpec {
 /// );
 /// # Ok::<(), tailguard::ConfigError>(())
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct CircuitBreakerBuilder {
     failure_rate: f64,
     slow_call: Option<(Duration, f64)>,
     window: WindowSpec,
     minimum_calls: Option<u64>,
     consecutive_failures: Option<u64>,
-    open_durations: Option<Box<dyn OpenDurations>>,
-    open_duration_error: Option<ConfigError>,
+    open_durations: Option<Result<Backoff, ConfigError>>,
     half_open_calls: u32,
     half_open_success_rate: f64,
     half_open_timeout: Duration,
@@ -94,7 +95,6 @@ impl CircuitBreakerBuilder {
             minimum_calls: None,
             consecutive_failures: None,
             open_durations: None,
-            open_duration_error: None,
             half_open_calls: 5,
             half_open_success_rate: 1.0,
             half_open_timeout: Duration::from_secs(60),
@@ -144,53 +144,56 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Stays open for the same `duration` every time (no growth, no jitter).
+    /// Stays open for the same `duration` every time (no growth, no jitter). Must be greater
+    /// than zero. For durations that grow with each failed probe round, use
+    /// [`open_durations`](Self::open_durations).
     pub fn open_duration(mut self, duration: Duration) -> Self {
-        match OpenDuration::fixed(duration) {
-            Ok(policy) => self.set_open_durations(policy, duration),
-            Err(_) => {
-                self.open_duration_error = Some(ConfigError::new(
-                    "open_duration",
-                    "must be greater than zero, got 0s",
-                ))
-            }
-        }
+        self.open_durations = Some(open_duration::fixed(duration));
         self
     }
 
-    /// Takes the open durations from `durations`: the first opening lasts its first item, each
-    /// failed probe round moves to the next, and closing starts over from a fresh clone. An
-    /// iterator that runs out keeps its last duration. [`OpenDuration`] is the built-in
-    /// policy; any `Iterator<Item = Duration> + Clone`, such as a retry backoff, plugs in.
+    /// Takes the open durations from a [`Backoff`]: the first opening lasts its first delay,
+    /// each failed probe round moves on to the next, and closing starts the sequence over (the
+    /// random state carries on, so the next outage is jittered differently).
+    ///
+    /// - Jitter spreads the probes of a fleet of breakers that opened together. Use
+    ///   [`Jitter::Equal`](crate::backoff::Jitter::Equal) (each opening lasts between half and
+    ///   all of the un-jittered duration), [`Decorrelated`](crate::backoff::Jitter::Decorrelated)
+    ///   or [`None`](crate::backoff::Jitter::None). [`Full`](crate::backoff::Jitter::Full)
+    ///   jitter is refused: it can draw an open duration of zero.
+    /// - A backoff limited by [`max_retries`](crate::backoff::BackoffBuilder::max_retries)
+    ///   stops growing there: past its last delay, the breaker keeps drawing that delay (jittered
+    ///   afresh). `max_retries(0)` is refused, as is a zero base delay.
+    /// - The sequence starts from its first delay whatever position `backoff` is at. An
+    ///   unseeded backoff gets a random stream of its own for each breaker, so breakers built
+    ///   from clones of one backoff do not probe in lockstep; a seeded one reproduces its seed's
+    ///   delays.
+    ///
+    /// The default is 10 s doubling to 5 min with equal jitter.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tailguard::breaker::{CircuitBreaker, OpenDuration};
+    /// use tailguard::backoff::{Backoff, Jitter};
+    /// use tailguard::breaker::CircuitBreaker;
     /// use tailguard::time::ManualTimer;
     ///
-    /// let policy = OpenDuration::exponential(Duration::from_secs(5), 2.0, Duration::from_secs(60))?
-    ///     .with_jitter(0.2)?;
-    /// let breaker = CircuitBreaker::builder().open_durations(policy).build_with(ManualTimer::new())?;
+    /// // 5 s, 10 s, 20 s, ... up to 2 min; each opening lasts between half and all of that.
+    /// let backoff = Backoff::exponential(Duration::from_secs(5))
+    ///     .max_delay(Duration::from_secs(120))
+    ///     .jitter(Jitter::Equal)
+    ///     .build()?;
+    /// let breaker = CircuitBreaker::builder().open_durations(backoff).build_with(ManualTimer::new())?;
     ///
-    /// // Or any cloneable iterator: 1 s, 10 s, then 60 s forever.
-    /// let steps = [1, 10, 60].map(Duration::from_secs).into_iter();
-    /// let breaker = CircuitBreaker::builder().open_durations(steps).build_with(ManualTimer::new())?;
+    /// // Full jitter could keep the breaker open for no time at all.
+    /// let full = Backoff::exponential(Duration::from_secs(5)).jitter(Jitter::Full).build()?;
+    /// let err = CircuitBreaker::builder().open_durations(full).build_with(ManualTimer::new());
+    /// assert_eq!(err.unwrap_err().field(), "open_durations");
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub fn open_durations<I>(mut self, durations: I) -> Self
-    where
-        I: Iterator<Item = Duration> + Clone + Send + 'static,
-    {
-        self.set_open_durations(durations, Duration::from_secs(10));
+    pub fn open_durations(mut self, backoff: Backoff) -> Self {
+        self.open_durations =
+            Some(open_duration::check("open_durations", &backoff).map(|()| backoff));
         self
-    }
-
-    fn set_open_durations<I>(&mut self, durations: I, fallback: Duration)
-    where
-        I: Iterator<Item = Duration> + Clone + Send + 'static,
-    {
-        self.open_durations = Some(Box::new(Restartable::new(durations, fallback)));
-        self.open_duration_error = None;
     }
 
     /// How many probes half-open admits per round. The round closes the breaker once
@@ -254,34 +257,28 @@ impl CircuitBreakerBuilder {
     /// every call. Use it to drive a breaker from another clock or language.
     pub fn build_state_machine(self, now: Instant) -> Result<StateMachine, ConfigError> {
         let config = self.validate()?;
-        let open_durations = match self.open_durations {
-            Some(durations) => durations,
-            None => Box::new(Restartable::new(default_open_duration(), Duration::ZERO)),
+        let backoff = match self.open_durations {
+            Some(backoff) => backoff?,
+            None => open_duration::default_backoff(),
         };
         Ok(StateMachine::new(
             config,
-            open_durations,
+            OpenDurations::new(backoff),
             self.listener,
             now,
         ))
     }
 
     fn validate(&self) -> Result<Config, ConfigError> {
-        check_rate("failure_rate", self.failure_rate)?;
+        validate::rate("failure_rate", self.failure_rate, "")?;
         let slow_call = match self.slow_call {
             None => None,
-            Some((duration, rate)) => {
-                if duration.is_zero() {
-                    return Err(ConfigError::new(
-                        "slow_call_duration",
-                        "must be greater than zero, got 0s",
-                    ));
-                }
-                check_rate("slow_call_rate", rate)?;
-                Some((duration, rate))
-            }
+            Some((duration, rate)) => Some((
+                validate::positive_duration("slow_calls.duration", duration, "")?,
+                validate::rate("slow_calls.rate", rate, "")?,
+            )),
         };
-        if let Some(error) = &self.open_duration_error {
+        if let Some(Err(error)) = &self.open_durations {
             return Err(error.clone());
         }
         let stripes = match self.stripes {
@@ -293,7 +290,7 @@ impl CircuitBreakerBuilder {
             Some(stripes) => {
                 return Err(ConfigError::new(
                     "stripes",
-                    format!("must be 0 or a power of two in 1 ..= {MAX_STRIPES}, got {stripes}"),
+                    format!("must be 0 or a power of two in 1..={MAX_STRIPES}, got {stripes}"),
                 ))
             }
             // Four per CPU: a process has more threads than CPUs, and a thread that finds no
@@ -303,28 +300,25 @@ impl CircuitBreakerBuilder {
                 .min(MAX_STRIPES),
         };
         let window = match self.window {
-            WindowSpec::Count(calls) => {
-                if calls == 0 || calls > MAX_COUNT_WINDOW {
-                    return Err(ConfigError::new(
-                        "count_window",
-                        format!("must be in 1 ..= {MAX_COUNT_WINDOW} calls, got {calls}"),
-                    ));
-                }
-                WindowConfig::Count(calls)
-            }
+            WindowSpec::Count(calls) => WindowConfig::Count(validate::count_in(
+                "count_window",
+                calls,
+                1..=u64::from(MAX_COUNT_WINDOW),
+                "",
+            )?),
             WindowSpec::Time { duration, buckets } => {
-                if buckets == 0 || buckets > MAX_BUCKETS {
-                    return Err(ConfigError::new(
-                        "time_window.buckets",
-                        format!("must be in 1 ..= {MAX_BUCKETS}, got {buckets}"),
-                    ));
-                }
+                validate::count_in(
+                    "time_window.buckets",
+                    buckets,
+                    1..=u64::from(MAX_BUCKETS),
+                    "",
+                )?;
                 let bucket_nanos = duration.as_nanos() / u128::from(buckets);
                 if bucket_nanos == 0 || bucket_nanos > u128::from(u64::MAX) {
                     return Err(ConfigError::new(
                         "time_window.duration",
                         format!(
-                            "must be at least 1 ns per bucket and at most 584 years, \
+                            "must be at least 1ns per bucket and at most 584 years, \
                              got {duration:?} for {buckets} buckets"
                         ),
                     ));
@@ -336,47 +330,30 @@ impl CircuitBreakerBuilder {
             }
         };
         let minimum_calls = match (self.minimum_calls, window) {
-            (Some(0), _) => {
-                return Err(ConfigError::new(
-                    "minimum_calls",
-                    "must be at least 1, got 0",
-                ))
-            }
             (Some(calls), WindowConfig::Count(size)) if calls > u64::from(size) => {
                 return Err(ConfigError::new(
                     "minimum_calls",
                     format!(
-                        "must be at most the count window ({size} calls), or the breaker could \
-                         never trip; got {calls}"
+                        "must be at most the count window ({size} calls) so the breaker can \
+                         trip, got {calls}"
                     ),
                 ))
             }
-            (Some(calls), _) => calls,
+            (Some(calls), _) => validate::at_least_one("minimum_calls", calls, "")?,
             (None, WindowConfig::Count(size)) => DEFAULT_MINIMUM_CALLS.min(u64::from(size)),
             (None, WindowConfig::Time { .. }) => DEFAULT_MINIMUM_CALLS,
         };
-        if self.consecutive_failures == Some(0) {
-            return Err(ConfigError::new(
-                "consecutive_failures",
-                "must be at least 1, got 0",
-            ));
+        if let Some(failures) = self.consecutive_failures {
+            validate::at_least_one("consecutive_failures", failures, "")?;
         }
-        if self.half_open_calls == 0 || self.half_open_calls > MAX_HALF_OPEN_CALLS {
-            return Err(ConfigError::new(
-                "half_open_calls",
-                format!(
-                    "must be in 1 ..= {MAX_HALF_OPEN_CALLS}, got {}",
-                    self.half_open_calls
-                ),
-            ));
-        }
-        check_rate("half_open_success_rate", self.half_open_success_rate)?;
-        if self.half_open_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "half_open_timeout",
-                "must be greater than zero, got 0s",
-            ));
-        }
+        validate::count_in(
+            "half_open_calls",
+            self.half_open_calls,
+            1..=u64::from(MAX_HALF_OPEN_CALLS),
+            "",
+        )?;
+        validate::rate("half_open_success_rate", self.half_open_success_rate, "")?;
+        validate::positive_duration("half_open_timeout", self.half_open_timeout, "")?;
         let probes = self.half_open_calls;
         // At least one, at most all: (0, 1] × probes rounds up into 1 ..= probes.
         let probes_to_close =
@@ -395,23 +372,6 @@ impl CircuitBreakerBuilder {
     }
 }
 
-fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
-    if rate > 0.0 && rate <= 1.0 {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            field,
-            format!("must be in (0, 1], got {rate}"),
-        ))
-    }
-}
-
-fn default_open_duration() -> OpenDuration {
-    OpenDuration::exponential(Duration::from_secs(10), 2.0, Duration::from_secs(300))
-        .and_then(|policy| policy.with_jitter(0.1))
-        .expect("the default open duration is valid")
-}
-
 impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
@@ -424,6 +384,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("half_open_success_rate", &self.half_open_success_rate)
             .field("half_open_timeout", &self.half_open_timeout)
             .field("stripes", &self.stripes)
+            .field("open_durations", &self.open_durations)
             .field("listener", &self.listener.is_some())
             .finish_non_exhaustive()
     }

@@ -170,7 +170,7 @@ struct Control {
     probe_successes: u32,
     probe_failures: u32,
     next_probe_id: u32,
-    open_durations: Box<dyn OpenDurations>,
+    open_durations: OpenDurations,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -196,7 +196,7 @@ impl Notes {
 impl StateMachine {
     pub(crate) fn new(
         config: Config,
-        open_durations: Box<dyn OpenDurations>,
+        open_durations: OpenDurations,
         listener: Option<Listener>,
         now: Instant,
     ) -> Self {
@@ -874,7 +874,11 @@ mod tests {
     #[test]
     fn a_failed_probe_reopens_for_longer() {
         let t0 = Instant::now();
-        let policy = super::super::OpenDuration::exponential(10 * SEC, 2.0, 60 * SEC).unwrap();
+        let policy = crate::backoff::Backoff::exponential(10 * SEC)
+            .max_delay(60 * SEC)
+            .jitter(crate::backoff::Jitter::None)
+            .build()
+            .unwrap();
         let m = machine(small().open_durations(policy), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;

@@ -9,10 +9,11 @@
 //!   recorded and the window holds at least `minimum_calls`, the breaker opens if the failure
 //!   rate or the slow-call rate has reached its threshold. It also opens after
 //!   `consecutive_failures` failures in a row, if that is set. (A success never opens it.)
-//! * **Open**: calls are rejected at once with a hint of when to retry. The open duration comes
-//!   from a sequence ([`OpenDuration`] by default: exponential with jitter, so a fleet does not
-//!   probe in lockstep) that moves on with each failed probe round and starts over when the
-//!   breaker closes.
+//! * **Open**: calls are rejected at once with a hint of when to retry. The open duration is a
+//!   [`Backoff`](crate::backoff::Backoff)
+//!   ([`open_durations`](CircuitBreakerBuilder::open_durations); by default 10 s doubling to
+//!   5 min, with equal jitter so a fleet does not probe in lockstep) that moves on with each
+//!   failed probe round and starts over when the breaker closes.
 //! * **Half-open**: once the open duration has passed, exactly `half_open_calls` probes are
 //!   admitted, however many callers race for them. The breaker closes when enough of them
 //!   succeed (all, by default) and reopens as soon as that has become impossible. A probe that
@@ -88,6 +89,5 @@ pub use self::config::CircuitBreakerBuilder;
 pub use self::handle::CircuitBreaker;
 pub use self::machine::{Outcome, Rejected, StateMachine, Ticket};
 pub use self::metrics::Metrics;
-pub use self::open_duration::OpenDuration;
 pub use self::permit::Permit;
 pub use self::state::{Reason, State, Transition};

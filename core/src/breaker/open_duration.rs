@@ -1,180 +1,91 @@
-//! How long the breaker stays open: a sequence of durations that grows with each failed probe
-//! round and starts over when the breaker closes.
+//! How long the breaker stays open: a [`Backoff`] that grows with each failed probe round and
+//! starts over when the breaker closes.
 
-use std::fmt;
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::backoff::{Backoff, Jitter};
+use crate::{validate, ConfigError};
 
-/// The built-in open-duration policy: exponential growth with a cap and jitter.
-///
-/// The `n`-th consecutive opening (counting from 0 since the breaker last closed) lasts
-/// `min(base × factorⁿ, max)`, shortened by a random fraction of up to `jitter` so that a fleet
-/// of breakers that opened together does not probe in lockstep. It is an endless
-/// `Iterator<Item = Duration>`; any other iterator of durations that is `Clone` works in its
-/// place (see [`CircuitBreakerBuilder::open_durations`](super::CircuitBreakerBuilder::open_durations)):
-/// the breaker clones the one it was given each time it closes, so the sequence starts over.
-///
-/// ```
-/// use std::time::Duration;
-/// use tailguard::breaker::OpenDuration;
-///
-/// let policy = OpenDuration::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(5))?;
-/// let secs: Vec<u64> = policy.take(5).map(|d| d.as_secs()).collect();
-/// assert_eq!(secs, [1, 2, 4, 5, 5]);
-///
-/// // With jitter each opening is up to 10% shorter; a seed makes the sequence reproducible.
-/// let jittered = OpenDuration::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(5))?
-///     .with_jitter(0.1)?
-///     .with_seed(7);
-/// for (d, full) in jittered.take(5).zip([1000, 2000, 4000, 5000, 5000]) {
-///     assert!(d <= Duration::from_millis(full) && d >= Duration::from_millis(full * 9 / 10));
-/// }
-/// # Ok::<(), tailguard::ConfigError>(())
-/// ```
-#[derive(Clone)]
-pub struct OpenDuration {
-    base: Duration,
-    factor: f64,
-    max: Duration,
-    jitter: f64,
-    next: Duration,
-    rng: fastrand::Rng,
+/// The default open duration: 10 s doubling to 5 min, equal jitter (each opening lasts between
+/// half and all of that, so a fleet that opened together probes at different times).
+pub(crate) fn default_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_secs(10))
+        .max_delay(Duration::from_secs(300))
+        .jitter(Jitter::Equal)
+        .build()
+        .expect("the default open duration is valid")
 }
 
-impl OpenDuration {
-    /// `base`, then `base × factor`, `base × factor²`, … capped at `max`; no jitter.
-    ///
-    /// Refuses a zero `base`, a `factor` that is not a finite number ≥ 1, and a `max` below
-    /// `base`.
-    pub fn exponential(base: Duration, factor: f64, max: Duration) -> Result<Self, ConfigError> {
-        if base.is_zero() {
-            return Err(ConfigError::new(
-                "open_duration.base",
-                "must be greater than zero, got 0s",
-            ));
-        }
-        if !(factor.is_finite() && factor >= 1.0) {
-            return Err(ConfigError::new(
-                "open_duration.factor",
-                format!("must be a finite number ≥ 1.0, got {factor}"),
-            ));
-        }
-        if max < base {
-            return Err(ConfigError::new(
-                "open_duration.max",
-                format!("must be at least the base ({base:?}), got {max:?}"),
-            ));
-        }
-        Ok(OpenDuration {
-            base,
-            factor,
-            max,
-            jitter: 0.0,
-            next: base,
-            rng: fastrand::Rng::new(),
-        })
-    }
-
-    /// The same duration every time.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tailguard::breaker::OpenDuration;
-    ///
-    /// let fixed = OpenDuration::fixed(Duration::from_secs(30))?;
-    /// assert!(fixed.take(3).all(|d| d == Duration::from_secs(30)));
-    /// # Ok::<(), tailguard::ConfigError>(())
-    /// ```
-    pub fn fixed(duration: Duration) -> Result<Self, ConfigError> {
-        Self::exponential(duration, 1.0, duration)
-    }
-
-    /// Shortens each duration by a random fraction in `[0, jitter)`. `jitter` must be in
-    /// `[0, 1)`.
-    pub fn with_jitter(mut self, jitter: f64) -> Result<Self, ConfigError> {
-        if !(0.0..1.0).contains(&jitter) {
-            return Err(ConfigError::new(
-                "open_duration.jitter",
-                format!("must be in [0, 1), got {jitter}"),
-            ));
-        }
-        self.jitter = jitter;
-        Ok(self)
-    }
-
-    /// Seeds the jitter, for reproducible sequences in tests and simulations.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.rng = fastrand::Rng::with_seed(seed);
-        self
-    }
+/// A fixed open duration: the same `duration` every time, no jitter.
+pub(crate) fn fixed(duration: Duration) -> Result<Backoff, ConfigError> {
+    validate::positive_duration(
+        "open_duration",
+        duration,
+        "a zero open duration probes at once",
+    )?;
+    validate::nanos("open_duration", duration)?;
+    Backoff::constant(duration)
+        .jitter(Jitter::None)
+        .build()
+        .map_err(|e| ConfigError::new("open_duration", e.message().to_owned()))
 }
 
-impl Iterator for OpenDuration {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let full = self.next;
-        // `mul_f64` would panic on overflow; anything that does not fit is past the cap anyway.
-        self.next = Duration::try_from_secs_f64(full.as_secs_f64() * self.factor)
-            .map_or(self.max, |next| next.min(self.max));
-        if self.jitter == 0.0 {
-            return Some(full);
-        }
-        Some(full.mul_f64(1.0 - self.jitter * self.rng.f64()))
+/// Refuses a backoff that could hold the breaker open for no time at all, or yields nothing.
+pub(crate) fn check(field: &'static str, backoff: &Backoff) -> Result<(), ConfigError> {
+    if backoff.base().is_zero() {
+        return Err(ConfigError::new(
+            field,
+            "must start above zero (a zero open duration probes at once), got a base of 0ns",
+        ));
     }
-}
-
-impl fmt::Debug for OpenDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenDuration")
-            .field("base", &self.base)
-            .field("factor", &self.factor)
-            .field("max", &self.max)
-            .field("jitter", &self.jitter)
-            .field("next", &self.next)
-            .finish()
+    if backoff.jitter() == Jitter::Full {
+        return Err(ConfigError::new(
+            field,
+            "must not use full jitter, which can draw an open duration of zero; \
+             use Jitter::Equal (t/2 + rand(0, t/2)), Jitter::Decorrelated or Jitter::None, got full",
+        ));
     }
-}
-
-/// The breaker's view of an open-duration sequence: the next duration, and start over.
-pub(crate) trait OpenDurations: Send {
-    fn next_duration(&mut self) -> Duration;
-    fn restart(&mut self);
-}
-
-/// Any cloneable iterator of durations, restarted by cloning the original. An iterator that
-/// runs out repeats its last duration (or `fallback` if it yielded none).
-pub(crate) struct Restartable<I> {
-    original: I,
-    current: I,
-    last: Duration,
-    fallback: Duration,
-}
-
-impl<I: Iterator<Item = Duration> + Clone> Restartable<I> {
-    pub(crate) fn new(original: I, fallback: Duration) -> Self {
-        Restartable {
-            current: original.clone(),
-            original,
-            last: fallback,
-            fallback,
-        }
+    if backoff.max_retries() == Some(0) {
+        return Err(ConfigError::new(
+            field,
+            "must yield at least one duration; drop `max_retries` or set it to at least 1, got 0",
+        ));
     }
+    Ok(())
 }
 
-impl<I: Iterator<Item = Duration> + Clone + Send> OpenDurations for Restartable<I> {
-    fn next_duration(&mut self) -> Duration {
-        if let Some(next) = self.current.next() {
-            self.last = next;
-        }
-        self.last
+/// The breaker's open durations: the next one, and start over.
+#[derive(Debug)]
+pub(crate) struct OpenDurations {
+    backoff: Backoff,
+}
+
+impl OpenDurations {
+    /// Starts `backoff` from its first delay. An unseeded backoff gets a random stream of its
+    /// own, so breakers built from clones of one backoff do not jitter in step; a seeded one
+    /// keeps its seed, for reproducible runs.
+    pub(crate) fn new(backoff: Backoff) -> Self {
+        let backoff = match backoff.seed() {
+            Some(_) => {
+                let mut backoff = backoff;
+                backoff.reset();
+                backoff
+            }
+            None => backoff.fork(0),
+        };
+        OpenDurations { backoff }
     }
 
-    fn restart(&mut self) {
-        // `clone_from` lets an iterator that owns a buffer reuse it instead of allocating.
-        self.current.clone_from(&self.original);
-        self.last = self.fallback;
+    /// The duration of the next opening. A backoff limited by `max_retries` keeps its last
+    /// retry's delay (jittered afresh) once it runs out.
+    pub(crate) fn next_duration(&mut self) -> Duration {
+        // `check` refused `max_retries(0)`, the only way to get `None`.
+        self.backoff.next_or_last().unwrap_or(Duration::ZERO)
+    }
+
+    /// Starts over from the first duration; the random state carries on.
+    pub(crate) fn restart(&mut self) {
+        self.backoff.reset();
     }
 }
 
@@ -182,51 +93,90 @@ impl<I: Iterator<Item = Duration> + Clone + Send> OpenDurations for Restartable<
 mod tests {
     use super::*;
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
-    fn refuses_bad_parameters() {
-        let second = Duration::from_secs(1);
-        let field = |r: Result<OpenDuration, ConfigError>| r.unwrap_err().field();
-        assert_eq!(
-            field(OpenDuration::exponential(Duration::ZERO, 2.0, second)),
-            "open_duration.base"
-        );
-        for factor in [f64::NAN, f64::INFINITY, 0.5, -1.0] {
-            assert_eq!(
-                field(OpenDuration::exponential(second, factor, second)),
-                "open_duration.factor"
+    fn the_default_grows_with_equal_jitter_to_five_minutes() {
+        let mut open = OpenDurations::new(default_backoff());
+        for n in 0..12 {
+            let full = (secs(10) * 2u32.pow(n)).min(secs(300));
+            let d = open.next_duration();
+            assert!(
+                d >= full / 2 && d <= full,
+                "opening {n}: {d:?} not in [{full:?}/2, {full:?}]"
             );
         }
-        assert_eq!(
-            field(OpenDuration::exponential(second, 2.0, second / 2)),
-            "open_duration.max"
-        );
-        for jitter in [f64::NAN, -0.1, 1.0, 2.0] {
-            let policy = OpenDuration::fixed(second).unwrap();
-            assert_eq!(field(policy.with_jitter(jitter)), "open_duration.jitter");
+        open.restart();
+        let d = open.next_duration();
+        assert!(d >= secs(5) && d <= secs(10));
+    }
+
+    #[test]
+    fn a_limited_backoff_keeps_its_last_duration_and_restarts() {
+        let backoff = Backoff::exponential(secs(1))
+            .max_retries(3)
+            .jitter(Jitter::None)
+            .build()
+            .unwrap();
+        let mut open = OpenDurations::new(backoff);
+        let seq: Vec<_> = (0..5).map(|_| open.next_duration()).collect();
+        assert_eq!(seq, [1, 2, 4, 4, 4].map(secs));
+        open.restart();
+        assert_eq!(open.next_duration(), secs(1));
+    }
+
+    #[test]
+    fn unseeded_clones_jitter_differently_and_seeded_ones_reproduce() {
+        let unseeded = default_backoff();
+        let mut a = OpenDurations::new(unseeded.clone());
+        let mut b = OpenDurations::new(unseeded);
+        let a: Vec<_> = (0..8).map(|_| a.next_duration()).collect();
+        let b: Vec<_> = (0..8).map(|_| b.next_duration()).collect();
+        assert_ne!(a, b, "two breakers must not probe in lockstep");
+
+        let seeded = Backoff::exponential(secs(1))
+            .jitter(Jitter::Equal)
+            .seed(7)
+            .build()
+            .unwrap();
+        let mut a = OpenDurations::new(seeded.clone());
+        let mut b = OpenDurations::new(seeded);
+        for _ in 0..8 {
+            assert_eq!(a.next_duration(), b.next_duration());
         }
     }
 
     #[test]
-    fn huge_factors_saturate_at_max() {
-        let mut policy =
-            OpenDuration::exponential(Duration::from_secs(1), 1e300, Duration::from_secs(60))
-                .unwrap();
-        assert_eq!(policy.next(), Some(Duration::from_secs(1)));
-        assert_eq!(policy.next(), Some(Duration::from_secs(60)));
-        assert_eq!(policy.next(), Some(Duration::from_secs(60)));
+    fn restarting_does_not_replay_the_same_jitter() {
+        let mut open = OpenDurations::new(default_backoff());
+        let first: Vec<_> = (0..4).map(|_| open.next_duration()).collect();
+        open.restart();
+        let second: Vec<_> = (0..4).map(|_| open.next_duration()).collect();
+        assert_ne!(first, second);
     }
 
     #[test]
-    fn restartable_repeats_the_last_and_starts_over() {
-        let durations = [1, 2].map(Duration::from_secs);
-        let mut source = Restartable::new(durations.into_iter(), Duration::from_secs(9));
-        assert_eq!(source.next_duration(), Duration::from_secs(1));
-        assert_eq!(source.next_duration(), Duration::from_secs(2));
-        assert_eq!(source.next_duration(), Duration::from_secs(2));
-        source.restart();
-        assert_eq!(source.next_duration(), Duration::from_secs(1));
-
-        let mut empty = Restartable::new(std::iter::empty(), Duration::from_secs(9));
-        assert_eq!(empty.next_duration(), Duration::from_secs(9));
+    fn check_refuses_zero_full_jitter_and_empty_sequences() {
+        let zero = Backoff::constant(Duration::ZERO).build().unwrap();
+        let full = Backoff::exponential(secs(1))
+            .jitter(Jitter::Full)
+            .build()
+            .unwrap();
+        let empty = Backoff::exponential(secs(1))
+            .jitter(Jitter::Equal)
+            .max_retries(0)
+            .build()
+            .unwrap();
+        for backoff in [zero, full, empty] {
+            assert_eq!(
+                check("open_durations", &backoff).unwrap_err().field(),
+                "open_durations"
+            );
+        }
+        assert!(check("open_durations", &default_backoff()).is_ok());
+        assert_eq!(fixed(Duration::ZERO).unwrap_err().field(), "open_duration");
+        assert_eq!(fixed(Duration::MAX).unwrap_err().field(), "open_duration");
     }
 }

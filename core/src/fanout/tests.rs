@@ -10,30 +10,9 @@ use std::time::Duration;
 use futures::task::noop_waker;
 
 use super::*;
+use crate::test_util::{ms, Drops};
 use crate::time::{ManualTimer, Timer};
 use crate::timeout::{Deadline, Elapsed};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Counts drops of the futures below, finished or not.
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-struct Guard(Drops);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drops {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// A call that takes `took` ms of virtual time and then returns `result`; counts its drop.
 fn call<T, E>(
@@ -43,7 +22,7 @@ fn call<T, E>(
     result: Result<T, E>,
 ) -> impl Future<Output = Result<T, E>> {
     let timer = timer.clone();
-    let guard = Guard(drops.clone());
+    let guard = drops.guard();
     async move {
         let _guard = guard;
         timer.sleep(ms(took)).await;

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 /// One hedge, in the budget's fixed-point units (billionths of a hedge).
 const UNIT: u64 = 1_000_000_000;
@@ -76,12 +76,11 @@ impl HedgeBudget {
                 format!("must be 0 or at least 1e-9, got {ratio}"),
             ));
         }
-        if max_burst == 0 {
-            return Err(ConfigError::new(
-                "max_burst",
-                "must be at least 1 (a budget that can never hold a whole hedge refuses them all), got 0",
-            ));
-        }
+        validate::at_least_one(
+            "max_burst",
+            max_burst,
+            "a budget that can never hold a whole hedge refuses them all",
+        )?;
         Ok(HedgeBudget {
             inner: Arc::new(Inner {
                 per_primary,

@@ -10,7 +10,7 @@ use super::run::HedgedRun;
 use super::stats::{Counters, HedgeStats};
 use crate::latency::{RollingHistogram, MAX_SLOTS};
 use crate::time::Timer;
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 /// The most attempts one call may make (primary included).
 pub const MAX_ATTEMPTS: u32 = 32;
@@ -160,6 +160,7 @@ impl Adaptive {
 
 /// Builds a [`Hedge`]; every value is checked by [`build`](HedgeBuilder::build).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct HedgeBuilder {
     fixed_delay: Option<Duration>,
     percentile: f64,
@@ -277,15 +278,12 @@ impl HedgeBuilder {
 
     /// Checks every value and builds the policy.
     pub fn build(self) -> Result<Hedge, ConfigError> {
-        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
-            return Err(ConfigError::new(
-                "max_attempts",
-                format!(
-                    "must be in 1..={MAX_ATTEMPTS} (the primary counts as one), got {}",
-                    self.max_attempts
-                ),
-            ));
-        }
+        validate::count_in(
+            "max_attempts",
+            self.max_attempts,
+            1..=u64::from(MAX_ATTEMPTS),
+            "the primary counts as one",
+        )?;
         let budget = match self.budget.clone() {
             BudgetChoice::Ratio(ratio) => Some(HedgeBudget::new(ratio)?),
             BudgetChoice::Shared(budget) => Some(budget),
@@ -323,17 +321,15 @@ impl HedgeBuilder {
         let p = self.percentile;
         if !(p > 0.0 && p < 1.0) {
             return Err(ConfigError::new(
-                "percentile",
-                format!("must be in (0, 1), e.g. 0.95 for p95, got {p}"),
+                "adaptive_delay",
+                format!("must be a percentile in (0, 1), e.g. 0.95 for p95, got {p}"),
             ));
         }
-        let min_samples = self.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES);
-        if min_samples == 0 {
-            return Err(ConfigError::new(
-                "min_samples",
-                "must be at least 1 (a percentile of nothing is undefined), got 0",
-            ));
-        }
+        let min_samples = validate::at_least_one(
+            "min_samples",
+            self.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES),
+            "a percentile of nothing is undefined",
+        )?;
         let floor = self.delay_floor.unwrap_or(DEFAULT_FLOOR);
         let ceiling = self.delay_ceiling.unwrap_or(DEFAULT_CEILING);
         if ceiling < floor {
@@ -344,14 +340,9 @@ impl HedgeBuilder {
         }
         let window = self.window.unwrap_or(DEFAULT_WINDOW);
         let slots = self.window_slots.unwrap_or(DEFAULT_WINDOW_SLOTS);
-        if !(1..=MAX_SLOTS).contains(&slots) {
-            return Err(ConfigError::new(
-                "window",
-                format!("slots must be in 1..={MAX_SLOTS}, got {slots}"),
-            ));
-        }
+        validate::count_in("window.slots", slots, 1..=MAX_SLOTS as u64, "")?;
         let latency = RollingHistogram::new(window, slots)
-            .map_err(|e| ConfigError::new("window", e.message().to_owned()))?;
+            .map_err(|e| ConfigError::new("window.duration", e.message().to_owned()))?;
         Ok(Adaptive {
             percentile: p,
             min_samples,

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -10,32 +9,8 @@ use std::time::{Duration, Instant};
 use futures::task::noop_waker;
 
 use super::*;
+use crate::test_util::{ms, Drops};
 use crate::time::{ManualTimer, Timer};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Counts drops, to show cancelled attempts are really dropped.
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-struct Guard(Drops);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drops {
-    fn guard(&self) -> Guard {
-        Guard(self.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// A scripted backend: attempt `n` takes `plan[n].0` and then returns `plan[n].1`.
 /// Records (attempt, virtual start time) for every attempt started.
@@ -427,16 +402,19 @@ fn builder_names_the_offending_field() {
     let cases: Vec<(HedgeBuilder, &str)> = vec![
         (Hedge::builder().max_attempts(0), "max_attempts"),
         (Hedge::builder().max_attempts(33), "max_attempts"),
-        (Hedge::builder().adaptive_delay(f64::NAN), "percentile"),
-        (Hedge::builder().adaptive_delay(1.0), "percentile"),
-        (Hedge::builder().adaptive_delay(0.0), "percentile"),
+        (Hedge::builder().adaptive_delay(f64::NAN), "adaptive_delay"),
+        (Hedge::builder().adaptive_delay(1.0), "adaptive_delay"),
+        (Hedge::builder().adaptive_delay(0.0), "adaptive_delay"),
         (Hedge::builder().min_samples(0), "min_samples"),
         (
             Hedge::builder().delay_floor(ms(10)).delay_ceiling(ms(5)),
             "delay_ceiling",
         ),
-        (Hedge::builder().window(Duration::ZERO, 10), "window"),
-        (Hedge::builder().window(ms(1000), 0), "window"),
+        (
+            Hedge::builder().window(Duration::ZERO, 10),
+            "window.duration",
+        ),
+        (Hedge::builder().window(ms(1000), 0), "window.slots"),
         (Hedge::builder().budget_ratio(-1.0), "budget_ratio"),
         (
             Hedge::builder().fixed_delay(ms(5)).min_samples(10),
@@ -454,7 +432,7 @@ fn builder_names_the_offending_field() {
     let err = Hedge::builder().adaptive_delay(1.5).build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid `percentile`: must be in (0, 1), e.g. 0.95 for p95, got 1.5"
+        "invalid `adaptive_delay`: must be a percentile in (0, 1), e.g. 0.95 for p95, got 1.5"
     );
 }
 

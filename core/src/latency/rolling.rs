@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::histogram::{quantile_of_iter, saturating_nanos};
 use super::LatencyHistogram;
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 /// The most slots a [`RollingHistogram`] may have: each costs about 30 KiB.
 pub const MAX_SLOTS: usize = 64;
@@ -63,12 +63,7 @@ impl RollingHistogram {
     /// least a microsecond long. More slots make the window slide more smoothly; each costs
     /// about 30 KiB.
     pub fn new(window: Duration, slots: usize) -> Result<Self, ConfigError> {
-        if !(1..=MAX_SLOTS).contains(&slots) {
-            return Err(ConfigError::new(
-                "slots",
-                format!("must be in 1..={MAX_SLOTS}, got {slots}"),
-            ));
-        }
+        validate::count_in("slots", slots, 1..=MAX_SLOTS as u64, "")?;
         let slot = window / slots as u32;
         if slot < Duration::from_micros(1) || window.as_nanos() > u128::from(u64::MAX) {
             return Err(ConfigError::new(

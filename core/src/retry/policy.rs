@@ -10,7 +10,7 @@ use crate::backoff::{Backoff, Cursor};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::ConfigError;
+use crate::{validate, ConfigError};
 
 /// What to do after a failed attempt, as decided by a classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,13 +211,15 @@ impl<T: Timer> Retry<T> {
             timer,
             classifier: RetryAll,
             hook: (),
-            max_attempts: 3,
-            max_elapsed: None,
-            attempt_timeout: None,
-            max_retry_after: Duration::from_secs(60),
-            on_timeout: Decision::Retry,
-            backoff: None,
-            budget: None,
+            settings: Settings {
+                max_attempts: 3,
+                max_elapsed: None,
+                attempt_timeout: None,
+                max_retry_after: Duration::from_secs(60),
+                on_timeout: Decision::Retry,
+                backoff: None,
+                budget: None,
+            },
         }
     }
 }
@@ -264,6 +266,12 @@ pub struct RetryBuilder<T, C = RetryAll, H = ()> {
     timer: T,
     classifier: C,
     hook: H,
+    settings: Settings,
+}
+
+/// The settings of a [`RetryBuilder`] that do not depend on its type parameters.
+#[derive(Debug)]
+struct Settings {
     max_attempts: u32,
     max_elapsed: Option<Duration>,
     attempt_timeout: Option<Duration>,
@@ -276,7 +284,7 @@ pub struct RetryBuilder<T, C = RetryAll, H = ()> {
 impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// The most attempts per call, the first included: at least 1 (1 means no retries).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.settings.max_attempts = attempts;
         self
     }
 
@@ -285,7 +293,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// it, and an attempt still running at the deadline is cut short
     /// ([`GaveUp::DeadlineExceeded`](super::GaveUp::DeadlineExceeded)). Must be greater than zero.
     pub fn max_elapsed(mut self, deadline: Duration) -> Self {
-        self.max_elapsed = Some(deadline);
+        self.settings.max_elapsed = Some(deadline);
         self
     }
 
@@ -294,20 +302,20 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// ([`AttemptError::TimedOut`]) handled as [`on_timeout`](RetryBuilder::on_timeout) says.
     /// Must be greater than zero.
     pub fn attempt_timeout(mut self, limit: Duration) -> Self {
-        self.attempt_timeout = Some(limit);
+        self.settings.attempt_timeout = Some(limit);
         self
     }
 
     /// What to do after an attempt times out (default [`Decision::Retry`]).
     pub fn on_timeout(mut self, decision: Decision) -> Self {
-        self.on_timeout = decision;
+        self.settings.on_timeout = decision;
         self
     }
 
     /// The longest delay a [`Decision::RetryAfter`] can ask for (default 60 s); longer requests
     /// wait this long.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
-        self.max_retry_after = cap;
+        self.settings.max_retry_after = cap;
         self
     }
 
@@ -315,7 +323,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// backoff gives call `k` a reproducible stream of its own. Its `max_retries`, if set, also
     /// limits the attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        self.settings.backoff = Some(backoff);
         self
     }
 
@@ -323,7 +331,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// deposits once; each retry withdraws, and gives up with
     /// [`GaveUp::BudgetExhausted`](super::GaveUp::BudgetExhausted) when refused.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Some(budget);
+        self.settings.budget = Some(budget);
         self
     }
 
@@ -333,13 +341,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
             timer,
             classifier: self.classifier,
             hook: self.hook,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempt_timeout: self.attempt_timeout,
-            max_retry_after: self.max_retry_after,
-            on_timeout: self.on_timeout,
-            backoff: self.backoff,
-            budget: self.budget,
+            settings: self.settings,
         }
     }
 
@@ -349,13 +351,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
             timer: self.timer,
             classifier,
             hook: self.hook,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempt_timeout: self.attempt_timeout,
-            max_retry_after: self.max_retry_after,
-            on_timeout: self.on_timeout,
-            backoff: self.backoff,
-            budget: self.budget,
+            settings: self.settings,
         }
     }
 
@@ -366,13 +362,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
             timer: self.timer,
             classifier: self.classifier,
             hook,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            attempt_timeout: self.attempt_timeout,
-            max_retry_after: self.max_retry_after,
-            on_timeout: self.on_timeout,
-            backoff: self.backoff,
-            budget: self.budget,
+            settings: self.settings,
         }
     }
 
@@ -383,33 +373,27 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// A [`ConfigError`] naming `max_attempts` if zero, `max_elapsed` or `attempt_timeout` if
     /// zero.
     pub fn build(self) -> Result<Retry<T, C, H>, ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::new(
-                "max_attempts",
-                "must be at least 1 (the first attempt counts), got 0",
-            ));
+        let settings = self.settings;
+        validate::at_least_one(
+            "max_attempts",
+            settings.max_attempts,
+            "the first attempt counts",
+        )?;
+        if let Some(deadline) = settings.max_elapsed {
+            validate::positive_duration("max_elapsed", deadline, "no attempt could start")?;
         }
-        if self.max_elapsed == Some(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "max_elapsed",
-                "must be greater than zero (no attempt could start), got 0ns",
-            ));
-        }
-        if self.attempt_timeout == Some(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "attempt_timeout",
-                "must be greater than zero (every attempt would time out), got 0ns",
-            ));
+        if let Some(limit) = settings.attempt_timeout {
+            validate::positive_duration("attempt_timeout", limit, "every attempt would time out")?;
         }
         Ok(Retry {
             config: RetryConfig {
-                max_attempts: self.max_attempts,
-                max_elapsed: self.max_elapsed,
-                attempt_timeout: self.attempt_timeout,
-                max_retry_after: self.max_retry_after,
-                on_timeout: self.on_timeout,
-                backoff: self.backoff.unwrap_or_default(),
-                budget: self.budget,
+                max_attempts: settings.max_attempts,
+                max_elapsed: settings.max_elapsed,
+                attempt_timeout: settings.attempt_timeout,
+                max_retry_after: settings.max_retry_after,
+                on_timeout: settings.on_timeout,
+                backoff: settings.backoff.unwrap_or_default(),
+                budget: settings.budget,
                 runs: AtomicU64::new(0),
             },
             timer: self.timer,
@@ -422,11 +406,7 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
 impl<T, C, H> fmt::Debug for RetryBuilder<T, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBuilder")
-            .field("max_attempts", &self.max_attempts)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("backoff", &self.backoff)
-            .field("budget", &self.budget)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }

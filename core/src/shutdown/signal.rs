@@ -158,6 +158,7 @@ impl fmt::Debug for Shutdown {
 /// });
 /// assert!(stopped);
 /// ```
+#[must_use = "a shutdown signal does nothing unless awaited or checked"]
 pub struct ShutdownSignal {
     node: Arc<Node>,
     listener: Option<EventListener>,

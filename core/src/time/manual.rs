@@ -215,6 +215,7 @@ impl Timer for ManualTimer {
 /// The sleep of a [`ManualTimer`]: completes once the virtual clock reaches its deadline.
 ///
 /// It registers with the clock when first polled, and dropping it removes the registration.
+#[must_use = "futures do nothing unless polled"]
 pub struct ManualSleep {
     timer: ManualTimer,
     deadline: Instant,

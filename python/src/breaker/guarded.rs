@@ -1,0 +1,77 @@
+//! `Guarded`: a sync function behind a breaker, acquire-call-record all in Rust.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use tailguard::breaker::Outcome;
+
+use super::CircuitBreaker;
+use crate::convert;
+
+/// Acquire, call, record: the sync path, all here.
+#[inline]
+pub(super) fn guarded_call(
+    py: Python<'_>,
+    breaker: &CircuitBreaker,
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let ticket = breaker.acquire_ticket(py)?;
+    match func.call(args, kwargs) {
+        Ok(value) => {
+            breaker
+                .machine
+                .record(ticket, Outcome::Success, breaker.clock.now());
+            Ok(value.unbind())
+        }
+        Err(err) => {
+            let exc = err.value(py).clone().into_any();
+            breaker.finish(py, ticket, Some(&exc))?;
+            Err(err)
+        }
+    }
+}
+
+/// A sync function guarded by a circuit breaker.
+#[pyclass(frozen, dict, module = "tailguard", name = "Guarded")]
+pub(crate) struct Guarded {
+    pub(super) breaker: Py<CircuitBreaker>,
+    pub(super) func: Py<PyAny>,
+}
+
+#[pymethods]
+impl Guarded {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        guarded_call(py, self.breaker.get(), self.func.bind(py), args, kwargs)
+    }
+
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        instance: &Bound<'_, PyAny>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if instance.is_none() {
+            return Ok(slf.clone().into_any().unbind());
+        }
+        static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let method = METHOD_TYPE.import(slf.py(), "types", "MethodType")?;
+        Ok(method.call1((slf, instance))?.unbind())
+    }
+
+    /// The breaker guarding this function.
+    #[getter]
+    fn breaker(&self, py: Python<'_>) -> Py<CircuitBreaker> {
+        self.breaker.clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("<guarded {}>", convert::short_repr(self.func.bind(py)))
+    }
+}

@@ -1,0 +1,498 @@
+//! `tailguard.CircuitBreaker`: the core's sans-IO breaker ([`StateMachine`]) driven with the
+//! binding's clock. The sync decorator runs acquire, call and record here in Rust; the async
+//! decorator and the context managers (`tailguard/_breaker.py`) use [`BreakerPermit`].
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use tailguard::breaker::{
+    CircuitBreakerBuilder, Outcome, Reason, Rejected, State, StateMachine, Ticket, Transition,
+};
+
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::{convert, errors};
+
+/// Which exceptions count as failures of the dependency.
+enum FailureOn {
+    /// Every `Exception`.
+    All,
+    /// Instances of a class or tuple of classes; any other exception is ignored (neither
+    /// success nor failure).
+    Types(Py<PyAny>),
+    /// `(exception) -> bool`: `True` counts as a failure, `False` is ignored.
+    Predicate(Py<PyAny>),
+}
+
+type Listeners = Arc<Mutex<Vec<Py<PyAny>>>>;
+
+/// A circuit breaker. Decorate functions with it, or use it as a (async) context manager.
+#[pyclass(
+    frozen,
+    subclass,
+    module = "tailguard._native",
+    name = "CircuitBreaker"
+)]
+pub(crate) struct CircuitBreaker {
+    /// Boxed: the state machine's window is cache-line aligned, more than a Python object's
+    /// memory guarantees.
+    machine: Box<StateMachine>,
+    clock: Clock,
+    on: FailureOn,
+    on_obj: Py<PyAny>,
+    listeners: Listeners,
+}
+
+fn state_name(state: State) -> &'static str {
+    state.as_str()
+}
+
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::FailureRate => "failure_rate",
+        Reason::SlowCallRate => "slow_call_rate",
+        Reason::ConsecutiveFailures => "consecutive_failures",
+        Reason::OpenDurationElapsed => "open_duration_elapsed",
+        Reason::ProbesSucceeded => "probes_succeeded",
+        Reason::ProbeFailed => "probe_failed",
+        Reason::ProbeTimedOut => "probe_timed_out",
+        Reason::Manual => "manual",
+        _ => "other",
+    }
+}
+
+/// The core names some settings after its builder methods; these are the Python names.
+fn python_field(field: &str) -> &str {
+    match field {
+        "count_window" => "window",
+        "time_window.duration" => "time_window",
+        "time_window.buckets" => "time_window_buckets",
+        f if f.starts_with("open_duration") => "open_duration",
+        f => f,
+    }
+}
+
+/// `CircuitOpenError` for a rejected call.
+fn open_error(py: Python<'_>, rejected: Rejected) -> PyErr {
+    static CIRCUIT_OPEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let ty = match CIRCUIT_OPEN.import(py, "tailguard._errors", "CircuitOpenError") {
+        Ok(ty) => ty,
+        Err(err) => return err,
+    };
+    let retry_after = rejected.retry_after().map(|d| d.as_secs_f64());
+    match ty.call1((rejected.to_string(), retry_after)) {
+        Ok(value) => PyErr::from_value(value),
+        Err(err) => err,
+    }
+}
+
+impl CircuitBreaker {
+    /// What an exception says about the dependency.
+    fn outcome_of(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<Outcome> {
+        // Cancellation, KeyboardInterrupt, SystemExit: the call was abandoned, not failed.
+        if !exc.is_instance_of::<PyException>() {
+            return Ok(Outcome::Ignored);
+        }
+        Ok(match &self.on {
+            FailureOn::All => Outcome::Failure,
+            FailureOn::Types(types) => {
+                if exc.is_instance(types.bind(py))? {
+                    Outcome::Failure
+                } else {
+                    Outcome::Ignored
+                }
+            }
+            FailureOn::Predicate(predicate) => {
+                if predicate.bind(py).call1((exc,))?.is_truthy()? {
+                    Outcome::Failure
+                } else {
+                    Outcome::Ignored
+                }
+            }
+        })
+    }
+
+    #[inline]
+    fn acquire_ticket(&self, py: Python<'_>) -> PyResult<Ticket> {
+        self.machine
+            .try_acquire(self.clock.now())
+            .map_err(|rejected| open_error(py, rejected))
+    }
+
+    /// Reports a ticket's outcome: `None` is a success, an exception is classified.
+    fn finish(
+        &self,
+        py: Python<'_>,
+        ticket: Ticket,
+        exc: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let outcome = match exc {
+            None => Outcome::Success,
+            Some(exc) => match self.outcome_of(py, exc) {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    // The predicate failed: the call counts as neither, and its error says why.
+                    self.machine.release(ticket);
+                    return Err(err);
+                }
+            },
+        };
+        match outcome {
+            Outcome::Ignored => self.machine.release(ticket),
+            outcome => self.machine.record(ticket, outcome, self.clock.now()),
+        }
+        Ok(())
+    }
+
+    fn permit<'py>(slf: &Bound<'py, Self>, ticket: Ticket) -> PyResult<Bound<'py, BreakerPermit>> {
+        let is_probe = ticket.is_probe();
+        Bound::new(
+            slf.py(),
+            BreakerPermit {
+                breaker: slf.clone().unbind(),
+                ticket: Mutex::new(Some(ticket)),
+                is_probe,
+            },
+        )
+    }
+}
+
+#[pymethods]
+impl CircuitBreaker {
+    #[new]
+    #[pyo3(signature = (*, failure_rate = None, window = None, time_window = None, time_window_buckets = None, minimum_calls = None, consecutive_failures = None, open_duration = None, half_open_calls = None, half_open_success_rate = None, half_open_timeout = None, slow_call_duration = None, slow_call_rate = None, on = None, on_transition = None, stripes = None, clock = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        failure_rate: Option<&Bound<'_, PyAny>>,
+        window: Option<&Bound<'_, PyAny>>,
+        time_window: Option<&Bound<'_, PyAny>>,
+        time_window_buckets: Option<&Bound<'_, PyAny>>,
+        minimum_calls: Option<&Bound<'_, PyAny>>,
+        consecutive_failures: Option<&Bound<'_, PyAny>>,
+        open_duration: Option<&Bound<'_, PyAny>>,
+        half_open_calls: Option<&Bound<'_, PyAny>>,
+        half_open_success_rate: Option<&Bound<'_, PyAny>>,
+        half_open_timeout: Option<&Bound<'_, PyAny>>,
+        slow_call_duration: Option<&Bound<'_, PyAny>>,
+        slow_call_rate: Option<&Bound<'_, PyAny>>,
+        on: Option<&Bound<'_, PyAny>>,
+        on_transition: Option<&Bound<'_, PyAny>>,
+        stripes: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+            obj.filter(|o| !o.is_none())
+        }
+        let clock = Clock::from_arg(clock)?;
+        let mut builder = CircuitBreakerBuilder::new();
+        if let Some(rate) = given(failure_rate) {
+            builder = builder.failure_rate(convert::number("failure_rate", rate)?);
+        }
+        match (given(window), given(time_window)) {
+            (Some(_), Some(_)) => {
+                return Err(errors::config_error(
+                    py,
+                    "time_window",
+                    "give either `window` (a number of calls) or `time_window` (seconds), not both",
+                ))
+            }
+            (Some(calls), None) => {
+                if given(time_window_buckets).is_some() {
+                    return Err(errors::config_error(
+                        py,
+                        "time_window_buckets",
+                        "applies only with `time_window`",
+                    ));
+                }
+                builder = builder.count_window(convert::u32_at_least("window", calls, 0)?);
+            }
+            (None, Some(duration)) => {
+                let buckets = match given(time_window_buckets) {
+                    Some(b) => convert::u32_at_least("time_window_buckets", b, 0)?,
+                    None => 10,
+                };
+                builder = builder.time_window(convert::seconds("time_window", duration)?, buckets);
+            }
+            (None, None) => {
+                if given(time_window_buckets).is_some() {
+                    return Err(errors::config_error(
+                        py,
+                        "time_window_buckets",
+                        "applies only with `time_window`",
+                    ));
+                }
+            }
+        }
+        if let Some(calls) = given(minimum_calls) {
+            builder = builder.minimum_calls(convert::int_in("minimum_calls", calls, 0, u64::MAX)?);
+        }
+        if let Some(n) = given(consecutive_failures) {
+            builder = builder.consecutive_failures(convert::int_in(
+                "consecutive_failures",
+                n,
+                0,
+                u64::MAX,
+            )?);
+        }
+        if let Some(duration) = given(open_duration) {
+            if let Ok(backoff) = duration.cast::<Backoff>() {
+                builder = builder.open_durations(backoff.get().fresh());
+            } else {
+                let fixed = convert::seconds("open_duration", duration).map_err(|err| {
+                    if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+                        convert::type_error(
+                            "open_duration",
+                            "a number of seconds, a timedelta or a tailguard.Backoff",
+                            duration,
+                        )
+                    } else {
+                        err
+                    }
+                })?;
+                builder = builder.open_duration(fixed);
+            }
+        }
+        if let Some(n) = given(half_open_calls) {
+            builder = builder.half_open_calls(convert::u32_at_least("half_open_calls", n, 0)?);
+        }
+        if let Some(rate) = given(half_open_success_rate) {
+            builder =
+                builder.half_open_success_rate(convert::number("half_open_success_rate", rate)?);
+        }
+        if let Some(timeout) = given(half_open_timeout) {
+            builder = builder.half_open_timeout(convert::seconds("half_open_timeout", timeout)?);
+        }
+        match (given(slow_call_duration), given(slow_call_rate)) {
+            (Some(duration), rate) => {
+                let rate = match rate {
+                    Some(rate) => convert::number("slow_call_rate", rate)?,
+                    None => 1.0,
+                };
+                builder =
+                    builder.slow_calls(convert::seconds("slow_call_duration", duration)?, rate);
+            }
+            (None, Some(_)) => {
+                return Err(errors::config_error(
+                    py,
+                    "slow_call_rate",
+                    "applies only with `slow_call_duration`",
+                ))
+            }
+            (None, None) => {}
+        }
+        if let Some(n) = given(stripes) {
+            builder = builder.stripes(convert::int_in("stripes", n, 0, 1 << 20)? as usize);
+        }
+        let (on, on_obj) = match given(on) {
+            None => (
+                FailureOn::All,
+                py.get_type::<PyException>().into_any().unbind(),
+            ),
+            Some(on) => {
+                let is_class = |obj: &Bound<'_, PyAny>| {
+                    obj.cast::<PyType>().is_ok_and(|t| {
+                        t.is_subclass_of::<pyo3::exceptions::PyBaseException>()
+                            .unwrap_or(false)
+                    })
+                };
+                if is_class(on) {
+                    (FailureOn::Types(on.clone().unbind()), on.clone().unbind())
+                } else if let Ok(tuple) = on.cast::<PyTuple>() {
+                    if tuple.is_empty() || !tuple.iter().all(|item| is_class(&item)) {
+                        return Err(convert::type_error(
+                            "on",
+                            "an exception class, a non-empty tuple of them, or a predicate",
+                            on,
+                        ));
+                    }
+                    (FailureOn::Types(on.clone().unbind()), on.clone().unbind())
+                } else if on.is_callable() {
+                    (
+                        FailureOn::Predicate(on.clone().unbind()),
+                        on.clone().unbind(),
+                    )
+                } else {
+                    return Err(convert::type_error(
+                        "on",
+                        "an exception class, a non-empty tuple of them, or a predicate",
+                        on,
+                    ));
+                }
+            }
+        };
+        let listeners: Listeners = Arc::new(Mutex::new(Vec::new()));
+        if let Some(listener) = given(on_transition) {
+            if !listener.is_callable() {
+                return Err(convert::type_error("on_transition", "a callable", listener));
+            }
+            listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(listener.clone().unbind());
+        }
+        let shared = Arc::clone(&listeners);
+        builder = builder.on_transition(move |transition: &Transition| {
+            notify(&shared, transition);
+        });
+        let machine = builder
+            .build_state_machine(clock.now())
+            .map_err(|e| errors::config_error(py, python_field(e.field()), e.message()))?;
+        Ok(CircuitBreaker {
+            machine: Box::new(machine),
+            clock,
+            on,
+            on_obj,
+            listeners,
+        })
+    }
+
+    /// Decorates a function: a sync function gets a native wrapper, an `async def` a coroutine
+    /// function. Each call acquires a permit (or raises `CircuitOpenError` without running)
+    /// and reports its outcome.
+    fn __call__(slf: &Bound<'_, Self>, func: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if !func.is_callable() {
+            return Err(convert::type_error("func", "a callable", func));
+        }
+        static IS_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static WRAP_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static UPDATE_WRAPPER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        if IS_ASYNC
+            .import(py, "inspect", "iscoroutinefunction")?
+            .call1((func,))?
+            .is_truthy()?
+        {
+            let wrap = WRAP_ASYNC.import(py, "tailguard._breaker", "wrap_async")?;
+            return Ok(wrap.call1((slf, func))?.unbind());
+        }
+        let wrapper = Bound::new(
+            py,
+            Guarded {
+                breaker: slf.clone().unbind(),
+                func: func.clone().unbind(),
+            },
+        )?;
+        UPDATE_WRAPPER
+            .import(py, "functools", "update_wrapper")?
+            .call1((&wrapper, func))?;
+        Ok(wrapper.into_any().unbind())
+    }
+
+    /// Calls `func(*args, **kwargs)` through the breaker, once.
+    #[pyo3(signature = (func, /, *args, **kwargs))]
+    fn call(
+        slf: &Bound<'_, Self>,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        guarded_call(slf.py(), slf.get(), func, args, kwargs)
+    }
+
+    /// Asks for a permit: raises `CircuitOpenError` if the breaker refuses the call. Report the
+    /// outcome with the permit's `success()`, `failure()` or `record(exc)`; a permit released
+    /// or collected without a report counts as neither.
+    fn acquire<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, BreakerPermit>> {
+        let ticket = slf.get().acquire_ticket(slf.py())?;
+        CircuitBreaker::permit(slf, ticket)
+    }
+
+    /// `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`. Open turns
+    /// half-open on the first call after the open duration.
+    #[getter]
+    fn state(&self) -> &'static str {
+        state_name(self.machine.state())
+    }
+
+    /// A snapshot of the counters.
+    fn metrics(&self) -> BreakerMetrics {
+        let now = self.clock.now();
+        let m = self.machine.metrics(now);
+        BreakerMetrics {
+            state: state_name(m.state),
+            calls: m.calls,
+            failures: m.failures,
+            slow_calls: m.slow_calls,
+            failure_rate: m.failure_rate,
+            slow_call_rate: m.slow_call_rate,
+            consecutive_failures: m.consecutive_failures,
+            rejections: m.rejections,
+            probes_in_flight: m.probes_in_flight,
+            in_state_for: now.saturating_duration_since(m.since).as_secs_f64(),
+            open_for: m
+                .open_until
+                .map(|until| until.saturating_duration_since(now).as_secs_f64()),
+        }
+    }
+
+    /// Opens the breaker until `reset()` or `disable()`.
+    fn force_open(&self) {
+        self.machine.force_open(self.clock.now());
+    }
+
+    /// Admits every call and keeps measuring, but never trips, until `reset()` or
+    /// `force_open()`.
+    fn disable(&self) {
+        self.machine.disable(self.clock.now());
+    }
+
+    /// Closes the breaker with an empty window and the open duration back at its start.
+    fn reset(&self) {
+        self.machine.reset(self.clock.now());
+    }
+
+    /// Calls `listener(transition)` after every change of state, on the thread that caused it.
+    /// An exception it raises is reported with `sys.unraisablehook`, never to the caller.
+    fn add_listener(&self, listener: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !listener.is_callable() {
+            return Err(convert::type_error("listener", "a callable", listener));
+        }
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener.clone().unbind());
+        Ok(())
+    }
+
+    /// Removes a listener added before; `False` if it was not there.
+    fn remove_listener(&self, listener: &Bound<'_, PyAny>) -> bool {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        match listeners.iter().position(|l| l.is(listener)) {
+            Some(index) => {
+                listeners.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Which exceptions count as failures.
+    #[getter]
+    fn on(&self, py: Python<'_>) -> Py<PyAny> {
+        self.on_obj.clone_ref(py)
+    }
+
+    fn __repr__(&self) -> String {
+        let m = self.machine.metrics(self.clock.now());
+        format!(
+            "CircuitBreaker(state={:?}, calls={}, failures={})",
+            state_name(m.state),
+            m.calls,
+            m.failures
+        )
+    }
+}
+
+mod guarded;
+mod permit;
+mod report;
+
+use self::guarded::guarded_call;
+pub(crate) use self::guarded::Guarded;
+pub(crate) use self::permit::BreakerPermit;
+use self::report::notify;
+pub(crate) use self::report::{BreakerMetrics, BreakerTransition};

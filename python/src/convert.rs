@@ -1,0 +1,196 @@
+//! Checking Python arguments: numbers, durations and integers, with errors that name the
+//! parameter (`TypeError` for a wrong type, `tailguard.ConfigError`, a `ValueError`, for a value
+//! out of range).
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt};
+
+use crate::errors;
+
+/// The longest duration accepted anywhere: `u64::MAX` nanoseconds, about 584 years.
+const MAX_SECONDS: f64 = 18_446_744_073.709_553;
+
+/// A `TypeError` saying what `name` should have been.
+pub(crate) fn type_error(name: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
+    let type_name = got
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    PyTypeError::new_err(format!("`{name}` must be {expected}, got {type_name}"))
+}
+
+/// A float from an `int`, a `float` or anything with `__float__`; `bool` is refused, as it is
+/// almost certainly a mistake.
+pub(crate) fn number(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(type_error(name, "a number", obj));
+    }
+    if let Ok(float) = obj.cast::<PyFloat>() {
+        return Ok(float.value());
+    }
+    match obj.extract::<f64>() {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => Err(errors::config_error(
+            obj.py(),
+            name,
+            format!(
+                "must be a number within float range, got {}",
+                short_repr(obj)
+            ),
+        )),
+        Err(_) => Err(type_error(name, "a number", obj)),
+    }
+}
+
+/// Seconds as a [`Duration`]: a non-negative, finite `int` or `float`, or a `datetime.timedelta`.
+pub(crate) fn seconds(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    let py = obj.py();
+    let secs = if is_timedelta(obj)? {
+        obj.call_method0(pyo3::intern!(py, "total_seconds"))?
+            .extract::<f64>()?
+    } else {
+        if obj.is_instance_of::<PyBool>() {
+            return Err(type_error(
+                name,
+                "a number of seconds (int, float or datetime.timedelta)",
+                obj,
+            ));
+        }
+        match number(name, obj) {
+            Ok(secs) => secs,
+            Err(err) if err.is_instance_of::<PyTypeError>(py) => {
+                return Err(type_error(
+                    name,
+                    "a number of seconds (int, float or datetime.timedelta)",
+                    obj,
+                ))
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    seconds_from_f64(py, name, secs)
+}
+
+/// Seconds from a float, checked: finite, non-negative, at most about 584 years.
+pub(crate) fn seconds_from_f64(py: Python<'_>, name: &str, secs: f64) -> PyResult<Duration> {
+    if !(secs.is_finite() && (0.0..=MAX_SECONDS).contains(&secs)) {
+        return Err(errors::config_error(
+            py,
+            name,
+            format!("must be a finite number of seconds in [0, {MAX_SECONDS}], got {secs}"),
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        errors::config_error(
+            py,
+            name,
+            format!("must be a finite number of seconds in [0, {MAX_SECONDS}], got {secs}"),
+        )
+    })
+}
+
+/// Like [`seconds`], and also greater than zero.
+pub(crate) fn positive_seconds(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    let duration = seconds(name, obj)?;
+    if duration.is_zero() {
+        return Err(errors::config_error(
+            obj.py(),
+            name,
+            format!("must be greater than zero, got {}", short_repr(obj)),
+        ));
+    }
+    Ok(duration)
+}
+
+/// Optional seconds: `None` is `None`.
+pub(crate) fn opt_seconds(
+    name: &str,
+    obj: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Duration>> {
+    match obj {
+        Some(obj) if !obj.is_none() => seconds(name, obj).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// An `int` in `lo..=hi`; `bool` is refused.
+pub(crate) fn int_in(name: &str, obj: &Bound<'_, PyAny>, lo: u64, hi: u64) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(type_error(name, "an int", obj));
+    }
+    match obj.extract::<u64>() {
+        Ok(value) if (lo..=hi).contains(&value) => Ok(value),
+        _ => Err(errors::config_error(
+            obj.py(),
+            name,
+            format!("must be an int in [{lo}, {hi}], got {}", short_repr(obj)),
+        )),
+    }
+}
+
+/// A `u32` parameter in `lo..=u32::MAX`.
+pub(crate) fn u32_at_least(name: &str, obj: &Bound<'_, PyAny>, lo: u32) -> PyResult<u32> {
+    // The range check makes the cast lossless.
+    int_in(name, obj, u64::from(lo), u64::from(u32::MAX)).map(|v| v as u32)
+}
+
+/// An optional seed: any int in `[0, 2**64)`.
+pub(crate) fn opt_seed(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    match obj {
+        Some(obj) if !obj.is_none() => int_in("seed", obj, 0, u64::MAX).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A float in a closed or half-open range, named in errors.
+pub(crate) fn fraction(
+    name: &str,
+    obj: &Bound<'_, PyAny>,
+    lo: f64,
+    lo_inclusive: bool,
+    hi: f64,
+) -> PyResult<f64> {
+    let value = number(name, obj)?;
+    let above_lo = if lo_inclusive {
+        value >= lo
+    } else {
+        value > lo
+    };
+    if !(value.is_finite() && above_lo && value <= hi) {
+        let open = if lo_inclusive { '[' } else { '(' };
+        return Err(errors::config_error(
+            obj.py(),
+            name,
+            format!("must be in {open}{lo}, {hi}], got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// `repr(obj)` cut to a readable length, for error messages.
+pub(crate) fn short_repr(obj: &Bound<'_, PyAny>) -> String {
+    let mut text = obj
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable>".to_owned());
+    if text.chars().count() > 60 {
+        text = text.chars().take(57).collect::<String>() + "...";
+    }
+    text
+}
+
+fn is_timedelta(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static TIMEDELTA: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> =
+        pyo3::sync::PyOnceLock::new();
+    let ty = TIMEDELTA.import(obj.py(), "datetime", "timedelta")?;
+    obj.is_instance(ty)
+}
+
+/// Seconds as a Python float.
+pub(crate) fn secs(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}

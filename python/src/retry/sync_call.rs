@@ -1,0 +1,130 @@
+//! The sync path: the first attempt, and the whole retry loop after a failure, in Rust.
+
+use std::time::Instant;
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use tailguard::retry::RetryState;
+
+use super::RetryPolicy;
+use crate::{convert, errors};
+
+impl RetryPolicy {
+    /// The sync loop after the first attempt failed with `err`.
+    fn retry_sync(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        started: Option<Instant>,
+        mut err: PyErr,
+    ) -> PyResult<Py<PyAny>> {
+        let mut state = RetryState::new(&*self.config);
+        // The call started before the first attempt if we read the clock then; otherwise the
+        // first failure is the start (no deadline or budget depends on it).
+        if let Err(reason) = state.begin_attempt(started.unwrap_or_else(|| self.clock.now())) {
+            return Err(errors::retry_error(py, reason, 0, 0.0, err));
+        }
+        loop {
+            // KeyboardInterrupt, SystemExit, GeneratorExit and CancelledError are not failures.
+            if !err.is_instance_of::<PyException>(py) {
+                return Err(err);
+            }
+            let exc = err.value(py).clone().into_any();
+            let delay = match self.after_failure(py, &mut state, &exc, false) {
+                Ok(delay) => delay,
+                Err(None) => return Err(err),
+                Err(Some(raise)) => return Err(raise),
+            };
+            self.clock.sleep_blocking(py, delay)?;
+            let now = self.clock.now();
+            if let Err(reason) = state.begin_attempt(now) {
+                return Err(errors::retry_error(
+                    py,
+                    reason,
+                    state.attempts(),
+                    state.elapsed(now).as_secs_f64(),
+                    err,
+                ));
+            }
+            match func.call(args, kwargs) {
+                Ok(value) => return Ok(value.unbind()),
+                Err(next) => err = next,
+            }
+        }
+    }
+}
+
+/// The sync call: the first attempt, then the loop only if it failed.
+#[inline]
+pub(super) fn run_sync(
+    py: Python<'_>,
+    policy: &RetryPolicy,
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    if !policy.needs_start {
+        return match func.call(args, kwargs) {
+            Ok(value) => Ok(value.unbind()),
+            Err(err) => policy.retry_sync(py, func, args, kwargs, None, err),
+        };
+    }
+    let started = policy.clock.now();
+    match func.call(args, kwargs) {
+        Ok(value) => {
+            if let Some(budget) = policy.config.budget() {
+                budget.deposit_at(started);
+            }
+            Ok(value.unbind())
+        }
+        Err(err) => policy.retry_sync(py, func, args, kwargs, Some(started), err),
+    }
+}
+
+/// A sync function decorated with a retry policy; calling it runs the retry loop in Rust.
+#[pyclass(frozen, dict, module = "tailguard", name = "Retrying")]
+pub(crate) struct Retrying {
+    pub(super) policy: Py<RetryPolicy>,
+    pub(super) func: Py<PyAny>,
+}
+
+#[pymethods]
+impl Retrying {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        run_sync(py, self.policy.get(), self.func.bind(py), args, kwargs)
+    }
+
+    /// Binds the wrapper to an instance, so decorated methods work.
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        instance: &Bound<'_, PyAny>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if instance.is_none() {
+            return Ok(slf.clone().into_any().unbind());
+        }
+        static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let method = METHOD_TYPE.import(slf.py(), "types", "MethodType")?;
+        Ok(method.call1((slf, instance))?.unbind())
+    }
+
+    /// The policy this function is retried under.
+    #[getter]
+    fn retry(&self, py: Python<'_>) -> Py<RetryPolicy> {
+        self.policy.clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("<retrying {}>", convert::short_repr(self.func.bind(py)))
+    }
+}

@@ -1,0 +1,98 @@
+"""The exceptions tailguard raises. Every one is a :class:`TailguardError`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class TailguardError(Exception):
+    """The base class of every exception tailguard raises."""
+
+
+class ConfigError(TailguardError, ValueError):
+    """A parameter was refused. ``parameter`` names it; the message says what is accepted.
+
+    Also a :class:`ValueError`, so ``except ValueError`` catches it.
+    """
+
+    def __init__(self, message: str, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
+        return (type(self), (str(self), self.parameter))
+
+
+class RetryError(TailguardError):
+    """A retry loop gave up. The last attempt's exception is the ``__cause__``.
+
+    ``reason`` says why: ``"exhausted"`` (every allowed attempt failed), ``"deadline"`` (the next
+    attempt could not start before the deadline) or ``"budget"`` (the retry budget refused the
+    retry; then the error is a :class:`BudgetExhaustedError`). An exception the policy does not
+    retry is re-raised as it is, not wrapped.
+    """
+
+    def __init__(self, message: str, attempts: int, elapsed: float, reason: str) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.reason = reason
+
+    @property
+    def last_exception(self) -> Optional[BaseException]:
+        """The last attempt's exception (the same as ``__cause__``)."""
+        return self.__cause__
+
+    def __reduce__(self) -> tuple[type[RetryError], tuple[str, int, float, str]]:
+        return (type(self), (str(self), self.attempts, self.elapsed, self.reason))
+
+
+class BudgetExhaustedError(RetryError):
+    """The shared :class:`~tailguard.RetryBudget` refused a retry: the dependency is failing for
+    many callers at once. A subclass of :class:`RetryError` (``reason == "budget"``), so code
+    that handles ``RetryError`` handles it too."""
+
+
+class AttemptTimeoutError(TailguardError, TimeoutError):
+    """An attempt of an async call ran past its time limit (the policy's ``timeout``, or what
+    was left of its ``deadline``). Also a :class:`TimeoutError`."""
+
+
+class CircuitOpenError(TailguardError):
+    """The circuit breaker is open and refused the call without running it.
+
+    ``retry_after`` is the number of seconds until the breaker lets a probe through.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
+        return (type(self), (str(self), self.retry_after))
+
+
+class AllFailedError(TailguardError):
+    """Every attempt failed (a hedged call, or :func:`~tailguard.first_ok`). ``exceptions``
+    holds each one in the order they failed; the last is also the ``__cause__``."""
+
+    def __init__(self, message: str, exceptions: list[BaseException]) -> None:
+        super().__init__(message)
+        self.exceptions = exceptions
+
+
+class QuorumError(TailguardError):
+    """:func:`~tailguard.quorum` could not gather ``required`` successes: too many calls failed.
+    ``successes`` and ``exceptions`` hold what came back before it gave up."""
+
+    def __init__(
+        self,
+        message: str,
+        required: int,
+        successes: list[object],
+        exceptions: list[BaseException],
+    ) -> None:
+        super().__init__(message)
+        self.required = required
+        self.successes = successes
+        self.exceptions = exceptions

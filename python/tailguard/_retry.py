@@ -1,0 +1,111 @@
+"""The async half of ``tailguard.retry``: a small coroutine around the native state machine.
+
+The sync loop runs entirely in Rust (``tailguard._native.Retrying``). An ``async def`` needs
+``await``, so its loop lives here; every decision (classify, backoff, deadline, budget, hooks)
+is still made natively by :class:`tailguard._native.RetryRun`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from typing import Any, Awaitable, Callable, TypeVar
+
+from tailguard._errors import AttemptTimeoutError
+from tailguard._native import Retry, RetryRun
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def _with_timeout(awaitable: Awaitable[T], limit: float) -> T:
+        try:
+            async with asyncio.timeout(limit):
+                return await awaitable
+        except TimeoutError as exc:
+            # asyncio.timeout turns its own cancellation into TimeoutError; only that one is
+            # ours (the attempt's own TimeoutError passes through unchanged).
+            if exc.__context__ is not None and isinstance(exc.__context__, asyncio.CancelledError):
+                raise AttemptTimeoutError(
+                    f"the attempt did not finish within {limit:.3f}s"
+                ) from exc
+            raise
+
+else:  # pragma: no cover - exercised on Python 3.9 and 3.10 only
+
+    async def _with_timeout(awaitable: Awaitable[T], limit: float) -> T:
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except asyncio.TimeoutError as exc:
+            raise AttemptTimeoutError(f"the attempt did not finish within {limit:.3f}s") from exc
+
+
+async def _loop(
+    run: RetryRun,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """Attempts until one succeeds; ``run`` decides everything else."""
+    while True:
+        limit = run.begin()
+        try:
+            if limit is None:
+                return await fn(*args, **kwargs)
+            return await _with_timeout(fn(*args, **kwargs), limit)
+        except Exception as exc:
+            delay = run.failed(exc, isinstance(exc, AttemptTimeoutError))
+            if delay is None:
+                raise
+        await _sleep(run, delay)
+
+
+async def _sleep(run: RetryRun, delay: float) -> None:
+    """Waits out a backoff delay; if cancelled meanwhile, hands back the retry the budget
+    granted for it (it will never be made) before the cancellation propagates."""
+    try:
+        await asyncio.sleep(delay)
+    except BaseException:
+        run.close()
+        raise
+
+
+async def _after_first_failure(
+    run: RetryRun,
+    delay: float,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    await _sleep(run, delay)
+    return await _loop(run, fn, args, kwargs)
+
+
+def wrap_async(policy: Retry, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """The coroutine function that retries ``fn`` under ``policy``."""
+    if policy._needs_run:
+        start = policy._start
+
+        @functools.wraps(fn)
+        async def retrying(*args: Any, **kwargs: Any) -> T:
+            return await _loop(start(), fn, args, kwargs)
+
+    else:
+        # The happy path: no clock read, no state, one try block. The loop's state is made only
+        # when the first attempt fails.
+        after_failure = policy._after_first_failure
+
+        @functools.wraps(fn)
+        async def retrying(*args: Any, **kwargs: Any) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                run = after_failure()
+                delay = run.failed(exc, False)
+                if delay is None:
+                    raise
+            return await _after_first_failure(run, delay, fn, args, kwargs)
+
+    retrying.retry = policy  # type: ignore[attr-defined]
+    return retrying

@@ -1,0 +1,213 @@
+"""Overhead per call of tailguard's decorators against the Python peers, on the happy path.
+
+Measures the median nanoseconds per call of a function that succeeds at once, called through
+each library's retry decorator (sync and async) and circuit breaker in the closed state (sync and
+async), next to the bare function, so overhead = total - bare. Rounds are interleaved (every
+library once per round, in a shuffled order) and repeated, and each figure is the median over the
+rounds, so a noisy neighbour hits every library alike.
+
+This script installs nothing. Build tailguard in release mode and install the peers first:
+
+    python3 -m venv .venv
+    VIRTUAL_ENV=$PWD/.venv PATH=$PWD/.venv/bin:$PATH maturin develop --release
+    .venv/bin/python -m pip install -r tests/python/bench-requirements.txt
+    .venv/bin/python tests/python/bench/bench.py            # --rounds 15 --calls 20000
+
+A peer that is not installed is skipped. Output: a Markdown table (for BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import platform
+import random
+import statistics
+import sys
+import time
+from typing import Any, Awaitable, Callable, Optional
+
+import tailguard as tg
+
+SyncFn = Callable[[int], int]
+AsyncFn = Callable[[int], Awaitable[int]]
+
+
+def work(x: int) -> int:
+    return x
+
+
+async def awork(x: int) -> int:
+    return x
+
+
+def peer(name: str) -> Optional[Any]:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def version(name: str) -> str:
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version(name)
+    except Exception:
+        return "?"
+
+
+def retry_sync() -> dict[str, SyncFn]:
+    found: dict[str, SyncFn] = {
+        "bare function": work,
+        "tailguard": tg.retry(on=ConnectionError, attempts=3)(work),
+    }
+    if (tenacity := peer("tenacity")) is not None:
+        found["tenacity"] = tenacity.retry(
+            stop=tenacity.stop_after_attempt(3),
+            retry=tenacity.retry_if_exception_type(ConnectionError),
+        )(work)
+    if (stamina := peer("stamina")) is not None:
+        found["stamina"] = stamina.retry(on=ConnectionError, attempts=3)(work)
+    if (backoff := peer("backoff")) is not None:
+        found["backoff"] = backoff.on_exception(backoff.expo, ConnectionError, max_tries=3)(work)
+    return found
+
+
+def retry_async() -> dict[str, AsyncFn]:
+    found: dict[str, AsyncFn] = {
+        "bare function": awork,
+        "tailguard": tg.retry(on=ConnectionError, attempts=3)(awork),
+    }
+    if (tenacity := peer("tenacity")) is not None:
+        found["tenacity"] = tenacity.retry(
+            stop=tenacity.stop_after_attempt(3),
+            retry=tenacity.retry_if_exception_type(ConnectionError),
+        )(awork)
+    if (stamina := peer("stamina")) is not None:
+        found["stamina"] = stamina.retry(on=ConnectionError, attempts=3)(awork)
+    if (backoff := peer("backoff")) is not None:
+        found["backoff"] = backoff.on_exception(backoff.expo, ConnectionError, max_tries=3)(awork)
+    return found
+
+
+def breaker_sync() -> dict[str, SyncFn]:
+    found: dict[str, SyncFn] = {
+        "bare function": work,
+        "tailguard": tg.CircuitBreaker()(work),
+    }
+    if (pybreaker := peer("pybreaker")) is not None:
+        found["pybreaker"] = pybreaker.CircuitBreaker()(work)
+    if (circuitbreaker := peer("circuitbreaker")) is not None:
+        found["circuitbreaker"] = circuitbreaker.circuit()(work)
+    if (aiobreaker := peer("aiobreaker")) is not None:
+        found["aiobreaker"] = aiobreaker.CircuitBreaker()(work)
+    if (purgatory := peer("purgatory")) is not None:
+        found["purgatory"] = purgatory.SyncCircuitBreakerFactory()("bench")(work)
+    return found
+
+
+def breaker_async() -> dict[str, AsyncFn]:
+    found: dict[str, AsyncFn] = {
+        "bare function": awork,
+        "tailguard": tg.CircuitBreaker()(awork),
+    }
+    if (aiobreaker := peer("aiobreaker")) is not None:
+        found["aiobreaker"] = aiobreaker.CircuitBreaker()(awork)
+    if (circuitbreaker := peer("circuitbreaker")) is not None:
+        found["circuitbreaker"] = circuitbreaker.circuit()(awork)
+    if (purgatory := peer("purgatory")) is not None:
+        found["purgatory"] = purgatory.AsyncCircuitBreakerFactory()("bench")(awork)
+    return found
+
+
+def time_sync(fn: SyncFn, calls: int) -> float:
+    start = time.perf_counter_ns()
+    for i in range(calls):
+        fn(i)
+    return (time.perf_counter_ns() - start) / calls
+
+
+async def time_async(fn: AsyncFn, calls: int) -> float:
+    start = time.perf_counter_ns()
+    for i in range(calls):
+        await fn(i)
+    return (time.perf_counter_ns() - start) / calls
+
+
+def rounds_sync(fns: dict[str, SyncFn], rounds: int, calls: int) -> dict[str, float]:
+    for fn in fns.values():  # warm up
+        time_sync(fn, calls // 10 + 1)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for name in order:
+            samples[name].append(time_sync(fns[name], calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def rounds_async(fns: dict[str, AsyncFn], rounds: int, calls: int) -> dict[str, float]:
+    async def main() -> dict[str, float]:
+        for fn in fns.values():
+            await time_async(fn, calls // 10 + 1)
+        samples: dict[str, list[float]] = {name: [] for name in fns}
+        order = list(fns)
+        for _ in range(rounds):
+            random.shuffle(order)
+            for name in order:
+                samples[name].append(await time_async(fns[name], calls))
+        return {name: statistics.median(values) for name, values in samples.items()}
+
+    return asyncio.run(main())
+
+
+GOALS = {
+    "retry success, sync": 250.0,
+    "retry success, async": 600.0,
+    "closed breaker, sync": 400.0,
+    "closed breaker, async": 700.0,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median)")
+    parser.add_argument("--calls", type=int, default=20000, help="calls per library per round")
+    args = parser.parse_args()
+    rounds = max(1, min(args.rounds, 200))
+    calls = max(100, min(args.calls, 1_000_000))
+
+    scenarios: list[tuple[str, dict[str, float]]] = [
+        ("retry success, sync", rounds_sync(retry_sync(), rounds, calls)),
+        ("retry success, async", rounds_async(retry_async(), rounds, calls)),
+        ("closed breaker, sync", rounds_sync(breaker_sync(), rounds, calls)),
+        ("closed breaker, async", rounds_async(breaker_async(), rounds, calls)),
+    ]
+
+    print(f"Python {platform.python_version()} ({platform.machine()}), tailguard {tg.__version__};")
+    peers = ["tenacity", "stamina", "backoff", "pybreaker", "aiobreaker", "purgatory", "circuitbreaker"]
+    print(", ".join(f"{name} {version(name)}" for name in peers if peer(name) is not None) + ".")
+    print(f"Median of {rounds} interleaved rounds of {calls} calls each.\n")
+    print("| scenario | library | ns per call | overhead (ns) | overhead vs tailguard |")
+    print("|---|---|---:|---:|---:|")
+    for scenario, medians in scenarios:
+        bare = medians["bare function"]
+        ours = max(medians["tailguard"] - bare, 1.0)
+        for name, total in sorted(medians.items(), key=lambda item: item[1]):
+            overhead = total - bare
+            ratio = "" if name == "bare function" else f"{overhead / ours:.1f}×"
+            shown = "" if name == "bare function" else f"{overhead:,.0f}"
+            print(f"| {scenario} | {name} | {total:,.0f} | {shown} | {ratio} |")
+    print()
+    for scenario, medians in scenarios:
+        overhead = medians["tailguard"] - medians["bare function"]
+        goal = GOALS[scenario]
+        verdict = "meets" if overhead <= goal else "MISSES"
+        print(f"- {scenario}: tailguard overhead {overhead:,.0f} ns {verdict} the goal of {goal:,.0f} ns")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
