@@ -7,8 +7,9 @@
 //! read, the connection goes back to the pool, unless it was closed or the pool already holds
 //! `max_idle` idle connections. A connection whose call was cancelled (its future dropped) is
 //! closed by hyper and never reused; one the server closed while it sat idle is discarded when
-//! next taken. A call that fails on a reused connection before any answer (it had gone stale)
-//! is tried once more on a fresh connection.
+//! next taken. A `GET` or `HEAD` that fails on a reused connection before any answer (it had
+//! gone stale: closed or reset by the server) is tried once more on a fresh connection, as is
+//! any request hyper did not send at all.
 //!
 //! There is no overall call timeout here: wrap calls in [`tailguard::timeout`] (the gateway
 //! does, per call).
@@ -141,9 +142,10 @@ pub struct PoolStats {
     pub idle: u64,
     /// Connections established.
     pub connects: u64,
-    /// Calls that reused an idle connection.
+    /// Calls answered on a reused idle connection.
     pub reuses: u64,
-    /// Idle connections found closed (or not ready) and thrown away.
+    /// Idle connections found closed, not ready, or gone stale on their next call, and thrown
+    /// away.
     pub discarded: u64,
 }
 
@@ -246,17 +248,21 @@ impl Pool {
             request
         };
         if let Some(mut sender) = inner.checkout().await {
-            inner.reuses.fetch_add(1, Relaxed);
             match sender.try_send_request(build()).await {
-                Ok(response) => return inner.finish(sender, response).await,
-                // The connection went stale (the server closed it while idle) before any
-                // answer: try once more on a fresh one. Only done for requests that were
-                // either never sent or are idempotent.
+                Ok(response) => {
+                    inner.reuses.fetch_add(1, Relaxed);
+                    return inner.finish(sender, response).await;
+                }
+                // The connection went stale (the server closed or reset it while it sat idle)
+                // before any answer: try once more on a fresh one. Only done for requests
+                // that were never sent, or are idempotent.
                 Err(error)
                     if error.message().is_some()
-                        || ((method == Method::GET || method == Method::HEAD)
-                            && (error.error().is_canceled()
-                                || error.error().is_incomplete_message())) => {}
+                        || method == Method::GET
+                        || method == Method::HEAD =>
+                {
+                    inner.discarded.fetch_add(1, Relaxed);
+                }
                 Err(error) => return Err(ClientError::Request(error.into_error())),
             }
         }
