@@ -14,15 +14,21 @@
 //! There is no overall call timeout here: wrap calls in [`tailguard::timeout`] (the gateway
 //! does, per call).
 //!
-//! ```no_run
-//! use std::time::Duration;
+//! ```
+//! use tailguard_demo::backend::{BackendConfig, Backends, Profile};
 //! use tailguard_demo::client::{ClientConfig, Pool};
 //! use tailguard_demo::rt::Runtime;
 //!
 //! let rt = Runtime::new(2.try_into().unwrap());
-//! let pool = Pool::new("127.0.0.1:8080".parse().unwrap(), ClientConfig::default(), rt.executor().clone());
-//! let reply = rt.block_on(pool.get("/gophers")).unwrap();
-//! assert_eq!(reply.status, 200);
+//! let backends = rt.block_on(Backends::start(BackendConfig::uniform(1, Profile::default()), rt.executor()))?;
+//! let pool = Pool::new(backends.addrs()[0], ClientConfig::default(), rt.executor().clone());
+//! for _ in 0..3 {
+//!     let reply = rt.block_on(pool.get("/key/1"))?;
+//!     assert_eq!(reply.status, 200);
+//!     assert_eq!(reply.body, "/key/1 from replica 0");
+//! }
+//! assert_eq!((pool.stats().connects, pool.stats().reuses), (1, 2)); // one connection, kept alive
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fmt;

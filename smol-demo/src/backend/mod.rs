@@ -30,7 +30,7 @@
 //! state and counters of every replica, as JSON) and `POST /replicas/{i}/down` and
 //! `POST /replicas/{i}/up`.
 //!
-//! ```no_run
+//! ```
 //! use tailguard_demo::backend::{BackendConfig, Backends, Profile};
 //! use tailguard_demo::rt::Runtime;
 //!
@@ -40,6 +40,7 @@
 //!     .unwrap();
 //! println!("replicas on {:?}", backends.addrs());
 //! backends.set_down(1, true).unwrap(); // replica 1 now refuses connections
+//! assert!(backends.is_down(1).unwrap());
 //! rt.block_on(backends.stop());
 //! ```
 

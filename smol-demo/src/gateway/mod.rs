@@ -19,6 +19,23 @@
 //!
 //! Dropping a fan-out (a client gone, a forced shutdown) cancels every call in it, releases
 //! breaker permits uncounted, and returns no connection to a pool half-used.
+//!
+//! ```
+//! use tailguard_demo::backend::{BackendConfig, Backends, Profile};
+//! use tailguard_demo::gateway::{Gateway, GatewayConfig};
+//! use tailguard_demo::rt::Runtime;
+//!
+//! let rt = Runtime::new(2.try_into().unwrap());
+//! let backends = rt.block_on(Backends::start(BackendConfig::uniform(3, Profile::default()), rt.executor()))?;
+//! let gateway = Gateway::new(GatewayConfig::new(backends.addrs().to_vec()), rt.executor().clone())?;
+//!
+//! backends.set_down(2, true)?; // replica 2 refuses connections
+//! let report = rt.block_on(gateway.fanout(9));
+//! assert_eq!(report.ok, 9); // its keys were read from the others
+//! assert_eq!(report.served_by[2], 0);
+//! assert_eq!(report.values[4].as_deref(), Some("/key/4 from replica 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod args;
 mod config;
