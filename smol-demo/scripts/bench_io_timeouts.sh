@@ -22,8 +22,8 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
   line="round $round"
   for mode in $order; do
-    port=$((18100 + round * 2 + (mode == "off")))
-    flag=""; [ "$mode" = off ] && flag="--no-io-timeouts"
+    port=$((18100 + round * 2)); flag=""
+    if [ "$mode" = off ]; then port=$((port + 1)); flag="--no-io-timeouts"; fi
     taskset -c 0 "$B" serve --addr 127.0.0.1:$port --threads 1 $flag 2>/dev/null &
     pid=$!
     sleep 0.3
