@@ -225,14 +225,18 @@ pub(super) async fn run(
 async fn rebind(replica: &Replica, stop: &ShutdownSignal) -> Option<TcpListener> {
     let up_and_bound = async {
         replica.wait_until(false).await;
+        let mut logged = false;
         loop {
             match TcpListener::bind(replica.addr).await {
                 Ok(listener) => return listener,
                 Err(error) => {
-                    crate::server::log(format_args!(
-                        "replica {} cannot listen on {} again ({error}); retrying",
-                        replica.index, replica.addr
-                    ));
+                    if !logged {
+                        crate::server::log(format_args!(
+                            "replica {} cannot listen on {} again ({error}); retrying every 100ms",
+                            replica.index, replica.addr
+                        ));
+                        logged = true;
+                    }
                     smol::Timer::after(Duration::from_millis(100)).await;
                 }
             }

@@ -101,7 +101,8 @@ pub struct FanoutReport {
     pub breaker_rejections: u64,
     /// Keys answered, by replica index.
     pub served_by: Vec<u64>,
-    /// Why keys failed, by error name (the last error of each failed key).
+    /// Why keys are missing, by error name: the last error of each failed key
+    /// ([`KeyError::name`]), or `deadline` for a key cut by the fan-out's deadline.
     pub errors: BTreeMap<String, u64>,
     /// How long the fan-out took, in milliseconds.
     pub elapsed_ms: f64,
@@ -292,5 +293,50 @@ impl Inner {
                 Err(KeyError::Status(reply.status.as_u16()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hedged(errors: Vec<KeyError>) -> HedgeError<KeyError> {
+        // A HedgeError is only built by a hedged run: make one that fails with `errors`.
+        let hedge = tailguard::hedge::Hedge::builder()
+            .max_attempts(errors.len() as u32)
+            .unbudgeted()
+            .build()
+            .unwrap();
+        let timer = tailguard::time::ManualTimer::new();
+        let run = hedge.run_with(timer.clone(), |attempt| {
+            let error = errors[attempt as usize].clone();
+            async move { Err::<(), _>(error) }
+        });
+        timer.block_on(run).unwrap_err()
+    }
+
+    #[test]
+    fn only_faults_another_try_may_fix_are_retried() {
+        let classify = |errors| KeyClassifier.classify(&hedged(errors));
+        assert_eq!(classify(vec![KeyError::Status(503)]), Decision::Retry);
+        assert_eq!(classify(vec![KeyError::CallTimeout]), Decision::Retry);
+        assert_eq!(classify(vec![KeyError::Client("connect")]), Decision::Retry);
+        assert_eq!(classify(vec![KeyError::Status(404)]), Decision::Stop);
+        assert_eq!(classify(vec![KeyError::AllBreakersOpen]), Decision::Stop);
+        // One retryable failure among the attempts is enough.
+        assert_eq!(
+            classify(vec![KeyError::AllBreakersOpen, KeyError::Status(500)]),
+            Decision::Retry
+        );
+    }
+
+    #[test]
+    fn errors_have_short_names_and_say_what_happened() {
+        assert_eq!(KeyError::Status(503).name(), "status_503");
+        assert_eq!(KeyError::CallTimeout.name(), "call_timeout");
+        assert_eq!(KeyError::Client("connect").name(), "connect");
+        assert_eq!(KeyError::AllBreakersOpen.name(), "all_breakers_open");
+        assert!(KeyError::CallTimeout.to_string().contains("call_timeout"));
+        assert!(KeyError::AllBreakersOpen.to_string().contains("breaker"));
     }
 }
