@@ -31,9 +31,23 @@ pub(crate) fn from_core(py: Python<'_>, err: &tailguard::ConfigError) -> PyErr {
         "max_attempts" => "attempts",
         "max_elapsed" => "deadline",
         "attempt_timeout" => "timeout",
+        "count_window" => "window",
+        "time_window.duration" => "time_window",
+        "time_window.buckets" => "time_window_buckets",
+        "slow_calls.duration" => "slow_call_duration",
+        "slow_calls.rate" => "slow_call_rate",
+        "open_durations" => "open_duration",
+        "adaptive_delay" => "delay",
         other => other,
     };
-    config_error(py, parameter, err.message())
+    // The core spells jitter modes as Rust enum variants; say them as Python spells them.
+    let message = err
+        .message()
+        .replace("Jitter::Equal", "jitter=\"equal\"")
+        .replace("Jitter::Decorrelated", "jitter=\"decorrelated\"")
+        .replace("Jitter::None", "jitter=\"none\"")
+        .replace("full jitter", "jitter=\"full\"");
+    config_error(py, parameter, &message)
 }
 
 /// Why a retry loop gave up, as the string in `RetryError.reason`.

@@ -360,6 +360,10 @@ def test_rule_opens_exactly_when_the_window_rate_is_reached(outcomes: list[bool]
         ({"half_open_calls": 0}, "half_open_calls", ValueError),
         ({"half_open_success_rate": 2}, "half_open_success_rate", ValueError),
         ({"slow_call_rate": 0.5}, "slow_call_rate", ValueError),
+        ({"slow_call_duration": 0, "slow_call_rate": 0.5}, "slow_call_duration", ValueError),
+        ({"slow_call_duration": 1.0, "slow_call_rate": 0}, "slow_call_rate", ValueError),
+        ({"window": 10, "minimum_calls": 11}, "minimum_calls", ValueError),
+        ({"open_duration": tg.Backoff.exponential(5.0)}, "open_duration", ValueError),
         ({"stripes": 3}, "stripes", ValueError),
         ({"on": 5}, "on", TypeError),
         ({"on_transition": 5}, "on_transition", TypeError),
@@ -370,3 +374,10 @@ def test_bad_settings_name_the_parameter(
 ) -> None:
     with pytest.raises(error, match=f"`{parameter}`"):
         tg.CircuitBreaker(**settings)  # type: ignore[arg-type]
+
+
+def test_a_backoff_open_duration_needs_a_jitter_that_cannot_draw_zero() -> None:
+    with pytest.raises(ValueError, match='jitter="equal"'):
+        tg.CircuitBreaker(open_duration=tg.Backoff.exponential(5.0, jitter="full"))
+    breaker = tg.CircuitBreaker(open_duration=tg.Backoff.exponential(5.0, jitter="equal"))
+    assert breaker.state == "closed"

@@ -64,17 +64,6 @@ fn reason_name(reason: Reason) -> &'static str {
     }
 }
 
-/// The core names some settings after its builder methods; these are the Python names.
-fn python_field(field: &str) -> &str {
-    match field {
-        "count_window" => "window",
-        "time_window.duration" => "time_window",
-        "time_window.buckets" => "time_window_buckets",
-        f if f.starts_with("open_duration") => "open_duration",
-        f => f,
-    }
-}
-
 /// `CircuitOpenError` for a rejected call.
 fn open_error(py: Python<'_>, rejected: Rejected) -> PyErr {
     static CIRCUIT_OPEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -340,7 +329,7 @@ impl CircuitBreaker {
         });
         let machine = builder
             .build_state_machine(clock.now())
-            .map_err(|e| errors::config_error(py, python_field(e.field()), e.message()))?;
+            .map_err(|e| errors::from_core(py, &e))?;
         Ok(CircuitBreaker {
             machine: Box::new(machine),
             clock,
