@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt};
 
 use crate::errors;
@@ -193,4 +194,18 @@ fn is_timedelta(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// Seconds as a Python float.
 pub(crate) fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
+}
+
+/// `__get__` for a wrapper class: looked up on an instance, the wrapper binds to it as a method
+/// (so decorated methods get `self`); looked up on the class, it is returned as is.
+pub(crate) fn bind_method(
+    wrapper: &Bound<'_, PyAny>,
+    instance: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    if instance.is_none() {
+        return Ok(wrapper.clone().unbind());
+    }
+    static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let method = METHOD_TYPE.import(wrapper.py(), "types", "MethodType")?;
+    Ok(method.call1((wrapper, instance))?.unbind())
 }

@@ -1,7 +1,6 @@
 //! `Guarded`: a sync function behind a breaker, acquire-call-record all in Rust.
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use tailguard::breaker::Outcome;
 
@@ -57,12 +56,7 @@ impl Guarded {
         instance: &Bound<'_, PyAny>,
         _owner: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        if instance.is_none() {
-            return Ok(slf.clone().into_any().unbind());
-        }
-        static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let method = METHOD_TYPE.import(slf.py(), "types", "MethodType")?;
-        Ok(method.call1((slf, instance))?.unbind())
+        convert::bind_method(slf.as_any(), instance)
     }
 
     /// The breaker guarding this function.

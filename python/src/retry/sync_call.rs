@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use tailguard::retry::RetryState;
 
@@ -110,12 +109,7 @@ impl Retrying {
         instance: &Bound<'_, PyAny>,
         _owner: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        if instance.is_none() {
-            return Ok(slf.clone().into_any().unbind());
-        }
-        static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let method = METHOD_TYPE.import(slf.py(), "types", "MethodType")?;
-        Ok(method.call1((slf, instance))?.unbind())
+        convert::bind_method(slf.as_any(), instance)
     }
 
     /// The policy this function is retried under.
