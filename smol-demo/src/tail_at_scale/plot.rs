@@ -204,6 +204,15 @@ mod tests {
             (400, 300),
         )
         .unwrap();
-        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        // Each series is one line of many points, plus a short swatch in the legend.
+        for color in ["#D55E00", "#0072B2"] {
+            let lines: Vec<&str> = svg
+                .split("<polyline")
+                .filter(|e| e.contains(&format!("stroke=\"{color}\"")))
+                .collect();
+            assert_eq!(lines.len(), 2, "{svg}");
+            assert!(lines.iter().any(|l| l.matches(',').count() > 10), "{svg}");
+        }
+        assert!(svg.contains(">\na\n</text>") || svg.contains(">a</text>"), "{svg}");
     }
 }
