@@ -105,9 +105,13 @@ pub fn herd(args: &HerdArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let runtime = rt::Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
-    let report = runtime.block_on(crate::herd::live::run(runtime.executor(), &config, |mode| {
-        eprintln!("herd: {} ...", mode.describe(&config));
-    }));
+    let report = runtime.block_on(crate::herd::live::run(
+        runtime.executor(),
+        &config,
+        |mode| {
+            eprintln!("herd: {} ...", mode.describe(&config));
+        },
+    ));
     match report {
         Ok(report) if args.json => {
             println!("{}", report.to_json());

@@ -16,3 +16,4 @@ pub mod respond;
 pub mod rt;
 pub mod server;
 pub mod tail_at_scale;
+pub mod tour;

@@ -12,16 +12,28 @@ use tailguard_demo::rt;
 use tailguard_demo::server::{log, Server, ServerConfig};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
-/// smol + hyper server.
+/// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
+/// on free loopback ports and measures each pattern live.
 #[derive(Debug, Parser)]
-#[command(name = "tailguard-demo", version, about, long_about = None)]
+#[command(
+    name = "tailguard-demo",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    tour: tailguard_demo::tour::TourArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The guided tour (the default with no command): timeouts, graceful shutdown, retry and
+    /// the herd, the circuit breaker, hedging, each explained and measured live.
+    Tour(tailguard_demo::tour::TourArgs),
     /// Serve HTTP with every wait bounded; SIGINT or SIGTERM shuts down gracefully.
     ///
     /// Routes: GET /{name} answers "Hi there, I love {name}!"; POST /echo reads the body within
@@ -133,11 +145,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        // Until the guided tour lands, no arguments means: serve with the defaults.
-        None => match Cli::parse_from(["tailguard-demo", "serve"]).command {
-            Some(Command::Serve(args)) => serve(args),
-            _ => ExitCode::FAILURE,
-        },
+        Some(Command::Tour(args)) => tailguard_demo::tour::run(&args),
+        None => tailguard_demo::tour::run(&cli.tour),
     }
 }
 

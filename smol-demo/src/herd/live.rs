@@ -156,7 +156,10 @@ impl LiveHerdConfig {
         if !(self.rate > 0.0 && self.rate <= 10_000.0) {
             return Err(ConfigError::new(
                 "rate",
-                format!("must be in (0, 10000] requests per second, got {}", self.rate),
+                format!(
+                    "must be in (0, 10000] requests per second, got {}",
+                    self.rate
+                ),
             ));
         }
         if self.capacity == 0 {
@@ -654,7 +657,10 @@ mod tests {
             (back - Duration::from_millis(1), CallOutcome::Refused),
             (back, CallOutcome::Rejected),
             (back + Duration::from_millis(150), CallOutcome::Ok),
-            (back + config.after + Duration::from_millis(1), CallOutcome::Ok),
+            (
+                back + config.after + Duration::from_millis(1),
+                CallOutcome::Ok,
+            ),
         ];
         let t = timeline(&config, &calls);
         assert_eq!(t.len(), 25);

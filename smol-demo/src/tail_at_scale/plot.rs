@@ -99,7 +99,9 @@ pub fn cdf_svg(
         .iter()
         .map(|s| (s.name, cdf_points(s.histogram, top)))
         .collect();
-    let xs = lines.iter().flat_map(|(_, points)| points.iter().map(|p| p.0));
+    let xs = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.0));
     let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
     // From a power of ten: the log axis labels its decades from the first one in range.
     let (lo, hi) = if lo.is_finite() && hi > lo {
@@ -177,8 +179,13 @@ mod tests {
         }
         let points = cdf_points(&h, 3.0);
         assert_eq!(points.len(), POINTS + 1);
-        assert!(points.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
-        assert!((points.last().unwrap().0 - 200.0).abs() < 10.0, "{points:?}");
+        assert!(points
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+        assert!(
+            (points.last().unwrap().0 - 200.0).abs() < 10.0,
+            "{points:?}"
+        );
     }
 
     #[test]
@@ -213,6 +220,9 @@ mod tests {
             assert_eq!(lines.len(), 2, "{svg}");
             assert!(lines.iter().any(|l| l.matches(',').count() > 10), "{svg}");
         }
-        assert!(svg.contains(">\na\n</text>") || svg.contains(">a</text>"), "{svg}");
+        assert!(
+            svg.contains(">\na\n</text>") || svg.contains(">a</text>"),
+            "{svg}"
+        );
     }
 }
