@@ -5,7 +5,7 @@
 //! more are answered `503` at once. It is down (connections refused, like a crashed process)
 //! from `warmup` to `warmup + outage`. Meanwhile user requests arrive at a steady `rate` (open
 //! loop: a slow backend does not slow the users down), each one a call under a
-//! [`Retry`](tailguard::retry::Retry) policy of up to `max_attempts` attempts with exponential
+//! [`Retry`] policy of up to `max_attempts` attempts with exponential
 //! backoff from `base_delay` to `max_delay`, within `max_elapsed`. Two [`HerdMode`]s are
 //! compared:
 //!

@@ -104,6 +104,9 @@ impl RunningServer {
     }
 }
 
+/// One part of the tour: prints its explanation and its table.
+type Section<'a> = dyn Fn() -> Result<(), ExperimentError> + 'a;
+
 /// Runs the tour, printing as it goes; fails if a section could not run.
 pub fn run(args: &TourArgs) -> ExitCode {
     let out = Out::detect();
@@ -116,7 +119,7 @@ pub fn run(args: &TourArgs) -> ExitCode {
         if args.quick { 10 } else { 20 }
     ));
     let mut failed = Vec::new();
-    let sections: [(&str, &dyn Fn() -> Result<(), ExperimentError>); 5] = [
+    let sections: [(&str, &Section<'_>); 5] = [
         (HEADINGS[0], &|| section_timeouts(&out, &rt)),
         (HEADINGS[1], &|| section_shutdown(&out, &rt)),
         (HEADINGS[2], &|| section_herd(&out, &rt, args.quick)),
