@@ -1,4 +1,4 @@
-//! The `backend` and `load` subcommands, as functions the binary calls.
+//! The `backend`, `load` and `herd` subcommands, as functions the binary calls.
 
 use std::process::ExitCode;
 
@@ -6,6 +6,7 @@ use futures_lite::StreamExt;
 
 use crate::backend::args::BackendArgs;
 use crate::backend::Backends;
+use crate::herd::args::HerdArgs;
 use crate::load::args::LoadArgs;
 use crate::rt;
 use crate::server::log;
@@ -83,4 +84,46 @@ pub fn load(args: &LoadArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// `tailguard-demo herd`: the live run (or with `--sim` the virtual-time studies), printed as
+/// tables or JSON.
+pub fn herd(args: &HerdArgs) -> ExitCode {
+    if args.sim {
+        let config = crate::herd::HerdConfig::new(args.clients, args.seed);
+        let report = crate::herd::run(&config);
+        if args.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_table(&config));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let config = args.live_config();
+    if let Err(error) = config.validate() {
+        eprintln!("herd: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = rt::Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
+    let report = runtime.block_on(crate::herd::live::run(
+        runtime.executor(),
+        &config,
+        |mode| {
+            eprintln!("herd: {} ...", mode.describe(&config));
+        },
+    ));
+    match report {
+        Ok(report) if args.json => {
+            println!("{}", report.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.to_table(&config));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("herd: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `tailguard-demo herd`: the thundering herd, and what jitter and budgets do about it.
 //!
-//! Two experiments, both in virtual time on a [`ManualTimer`](tailguard::time::ManualTimer) with
+//! [`live`] runs clients against a real backend that comes back from an outage (the default
+//! of `tailguard-demo herd`). With `--sim`, two experiments, both in virtual time on a [`ManualTimer`](tailguard::time::ManualTimer) with
 //! seeded randomness, so every run with the same flags prints the same numbers:
 //!
 //! 1. **Contention** ([`contention`]), after the AWS Architecture Blog post "Exponential Backoff
@@ -14,7 +15,9 @@
 //!    in front of a dead backend. Each failure is multiplied at every layer. A 10% retry budget
 //!    per layer keeps the amplification near 1.1⁵.
 
+pub mod args;
 pub mod contention;
+pub mod live;
 pub mod storm;
 
 use std::fmt::Write as _;

@@ -12,16 +12,28 @@ use tailguard_demo::rt;
 use tailguard_demo::server::{log, Server, ServerConfig};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
-/// smol + hyper server.
+/// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
+/// on free loopback ports and measures each pattern live.
 #[derive(Debug, Parser)]
-#[command(name = "tailguard-demo", version, about, long_about = None)]
+#[command(
+    name = "tailguard-demo",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    tour: tailguard_demo::tour::TourArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The guided tour (the default with no command): timeouts, graceful shutdown, retry and
+    /// the herd, the circuit breaker, hedging, each explained and measured live.
+    Tour(tailguard_demo::tour::TourArgs),
     /// Serve HTTP with every wait bounded; SIGINT or SIGTERM shuts down gracefully.
     ///
     /// Routes: GET /{name} answers "Hi there, I love {name}!"; POST /echo reads the body within
@@ -32,9 +44,11 @@ enum Command {
     /// Exit status: 0 when every connection drained before the shutdown deadline, 1 when some
     /// had to be closed by force.
     Serve(ServeArgs),
-    /// The thundering herd: backoff and jitter strategies under contention, and the retry storm
-    /// with and without budgets, in virtual time.
-    Herd(HerdArgs),
+    #[command(
+        about = tailguard_demo::herd::args::ABOUT,
+        long_about = tailguard_demo::herd::args::LONG_ABOUT
+    )]
+    Herd(tailguard_demo::herd::args::HerdArgs),
     /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging.
     #[command(
         about = tailguard_demo::tail_at_scale::ABOUT,
@@ -51,22 +65,6 @@ enum Command {
         long_about = tailguard_demo::load::args::LONG_ABOUT
     )]
     Load(tailguard_demo::load::args::LoadArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct HerdArgs {
-    /// Clients contending for the resource.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    clients: u32,
-    /// Seed for every random choice: the same seed prints the same numbers.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Print one JSON object keyed by strategy (`calls`, `completion_ms`) plus `storm`.
-    #[arg(long)]
-    json: bool,
-    /// Simulate in virtual time (the only mode for now; a live run over HTTP comes later).
-    #[arg(long, default_value_t = true)]
-    sim: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,7 +129,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::Herd(args)) => herd(&args),
+        Some(Command::Herd(args)) => tailguard_demo::commands::herd(&args),
         Some(Command::Backend(args)) => tailguard_demo::commands::backend(&args),
         Some(Command::Load(args)) => tailguard_demo::commands::load(&args),
         Some(Command::TailAtScale(args)) => match tailguard_demo::tail_at_scale::run(&args) {
@@ -147,11 +145,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        // Until the guided tour lands, no arguments means: serve with the defaults.
-        None => match Cli::parse_from(["tailguard-demo", "serve"]).command {
-            Some(Command::Serve(args)) => serve(args),
-            _ => ExitCode::FAILURE,
-        },
+        Some(Command::Tour(args)) => tailguard_demo::tour::run(&args),
+        None => tailguard_demo::tour::run(&cli.tour),
     }
 }
 
@@ -202,16 +197,4 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     })
-}
-
-fn herd(args: &HerdArgs) -> ExitCode {
-    let _ = args.sim;
-    let config = tailguard_demo::herd::HerdConfig::new(args.clients, args.seed);
-    let report = tailguard_demo::herd::run(&config);
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_table(&config));
-    }
-    ExitCode::SUCCESS
 }

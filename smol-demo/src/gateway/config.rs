@@ -114,6 +114,9 @@ pub struct GatewayConfig {
     pub hedge_budget_ratio: f64,
     /// Adaptive hedging: primaries needed before the delay is trusted.
     pub hedge_min_samples: u64,
+    /// Calls per try when hedging, the primary included (2: one backup); each backup goes one
+    /// replica further along.
+    pub hedge_max_attempts: u32,
     /// The per-replica circuit breakers.
     pub breaker: BreakerSettings,
     /// Seeds the retry jitter (`None`: random).
@@ -139,6 +142,7 @@ impl Default for GatewayConfig {
             hedge: HedgeMode::Adaptive(0.95),
             hedge_budget_ratio: 0.1,
             hedge_min_samples: 50,
+            hedge_max_attempts: 2,
             breaker: BreakerSettings::default(),
             seed: None,
             log_transitions: false,
@@ -205,11 +209,14 @@ impl GatewayConfig {
                 .fixed_delay(self.call_timeout)
                 .max_attempts(1)
                 .build(),
-            HedgeMode::Fixed(delay) => builder.fixed_delay(delay).max_attempts(2).build(),
+            HedgeMode::Fixed(delay) => builder
+                .fixed_delay(delay)
+                .max_attempts(self.hedge_max_attempts)
+                .build(),
             HedgeMode::Adaptive(p) => builder
                 .adaptive_delay(p)
                 .min_samples(self.hedge_min_samples)
-                .max_attempts(2)
+                .max_attempts(self.hedge_max_attempts)
                 .build(),
         }
     }

@@ -142,6 +142,7 @@ pub struct Server {
     stats: Arc<ServerStats>,
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
+    quiet: bool,
 }
 
 /// How a [`Server::serve`] ended.
@@ -194,7 +195,15 @@ impl Server {
             stats: Arc::new(ServerStats::default()),
             metrics: Arc::new(HttpMetrics::new()),
             gateway: None,
+            quiet: false,
         })
+    }
+
+    /// Does not log the shutdown's progress to stderr: for the tour and the experiments, which
+    /// run servers inside one process and report what they measured themselves.
+    pub fn quiet(mut self) -> Server {
+        self.quiet = true;
+        self
     }
 
     /// Serves `GET /fanout` through `gateway`, and adds its series to `GET /metrics`.
@@ -228,7 +237,13 @@ impl Server {
             stats,
             metrics,
             gateway,
+            quiet,
         } = self;
+        let log = |message: fmt::Arguments<'_>| {
+            if !quiet {
+                log(message);
+            }
+        };
         let graceful = Shutdown::new();
         let force = Shutdown::new();
         let tracker = TaskTracker::new();

@@ -1,41 +1,64 @@
 //! `tailguard-demo tail-at-scale`: the experiment of "The Tail at Scale" (Dean & Barroso, 2013).
 //!
-//! [`sim`] runs it in virtual time; [`run`] is the command-line front end.
+//! [`sim`] runs it in virtual time (`--sim`); [`live`] runs it over real sockets, and [`plot`]
+//! draws the live run's latency CDF; [`run`] is the command-line front end.
 
+pub mod live;
+pub mod plot;
 pub mod sim;
 
 use std::fmt::Write as _;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use self::live::{LiveConfig, LiveModeReport};
 use self::sim::{ModeReport, SimConfig};
+use crate::args::parse_duration;
+use crate::backend::Stalls;
+use crate::rt::{self, Runtime};
 
 /// One line of help for `tail-at-scale`.
 pub const ABOUT: &str =
-    "The Tail at Scale experiment: 1,000-key reads over 100 replicas that stall, \
-             unhedged vs fixed-delay vs adaptive hedging";
+    "The Tail at Scale experiment: fan-out reads over replicas that stall, unhedged vs \
+             fixed-delay vs adaptive hedging (live, or simulated with --sim)";
 
 /// The full `tail-at-scale --help`: the model, stated.
-pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013), as a deterministic \
-virtual-time simulation running tailguard's own scatter-gather and hedging code.
+pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
+reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
+common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
+that tail. Three modes are compared: none (no hedging); fixed (hedge each read after a fixed \
+delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
+within a budget of extra reads).
 
-Model: 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). Each replica stalls like a \
-stop-the-world GC: pauses start at exponential intervals (mean 2,000 s per replica) and last \
-uniformly 200 ms to 2 s; a paused replica serves nothing (reads wait, reads in service freeze). \
-A replica is paused 0.055% of the time, so a request reading 1,000 keys, which touches nearly \
-every replica, meets a pause about 5% of the time. Requests arrive as a Poisson process (mean \
-every 2 s, the first 20 not measured) and read their keys by scatter-gather; attempt n of a key read goes to the key's \
-n-th copy on another replica. Every mode sees the same stalls and service times.
+Live (the default): in this process, start replicas that stall like a garbage collector \
+(default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
+2 s), the gateway behind an HTTP server, and the open-loop load generator against \
+GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 150/s \
+for 5 s: about 17 s in all). Each mode starts fresh replicas with the same seed, so all three \
+meet the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
+request's due time) and the extra calls the replicas received, and writes the latency CDF of \
+the three modes to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
+directory) whose path it prints. Real timing on a shared machine is noisy: expect the shape, \
+not the exact numbers.
 
-Modes: none (no hedging); fixed (hedge each read after 10 ms, no budget, as in the paper); \
-adaptive (hedge at the p99 of recent primary latency, within a 2% budget of extra reads).
-
-Prints p50 / p99 / p99.9 of whole-request latency and the extra reads per mode.";
+--sim: a deterministic virtual-time simulation at the paper's scale, running tailguard's own \
+scatter-gather and hedging code. 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). \
+Each replica stalls like a stop-the-world GC: pauses start at exponential intervals (mean \
+2,000 s per replica) and last uniformly 200 ms to 2 s; a paused replica serves nothing (reads \
+wait, reads in service freeze). A replica is paused 0.055% of the time, so a request reading \
+1,000 keys, which touches nearly every replica, meets a pause about 5% of the time. Requests \
+arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read their keys \
+by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
+Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
+primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
+the extra reads per mode.";
 
 /// Command-line arguments of `tail-at-scale`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
 pub struct TailAtScaleArgs {
-    /// Run the virtual-time simulation (the only variant so far).
+    /// Run the virtual-time simulation instead of the live experiment.
     #[arg(long)]
     pub sim: bool,
     /// Print one JSON object keyed by mode (p50_ms, p99_ms, p999_ms, extra_pct, ...).
@@ -44,55 +67,113 @@ pub struct TailAtScaleArgs {
     /// Seed for stalls, key placement, arrivals and service times.
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
-    /// Number of requests.
-    #[arg(long, default_value_t = SimConfig::default().requests)]
-    pub requests: usize,
-    /// Keys read by each request.
-    #[arg(long, default_value_t = SimConfig::default().keys_per_request)]
-    pub keys: usize,
-    /// Number of replicas.
-    #[arg(long, default_value_t = SimConfig::default().replicas)]
-    pub replicas: usize,
-    /// Extra-load budget of the adaptive mode, as a ratio (0.02 = 2%).
-    #[arg(long, default_value_t = SimConfig::default().budget_ratio)]
-    pub budget: f64,
-    /// Percentile of recent latency the adaptive mode hedges at.
-    #[arg(long, default_value_t = SimConfig::default().adaptive_percentile)]
-    pub percentile: f64,
+    /// Number of requests (--sim only; live runs send --rate x --duration per mode)
+    /// [default: 10000].
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Keys read by each request [default: 8 live, 1000 with --sim].
+    #[arg(long)]
+    pub keys: Option<usize>,
+    /// Number of replicas [default: 8 live, 100 with --sim].
+    #[arg(long)]
+    pub replicas: Option<usize>,
+    /// Extra-load budget of the adaptive mode, as a ratio [default: 0.05 live, 0.02 with
+    /// --sim].
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Percentile of recent latency the adaptive mode hedges at [default: 0.95 live, 0.99 with
+    /// --sim].
+    #[arg(long)]
+    pub percentile: Option<f64>,
     /// Delay of the fixed mode, in milliseconds.
     #[arg(long, default_value_t = 10.0)]
     pub fixed_delay_ms: f64,
+    /// Fan-outs per second in each mode (live only).
+    #[arg(long, default_value_t = LiveConfig::default().rate)]
+    pub rate: f64,
+    /// How long each mode's load runs (live only).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// A replica stalls about this often (live only).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub stall_every: Duration,
+    /// ... for about this long (live only).
+    #[arg(long, default_value = "40ms", value_parser = parse_duration)]
+    pub stall_for: Duration,
+    /// Where to write the latency CDF (live only) [default: tailguard-tail-at-scale.svg in the
+    /// temporary directory].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Executor threads for the live run (default: one per core).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl TailAtScaleArgs {
+    fn fixed_delay(&self) -> Result<Duration, String> {
+        Duration::try_from_secs_f64(self.fixed_delay_ms / 1000.0).map_err(|_| {
+            format!(
+                "invalid `--fixed-delay-ms`: must be a finite number ≥ 0, got {}",
+                self.fixed_delay_ms
+            )
+        })
+    }
+
     /// The simulation these arguments ask for.
     pub fn config(&self) -> Result<SimConfig, String> {
-        let fixed_delay =
-            Duration::try_from_secs_f64(self.fixed_delay_ms / 1000.0).map_err(|_| {
-                format!(
-                    "invalid `--fixed-delay-ms`: must be a finite number ≥ 0, got {}",
-                    self.fixed_delay_ms
-                )
-            })?;
+        let defaults = SimConfig::default();
         Ok(SimConfig {
             seed: self.seed,
-            requests: self.requests,
-            keys_per_request: self.keys,
-            replicas: self.replicas,
-            budget_ratio: self.budget,
-            adaptive_percentile: self.percentile,
-            fixed_delay,
-            ..SimConfig::default()
+            requests: self.requests.unwrap_or(defaults.requests),
+            keys_per_request: self.keys.unwrap_or(defaults.keys_per_request),
+            replicas: self.replicas.unwrap_or(defaults.replicas),
+            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
+            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
+            fixed_delay: self.fixed_delay()?,
+            ..defaults
         })
+    }
+
+    /// The live run these arguments ask for.
+    pub fn live_config(&self) -> Result<LiveConfig, String> {
+        if self.requests.is_some() {
+            return Err(
+                "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
+                    .into(),
+            );
+        }
+        let defaults = LiveConfig::default();
+        let config = LiveConfig {
+            replicas: self.replicas.unwrap_or(defaults.replicas),
+            keys: self.keys.unwrap_or(defaults.keys),
+            stalls: Stalls {
+                every: self.stall_every,
+                length: self.stall_for,
+            },
+            rate: self.rate,
+            duration: self.duration,
+            fixed_delay: self.fixed_delay()?,
+            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
+            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
+            seed: self.seed,
+            ..defaults
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// Where the live run writes its plot.
+    pub fn out_path(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("tailguard-tail-at-scale.svg"))
     }
 }
 
 /// Runs the command; returns what to print, or an error message.
 pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
     if !args.sim {
-        return Err(
-            "only the simulation exists so far: run `tailguard-demo tail-at-scale --sim`".into(),
-        );
+        return run_live(args);
     }
     let config = args.config()?;
     let reports = sim::run_all(&config).map_err(|e| e.to_string())?;
@@ -171,4 +252,59 @@ pub fn table(config: &SimConfig, reports: &[ModeReport]) -> String {
         );
     }
     out
+}
+
+/// The live experiment: runs the three modes, writes the plot, returns the table (or JSON).
+fn run_live(args: &TailAtScaleArgs) -> Result<String, String> {
+    let config = args.live_config()?;
+    let path = args.out_path();
+    let runtime = Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
+    let reports = runtime
+        .block_on(live::run(runtime.executor(), &config, |mode| {
+            eprintln!(
+                "tail-at-scale: {} ({} fan-outs/s for {:?})...",
+                mode.name(),
+                config.rate,
+                config.duration
+            );
+        }))
+        .map_err(|e| e.to_string())?;
+    drop(runtime);
+    write_plot(&config, &reports, &path)?;
+    Ok(if args.json {
+        let mut json = live::to_json(&reports);
+        json["svg"] = serde_json::Value::String(path.display().to_string());
+        json.to_string()
+    } else {
+        let mut text = live::table(&config, &reports);
+        let _ = writeln!(text, "latency CDF of the three modes: {}", path.display());
+        text
+    })
+}
+
+/// Writes the CDF of the modes' whole-fan-out latency to `path`.
+pub fn write_plot(
+    config: &LiveConfig,
+    reports: &[LiveModeReport],
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{} ({})", r.mode.name(), r.hedge))
+        .collect();
+    let series: Vec<plot::Series<'_>> = reports
+        .iter()
+        .zip(&names)
+        .map(|(r, name)| plot::Series {
+            name,
+            histogram: &r.load.histogram,
+        })
+        .collect();
+    let title = format!(
+        "Tail at Scale, live: {} keys over {} stalling replicas, {}/s for {:?}",
+        config.keys, config.replicas, config.rate, config.duration
+    );
+    let svg = plot::cdf_svg(&title, &series, (900, 540)).map_err(|e| e.to_string())?;
+    std::fs::write(path, svg)
+        .map_err(|e| format!("cannot write the plot to {}: {e}", path.display()))
 }

@@ -1,0 +1,357 @@
+//! The experiment of "The Tail at Scale", live: real replicas that stall, the real gateway,
+//! real load over sockets on 127.0.0.1.
+//!
+//! For each mode ([`Mode::None`], [`Mode::Fixed`], [`Mode::Adaptive`]) [`run`] starts, in this
+//! process:
+//!
+//! 1. `replicas` backend replicas ([`Backends`]) whose service time is drawn from `latency`
+//!    and which **stall** like a garbage collector (`stalls`: about every `every`, for about
+//!    `length`, each replica at its own times);
+//! 2. the gateway ([`Gateway`]) behind an HTTP [`Server`] on a free port, hedging as the mode
+//!    says: not at all, after a fixed delay (no budget in effect), or at a percentile of
+//!    recent call latency within a budget of extra calls;
+//! 3. the open-loop [load generator](crate::load) against `GET /fanout?keys=N` at `rate`
+//!    fan-outs per second for `duration`, latency measured from each request's due time.
+//!
+//! Every mode starts fresh replicas with the same seed, so every mode meets the same stall
+//! schedule (stalls are a function of the seed and the time since the replicas started); only
+//! the hedging differs. A fan-out of N keys touches N replicas, so it is as slow as its slowest
+//! key: the more keys, the more often one of them lands on a stalled replica. Hedging sends a
+//! slow key again to the next replica.
+//!
+//! The result, per mode: the load's latency summary and histogram (for the CDF plot in
+//! [`plot`](super::plot)), and the extra calls the replicas received beyond one per key.
+//! Real timing on a shared machine is noisy: the shape (a fast median, a tail made of stalls,
+//! hedging cutting the tail) is robust, the exact numbers are not.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tailguard::shutdown::Shutdown;
+use tailguard::ConfigError;
+
+use super::sim::Mode;
+use crate::backend::{BackendConfig, Backends, LatencyDist, Profile, Stalls};
+use crate::experiment::ExperimentError;
+use crate::gateway::{Gateway, GatewayConfig, HedgeMode};
+use crate::load::{self, LoadConfig, LoadReport};
+use crate::rt::Exec;
+use crate::server::{Server, ServerConfig};
+
+/// Everything that defines one live run. `Default` is what `tail-at-scale` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    /// Backend replicas.
+    pub replicas: usize,
+    /// Keys read by each fan-out; key `k` lives on replica `k mod replicas` first.
+    pub keys: usize,
+    /// A replica's service time outside stalls.
+    pub latency: LatencyDist,
+    /// How the replicas stall.
+    pub stalls: Stalls,
+    /// Fan-outs per second, in each mode.
+    pub rate: f64,
+    /// How long each mode's load runs.
+    pub duration: Duration,
+    /// The `fixed` mode's hedging delay.
+    pub fixed_delay: Duration,
+    /// The percentile of recent call latency the `adaptive` mode hedges at, in (0, 1).
+    pub adaptive_percentile: f64,
+    /// The `adaptive` mode's budget: hedges ≤ ratio × calls.
+    pub budget_ratio: f64,
+    /// Seeds the replicas' latency, errors and stalls (the same in every mode).
+    pub seed: u64,
+}
+
+impl Default for LiveConfig {
+    /// 8 replicas with a log-normal service time around 2 ms, each stalling for 20–60 ms about
+    /// every 2 s (2 % of the time); fan-outs of 8 keys at 150/s for 5 s per mode; fixed
+    /// hedging at 10 ms; adaptive hedging at p95 within a 5 % budget.
+    fn default() -> Self {
+        LiveConfig {
+            replicas: 8,
+            keys: 8,
+            latency: LatencyDist::LogNormal {
+                median: Duration::from_millis(2),
+                sigma: 0.5,
+            },
+            stalls: Stalls {
+                every: Duration::from_secs(2),
+                length: Duration::from_millis(40),
+            },
+            rate: 150.0,
+            duration: Duration::from_secs(5),
+            fixed_delay: Duration::from_millis(10),
+            adaptive_percentile: 0.95,
+            budget_ratio: 0.05,
+            seed: 2013,
+        }
+    }
+}
+
+/// The hedging budget of the `fixed` mode: one hedge per call is always allowed, so the budget
+/// never decides anything (the paper's fixed-delay hedging had none).
+const UNLIMITED_BUDGET: f64 = 1.0;
+
+impl LiveConfig {
+    /// Checks the sizes; the replicas, gateway and load check the rest when they start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(2..=crate::backend::MAX_REPLICAS).contains(&self.replicas) {
+            return Err(ConfigError::new(
+                "replicas",
+                format!(
+                    "must be in 2..={} (a hedge goes to another replica), got {}",
+                    crate::backend::MAX_REPLICAS,
+                    self.replicas
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&self.keys) {
+            return Err(ConfigError::new(
+                "keys",
+                format!("must be in 1..=1000, got {}", self.keys),
+            ));
+        }
+        if !(self.adaptive_percentile > 0.0 && self.adaptive_percentile < 1.0) {
+            return Err(ConfigError::new(
+                "percentile",
+                format!(
+                    "must be in (0, 1), like 0.95, got {}",
+                    self.adaptive_percentile
+                ),
+            ));
+        }
+        self.stalls.validate()?;
+        self.latency.validate()?;
+        self.load_config("http://127.0.0.1:1/".into()).validate()?;
+        for mode in Mode::ALL {
+            self.gateway_config(vec![SocketAddr::from(([127, 0, 0, 1], 1))], mode)
+                .validate()?;
+        }
+        Ok(())
+    }
+
+    /// The replicas of every mode: the same seed, so the same stalls.
+    pub fn backend_config(&self) -> BackendConfig {
+        let profile = Profile {
+            latency: self.latency,
+            stalls: Some(self.stalls),
+            ..Profile::default()
+        };
+        BackendConfig {
+            seed: self.seed,
+            control: false,
+            ..BackendConfig::uniform(self.replicas, profile)
+        }
+    }
+
+    /// The gateway of `mode`: only the hedging differs.
+    pub fn gateway_config(&self, replicas: Vec<SocketAddr>, mode: Mode) -> GatewayConfig {
+        let (hedge, budget) = match mode {
+            Mode::None => (HedgeMode::Off, self.budget_ratio),
+            Mode::Fixed => (HedgeMode::Fixed(self.fixed_delay), UNLIMITED_BUDGET),
+            Mode::Adaptive => (
+                HedgeMode::Adaptive(self.adaptive_percentile),
+                self.budget_ratio,
+            ),
+        };
+        GatewayConfig {
+            max_keys: self.keys.max(1),
+            hedge,
+            hedge_budget_ratio: budget,
+            // A backup to the next replica, and one more to the one after: two neighbours
+            // stalling at once (it happens) still leave a third.
+            hedge_max_attempts: 3,
+            // A fan-out waits for its slowest key: give stalls room, so the tail is measured
+            // rather than cut.
+            call_timeout: Duration::from_secs(1),
+            fanout_deadline: Duration::from_secs(2),
+            seed: Some(self.seed),
+            ..GatewayConfig::new(replicas)
+        }
+    }
+
+    fn load_config(&self, url: String) -> LoadConfig {
+        LoadConfig {
+            concurrency: 512,
+            timeout: Duration::from_secs(3),
+            ..LoadConfig::new(url, self.rate, self.duration)
+        }
+    }
+}
+
+/// What one mode measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveModeReport {
+    /// The mode.
+    #[serde(serialize_with = "mode_name")]
+    pub mode: Mode,
+    /// The gateway's hedging setting, as `serve --hedge` writes it.
+    pub hedge: String,
+    /// What the load generator saw: counts, errors and the latency of whole fan-outs.
+    pub load: LoadReport,
+    /// Fan-outs the gateway answered.
+    pub fanouts: u64,
+    /// Keys read (`fanouts × keys`).
+    pub keys: u64,
+    /// Calls the replicas received.
+    pub backend_calls: u64,
+    /// Calls beyond one per key, in percent of keys.
+    pub extra_pct: f64,
+    /// Backup calls the gateway sent.
+    pub hedges_sent: u64,
+    /// Keys answered by a backup call.
+    pub hedges_won: u64,
+    /// Backup calls the budget refused.
+    pub hedge_budget_refusals: u64,
+    /// Keys not answered (failed or cut by the fan-out's deadline).
+    pub keys_missing: u64,
+}
+
+fn mode_name<S: serde::Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(mode.name())
+}
+
+/// Runs every mode in turn on `ex` and reports them in [`Mode::ALL`] order. `on_mode` is
+/// called before each mode starts (to say what is running).
+pub async fn run(
+    ex: &Exec,
+    config: &LiveConfig,
+    mut on_mode: impl FnMut(Mode),
+) -> Result<Vec<LiveModeReport>, ExperimentError> {
+    config.validate()?;
+    let mut reports = Vec::with_capacity(Mode::ALL.len());
+    for mode in Mode::ALL {
+        on_mode(mode);
+        reports.push(run_mode(ex, config, mode).await?);
+    }
+    Ok(reports)
+}
+
+/// Runs one mode: fresh replicas, a gateway and its server, the load; then stops them all.
+pub async fn run_mode(
+    ex: &Exec,
+    config: &LiveConfig,
+    mode: Mode,
+) -> Result<LiveModeReport, ExperimentError> {
+    let backends = Backends::start(config.backend_config(), ex).await?;
+    let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
+    let hedge = gateway_config.hedge.to_string();
+    let gateway = Gateway::new(gateway_config, ex.clone())?;
+    let server = Server::bind(ServerConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ServerConfig::default()
+    })
+    .await?
+    .with_gateway(gateway.clone())
+    .quiet();
+    let addr = server.local_addr()?;
+    let stop = Shutdown::new();
+    let serving = ex.spawn(server.serve(ex.clone(), stop.signal()));
+
+    let url = format!("http://{addr}/fanout?keys={}", config.keys);
+    let load = load::run(ex, &config.load_config(url)).await;
+    stop.trigger();
+    let _ = serving.await;
+    let backend_calls: u64 = backends.stats().iter().map(|r| r.requests).sum();
+    backends.stop().await;
+    let load = load?;
+
+    let stats = gateway.stats();
+    let keys = stats.fanouts * config.keys as u64;
+    Ok(LiveModeReport {
+        mode,
+        hedge,
+        load,
+        fanouts: stats.fanouts,
+        keys,
+        backend_calls,
+        extra_pct: if keys == 0 {
+            0.0
+        } else {
+            100.0 * (backend_calls as f64 - keys as f64) / keys as f64
+        },
+        hedges_sent: stats.hedge.hedges_sent,
+        hedges_won: stats.hedge.hedges_won,
+        hedge_budget_refusals: stats.hedge.budget_refusals,
+        keys_missing: stats.keys_failed + stats.keys_timed_out,
+    })
+}
+
+/// The reports as one JSON object keyed by mode.
+pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    for r in reports {
+        let l = &r.load.latency;
+        object.insert(
+            r.mode.name().to_owned(),
+            serde_json::json!({
+                "hedge": r.hedge,
+                "p50_ms": l.p50_ms,
+                "p90_ms": l.p90_ms,
+                "p99_ms": l.p99_ms,
+                "p999_ms": l.p999_ms,
+                "max_ms": l.max_ms,
+                "extra_pct": r.extra_pct,
+                "requests": r.load.sent,
+                "ok": r.load.ok,
+                "errors": r.load.errors,
+                "dropped": r.load.dropped,
+                "fanouts": r.fanouts,
+                "backend_calls": r.backend_calls,
+                "hedges_sent": r.hedges_sent,
+                "hedges_won": r.hedges_won,
+                "hedge_budget_refusals": r.hedge_budget_refusals,
+                "keys_missing": r.keys_missing,
+            }),
+        );
+    }
+    serde_json::Value::Object(object)
+}
+
+/// The reports as a plain-text table, with a heading that states the setting.
+pub fn table(config: &LiveConfig, reports: &[LiveModeReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "The Tail at Scale, live: fan-outs of {} keys over {} replicas (service {}, each \
+         stalling ~{:?} about every {:?}), {} fan-outs/s for {:?} per mode",
+        config.keys,
+        config.replicas,
+        config.latency,
+        config.stalls.length,
+        config.stalls.every,
+        config.rate,
+        config.duration
+    );
+    out.push_str(&rows(reports));
+    out
+}
+
+/// Just the table's rows, with their header line.
+pub fn rows(reports: &[LiveModeReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<26} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}",
+        "mode", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "extra %", "errors"
+    );
+    for r in reports {
+        let l = &r.load.latency;
+        let _ = writeln!(
+            out,
+            "{:<26} {:>7.1} {:>7.1} {:>7.1} {:>8.1} {:>7.1} {:>7.1} {:>6}",
+            format!("{} ({})", r.mode.name(), r.hedge),
+            l.p50_ms,
+            l.p90_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            r.extra_pct,
+            r.load.errors
+        );
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! The live Tail at Scale experiment over real sockets: its report and its SVG plot.
+//!
+//! Real timing on a shared machine is noisy, so these tests assert the structure and sanity
+//! of the results (every mode ran its load, hedging stayed within its budget, adaptive hedging
+//! did not make the tail worse by more than a generous margin), not exact ratios.
+
+use std::time::Duration;
+
+use tailguard_demo::rt::Runtime;
+use tailguard_demo::tail_at_scale::live::{self, LiveConfig};
+use tailguard_demo::tail_at_scale::sim::Mode;
+use tailguard_demo::tail_at_scale::write_plot;
+
+/// The polylines of the SVG drawn with the series' stroke width: `(stroke colour, points)`.
+fn series_lines(svg: &str) -> Vec<(String, usize)> {
+    svg.split("<polyline")
+        .skip(1)
+        .map(|element| &element[..element.find("/>").expect("a closed element")])
+        .filter(|element| element.contains("stroke-width=\"2\""))
+        .map(|element| {
+            let stroke = element
+                .split("stroke=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("a stroke")
+                .to_string();
+            let points = element
+                .split("points=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("points")
+                .split_whitespace()
+                .count();
+            (stroke, points)
+        })
+        .collect()
+}
+
+#[test]
+fn three_modes_run_and_the_plot_has_three_lines() {
+    let config = LiveConfig {
+        rate: 100.0,
+        duration: Duration::from_secs(2),
+        // Stalls twice as often as the default, so two seconds meet several.
+        stalls: tailguard_demo::backend::Stalls {
+            every: Duration::from_secs(1),
+            length: Duration::from_millis(40),
+        },
+        ..LiveConfig::default()
+    };
+    let rt = Runtime::new(2.try_into().unwrap());
+    let mut started = Vec::new();
+    let reports = rt
+        .block_on(live::run(rt.executor(), &config, |mode| started.push(mode)))
+        .expect("the experiment runs");
+    assert_eq!(started, Mode::ALL);
+    let modes: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
+    assert_eq!(modes, Mode::ALL);
+
+    for r in &reports {
+        eprintln!("{}: {:?} extra {:.1}%", r.mode, r.load.latency, r.extra_pct);
+        let l = &r.load.latency;
+        assert_eq!(r.load.scheduled, 200, "{r:?}");
+        assert!(r.load.sent + r.load.dropped == 200, "{r:?}");
+        assert!(
+            r.load.ok * 100 >= r.load.sent * 95,
+            "most fan-outs succeed: {r:?}"
+        );
+        assert_eq!(r.fanouts, r.load.sent, "the gateway answered what was sent");
+        assert_eq!(r.keys, r.fanouts * config.keys as u64);
+        assert!(l.p50_ms > 1.0, "the replicas take ~2 ms: {l:?}");
+        assert!(l.p50_ms <= l.p90_ms && l.p90_ms <= l.p99_ms && l.p99_ms <= l.max_ms);
+        assert!(
+            r.backend_calls >= r.keys,
+            "every key reached a replica: {r:?}"
+        );
+        assert_eq!(r.load.histogram.count(), r.load.sent);
+    }
+    let (none, fixed, adaptive) = (&reports[0], &reports[1], &reports[2]);
+    // Without hedging, nothing is sent twice.
+    assert_eq!(none.hedges_sent, 0);
+    assert!(none.extra_pct.abs() < 0.5, "{none:?}");
+    // Hedging sends extra calls, the adaptive mode within its 5 % budget (plus the odd retry).
+    assert!(
+        fixed.hedges_sent > 0,
+        "stalls trigger fixed hedges: {fixed:?}"
+    );
+    assert!(
+        adaptive.extra_pct <= 100.0 * config.budget_ratio + 3.0,
+        "{adaptive:?}"
+    );
+    // Adaptive hedging does not make the tail worse (a generous margin for a noisy machine).
+    let (p99_none, p99_adaptive) = (none.load.latency.p99_ms, adaptive.load.latency.p99_ms);
+    assert!(
+        p99_adaptive <= 1.5 * p99_none + 10.0,
+        "adaptive p99 {p99_adaptive:.1} ms vs none {p99_none:.1} ms"
+    );
+
+    // The plot: a valid SVG document with one line per mode, each in its own colour.
+    let path = std::env::temp_dir().join(format!("tailguard-test-{}.svg", std::process::id()));
+    write_plot(&config, &reports, &path).expect("the plot is written");
+    let svg = std::fs::read_to_string(&path).expect("the plot is readable");
+    let _ = std::fs::remove_file(&path);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(
+        svg.matches("<text").count(),
+        svg.matches("</text>").count(),
+        "every text element is closed"
+    );
+    let lines = series_lines(&svg);
+    let curves: Vec<&(String, usize)> = lines.iter().filter(|(_, points)| *points > 20).collect();
+    assert_eq!(curves.len(), 3, "{lines:?}");
+    let mut colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
+    colours.dedup();
+    assert_eq!(colours.len(), 3, "three colours: {lines:?}");
+    for name in [
+        "none (off)",
+        "fixed (fixed:10ms)",
+        "adaptive (adaptive:0.95)",
+    ] {
+        assert!(svg.contains(name), "the legend names {name}");
+    }
+    for label in ["p90", "p99", "latency"] {
+        assert!(svg.contains(label), "the axes have {label}");
+    }
+}
