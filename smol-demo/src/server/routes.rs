@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_at, Deadline};
@@ -16,7 +15,7 @@ use tailguard::timeout::{timeout_at, Deadline};
 use super::{ServerConfig, ServerStats};
 use crate::gateway::Gateway;
 use crate::metrics::{HttpMetrics, Kind, PromText, Route};
-use crate::respond::{json, query_param, with_type};
+use crate::respond::{json, query_param, text, with_type, Body};
 
 /// The longest `GET /slow?ms=` accepts.
 pub const MAX_SLOW_MS: u64 = 60_000;
@@ -29,8 +28,6 @@ pub(crate) struct App {
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
 }
-
-type Body = Full<Bytes>;
 
 impl App {
     pub(crate) fn new(
@@ -101,7 +98,7 @@ impl App {
             _ => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    &format!("GET /fanout needs ?keys=N with N a whole number from 1 to {max}\n"),
+                    format!("GET /fanout needs ?keys=N with N a whole number from 1 to {max}\n"),
                 )
             }
         };
@@ -171,7 +168,7 @@ impl App {
                 Err(_) if whole.is_expired() => {
                     return closing(text(
                         StatusCode::REQUEST_TIMEOUT,
-                        &format!(
+                        format!(
                             "request body took longer than {:?} in all (body_total)\n",
                             config.body_total
                         ),
@@ -180,7 +177,7 @@ impl App {
                 Err(_) => {
                     return closing(text(
                         StatusCode::REQUEST_TIMEOUT,
-                        &format!(
+                        format!(
                             "no request body data for {:?} (body_idle)\n",
                             config.body_idle
                         ),
@@ -195,7 +192,7 @@ impl App {
                         if received > config.max_body_bytes {
                             return closing(text(
                                 StatusCode::PAYLOAD_TOO_LARGE,
-                                &format!(
+                                format!(
                                     "request body is larger than {} bytes (max_body_bytes)\n",
                                     config.max_body_bytes
                                 ),
@@ -206,18 +203,18 @@ impl App {
                 Some(Err(error)) => {
                     return closing(text(
                         StatusCode::BAD_REQUEST,
-                        &format!("could not read the request body: {error}\n"),
+                        format!("could not read the request body: {error}\n"),
                     ))
                 }
             }
         }
-        text(StatusCode::OK, &format!("{received}\n"))
+        text(StatusCode::OK, format!("{received}\n"))
     }
 }
 
 /// The talk's handler.
 fn hello(name: &str) -> Response<Body> {
-    text(StatusCode::OK, &format!("Hi there, I love {name}!"))
+    text(StatusCode::OK, format!("Hi there, I love {name}!"))
 }
 
 /// Answers after `ms` milliseconds: a request that is in flight long enough to watch.
@@ -226,23 +223,13 @@ async fn slow(query: Option<&str>) -> Response<Body> {
     match ms {
         Some(Ok(ms)) if ms <= MAX_SLOW_MS => {
             smol::Timer::after(Duration::from_millis(ms)).await;
-            text(StatusCode::OK, &format!("slept {ms} ms\n"))
+            text(StatusCode::OK, format!("slept {ms} ms\n"))
         }
         _ => text(
             StatusCode::BAD_REQUEST,
-            &format!("GET /slow needs ?ms=N with N a whole number from 0 to {MAX_SLOW_MS}\n"),
+            format!("GET /slow needs ?ms=N with N a whole number from 0 to {MAX_SLOW_MS}\n"),
         ),
     }
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 fn closing(mut response: Response<Body>) -> Response<Body> {
