@@ -17,24 +17,11 @@ where
     F: FnOnce(Exec) -> Fut,
     Fut: Future<Output = T>,
 {
-    let ex: Exec = Arc::new(Executor::new());
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    std::thread::scope(|scope| {
-        for i in 1..threads.get() {
-            let ex = ex.clone();
-            let stopped = stopped.clone();
-            std::thread::Builder::new()
-                .name(format!("tailguard-worker-{i}"))
-                .spawn_scoped(scope, move || {
-                    // Ends when `stop` is dropped: recv then fails.
-                    let _ = smol::block_on(ex.run(stopped.recv()));
-                })
-                .expect("spawning an executor thread");
-        }
-        let output = smol::block_on(ex.run(main(ex.clone())));
-        drop(stop);
-        output
-    })
+    // The calling thread is one of the `threads`; the runtime's workers are the others, and
+    // stop (joined) when it drops at the end.
+    let runtime = Runtime::with_workers(threads.get() - 1);
+    let ex = runtime.executor().clone();
+    smol::block_on(ex.run(main(ex.clone())))
 }
 
 /// The number of threads to use by default: one per available core.
@@ -65,15 +52,22 @@ pub struct Runtime {
 impl Runtime {
     /// Starts `threads` worker threads running a fresh executor.
     pub fn new(threads: NonZeroUsize) -> Runtime {
+        Runtime::with_workers(threads.get())
+    }
+
+    /// `workers` threads (possibly none: then only `block_on` callers that run the executor,
+    /// as [`run`] does, make progress).
+    fn with_workers(workers: usize) -> Runtime {
         let ex: Exec = Arc::new(Executor::new());
         let (stop, stopped) = smol::channel::bounded::<()>(1);
-        let threads = (0..threads.get())
+        let threads = (0..workers)
             .map(|i| {
                 let ex = ex.clone();
                 let stopped = stopped.clone();
                 std::thread::Builder::new()
                     .name(format!("tailguard-rt-{i}"))
                     .spawn(move || {
+                        // Ends when `stop` is dropped: recv then fails.
                         let _ = smol::block_on(ex.run(stopped.recv()));
                     })
                     .expect("spawning an executor thread")
