@@ -1,5 +1,7 @@
 //! The `backend`, `load` and `herd` subcommands, as functions the binary calls.
 
+use std::future::Future;
+use std::io;
 use std::process::ExitCode;
 
 use futures_lite::StreamExt;
@@ -11,6 +13,18 @@ use crate::load::args::LoadArgs;
 use crate::rt;
 use crate::server::log;
 
+/// A future that ends at the first SIGINT or SIGTERM (logging which), for the serving commands.
+/// Listening starts now, so a signal that arrives before the future is polled is not lost.
+pub fn termination() -> io::Result<impl Future<Output = ()>> {
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])?;
+    Ok(async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            log(format_args!("received {signal:?}"));
+        }
+    })
+}
+
 /// `tailguard-demo backend`: starts the replicas and serves until SIGINT or SIGTERM.
 pub fn backend(args: &BackendArgs) -> ExitCode {
     let config = args.config();
@@ -20,11 +34,8 @@ pub fn backend(args: &BackendArgs) -> ExitCode {
     }
     let threads = args.threads.unwrap_or_else(rt::default_threads);
     rt::run(threads, |ex| async move {
-        let mut signals = match async_signal::Signals::new([
-            async_signal::Signal::Int,
-            async_signal::Signal::Term,
-        ]) {
-            Ok(signals) => signals,
+        let terminated = match termination() {
+            Ok(terminated) => terminated,
             Err(error) => {
                 log(format_args!("cannot listen for SIGINT/SIGTERM: {error}"));
                 return ExitCode::FAILURE;
@@ -51,9 +62,7 @@ pub fn backend(args: &BackendArgs) -> ExitCode {
             "start the gateway with: tailguard-demo serve --backend {}",
             list.join(",")
         ));
-        if let Some(Ok(signal)) = signals.next().await {
-            log(format_args!("received {signal:?}"));
-        }
+        terminated.await;
         backends.stop().await;
         ExitCode::SUCCESS
     })

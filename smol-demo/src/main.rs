@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use futures_lite::StreamExt;
 use tailguard_demo::args::parse_duration;
 use tailguard_demo::rt;
 use tailguard_demo::server::{log, Server, ServerConfig};
@@ -153,11 +152,8 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> ExitCode {
     let threads = args.threads.unwrap_or_else(rt::default_threads);
     rt::run(threads, |ex| async move {
-        let signals = match async_signal::Signals::new([
-            async_signal::Signal::Int,
-            async_signal::Signal::Term,
-        ]) {
-            Ok(signals) => signals,
+        let terminated = match tailguard_demo::commands::termination() {
+            Ok(terminated) => terminated,
             Err(error) => {
                 log(format_args!("cannot listen for SIGINT/SIGTERM: {error}"));
                 return ExitCode::FAILURE;
@@ -184,13 +180,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             Ok(addr) => log(format_args!("listening on http://{addr}")),
             Err(error) => log(format_args!("listening (address unknown: {error})")),
         }
-        let stop = async move {
-            let mut signals = signals;
-            if let Some(Ok(signal)) = signals.next().await {
-                log(format_args!("received {signal:?}"));
-            }
-        };
-        let report = server.serve(ex, stop).await;
+        let report = server.serve(ex, terminated).await;
         if report.drained() {
             ExitCode::SUCCESS
         } else {
