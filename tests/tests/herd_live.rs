@@ -38,9 +38,14 @@ fn jitter_and_a_budget_waste_fewer_calls_and_recover_sooner() {
         assert!(run.refused > 0, "{run:?}");
         assert_eq!(run.timeline.len(), 15);
     }
-    // Without a budget nothing is refused by it, and retrying long enough serves almost all.
+    // Without a budget nothing is refused by it, and retrying long enough serves almost all
+    // the requests that finished. (Not of all requests: on a loaded machine the herd's backlog
+    // can still be retrying when the run ends, and those requests are cut, not failed.)
     assert_eq!(herd.budget_refusals, 0);
-    assert!(herd.requests_ok * 100 >= herd.requests * 90, "{herd:?}");
+    assert!(
+        herd.requests_ok * 100 >= (herd.requests - herd.requests_cut) * 90,
+        "{herd:?}"
+    );
     // With one, requests during the outage gave up on the budget.
     assert!(calm.budget_refusals > 0, "{calm:?}");
     // The finding.
