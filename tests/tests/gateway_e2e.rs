@@ -402,8 +402,11 @@ fn metrics_expose_the_series_with_sane_values() {
             "tailguard_backend_connections_open",
             &[("replica", replica)],
         );
+        // At most the pool's idle bound (64). Zero is possible: a hedge that lost its race
+        // closes its connection, and with one fan-out at a time a replica may have had only
+        // that one.
         assert!(
-            (1.0..=64.0).contains(&open),
+            (0.0..=64.0).contains(&open),
             "{open} connections to {replica}"
         );
     }
