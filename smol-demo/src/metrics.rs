@@ -160,6 +160,23 @@ impl fmt::Display for Number {
     }
 }
 
+/// A count that only goes up, shared between threads (relaxed: read for reports, never used to
+/// synchronise).
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    /// The count now.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The routes a server's requests are counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {

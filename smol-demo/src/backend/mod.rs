@@ -53,7 +53,6 @@ mod replica;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -284,19 +283,5 @@ impl Shared {
             replica,
             replicas: self.replicas.len(),
         })
-    }
-}
-
-/// A counter that is only ever added to.
-#[derive(Debug, Default)]
-struct Counter(AtomicU64);
-
-impl Counter {
-    fn bump(&self) {
-        self.0.fetch_add(1, Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Relaxed)
     }
 }

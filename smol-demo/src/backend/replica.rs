@@ -18,7 +18,8 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 use tailguard::shutdown::{ShutdownSignal, TaskTracker};
 
 use super::profile::{Profile, StallSchedule};
-use super::{Counter, OutageMode, ReplicaStats, Shared};
+use super::{OutageMode, ReplicaStats, Shared};
+use crate::metrics::Counter;
 use crate::respond::{text, Body};
 use crate::rt::Exec;
 

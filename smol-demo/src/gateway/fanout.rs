@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -16,6 +15,7 @@ use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::{timeout, Deadline};
 
 use super::{Gateway, Inner};
+use crate::metrics::Counter;
 
 /// Why one key got no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,15 +122,12 @@ type Retried<'a> =
     Pin<Box<dyn Future<Output = Result<Served, RetryError<HedgeError<KeyError>>>> + Send + 'a>>;
 
 /// Counters of one fan-out, shared by its keys.
+#[derive(Default)]
 struct FanoutCounts {
-    retries: AtomicU64,
-    budget_refusals: AtomicU64,
-    hedges_sent: AtomicU64,
-    breaker_rejections: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Relaxed);
+    retries: Counter,
+    budget_refusals: Counter,
+    hedges_sent: Counter,
+    breaker_rejections: Counter,
 }
 
 impl Gateway {
@@ -139,12 +136,7 @@ impl Gateway {
     pub async fn fanout(&self, keys: usize) -> FanoutReport {
         let inner = &*self.inner;
         let started = Instant::now();
-        let counts = FanoutCounts {
-            retries: AtomicU64::new(0),
-            budget_refusals: AtomicU64::new(0),
-            hedges_sent: AtomicU64::new(0),
-            breaker_rejections: AtomicU64::new(0),
-        };
+        let counts = FanoutCounts::default();
         let deadline = Deadline::after(inner.config.fanout_deadline);
         let reads = (0..keys).map(|key| inner.read_key(key, &counts));
         let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
@@ -156,11 +148,11 @@ impl Gateway {
             failed: 0,
             timed_out: 0,
             partial: false,
-            retries: counts.retries.load(Relaxed),
-            retry_budget_refusals: counts.budget_refusals.load(Relaxed),
-            hedges_sent: counts.hedges_sent.load(Relaxed),
+            retries: counts.retries.get(),
+            retry_budget_refusals: counts.budget_refusals.get(),
+            hedges_sent: counts.hedges_sent.get(),
             hedges_won: 0,
-            breaker_rejections: counts.breaker_rejections.load(Relaxed),
+            breaker_rejections: counts.breaker_rejections.get(),
             served_by: vec![0; inner.replicas.len()],
             errors: BTreeMap::new(),
             elapsed_ms: 0.0,
@@ -203,7 +195,7 @@ impl Inner {
         let result = self.retried(key, counts).await;
         result.map_err(|error| {
             if error.reason() == GaveUp::BudgetExhausted {
-                bump(&counts.budget_refusals);
+                counts.budget_refusals.bump();
                 self.totals.retry_budget_refusals.bump();
             }
             match error.into_inner() {
@@ -219,14 +211,14 @@ impl Inner {
     fn retried<'a>(&'a self, key: usize, counts: &'a FanoutCounts) -> Retried<'a> {
         Box::pin(self.retry.run_with_attempt(move |attempt| {
             if attempt > 1 {
-                bump(&counts.retries);
+                counts.retries.bump();
                 self.totals.retries.bump();
             }
             // Each try starts one replica further along, and so does each hedge.
             let offset = attempt as usize - 1;
             self.hedge.run_with(AsyncIoTimer, move |hedge| {
                 if hedge > 0 {
-                    bump(&counts.hedges_sent);
+                    counts.hedges_sent.bump();
                 }
                 self.call(key, offset + hedge as usize, hedge, counts)
             })
@@ -252,7 +244,7 @@ impl Inner {
                     break;
                 }
                 Err(_) => {
-                    bump(&counts.breaker_rejections);
+                    counts.breaker_rejections.bump();
                     replica.counts.rejected.bump();
                 }
             }

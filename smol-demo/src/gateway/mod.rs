@@ -43,7 +43,6 @@ mod fanout;
 mod metrics;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tailguard::breaker::{CircuitBreaker, State};
@@ -57,6 +56,7 @@ use self::fanout::KeyClassifier;
 pub use self::fanout::{FanoutReport, KeyError};
 pub use self::metrics::{GatewayStats, ReplicaView};
 use crate::client::{ClientConfig, Pool};
+use crate::metrics::Counter;
 use crate::rt::Exec;
 
 /// A gateway to a set of replicas; cheap to clone (clones share everything).
@@ -85,23 +85,23 @@ struct Replica {
 /// Running totals of the gateway.
 #[derive(Default)]
 struct Totals {
-    fanouts: Count,
-    keys_ok: Count,
-    keys_failed: Count,
-    keys_timed_out: Count,
-    retries: Count,
-    retry_budget_refusals: Count,
+    fanouts: Counter,
+    keys_ok: Counter,
+    keys_failed: Counter,
+    keys_timed_out: Counter,
+    retries: Counter,
+    retry_budget_refusals: Counter,
 }
 
 /// Running totals of one replica.
 #[derive(Default)]
 struct ReplicaCounts {
-    ok: Count,
-    failed: Count,
-    timed_out: Count,
-    rejected: Count,
+    ok: Counter,
+    failed: Counter,
+    timed_out: Counter,
+    rejected: Counter,
     /// Breaker transitions, by `[from][to]` state index (see [`state_index`]).
-    transitions: [[Count; STATES.len()]; STATES.len()],
+    transitions: [[Counter; STATES.len()]; STATES.len()],
 }
 
 /// The breaker states, in label order.
@@ -115,19 +115,6 @@ const STATES: [State; 5] = [
 
 fn state_index(state: State) -> usize {
     STATES.iter().position(|&s| s == state).unwrap_or(0)
-}
-
-#[derive(Default)]
-struct Count(AtomicU64);
-
-impl Count {
-    fn bump(&self) {
-        self.0.fetch_add(1, Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
 }
 
 impl Gateway {

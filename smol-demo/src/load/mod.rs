@@ -62,20 +62,21 @@ pub use self::config::{LoadConfig, MAX_CONCURRENCY, MAX_DURATION, MAX_RATE};
 use self::progress::{Counts, Progress};
 pub use self::report::{LatencySummary, LoadReport};
 use crate::client::{ClientConfig, Pool};
+use crate::metrics::Counter;
 use crate::rt::Exec;
 
 struct Shared {
     latency: Arc<LatencyHistogram>,
-    ok: AtomicU64,
-    errors: AtomicU64,
-    answered: AtomicU64,
+    ok: Counter,
+    errors: Counter,
+    answered: Counter,
     in_flight: AtomicU64,
     error_kinds: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
     fn error(&self, kind: String) {
-        self.errors.fetch_add(1, Relaxed);
+        self.errors.bump();
         *self
             .error_kinds
             .lock()
@@ -115,9 +116,9 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
     let path: Arc<str> = path.into();
     let shared = Arc::new(Shared {
         latency: Arc::new(LatencyHistogram::new()),
-        ok: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        answered: AtomicU64::new(0),
+        ok: Counter::default(),
+        errors: Counter::default(),
+        answered: Counter::default(),
         in_flight: AtomicU64::new(0),
         error_kinds: Mutex::new(BTreeMap::new()),
     });
@@ -155,8 +156,8 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
             next,
             total,
             Counts {
-                ok: shared.ok.load(Relaxed),
-                errors: shared.errors.load(Relaxed),
+                ok: shared.ok.get(),
+                errors: shared.errors.get(),
                 dropped,
                 in_flight: shared.in_flight.load(Relaxed),
             },
@@ -172,7 +173,7 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
     let elapsed = start.elapsed();
     progress.clear();
 
-    let answered = shared.answered.load(Relaxed);
+    let answered = shared.answered.get();
     let error_kinds = shared
         .error_kinds
         .lock()
@@ -186,8 +187,8 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
         scheduled: total,
         sent,
         dropped,
-        ok: shared.ok.load(Relaxed),
-        errors: shared.errors.load(Relaxed),
+        ok: shared.ok.get(),
+        errors: shared.errors.get(),
         error_kinds,
         elapsed_s: elapsed.as_secs_f64(),
         throughput: answered as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -216,9 +217,9 @@ async fn one_request(
     match timeout(limit, pool.get(&path)).await {
         Ok(Ok(reply)) => {
             shared.latency.record(scheduled.elapsed());
-            shared.answered.fetch_add(1, Relaxed);
+            shared.answered.bump();
             if reply.status.is_success() {
-                shared.ok.fetch_add(1, Relaxed);
+                shared.ok.bump();
             } else {
                 shared.error(format!("status_{}", reply.status.as_u16()));
             }
