@@ -60,6 +60,7 @@ use serde::Serialize;
 use tailguard::shutdown::{Shutdown, TaskTracker};
 
 pub use self::config::{BackendConfig, Outage, OutageMode, MAX_REPLICAS};
+pub(crate) use self::profile::{mix, nanos};
 pub use self::profile::{LatencyDist, Profile, StallSchedule, Stalls, MAX_SAMPLE};
 use self::replica::Replica;
 use crate::rt::Exec;

@@ -17,7 +17,7 @@ use smol::net::{TcpListener, TcpStream};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use tailguard::shutdown::{ShutdownSignal, TaskTracker};
 
-use super::profile::{Profile, StallSchedule};
+use super::profile::{nanos, Profile, StallSchedule};
 use super::{OutageMode, ReplicaStats, Shared};
 use crate::metrics::Counter;
 use crate::respond::{text, Body};
@@ -150,10 +150,6 @@ impl Replica {
             fail,
         }
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Serves replica `index` until `stop`: accepts while up; in [`OutageMode::Refuse`], closes the

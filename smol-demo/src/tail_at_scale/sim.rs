@@ -43,6 +43,9 @@ use tailguard::time::{ManualTimer, Timer};
 use tailguard::timeout::Deadline;
 use tailguard::ConfigError;
 
+// SplitMix64 gives per-read randomness from a counter.
+use crate::backend::{mix, nanos};
+
 /// Everything that defines one run of the experiment. [`SimConfig::default`] is the
 /// experiment the demo runs and the tests assert on.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,14 +271,6 @@ impl Replica {
     }
 }
 
-/// SplitMix64: a fast, well-mixed hash of a counter, for per-read randomness.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// A uniform number in (0, 1] from a hash.
 fn unit(hash: u64) -> f64 {
     ((hash >> 11) as f64 + 1.0) / (1u64 << 53) as f64
@@ -283,10 +278,6 @@ fn unit(hash: u64) -> f64 {
 
 fn exponential(rng: &mut fastrand::Rng, mean: f64) -> f64 {
     -mean * (1.0 - rng.f64()).ln()
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The world every mode runs in: replicas with their stalls, request arrival times.
