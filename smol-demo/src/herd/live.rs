@@ -42,6 +42,7 @@ use tailguard::ConfigError;
 use crate::backend::{BackendConfig, Backends, LatencyDist, Outage, OutageMode, Profile};
 use crate::client::{ClientConfig, Pool};
 use crate::experiment::ExperimentError;
+use crate::load::LatencySummary;
 use crate::rt::Exec;
 
 /// The retry behaviours compared.
@@ -188,12 +189,7 @@ impl LiveHerdConfig {
                 format!("must be in (0, 1], got {}", self.high),
             ));
         }
-        Profile {
-            latency: LatencyDist::Fixed(self.service),
-            capacity: Some(self.capacity),
-            ..Profile::default()
-        }
-        .validate()?;
+        self.backend_config().validate()?;
         for mode in HerdMode::ALL {
             self.policy(mode)?;
         }
@@ -560,7 +556,7 @@ fn summarize(
     for o in outcomes.iter().filter(|o| o.due >= back) {
         after.record(o.done.saturating_sub(o.due));
     }
-    let ms = |q: f64| after.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let after = LatencySummary::of(&after);
     HerdRun {
         mode,
         requests,
@@ -575,8 +571,8 @@ fn summarize(
         other_errors,
         wasted_calls: rejected + refused + other_errors,
         recovery_ms: recovery(config, &timeline),
-        after_p50_ms: ms(0.5),
-        after_p99_ms: ms(0.99),
+        after_p50_ms: after.p50_ms,
+        after_p99_ms: after.p99_ms,
         timeline,
     }
 }
