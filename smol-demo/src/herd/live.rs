@@ -27,21 +27,20 @@
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_lite::future;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tailguard::backoff::{Backoff, Jitter};
 use tailguard::latency::LatencyHistogram;
 use tailguard::retry::{GaveUp, Retry, RetryBudget};
 use tailguard::time::AsyncIoTimer;
-use tailguard::timeout::{timeout, timeout_at};
+use tailguard::timeout::timeout;
 use tailguard::ConfigError;
 
 use crate::backend::{BackendConfig, Backends, LatencyDist, Outage, OutageMode, Profile};
 use crate::client::{ClientConfig, Pool};
 use crate::experiment::ExperimentError;
+use crate::load::open_loop::open_loop;
 use crate::load::LatencySummary;
 use crate::rt::Exec;
 
@@ -477,57 +476,33 @@ pub async fn run_mode(
         })
     };
 
-    // Open loop: request i is due at origin + i / rate, whatever happened before.
-    let total = config.requests();
-    let due = |i: u64| origin + Duration::from_secs_f64(i as f64 / config.rate);
-    let end = origin + config.warmup + config.outage + config.after;
-    let mut in_flight = FuturesUnordered::new();
-    let mut outcomes = Vec::with_capacity(total as usize);
-    let mut next = 0u64;
-    while next < total {
-        let now = Instant::now();
-        while next < total && due(next) <= now {
-            let due = due(next) - origin;
-            next += 1;
-            let request = one_request();
-            in_flight.push(async move {
-                let result = request.await.map_err(|e| e.reason());
-                RequestOutcome {
-                    result,
-                    due,
-                    done: origin.elapsed(),
-                }
-            });
-        }
-        if next >= total {
-            break;
-        }
-        let wake = smol::Timer::at(due(next));
-        if in_flight.is_empty() {
-            wake.await;
-        } else {
-            let finished = future::or(async { in_flight.next().await }, async {
-                wake.await;
-                None
-            })
-            .await;
-            outcomes.extend(finished);
-        }
-    }
-    // A short grace for the last requests; whatever still retries then is cut (cancelled).
-    let grace = Instant::now().max(end) + config.service * 2 + Duration::from_millis(100);
-    let _ = timeout_at(grace, async {
-        while let Some(outcome) = in_flight.next().await {
-            outcomes.push(outcome);
+    // Open loop: request i is due at origin + i / rate, whatever happened before. A short
+    // grace for the last requests; whatever still retries then is cut (cancelled).
+    let grace = config.service * 2 + Duration::from_millis(100);
+    let finished = open_loop(origin, config.rate, config.requests(), Some(grace), |i| {
+        let due = Duration::from_secs_f64(i as f64 / config.rate);
+        let request = one_request();
+        async move {
+            let result = request.await.map_err(|e| e.reason());
+            RequestOutcome {
+                result,
+                due,
+                done: origin.elapsed(),
+            }
         }
     })
     .await;
-    let cut = in_flight.len() as u64;
-    drop(in_flight);
     backends.stop().await;
 
     let calls = calls.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(summarize(config, mode, total, cut, &outcomes, &calls))
+    Ok(summarize(
+        config,
+        mode,
+        config.requests(),
+        finished.cut,
+        &finished.outputs,
+        &calls,
+    ))
 }
 
 fn summarize(

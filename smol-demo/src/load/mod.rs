@@ -41,6 +41,7 @@
 
 pub mod args;
 mod config;
+pub(crate) mod open_loop;
 mod progress;
 mod report;
 

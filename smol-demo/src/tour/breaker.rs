@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tailguard::breaker::State;
 
 use super::out::Table;
@@ -14,6 +13,7 @@ use crate::experiment::ExperimentError;
 use crate::gateway::{
     BreakerSettings, FanoutReport, Gateway, GatewayConfig, GatewayStats, HedgeMode, ReplicaView,
 };
+use crate::load::open_loop::open_loop;
 use crate::rt::Runtime;
 
 /// The replica that goes down.
@@ -154,33 +154,12 @@ async fn drive(
     plan: BreakerPlan,
 ) -> Vec<(Duration, FanoutReport)> {
     let total = (plan.rate * plan.total().as_secs_f64()).floor() as u64;
-    let due = |i: u64| origin + Duration::from_secs_f64(i as f64 / plan.rate);
-    let mut in_flight = FuturesUnordered::new();
-    let mut done = Vec::with_capacity(total as usize);
-    let mut next = 0;
-    while next < total || !in_flight.is_empty() {
-        while next < total && due(next) <= Instant::now() {
-            next += 1;
-            in_flight.push(async {
-                let report = gateway.fanout(KEYS).await;
-                (origin.elapsed(), report)
-            });
-        }
-        let wake = async {
-            if next < total {
-                smol::Timer::at(due(next)).await;
-            } else {
-                future::pending::<()>().await;
-            }
-            None
-        };
-        if in_flight.is_empty() {
-            wake.await;
-        } else if let Some(finished) = future::or(in_flight.next(), wake).await {
-            done.push(finished);
-        }
-    }
-    done
+    open_loop(origin, plan.rate, total, None, |_| async {
+        let report = gateway.fanout(KEYS).await;
+        (origin.elapsed(), report)
+    })
+    .await
+    .outputs
 }
 
 fn rows(
