@@ -27,6 +27,15 @@ fn start(rt: &Runtime, config: BackendConfig) -> Backends {
         .expect("backends start")
 }
 
+/// Polls `condition` every 10 ms until it holds; panics with `what` after 5 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn pool(rt: &Runtime, backends: &Backends, replica: usize) -> Pool {
     Pool::new(
         backends.addrs()[replica],
@@ -184,8 +193,11 @@ fn connections_the_server_closed_are_discarded() {
     let serving = rt.spawn(server.serve(rt.executor().clone(), stop.signal()));
     assert_eq!(rt.block_on(pool.get("/a")).unwrap().status, 200);
     assert_eq!(rt.block_on(pool.get("/b")).unwrap().status, 200);
-    // The server closes the idle connection after 100 ms; the next call gets a fresh one.
-    std::thread::sleep(Duration::from_millis(400));
+    // The server closes the idle connection after 100 ms (the pool sees its task end); the
+    // next call finds it closed, discards it and gets a fresh one.
+    wait_until("the server never closed the idle connection", || {
+        pool.stats().open == 0
+    });
     assert_eq!(rt.block_on(pool.get("/c")).unwrap().status, 200);
     let stats = pool.stats();
     assert_eq!(
@@ -221,11 +233,9 @@ fn the_pool_keeps_at_most_max_idle_connections() {
     assert_eq!(pool.stats().connects, 5);
     assert_eq!(pool.stats().idle, 2);
     // The three connections not kept are closed.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pool.stats().open > 2 {
-        assert!(Instant::now() < deadline, "{:?}", pool.stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the connections not kept stayed open", || {
+        pool.stats().open <= 2
+    });
     // A call cancelled midway closes its connection instead of returning it.
     let cancelled = rt.block_on(tailguard::timeout::timeout(
         Duration::from_millis(10),
@@ -234,11 +244,9 @@ fn the_pool_keeps_at_most_max_idle_connections() {
     assert!(cancelled.is_err());
     assert_eq!(pool.stats().idle, 1, "{:?}", pool.stats());
     pool.close_idle();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pool.stats().open > 0 {
-        assert!(Instant::now() < deadline, "{:?}", pool.stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("closed idle connections stayed open", || {
+        pool.stats().open == 0
+    });
 }
 
 #[test]
@@ -246,16 +254,29 @@ fn unavailable_mode_answers_503_and_outages_are_scheduled() {
     let rt = runtime();
     let mut config = BackendConfig::uniform(2, fixed(1));
     config.outage_mode = OutageMode::Unavailable;
-    config.outages = vec!["0@200ms..600ms".parse().unwrap()];
+    config.outages = vec!["0@300ms..1300ms".parse().unwrap()];
     let backends = start(&rt, config);
+    let since_start = || backends.origin().elapsed();
     let pool = pool(&rt, &backends, 0);
+    // Each answer is only judged if it surely came from the phase in question (a loaded
+    // machine may be late for one); the outage is scheduled by the backends, not by the test.
+    let before = rt.block_on(pool.get("/x")).unwrap().status;
+    if since_start() < Duration::from_millis(300) {
+        assert_eq!(before, 200);
+    }
+    wait_until("the scheduled outage never began", || {
+        backends.is_down(0).unwrap()
+    });
+    let during = rt.block_on(pool.get("/x")).unwrap().status;
+    if since_start() < Duration::from_millis(1300) {
+        assert_eq!(during, 503);
+    }
+    wait_until("the scheduled outage never ended", || {
+        !backends.is_down(0).unwrap()
+    });
+    assert!(since_start() >= Duration::from_millis(1300));
     assert_eq!(rt.block_on(pool.get("/x")).unwrap().status, 200);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(backends.is_down(0).unwrap());
-    assert_eq!(rt.block_on(pool.get("/x")).unwrap().status, 503);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(!backends.is_down(0).unwrap());
-    assert_eq!(rt.block_on(pool.get("/x")).unwrap().status, 200);
+    assert!(backends.stats()[0].unavailable >= 1);
     // One connection throughout: a 503 outage keeps connections open.
     assert_eq!(pool.stats().connects, 1);
 }
