@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -32,7 +31,6 @@ const IDLE: u8 = 2;
 /// the connection is dropped where it stands.
 pub(super) async fn serve(
     stream: TcpStream,
-    _peer: SocketAddr,
     app: Arc<App>,
     graceful: ShutdownSignal,
     force: ShutdownSignal,

@@ -259,7 +259,7 @@ impl Server {
         let accept_loop = async {
             loop {
                 let slot = slots.acquire_arc().await;
-                let (stream, peer) = match listener.accept().await {
+                let (stream, _peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors and the like: back off briefly, keep serving.
@@ -272,7 +272,7 @@ impl Server {
                 stats.connections.fetch_add(1, Ordering::Relaxed);
                 stats.connections_open.fetch_add(1, Ordering::Relaxed);
                 let connection =
-                    conn::serve(stream, peer, app.clone(), graceful.signal(), force.signal());
+                    conn::serve(stream, app.clone(), graceful.signal(), force.signal());
                 let open = OpenConnection(stats.clone());
                 let task = tracker.track_future(async move {
                     connection.await;

@@ -24,10 +24,7 @@ impl Seen {
     pub fn brief(&self) -> String {
         match self {
             Seen::Response(status, line) => {
-                let reason = http::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
+                let reason = reason(*status);
                 let named = line
                     .rsplit_once('(')
                     .and_then(|(_, rest)| rest.strip_suffix(')'))
@@ -45,10 +42,7 @@ impl Seen {
     pub fn describe(&self) -> String {
         match self {
             Seen::Response(status, line) => {
-                let reason = http::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
+                let reason = reason(*status);
                 if line.is_empty() {
                     format!("{status} {reason}")
                 } else {
@@ -60,6 +54,14 @@ impl Seen {
             Seen::Refused => "connection refused".into(),
         }
     }
+}
+
+/// The status's reason phrase (`Request Timeout`), or nothing for an unknown status.
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 /// Connects, with a bound on the wait.
