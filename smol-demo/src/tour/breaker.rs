@@ -18,8 +18,10 @@ use crate::rt::Runtime;
 
 /// The replica that goes down.
 pub const DOWN: usize = 1;
-const REPLICAS: usize = 3;
-const KEYS: usize = 6;
+/// The replicas of the section.
+pub const REPLICAS: usize = 3;
+/// Keys per fan-out.
+pub const KEYS: usize = 6;
 
 /// The section's timing.
 #[derive(Debug, Clone, Copy)]

@@ -283,16 +283,23 @@ fn herd_table(config: &LiveHerdConfig, report: &LiveHerdReport) -> Table {
 
 fn section_breaker(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentError> {
     let plan = breaker::BreakerPlan::new(quick);
+    let settings = crate::gateway::BreakerSettings::default();
     out.para(&format!(
         "A circuit breaker stops calling a replica that keeps failing, so calls go elsewhere \
          at once instead of failing first, and it lets a probe through now and then to notice \
-         the replica's return. The gateway keeps one breaker per replica: it opens at 50% \
-         failures over the last 20 calls, stays open {}, then lets 2 probe calls through. \
-         Fan-outs of 6 keys over 3 replicas at {}/s; replica 1 is down from {} to {}. \
+         the replica's return. The gateway keeps one breaker per replica: it opens at {:.0}% \
+         failures over the last {} calls, stays open {}, then lets {} probe calls through. \
+         Fan-outs of {} keys over {} replicas at {}/s; replica {} is down from {} to {}. \
          Hedging is off here, so the breaker alone steers traffic (a failed call is retried \
          on the next replica):",
+        settings.failure_rate * 100.0,
+        settings.window,
         ms(plan.open_duration),
+        settings.half_open_calls,
+        breaker::KEYS,
+        breaker::REPLICAS,
         plan.rate,
+        breaker::DOWN,
         secs(plan.healthy),
         secs(plan.healthy + plan.down)
     ));
