@@ -91,6 +91,8 @@ pub enum ClientError {
     Request(hyper::Error),
     /// The response body could not be read to the end.
     Body(hyper::Error),
+    /// The path is not a valid request target; nothing was sent.
+    InvalidPath(String),
 }
 
 impl ClientError {
@@ -101,6 +103,7 @@ impl ClientError {
             ClientError::Connect(_) => "connect",
             ClientError::Request(_) => "request",
             ClientError::Body(_) => "body",
+            ClientError::InvalidPath(_) => "invalid_path",
         }
     }
 
@@ -125,6 +128,10 @@ impl fmt::Display for ClientError {
             }
             ClientError::Request(error) => write!(f, "the request failed: {error}"),
             ClientError::Body(error) => write!(f, "reading the response body failed: {error}"),
+            ClientError::InvalidPath(path) => write!(
+                f,
+                "{path:?} is not a valid request path; give an absolute path such as \"/items?id=7\""
+            ),
         }
     }
 }
@@ -132,7 +139,7 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ClientError::ConnectTimeout(_) => None,
+            ClientError::ConnectTimeout(_) | ClientError::InvalidPath(_) => None,
             ClientError::Connect(error) => Some(error),
             ClientError::Request(error) | ClientError::Body(error) => Some(error),
         }
@@ -244,10 +251,13 @@ impl Pool {
         body: Bytes,
     ) -> Result<Reply, ClientError> {
         let inner = &self.inner;
+        let uri: http::Uri = path
+            .parse()
+            .map_err(|_| ClientError::InvalidPath(path.to_owned()))?;
         let build = || {
             let mut request = Request::new(Full::new(body.clone()));
             *request.method_mut() = method.clone();
-            *request.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+            *request.uri_mut() = uri.clone();
             request
                 .headers_mut()
                 .insert(header::HOST, inner.host.clone());
@@ -347,5 +357,28 @@ impl fmt::Debug for Pool {
             .field("addr", &self.inner.addr)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_path_is_refused_before_anything_is_sent() {
+        let ex: Exec = Arc::new(smol::Executor::new());
+        // Nothing listens here, and nothing must try to: the path is refused first.
+        let pool = Pool::new(
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+            ClientConfig::default(),
+            ex,
+        );
+        let err = smol::block_on(pool.send(Method::GET, "/has a space", Bytes::new())).unwrap_err();
+        assert_eq!(err.kind(), "invalid_path");
+        assert!(
+            err.to_string().contains("not a valid request path"),
+            "{err}"
+        );
+        assert_eq!(pool.stats().connects, 0);
     }
 }
