@@ -113,6 +113,16 @@ fn fires(c: &mut Criterion) {
         g.bench_function("tailguard (FuturesTimer)", |b| {
             b.iter(|| drive(timeout_with(FuturesTimer, Duration::ZERO, never())))
         });
+        g.bench_function("select + futures_timer::Delay", |b| {
+            b.iter(|| {
+                drive(async {
+                    match select(never(), futures_timer::Delay::new(Duration::ZERO)).await {
+                        Either::Left(_) => Ok(()),
+                        Either::Right(_) => Err(()),
+                    }
+                })
+            })
+        });
     }
     // tokio's timer fires only when its driver runs, so this one runs on the runtime.
     g.bench_function("tokio::time::timeout", |b| {
