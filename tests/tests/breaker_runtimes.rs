@@ -125,11 +125,12 @@ where
                 .await;
         }))
     };
-    // Wait (bounded) until the probe is in flight.
-    for _ in 0..10_000 {
-        if started.load(Ordering::SeqCst) == 1 {
-            break;
-        }
+    // Wait (bounded in time, generously: a loaded CI machine may not run the pool's thread for
+    // a while) until the probe is in flight.
+    let waiting_since = std::time::Instant::now();
+    while started.load(Ordering::SeqCst) != 1
+        && waiting_since.elapsed() < std::time::Duration::from_secs(10)
+    {
         std::thread::yield_now();
         yield_now().await;
     }
