@@ -81,6 +81,20 @@ fn primary_wins_at_once(c: &mut Criterion) {
 
     // tower: latencies pre-filled so it would hedge at its p90 (10 ms) if the call were slow.
     let service = service_fn(|req: u64| ready(Ok::<_, Infallible>(req)));
+    bench_tower(&mut group, &rt, service, 10);
+    group.finish();
+}
+
+/// tower's hedge around `service`, at its p90 of 100 mock latencies all `latency_ms`, in `rt`.
+fn bench_tower<S, F>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    service: S,
+    latency_ms: u64,
+) where
+    S: Service<u64, Response = u64, Error = Infallible, Future = F> + Clone,
+    F: Future<Output = Result<u64, Infallible>>,
+{
     let mut tower_hedge = {
         let _guard = rt.enter();
         TowerHedge::new_with_mock_latencies(
@@ -89,7 +103,7 @@ fn primary_wins_at_once(c: &mut Criterion) {
             10,
             0.9,
             Duration::from_secs(10),
-            &[10; 100],
+            &[latency_ms; 100],
         )
     };
     group.bench_function("tower/tokio", |b| {
@@ -100,7 +114,6 @@ fn primary_wins_at_once(c: &mut Criterion) {
             })
         })
     });
-    group.finish();
 }
 
 fn a_hedge_wins(c: &mut Criterion) {
@@ -156,25 +169,7 @@ fn a_hedge_wins(c: &mut Criterion) {
             Ok::<_, Infallible>(req)
         }
     });
-    let mut tower_hedge = {
-        let _guard = rt.enter();
-        TowerHedge::new_with_mock_latencies(
-            service,
-            AlwaysHedge,
-            10,
-            0.9,
-            Duration::from_secs(10),
-            &[0; 100],
-        )
-    };
-    group.bench_function("tower/tokio", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let svc = tower_hedge.ready().await.unwrap();
-                svc.call(black_box(1)).await.unwrap()
-            })
-        })
-    });
+    bench_tower(&mut group, &rt, service, 0);
     group.finish();
 }
 

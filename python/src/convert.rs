@@ -209,3 +209,25 @@ pub(crate) fn bind_method(
     let method = METHOD_TYPE.import(wrapper.py(), "types", "MethodType")?;
     Ok(method.call1((wrapper, instance))?.unbind())
 }
+
+/// Whether `func` is an `async def` function (`inspect.iscoroutinefunction`).
+pub(crate) fn is_coroutine_function(func: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static IS_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    IS_ASYNC
+        .import(func.py(), "inspect", "iscoroutinefunction")?
+        .call1((func,))?
+        .is_truthy()
+}
+
+/// Gives a wrapper `func`'s name, docstring and `__wrapped__` (`functools.update_wrapper`), and
+/// returns it.
+pub(crate) fn update_wrapper(
+    wrapper: &Bound<'_, PyAny>,
+    func: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    static UPDATE_WRAPPER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    UPDATE_WRAPPER
+        .import(wrapper.py(), "functools", "update_wrapper")?
+        .call1((wrapper, func))?;
+    Ok(wrapper.clone().unbind())
+}

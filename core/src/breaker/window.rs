@@ -721,8 +721,9 @@ mod tests {
     }
 
     #[test]
-    fn count_window_drops_records_of_another_epoch() {
-        for window in count_windows(4) {
+    fn windows_drop_records_of_another_epoch() {
+        let time_windows = [Window::time(10, 2, 1), Window::time(10, 2, 0)];
+        for window in count_windows(4).into_iter().chain(time_windows) {
             window.reset(1);
             assert!(window.record(1, FAIL, 0));
             window.reset(2);
@@ -765,19 +766,6 @@ mod tests {
             // A late record for the slice the slot no longer holds is dropped.
             assert!(!window.record(3, FAIL, 6));
             assert_eq!(window.counts(3, 45), counts(2, 1, 1));
-        }
-    }
-
-    #[test]
-    fn time_window_drops_records_of_another_epoch() {
-        for window in [Window::time(10, 2, 1), Window::time(10, 2, 0)] {
-            window.reset(1);
-            assert!(window.record(1, FAIL, 0));
-            window.reset(2);
-            let _ = window.record(1, FAIL, 0);
-            assert_eq!(window.counts(2, 0), counts(0, 0, 0));
-            assert!(window.record(2, FAIL, 0));
-            assert_eq!(window.counts(2, 0), counts(1, 1, 0));
         }
     }
 

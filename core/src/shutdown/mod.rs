@@ -60,5 +60,36 @@
 mod signal;
 mod tracker;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use event_listener::{Event, EventListener};
+
 pub use self::signal::{Shutdown, ShutdownSignal};
 pub use self::tracker::{Graceful, TaskGuard, TaskTracker, TasksDone, Tracked, Unfinished};
+
+/// Polls until `done()` holds, listening on `event` in between. Listens first and checks again,
+/// so a notification between the check and the listen is not lost.
+fn poll_until(
+    done: impl Fn() -> bool,
+    event: &Event,
+    listener: &mut Option<EventListener>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        if done() {
+            *listener = None;
+            return Poll::Ready(());
+        }
+        match listener.as_mut() {
+            None => *listener = Some(event.listen()),
+            Some(waiting) => {
+                if Pin::new(waiting).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *listener = None;
+            }
+        }
+    }
+}

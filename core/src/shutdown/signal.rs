@@ -191,23 +191,10 @@ impl Clone for ShutdownSignal {
 impl Future for ShutdownSignal {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.node.is_triggered() {
-                self.listener = None;
-                return Poll::Ready(());
-            }
-            match self.listener.as_mut() {
-                // Listen first, then re-check the flag: a trigger between the two is not lost.
-                None => self.listener = Some(self.node.event.listen()),
-                Some(listener) => {
-                    if Pin::new(listener).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-            }
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let node = &this.node;
+        super::poll_until(|| node.is_triggered(), &node.event, &mut this.listener, cx)
     }
 }
 

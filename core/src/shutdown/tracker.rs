@@ -204,22 +204,11 @@ pub struct TasksDone {
 impl Future for TasksDone {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.inner.running.load(Ordering::Acquire) == 0 {
-                self.listener = None;
-                return Poll::Ready(());
-            }
-            match self.listener.as_mut() {
-                None => self.listener = Some(self.inner.idle.listen()),
-                Some(listener) => {
-                    if Pin::new(listener).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-            }
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let inner = &this.inner;
+        let done = || inner.running.load(Ordering::Acquire) == 0;
+        super::poll_until(done, &inner.idle, &mut this.listener, cx)
     }
 }
 

@@ -347,14 +347,8 @@ impl CircuitBreaker {
         if !func.is_callable() {
             return Err(convert::type_error("func", "a callable", func));
         }
-        static IS_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         static WRAP_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        static UPDATE_WRAPPER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        if IS_ASYNC
-            .import(py, "inspect", "iscoroutinefunction")?
-            .call1((func,))?
-            .is_truthy()?
-        {
+        if convert::is_coroutine_function(func)? {
             let wrap = WRAP_ASYNC.import(py, "tailguard._breaker", "wrap_async")?;
             return Ok(wrap.call1((slf, func))?.unbind());
         }
@@ -365,10 +359,7 @@ impl CircuitBreaker {
                 func: func.clone().unbind(),
             },
         )?;
-        UPDATE_WRAPPER
-            .import(py, "functools", "update_wrapper")?
-            .call1((&wrapper, func))?;
-        Ok(wrapper.into_any().unbind())
+        convert::update_wrapper(wrapper.as_any(), func)
     }
 
     /// Calls `func(*args, **kwargs)` through the breaker, once.

@@ -291,14 +291,8 @@ impl RetryPolicy {
         if !func.is_callable() {
             return Err(convert::type_error("func", "a callable", func));
         }
-        static IS_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         static WRAP_ASYNC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        static UPDATE_WRAPPER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let is_async = IS_ASYNC
-            .import(py, "inspect", "iscoroutinefunction")?
-            .call1((func,))?
-            .is_truthy()?;
-        if is_async {
+        if convert::is_coroutine_function(func)? {
             let wrap = WRAP_ASYNC.import(py, "tailguard._retry", "wrap_async")?;
             return Ok(wrap.call1((slf, func))?.unbind());
         }
@@ -317,10 +311,7 @@ impl RetryPolicy {
                 func: func.clone().unbind(),
             },
         )?;
-        UPDATE_WRAPPER
-            .import(py, "functools", "update_wrapper")?
-            .call1((&wrapper, func))?;
-        Ok(wrapper.into_any().unbind())
+        convert::update_wrapper(wrapper.as_any(), func)
     }
 
     /// Calls `func(*args, **kwargs)` under the policy, once: a sync call without decorating.
