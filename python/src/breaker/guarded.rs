@@ -1,5 +1,6 @@
 //! `Guarded`: a sync function behind a breaker, acquire-call-record all in Rust.
 
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tailguard::breaker::Outcome;
@@ -41,6 +42,14 @@ pub(crate) struct Guarded {
 
 #[pymethods]
 impl Guarded {
+    /// The breaker and the function, for the cycle collector (`self.get = breaker(self._get)`
+    /// is a cycle); the other side of such a cycle (an instance's `__dict__`, or this wrapper's,
+    /// which pyo3 clears) is what breaks it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.breaker)?;
+        visit.call(&self.func)
+    }
+
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(
         &self,
