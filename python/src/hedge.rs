@@ -323,7 +323,9 @@ impl Hedge {
     }
 
     /// Runs one hedged call: `factory()` makes each attempt's awaitable. Returns the first
-    /// success; the other attempts are cancelled.
+    /// success; the other attempts are cancelled. If every attempt fails, a call that made one
+    /// attempt raises its own exception (as the unhedged call would), one that made several
+    /// raises `AllFailedError` with all of them.
     fn run(slf: &Bound<'_, Self>, factory: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         if !factory.is_callable() {

@@ -74,7 +74,13 @@ class CircuitOpenError(TailguardError):
 
 class AllFailedError(TailguardError):
     """Every attempt failed (a hedged call, or :func:`~tailguard.first_ok`). ``exceptions``
-    holds each one in the order they failed; the last is also the ``__cause__``."""
+    holds each one in the order they failed; the last is also the ``__cause__``.
+
+    A hedged call raises it only when it made several attempts: if it made one (no hedge was
+    sent: ``max_attempts=1``, the budget refused, or the attempt failed before the delay with
+    no hedge allowed), that attempt's own exception propagates unwrapped, as from the unhedged
+    call, much as ``retry`` re-raises an exception it does not retry as it is.
+    """
 
     def __init__(self, message: str, exceptions: list[BaseException]) -> None:
         super().__init__(message)
