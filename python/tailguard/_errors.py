@@ -29,7 +29,8 @@ class RetryError(TailguardError):
     ``reason`` says why: ``"exhausted"`` (every allowed attempt failed), ``"deadline"`` (the next
     attempt could not start before the deadline) or ``"budget"`` (the retry budget refused the
     retry; then the error is a :class:`BudgetExhaustedError`). An exception the policy does not
-    retry is re-raised as it is, not wrapped.
+    retry is re-raised as it is, not wrapped. ``attempts`` is how many were made, ``elapsed`` the
+    seconds from the start of the call to giving up (every attempt included).
     """
 
     def __init__(self, message: str, attempts: int, elapsed: float, reason: str) -> None:

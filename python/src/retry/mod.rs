@@ -40,6 +40,9 @@ impl Classifier {
 
 /// A retry policy: `tailguard.retry(...)` returns one, and calling it on a function decorates
 /// that function.
+///
+/// `on_retry(event)` is called before each retry with a `RetryEvent`; an `async def` hook is
+/// awaited when the decorated function is async, and refused (`ConfigError`) for a sync one.
 #[pyclass(frozen, module = "tailguard", name = "Retry")]
 pub(crate) struct RetryPolicy {
     config: Arc<RetryConfig>,

@@ -177,7 +177,7 @@ pub(crate) struct RetryEvent {
     pub(super) attempt: u32,
     /// The wait before the next attempt, in seconds.
     pub(super) delay: f64,
-    /// Seconds since the call started.
+    /// Seconds from the start of the call (before its first attempt) to this failure.
     pub(super) elapsed: f64,
     /// How the attempt failed.
     pub(super) exception: Py<PyAny>,
