@@ -228,3 +228,31 @@ def test_deadline_error_chains_like_a_python_loop() -> None:
     assert error.reason == "deadline"
     assert error.__cause__ is not None
     assert user_frames(error.__cause__.__traceback__) == ["attempt", "inner"]
+
+
+def test_sync_breaker_predicate_sees_the_traceback_and_chains_its_error() -> None:
+    # As in `try: func() except Exception as exc: if on(exc): ...`, and as the async breaker.
+    seen: list[list[str]] = []
+
+    def predicate(exc: BaseException) -> bool:
+        seen.append(user_frames(exc.__traceback__))
+        return True
+
+    with pytest.raises(ConnectionError):
+        tg.CircuitBreaker(on=predicate).call(attempt)
+    assert seen == [["attempt", "inner"]]
+
+    breaker = tg.CircuitBreaker(on=raising_predicate)
+    with pytest.raises(ValueError) as caught:
+        breaker.call(attempt)
+    reference = outcome(lambda: reference_breaker(attempt, raising_predicate))
+    assert describe(caught.value) == describe(reference)
+    assert isinstance(caught.value.__context__, ConnectionError)
+
+
+def reference_breaker(fn: Callable[[], object], on: Predicate) -> object:
+    try:
+        return fn()
+    except Exception as exc:
+        on(exc)
+        raise

@@ -26,8 +26,12 @@ pub(super) fn guarded_call(
             Ok(value.unbind())
         }
         Err(err) => {
-            let exc = err.value(py).clone().into_any();
-            breaker.finish(py, ticket, Some(&exc))?;
+            // As `except ... as exc` sees it: with its traceback; and what the predicate raises
+            // while classifying it has it as `__context__`.
+            let exc = err.clone_ref(py).into_value(py).into_bound(py).into_any();
+            if let Err(raised) = breaker.finish(py, ticket, Some(&exc)) {
+                return Err(crate::errors::raised_while_handling(py, raised, &exc));
+            }
             Err(err)
         }
     }
