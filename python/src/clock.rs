@@ -118,6 +118,42 @@ impl Clock {
         Ok(())
     }
 
+    /// A Python function that reads this clock in seconds: `time.monotonic`, or a manual clock's
+    /// `now`. A reading is turned back into an instant by [`Clock::instant_of`].
+    pub(crate) fn reader(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Clock::System => {
+                static MONOTONIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+                Ok(MONOTONIC.import(py, "time", "monotonic")?.clone().unbind())
+            }
+            Clock::Manual(_) => Ok(self.to_object(py)?.bind(py).getattr("now")?.unbind()),
+        }
+    }
+
+    /// The instant at which [`Clock::reader`] read `reading` (seconds): now, minus how long ago
+    /// that was on the reader's own clock.
+    pub(crate) fn instant_of(&self, py: Python<'_>, reading: f64) -> PyResult<Instant> {
+        let (now, read_now) = match self {
+            Clock::System => {
+                let now = Instant::now();
+                let read_now: f64 = self.reader(py)?.bind(py).call0()?.extract()?;
+                (now, read_now)
+            }
+            Clock::Manual(inner) => {
+                let offset = Duration::from_nanos(inner.offset.load(Ordering::SeqCst));
+                (inner.origin + offset, inner.start + offset.as_secs_f64())
+            }
+        };
+        let ago = Duration::try_from_secs_f64(read_now - reading).unwrap_or(Duration::ZERO);
+        Ok(match self {
+            Clock::Manual(inner) => now
+                .checked_sub(ago)
+                .unwrap_or(inner.origin)
+                .max(inner.origin),
+            Clock::System => now.checked_sub(ago).unwrap_or(now),
+        })
+    }
+
     /// The Python object to expose as the `clock` attribute.
     pub(crate) fn to_object(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {

@@ -231,3 +231,15 @@ pub(crate) fn update_wrapper(
         .call1((wrapper, func))?;
     Ok(wrapper.clone().unbind())
 }
+
+/// Whether `obj` can be awaited (`inspect.isawaitable`): what an `async def` hook returns.
+pub(crate) fn is_awaitable(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_none() {
+        return Ok(false);
+    }
+    static IS_AWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    IS_AWAITABLE
+        .import(obj.py(), "inspect", "isawaitable")?
+        .call1((obj,))?
+        .is_truthy()
+}

@@ -120,3 +120,45 @@ pub(crate) fn retry_error(
         Err(err) => err,
     }
 }
+
+/// `raised`, an exception raised by code run while `handled` was being handled in native code
+/// (a predicate, a hook, the loop giving up), with the `__context__` Python would have given it
+/// had the same code run inside `except ... as handled:`: the exception first raised there (the
+/// end of `raised`'s context chain) gets `handled` as its context, unless the chain holds
+/// `handled` already. As in CPython, a link that would close a cycle is cut.
+pub(crate) fn raised_while_handling(
+    py: Python<'_>,
+    raised: PyErr,
+    handled: &Bound<'_, PyAny>,
+) -> PyErr {
+    // Context chains are short; the bound only guards against a cycle made by hand.
+    const MAX_CHAIN: usize = 1000;
+    fn context<'py>(exc: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        exc.getattr("__context__").ok().filter(|c| !c.is_none())
+    }
+    let mut tail = raised.value(py).clone().into_any();
+    for _ in 0..MAX_CHAIN {
+        if tail.is(handled) {
+            return raised;
+        }
+        match context(&tail) {
+            Some(next) => tail = next,
+            None => break,
+        }
+    }
+    if context(&tail).is_some() {
+        return raised;
+    }
+    // CPython's guard: if `tail` is in `handled`'s own chain, cut that link first.
+    let mut link = handled.clone();
+    for _ in 0..MAX_CHAIN {
+        let Some(next) = context(&link) else { break };
+        if next.is(&tail) {
+            let _ = link.setattr("__context__", py.None());
+            break;
+        }
+        link = next;
+    }
+    let _ = tail.setattr("__context__", handled);
+    raised
+}

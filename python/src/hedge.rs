@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
@@ -156,6 +157,11 @@ fn percentile_of(py: Python<'_>, text: &str) -> PyResult<f64> {
 
 #[pymethods]
 impl Hedge {
+    /// The delay setting, for the cycle collector (it holds nothing else from Python).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.delay_spec)
+    }
+
     #[new]
     #[pyo3(signature = (delay = None, *, max_attempts = None, budget = None, min_samples = None, delay_floor = None, delay_ceiling = None, window = None, window_slots = None, clock = None))]
     #[allow(clippy::too_many_arguments)]
@@ -317,7 +323,9 @@ impl Hedge {
     }
 
     /// Runs one hedged call: `factory()` makes each attempt's awaitable. Returns the first
-    /// success; the other attempts are cancelled.
+    /// success; the other attempts are cancelled. If every attempt fails, a call that made one
+    /// attempt raises its own exception (as the unhedged call would), one that made several
+    /// raises `AllFailedError` with all of them.
     fn run(slf: &Bound<'_, Self>, factory: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         if !factory.is_callable() {

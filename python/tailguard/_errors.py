@@ -29,7 +29,8 @@ class RetryError(TailguardError):
     ``reason`` says why: ``"exhausted"`` (every allowed attempt failed), ``"deadline"`` (the next
     attempt could not start before the deadline) or ``"budget"`` (the retry budget refused the
     retry; then the error is a :class:`BudgetExhaustedError`). An exception the policy does not
-    retry is re-raised as it is, not wrapped.
+    retry is re-raised as it is, not wrapped. ``attempts`` is how many were made, ``elapsed`` the
+    seconds from the start of the call to giving up (every attempt included).
     """
 
     def __init__(self, message: str, attempts: int, elapsed: float, reason: str) -> None:
@@ -74,7 +75,13 @@ class CircuitOpenError(TailguardError):
 
 class AllFailedError(TailguardError):
     """Every attempt failed (a hedged call, or :func:`~tailguard.first_ok`). ``exceptions``
-    holds each one in the order they failed; the last is also the ``__cause__``."""
+    holds each one in the order they failed; the last is also the ``__cause__``.
+
+    A hedged call raises it only when it made several attempts: if it made one (no hedge was
+    sent: ``max_attempts=1``, the budget refused, or the attempt failed before the delay with
+    no hedge allowed), that attempt's own exception propagates unwrapped, as from the unhedged
+    call, much as ``retry`` re-raises an exception it does not retry as it is.
+    """
 
     def __init__(self, message: str, exceptions: list[BaseException]) -> None:
         super().__init__(message)

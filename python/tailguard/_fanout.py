@@ -8,13 +8,13 @@ from typing import Any, Awaitable, Callable, Iterable, Literal, Optional, TypeVa
 
 from tailguard._errors import AllFailedError, ConfigError, QuorumError
 from tailguard._native import Hedge, HedgeBudget
-from tailguard._tasks import cancel_and_wait
+from tailguard._tasks import cancel_and_wait, start_leg
 
 T = TypeVar("T")
 
 
 def _start(awaitables: Iterable[Awaitable[T]]) -> list[asyncio.Future[T]]:
-    return [asyncio.ensure_future(aw) for aw in awaitables]
+    return [start_leg(aw) for aw in awaitables]
 
 
 async def scatter_gather(
@@ -139,7 +139,9 @@ async def hedge(
     """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a
     percentile of recent latency such as ``"p95"``, the default), starts another copy, up to
     ``max_attempts`` (default 2), within ``budget`` (a ratio of extra load, default 0.05). The
-    first success wins; the others are cancelled.
+    first success wins; the others are cancelled. If every attempt fails, a call that made a
+    single attempt raises that attempt's exception as it is; one that made several raises
+    :class:`~tailguard.AllFailedError` with all of them (the last as ``__cause__``).
 
     Without ``policy``, one :class:`~tailguard.Hedge` is kept per call site (the factory's code)
     and settings, so ``"p95"`` learns from that site's calls. Pass ``policy=`` to share one.

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from tailguard._errors import AllFailedError
 from tailguard._native import Hedge
-from tailguard._tasks import cancel_and_wait
+from tailguard._tasks import cancel_and_wait, start_leg
 
 T = TypeVar("T")
 
@@ -17,12 +17,16 @@ T = TypeVar("T")
 async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
     """One hedged call: the primary now, a hedge whenever the delay passes since the latest
     attempt started (or at once after a failure), while ``max_attempts`` and the budget allow.
-    The first success wins; every other attempt is cancelled before this returns."""
+    The first success wins; every other attempt is cancelled before this returns.
+
+    If every attempt fails: a call that made one attempt (no hedge was sent) raises that
+    attempt's own exception, as the unhedged call would; a call that made several raises
+    :class:`AllFailedError` with all of them, the last as its ``__cause__``."""
     loop = asyncio.get_running_loop()
     delay = policy._begin()
     max_attempts = policy.max_attempts
     start = loop.time()
-    primary: asyncio.Future[T] = asyncio.ensure_future(factory())
+    primary: asyncio.Future[T] = start_leg(factory())
     running: set[asyncio.Future[T]] = {primary}
     primary_open = True
     errors: list[BaseException] = []
@@ -35,7 +39,7 @@ async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
         if not policy._try_hedge():
             may_hedge = False
             return
-        running.add(asyncio.ensure_future(factory()))
+        running.add(start_leg(factory()))
         started += 1
         last_start = loop.time()
         if started >= max_attempts:
@@ -72,6 +76,18 @@ async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
             if failed and may_hedge:
                 launch()
             if not running:
+                if started == 1:
+                    # Nothing was hedged: the call fails as the unhedged call would. Its
+                    # traceback will hold this frame, so no local may refer to it (directly or
+                    # through its task): that cycle would keep the attempt's frames alive.
+                    only = errors.pop()
+                    done.clear()
+                    del primary, task
+                    exc = None
+                    try:
+                        raise only
+                    finally:
+                        del only
                 raise AllFailedError(
                     f"all {len(errors)} attempts of the hedged call failed; last: {errors[-1]!r}",
                     errors,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, Union
 
 from tailguard._errors import AttemptTimeoutError
 from tailguard._native import Retry, RetryRun
@@ -55,10 +55,26 @@ async def _loop(
                 return await fn(*args, **kwargs)
             return await _with_timeout(fn(*args, **kwargs), limit)
         except Exception as exc:
-            delay = run.failed(exc, isinstance(exc, AttemptTimeoutError))
-            if delay is None:
+            outcome = run.failed(exc, isinstance(exc, AttemptTimeoutError))
+            if outcome is None:
                 raise
+            delay = await _after_hook(run, outcome)
         await _sleep(run, delay)
+
+
+async def _after_hook(run: RetryRun, outcome: Union[float, tuple[float, Awaitable[object]]]) -> float:
+    """The delay to wait; first awaits what an ``async def`` ``on_retry`` hook returned (called
+    within the attempt's ``except`` block, so what the hook raises chains to the attempt's error).
+    If the hook fails or the call is cancelled meanwhile, the retry is abandoned."""
+    if not isinstance(outcome, tuple):
+        return outcome
+    delay, pending = outcome
+    try:
+        await pending
+    except BaseException:
+        run.close()
+        raise
+    return delay
 
 
 async def _sleep(run: RetryRun, delay: float) -> None:
@@ -92,19 +108,22 @@ def wrap_async(policy: Retry, fn: Callable[..., Awaitable[T]]) -> Callable[..., 
             return await _loop(start(), fn, args, kwargs)
 
     else:
-        # The happy path: no clock read, no state, one try block. The loop's state is made only
-        # when the first attempt fails.
+        # The happy path: one clock read (the call's start, for `elapsed`), no state, one try
+        # block. The loop's state is made only when the first attempt fails.
+        now = policy._now
         after_failure = policy._after_first_failure
 
         @functools.wraps(fn)
         async def retrying(*args: Any, **kwargs: Any) -> T:
+            started = now()
             try:
                 return await fn(*args, **kwargs)
             except Exception as exc:
-                run = after_failure()
-                delay = run.failed(exc, False)
-                if delay is None:
+                run = after_failure(started)
+                outcome = run.failed(exc, False)
+                if outcome is None:
                     raise
+                delay = await _after_hook(run, outcome)
             return await _after_first_failure(run, delay, fn, args, kwargs)
 
     retrying.retry = policy  # type: ignore[attr-defined]

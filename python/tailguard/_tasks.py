@@ -3,7 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import Any, Awaitable, Iterable, TypeVar
+
+T = TypeVar("T")
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def start_leg(awaitable: Awaitable[T]) -> asyncio.Future[T]:
+    """Starts one leg of a fan-out or a hedged call as a task whose outcome is always retrieved.
+
+    The call that started it accounts for every leg: it returns a winner's result, raises with
+    the failures it waited for, and deliberately drops the rest (a leg that failed alongside the
+    winner, or while being cancelled, even after the caller itself was cancelled). So asyncio
+    must never log such a leg as "Task exception was never retrieved".
+    """
+    task = asyncio.ensure_future(awaitable)
+    task.add_done_callback(_retrieve)
+    return task
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:

@@ -1,5 +1,6 @@
 //! `Guarded`: a sync function behind a breaker, acquire-call-record all in Rust.
 
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tailguard::breaker::Outcome;
@@ -25,8 +26,12 @@ pub(super) fn guarded_call(
             Ok(value.unbind())
         }
         Err(err) => {
-            let exc = err.value(py).clone().into_any();
-            breaker.finish(py, ticket, Some(&exc))?;
+            // As `except ... as exc` sees it: with its traceback; and what the predicate raises
+            // while classifying it has it as `__context__`.
+            let exc = err.clone_ref(py).into_value(py).into_bound(py).into_any();
+            if let Err(raised) = breaker.finish(py, ticket, Some(&exc)) {
+                return Err(crate::errors::raised_while_handling(py, raised, &exc));
+            }
             Err(err)
         }
     }
@@ -41,6 +46,14 @@ pub(crate) struct Guarded {
 
 #[pymethods]
 impl Guarded {
+    /// The breaker and the function, for the cycle collector (`self.get = breaker(self._get)`
+    /// is a cycle); the other side of such a cycle (an instance's `__dict__`, or this wrapper's,
+    /// which pyo3 clears) is what breaks it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.breaker)?;
+        visit.call(&self.func)
+    }
+
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(
         &self,

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyException;
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -454,6 +455,30 @@ impl CircuitBreaker {
     #[getter]
     fn on(&self, py: Python<'_>) -> Py<PyAny> {
         self.on_obj.clone_ref(py)
+    }
+
+    /// The predicate or classes and the listeners, for the cycle collector (a listener that is
+    /// a method of the breaker's owner, or refers to the breaker, makes a cycle). A listener
+    /// list locked elsewhere is skipped: the collector then keeps the objects, which is safe.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let FailureOn::Types(obj) | FailureOn::Predicate(obj) = &self.on {
+            visit.call(obj)?;
+        }
+        visit.call(&self.on_obj)?;
+        if let Ok(listeners) = self.listeners.try_lock() {
+            for listener in listeners.iter() {
+                visit.call(listener)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Breaks a cycle by dropping the listeners (`on` is fixed; a cycle through it runs through
+    /// a clearable object too).
+    fn __clear__(&self) {
+        let listeners =
+            std::mem::take(&mut *self.listeners.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(listeners);
     }
 
     fn __repr__(&self) -> String {

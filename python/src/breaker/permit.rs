@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use tailguard::breaker::{Outcome, Ticket};
 
@@ -24,6 +25,12 @@ impl BreakerPermit {
 
 #[pymethods]
 impl BreakerPermit {
+    /// The breaker, for the cycle collector (a permit kept by the object that listens to its
+    /// breaker is part of a cycle).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.breaker)
+    }
+
     /// The call worked.
     fn success(&self) {
         if let Some(ticket) = self.take() {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple, PyType};
@@ -27,8 +28,21 @@ enum Classifier {
     Predicate(Py<PyAny>),
 }
 
+impl Classifier {
+    /// The Python object the classifier holds, if any.
+    fn object(&self) -> Option<&Py<PyAny>> {
+        match self {
+            Classifier::All => None,
+            Classifier::Types(obj) | Classifier::Predicate(obj) => Some(obj),
+        }
+    }
+}
+
 /// A retry policy: `tailguard.retry(...)` returns one, and calling it on a function decorates
 /// that function.
+///
+/// `on_retry(event)` is called before each retry with a `RetryEvent`; an `async def` hook is
+/// awaited when the decorated function is async, and refused (`ConfigError`) for a sync one.
 #[pyclass(frozen, module = "tailguard", name = "Retry")]
 pub(crate) struct RetryPolicy {
     config: Arc<RetryConfig>,
@@ -41,6 +55,8 @@ pub(crate) struct RetryPolicy {
     budget: Option<Py<RetryBudget>>,
     /// Whether a call must read the clock before its first attempt (a deadline or a budget).
     needs_start: bool,
+    /// Whether `on_retry` is an `async def` (a sync call cannot await it).
+    hook_is_async: bool,
 }
 
 fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
@@ -162,7 +178,10 @@ impl RetryPolicy {
                         elapsed: state.elapsed(now).as_secs_f64(),
                         exception: exc.clone().unbind(),
                     };
-                    hook.bind(py).call1((event,)).map_err(Some)?;
+                    let returned = hook.bind(py).call1((event,)).map_err(Some)?;
+                    if convert::is_awaitable(&returned).map_err(Some)? {
+                        return Err(Some(sync_cannot_await(&returned)));
+                    }
                 }
                 Ok(delay)
             }
@@ -175,6 +194,36 @@ impl RetryPolicy {
                 PyErr::from_value(exc.clone()),
             ))),
         }
+    }
+}
+
+/// The error for an `on_retry` hook that returned an awaitable in a sync call; a coroutine is
+/// closed first, so Python does not warn that it was never awaited.
+fn sync_cannot_await(returned: &Bound<'_, PyAny>) -> PyErr {
+    if returned.hasattr("close").unwrap_or(false) {
+        if let Err(err) = returned.call_method0("close") {
+            return err;
+        }
+    }
+    PyTypeError::new_err(format!(
+        "`on_retry` returned {}, an awaitable: a sync call's retries cannot await it; pass a \
+         plain function as `on_retry`, or retry an `async def`",
+        convert::short_repr(returned)
+    ))
+}
+
+impl RetryPolicy {
+    /// Refuses an `async def` hook for a sync function, when it is decorated or called.
+    fn check_sync(&self, py: Python<'_>) -> PyResult<()> {
+        if self.hook_is_async {
+            return Err(errors::config_error(
+                py,
+                "on_retry",
+                "is an `async def`, which the retries of a sync function cannot await; pass a \
+                 plain function, or retry an `async def`",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -268,6 +317,10 @@ impl RetryPolicy {
         let on_retry = on_retry
             .filter(|h| !h.is_none())
             .map(|h| h.clone().unbind());
+        let hook_is_async = match &on_retry {
+            Some(hook) => convert::is_coroutine_function(hook.bind(py))?,
+            None => false,
+        };
         let policy = builder.build().map_err(|e| errors::from_core(py, &e))?;
         let config = policy.config().clone();
         let needs_start = config.max_elapsed().is_some() || config.budget().is_some();
@@ -281,7 +334,22 @@ impl RetryPolicy {
             backoff,
             budget,
             needs_start,
+            hook_is_async,
         })
+    }
+
+    /// The Python objects the policy holds, for the cycle collector. They are fixed at
+    /// construction (the class is frozen), so there is no `__clear__`: a cycle through a policy
+    /// always runs through a clearable object too (the instance or `__dict__` of the service whose
+    /// method is the hook or predicate).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.classifier.object())?;
+        visit.call(&self.on)?;
+        visit.call(&self.on_retry)?;
+        visit.call(&self.clock_obj)?;
+        visit.call(&self.backoff)?;
+        visit.call(&self.budget)?;
+        Ok(())
     }
 
     /// Decorates `func`: a sync function gets a native wrapper, an `async def` a coroutine
@@ -304,6 +372,7 @@ impl RetryPolicy {
                  use `deadline` to bound a sync call's retries",
             ));
         }
+        slf.get().check_sync(py)?;
         let wrapper = Bound::new(
             py,
             Retrying {
@@ -330,6 +399,7 @@ impl RetryPolicy {
                 "applies only to async functions; use `deadline` for sync calls",
             ));
         }
+        slf.get().check_sync(py)?;
         run_sync(py, slf.get(), func, args, kwargs)
     }
 
@@ -392,12 +462,20 @@ impl RetryPolicy {
         }
     }
 
-    /// The state of one async call whose first attempt just failed (attempt 1 is counted).
-    fn _after_first_failure(slf: &Bound<'_, Self>) -> PyResult<RetryRun> {
+    /// The function that reads the policy's clock in seconds (`time.monotonic`, or the manual
+    /// clock's `now`): an async call reads it before its first attempt, for `_after_first_failure`.
+    #[getter]
+    fn _now(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.clock.reader(py)
+    }
+
+    /// The state of one async call whose first attempt just failed (attempt 1 is counted);
+    /// `started` is what `_now()` read before that attempt.
+    fn _after_first_failure(slf: &Bound<'_, Self>, started: f64) -> PyResult<RetryRun> {
         let policy = slf.get();
         let mut state = RetryState::new(policy.config.clone());
-        // Without a deadline, starting the call now cannot fail.
-        let _ = state.begin_attempt(policy.clock.now());
+        // Without a deadline, starting the call cannot fail.
+        let _ = state.begin_attempt(policy.clock.instant_of(slf.py(), started)?);
         Ok(RetryRun {
             policy: slf.clone().unbind(),
             state: Mutex::new(state),

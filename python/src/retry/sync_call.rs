@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use pyo3::exceptions::PyException;
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tailguard::retry::RetryState;
@@ -11,20 +12,22 @@ use super::RetryPolicy;
 use crate::{convert, errors};
 
 impl RetryPolicy {
-    /// The sync loop after the first attempt failed with `err`.
+    /// The sync loop after the first attempt, started at `started`, failed with `err`.
+    ///
+    /// Exceptions chain as in a pure-Python loop: the attempt's exception keeps its traceback,
+    /// and what the predicate, the hook or the loop raises while handling it has it as its
+    /// `__context__`.
     fn retry_sync(
         &self,
         py: Python<'_>,
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-        started: Option<Instant>,
+        started: Instant,
         mut err: PyErr,
     ) -> PyResult<Py<PyAny>> {
         let mut state = RetryState::new(&*self.config);
-        // The call started before the first attempt if we read the clock then; otherwise the
-        // first failure is the start (no deadline or budget depends on it).
-        if let Err(reason) = state.begin_attempt(started.unwrap_or_else(|| self.clock.now())) {
+        if let Err(reason) = state.begin_attempt(started) {
             return Err(errors::retry_error(py, reason, 0, 0.0, err));
         }
         loop {
@@ -32,11 +35,12 @@ impl RetryPolicy {
             if !err.is_instance_of::<PyException>(py) {
                 return Err(err);
             }
-            let exc = err.value(py).clone().into_any();
+            // The exception object with its traceback, as `except ... as exc` would see it.
+            let exc = err.clone_ref(py).into_value(py).into_bound(py).into_any();
             let delay = match self.after_failure(py, &mut state, &exc, false) {
                 Ok(delay) => delay,
                 Err(None) => return Err(err),
-                Err(Some(raise)) => return Err(raise),
+                Err(Some(raise)) => return Err(errors::raised_while_handling(py, raise, &exc)),
             };
             self.clock.sleep_blocking(py, delay)?;
             let now = self.clock.now();
@@ -66,12 +70,7 @@ pub(super) fn run_sync(
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    if !policy.needs_start {
-        return match func.call(args, kwargs) {
-            Ok(value) => Ok(value.unbind()),
-            Err(err) => policy.retry_sync(py, func, args, kwargs, None, err),
-        };
-    }
+    // The call starts now: a deadline, a budget's deposit and every `elapsed` count from here.
     let started = policy.clock.now();
     match func.call(args, kwargs) {
         Ok(value) => {
@@ -80,7 +79,7 @@ pub(super) fn run_sync(
             }
             Ok(value.unbind())
         }
-        Err(err) => policy.retry_sync(py, func, args, kwargs, Some(started), err),
+        Err(err) => policy.retry_sync(py, func, args, kwargs, started, err),
     }
 }
 
@@ -93,6 +92,14 @@ pub(crate) struct Retrying {
 
 #[pymethods]
 impl Retrying {
+    /// The policy and the function, for the cycle collector (`self.get = retry(...)(self._get)`
+    /// is a cycle). Fixed at construction; the cycle is broken by clearing the other side (the
+    /// instance's `__dict__`, or this wrapper's own, which pyo3 clears).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.policy)?;
+        visit.call(&self.func)
+    }
+
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(
         &self,
