@@ -37,7 +37,9 @@ class CircuitBreaker(_native.CircuitBreaker):
     ``time_window`` in seconds (with ``time_window_buckets``), judged after ``minimum_calls``
     (20); ``consecutive_failures``; ``slow_call_duration`` and ``slow_call_rate``;
     ``open_duration`` (seconds, or a :class:`~tailguard.Backoff` of growing durations; default 10 s
-    doubling to 5 min with 10 % jitter); ``half_open_calls`` (5),
+    doubling with each failed probe round up to 5 min, with equal jitter: each opening lasts
+    between half and all of that, so the first lasts 5 to 10 s and a fleet of breakers that
+    opened together probes at different times); ``half_open_calls`` (5),
     ``half_open_success_rate`` (1.0), ``half_open_timeout`` (60 s); ``on_transition`` (a
     listener); ``stripes``; ``clock`` (a :class:`~tailguard.testing.ManualClock`).
     """

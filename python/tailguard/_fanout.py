@@ -155,6 +155,8 @@ async def hedge(
             if policy is None:
                 policy = Hedge(delay, max_attempts=max_attempts, budget=budget)
                 per_site[key] = policy
+    elif not isinstance(policy, Hedge):
+        raise TypeError(f"`policy` must be a tailguard.Hedge or None, got {type(policy).__name__}")
     elif delay is not None or max_attempts is not None or budget is not None:
         raise ConfigError(
             "invalid `policy`: pass either a policy or its settings (delay, max_attempts, "
