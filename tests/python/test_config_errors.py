@@ -41,7 +41,7 @@ def test_the_users_exception_is_what_a_bad_on_can_no_longer_replace() -> None:
     for on in (KeyError, (KeyError, ValueError), lambda e: isinstance(e, KeyError), IsKeyError()):
         breaker = tg.CircuitBreaker(on=on)
         with pytest.raises(KeyError):
-            breaker.call(lambda: {}["missing"])
+            breaker.call(lambda: {"a": 1}["missing"])
         assert breaker.metrics().failures == 1
 
 
