@@ -258,7 +258,7 @@ const ON_EXPECTED: &str =
     "an exception class, a non-empty tuple of exception classes, or a predicate (a callable taking the exception)";
 
 /// Whether `obj` is a subclass of `BaseException`.
-pub(crate) fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
+fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
     obj.cast::<PyType>().is_ok_and(|ty| {
         ty.is_subclass_of::<pyo3::exceptions::PyBaseException>()
             .unwrap_or(false)

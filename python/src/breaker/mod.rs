@@ -75,14 +75,15 @@ fn open_error(py: Python<'_>, rejected: Rejected) -> PyErr {
         Err(err) => return err,
     };
     let (message, retry_after) = match (rejected.state(), rejected.retry_after()) {
-        (State::HalfOpen, probe_deadline) => (
-            format!(
-                "circuit breaker is half-open and every probe slot is taken; a slot frees when a \
-                 probe ends (the oldest times out in {:.3}s)",
-                probe_deadline.unwrap_or_default().as_secs_f64()
-            ),
-            None,
-        ),
+        (State::HalfOpen, probe_deadline) => {
+            let mut message = "circuit breaker is half-open and every probe slot is taken; a slot \
+                               frees when a probe ends"
+                .to_owned();
+            if let Some(deadline) = probe_deadline {
+                message += &format!(" (the oldest times out in {:.3}s)", deadline.as_secs_f64());
+            }
+            (message, None)
+        }
         (_, after) => (rejected.to_string(), after.map(|d| d.as_secs_f64())),
     };
     let state = state_name(rejected.state());
