@@ -10,6 +10,21 @@ use std::time::Duration;
 
 use crate::ConfigError;
 
+/// A float for an error message: as `Display` shows it, except that very large or very small
+/// values get an exponent (`1e300`, not 301 digits).
+pub(crate) struct Float(pub(crate) f64);
+
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let magnitude = self.0.abs();
+        if magnitude != 0.0 && !(1e-6..1e16).contains(&magnitude) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
 /// "must be {rule} ({why}), got {got}".
 fn refuse(field: &'static str, rule: &str, why: &str, got: impl Display) -> ConfigError {
     let message = if why.is_empty() {
@@ -49,7 +64,7 @@ pub(crate) fn rate(field: &'static str, rate: f64, why: &str) -> Result<f64, Con
     if rate > 0.0 && rate <= 1.0 {
         Ok(rate)
     } else {
-        Err(refuse(field, "in (0, 1]", why, rate))
+        Err(refuse(field, "in (0, 1]", why, Float(rate)))
     }
 }
 
@@ -58,7 +73,7 @@ pub(crate) fn factor(field: &'static str, factor: f64) -> Result<f64, ConfigErro
     if factor.is_finite() && factor >= 1.0 {
         Ok(factor)
     } else {
-        Err(refuse(field, "a finite number ≥ 1.0", "", factor))
+        Err(refuse(field, "a finite number ≥ 1.0", "", Float(factor)))
     }
 }
 
@@ -128,6 +143,17 @@ mod tests {
             message(rate("failure_rate", 1.5, "")),
             "invalid `failure_rate`: must be in (0, 1], got 1.5"
         );
+        assert_eq!(
+            message(rate("failure_rate", 1e300, "")),
+            "invalid `failure_rate`: must be in (0, 1], got 1e300"
+        );
+        assert_eq!(
+            message(factor("factor", -1e-300)),
+            "invalid `factor`: must be a finite number ≥ 1.0, got -1e-300"
+        );
+        assert_eq!(Float(0.0).to_string(), "0");
+        assert_eq!(Float(f64::NAN).to_string(), "NaN");
+        assert_eq!(Float(f64::INFINITY).to_string(), "inf");
         assert_eq!(
             message(factor("factor", 0.5)),
             "invalid `factor`: must be a finite number ≥ 1.0, got 0.5"

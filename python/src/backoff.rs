@@ -12,8 +12,16 @@ use crate::{convert, errors};
 
 /// A sequence of retry delays in seconds: constant, linear or exponential, capped, jittered.
 ///
+/// Jitter defaults to `"full"` for linear and exponential backoff (each delay drawn from
+/// `[0, t]`, so clients that failed together do not retry together) and to `"none"` for
+/// constant backoff (a constant delay is exactly that delay); pass `jitter=` to choose.
+///
 /// Iterating a `Backoff` starts the sequence from the beginning each time. A seeded backoff
 /// yields the same delays on every iteration; an unseeded one draws fresh random delays.
+/// Inside a retry policy, a seeded backoff gives the policy's first retried call exactly the
+/// delays `take(n)` shows, and each later call its own reproducible stream (derived from the
+/// seed and the call's number), so concurrent calls do not retry in lockstep. A circuit
+/// breaker's open durations follow `take(n)` too.
 #[pyclass(frozen, module = "tailguard", name = "Backoff")]
 pub(crate) struct Backoff {
     pub(crate) inner: CoreBackoff,
@@ -30,11 +38,10 @@ struct Common<'a, 'py> {
     seed: Option<&'a Bound<'py, PyAny>>,
 }
 
-fn jitter_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Jitter> {
-    // `None` is the default, full jitter, as for every other optional parameter; "none" is no
-    // jitter.
+fn jitter_arg(obj: Option<&Bound<'_, PyAny>>, default: Jitter) -> PyResult<Jitter> {
+    // `None` is the kind's default, as for every other optional parameter; "none" is no jitter.
     let Some(obj) = obj.filter(|obj| !obj.is_none()) else {
-        return Ok(Jitter::Full);
+        return Ok(default);
     };
     let Ok(name) = obj.cast::<PyString>() else {
         return Err(convert::type_error(
@@ -68,7 +75,12 @@ impl Backoff {
         if let Some(retries) = common.max_retries.filter(|r| !r.is_none()) {
             builder = builder.max_retries(convert::u32_at_least("max_retries", retries, 0)?);
         }
-        builder = builder.jitter(jitter_arg(common.jitter)?);
+        let default_jitter = if kind == "constant" {
+            Jitter::None
+        } else {
+            Jitter::Full
+        };
+        builder = builder.jitter(jitter_arg(common.jitter, default_jitter)?);
         if let Some(seed) = convert::opt_seed(common.seed)? {
             builder = builder.seed(seed);
         }
@@ -81,14 +93,15 @@ impl Backoff {
         })
     }
 
-    /// A fresh copy at the start of the sequence: the same stream for a seeded backoff, a new
-    /// random one otherwise.
+    /// A fresh copy at the start of the sequence: for a seeded backoff, the stream a retry
+    /// policy gives its first retried call (stream 0 of the seed), every time; a new random one
+    /// otherwise.
     pub(crate) fn fresh(&self) -> CoreBackoff {
-        let mut copy = self.inner.clone();
-        match self.inner.seed() {
-            Some(seed) => copy.reseed(seed),
-            None => copy.reseed(fastrand::u64(..)),
+        if self.inner.seed().is_some() {
+            return self.inner.fork(0);
         }
+        let mut copy = self.inner.clone();
+        copy.reseed(fastrand::u64(..));
         copy.reset();
         copy
     }
@@ -96,7 +109,8 @@ impl Backoff {
 
 #[pymethods]
 impl Backoff {
-    /// The same `delay` before every retry, then jittered.
+    /// The same `delay` before every retry: exactly `delay` (no jitter) unless `jitter=`
+    /// asks for some.
     #[staticmethod]
     #[pyo3(signature = (delay, *, max_retries = None, jitter = None, seed = None))]
     fn constant(

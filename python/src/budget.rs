@@ -10,6 +10,11 @@ use crate::{convert, errors};
 /// A shared allowance of retries: every call deposits, every retry withdraws, and retries never
 /// exceed `ratio` × calls over the sliding `window`, plus `min_per_second` retries per second
 /// whatever the traffic.
+///
+/// A budget reads its own clock (`clock=`, default the system clock), and every retry policy
+/// that uses it must read the same one: pass the same `tailguard.testing.ManualClock` to the
+/// budget and to `retry(..., clock=)`, or give the policy no `clock` and it follows its
+/// budget's. A policy on another clock is refused with a `ConfigError` naming `budget`.
 #[pyclass(frozen, module = "tailguard", name = "RetryBudget")]
 pub(crate) struct RetryBudget {
     pub(crate) inner: CoreBudget,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple, PyType};
 
 use crate::errors;
 
@@ -82,14 +82,20 @@ pub(crate) fn seconds_from_f64(py: Python<'_>, name: &str, secs: f64) -> PyResul
         return Err(errors::config_error(
             py,
             name,
-            format!("must be a finite number of seconds in [0, {MAX_SECONDS}], got {secs}"),
+            format!(
+                "must be a finite number of seconds in [0, {MAX_SECONDS}], got {}",
+                show_f64(secs)
+            ),
         ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| {
         errors::config_error(
             py,
             name,
-            format!("must be a finite number of seconds in [0, {MAX_SECONDS}], got {secs}"),
+            format!(
+                "must be a finite number of seconds in [0, {MAX_SECONDS}], got {}",
+                show_f64(secs)
+            ),
         )
     })
 }
@@ -166,10 +172,16 @@ pub(crate) fn fraction(
         return Err(errors::config_error(
             obj.py(),
             name,
-            format!("must be in {open}{lo}, {hi}], got {value}"),
+            format!("must be in {open}{lo}, {hi}], got {}", show_f64(value)),
         ));
     }
     Ok(value)
+}
+
+/// A float as Python's `repr` shows it: shortest round-trip digits, an exponent for very large
+/// or small values (`1e300`, not 301 digits).
+pub(crate) fn show_f64(value: f64) -> String {
+    format!("{value:?}")
 }
 
 /// `repr(obj)` cut to a readable length, for error messages.
@@ -242,4 +254,80 @@ pub(crate) fn is_awaitable(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         .import(obj.py(), "inspect", "isawaitable")?
         .call1((obj,))?
         .is_truthy()
+}
+
+/// What an `on=` argument names: the exceptions a retry policy retries or a breaker counts.
+pub(crate) enum ExceptionFilter {
+    /// `None`: the default, every `Exception`.
+    Default,
+    /// An exception class or a non-empty tuple of them (the object itself, for `isinstance`).
+    Types(Py<PyAny>),
+    /// Any other callable, called with the exception.
+    Predicate(Py<PyAny>),
+}
+
+const ON_EXPECTED: &str =
+    "an exception class, a non-empty tuple of exception classes, or a predicate (a callable taking the exception)";
+
+/// Whether `obj` is a subclass of `BaseException`.
+fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
+    obj.cast::<PyType>().is_ok_and(|ty| {
+        ty.is_subclass_of::<pyo3::exceptions::PyBaseException>()
+            .unwrap_or(false)
+    })
+}
+
+/// Checks an `on=` argument once, when the policy is built: a class that is not an exception
+/// (`on=int`) is callable, but calling it with the exception would raise a `TypeError` in place
+/// of the user's exception, so it is refused here, as it is inside a tuple (`TypeError`). An
+/// empty tuple has the right type but names nothing: `ConfigError`.
+pub(crate) fn exception_filter(on: Option<&Bound<'_, PyAny>>) -> PyResult<ExceptionFilter> {
+    let Some(on) = on.filter(|on| !on.is_none()) else {
+        return Ok(ExceptionFilter::Default);
+    };
+    if is_exception_class(on) {
+        return Ok(ExceptionFilter::Types(on.clone().unbind()));
+    }
+    if let Ok(tuple) = on.cast::<PyTuple>() {
+        if tuple.is_empty() {
+            return Err(errors::config_error(
+                on.py(),
+                "on",
+                "must name at least one exception class, got an empty tuple",
+            ));
+        }
+        for item in tuple.iter() {
+            if !is_exception_class(&item) {
+                return Err(not_an_exception_filter(&item, " in the tuple"));
+            }
+        }
+        return Ok(ExceptionFilter::Types(on.clone().unbind()));
+    }
+    if on.is_callable() && on.cast::<PyType>().is_err() {
+        return Ok(ExceptionFilter::Predicate(on.clone().unbind()));
+    }
+    Err(not_an_exception_filter(on, ""))
+}
+
+/// The `TypeError` for an `on=` value (or tuple item, `place`) that names no exceptions.
+fn not_an_exception_filter(got: &Bound<'_, PyAny>, place: &str) -> PyErr {
+    if let Ok(class) = got.cast::<PyType>() {
+        let name = class
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".to_owned());
+        return PyTypeError::new_err(format!(
+            "`on` must be {ON_EXPECTED}, got the class {name}{place}, which is not an exception \
+             class (a subclass of BaseException)"
+        ));
+    }
+    let type_name = got
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    PyTypeError::new_err(format!(
+        "`on` must be {ON_EXPECTED}, got {type_name}{place}: {}",
+        short_repr(got)
+    ))
 }

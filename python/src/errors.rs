@@ -46,7 +46,11 @@ pub(crate) fn from_core(py: Python<'_>, err: &tailguard::ConfigError) -> PyErr {
         .replace("Jitter::Equal", "jitter=\"equal\"")
         .replace("Jitter::Decorrelated", "jitter=\"decorrelated\"")
         .replace("Jitter::None", "jitter=\"none\"")
-        .replace("full jitter", "jitter=\"full\"");
+        .replace("full jitter", "jitter=\"full\"")
+        .replace(
+            "use `adaptive_delay(..)`",
+            "use a percentile `delay` such as \"p95\"",
+        );
     config_error(py, parameter, &message)
 }
 

@@ -232,7 +232,7 @@ impl Hedge {
                             errors::config_error(
                                 py,
                                 "budget",
-                                format!("must be a ratio in [0, 1000] (0.05 = 5 % extra load), got {ratio}"),
+                                format!("must be a ratio in [0, 1000] (0.05 = 5 % extra load), got {ratio:?}"),
                             )
                         })?;
                     builder = builder.budget(budget);

@@ -11,7 +11,7 @@ for sync and asyncio code, on a Rust core.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Type, Union, overload
 
 from tailguard._errors import (
     AllFailedError,
@@ -45,6 +45,15 @@ from tailguard._native import (
     is_testing,
     set_testing,
 )
+from tailguard.testing import ManualClock
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec, TypeVar
+
+    from tailguard._native import _Retried, _Seconds
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 __all__ = [
     "AllFailedError",
@@ -81,8 +90,6 @@ __all__ = [
     "testing",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 RetryOn = Union[
     Type[BaseException],
     Tuple[Type[BaseException], ...],
@@ -91,7 +98,7 @@ RetryOn = Union[
 
 
 @overload
-def retry(func: F, /) -> F: ...
+def retry(func: Callable[P, R], /) -> _Retried[P, R]: ...
 
 
 @overload
@@ -99,13 +106,13 @@ def retry(
     *,
     on: Optional[RetryOn] = None,
     attempts: Optional[int] = None,
-    deadline: Optional[float] = None,
-    timeout: Optional[float] = None,
+    deadline: Optional[_Seconds] = None,
+    timeout: Optional[_Seconds] = None,
     backoff: Optional[Backoff] = None,
     budget: Optional[RetryBudget] = None,
     on_retry: Optional[Callable[[RetryEvent], object]] = None,
     retry_on_timeout: Optional[bool] = None,
-    clock: Optional[Any] = None,
+    clock: Optional[ManualClock] = None,
 ) -> Retry: ...
 
 
@@ -115,6 +122,10 @@ def retry(func: Optional[Callable[..., Any]] = None, /, **settings: Any) -> Any:
     Use it as ``@retry`` (every ``Exception``, 3 attempts, the default backoff) or
     ``@retry(on=..., attempts=..., ...)``. ``KeyboardInterrupt``, ``SystemExit`` and
     ``asyncio.CancelledError`` are never retried or counted.
+
+    A decorated function keeps its signature (also for type checkers) and gains the policy as
+    its ``.retry`` attribute: a sync function becomes a :class:`Retrying`, an ``async def`` a
+    coroutine function.
     """
     policy = Retry(**settings)
     if func is None:

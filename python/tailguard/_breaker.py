@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextvars
 import functools
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from tailguard import _native
 from tailguard._native import Backoff, BreakerPermit, BreakerTransition, ManualClock
+
+if TYPE_CHECKING:
+    from tailguard._native import _BreakerOn, _Number, _Seconds
 
 T = TypeVar("T")
 
@@ -37,7 +40,9 @@ class CircuitBreaker(_native.CircuitBreaker):
     ``time_window`` in seconds (with ``time_window_buckets``), judged after ``minimum_calls``
     (20); ``consecutive_failures``; ``slow_call_duration`` and ``slow_call_rate``;
     ``open_duration`` (seconds, or a :class:`~tailguard.Backoff` of growing durations; default 10 s
-    doubling to 5 min with 10 % jitter); ``half_open_calls`` (5),
+    doubling with each failed probe round up to 5 min, with equal jitter: each opening lasts
+    between half and all of that, so the first lasts 5 to 10 s and a fleet of breakers that
+    opened together probes at different times); ``half_open_calls`` (5),
     ``half_open_success_rate`` (1.0), ``half_open_timeout`` (60 s); ``on_transition`` (a
     listener); ``stripes``; ``clock`` (a :class:`~tailguard.testing.ManualClock`).
     """
@@ -47,24 +52,19 @@ class CircuitBreaker(_native.CircuitBreaker):
     def __init__(
         self,
         *,
-        failure_rate: Optional[float] = None,
+        failure_rate: Optional[_Number] = None,
         window: Optional[int] = None,
-        time_window: Optional[float] = None,
+        time_window: Optional[_Seconds] = None,
         time_window_buckets: Optional[int] = None,
         minimum_calls: Optional[int] = None,
         consecutive_failures: Optional[int] = None,
-        open_duration: Union[float, Backoff, None] = None,
+        open_duration: Union[_Seconds, Backoff, None] = None,
         half_open_calls: Optional[int] = None,
-        half_open_success_rate: Optional[float] = None,
-        half_open_timeout: Optional[float] = None,
-        slow_call_duration: Optional[float] = None,
-        slow_call_rate: Optional[float] = None,
-        on: Union[
-            Type[BaseException],
-            Tuple[Type[BaseException], ...],
-            Callable[[BaseException], bool],
-            None,
-        ] = None,
+        half_open_success_rate: Optional[_Number] = None,
+        half_open_timeout: Optional[_Seconds] = None,
+        slow_call_duration: Optional[_Seconds] = None,
+        slow_call_rate: Optional[_Number] = None,
+        on: Optional[_BreakerOn] = None,
         on_transition: Optional[Callable[[BreakerTransition], object]] = None,
         stripes: Optional[int] = None,
         clock: Optional[ManualClock] = None,

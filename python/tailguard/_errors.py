@@ -60,17 +60,23 @@ class AttemptTimeoutError(TailguardError, TimeoutError):
 
 
 class CircuitOpenError(TailguardError):
-    """The circuit breaker is open and refused the call without running it.
+    """The circuit breaker refused the call without running it.
 
-    ``retry_after`` is the number of seconds until the breaker lets a probe through.
+    ``state`` is the state that refused it: ``"open"``, ``"half_open"`` (every probe slot is
+    taken) or ``"forced_open"``. ``retry_after`` is the number of seconds until the breaker
+    lets a probe through when it is ``"open"``, and ``None`` when no such time is known:
+    ``"half_open"`` (a probe slot frees whenever a probe ends, possibly at once, and a probe
+    that times out reopens the breaker) and ``"forced_open"`` (until ``reset()`` or
+    ``disable()``).
     """
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: Optional[float], state: str = "open") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.state = state
 
-    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
-        return (type(self), (str(self), self.retry_after))
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, Optional[float], str]]:
+        return (type(self), (str(self), self.retry_after, self.state))
 
 
 class AllFailedError(TailguardError):

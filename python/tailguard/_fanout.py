@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Awaitable, Callable, Iterable, Literal, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Optional, TypeVar, Union
 
 from tailguard._errors import AllFailedError, ConfigError, QuorumError
 from tailguard._native import Hedge, HedgeBudget
 from tailguard._tasks import cancel_and_wait, start_leg
+
+if TYPE_CHECKING:
+    from tailguard._native import _Number, _Seconds
 
 T = TypeVar("T")
 
@@ -131,9 +134,9 @@ _POLICIES: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Hedge]]" = (
 async def hedge(
     factory: Callable[[], Awaitable[T]],
     *,
-    delay: Union[float, str, None] = None,
+    delay: Union[_Seconds, str, None] = None,
     max_attempts: Optional[int] = None,
-    budget: Union[float, HedgeBudget, Literal["unlimited"], None] = None,
+    budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = None,
     policy: Optional[Hedge] = None,
 ) -> T:
     """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a
@@ -157,6 +160,8 @@ async def hedge(
             if policy is None:
                 policy = Hedge(delay, max_attempts=max_attempts, budget=budget)
                 per_site[key] = policy
+    elif not isinstance(policy, Hedge):
+        raise TypeError(f"`policy` must be a tailguard.Hedge or None, got {type(policy).__name__}")
     elif delay is not None or max_attempts is not None or budget is not None:
         raise ConfigError(
             "invalid `policy`: pass either a policy or its settings (delay, max_attempts, "

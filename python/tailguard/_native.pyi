@@ -5,20 +5,33 @@ from typing import (
     Any,
     Awaitable,
     Callable,
+    Coroutine,
     Generic,
     Iterator,
     Literal,
     Optional,
+    Protocol,
+    SupportsFloat,
+    SupportsIndex,
     Tuple,
     Type,
     TypeVar,
     Union,
     final,
+    overload,
 )
 
-from typing_extensions import disjoint_base
+from typing_extensions import Concatenate, ParamSpec, disjoint_base
 
-_Seconds = Union[int, float, datetime.timedelta]
+# Decorating with a breaker gives `.breaker`: the breaker itself, a `tailguard.CircuitBreaker`
+# (the public subclass of the native class below, which is not used on its own).
+from tailguard._breaker import CircuitBreaker as _PublicBreaker
+
+# What the runtime's converters accept (python/src/convert.rs): a number is anything `float()`
+# takes without parsing a string (int, float, Decimal, Fraction, __float__ or __index__); `bool`
+# is refused at runtime, which no type can say. Seconds are a number or a timedelta.
+_Number = Union[float, SupportsFloat, SupportsIndex]
+_Seconds = Union[_Number, datetime.timedelta]
 _Jitter = Optional[Literal["none", "full", "equal", "decorrelated"]]
 _On = Union[
     Type[BaseException],
@@ -26,6 +39,84 @@ _On = Union[
     Callable[[BaseException], Union[bool, float, None]],
 ]
 _R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+_P = ParamSpec("_P")
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
+
+# The types of decorated functions: the function's own signature (an `async def` keeps
+# returning a coroutine), its name and `__wrapped__`, plus the attribute naming the policy
+# (`.retry`, `.breaker`, `.hedge`). At runtime a sync function becomes a `Retrying` or `Guarded`
+# and an `async def` a coroutine function; these protocols describe both. One limit: with
+# `@staticmethod` or `@classmethod` stacked on top, mypy still binds them as instance methods
+# (it applies the descriptor's `__get__` whatever wraps it), while the runtime binds as those
+# say; decorate a module-level function and refer to it from the class instead.
+
+class _BoundRetried(Protocol[_P, _R_co]):
+    """A decorated method bound to an instance."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    @property
+    def retry(self) -> Retry: ...
+
+class _Retried(Protocol[_P, _R]):
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    @property
+    def retry(self) -> Retry: ...
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[_P, _R]
+    # On the class, as it is; on an instance, bound to it (as `types.MethodType` does at runtime).
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> _Retried[_P, _R]: ...
+    @overload
+    def __get__(
+        self: _Retried[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> _BoundRetried[_Q, _R]: ...
+
+class _BoundGuarded(Protocol[_P, _R_co]):
+    """A decorated method bound to an instance."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    @property
+    def breaker(self) -> _PublicBreaker: ...
+
+class _Guarded(Protocol[_P, _R]):
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    @property
+    def breaker(self) -> _PublicBreaker: ...
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[_P, _R]
+    # On the class, as it is; on an instance, bound to it (as `types.MethodType` does at runtime).
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> _Guarded[_P, _R]: ...
+    @overload
+    def __get__(
+        self: _Guarded[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> _BoundGuarded[_Q, _R]: ...
+
+class _BoundHedged(Protocol[_P, _R_co]):
+    """A decorated method bound to an instance."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    @property
+    def hedge(self) -> Hedge: ...
+
+class _Hedged(Protocol[_P, _R]):
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    @property
+    def hedge(self) -> Hedge: ...
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[_P, _R]
+    # On the class, as it is; on an instance, bound to it (as `types.MethodType` does at runtime).
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> _Hedged[_P, _R]: ...
+    @overload
+    def __get__(
+        self: _Hedged[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> _BoundHedged[_Q, _R]: ...
 
 __version__: str
 __all__ = [
@@ -62,7 +153,7 @@ def is_testing() -> bool:
 class ManualClock:
     """A clock that moves only when told to; pass it as ``clock=``."""
 
-    def __new__(cls, start: Optional[float] = ...) -> ManualClock: ...
+    def __new__(cls, start: Optional[_Number] = ...) -> ManualClock: ...
     def now(self) -> float: ...
     def advance(self, seconds: _Seconds) -> None: ...
 
@@ -92,7 +183,7 @@ class Backoff:
     def exponential(
         base: _Seconds,
         *,
-        factor: Optional[float] = ...,
+        factor: Optional[_Number] = ...,
         max_delay: Optional[_Seconds] = None,
         max_retries: Optional[int] = None,
         jitter: _Jitter = ...,
@@ -131,7 +222,7 @@ class RetryBudget:
 
     def __new__(
         cls,
-        ratio: Optional[float] = ...,
+        ratio: Optional[_Number] = ...,
         *,
         min_per_second: Optional[int] = ...,
         window: Optional[_Seconds] = ...,
@@ -177,8 +268,10 @@ class Retry:
         retry_on_timeout: Optional[bool] = None,
         clock: Optional[ManualClock] = None,
     ) -> Retry: ...
-    def __call__(self, func: _F) -> _F: ...
-    def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R: ...
+    def __call__(self, func: Callable[_P, _R]) -> _Retried[_P, _R]:
+        """Decorates ``func``: a sync function becomes a :class:`Retrying`, an ``async def`` a
+        coroutine function; either keeps ``func``'s signature and has the policy as ``.retry``."""
+    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     @property
     def on(self) -> _On: ...
     @property
@@ -200,14 +293,19 @@ class Retry:
     def _start(self) -> RetryRun: ...
     def _after_first_failure(self, started: float) -> RetryRun: ...
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
 @final
-class Retrying(Generic[_R]):
-    """A sync function wrapped by a :class:`Retry` policy."""
+class Retrying(Generic[_P, _R]):
+    """A sync function wrapped by a :class:`Retry` policy: called as the function, with the
+    policy as ``.retry``."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> _R: ...
-    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    # On the class, as it is; on an instance, bound to it (as `types.MethodType` does at runtime).
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> Retrying[_P, _R]: ...
+    @overload
+    def __get__(
+        self: Retrying[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> _BoundRetried[_Q, _R]: ...
     @property
     def retry(self) -> Retry: ...
 
@@ -230,7 +328,7 @@ class LatencyHistogram:
     def __new__(cls) -> LatencyHistogram: ...
     def record(self, seconds: _Seconds) -> None: ...
     def record_ns(self, nanos: int) -> None: ...
-    def quantile(self, p: float) -> Optional[float]: ...
+    def quantile(self, p: _Number) -> Optional[float]: ...
     @property
     def count(self) -> int: ...
     @property
@@ -257,7 +355,7 @@ class RollingHistogram:
     @property
     def window(self) -> float: ...
     def record(self, seconds: _Seconds) -> None: ...
-    def quantile(self, p: float) -> Optional[float]: ...
+    def quantile(self, p: _Number) -> Optional[float]: ...
     @property
     def count(self) -> int: ...
     def reset(self) -> None: ...
@@ -266,7 +364,7 @@ class RollingHistogram:
 class HedgeBudget:
     """A cap on hedging's extra load: hedges <= ratio x primaries; shareable."""
 
-    def __new__(cls, ratio: float, *, max_burst: Optional[int] = ...) -> HedgeBudget: ...
+    def __new__(cls, ratio: _Number, *, max_burst: Optional[int] = ...) -> HedgeBudget: ...
     @property
     def ratio(self) -> float: ...
     @property
@@ -297,7 +395,7 @@ class Hedge:
         delay: Union[_Seconds, str, None] = ...,
         *,
         max_attempts: Optional[int] = ...,
-        budget: Union[float, HedgeBudget, Literal["unlimited"], None] = ...,
+        budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = ...,
         min_samples: Optional[int] = ...,
         delay_floor: Optional[_Seconds] = ...,
         delay_ceiling: Optional[_Seconds] = ...,
@@ -306,14 +404,16 @@ class Hedge:
         clock: Optional[ManualClock] = None,
     ) -> Hedge: ...
     @property
-    def delay(self) -> Union[float, str, datetime.timedelta]: ...
+    def delay(self) -> Union[_Seconds, str]:
+        """The delay setting as given: seconds (a number or a timedelta), or a percentile such
+        as ``"p95"`` (the default)."""
     @property
     def max_attempts(self) -> int: ...
     def current_delay(self) -> Optional[float]: ...
     def stats(self) -> HedgeStats: ...
-    def latency_quantile(self, p: float) -> Optional[float]: ...
+    def latency_quantile(self, p: _Number) -> Optional[float]: ...
     def run(self, factory: Callable[[], Awaitable[_R]]) -> Awaitable[_R]: ...
-    def __call__(self, func: _F) -> _F: ...
+    def __call__(self, func: Callable[_P, Awaitable[_R]]) -> _Hedged[_P, Coroutine[Any, Any, _R]]: ...
     def _begin(self) -> Optional[float]: ...
     def _try_hedge(self) -> bool: ...
     def _hedge_won(self) -> None: ...
@@ -322,7 +422,7 @@ class Hedge:
 _BreakerOn = Union[
     Type[BaseException],
     Tuple[Type[BaseException], ...],
-    Callable[[BaseException], bool],
+    Callable[[BaseException], object],
 ]
 
 @final
@@ -380,7 +480,7 @@ class CircuitBreaker:
     def __new__(
         cls,
         *,
-        failure_rate: Optional[float] = ...,
+        failure_rate: Optional[_Number] = ...,
         window: Optional[int] = ...,
         time_window: Optional[_Seconds] = ...,
         time_window_buckets: Optional[int] = ...,
@@ -388,17 +488,20 @@ class CircuitBreaker:
         consecutive_failures: Optional[int] = ...,
         open_duration: Union[_Seconds, Backoff, None] = ...,
         half_open_calls: Optional[int] = ...,
-        half_open_success_rate: Optional[float] = ...,
+        half_open_success_rate: Optional[_Number] = ...,
         half_open_timeout: Optional[_Seconds] = ...,
         slow_call_duration: Optional[_Seconds] = ...,
-        slow_call_rate: Optional[float] = ...,
+        slow_call_rate: Optional[_Number] = ...,
         on: Optional[_BreakerOn] = ...,
         on_transition: Optional[Callable[[BreakerTransition], object]] = ...,
         stripes: Optional[int] = ...,
         clock: Optional[ManualClock] = ...,
     ) -> CircuitBreaker: ...
-    def __call__(self, func: _F) -> _F: ...
-    def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R: ...
+    def __call__(self, func: Callable[_P, _R]) -> _Guarded[_P, _R]:
+        """Decorates ``func``: a sync function becomes a :class:`Guarded`, an ``async def`` a
+        coroutine function; either keeps ``func``'s signature and has the breaker as
+        ``.breaker``."""
+    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     def acquire(self) -> BreakerPermit: ...
     @property
     def state(self) -> str:
@@ -413,10 +516,17 @@ class CircuitBreaker:
     def on(self) -> _BreakerOn: ...
 
 @final
-class Guarded(Generic[_R]):
-    """A sync function guarded by a :class:`CircuitBreaker`."""
+class Guarded(Generic[_P, _R]):
+    """A sync function guarded by a :class:`CircuitBreaker`: called as the function, with the
+    breaker as ``.breaker``."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> _R: ...
-    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    # On the class, as it is; on an instance, bound to it (as `types.MethodType` does at runtime).
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> Guarded[_P, _R]: ...
+    @overload
+    def __get__(
+        self: Guarded[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> _BoundGuarded[_Q, _R]: ...
     @property
-    def breaker(self) -> CircuitBreaker: ...
+    def breaker(self) -> _PublicBreaker: ...

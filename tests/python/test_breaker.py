@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import pytest
 from hypothesis import given
@@ -15,7 +15,7 @@ import tailguard as tg
 from tailguard.testing import ManualClock
 
 
-def fail(exc: type[BaseException] = ConnectionError) -> None:
+def fail(exc: Callable[[], BaseException] = ConnectionError) -> None:
     raise exc()
 
 

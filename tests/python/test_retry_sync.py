@@ -54,7 +54,7 @@ def test_bare_decorator_and_metadata() -> None:
     assert documented(4) == 8
     assert documented.__name__ == "documented"
     assert documented.__doc__ == "Doubles x."
-    assert documented.__wrapped__(5) == 10  # type: ignore[attr-defined]
+    assert documented.__wrapped__(5) == 10
     assert isinstance(documented, tg.Retrying)
     assert documented.retry.attempts == 3
 
@@ -172,8 +172,10 @@ def test_methods_static_and_class_methods() -> None:
     client = Client()
     assert client.get("k") == "k:2"
     assert Client.get(client, "j") == "j:3"
-    assert Client.static(1) == 2 and client.static(2) == 3
-    assert Client.named(1) == "Client1"
+    # mypy binds a descriptor as an instance method even under @staticmethod or @classmethod
+    # (it applies `__get__` whatever wraps it); the runtime binds as those say.
+    assert Client.static(1) == 2 and client.static(2) == 3  # type: ignore[call-arg]
+    assert Client.named(1) == "Client1"  # type: ignore[call-arg, arg-type]
 
 
 def test_deadline_on_a_manual_clock_without_sleeping() -> None:
@@ -296,7 +298,8 @@ def test_repr_and_properties() -> None:
     assert (policy.attempts, policy.deadline, policy.timeout) == (4, 2.5, None)
     assert policy.budget is None and policy.clock is None
     assert "attempts=4" in repr(policy)
-    assert repr(tg.retry(policy.call)).startswith("<retrying")
+    # A function generic over a ParamSpec: mypy cannot infer the parameters it takes.
+    assert repr(tg.retry(policy.call)).startswith("<retrying")  # type: ignore[arg-type]
     partial = functools.partial(lambda x: x, 3)
     assert tg.retry(partial)() == 3
 

@@ -97,7 +97,8 @@ impl BackoffBuilder {
                 return Err(ConfigError::new(
                     "factor",
                     format!(
-                        "applies only to exponential backoff, got {factor} for a {} backoff",
+                        "applies only to exponential backoff, got {} for a {} backoff",
+                        crate::validate::Float(factor),
                         if matches!(self.growth, Growth::Constant) {
                             "constant"
                         } else {

@@ -66,14 +66,20 @@ impl HedgeBudget {
         if !(0.0..=MAX_RATIO).contains(&ratio) {
             return Err(ConfigError::new(
                 "budget_ratio",
-                format!("must be a finite number in [0, {MAX_RATIO}] (0.05 = 5 % extra load), got {ratio}"),
+                format!(
+                    "must be a finite number in [0, {MAX_RATIO}] (0.05 = 5 % extra load), got {}",
+                    crate::validate::Float(ratio)
+                ),
             ));
         }
         let per_primary = (ratio * UNIT as f64).round() as u64;
         if ratio > 0.0 && per_primary == 0 {
             return Err(ConfigError::new(
                 "budget_ratio",
-                format!("must be 0 or at least 1e-9, got {ratio}"),
+                format!(
+                    "must be 0 or at least 1e-9, got {}",
+                    crate::validate::Float(ratio)
+                ),
             ));
         }
         validate::at_least_one(

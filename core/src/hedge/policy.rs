@@ -322,7 +322,10 @@ impl HedgeBuilder {
         if !(p > 0.0 && p < 1.0) {
             return Err(ConfigError::new(
                 "adaptive_delay",
-                format!("must be a percentile in (0, 1), e.g. 0.95 for p95, got {p}"),
+                format!(
+                    "must be a percentile in (0, 1), e.g. 0.95 for p95, got {}",
+                    crate::validate::Float(p)
+                ),
             ));
         }
         let min_samples = validate::at_least_one(

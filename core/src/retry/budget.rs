@@ -333,7 +333,10 @@ impl RetryBudgetBuilder {
         if !(ratio.is_finite() && (0.0..=1000.0).contains(&ratio)) {
             return Err(ConfigError::new(
                 "ratio",
-                format!("must be a number in [0, 1000], got {ratio}"),
+                format!(
+                    "must be a number in [0, 1000], got {}",
+                    crate::validate::Float(ratio)
+                ),
             ));
         }
         if (ratio * 1000.0 - thousandths).abs() > 1e-6 {
@@ -341,7 +344,8 @@ impl RetryBudgetBuilder {
                 "ratio",
                 format!(
                     "must be a multiple of 0.001 (the budget counts it exactly in thousandths), \
-                     got {ratio}; use {}",
+                     got {}; use {}",
+                    crate::validate::Float(ratio),
                     thousandths / 1000.0
                 ),
             ));

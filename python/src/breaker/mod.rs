@@ -65,15 +65,30 @@ fn reason_name(reason: Reason) -> &'static str {
     }
 }
 
-/// `CircuitOpenError` for a rejected call.
+/// `CircuitOpenError` for a rejected call. `retry_after` is the rest of the open duration when
+/// open, and `None` when no time is known: forced open (until reset), or half-open with every
+/// probe slot taken (a slot frees when a probe ends, which may be at once; the probe deadline
+/// the core reports is only when the oldest probe would time out, and reopen the breaker).
 fn open_error(py: Python<'_>, rejected: Rejected) -> PyErr {
     static CIRCUIT_OPEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let ty = match CIRCUIT_OPEN.import(py, "tailguard._errors", "CircuitOpenError") {
         Ok(ty) => ty,
         Err(err) => return err,
     };
-    let retry_after = rejected.retry_after().map(|d| d.as_secs_f64());
-    match ty.call1((rejected.to_string(), retry_after)) {
+    let (message, retry_after) = match (rejected.state(), rejected.retry_after()) {
+        (State::HalfOpen, probe_deadline) => {
+            let mut message = "circuit breaker is half-open and every probe slot is taken; a slot \
+                               frees when a probe ends"
+                .to_owned();
+            if let Some(deadline) = probe_deadline {
+                message += &format!(" (the oldest times out in {:.3}s)", deadline.as_secs_f64());
+            }
+            (message, None)
+        }
+        (_, after) => (rejected.to_string(), after.map(|d| d.as_secs_f64())),
+    };
+    let state = state_name(rejected.state());
+    match ty.call1((message, retry_after, state)) {
         Ok(value) => PyErr::from_value(value),
         Err(err) => err,
     }
@@ -277,41 +292,16 @@ impl CircuitBreaker {
         if let Some(n) = given(stripes) {
             builder = builder.stripes(convert::int_in("stripes", n, 0, 1 << 20)? as usize);
         }
-        let (on, on_obj) = match given(on) {
-            None => (
+        let (on, on_obj) = match convert::exception_filter(on)? {
+            convert::ExceptionFilter::Default => (
                 FailureOn::All,
                 py.get_type::<PyException>().into_any().unbind(),
             ),
-            Some(on) => {
-                let is_class = |obj: &Bound<'_, PyAny>| {
-                    obj.cast::<PyType>().is_ok_and(|t| {
-                        t.is_subclass_of::<pyo3::exceptions::PyBaseException>()
-                            .unwrap_or(false)
-                    })
-                };
-                if is_class(on) {
-                    (FailureOn::Types(on.clone().unbind()), on.clone().unbind())
-                } else if let Ok(tuple) = on.cast::<PyTuple>() {
-                    if tuple.is_empty() || !tuple.iter().all(|item| is_class(&item)) {
-                        return Err(convert::type_error(
-                            "on",
-                            "an exception class, a non-empty tuple of them, or a predicate",
-                            on,
-                        ));
-                    }
-                    (FailureOn::Types(on.clone().unbind()), on.clone().unbind())
-                } else if on.is_callable() {
-                    (
-                        FailureOn::Predicate(on.clone().unbind()),
-                        on.clone().unbind(),
-                    )
-                } else {
-                    return Err(convert::type_error(
-                        "on",
-                        "an exception class, a non-empty tuple of them, or a predicate",
-                        on,
-                    ));
-                }
+            convert::ExceptionFilter::Types(types) => {
+                (FailureOn::Types(types.clone_ref(py)), types)
+            }
+            convert::ExceptionFilter::Predicate(predicate) => {
+                (FailureOn::Predicate(predicate.clone_ref(py)), predicate)
             }
         };
         let listeners: Listeners = Arc::new(Mutex::new(Vec::new()));

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 use tailguard::retry::{Decision, GaveUp, Next, Retry as CoreRetry, RetryConfig, RetryState};
 
 use crate::backoff::Backoff;
@@ -41,8 +41,19 @@ impl Classifier {
 /// A retry policy: `tailguard.retry(...)` returns one, and calling it on a function decorates
 /// that function.
 ///
-/// `on_retry(event)` is called before each retry with a `RetryEvent`; an `async def` hook is
-/// awaited when the decorated function is async, and refused (`ConfigError`) for a sync one.
+/// Settings (all optional, keyword only): `on`, what is retried: an exception class, a
+/// non-empty tuple of them, or a predicate called with the exception that returns `True`
+/// (retry after the backoff's delay), `False` or `None` (do not retry: the exception
+/// propagates as it is), or a number of seconds: retry after exactly that long (a server's
+/// `Retry-After`; the backoff still counts the retry, and waits longer than 60 s are cut to
+/// 60 s). Default: every `Exception`. `attempts` (3, the first included); `deadline` and
+/// `timeout` (seconds or a `timedelta`; `timeout` bounds each attempt of an async call);
+/// `backoff` (a `Backoff`); `budget` (a `RetryBudget` shared by every policy that calls the
+/// same dependency; it must read the same clock as the policy: pass the same `clock=` to both,
+/// or leave out the policy's `clock` and it follows its budget's); `on_retry` (called with a
+/// `RetryEvent` before each retry; an `async def` hook is awaited when the decorated function
+/// is async, and refused with `ConfigError` for a sync one); `retry_on_timeout` (`True`); `clock` (a
+/// `tailguard.testing.ManualClock`, or `None` for the system clock).
 #[pyclass(frozen, module = "tailguard", name = "Retry")]
 pub(crate) struct RetryPolicy {
     config: Arc<RetryConfig>,
@@ -59,59 +70,25 @@ pub(crate) struct RetryPolicy {
     hook_is_async: bool,
 }
 
-fn is_exception_class(obj: &Bound<'_, PyAny>) -> bool {
-    obj.cast::<PyType>().is_ok_and(|ty| {
-        ty.is_subclass_of::<pyo3::exceptions::PyBaseException>()
-            .unwrap_or(false)
-    })
-}
-
 fn classifier_arg(
     py: Python<'_>,
     on: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(Classifier, Py<PyAny>)> {
-    let Some(on) = on.filter(|on| !on.is_none()) else {
-        return Ok((
+    Ok(match convert::exception_filter(on)? {
+        convert::ExceptionFilter::Default => (
             Classifier::All,
             py.get_type::<PyException>().into_any().unbind(),
-        ));
-    };
-    if is_exception_class(on) {
-        if on.is(py.get_type::<PyException>()) {
-            return Ok((Classifier::All, on.clone().unbind()));
+        ),
+        convert::ExceptionFilter::Types(types)
+            if types.bind(py).is(py.get_type::<PyException>()) =>
+        {
+            (Classifier::All, types)
         }
-        return Ok((Classifier::Types(on.clone().unbind()), on.clone().unbind()));
-    }
-    if let Ok(tuple) = on.cast::<PyTuple>() {
-        if tuple.is_empty() {
-            return Err(errors::config_error(
-                py,
-                "on",
-                "must name at least one exception class, got an empty tuple",
-            ));
+        convert::ExceptionFilter::Types(types) => (Classifier::Types(types.clone_ref(py)), types),
+        convert::ExceptionFilter::Predicate(predicate) => {
+            (Classifier::Predicate(predicate.clone_ref(py)), predicate)
         }
-        for item in tuple.iter() {
-            if !is_exception_class(&item) {
-                return Err(convert::type_error(
-                    "on",
-                    "an exception class, a tuple of exception classes or a predicate",
-                    &item,
-                ));
-            }
-        }
-        return Ok((Classifier::Types(on.clone().unbind()), on.clone().unbind()));
-    }
-    if on.is_callable() {
-        return Ok((
-            Classifier::Predicate(on.clone().unbind()),
-            on.clone().unbind(),
-        ));
-    }
-    Err(convert::type_error(
-        "on",
-        "an exception class, a tuple of exception classes or a predicate",
-        on,
-    ))
+    })
 }
 
 impl RetryPolicy {
@@ -299,12 +276,27 @@ impl RetryPolicy {
                     clock_obj = Some(budget_clock.to_object(py)?);
                 }
                 (Clock::Manual(a), Clock::Manual(b), _) if Arc::ptr_eq(a, b) => {}
-                _ => {
+                (policy_clock, budget_clock, _) => {
+                    let describe = |clock: &Clock| match clock {
+                        Clock::System => "the system clock",
+                        Clock::Manual(_) => "a ManualClock",
+                    };
+                    let (policy_reads, budget_reads) =
+                        match (describe(policy_clock), describe(budget_clock)) {
+                            (a, b) if a == b => ("one ManualClock", "another"),
+                            pair => pair,
+                        };
                     return Err(errors::config_error(
                         py,
                         "budget",
-                        "must run on the same clock as the policy (pass the same `clock=` to both)",
-                    ))
+                        format!(
+                            "must run on the same clock as the policy, but the policy reads \
+                             {policy_reads} and the budget {budget_reads}. Pass the same clock \
+                             to both (`RetryBudget(..., clock=clock)` and `retry(..., \
+                             clock=clock)`), or leave out the policy's `clock` and it follows \
+                             its budget's"
+                        ),
+                    ));
                 }
             }
             builder = builder.budget(budget.get().inner.clone());
