@@ -7,16 +7,21 @@
 //! replica's pool is bounded, a fan-out sends a bounded number of calls at once, and only what
 //! a replica did counts against its breaker.
 //!
+//! Also: `keys` above `--max-keys` is refused with the limit; calls stopped by the gateway's own
+//! limits are not held against a replica; a bounded pool never opens more connections than it
+//! has slots, and dropped calls give their slots back.
+//!
 //! Real-time tests: judged by shapes (no 502, breakers closed, bounds on connections), never by
 //! times.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use tailguard::breaker::State;
 use tailguard::shutdown::Shutdown;
-use tailguard_demo::backend::{BackendConfig, Backends, Profile};
-use tailguard_demo::client::{ClientConfig, Pool};
-use tailguard_demo::gateway::{Gateway, GatewayConfig};
+use tailguard_demo::backend::{BackendConfig, Backends, LatencyDist, Profile};
+use tailguard_demo::client::{ClientConfig, Limits, Pool};
+use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
 use tailguard_demo::rt::Runtime;
 use tailguard_demo::server::{ServeReport, Server, ServerConfig};
 
@@ -31,12 +36,23 @@ struct Stack {
     serving: Option<smol::Task<ServeReport>>,
 }
 
+fn fixed(ms: u64) -> Profile {
+    Profile {
+        latency: LatencyDist::Fixed(Duration::from_millis(ms)),
+        ..Profile::default()
+    }
+}
+
 impl Stack {
     fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
+        Stack::start_with(Profile::default(), tweak)
+    }
+
+    fn start_with(profile: Profile, tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
         let rt = Runtime::new(2.try_into().unwrap());
         let backends = rt
             .block_on(Backends::start(
-                BackendConfig::uniform(3, Profile::default()),
+                BackendConfig::uniform(3, profile),
                 rt.executor(),
             ))
             .expect("backends start");
@@ -167,4 +183,105 @@ fn a_burst_of_large_fanouts_leaves_healthy_replicas_breakers_closed() {
         assert_eq!(n(&report["ok"]), 16, "{report}");
     }
     assert!(stack.shutdown().drained());
+}
+
+#[test]
+fn keys_above_the_cap_are_refused_with_the_limit() {
+    let stack = Stack::start(|c| c.max_keys = 50);
+    let (status, body) = stack.burst("/fanout?keys=51", 1).remove(0);
+    assert_eq!(status, 400);
+    let message = body.as_str().expect("a text answer");
+    assert!(message.contains("from 1 to 50"), "{message}");
+    let (status, report) = stack.burst("/fanout?keys=50", 1).remove(0);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(n(&report["ok"]), 50, "{report}");
+    stack.shutdown();
+}
+
+#[test]
+fn calls_stopped_by_the_gateways_own_limits_are_not_held_against_a_replica() {
+    // One connection per replica, 250 ms calls, 20 ms of waiting for it: of each replica's
+    // three keys, one is read and two give up waiting, unsent.
+    let stack = Stack::start_with(fixed(250), |c| {
+        c.pool_size = 1;
+        c.pool_timeout = Duration::from_millis(20);
+        c.call_timeout = Duration::from_secs(1);
+        c.fanout_deadline = Duration::from_secs(2);
+        c.hedge = HedgeMode::Off;
+    });
+    let (status, report) = stack.burst("/fanout?keys=9", 1).remove(0);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(n(&report["ok"]), 3, "{report}");
+    assert_eq!(n(&report["failed"]), 6, "{report}");
+    assert_eq!(n(&report["errors"]["pool_exhausted"]), 6, "{report}");
+    // Not retried: another call would only add to the gateway's own overload.
+    assert_eq!(n(&report["retries"]), 0, "{report}");
+    for (i, replica) in stack.gateway.stats().replicas.iter().enumerate() {
+        assert_eq!((replica.ok, replica.unsent), (1, 2), "{replica:?}");
+        assert_eq!(replica.failed + replica.timed_out, 0, "{replica:?}");
+        // The breaker saw the one call that was sent, and nothing else.
+        let metrics = stack.gateway.breaker(i).unwrap().metrics();
+        assert_eq!((metrics.calls, metrics.failures), (1, 0), "{metrics:?}");
+    }
+    stack.shutdown();
+}
+
+#[test]
+fn a_bounded_pool_keeps_to_its_slots_and_dropped_calls_give_theirs_back() {
+    let rt = Runtime::new(2.try_into().unwrap());
+    let backends = rt
+        .block_on(Backends::start(
+            BackendConfig::uniform(1, fixed(100)),
+            rt.executor(),
+        ))
+        .expect("backends start");
+    let pool = Pool::bounded(
+        backends.addrs()[0],
+        ClientConfig::default(),
+        2.try_into().unwrap(),
+        rt.executor().clone(),
+    );
+    let call = |path: &'static str| {
+        let pool = pool.clone();
+        rt.spawn(async move { pool.get(path).await })
+    };
+
+    // Ten calls at once over two connections: all answered, never a third connection.
+    let calls: Vec<_> = (0..10).map(|_| call("/key/1")).collect();
+    for call in calls {
+        assert_eq!(rt.block_on(call).expect("answered").status, 200);
+    }
+    assert_eq!(pool.stats().peak_open, 2, "{:?}", pool.stats());
+    assert_eq!(backends.stats()[0].connections, 2);
+
+    // Two calls running, five waiting; drop them all, mid-request and mid-wait.
+    let calls: Vec<_> = (0..7).map(|_| call("/key/2")).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backends.stats()[0].in_flight < 2 {
+        assert!(Instant::now() < deadline, "the calls never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(calls);
+    // The two cut mid-request closed their connections; their slots came back with them, and
+    // the waiters gave up their places: both slots are free for the next call at once.
+    let limits = Limits {
+        pool_wait: Duration::from_millis(500),
+        total: Duration::from_secs(2),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.stats().open > 0 {
+        assert!(Instant::now() < deadline, "{:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            rt.spawn(async move { pool.get_within("/key/3", limits).await })
+        })
+        .collect();
+    for call in both {
+        let reply = rt.block_on(call).expect("a slot was free");
+        assert_eq!(reply.status, 200);
+    }
+    assert!(pool.stats().peak_open <= 2, "{:?}", pool.stats());
 }

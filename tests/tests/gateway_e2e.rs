@@ -402,12 +402,25 @@ fn metrics_expose_the_series_with_sane_values() {
             "tailguard_backend_connections_open",
             &[("replica", replica)],
         );
-        // At most the pool's idle bound (64). Zero is possible: a hedge that lost its race
+        // At most the pool size, now and ever. Zero is possible: a hedge that lost its race
         // closes its connection, and with one fan-out at a time a replica may have had only
         // that one.
+        let pool = stack.gateway.config().pool_size as f64;
+        let peak = m.get(
+            "tailguard_backend_connections_peak",
+            &[("replica", replica)],
+        );
         assert!(
-            (0.0..=64.0).contains(&open),
-            "{open} connections to {replica}"
+            (0.0..=peak).contains(&open) && (1.0..=pool).contains(&peak),
+            "{open} connections to {replica}, {peak} at most"
+        );
+        // Nothing was stopped by the gateway's own limits.
+        assert_eq!(
+            m.get(
+                "tailguard_backend_calls_total",
+                &[("replica", replica), ("outcome", "unsent")],
+            ),
+            0.0
         );
     }
     // Every key was answered by one call; a call that lost a hedge race was cancelled, not
