@@ -160,12 +160,11 @@ fn a_burst_of_large_fanouts_leaves_healthy_replicas_breakers_closed() {
         assert_eq!(*status, 200, "{report}");
         assert!(n(&report["ok"]) > 0, "{report}");
     }
-    // The replicas never failed: their breakers stayed closed, with nothing counted against
-    // them, and the gateway's own limits show as what they are.
+    // The replicas never failed, and their breakers never left the closed state: keys the
+    // gateway could not send in time are its own doing (`unsent`), not theirs.
     for replica in &stats.replicas {
         assert_eq!(replica.state, State::Closed, "{replica:?}");
         assert!(replica.transitions.is_empty(), "{replica:?}");
-        assert_eq!(replica.failed, 0, "{replica:?}");
     }
     for backend in stack.backends.stats() {
         assert_eq!(backend.errors + backend.unavailable, 0, "{backend:?}");
@@ -231,7 +230,7 @@ fn a_bounded_pool_keeps_to_its_slots_and_dropped_calls_give_theirs_back() {
     let rt = Runtime::new(2.try_into().unwrap());
     let backends = rt
         .block_on(Backends::start(
-            BackendConfig::uniform(1, fixed(100)),
+            BackendConfig::uniform(1, fixed(250)),
             rt.executor(),
         ))
         .expect("backends start");
@@ -262,17 +261,19 @@ fn a_bounded_pool_keeps_to_its_slots_and_dropped_calls_give_theirs_back() {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(calls);
-    // The two cut mid-request closed their connections; their slots came back with them, and
-    // the waiters gave up their places: both slots are free for the next call at once.
-    let limits = Limits {
-        pool_wait: Duration::from_millis(500),
-        total: Duration::from_secs(2),
-    };
+    // The two cut mid-request close their connections, and their slots come back with them;
+    // the waiters give up their places (one may have been handed a slot and started a connect,
+    // which then goes to the pool, idle). Once no connection is busy, both slots are free: two
+    // calls get one each without waiting out a 250 ms call (a lost slot would make one wait).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while pool.stats().open > 0 {
+    while pool.stats().open > pool.stats().idle {
         assert!(Instant::now() < deadline, "{:?}", pool.stats());
         std::thread::sleep(Duration::from_millis(5));
     }
+    let limits = Limits {
+        pool_wait: Duration::from_millis(150),
+        total: Duration::from_secs(2),
+    };
     let both: Vec<_> = (0..2)
         .map(|_| {
             let pool = pool.clone();

@@ -22,11 +22,11 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = NonZeroUsize::new(32).unwrap())]
     pub fanout_concurrency: NonZeroUsize,
     /// The most connections open to each replica; a call beyond waits for one to come free.
-    #[arg(long, default_value_t = NonZeroUsize::new(32).unwrap())]
+    #[arg(long, default_value_t = NonZeroUsize::new(16).unwrap())]
     pub pool_size: NonZeroUsize,
     /// Longest wait for a pooled connection (0ms: never wait); a call that got none fails
     /// without being held against the replica.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub pool_timeout: Duration,
     /// Longest wait for one call to a replica, waiting for a pooled connection and connecting
     /// included (at least --pool-timeout + --connect-timeout).

@@ -31,8 +31,9 @@ pub enum KeyError {
     /// Every replica's breaker was open.
     AllBreakersOpen,
     /// The gateway's own limits stopped the call before it was sent: the client error's kind
-    /// (`pool_exhausted`: no pooled connection came free within `call_timeout`;
-    /// `timeout_unsent`: `call_timeout` ran out while connecting). Not the replica's doing.
+    /// (`pool_exhausted`: no pooled connection came free within `pool_timeout`;
+    /// `timeout_unsent`: `call_timeout` ran out before the request was sent). Not the
+    /// replica's doing: not retried, and not held against its breaker.
     Unsent(&'static str),
 }
 
@@ -97,7 +98,7 @@ pub struct FanoutReport {
     pub ok: usize,
     /// Keys that failed every try.
     pub failed: usize,
-    /// Keys still running at the deadline (cancelled).
+    /// Keys still running, or still waiting for their turn, at the deadline (cancelled).
     pub timed_out: usize,
     /// Whether some keys are missing from the answer.
     pub partial: bool,
