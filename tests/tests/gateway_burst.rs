@@ -226,6 +226,36 @@ fn calls_stopped_by_the_gateways_own_limits_are_not_held_against_a_replica() {
 }
 
 #[test]
+fn a_backup_call_goes_out_only_on_a_spare_connection() {
+    // One connection per replica. Key 1 lives on a slow replica (400 ms) and is hedged at
+    // 10 ms to replica 0, whose only connection is busy with key 0 for 100 ms: the backup is
+    // not sent (it would have waited, then made replica 0 do the work twice), and key 1 is
+    // answered by its own replica.
+    let stack = Stack::start_with(fixed(100), |c| {
+        c.replicas.truncate(2);
+        c.pool_size = 1;
+        c.pool_timeout = Duration::from_millis(500);
+        c.call_timeout = Duration::from_secs(1);
+        c.fanout_deadline = Duration::from_secs(2);
+        c.hedge = HedgeMode::Fixed(Duration::from_millis(10));
+        c.hedge_budget_ratio = 1.0;
+    });
+    stack.backends.set_profile(1, fixed(400)).unwrap();
+    let (status, report) = stack.burst("/fanout?keys=2", 1).remove(0);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(n(&report["ok"]), 2, "{report}");
+    assert_eq!(n(&report["hedges_won"]), 0, "{report}");
+    assert_eq!(report["served_by"], serde_json::json!([1, 1]), "{report}");
+    let requests: Vec<u64> = stack.backends.stats().iter().map(|s| s.requests).collect();
+    assert_eq!(
+        &requests[..2],
+        [1, 1],
+        "each replica did its own key's work only"
+    );
+    stack.shutdown();
+}
+
+#[test]
 fn a_bounded_pool_keeps_to_its_slots_and_dropped_calls_give_theirs_back() {
     let rt = Runtime::new(2.try_into().unwrap());
     let backends = rt

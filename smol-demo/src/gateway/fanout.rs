@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use smol::lock::Semaphore;
@@ -272,8 +272,14 @@ impl Inner {
             return Err(KeyError::AllBreakersOpen);
         };
         let path = format!("/key/{key}");
+        // A backup is only worth sending on a spare connection: waiting in line behind the
+        // replica's other calls would add to a queue, not cut a tail.
         let limits = Limits {
-            pool_wait: self.config.pool_timeout,
+            pool_wait: if hedge == 0 {
+                self.config.pool_timeout
+            } else {
+                Duration::ZERO
+            },
             total: self.config.call_timeout,
         };
         match replica.pool.get_within(&path, limits).await {

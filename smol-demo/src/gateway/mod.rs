@@ -8,7 +8,7 @@
 //! | keep-alive pool | one pool of at most `pool_size` HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
 //! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included | [`tailguard::timeout`] |
 //! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts after sending are failures | [`tailguard::breaker`] |
-//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls | [`tailguard::hedge`] |
+//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::hedge`] |
 //! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::retry`] |
 //! | scatter-gather | every key under the fan-out's deadline, at most `fanout_concurrency` at once (a key's call timeout starts with its turn); what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
 //!
