@@ -439,9 +439,10 @@ fn metrics_expose_the_series_with_sane_values() {
 #[test]
 fn shutdown_during_load_loses_no_accepted_request() {
     // 100 ms fan-outs at 200 per second: about 20 in flight when the shutdown comes, and 80
-    // calls, more than the default pools carry (16 per replica): give them room, as every
-    // fan-out must be answered 200.
-    let stack = Stack::start(BackendConfig::uniform(3, fixed(100)), |c| c.pool_size = 64);
+    // calls (40 on replica 0, which has two of the four keys), more on a loaded machine where
+    // calls take longer: far more than the default pools carry (16 per replica). Every
+    // fan-out must be answered 200, so the pools get room to spare.
+    let stack = Stack::start(BackendConfig::uniform(3, fixed(100)), |c| c.pool_size = 256);
     let url = format!("http://{}/fanout?keys=4", stack.addr);
     let config = LoadConfig {
         concurrency: 64,
