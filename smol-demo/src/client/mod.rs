@@ -304,8 +304,8 @@ impl Pool {
         let uri = parse_path(path)?;
         let inner = &self.inner;
         let start = Instant::now();
-        let deadline = start + limits.total;
-        let wait = deadline.min(start + limits.pool_wait);
+        let deadline = later(start, limits.total);
+        let wait = deadline.min(later(start, limits.pool_wait));
         let lease =
             timeout_at(wait, inner.lease())
                 .await
@@ -333,6 +333,14 @@ pub struct Limits {
     pub pool_wait: Duration,
     /// The whole call: waiting, connecting, sending and reading the response.
     pub total: Duration,
+}
+
+/// `now + duration`, or a century from now if that does not fit in an `Instant`.
+fn later(now: Instant, duration: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
 }
 
 fn host_of(addr: SocketAddr) -> HeaderValue {
@@ -538,5 +546,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(pool.stats().connects, 0);
+    }
+
+    #[test]
+    fn limits_too_long_for_the_clock_mean_a_century() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(later(now, Duration::MAX) >= now + Duration::from_secs(86_400 * 365));
     }
 }

@@ -195,7 +195,8 @@ impl GatewayConfig {
                 ));
             }
         }
-        if self.pool_timeout + self.connect_timeout > self.call_timeout {
+        let before_sending = self.pool_timeout.checked_add(self.connect_timeout);
+        if before_sending.is_none_or(|before| before > self.call_timeout) {
             return Err(ConfigError::new(
                 "pool_timeout",
                 format!(
@@ -306,6 +307,11 @@ mod tests {
             ..ok.clone()
         };
         assert!(never_wait.validate().is_ok());
+        let endless = GatewayConfig {
+            pool_timeout: Duration::MAX,
+            ..ok.clone()
+        };
+        assert_eq!(endless.validate().unwrap_err().field(), "pool_timeout");
         for (field, bad) in [
             (
                 "max_keys",
