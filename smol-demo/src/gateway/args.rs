@@ -1,6 +1,7 @@
 //! The gateway's command-line flags, flattened into `tailguard-demo serve`.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::{BreakerSettings, GatewayConfig, HedgeMode};
@@ -14,7 +15,21 @@ pub struct GatewayArgs {
     /// `tailguard-demo backend` prints. Without any, GET /fanout answers 503.
     #[arg(long = "backend", value_delimiter = ',')]
     pub backends: Vec<SocketAddr>,
-    /// Longest wait for one call to a replica.
+    /// The most keys one GET /fanout may ask for; above, it is answered 400.
+    #[arg(long, default_value_t = NonZeroUsize::new(1000).unwrap())]
+    pub max_keys: NonZeroUsize,
+    /// The most keys of one fan-out read at once; the others wait for their turn.
+    #[arg(long, default_value_t = NonZeroUsize::new(32).unwrap())]
+    pub fanout_concurrency: NonZeroUsize,
+    /// The most connections open to each replica; a call beyond waits for one to come free.
+    #[arg(long, default_value_t = NonZeroUsize::new(16).unwrap())]
+    pub pool_size: NonZeroUsize,
+    /// Longest wait for a pooled connection (0ms: never wait); a call that got none fails
+    /// without being held against the replica.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub pool_timeout: Duration,
+    /// Longest wait for one call to a replica, waiting for a pooled connection and connecting
+    /// included (at least --pool-timeout + --connect-timeout).
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub call_timeout: Duration,
     /// Longest wait to connect to a replica.
@@ -51,6 +66,10 @@ impl GatewayArgs {
         }
         Some(GatewayConfig {
             replicas: self.backends.clone(),
+            max_keys: self.max_keys.get(),
+            fanout_concurrency: self.fanout_concurrency.get(),
+            pool_size: self.pool_size.get(),
+            pool_timeout: self.pool_timeout,
             call_timeout: self.call_timeout,
             connect_timeout: self.connect_timeout,
             fanout_deadline: self.fanout_deadline,
@@ -66,5 +85,48 @@ impl GatewayArgs {
             log_transitions: true,
             ..GatewayConfig::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<GatewayArgs, clap::Error> {
+        Cli::try_parse_from(["serve", "--backend", "127.0.0.1:1"].iter().chain(args))
+            .map(|cli| cli.gateway)
+    }
+
+    #[test]
+    fn the_defaults_are_the_configs() {
+        let config = parse(&[]).unwrap().config().unwrap();
+        let defaults = GatewayConfig::default();
+        assert_eq!(config.max_keys, defaults.max_keys);
+        assert_eq!(config.pool_size, defaults.pool_size);
+        assert_eq!(config.pool_timeout, defaults.pool_timeout);
+        assert_eq!(config.fanout_concurrency, defaults.fanout_concurrency);
+        assert_eq!(config.call_timeout, defaults.call_timeout);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn limits_are_set_by_flags_and_zero_is_refused_naming_the_flag() {
+        let config = parse(&["--max-keys", "256", "--pool-size", "8"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!((config.max_keys, config.pool_size), (256, 8));
+        for flag in ["--max-keys", "--pool-size", "--fanout-concurrency"] {
+            let err = parse(&[flag, "0"]).expect_err("0 refused").to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 }

@@ -88,11 +88,24 @@ impl Default for BreakerSettings {
 pub struct GatewayConfig {
     /// The backend replicas; key `k` lives on replica `k mod n` first.
     pub replicas: Vec<SocketAddr>,
-    /// Longest wait for one sub-request (connect included).
+    /// Longest wait for one sub-request (waiting for a pooled connection and connecting
+    /// included).
     pub call_timeout: Duration,
     /// Longest wait to connect to a replica.
     pub connect_timeout: Duration,
-    /// Idle keep-alive connections kept per replica.
+    /// The most connections open to one replica: a call beyond waits for one of them to come
+    /// free, up to `pool_timeout`.
+    pub pool_size: usize,
+    /// Longest wait for a pooled connection (zero: never wait), part of `call_timeout`. The
+    /// rest is the replica's: with `pool_timeout + connect_timeout <= call_timeout`, a
+    /// replica always gets at least `call_timeout - pool_timeout` to connect and answer, so
+    /// it is not blamed for time the gateway spent waiting on itself.
+    pub pool_timeout: Duration,
+    /// The most keys of one fan-out read at once; the others wait for their turn (under the
+    /// fan-out's deadline, but not yet under any call's timeout). A burst of large fan-outs
+    /// then shares the pools, each making progress, instead of the first filling them.
+    pub fanout_concurrency: usize,
+    /// Idle keep-alive connections kept per replica (at most `pool_size` are ever open).
     pub max_idle_per_replica: usize,
     /// The whole fan-out's deadline: keys not done by then are answered as timed out.
     pub fanout_deadline: Duration,
@@ -131,6 +144,9 @@ impl Default for GatewayConfig {
             replicas: Vec::new(),
             call_timeout: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(100),
+            pool_size: 16,
+            pool_timeout: Duration::from_millis(50),
+            fanout_concurrency: 32,
             max_idle_per_replica: 64,
             fanout_deadline: Duration::from_millis(500),
             max_keys: 1000,
@@ -179,8 +195,26 @@ impl GatewayConfig {
                 ));
             }
         }
-        if self.max_keys == 0 {
-            return Err(ConfigError::new("max_keys", "must be at least 1, got 0"));
+        let before_sending = self.pool_timeout.checked_add(self.connect_timeout);
+        if before_sending.is_none_or(|before| before > self.call_timeout) {
+            return Err(ConfigError::new(
+                "pool_timeout",
+                format!(
+                    "pool_timeout + connect_timeout ({:?} + {:?}) must not exceed call_timeout \
+                     ({:?}): a connect cut short by the call's own limit is not held against \
+                     the replica, so a replica that never accepted could never open its breaker",
+                    self.pool_timeout, self.connect_timeout, self.call_timeout
+                ),
+            ));
+        }
+        for (field, value) in [
+            ("max_keys", self.max_keys),
+            ("pool_size", self.pool_size),
+            ("fanout_concurrency", self.fanout_concurrency),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be at least 1, got 0"));
+            }
         }
         if self.retry_attempts == 0 {
             return Err(ConfigError::new(
@@ -258,6 +292,51 @@ mod tests {
             ..ok.clone()
         };
         assert_eq!(bad.validate().unwrap_err().field(), "call_timeout");
+        let bad = GatewayConfig {
+            call_timeout: ok.pool_timeout + ok.connect_timeout - Duration::from_millis(1),
+            ..ok.clone()
+        };
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.field(), "pool_timeout");
+        assert!(
+            err.to_string().contains("must not exceed call_timeout"),
+            "{err}"
+        );
+        let never_wait = GatewayConfig {
+            pool_timeout: Duration::ZERO,
+            ..ok.clone()
+        };
+        assert!(never_wait.validate().is_ok());
+        let endless = GatewayConfig {
+            pool_timeout: Duration::MAX,
+            ..ok.clone()
+        };
+        assert_eq!(endless.validate().unwrap_err().field(), "pool_timeout");
+        for (field, bad) in [
+            (
+                "max_keys",
+                GatewayConfig {
+                    max_keys: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "pool_size",
+                GatewayConfig {
+                    pool_size: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "fanout_concurrency",
+                GatewayConfig {
+                    fanout_concurrency: 0,
+                    ..ok.clone()
+                },
+            ),
+        ] {
+            assert_eq!(bad.validate().unwrap_err().field(), field);
+        }
         let bad = GatewayConfig {
             retry_attempts: 0,
             ..ok.clone()

@@ -5,16 +5,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use smol::lock::Semaphore;
 use tailguard::fanout::scatter_gather_with;
 use tailguard::hedge::HedgeError;
 use tailguard::retry::{Classify, Decision, GaveUp, RetryError};
 use tailguard::time::AsyncIoTimer;
-use tailguard::timeout::{timeout, Deadline};
+use tailguard::timeout::Deadline;
 
 use super::{Gateway, Inner};
+use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
 
 /// Why one key got no value.
@@ -28,25 +30,32 @@ pub enum KeyError {
     Client(&'static str),
     /// Every replica's breaker was open.
     AllBreakersOpen,
+    /// The gateway's own limits stopped the call before it was sent: the client error's kind
+    /// (`pool_exhausted`: no pooled connection came free within `pool_timeout`;
+    /// `timeout_unsent`: `call_timeout` ran out before the request was sent). Not the
+    /// replica's doing: not retried, and not held against its breaker.
+    Unsent(&'static str),
 }
 
 impl KeyError {
-    /// A short name for reports: `status_503`, `call_timeout`, `connect`, `all_breakers_open`.
+    /// A short name for reports: `status_503`, `call_timeout`, `connect`, `all_breakers_open`,
+    /// `pool_exhausted`.
     pub fn name(&self) -> String {
         match self {
             KeyError::Status(status) => format!("status_{status}"),
             KeyError::CallTimeout => "call_timeout".into(),
-            KeyError::Client(kind) => (*kind).into(),
+            KeyError::Client(kind) | KeyError::Unsent(kind) => (*kind).into(),
             KeyError::AllBreakersOpen => "all_breakers_open".into(),
         }
     }
 
-    /// Whether another try may help: not for a 4xx (the request is wrong) nor when every
-    /// breaker is open (failing fast is the point).
+    /// Whether another try may help: not for a 4xx (the request is wrong), nor when every
+    /// breaker is open (failing fast is the point), nor when the gateway itself is saturated
+    /// (another call would add to it).
     fn is_retryable(&self) -> bool {
         match self {
             KeyError::Status(status) => *status >= 500,
-            KeyError::AllBreakersOpen => false,
+            KeyError::AllBreakersOpen | KeyError::Unsent(_) => false,
             KeyError::CallTimeout | KeyError::Client(_) => true,
         }
     }
@@ -59,6 +68,10 @@ impl fmt::Display for KeyError {
             KeyError::CallTimeout => f.write_str("the call timed out (call_timeout)"),
             KeyError::Client(kind) => write!(f, "the call failed ({kind})"),
             KeyError::AllBreakersOpen => f.write_str("every replica's circuit breaker is open"),
+            KeyError::Unsent(kind) => write!(
+                f,
+                "the gateway's own limits stopped the call before it was sent ({kind})"
+            ),
         }
     }
 }
@@ -85,7 +98,7 @@ pub struct FanoutReport {
     pub ok: usize,
     /// Keys that failed every try.
     pub failed: usize,
-    /// Keys still running at the deadline (cancelled).
+    /// Keys still running, or still waiting for their turn, at the deadline (cancelled).
     pub timed_out: usize,
     /// Whether some keys are missing from the answer.
     pub partial: bool,
@@ -138,7 +151,13 @@ impl Gateway {
         let started = Instant::now();
         let counts = FanoutCounts::default();
         let deadline = Deadline::after(inner.config.fanout_deadline);
-        let reads = (0..keys).map(|key| inner.read_key(key, &counts));
+        // At most `fanout_concurrency` keys at once: a key's call timeout starts with its turn.
+        let turns = Semaphore::new(inner.config.fanout_concurrency);
+        let (turns, counts_ref) = (&turns, &counts);
+        let reads = (0..keys).map(|key| async move {
+            let _turn = turns.acquire().await;
+            inner.read_key(key, counts_ref).await
+        });
         let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
 
         inner.totals.fanouts.bump();
@@ -253,18 +272,35 @@ impl Inner {
             return Err(KeyError::AllBreakersOpen);
         };
         let path = format!("/key/{key}");
-        match timeout(self.config.call_timeout, replica.pool.get(&path)).await {
-            Err(_) => {
+        // A backup is only worth sending on a spare connection: waiting in line behind the
+        // replica's other calls would add to a queue, not cut a tail.
+        let limits = Limits {
+            pool_wait: if hedge == 0 {
+                self.config.pool_timeout
+            } else {
+                Duration::ZERO
+            },
+            total: self.config.call_timeout,
+        };
+        match replica.pool.get_within(&path, limits).await {
+            // The gateway's own limit, not the replica's doing: the permit is released
+            // uncounted (dropped), so the breaker sees neither a success nor a failure.
+            Err(error) if error.is_local() => {
+                drop(permit);
+                replica.counts.unsent.bump();
+                Err(KeyError::Unsent(error.kind()))
+            }
+            Err(ClientError::TimedOut { .. }) => {
                 permit.failure();
                 replica.counts.timed_out.bump();
                 Err(KeyError::CallTimeout)
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 permit.failure();
                 replica.counts.failed.bump();
                 Err(KeyError::Client(error.kind()))
             }
-            Ok(Ok(reply)) if reply.status.is_success() => {
+            Ok(reply) if reply.status.is_success() => {
                 permit.success();
                 replica.counts.ok.bump();
                 Ok(Served {
@@ -273,7 +309,7 @@ impl Inner {
                     value: String::from_utf8_lossy(&reply.body).into_owned(),
                 })
             }
-            Ok(Ok(reply)) => {
+            Ok(reply) => {
                 // A 5xx is the replica's fault; a 4xx is the request's, and the replica is fine.
                 if reply.status.is_server_error() {
                     permit.failure();
@@ -315,6 +351,10 @@ mod tests {
         assert_eq!(classify(vec![KeyError::Client("connect")]), Decision::Retry);
         assert_eq!(classify(vec![KeyError::Status(404)]), Decision::Stop);
         assert_eq!(classify(vec![KeyError::AllBreakersOpen]), Decision::Stop);
+        assert_eq!(
+            classify(vec![KeyError::Unsent("pool_exhausted")]),
+            Decision::Stop
+        );
         // One retryable failure among the attempts is enough.
         assert_eq!(
             classify(vec![KeyError::AllBreakersOpen, KeyError::Status(500)]),
@@ -330,5 +370,9 @@ mod tests {
         assert_eq!(KeyError::AllBreakersOpen.name(), "all_breakers_open");
         assert!(KeyError::CallTimeout.to_string().contains("call_timeout"));
         assert!(KeyError::AllBreakersOpen.to_string().contains("breaker"));
+        assert_eq!(KeyError::Unsent("pool_exhausted").name(), "pool_exhausted");
+        assert!(KeyError::Unsent("pool_exhausted")
+            .to_string()
+            .contains("before it was sent"));
     }
 }

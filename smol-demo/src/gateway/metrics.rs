@@ -46,10 +46,15 @@ pub struct ReplicaView {
     pub timed_out: u64,
     /// Calls that skipped it because its breaker was open.
     pub rejected: u64,
+    /// Calls the gateway's own limits stopped before they were sent (no pooled connection in
+    /// time, or `call_timeout` ran out while connecting): not held against the replica.
+    pub unsent: u64,
     /// Breaker transitions so far, as `(from, to, count)`.
     pub transitions: Vec<(State, State, u64)>,
     /// Connections open to it now.
     pub connections_open: u64,
+    /// The most connections open to it at once so far (at most the pool size).
+    pub connections_peak: u64,
 }
 
 impl ReplicaView {
@@ -80,6 +85,7 @@ impl Gateway {
                 .iter()
                 .map(|replica| {
                     let c = &replica.counts;
+                    let pool = replica.pool.stats();
                     let mut transitions = Vec::new();
                     for (i, from) in STATES.iter().enumerate() {
                         for (j, to) in STATES.iter().enumerate() {
@@ -97,8 +103,10 @@ impl Gateway {
                         failed: c.failed.get(),
                         timed_out: c.timed_out.get(),
                         rejected: c.rejected.get(),
+                        unsent: c.unsent.get(),
                         transitions,
-                        connections_open: replica.pool.stats().open,
+                        connections_open: pool.open,
+                        connections_peak: pool.peak_open,
                     }
                 })
                 .collect(),
@@ -107,7 +115,7 @@ impl Gateway {
 
     /// Writes the gateway's series: fan-outs and keys, retries and budget refusals, hedges
     /// sent, won and refused, and per replica calls by outcome, breaker state and transitions,
-    /// and open connections.
+    /// and open connections (now and at the peak).
     pub fn write_metrics(&self, out: &mut PromText) {
         let stats = self.stats();
         out.single(
@@ -180,7 +188,8 @@ impl Gateway {
         out.family(
             "tailguard_backend_calls_total",
             Kind::Counter,
-            "Calls to each replica, by outcome (rejected: skipped by its open breaker).",
+            "Calls to each replica, by outcome (rejected: skipped by its open breaker; unsent: \
+             stopped by the gateway's own limits before sending, not held against the replica).",
         );
         for r in &stats.replicas {
             let index = r.index.to_string();
@@ -189,6 +198,7 @@ impl Gateway {
                 ("failed", r.failed),
                 ("timed_out", r.timed_out),
                 ("rejected", r.rejected),
+                ("unsent", r.unsent),
             ] {
                 out.sample(
                     "tailguard_backend_calls_total",
@@ -241,6 +251,18 @@ impl Gateway {
                 "tailguard_backend_connections_open",
                 &[("replica", &r.index.to_string())],
                 r.connections_open as f64,
+            );
+        }
+        out.family(
+            "tailguard_backend_connections_peak",
+            Kind::Gauge,
+            "The most keep-alive connections open to each replica at once (at most the pool size).",
+        );
+        for r in &stats.replicas {
+            out.sample(
+                "tailguard_backend_connections_peak",
+                &[("replica", &r.index.to_string())],
+                r.connections_peak as f64,
             );
         }
     }

@@ -5,12 +5,18 @@
 //!
 //! | layer | what it does | from |
 //! |---|---|---|
-//! | keep-alive pool | one pool of HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
-//! | per-call timeout | each call gets `call_timeout` | [`tailguard::timeout`] |
-//! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts are failures | [`tailguard::breaker`] |
-//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls | [`tailguard::hedge`] |
+//! | keep-alive pool | one pool of at most `pool_size` HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
+//! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included | [`tailguard::timeout`] |
+//! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts after sending are failures | [`tailguard::breaker`] |
+//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::hedge`] |
 //! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::retry`] |
-//! | scatter-gather | all keys at once under the fan-out's deadline; what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
+//! | scatter-gather | every key under the fan-out's deadline, at most `fanout_concurrency` at once (a key's call timeout starts with its turn); what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
+//!
+//! Only what a replica did counts against its breaker. A call stopped by the gateway's own
+//! limits before anything was sent (no pooled connection came free, or `call_timeout` ran out
+//! while connecting) releases its breaker permit uncounted, is not retried, and is reported as
+//! [`KeyError::Unsent`]: a burst beyond what the pools carry slows the gateway down, but
+//! cannot open a healthy replica's breaker.
 //!
 //! A [`FanoutReport`] says how the answer was obtained: keys ok, failed and timed out, retries,
 //! budget refusals, hedges sent and won, breaker rejections and which replicas served. The
@@ -43,6 +49,7 @@ mod fanout;
 mod metrics;
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use tailguard::breaker::{CircuitBreaker, State};
@@ -100,6 +107,7 @@ struct ReplicaCounts {
     failed: Counter,
     timed_out: Counter,
     rejected: Counter,
+    unsent: Counter,
     /// Breaker transitions, by `[from][to]` state index (see [`state_index`]).
     transitions: [[Counter; STATES.len()]; STATES.len()],
 }
@@ -133,6 +141,8 @@ impl Gateway {
             .classify(KeyClassifier)
             .build()?;
         let hedge = config.hedge_policy()?;
+        let pool_size = NonZeroUsize::new(config.pool_size)
+            .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
             connect_timeout: config.connect_timeout,
             max_idle: config.max_idle_per_replica,
@@ -146,7 +156,7 @@ impl Gateway {
                 let breaker = breaker(&config, index, counts.clone())?;
                 Ok(Replica {
                     index,
-                    pool: Pool::new(addr, client, ex.clone()),
+                    pool: Pool::bounded(addr, client, pool_size, ex.clone()),
                     breaker,
                     counts,
                 })
