@@ -64,6 +64,43 @@ impl Hedge {
     ///
     /// `make_attempt(n)` starts attempt `n` (0 is the primary) and returns its future; see
     /// [`run_with`](Hedge::run_with).
+    ///
+    /// The future owns a clone of the policy (a reference count), so it can be spawned as a
+    /// task of its own. On tokio:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
+    /// let task = tokio::spawn(hedge.run(|attempt| async move {
+    ///     if attempt == 0 {
+    ///         std::future::pending::<()>().await; // the primary is stalled
+    ///     }
+    ///     Ok::<_, std::io::Error>(attempt)
+    /// }));
+    /// assert_eq!(task.await.unwrap().unwrap(), 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// And on smol:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
+    /// let task = smol::spawn(hedge.run(|attempt| async move {
+    ///     if attempt == 0 {
+    ///         std::future::pending::<()>().await;
+    ///     }
+    ///     Ok::<_, std::io::Error>(attempt)
+    /// }));
+    /// assert_eq!(smol::block_on(task).unwrap(), 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn run<F, Fut>(&self, make_attempt: F) -> HedgedRun<F, Fut, crate::time::DefaultTimer>
     where

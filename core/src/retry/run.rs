@@ -1,8 +1,10 @@
 //! Running an operation under a [`Retry`] policy: [`RetryFuture`] and [`Retryable`].
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use futures_core::TryFuture;
 use pin_project::pin_project;
 
 use super::error::{AttemptError, GaveUp, RetryError};
-use super::policy::{Classify, OnRetry, Retry, RetryEvent};
+use super::policy::{Classify, OnRetry, Retry, RetryConfig, RetryEvent, Shared};
 use super::state::{Next, RetryState};
 use crate::time::{deadline_after, Timer};
 use crate::timeout::Elapsed;
@@ -69,11 +71,106 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     {
         RetryFuture {
             op,
-            state: RetryState::new(self),
+            state: RetryState::new(Holder::Borrowed(&self.shared)),
             attempt: None,
             phase: Phase::Start,
             sleep: None,
         }
+    }
+
+    /// Like [`run`](Retry::run), but the future owns a clone of the policy instead of borrowing
+    /// it, so it can outlive this handle: spawn it as a task of its own. (A clone is a reference
+    /// count; [`run`](Retry::run) avoids even that.)
+    ///
+    /// On tokio (`tokio::spawn` needs a `'static` future):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::retry::Retry;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let policy = Retry::builder().max_attempts(3).build()?;
+    /// let task = tokio::spawn(policy.run_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(task.await.unwrap().unwrap(), "pong");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// And on smol:
+    ///
+    /// ```
+    /// use tailguard::retry::Retry;
+    ///
+    /// let policy = Retry::builder().max_attempts(3).build()?;
+    /// let task = smol::spawn(policy.run_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(smol::block_on(task).unwrap(), "pong");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn run_owned<Op, Fut>(
+        &self,
+        mut op: Op,
+    ) -> RetryFuture<'static, T, C, H, impl FnMut(u32) -> Fut, Fut>
+    where
+        T: 'static,
+        C: Classify<Fut::Error> + 'static,
+        H: OnRetry<Fut::Error> + 'static,
+        Op: FnMut() -> Fut,
+        Fut: TryFuture,
+    {
+        self.run_with_attempt_owned(move |_| op())
+    }
+
+    /// Like [`run_with_attempt`](Retry::run_with_attempt), owning a clone of the policy; see
+    /// [`run_owned`](Retry::run_owned).
+    pub fn run_with_attempt_owned<Op, Fut>(&self, op: Op) -> RetryFuture<'static, T, C, H, Op, Fut>
+    where
+        T: 'static,
+        C: Classify<Fut::Error> + 'static,
+        H: OnRetry<Fut::Error> + 'static,
+        Op: FnMut(u32) -> Fut,
+        Fut: TryFuture,
+    {
+        RetryFuture {
+            op,
+            state: RetryState::new(Holder::Owned(Arc::clone(&self.shared))),
+            attempt: None,
+            phase: Phase::Start,
+            sleep: None,
+        }
+    }
+}
+
+/// The policy a [`RetryFuture`] runs under: borrowed ([`Retry::run`]) or a clone it owns
+/// ([`Retry::run_owned`]).
+enum Holder<'p, T, C, H> {
+    Borrowed(&'p Shared<T, C, H>),
+    Owned(Arc<Shared<T, C, H>>),
+}
+
+impl<'p, T, C, H> Holder<'p, T, C, H> {
+    #[inline(always)]
+    fn policy(&self) -> &Shared<T, C, H> {
+        match self {
+            Holder::Borrowed(shared) => shared,
+            Holder::Owned(shared) => shared,
+        }
+    }
+
+    /// A holder of the same policy that does not borrow this one: a copy of the reference, or
+    /// (owned) another count on it.
+    #[inline]
+    fn detach(&self) -> Holder<'p, T, C, H> {
+        match self {
+            Holder::Borrowed(shared) => Holder::Borrowed(shared),
+            Holder::Owned(shared) => Holder::Owned(Arc::clone(shared)),
+        }
+    }
+}
+
+impl<T, C, H> Borrow<RetryConfig> for Holder<'_, T, C, H> {
+    #[inline(always)]
+    fn borrow(&self) -> &RetryConfig {
+        &self.policy().config
     }
 }
 
@@ -143,7 +240,7 @@ enum Phase<E> {
 pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
     op: Op,
     /// The loop's state, holding the policy.
-    state: RetryState<&'p Retry<T, C, H>>,
+    state: RetryState<Holder<'p, T, C, H>>,
     #[pin]
     attempt: Option<Fut>,
     phase: Phase<Fut::Error>,
@@ -178,7 +275,8 @@ where
             match fut.try_poll(cx) {
                 Poll::Ready(Ok(value)) => {
                     if this.state.needs_clock_on_success() {
-                        this.state.on_success(this.state.get_ref().timer.now());
+                        this.state
+                            .on_success(this.state.get_ref().policy().timer.now());
                     }
                     *this.phase = Phase::Done;
                     return Poll::Ready(Ok(value));
@@ -207,7 +305,8 @@ where
     Op: FnMut(u32) -> Fut,
     Fut: TryFuture,
 {
-    let policy: &Retry<T, C, H> = this.state.get_ref();
+    let holder = this.state.get_ref().detach();
+    let policy = holder.policy();
     let timer = &policy.timer;
     {
         loop {
@@ -324,9 +423,9 @@ where
 
 /// Sets the time limit of an attempt that has to wait, if it has one.
 #[inline(never)]
-fn arm_attempt_limit<T: Timer, C, H>(
+fn arm_attempt_limit<T: Timer, R: Borrow<RetryConfig>>(
     timer: &T,
-    state: &mut RetryState<&Retry<T, C, H>>,
+    state: &mut RetryState<R>,
     sleep: &mut Option<T::Sleep>,
 ) {
     match state.attempt_deadline(timer.now()) {
