@@ -4,7 +4,6 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -71,7 +70,7 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     {
         RetryFuture {
             op,
-            state: RetryState::new(Holder::Borrowed(&self.shared)),
+            state: RetryState::new(&*self.shared),
             attempt: None,
             phase: Phase::Start,
             sleep: None,
@@ -109,11 +108,10 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     pub fn run_owned<Op, Fut>(
         &self,
         mut op: Op,
-    ) -> RetryFuture<'static, T, C, H, impl FnMut(u32) -> Fut, Fut>
+    ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
     where
-        T: 'static,
-        C: Classify<Fut::Error> + 'static,
-        H: OnRetry<Fut::Error> + 'static,
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
         Op: FnMut() -> Fut,
         Fut: TryFuture,
     {
@@ -122,55 +120,27 @@ impl<T: Timer, C, H> Retry<T, C, H> {
 
     /// Like [`run_with_attempt`](Retry::run_with_attempt), owning a clone of the policy; see
     /// [`run_owned`](Retry::run_owned).
-    pub fn run_with_attempt_owned<Op, Fut>(&self, op: Op) -> RetryFuture<'static, T, C, H, Op, Fut>
+    pub fn run_with_attempt_owned<Op, Fut>(
+        &self,
+        op: Op,
+    ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
     where
-        T: 'static,
-        C: Classify<Fut::Error> + 'static,
-        H: OnRetry<Fut::Error> + 'static,
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
         Op: FnMut(u32) -> Fut,
         Fut: TryFuture,
     {
-        RetryFuture {
-            op,
-            state: RetryState::new(Holder::Owned(Arc::clone(&self.shared))),
-            attempt: None,
-            phase: Phase::Start,
-            sleep: None,
-        }
+        let policy = self.clone();
+        // The borrowing future, kept next to the clone it borrows from: an async block may
+        // hold a reference to its own local.
+        async move { policy.run_with_attempt(op).await }
     }
 }
 
-/// The policy a [`RetryFuture`] runs under: borrowed ([`Retry::run`]) or a clone it owns
-/// ([`Retry::run_owned`]).
-enum Holder<'p, T, C, H> {
-    Borrowed(&'p Shared<T, C, H>),
-    Owned(Arc<Shared<T, C, H>>),
-}
-
-impl<'p, T, C, H> Holder<'p, T, C, H> {
-    #[inline(always)]
-    fn policy(&self) -> &Shared<T, C, H> {
-        match self {
-            Holder::Borrowed(shared) => shared,
-            Holder::Owned(shared) => shared,
-        }
-    }
-
-    /// A holder of the same policy that does not borrow this one: a copy of the reference, or
-    /// (owned) another count on it.
-    #[inline]
-    fn detach(&self) -> Holder<'p, T, C, H> {
-        match self {
-            Holder::Borrowed(shared) => Holder::Borrowed(shared),
-            Holder::Owned(shared) => Holder::Owned(Arc::clone(shared)),
-        }
-    }
-}
-
-impl<T, C, H> Borrow<RetryConfig> for Holder<'_, T, C, H> {
+impl<T, C, H> Borrow<RetryConfig> for &Shared<T, C, H> {
     #[inline(always)]
     fn borrow(&self) -> &RetryConfig {
-        &self.policy().config
+        &self.config
     }
 }
 
@@ -240,7 +210,7 @@ enum Phase<E> {
 pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
     op: Op,
     /// The loop's state, holding the policy.
-    state: RetryState<Holder<'p, T, C, H>>,
+    state: RetryState<&'p Shared<T, C, H>>,
     #[pin]
     attempt: Option<Fut>,
     phase: Phase<Fut::Error>,
@@ -275,8 +245,7 @@ where
             match fut.try_poll(cx) {
                 Poll::Ready(Ok(value)) => {
                     if this.state.needs_clock_on_success() {
-                        this.state
-                            .on_success(this.state.get_ref().policy().timer.now());
+                        this.state.on_success(this.state.get_ref().timer.now());
                     }
                     *this.phase = Phase::Done;
                     return Poll::Ready(Ok(value));
@@ -305,8 +274,7 @@ where
     Op: FnMut(u32) -> Fut,
     Fut: TryFuture,
 {
-    let holder = this.state.get_ref().detach();
-    let policy = holder.policy();
+    let policy: &Shared<T, C, H> = this.state.get_ref();
     let timer = &policy.timer;
     {
         loop {
