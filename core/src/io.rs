@@ -77,7 +77,7 @@
 //!
 //! (This uses the default [`AsyncIoTimer`](crate::time::AsyncIoTimer), which runs under
 //! tokio too; [`with_timer`](TimeoutIo::with_timer) takes a tokio-backed one, see
-//! [`Timer`](crate::time::Timer).)
+//! [`Timer`].)
 
 use std::fmt;
 use std::future::Future;
