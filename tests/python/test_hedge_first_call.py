@@ -4,6 +4,7 @@ full), while the ratio still bounds the extra load of a busy client."""
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable
 
 import tailguard as tg
 
@@ -15,10 +16,10 @@ class StalledPrimary:
         self.stall = stall
         self.attempts = 0
 
-    def __call__(self) -> "asyncio.Future[str]":
+    def __call__(self) -> Awaitable[str]:
         attempt = self.attempts
         self.attempts += 1
-        return asyncio.ensure_future(self._run(attempt))
+        return self._run(attempt)
 
     async def _run(self, attempt: int) -> str:
         if attempt == 0:
@@ -44,7 +45,11 @@ def test_the_first_call_of_tg_hedge_is_hedged() -> None:
 
 def test_a_fresh_policy_hedges_its_first_call_and_counts_it() -> None:
     policy = tg.Hedge(0.01)  # the default budget: a 5 % ratio and a floor
-    assert asyncio.run(policy.run(StalledPrimary(stall=5.0))) == "hedge"
+
+    async def main() -> str:
+        return await policy.run(StalledPrimary(stall=5.0))
+
+    assert asyncio.run(main()) == "hedge"
     stats = policy.stats()
     assert (stats.primaries, stats.hedges_sent, stats.budget_refusals) == (1, 1, 0)
 
