@@ -41,6 +41,43 @@
 //! ```
 //!
 //! (`piper::pipe` here stands for any socket; tailguard itself needs only `futures-io`.)
+//!
+//! # With tokio IO
+//!
+//! `TimeoutIo` speaks the `futures-io` traits, which smol's and async-std's sockets implement.
+//! tokio's have traits of their own; tokio-util's `compat` adapter converts in both directions,
+//! at no cost beyond a call: wrap the tokio stream with `.compat()` to get a `futures-io` one,
+//! put `TimeoutIo` around that, and `.compat()` the result again if tokio code is to use it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tailguard::io::TimeoutIo;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // An in-memory tokio stream standing in for a `tokio::net::TcpStream`.
+//! let (client, mut server) = tokio::io::duplex(64);
+//! let guarded = TimeoutIo::new(client.compat()) // tokio -> futures-io, then the limits
+//!     .read_idle(Duration::from_millis(50));
+//! let mut stream = guarded.compat(); // futures-io -> tokio, for tokio-based code
+//!
+//! server.write_all(b"hello").await.unwrap();
+//! let mut buf = [0u8; 5];
+//! stream.read_exact(&mut buf).await.unwrap();
+//! assert_eq!(&buf, b"hello");
+//!
+//! // The peer goes quiet: the next read fails after 50 ms instead of waiting forever.
+//! let err = stream.read(&mut buf).await.unwrap_err();
+//! assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+//! assert!(err.to_string().contains("read_idle"));
+//! # drop(server);
+//! # });
+//! ```
+//!
+//! (This uses the default [`AsyncIoTimer`](crate::time::AsyncIoTimer), which runs under
+//! tokio too; [`with_timer`](TimeoutIo::with_timer) takes a tokio-backed one, see
+//! [`Timer`].)
 
 use std::fmt;
 use std::future::Future;

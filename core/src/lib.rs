@@ -51,6 +51,7 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+mod reserve;
 pub mod retry;
 pub mod shutdown;
 #[cfg(test)]

@@ -60,13 +60,19 @@ proptest! {
     }
 
     /// However deposits and withdrawals interleave across clones, hedges never exceed
-    /// `ratio × primaries` (and the budget never refuses while a whole hedge is saved).
+    /// `ratio × primaries` with no floor (and the budget never refuses while a whole hedge is
+    /// saved).
     #[test]
     fn a_budget_never_allows_more_than_its_ratio(
         per_mille in 0u32..=1000,
         ops in prop::collection::vec((any::<bool>(), 0usize..3), 0..500),
     ) {
-        let budget = HedgeBudget::with_max_burst(f64::from(per_mille) / 1000.0, 1_000).unwrap();
+        let budget = HedgeBudget::builder()
+            .ratio(f64::from(per_mille) / 1000.0)
+            .max_burst(1_000)
+            .min_per_second(0)
+            .build()
+            .unwrap();
         let clones = [budget.clone(), budget.clone(), budget];
         let (mut deposits, mut hedges) = (0u64, 0u64);
         for (deposit, which) in ops {

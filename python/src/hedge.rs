@@ -14,15 +14,26 @@ use tailguard::hedge::{Hedge as CoreHedge, HedgeBudget as CoreHedgeBudget, MAX_A
 use crate::clock::Clock;
 use crate::{convert, errors};
 
-/// A cap on the extra load hedging adds: hedges ≤ `ratio` × primaries; share one between
-/// policies to cap them together.
+/// A cap on the extra load hedging adds: hedges ≤ `ratio` × primaries, plus a floor of
+/// `min_per_second` hedges a second (a reserve that starts full, so hedging works from the first
+/// call); share one between policies to cap them together.
 #[pyclass(frozen, module = "tailguard", name = "HedgeBudget")]
 pub(crate) struct HedgeBudget {
     inner: CoreHedgeBudget,
 }
 
-fn hedge_budget(py: Python<'_>, ratio: f64, max_burst: u32) -> PyResult<CoreHedgeBudget> {
-    CoreHedgeBudget::with_max_burst(ratio, max_burst).map_err(|e| {
+fn hedge_budget(
+    py: Python<'_>,
+    ratio: f64,
+    max_burst: u32,
+    min_per_second: u32,
+) -> PyResult<CoreHedgeBudget> {
+    let built = CoreHedgeBudget::builder()
+        .ratio(ratio)
+        .max_burst(max_burst)
+        .min_per_second(min_per_second)
+        .build();
+    built.map_err(|e| {
         // The core names it `budget_ratio` (its builder method); here it is `ratio`.
         let field = if e.field() == "budget_ratio" {
             "ratio"
@@ -36,19 +47,24 @@ fn hedge_budget(py: Python<'_>, ratio: f64, max_burst: u32) -> PyResult<CoreHedg
 #[pymethods]
 impl HedgeBudget {
     #[new]
-    #[pyo3(signature = (ratio, *, max_burst = None))]
+    #[pyo3(signature = (ratio, *, max_burst = None, min_per_second = None))]
     fn new(
         py: Python<'_>,
         ratio: &Bound<'_, PyAny>,
         max_burst: Option<&Bound<'_, PyAny>>,
+        min_per_second: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let ratio = convert::number("ratio", ratio)?;
         let max_burst = match max_burst.filter(|m| !m.is_none()) {
             Some(m) => convert::u32_at_least("max_burst", m, 1)?,
             None => CoreHedgeBudget::DEFAULT_MAX_BURST,
         };
+        let min_per_second = match min_per_second.filter(|m| !m.is_none()) {
+            Some(m) => convert::u32_at_least("min_per_second", m, 0)?,
+            None => CoreHedgeBudget::DEFAULT_MIN_PER_SECOND,
+        };
         Ok(HedgeBudget {
-            inner: hedge_budget(py, ratio, max_burst)?,
+            inner: hedge_budget(py, ratio, max_burst, min_per_second)?,
         })
     }
 
@@ -62,6 +78,12 @@ impl HedgeBudget {
     #[getter]
     fn max_burst(&self) -> u64 {
         self.inner.max_burst()
+    }
+
+    /// Hedges a second allowed whatever the traffic (and the most the reserve holds).
+    #[getter]
+    fn min_per_second(&self) -> u32 {
+        self.inner.min_per_second()
     }
 
     /// How many whole hedges could be sent now.
@@ -81,9 +103,10 @@ impl HedgeBudget {
 
     fn __repr__(&self) -> String {
         format!(
-            "HedgeBudget(ratio={}, max_burst={}, available={})",
+            "HedgeBudget(ratio={}, max_burst={}, min_per_second={}, available={})",
             self.ratio(),
             self.max_burst(),
+            self.min_per_second(),
             self.available()
         )
     }
@@ -227,7 +250,12 @@ impl Hedge {
                             err
                         }
                     })?;
-                    let budget = hedge_budget(py, ratio, CoreHedgeBudget::DEFAULT_MAX_BURST)
+                    let budget = hedge_budget(
+                        py,
+                        ratio,
+                        CoreHedgeBudget::DEFAULT_MAX_BURST,
+                        CoreHedgeBudget::DEFAULT_MIN_PER_SECOND,
+                    )
                         .map_err(|_| {
                             errors::config_error(
                                 py,
@@ -358,10 +386,11 @@ impl Hedge {
         self.current_delay()
     }
 
-    /// Asks to send one more attempt: `True` if the budget allows (and it is counted).
+    /// Asks to send one more attempt: `True` if the budget allows (and it is counted). The
+    /// budget's per-second reserve refills on this policy's clock (a `ManualClock` too).
     fn _try_hedge(&self) -> bool {
         if let Some(budget) = self.inner.budget() {
-            if !budget.try_withdraw() {
+            if !budget.try_withdraw_at(self.clock.now()) {
                 self.budget_refusals.fetch_add(1, Relaxed);
                 return false;
             }

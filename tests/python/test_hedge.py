@@ -82,7 +82,7 @@ def test_every_attempt_failing_raises_all_failed() -> None:
 
 
 def test_the_budget_limits_hedges() -> None:
-    budget = tg.HedgeBudget(0.5, max_burst=1)
+    budget = tg.HedgeBudget(0.5, max_burst=1, min_per_second=0)
     policy = tg.Hedge(0.005, budget=budget)
 
     async def main() -> None:

@@ -96,6 +96,45 @@ impl<T: Timer> CircuitBreaker<T> {
         .await
     }
 
+    /// Like [`call`](Self::call), but the future owns a clone of this handle instead of
+    /// borrowing it, so it can be spawned as a task of its own.
+    ///
+    /// On tokio:
+    ///
+    /// ```
+    /// use tailguard::breaker::CircuitBreaker;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let task = tokio::spawn(breaker.call_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(task.await.unwrap().unwrap(), "pong");
+    /// assert_eq!(breaker.metrics().calls, 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// And on smol:
+    ///
+    /// ```
+    /// use tailguard::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let task = smol::spawn(breaker.call_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(smol::block_on(task).unwrap(), "pong");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn call_owned<F, Fut, R, E>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<R, CallError<E>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let breaker = self.clone();
+        async move { breaker.call(operation).await }
+    }
+
     /// Runs `operation` if the breaker admits it, and lets `classify` say what its result means
     /// for the dependency's health: an error that is the caller's fault can be
     /// [`Ignored`](Outcome::Ignored), a successful response that signals overload can count as

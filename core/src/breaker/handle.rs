@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::config::CircuitBreakerBuilder;
 use super::machine::{Rejected, StateMachine};
 use super::metrics::Metrics;
-use super::permit::Permit;
+use super::permit::{OwnedPermit, Permit};
 use super::state::State;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
@@ -84,6 +84,15 @@ impl<T: Timer> CircuitBreaker<T> {
         let timer = &self.timer;
         let ticket = self.machine.acquire_with(&|| timer.now())?;
         Ok(Permit::new(self, ticket))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a clone of this handle
+    /// instead of borrowing it, to hold across tasks; see [`OwnedPermit`]. (The clone costs a
+    /// reference count and the timer's clone.)
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit<T>, Rejected> {
+        let timer = &self.timer;
+        let ticket = self.machine.acquire_with(&|| timer.now())?;
+        Ok(OwnedPermit::new(self.clone(), ticket))
     }
 
     /// The current state (open turns half-open on the first acquire after the open duration).

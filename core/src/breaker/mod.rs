@@ -24,7 +24,10 @@
 //!   [`reset`](CircuitBreaker::reset).
 //!
 //! A [`Permit`] is reported with `success()` or `failure()`; dropping it instead (say, because
-//! the call was cancelled) releases it counted as neither, and frees a probe slot at once. A
+//! the call was cancelled) releases it counted as neither, and frees a probe slot at once. An
+//! [`OwnedPermit`] ([`try_acquire_owned`](CircuitBreaker::try_acquire_owned)) does the same
+//! without borrowing the breaker, and [`call_owned`](CircuitBreaker::call_owned) makes a call
+//! future that can be spawned. A
 //! permit is tied to the state it was issued in: if the breaker has changed state since, its
 //! outcome is ignored, so a slow call from before an outage cannot close or reopen anything.
 //!
@@ -89,5 +92,5 @@ pub use self::config::CircuitBreakerBuilder;
 pub use self::handle::CircuitBreaker;
 pub use self::machine::{Outcome, Rejected, StateMachine, Ticket};
 pub use self::metrics::Metrics;
-pub use self::permit::Permit;
+pub use self::permit::{OwnedPermit, Permit};
 pub use self::state::{Reason, State, Transition};

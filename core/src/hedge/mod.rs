@@ -14,8 +14,10 @@
 //!   a floor and a ceiling;
 //! - **how many** attempts a call may make (`max_attempts`, the primary included), which also
 //!   bounds how many are in flight;
-//! - **how much** extra load in total: a [`HedgeBudget`] allows hedges ≤ ratio × primaries,
-//!   shared by every clone of the policy.
+//! - **how much** extra load in total: a [`HedgeBudget`] allows hedges ≤ ratio × primaries
+//!   plus a small floor per second, shared by every clone of the policy. The floor is a reserve
+//!   that starts full, so hedging works from the very first call (with the defaults, 10 hedges
+//!   a second whatever the traffic, on top of 5 % of primaries).
 //!
 //! [`Hedge::run_with`] runs one call: `make_attempt(0)` starts the primary. Whenever the delay
 //! passes after the latest attempt started with no success, and the budget allows, the next
@@ -87,7 +89,7 @@ mod policy;
 mod run;
 mod stats;
 
-pub use self::budget::HedgeBudget;
+pub use self::budget::{HedgeBudget, HedgeBudgetBuilder};
 pub use self::error::HedgeError;
 pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
 pub use self::run::HedgedRun;

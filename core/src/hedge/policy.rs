@@ -54,7 +54,8 @@ pub(crate) struct Adaptive {
 impl Hedge {
     /// A builder with the defaults: adaptive delay at the p95 of the last 10 s of primary
     /// latencies (10 slices), after at least 100 samples, kept within 1 ms..=1 s; at most 2
-    /// attempts per call; a budget of 5 % extra load.
+    /// attempts per call; a budget of 5 % extra load plus a floor of 10 hedges a second (see
+    /// [`HedgeBudget`]), so that hedging works from the first call.
     pub fn builder() -> HedgeBuilder {
         HedgeBuilder::default()
     }
@@ -63,6 +64,43 @@ impl Hedge {
     ///
     /// `make_attempt(n)` starts attempt `n` (0 is the primary) and returns its future; see
     /// [`run_with`](Hedge::run_with).
+    ///
+    /// The future owns a clone of the policy (a reference count), so it can be spawned as a
+    /// task of its own. On tokio:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
+    /// let task = tokio::spawn(hedge.run(|attempt| async move {
+    ///     if attempt == 0 {
+    ///         std::future::pending::<()>().await; // the primary is stalled
+    ///     }
+    ///     Ok::<_, std::io::Error>(attempt)
+    /// }));
+    /// assert_eq!(task.await.unwrap().unwrap(), 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// And on smol:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
+    /// let task = smol::spawn(hedge.run(|attempt| async move {
+    ///     if attempt == 0 {
+    ///         std::future::pending::<()>().await;
+    ///     }
+    ///     Ok::<_, std::io::Error>(attempt)
+    /// }));
+    /// assert_eq!(smol::block_on(task).unwrap(), 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn run<F, Fut>(&self, make_attempt: F) -> HedgedRun<F, Fut, crate::time::DefaultTimer>
     where
@@ -186,7 +224,7 @@ const DEFAULT_FLOOR: Duration = Duration::from_millis(1);
 const DEFAULT_CEILING: Duration = Duration::from_secs(1);
 const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 const DEFAULT_WINDOW_SLOTS: usize = 10;
-const DEFAULT_BUDGET_RATIO: f64 = 0.05;
+const DEFAULT_BUDGET_RATIO: f64 = HedgeBudget::DEFAULT_RATIO;
 
 impl Default for HedgeBuilder {
     fn default() -> Self {
@@ -257,7 +295,9 @@ impl HedgeBuilder {
     }
 
     /// A budget of its own: hedges ≤ `ratio` × primaries (default 0.05), saving up at most
-    /// [`HedgeBudget::DEFAULT_MAX_BURST`] hedges.
+    /// [`HedgeBudget::DEFAULT_MAX_BURST`] hedges, plus the default floor of
+    /// [`HedgeBudget::DEFAULT_MIN_PER_SECOND`] hedges a second. For another floor, pass a
+    /// [`budget`](HedgeBuilder::budget) of your own.
     pub fn budget_ratio(mut self, ratio: f64) -> Self {
         self.budget = BudgetChoice::Ratio(ratio);
         self

@@ -223,7 +223,7 @@ where
     fn launch(&mut self, now: Instant) -> bool {
         let inner = &self.hedge.inner;
         if let Some(budget) = &inner.budget {
-            if !budget.try_withdraw() {
+            if !budget.try_withdraw_at(now) {
                 Counters::bump(&inner.counters.budget_refusals);
                 self.refused = true;
                 return false;

@@ -193,13 +193,74 @@ fn a_single_attempt_policy_returns_its_error() {
     assert_eq!(err.into_errors(), vec!["no"]);
 }
 
+/// A budget with no floor: hedges ≤ `ratio` × primaries, and nothing before the first deposit.
+fn ratio_only(ratio: f64) -> HedgeBudget {
+    HedgeBudget::builder()
+        .ratio(ratio)
+        .min_per_second(0)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_first_call_hedges_with_the_default_budget() {
+    let timer = ManualTimer::new();
+    let backend = Backend::new(&timer, &[(1000, Ok("primary")), (2, Ok("hedge"))]);
+    let hedge = Hedge::builder().fixed_delay(ms(10)).build().unwrap();
+    let out = timer.block_on(hedge.run_with(timer.clone(), backend.attempt()));
+    assert_eq!(out, Ok("hedge"), "a fresh budget must allow a hedge");
+    assert_eq!(timer.elapsed(), ms(12));
+    let stats = hedge.stats();
+    assert_eq!((stats.hedges_sent, stats.budget_refusals), (1, 0));
+}
+
+#[test]
+fn over_a_long_run_the_ratio_bounds_the_extra_load() {
+    // Every primary stalls for 50 ms; a hedge answers in 1 ms. 200 waves of 100 concurrent
+    // calls: 20 000 calls in a few seconds of virtual time, all of which would hedge if allowed.
+    let timer = ManualTimer::new();
+    let hedge = Hedge::builder().fixed_delay(ms(10)).build().unwrap();
+    let call = |hedge: &Hedge| {
+        let timer = timer.clone();
+        hedge.run_with(timer.clone(), move |n| {
+            let timer = timer.clone();
+            async move {
+                timer.sleep(ms(if n == 0 { 50 } else { 1 })).await;
+                Ok::<_, ()>(n)
+            }
+        })
+    };
+    let mut hedged_in_first_wave = 0;
+    for wave in 0..200 {
+        let calls = (0..100).map(|_| call(&hedge)).collect::<Vec<_>>();
+        let winners = timer.block_on(futures::future::join_all(calls));
+        if wave == 0 {
+            hedged_in_first_wave = winners.iter().filter(|w| **w == Ok(1)).count();
+        }
+    }
+    let stats = hedge.stats();
+    let elapsed = timer.elapsed();
+    assert_eq!(stats.primaries, 20_000);
+    // From the first wave, the reserve: its 10 hedges, plus 5 % of the wave's 100 primaries.
+    assert_eq!(hedged_in_first_wave, 15);
+    // The documented bound: hedges ≤ ratio × primaries + min_per_second × (1 s + elapsed).
+    let bound = 0.05 * stats.primaries as f64 + 10.0 * (1.0 + elapsed.as_secs_f64());
+    assert!(
+        (stats.hedges_sent as f64) <= bound,
+        "{stats:?} in {elapsed:?}: bound {bound}"
+    );
+    // And over a long run the ratio is what bounds the extra load: 5 % plus a little floor.
+    assert!(stats.hedges_sent >= 1000, "{stats:?}");
+    assert!(stats.extra_load() < 0.06, "{stats:?} in {elapsed:?}");
+}
+
 #[test]
 fn an_empty_budget_refuses_and_the_primary_carries_on() {
     let timer = ManualTimer::new();
     let backend = Backend::new(&timer, &[(100, Ok("primary")), (1, Ok("hedge"))]);
     let hedge = Hedge::builder()
         .fixed_delay(ms(10))
-        .budget_ratio(0.5)
+        .budget(ratio_only(0.5))
         .build()
         .unwrap();
     let out = timer.block_on(hedge.run_with(timer.clone(), backend.attempt()));
@@ -219,7 +280,7 @@ fn clones_share_the_budget_and_the_stats() {
     let timer = ManualTimer::new();
     let hedge = Hedge::builder()
         .fixed_delay(ms(10))
-        .budget_ratio(1.0)
+        .budget(ratio_only(1.0))
         .build()
         .unwrap();
     let clone = hedge.clone();

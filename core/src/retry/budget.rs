@@ -1,10 +1,12 @@
-//! [`RetryBudget`]: retries limited to a fraction of calls over a sliding window, plus a floor.
+//! [`RetryBudget`]: retries limited to a fraction of calls over a sliding window, plus a floor
+//! per second.
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::reserve::Reserve;
 use crate::time::Timer;
 use crate::ConfigError;
 
@@ -15,8 +17,8 @@ pub(crate) const SLOTS: usize = 10;
 const UNIT: i64 = 1000;
 
 /// A shared allowance of retries: every call deposits, every retry withdraws, and retries can
-/// never exceed `ratio × calls` over the sliding window, plus a floor of retries per second so a
-/// client with little traffic can still retry at all.
+/// never exceed `ratio × calls` over the sliding window, plus a floor of `min_per_second`
+/// retries a second so a client with little traffic can still retry at all.
 ///
 /// Share one budget (clones share it) between every retry loop that calls the same dependency.
 /// When the dependency is healthy, calls succeed and the budget fills; when it fails broadly, the
@@ -49,13 +51,20 @@ const UNIT: i64 = 1000;
 ///
 /// # The guarantee
 ///
+/// A retry is granted from the window when the calls in it have earned one, and otherwise from
+/// the **floor**: a reserve of `min_per_second` retries that starts full and refills at
+/// `min_per_second` a second (as in Finagle's retry budget; it never holds more than one
+/// second's worth, so a quiet spell cannot bank a burst).
+///
 /// The window is divided into ten slots of `window / 10`, aligned to the budget's origin (the
 /// instant it was built at). Whenever a retry is granted at time `t`, the ten slots ending with
-/// `t`'s slot hold at most `ratio × calls + floor × window` granted retries, where `calls` are the
-/// deposits in those same slots. The ratio is counted exactly in thousandths: a 0.6 ratio lets
-/// 60 of 100 calls be retried, not 100 as a budget that rounds the cost of a retry to whole
-/// deposits would. A refund ([`refund_at`](RetryBudget::refund_at)) returns a granted retry that
-/// was never made.
+/// `t`'s slot hold at most `ratio × calls` retries granted from the window, where `calls` are the
+/// deposits in those same slots; over any span of time `d`, the floor grants at most
+/// `min_per_second × (1 s + d)`. So over a window, retries ≤ `ratio × calls + min_per_second ×
+/// (window + 1 s)`. The ratio is counted exactly in thousandths: a 0.6 ratio lets 60 of 100
+/// calls be retried, not 100 as a budget that rounds the cost of a retry to whole deposits
+/// would. A refund ([`refund_at`](RetryBudget::refund_at)) returns a granted retry that was
+/// never made.
 ///
 /// # Time
 ///
@@ -70,7 +79,7 @@ const UNIT: i64 = 1000;
 /// # Cost
 ///
 /// A deposit is one atomic add; a withdrawal is one atomic add and ten atomic loads (and an add
-/// to undo it when refused). A mutex is taken only when the window moves to a new slot, at most
+/// to undo it when the window refuses, then one atomic update of the floor). A mutex is taken only when the window moves to a new slot, at most
 /// once per slot. Should a thread stall for a whole window between reading the slot and adding
 /// to it, its one deposit or withdrawal lands in a newer slot; nothing else is ever miscounted.
 #[derive(Clone)]
@@ -87,10 +96,19 @@ struct Inner {
     current: AtomicU64,
     rotate: Mutex<()>,
     per_call: i64,
-    reserve: i64,
+    /// Retries allowed whatever the traffic, drawn on when the window has none.
+    floor: Reserve,
     ratio_thousandths: u32,
-    min_per_second: u32,
     window: Duration,
+}
+
+/// Where a granted retry came from, to refund it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Earned by the calls in the window.
+    Window,
+    /// The floor's reserve.
+    Floor,
 }
 
 impl RetryBudget {
@@ -109,9 +127,9 @@ impl RetryBudget {
         f64::from(self.inner.ratio_thousandths) / 1000.0
     }
 
-    /// The floor: retries per second allowed whatever the traffic.
+    /// The floor: retries a second allowed whatever the traffic (and the most it saves up).
     pub fn min_per_second(&self) -> u32 {
-        self.inner.min_per_second
+        self.inner.floor.per_second()
     }
 
     /// The length of the sliding window.
@@ -130,6 +148,21 @@ impl RetryBudget {
     /// Asks for one retry at `now`: `true` if granted (and withdrawn), `false` if the budget is
     /// spent.
     pub fn try_withdraw_at(&self, now: Instant) -> bool {
+        self.try_grant_at(now).is_some()
+    }
+
+    /// [`try_withdraw_at`](RetryBudget::try_withdraw_at), saying where the retry came from.
+    pub(crate) fn try_grant_at(&self, now: Instant) -> Option<Grant> {
+        if self.try_withdraw_from_window(now) {
+            Some(Grant::Window)
+        } else if self.inner.floor.try_take_at(now) {
+            Some(Grant::Floor)
+        } else {
+            None
+        }
+    }
+
+    fn try_withdraw_from_window(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         let slot = inner.slot_of(now);
         let index = inner
@@ -146,8 +179,18 @@ impl RetryBudget {
         }
     }
 
+    /// Gives back a retry granted from `grant` at `withdrawn_at` that was never made.
+    pub(crate) fn refund_grant(&self, grant: Grant, withdrawn_at: Instant) {
+        match grant {
+            Grant::Window => self.refund_at(withdrawn_at),
+            Grant::Floor => self.inner.floor.give_back(),
+        }
+    }
+
     /// Gives back a retry granted at `withdrawn_at` that was never made (its loop was cancelled).
-    /// Nothing happens if that instant's slot has left the window.
+    /// It is credited to the window; nothing happens if that instant's slot has left it. (A
+    /// [`Retry`](super::Retry) loop refunds a retry to where it came from, the window or the
+    /// floor; this method, not knowing, assumes the window.)
     pub fn refund_at(&self, withdrawn_at: Instant) {
         let inner = &*self.inner;
         let slot = inner.slot_of(withdrawn_at);
@@ -164,11 +207,12 @@ impl RetryBudget {
         }
     }
 
-    /// How many retries would be granted at `now`, one after another, if nothing else happened.
+    /// How many retries would be granted at `now`, one after another, if nothing else happened:
+    /// the window's and the floor's.
     pub fn available_at(&self, now: Instant) -> u64 {
         let inner = &*self.inner;
         inner.index_of(inner.slot_of(now));
-        u64::try_from(inner.balance() / UNIT).unwrap_or(0)
+        u64::try_from(inner.balance() / UNIT).unwrap_or(0) + inner.floor.available_at(now)
     }
 
     /// [`deposit_at`](RetryBudget::deposit_at) the system clock's now.
@@ -245,10 +289,9 @@ impl Inner {
         (current - slot < SLOTS as u64).then_some(slot as usize % SLOTS)
     }
 
-    /// Units left: the reserve plus every slot in the window.
+    /// Units left in the window: the sum of its slots.
     fn balance(&self) -> i64 {
-        let window: i64 = self.slots.iter().map(|slot| slot.load(SeqCst)).sum();
-        self.reserve + window
+        self.slots.iter().map(|slot| slot.load(SeqCst)).sum()
     }
 }
 
@@ -256,7 +299,7 @@ impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")
             .field("ratio", &self.ratio())
-            .field("min_per_second", &self.inner.min_per_second)
+            .field("min_per_second", &self.min_per_second())
             .field("window", &self.inner.window)
             .finish()
     }
@@ -288,8 +331,9 @@ impl RetryBudgetBuilder {
         self
     }
 
-    /// Retries per second allowed whatever the traffic (default 10), so a client that makes few
-    /// calls can still retry. Zero leaves only the ratio.
+    /// Retries a second allowed whatever the traffic (default 10), so a client that makes few
+    /// calls can still retry: a reserve of this many, full at the start and refilling at this
+    /// many a second, drawn on when the window holds no retry. Zero leaves only the ratio.
     pub fn min_per_second(mut self, retries: u32) -> Self {
         self.min_per_second = retries;
         self
@@ -360,7 +404,6 @@ impl RetryBudgetBuilder {
                 format!("must be between 10ms and 1h in whole milliseconds, got {window:?}"),
             ));
         }
-        let window_ms = window_ms as i64;
         Ok(RetryBudget {
             inner: Arc::new(Inner {
                 origin,
@@ -369,10 +412,8 @@ impl RetryBudgetBuilder {
                 current: AtomicU64::new(0),
                 rotate: Mutex::new(()),
                 per_call: thousandths as i64,
-                // floor retries/s × window s × UNIT units per retry = floor × window in ms.
-                reserve: i64::from(self.min_per_second) * window_ms,
+                floor: Reserve::new(self.min_per_second),
                 ratio_thousandths: thousandths as u32,
-                min_per_second: self.min_per_second,
                 window,
             }),
         })

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::RetryBudget;
@@ -181,18 +182,34 @@ impl fmt::Debug for RetryConfig {
 
 /// A retry policy: how many attempts, how long in all, which errors, which delays, which budget.
 ///
-/// Build one with [`Retry::builder`] (on the [`DefaultTimer`]) or [`Retry::with_timer`], keep it
-/// (it is cheap to share by reference or to clone), and run operations under it with
-/// [`run`](Retry::run), [`run_with_attempt`](Retry::run_with_attempt) or the
-/// [`Retryable`](super::Retryable) extension. See the [module documentation](super).
+/// Build one with [`Retry::builder`] (on the [`DefaultTimer`]) or [`Retry::with_timer`], keep it,
+/// and run operations under it with [`run`](Retry::run),
+/// [`run_with_attempt`](Retry::run_with_attempt) or the [`Retryable`](super::Retryable)
+/// extension; to spawn the call as a task of its own, [`run_owned`](Retry::run_owned). See the
+/// [module documentation](super).
+///
+/// Clones are cheap (a reference count) and share everything, the seeded backoff's stream
+/// counter included.
 ///
 /// `T` is the timer, `C` the [classifier](Classify), `H` the [`OnRetry`] hook.
-#[derive(Clone)]
 pub struct Retry<T, C = RetryAll, H = ()> {
+    pub(super) shared: Arc<Shared<T, C, H>>,
+}
+
+/// What the clones of a [`Retry`] share.
+pub(super) struct Shared<T, C, H> {
     pub(super) config: RetryConfig,
     pub(super) timer: T,
     pub(super) classifier: C,
     pub(super) hook: H,
+}
+
+impl<T, C, H> Clone for Retry<T, C, H> {
+    fn clone(&self) -> Self {
+        Retry {
+            shared: Arc::clone(&self.shared),
+        }
+    }
 }
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
@@ -226,32 +243,32 @@ impl<T: Timer> Retry<T> {
 
 impl<T, C, H> std::borrow::Borrow<RetryConfig> for Retry<T, C, H> {
     fn borrow(&self) -> &RetryConfig {
-        &self.config
+        &self.shared.config
     }
 }
 
 impl<T, C, H> std::borrow::Borrow<RetryConfig> for &Retry<T, C, H> {
     fn borrow(&self) -> &RetryConfig {
-        &self.config
+        &self.shared.config
     }
 }
 
 impl<T, C, H> Retry<T, C, H> {
     /// The timer-free settings, shared with [`RetryState`](super::RetryState).
     pub fn config(&self) -> &RetryConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// The timer the policy sleeps on.
     pub fn timer(&self) -> &T {
-        &self.timer
+        &self.shared.timer
     }
 }
 
 impl<T, C, H> fmt::Debug for Retry<T, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -346,6 +363,44 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     }
 
     /// Which errors to retry: any [`Classify`], such as a closure `|e: &E| -> Decision`.
+    ///
+    /// The policy is built before it meets the operation whose errors it will see, so a
+    /// closure that calls a method on the error must name its type, `|e: &io::Error|`, or the
+    /// compiler stops with E0282 ("type annotations needed"):
+    ///
+    /// ```
+    /// use std::io;
+    /// use tailguard::retry::{Decision, Retry};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let policy = Retry::with_timer(timer.clone())
+    ///     .classify(|e: &io::Error| match e.kind() {
+    ///         io::ErrorKind::ConnectionRefused => Decision::Retry,
+    ///         _ => Decision::Stop,
+    ///     })
+    ///     .build()?;
+    /// let out = timer.block_on(policy.run(|| async { Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)) }));
+    /// assert_eq!(out.unwrap_err().attempts(), 1); // NotFound: stopped at once
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    ///
+    /// ```compile_fail,E0282
+    /// # use std::io;
+    /// # use tailguard::retry::{Decision, Retry};
+    /// # let timer = tailguard::time::ManualTimer::new();
+    /// let policy = Retry::with_timer(timer.clone())
+    ///     .classify(|e| match e.kind() { // E0282: the type of `e` is not known yet
+    ///         io::ErrorKind::ConnectionRefused => Decision::Retry,
+    ///         _ => Decision::Stop,
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let _ = policy.run(|| async { Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)) });
+    /// ```
+    ///
+    /// (It takes any [`Classify`], not only closures, so it cannot give the closure its
+    /// parameter type the way [`on_retry`](RetryBuilder::on_retry) does.)
     pub fn classify<C2>(self, classifier: C2) -> RetryBuilder<T, C2, H> {
         RetryBuilder {
             timer: self.timer,
@@ -355,9 +410,36 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
         }
     }
 
-    /// A hook called before each retry with the attempt number, the error and the delay: any
-    /// [`OnRetry`], such as a closure `|event: &RetryEvent<'_, E>| ...`.
-    pub fn on_retry<H2>(self, hook: H2) -> RetryBuilder<T, C, H2> {
+    /// A hook called before each retry with the attempt number, the error and the delay: a
+    /// closure `|event| ...` taking a [`&RetryEvent<'_, E>`](RetryEvent). It needs no type
+    /// annotation: `E` is inferred from the operation the policy runs.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use tailguard::retry::Retry;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let retries = Cell::new(0);
+    /// let policy = Retry::with_timer(timer.clone())
+    ///     .max_attempts(3)
+    ///     .on_retry(|event| {
+    ///         println!("attempt {} failed ({}), next in {:?}", event.attempt, event.error, event.delay);
+    ///         retries.set(retries.get() + 1);
+    ///     })
+    ///     .build()?;
+    /// let out = timer.block_on(policy.run(|| async { Err::<(), _>("connection refused") }));
+    /// assert_eq!(out.unwrap_err().attempts(), 3);
+    /// assert_eq!(retries.get(), 2);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    ///
+    /// A hook type of your own implementing [`OnRetry`] goes in a closure:
+    /// `.on_retry(move |event| hook.on_retry(event))`.
+    pub fn on_retry<E, H2>(self, hook: H2) -> RetryBuilder<T, C, H2>
+    where
+        H2: Fn(&RetryEvent<'_, E>),
+    {
         RetryBuilder {
             timer: self.timer,
             classifier: self.classifier,
@@ -386,19 +468,21 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
             validate::positive_duration("attempt_timeout", limit, "every attempt would time out")?;
         }
         Ok(Retry {
-            config: RetryConfig {
-                max_attempts: settings.max_attempts,
-                max_elapsed: settings.max_elapsed,
-                attempt_timeout: settings.attempt_timeout,
-                max_retry_after: settings.max_retry_after,
-                on_timeout: settings.on_timeout,
-                backoff: settings.backoff.unwrap_or_default(),
-                budget: settings.budget,
-                runs: AtomicU64::new(0),
-            },
-            timer: self.timer,
-            classifier: self.classifier,
-            hook: self.hook,
+            shared: Arc::new(Shared {
+                config: RetryConfig {
+                    max_attempts: settings.max_attempts,
+                    max_elapsed: settings.max_elapsed,
+                    attempt_timeout: settings.attempt_timeout,
+                    max_retry_after: settings.max_retry_after,
+                    on_timeout: settings.on_timeout,
+                    backoff: settings.backoff.unwrap_or_default(),
+                    budget: settings.budget,
+                    runs: AtomicU64::new(0),
+                },
+                timer: self.timer,
+                classifier: self.classifier,
+                hook: self.hook,
+            }),
         })
     }
 }

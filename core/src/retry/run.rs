@@ -1,5 +1,6 @@
 //! Running an operation under a [`Retry`] policy: [`RetryFuture`] and [`Retryable`].
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use futures_core::TryFuture;
 use pin_project::pin_project;
 
 use super::error::{AttemptError, GaveUp, RetryError};
-use super::policy::{Classify, OnRetry, Retry, RetryEvent};
+use super::policy::{Classify, OnRetry, Retry, RetryConfig, RetryEvent, Shared};
 use super::state::{Next, RetryState};
 use crate::time::{deadline_after, Timer};
 use crate::timeout::Elapsed;
@@ -69,11 +70,77 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     {
         RetryFuture {
             op,
-            state: RetryState::new(self),
+            state: RetryState::new(&*self.shared),
             attempt: None,
             phase: Phase::Start,
             sleep: None,
         }
+    }
+
+    /// Like [`run`](Retry::run), but the future owns a clone of the policy instead of borrowing
+    /// it, so it can outlive this handle: spawn it as a task of its own. (A clone is a reference
+    /// count; [`run`](Retry::run) avoids even that.)
+    ///
+    /// On tokio (`tokio::spawn` needs a `'static` future):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::retry::Retry;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let policy = Retry::builder().max_attempts(3).build()?;
+    /// let task = tokio::spawn(policy.run_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(task.await.unwrap().unwrap(), "pong");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// And on smol:
+    ///
+    /// ```
+    /// use tailguard::retry::Retry;
+    ///
+    /// let policy = Retry::builder().max_attempts(3).build()?;
+    /// let task = smol::spawn(policy.run_owned(|| async { Ok::<_, std::io::Error>("pong") }));
+    /// assert_eq!(smol::block_on(task).unwrap(), "pong");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn run_owned<Op, Fut>(
+        &self,
+        mut op: Op,
+    ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
+    where
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
+        Op: FnMut() -> Fut,
+        Fut: TryFuture,
+    {
+        self.run_with_attempt_owned(move |_| op())
+    }
+
+    /// Like [`run_with_attempt`](Retry::run_with_attempt), owning a clone of the policy; see
+    /// [`run_owned`](Retry::run_owned).
+    pub fn run_with_attempt_owned<Op, Fut>(
+        &self,
+        op: Op,
+    ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
+    where
+        C: Classify<Fut::Error>,
+        H: OnRetry<Fut::Error>,
+        Op: FnMut(u32) -> Fut,
+        Fut: TryFuture,
+    {
+        let policy = self.clone();
+        // The borrowing future, kept next to the clone it borrows from: an async block may
+        // hold a reference to its own local.
+        async move { policy.run_with_attempt(op).await }
+    }
+}
+
+impl<T, C, H> Borrow<RetryConfig> for &Shared<T, C, H> {
+    #[inline(always)]
+    fn borrow(&self) -> &RetryConfig {
+        &self.config
     }
 }
 
@@ -143,7 +210,7 @@ enum Phase<E> {
 pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
     op: Op,
     /// The loop's state, holding the policy.
-    state: RetryState<&'p Retry<T, C, H>>,
+    state: RetryState<&'p Shared<T, C, H>>,
     #[pin]
     attempt: Option<Fut>,
     phase: Phase<Fut::Error>,
@@ -207,7 +274,7 @@ where
     Op: FnMut(u32) -> Fut,
     Fut: TryFuture,
 {
-    let policy: &Retry<T, C, H> = this.state.get_ref();
+    let policy: &Shared<T, C, H> = this.state.get_ref();
     let timer = &policy.timer;
     {
         loop {
@@ -324,9 +391,9 @@ where
 
 /// Sets the time limit of an attempt that has to wait, if it has one.
 #[inline(never)]
-fn arm_attempt_limit<T: Timer, C, H>(
+fn arm_attempt_limit<T: Timer, R: Borrow<RetryConfig>>(
     timer: &T,
-    state: &mut RetryState<&Retry<T, C, H>>,
+    state: &mut RetryState<R>,
     sleep: &mut Option<T::Sleep>,
 ) {
     match state.attempt_deadline(timer.now()) {

@@ -4,6 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::budget::Grant;
 use super::error::GaveUp;
 use super::policy::{Decision, RetryConfig};
 use crate::backoff::Cursor;
@@ -91,6 +92,8 @@ struct Progress {
     attempts: u32,
     forked: bool,
     withdrawn: bool,
+    /// Where the retry held (`withdrawn`) came from, to refund it there.
+    from_floor: bool,
 }
 
 impl Progress {
@@ -101,6 +104,7 @@ impl Progress {
         attempts: 0,
         forked: false,
         withdrawn: false,
+        from_floor: false,
     };
 }
 
@@ -218,9 +222,10 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             }
         }
         if let Some(budget) = &config.budget {
-            if !budget.try_withdraw_at(now) {
+            let Some(grant) = budget.try_grant_at(now) else {
                 return Next::GiveUp(GaveUp::BudgetExhausted);
-            }
+            };
+            self.progress.from_floor = grant == Grant::Floor;
             let since_start = now.saturating_duration_since(self.progress.started.unwrap_or(now));
             self.progress.withdrawn_after_start =
                 u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
@@ -262,7 +267,12 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
                 started,
                 Duration::from_nanos(self.progress.withdrawn_after_start),
             );
-            budget.refund_at(at);
+            let grant = if self.progress.from_floor {
+                Grant::Floor
+            } else {
+                Grant::Window
+            };
+            budget.refund_grant(grant, at);
         }
     }
 }

@@ -323,6 +323,37 @@ fn a_spent_budget_ends_the_loop() {
 }
 
 #[test]
+fn a_retry_from_the_floor_is_refunded_to_the_floor() {
+    let timer = ManualTimer::new();
+    // No ratio: every retry comes from the floor of 1 a second.
+    let budget = RetryBudget::builder()
+        .ratio(0.0)
+        .min_per_second(1)
+        .build_with(&timer)
+        .unwrap();
+    let policy = Retry::with_timer(timer.clone())
+        .max_attempts(3)
+        .backoff(exact(ms(50)))
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    let mut state = RetryState::new(policy.config());
+    let now = timer.now();
+    assert_eq!(state.begin_attempt(now), Ok(1));
+    assert_eq!(state.on_failure(now, Decision::Retry), Next::Retry(ms(50)));
+    assert_eq!(
+        budget.available_at(now),
+        0,
+        "the floor's one retry is taken"
+    );
+    drop(state); // cancelled during the backoff: the retry was never made
+    assert_eq!(budget.available_at(now), 1, "and it is back in the floor");
+    // Not in the window, where it would add to the floor once that refills.
+    let later = now + Duration::from_secs(2);
+    assert_eq!(budget.available_at(later), 1);
+}
+
+#[test]
 fn dropping_mid_attempt_cancels_it_and_leaves_no_sleep() {
     let timer = ManualTimer::new();
     let policy = Retry::with_timer(timer.clone())

@@ -53,6 +53,61 @@ pub use self::manual::{ManualSleep, ManualTimer, Stalled};
 /// # let timer = tailguard::time::ManualTimer::new();
 /// # assert_eq!(timer.block_on(wait_a_bit(&timer)), Duration::from_millis(5));
 /// ```
+///
+/// # A timer on tokio
+///
+/// tailguard has no tokio dependency, and needs none: under a tokio runtime the default
+/// [`AsyncIoTimer`] works (async-io drives its timers on a thread of its own). To sleep on
+/// tokio's own timer wheel instead, implement `Timer` in a few lines. `Sleep` must be `Unpin`
+/// (the combinators keep it inline and poll it without pinning) and tokio's `Sleep` is not, so
+/// box it; `reset` then moves it without a new allocation.
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::time::{Duration, Instant};
+/// use tailguard::retry::Retry;
+/// use tailguard::time::Timer;
+/// use tailguard::timeout::timeout_with;
+///
+/// /// Sleeps on tokio's timer; needs a tokio runtime with time enabled.
+/// #[derive(Debug, Clone, Copy, Default)]
+/// struct TokioTimer;
+///
+/// impl Timer for TokioTimer {
+///     type Sleep = Pin<Box<tokio::time::Sleep>>;
+///
+///     fn now(&self) -> Instant {
+///         tokio::time::Instant::now().into_std() // follows tokio's paused clock in tests
+///     }
+///
+///     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+///         Box::pin(tokio::time::sleep_until(deadline.into()))
+///     }
+///
+///     fn reset(&self, sleep: &mut Self::Sleep, deadline: Instant) {
+///         sleep.as_mut().reset(deadline.into()); // reuses the allocation and the registration
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// // Any API that takes a timer takes this one: a timeout...
+/// let slow = tokio::time::sleep(Duration::from_secs(5));
+/// let late = timeout_with(TokioTimer, Duration::from_millis(10), slow).await;
+/// assert!(late.is_err());
+///
+/// // ...or a retry policy.
+/// let policy = Retry::with_timer(TokioTimer).max_attempts(2).build()?;
+/// let tries = std::cell::Cell::new(0);
+/// let out = policy
+///     .run(|| async {
+///         tries.set(tries.get() + 1);
+///         if tries.get() < 2 { Err("busy") } else { Ok("done") }
+///     })
+///     .await;
+/// assert_eq!(out, Ok("done"));
+/// # Ok::<(), tailguard::ConfigError>(())
+/// # }).unwrap();
+/// ```
 pub trait Timer: Clone + Send + Sync + 'static {
     /// The future returned by [`Timer::sleep_until`]; its output is ignored.
     type Sleep: Future + Send + Unpin + 'static;

@@ -34,16 +34,38 @@ fn fractional_ratios_are_exact() {
 }
 
 #[test]
-fn the_floor_allows_retries_without_traffic_and_refills_as_the_window_slides() {
+fn the_floor_allows_retries_without_traffic_and_refills_per_second() {
     let t0 = Instant::now();
-    let b = budget(0.1, 5, 1_000, t0);
+    let b = budget(0.1, 5, 10_000, t0);
+    assert_eq!(b.available_at(t0), 5);
     let granted = (0..20).filter(|_| b.try_withdraw_at(t0)).count();
-    assert_eq!(granted, 5);
-    // Half a window later the withdrawals still count.
-    assert!(!b.try_withdraw_at(t0 + Duration::from_millis(500)));
-    // A full window later they have slid out.
-    let later = t0 + Duration::from_millis(1_000);
+    assert_eq!(granted, 5, "one second's worth, not floor × window");
+    // It refills at 5 a second: one per 200 ms, however long the window.
+    assert!(!b.try_withdraw_at(t0 + Duration::from_millis(199)));
+    assert!(b.try_withdraw_at(t0 + Duration::from_millis(200)));
+    assert_eq!(b.available_at(t0 + Duration::from_millis(400)), 1);
+    // A long quiet spell saves up one second's worth, no more.
+    let later = t0 + Duration::from_secs(60);
     assert_eq!(b.available_at(later), 5);
+    // Over ten seconds of steady asking: at most 5 × (1 + 10).
+    let asked = (0..=1000u64)
+        .filter(|i| b.try_withdraw_at(later + Duration::from_millis(i * 10)))
+        .count();
+    assert_eq!(asked, 55);
+}
+
+#[test]
+fn the_window_is_drawn_on_before_the_floor_and_refunds_go_back_where_they_came_from() {
+    let t0 = Instant::now();
+    let b = budget(1.0, 1, 1_000, t0);
+    b.deposit_at(t0);
+    assert_eq!(b.try_grant_at(t0), Some(Grant::Window));
+    assert_eq!(b.try_grant_at(t0), Some(Grant::Floor));
+    assert_eq!(b.try_grant_at(t0), None);
+    b.refund_grant(Grant::Floor, t0);
+    assert_eq!(b.try_grant_at(t0), Some(Grant::Floor));
+    b.refund_grant(Grant::Window, t0);
+    assert_eq!(b.try_grant_at(t0), Some(Grant::Window));
 }
 
 #[test]
@@ -209,8 +231,10 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 }
 
 proptest! {
-    /// Over the window ending at any granted retry: retries ≤ ratio × calls + floor × window,
-    /// checked in exact integers against an independent log of the history.
+    /// Over the window ending at any granted retry: retries from the window ≤ ratio × calls,
+    /// exactly (a refusal by the window means one more would break it); and over any span of
+    /// time d, retries from the floor ≤ floor × (1 s + d). Checked in exact integers against an
+    /// independent log of the history.
     #[test]
     fn retries_never_exceed_ratio_times_calls_plus_floor(
         thousandths in 0u32..3_000,
@@ -222,8 +246,9 @@ proptest! {
         let b = budget(f64::from(thousandths) / 1000.0, floor, window_ms, t0);
         let slot_ms = window_ms / 10;
         let mut now_ms = 0u64;
-        // (slot, is_retry) for every call and every granted retry.
+        // (slot, is_retry) for every call and every retry granted from the window.
         let mut log: Vec<(u64, bool)> = Vec::new();
+        let mut from_floor: Vec<u64> = Vec::new();
         for op in history {
             match op {
                 Op::Advance(ms) => now_ms += ms,
@@ -236,14 +261,24 @@ proptest! {
                     let in_window = |&&(s, _): &&(u64, bool)| s + 10 > slot;
                     let calls = log.iter().filter(in_window).filter(|e| !e.1).count() as u64;
                     let retries = log.iter().filter(in_window).filter(|e| e.1).count() as u64;
-                    let allowance = u64::from(thousandths) * calls + u64::from(floor) * window_ms;
-                    let granted = b.try_withdraw_at(t0 + Duration::from_millis(now_ms));
-                    if granted {
+                    let allowance = u64::from(thousandths) * calls;
+                    let grant = b.try_grant_at(t0 + Duration::from_millis(now_ms));
+                    if grant == Some(Grant::Window) {
                         log.push((slot, true));
                         prop_assert!((retries + 1) * 1000 <= allowance);
                     } else {
                         // Exact, not merely safe: a refusal means one more would break the bound.
                         prop_assert!((retries + 1) * 1000 > allowance);
+                    }
+                    if grant == Some(Grant::Floor) {
+                        from_floor.push(now_ms);
+                        let n = from_floor.len();
+                        for (i, &since) in from_floor.iter().enumerate() {
+                            let count = (n - i) as u64;
+                            prop_assert!(
+                                count * 1000 <= u64::from(floor) * (1000 + now_ms - since)
+                            );
+                        }
                     }
                 }
             }
