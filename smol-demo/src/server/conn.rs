@@ -1,9 +1,17 @@
 //! One HTTP/1 connection: hyper's protocol over a socket whose every wait is bounded.
+//!
+//! Half-closed clients are answered: a client may send its request and shut down its write
+//! side (`shutdown(SHUT_WR)`) while it waits for the answer. RFC 9112 §9.6 does not forbid it,
+//! and Go's `net/http` answers such requests too (its background read sees the EOF and cancels
+//! the request's context, but the handler's response is still written). So the server reads
+//! the EOF as "no more requests": the requests already received are answered, then the
+//! connection closes. The price: the server cannot tell a half-close from a client that left,
+//! so a handler runs to its end (within its own limits) even when its client is gone.
 
 use std::convert::Infallible;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,56 +23,98 @@ use hyper::service::service_fn;
 use smol::net::TcpStream;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use tailguard::io::TimeoutIo;
-use tailguard::shutdown::ShutdownSignal;
+use tailguard::shutdown::{Shutdown, ShutdownSignal};
 use tailguard::time::AsyncIoTimer;
 
 use super::routes::App;
 
-/// Where a connection is in its request cycle; written by the service, read by [`ConnIo`].
+/// Where a connection is in its request cycle: written by the service and [`ConnIo`], read by
+/// the server when it looks for an idle connection to close.
 const READING_HEAD: u8 = 0;
 const HANDLING: u8 = 1;
 const IDLE: u8 = 2;
+/// Closed while idle to admit a new client: no further request is read.
+const EVICTED: u8 = 3;
 
-/// Serves one connection until the client leaves, a limit trips, or shutdown ends it.
-///
-/// On the graceful signal hyper finishes the request in flight and closes; on the force signal
-/// the connection is dropped where it stands.
-pub(super) async fn serve(
-    stream: TcpStream,
-    app: Arc<App>,
-    graceful: ShutdownSignal,
-    force: ShutdownSignal,
-) {
-    let config = app.config();
-    let phase = Arc::new(AtomicU8::new(READING_HEAD));
-    if config.io_timeouts {
-        let io = ConnIo::new(stream, config.header_read, phase.clone())
-            .keep_alive_idle(config.keep_alive_idle)
-            .write_idle(config.write);
-        drive(io, app, phase, graceful, force).await;
-    } else {
-        // Only to measure what the limits cost: the bare socket, no waits bounded.
-        drive(stream, app, phase, graceful, force).await;
+/// What the server knows of one open connection.
+pub(super) struct ConnState {
+    phase: AtomicU8,
+    /// Whether [`ConnIo`] holds bytes of a request that hyper has not read yet.
+    pipelined: AtomicBool,
+    /// When the last response was ready, in nanoseconds since the server's epoch.
+    idle_since: AtomicU64,
+    /// Fires on graceful shutdown, or when the connection is closed to admit a new one.
+    close: Shutdown,
+}
+
+impl ConnState {
+    pub(super) fn new(close: Shutdown) -> Arc<ConnState> {
+        Arc::new(ConnState {
+            phase: AtomicU8::new(READING_HEAD),
+            pipelined: AtomicBool::new(false),
+            idle_since: AtomicU64::new(0),
+            close,
+        })
+    }
+
+    /// When the connection became idle (nanoseconds since the server's epoch), if it is idle
+    /// between requests with nothing received of the next one.
+    pub(super) fn idle_since(&self) -> Option<u64> {
+        let idle =
+            self.phase.load(Ordering::Acquire) == IDLE && !self.pipelined.load(Ordering::Acquire);
+        idle.then(|| self.idle_since.load(Ordering::Relaxed))
+    }
+
+    /// Closes the connection if it is still idle; `false` if a request has begun meanwhile.
+    /// No request is read after this, and hyper finishes writing the last response first.
+    pub(super) fn evict(&self) -> bool {
+        let evicted = self
+            .phase
+            .compare_exchange(IDLE, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if evicted {
+            self.close.trigger();
+        }
+        evicted
     }
 }
 
-async fn drive<I>(
-    io: I,
+/// Serves one connection until the client leaves, a limit trips, or shutdown ends it.
+///
+/// On the graceful signal (or eviction) hyper finishes the request in flight and closes; on
+/// the force signal the connection is dropped where it stands.
+pub(super) async fn serve(
+    stream: TcpStream,
     app: Arc<App>,
-    phase: Arc<AtomicU8>,
-    graceful: ShutdownSignal,
+    state: Arc<ConnState>,
     force: ShutdownSignal,
-) where
+) {
+    let config = app.config();
+    if config.io_timeouts {
+        let io = ConnIo::new(stream, config.header_read, state.clone())
+            .keep_alive_idle(config.keep_alive_idle)
+            .write_idle(config.write);
+        drive(io, app, state, force).await;
+    } else {
+        // Only to measure what the limits cost: the bare socket, no waits bounded.
+        drive(stream, app, state, force).await;
+    }
+}
+
+async fn drive<I>(io: I, app: Arc<App>, state: Arc<ConnState>, force: ShutdownSignal)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service_app = app.clone();
+    let service_state = state.clone();
     let service = service_fn(move |request| {
         let app = service_app.clone();
-        let phase = phase.clone();
+        let state = service_state.clone();
         async move {
-            phase.store(HANDLING, Ordering::Release);
-            let response = app.handle(request).await;
-            phase.store(IDLE, Ordering::Release);
+            state.phase.store(HANDLING, Ordering::Release);
+            let (response, done) = app.handle(request).await;
+            state.idle_since.store(done, Ordering::Relaxed);
+            state.phase.store(IDLE, Ordering::Release);
             Ok::<_, Infallible>(response)
         }
     });
@@ -75,20 +125,23 @@ async fn drive<I>(
         // request, which would cap keep-alive at the header limit; ConnIo times heads instead.
         .header_read_timeout(None)
         .keep_alive(true)
+        // Answer clients that shut down their write side after their request (module docs).
+        .half_close(true)
         .serve_connection(FuturesIo::new(io), service));
 
     enum Ended {
         Done(Result<(), hyper::Error>),
-        Shutdown,
+        Close,
     }
+    let close = state.close.signal();
     let first = future::or(async { Ended::Done(connection.as_mut().await) }, async {
-        graceful.await;
-        Ended::Shutdown
+        close.await;
+        Ended::Close
     })
     .await;
     let result = match first {
         Ended::Done(result) => Some(result),
-        Ended::Shutdown => {
+        Ended::Close => {
             connection.as_mut().graceful_shutdown();
             future::or(async { Some(connection.as_mut().await) }, async {
                 force.await;
@@ -105,22 +158,49 @@ async fn drive<I>(
 /// The socket as hyper sees it: [`TimeoutIo`] for keep-alive idle and write limits, plus a
 /// header-read deadline that starts at accept for the first request and at the first byte of
 /// each later one, and is lifted once the request reaches its handler.
+///
+/// While a head is read, only the bytes up to its end are handed to hyper; what follows in the
+/// same read (a body, or the next pipelined request) is kept and handed over at the next read.
+/// So a later head that came in the same packet as an earlier request is timed from when hyper
+/// starts on it, like any other head, instead of waiting unseen in hyper's buffer under the
+/// keep-alive limit. (A partial head after a request *body* in the same read still reaches
+/// hyper with the body.)
+///
+/// It also gives hyper's own error answers (400, 414, 431, which hyper sends with an empty
+/// body) a short text body, and answers a head that is cut at the header limit with 408.
 pub(super) struct ConnIo<S> {
     io: TimeoutIo<S, AsyncIoTimer>,
     header_read: Duration,
-    phase: Arc<AtomicU8>,
+    state: Arc<ConnState>,
     head_deadline: bool,
+    /// Bytes read but not yet handed to hyper, from `kept_at` on.
+    kept: Vec<u8>,
+    kept_at: usize,
+    /// Where the scan for the end of the head stands (see [`HeadEnd`]).
+    head: HeadEnd,
+    /// Whether some bytes of the current head have arrived.
+    head_started: bool,
+    /// A replacement for hyper's own error answer, and how much of it is written.
+    replacing: Option<(&'static [u8], usize)>,
+    /// Whether the last write was left waiting, so a response may be half written.
+    write_waiting: bool,
 }
 
 impl<S> ConnIo<S> {
-    pub(super) fn new(stream: S, header_read: Duration, phase: Arc<AtomicU8>) -> Self {
+    pub(super) fn new(stream: S, header_read: Duration, state: Arc<ConnState>) -> Self {
         let mut io = TimeoutIo::new(stream);
         io.set_read_deadline(Some(Instant::now() + header_read));
         ConnIo {
             io,
             header_read,
-            phase,
+            state,
             head_deadline: true,
+            kept: Vec::new(),
+            kept_at: 0,
+            head: HeadEnd::default(),
+            head_started: false,
+            replacing: None,
+            write_waiting: false,
         }
     }
 
@@ -135,33 +215,127 @@ impl<S> ConnIo<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
+    /// Reads into `buf` from what was kept, or else from the socket.
+    fn read_raw(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.kept_at < self.kept.len() {
+            let n = buf.len().min(self.kept.len() - self.kept_at);
+            buf[..n].copy_from_slice(&self.kept[self.kept_at..self.kept_at + n]);
+            self.kept_at += n;
+            if self.kept_at == self.kept.len() {
+                self.kept.clear();
+                self.kept_at = 0;
+                self.state.pipelined.store(false, Ordering::Release);
+            }
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+
+    /// Hands hyper only the head's bytes of `buf[..n]` and keeps the rest; returns how many
+    /// bytes hyper gets.
+    fn cut_at_head_end(&mut self, buf: &[u8], n: usize) -> usize {
+        self.head_started = true;
+        let Some(end) = self.head.find(&buf[..n]) else {
+            return n;
+        };
+        self.head = HeadEnd::default();
+        self.head_started = false;
+        if end < n {
+            if self.kept_at > 0 {
+                // The bytes came from `kept`: give back what hyper does not get.
+                self.kept_at -= n - end;
+            } else {
+                self.kept.clear();
+                self.kept.extend_from_slice(&buf[end..n]);
+                self.kept_at = 0;
+            }
+            self.state.pipelined.store(true, Ordering::Release);
+        }
+        end
+    }
+
+    /// Writes a 408 if the head was cut at the header limit after some of it arrived and no
+    /// response is half written; one attempt, as the connection closes anyway.
+    fn answer_head_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.head_started && !self.write_waiting {
+            let _ = Pin::new(&mut self.io).poll_write(cx, HEAD_TIMEOUT);
+        }
+    }
+}
+
+/// 408 for a head not received in time.
+const HEAD_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 48\r\n\r\n\
+request head not received in time (header_read)\n";
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let phase = this.phase.load(Ordering::Acquire);
+        let mut phase = this.state.phase.load(Ordering::Acquire);
+        if phase == EVICTED {
+            // Closed to admit a new client: the connection task ends it; read nothing more.
+            return Poll::Pending;
+        }
         if phase != READING_HEAD && this.head_deadline {
             // The head is in: the handler bounds the body itself, and keep-alive idle bounds the
             // wait for the next request.
             this.io.set_read_deadline(None);
             this.head_deadline = false;
         }
-        let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if phase == IDLE && !this.head_deadline {
-            if let Poll::Ready(Ok(n)) = result {
-                if n > 0 {
-                    // First bytes of the next request: its head must arrive in time.
-                    this.io
-                        .set_read_deadline(Some(Instant::now() + this.header_read));
-                    this.head_deadline = true;
-                    this.phase.store(READING_HEAD, Ordering::Release);
+        let n = match this.read_raw(cx, buf) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(error)) => {
+                if error.kind() == io::ErrorKind::TimedOut && this.head_deadline {
+                    this.answer_head_timeout(cx);
                 }
+                return Poll::Ready(Err(error));
+            }
+            Poll::Pending => return Poll::Pending,
+        };
+        if n > 0 && phase == IDLE {
+            if this
+                .state
+                .phase
+                .compare_exchange(IDLE, READING_HEAD, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // Evicted between the check and the read: the bytes are dropped with the
+                // connection, as any request racing a keep-alive close is (RFC 9112 §9.3.1).
+                return Poll::Pending;
+            }
+            // First bytes of the next request: its head must arrive in time.
+            this.io
+                .set_read_deadline(Some(Instant::now() + this.header_read));
+            this.head_deadline = true;
+            phase = READING_HEAD;
+        }
+        if n > 0 && phase == READING_HEAD {
+            return Poll::Ready(Ok(this.cut_at_head_end(buf, n)));
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> ConnIo<S> {
+    /// Writes the replacement of hyper's own error answer; `Ready` once all of it is out.
+    fn write_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((text, written)) = &mut self.replacing {
+            if *written == text.len() {
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &text[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        result
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -171,7 +345,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.replacing.is_none() && this.state.phase.load(Ordering::Relaxed) == READING_HEAD {
+            // No handler has run for this head: a response now is hyper's own error answer.
+            this.replacing = hyper_error_body(buf).map(|text| (text, 0));
+        }
+        if this.replacing.is_some() {
+            return match this.write_replacement(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.len())),
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.write_waiting = result.is_pending();
+        result
     }
 
     fn poll_write_vectored(
@@ -179,7 +367,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.replacing.is_some() || this.state.phase.load(Ordering::Relaxed) == READING_HEAD {
+            // Possibly hyper's own error answer: look at it as one buffer.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.write_waiting = result.is_pending();
+        result
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -188,5 +387,112 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_close(cx)
+    }
+}
+
+/// If `response` is one of hyper's own error answers (`400`, `414` or `431` with
+/// `connection: close` and an empty body, sent when a head cannot be parsed), the same answer
+/// with a body that says what was wrong. The server's own answers always have a content type
+/// first, so they never match.
+fn hyper_error_body(response: &[u8]) -> Option<&'static [u8]> {
+    const EMPTY: &[u8] = b"\r\nconnection: close\r\ncontent-length: 0\r\n";
+    let status = response.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
+    let line_end = response.windows(2).position(|w| w == b"\r\n")?;
+    if !response[line_end..].starts_with(EMPTY) {
+        return None;
+    }
+    Some(match status {
+        b"400" => {
+            b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 59\r\n\r\n\
+malformed request: its request line or a header is invalid\n"
+        }
+        b"414" => {
+            b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\n\r\n\
+request target is longer than 65534 B\n"
+        }
+        b"431" => {
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 65\r\n\r\n\
+request head is over ~400 KiB or has more than 100 header fields\n"
+        }
+        _ => return None,
+    })
+}
+
+/// Finds the end of a request head across reads: the first empty line, `\r\n\r\n` or (as
+/// hyper's parser also accepts) a bare `\n\n`.
+#[derive(Debug, Default, Clone, Copy)]
+struct HeadEnd {
+    /// 0: inside a line; 1: just after `\n`; 2: just after `\n\r`.
+    state: u8,
+}
+
+impl HeadEnd {
+    /// Where the head ends in `bytes` (the index after its last byte), if it does.
+    fn find(&mut self, bytes: &[u8]) -> Option<usize> {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.state = match (self.state, b) {
+                (1 | 2, b'\n') => return Some(i + 1),
+                (_, b'\n') => 1,
+                (1, b'\r') => 2,
+                (0, b'\r') => 0,
+                _ => 0,
+            };
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends_are_found_across_reads() {
+        let mut head = HeadEnd::default();
+        assert_eq!(
+            head.find(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2"),
+            Some(27)
+        );
+        let mut head = HeadEnd::default();
+        assert_eq!(head.find(b"GET / HTTP/1.1\r\nHost: x\r"), None);
+        assert_eq!(head.find(b"\n\r"), None);
+        assert_eq!(head.find(b"\nrest"), Some(1));
+        let mut head = HeadEnd::default();
+        assert_eq!(head.find(b"GET / HTTP/1.1\nHost: x\n\nbody"), Some(24));
+    }
+
+    #[test]
+    fn hyper_error_answers_get_a_body_and_the_servers_do_not() {
+        let hyper_400 = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\
+date: Mon, 30 Nov 2026 03:33:51 GMT\r\n\r\n";
+        let replaced = hyper_error_body(hyper_400).expect("replaced");
+        let text = std::str::from_utf8(replaced).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 "));
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{text}"
+        );
+        for answer in [
+            &HEAD_TIMEOUT[..],
+            hyper_error_body(b"HTTP/1.1 414 x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .unwrap(),
+            hyper_error_body(b"HTTP/1.1 431 x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .unwrap(),
+        ] {
+            let text = std::str::from_utf8(answer).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{text}"
+            );
+        }
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+connection: close\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(hyper_error_body(ours), None);
+        assert_eq!(hyper_error_body(b"HTTP/1.1 200 OK\r\n\r\n"), None);
     }
 }

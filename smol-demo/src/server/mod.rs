@@ -15,6 +15,13 @@
 //! On shutdown the server stops accepting at once, lets every request already started finish,
 //! and force-closes what is left at the deadline.
 //!
+//! At `max_connections` a new client is still accepted: the connection that has been idle
+//! longest between requests is closed to make room (never one in the middle of a request),
+//! and when none is idle the new client is answered `503` with `Retry-After` and closed, at a
+//! bounded cost (see [`refuse`]). No request can panic the server: malformed input is
+//! answered 4xx or 501, and a panic in a handler is answered 500, logged in one line and
+//! counted in `/metrics` (`tailguard_http_handler_panics_total`).
+//!
 //! With a [`Gateway`] ([`Server::with_gateway`]) it also serves `GET /fanout?keys=N`: a fan-out
 //! to the backend replicas under the gateway's deadline, so a fan-out in flight at shutdown
 //! finishes within that deadline (or is dropped, cancelling its calls, if the shutdown deadline
@@ -22,19 +29,21 @@
 //! status, latency quantiles by route, open connections, and the gateway's series.
 
 mod conn;
+mod panics;
 mod routes;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::future;
 use smol::lock::Semaphore;
-use smol::net::TcpListener;
+use smol::net::{TcpListener, TcpStream};
 use tailguard::shutdown::{Shutdown, TaskTracker};
 use tailguard::ConfigError;
 
@@ -60,7 +69,9 @@ pub struct ServerConfig {
     pub keep_alive_idle: Duration,
     /// How long a graceful shutdown waits for requests in flight before closing them.
     pub shutdown_deadline: Duration,
-    /// Most connections served at once; the server stops accepting while at the limit.
+    /// Most connections served at once. At the limit the longest idle kept-alive connection is
+    /// closed to admit a new client; when none is idle, new clients get `503` with
+    /// `Retry-After` and are closed.
     pub max_connections: usize,
     /// Largest request body accepted by `POST /echo`.
     pub max_body_bytes: usize,
@@ -133,6 +144,10 @@ pub struct ServerStats {
     pub connection_errors: AtomicU64,
     /// Connections open now.
     pub connections_open: AtomicU64,
+    /// Connections answered 503 (or closed at once) because every slot was busy.
+    pub connections_refused: AtomicU64,
+    /// Idle kept-alive connections closed to admit a new client at the limit.
+    pub connections_evicted: AtomicU64,
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -142,6 +157,7 @@ pub struct Server {
     stats: Arc<ServerStats>,
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
+    extra: Option<(&'static str, routes::ExtraRoute)>,
     quiet: bool,
 }
 
@@ -195,6 +211,7 @@ impl Server {
             stats: Arc::new(ServerStats::default()),
             metrics: Arc::new(HttpMetrics::new()),
             gateway: None,
+            extra: None,
             quiet: false,
         })
     }
@@ -209,6 +226,18 @@ impl Server {
     /// Serves `GET /fanout` through `gateway`, and adds its series to `GET /metrics`.
     pub fn with_gateway(mut self, gateway: Gateway) -> Server {
         self.gateway = Some(gateway);
+        self
+    }
+
+    /// Also serves `GET path` (and HEAD) with `handler`, counted under the `other` route: for
+    /// embedding the server, and for tests that need a handler to misbehave (a panic in it is
+    /// answered 500, logged in one line and counted, and the server keeps serving).
+    pub fn with_route(
+        mut self,
+        path: &'static str,
+        handler: impl Fn() -> http::Response<crate::respond::Body> + Send + Sync + 'static,
+    ) -> Server {
+        self.extra = Some((path, Arc::new(handler)));
         self
     }
 
@@ -237,8 +266,10 @@ impl Server {
             stats,
             metrics,
             gateway,
+            extra,
             quiet,
         } = self;
+        panics::install();
         let log = |message: fmt::Arguments<'_>| {
             if !quiet {
                 log(message);
@@ -254,11 +285,13 @@ impl Server {
             graceful.signal(),
             metrics,
             gateway,
+            extra,
         ));
 
+        let registry = Arc::new(Registry::default());
+        let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
         let accept_loop = async {
             loop {
-                let slot = slots.acquire_arc().await;
                 let (stream, _peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -269,13 +302,55 @@ impl Server {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let slot = match slots.try_acquire_arc() {
+                    Some(slot) => Some(slot),
+                    None if registry.evict_longest_idle() => {
+                        stats.connections_evicted.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    None => {
+                        stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        // Past the cap the connection is just closed: a flood costs an accept
+                        // and a close per connection, nothing more.
+                        if let Some(permit) = refusing.try_acquire_arc() {
+                            let write = config.write;
+                            ex.spawn(async move {
+                                refuse(stream, write).await;
+                                drop(permit);
+                            })
+                            .detach();
+                        }
+                        continue;
+                    }
+                };
+                let id = stats.connections.fetch_add(1, Ordering::Relaxed);
                 stats.connections_open.fetch_add(1, Ordering::Relaxed);
-                let connection =
-                    conn::serve(stream, app.clone(), graceful.signal(), force.signal());
-                let open = OpenConnection(stats.clone());
+                let state = conn::ConnState::new(graceful.child());
+                registry.insert(id, state.clone());
+                let open = OpenConnection {
+                    stats: stats.clone(),
+                    registry: registry.clone(),
+                    id,
+                };
+                let (app, slots, force) = (app.clone(), slots.clone(), force.signal());
+                let header_read = config.header_read;
+                let write = config.write;
                 let task = tracker.track_future(async move {
-                    connection.await;
+                    let slot = match slot {
+                        Some(slot) => slot,
+                        // An idle connection is closing for this one: its slot comes free at
+                        // once, unless another client took it first.
+                        None => match future::or(async { Some(slots.acquire_arc().await) }, async {
+                            smol::Timer::after(header_read).await;
+                            None
+                        })
+                        .await
+                        {
+                            Some(slot) => slot,
+                            None => return refuse(stream, write).await,
+                        },
+                    };
+                    conn::serve(stream, app, state, force).await;
                     drop(open);
                     drop(slot);
                 });
@@ -312,11 +387,91 @@ impl Server {
 }
 
 /// Counts an open connection until dropped (also when a forced shutdown drops its task).
-struct OpenConnection(Arc<ServerStats>);
+struct OpenConnection {
+    stats: Arc<ServerStats>,
+    registry: Arc<Registry>,
+    id: u64,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.registry.remove(self.id);
+    }
+}
+
+/// The open connections, to find the longest idle one when every slot is taken. Locked once
+/// when a connection opens and once when it closes, and for a scan only at the limit.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<HashMap<u64, Arc<conn::ConnState>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<conn::ConnState>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn insert(&self, id: u64, state: Arc<conn::ConnState>) {
+        self.lock().insert(id, state);
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Closes the connection idle longest between requests; `false` if none is idle.
+    fn evict_longest_idle(&self) -> bool {
+        let open = self.lock();
+        loop {
+            let longest = open
+                .values()
+                .filter_map(|c| Some((c.idle_since()?, c)))
+                .min_by_key(|(since, _)| *since);
+            match longest {
+                None => return false,
+                Some((_, c)) if c.evict() => return true,
+                // It began a request since the scan (and is no longer idle): look again.
+                Some(_) => continue,
+            }
+        }
+    }
+}
+
+/// Most refusals (503 answers) in progress at once; past it, connections are closed at once.
+const MAX_REFUSING: usize = 256;
+
+/// How long a refused connection is read (and dropped) after its 503.
+const REFUSE_LINGER: Duration = Duration::from_millis(100);
+
+/// The answer to a client that finds every slot busy.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
+connection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 55\r\n\r\n\
+every connection slot is busy (max_connections); retry\n";
+
+/// Answers 503 with `Retry-After` and closes, at a bounded cost: one write of a static answer
+/// (within `write`, at most 250 ms), no parsing, and at most [`REFUSE_LINGER`] and 16 KiB of
+/// reading what the client sent, so that closing does not reset the connection (a reset can
+/// destroy the answer before the client reads it, RFC 9112 §9.6).
+async fn refuse(stream: TcpStream, write: Duration) {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+    let mut io = tailguard::io::TimeoutIo::new(stream);
+    io.set_write_idle(Some(write.min(Duration::from_millis(250))));
+    io.set_read_deadline(Some(std::time::Instant::now() + REFUSE_LINGER));
+    if io.write_all(REFUSED).await.is_err() {
+        return;
+    }
+    let _ = io.get_ref().shutdown(std::net::Shutdown::Write);
+    let mut buf = [0u8; 1024];
+    let mut read = 0;
+    while read < 16 * 1024 {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
     }
 }
 
@@ -340,6 +495,18 @@ mod tests {
         assert_eq!(config.keep_alive_idle, Duration::from_secs(30));
         assert_eq!(config.shutdown_deadline, Duration::from_secs(10));
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_refusal_is_a_whole_503_with_retry_after() {
+        let text = std::str::from_utf8(REFUSED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("\r\nretry-after: 1\r\n"));
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{text}"
+        );
     }
 
     #[test]

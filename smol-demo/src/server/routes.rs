@@ -6,12 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_at, Deadline};
 
+use super::panics::Guarded;
 use super::{ServerConfig, ServerStats};
 use crate::gateway::Gateway;
 use crate::metrics::{HttpMetrics, Kind, PromText, Route};
@@ -27,6 +29,17 @@ pub(crate) struct App {
     shutdown: ShutdownSignal,
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
+    extra: Option<(&'static str, ExtraRoute)>,
+    epoch: Instant,
+}
+
+/// A `GET` route added with [`Server::with_route`](super::Server::with_route).
+pub(crate) type ExtraRoute = Arc<dyn Fn() -> Response<Body> + Send + Sync>;
+
+/// Where a request goes.
+enum Target {
+    /// To the handler of this route.
+    Served(Route),
 }
 
 impl App {
@@ -36,6 +49,7 @@ impl App {
         shutdown: ShutdownSignal,
         metrics: Arc<HttpMetrics>,
         gateway: Option<Gateway>,
+        extra: Option<(&'static str, ExtraRoute)>,
     ) -> Self {
         App {
             config,
@@ -43,6 +57,8 @@ impl App {
             shutdown,
             metrics,
             gateway,
+            extra,
+            epoch: Instant::now(),
         }
     }
 
@@ -54,33 +70,121 @@ impl App {
         self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Routes one request.
-    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    /// Checks the request's framing and Host, routes it, and answers; a panic in the handler
+    /// is answered 500 and counted.
+    /// Returns the response and when it was ready (nanoseconds since the server started).
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> (Response<Body>, u64) {
         let started = Instant::now();
-        let (route, response) = match (request.method(), request.uri().path()) {
-            (&Method::GET, "/healthz") => (Route::Healthz, self.healthz()),
-            (&Method::POST, "/echo") => (Route::Echo, self.echo(request.into_body()).await),
-            (&Method::GET, "/slow") => (Route::Slow, slow(request.uri().query()).await),
-            (&Method::GET, "/fanout") => (Route::Fanout, self.fanout(request.uri().query()).await),
-            (&Method::GET, "/metrics") => (Route::Metrics, self.metrics()),
-            (&Method::GET, path) => (Route::Hello, hello(&path[1..])),
-            (_, "/echo") => (
-                Route::Other,
-                text(StatusCode::METHOD_NOT_ALLOWED, "use POST /echo\n"),
-            ),
-            _ => (
-                Route::Other,
-                text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "only GET /{name}, GET /slow?ms=N, GET /fanout?keys=N, GET /metrics, \
-                     GET /healthz and POST /echo are served\n",
-                ),
-            ),
+        let (route, response) = match self.target(&request) {
+            Err(refused) => (Route::Other, refused),
+            Ok(Target::Served(route)) => match Guarded::new(self.serve(route, request)).await {
+                Ok(response) => (route, response),
+                Err(()) => {
+                    self.metrics.record_panic();
+                    (
+                        route,
+                        closing(text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the request's handler failed; the server logged why\n",
+                        )),
+                    )
+                }
+            },
         };
+        let done = Instant::now();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics
-            .record(route, response.status().as_u16(), started.elapsed());
-        response
+            .record(route, response.status().as_u16(), done - started);
+        (response, self.since_epoch(done))
+    }
+
+    /// Nanoseconds from the server's start to `at`.
+    pub(crate) fn since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// What serves `request`, or the answer that refuses it: 400 for a missing, repeated or
+    /// invalid Host (RFC 9112 §3.2) or a target form the method cannot have, 501 for a method or
+    /// transfer coding the server does not implement, 413 for a declared body above
+    /// `max_body_bytes`, 405 (with `Allow`) for a method the resource does not allow, and the
+    /// answer to `OPTIONS`.
+    fn target(&self, request: &Request<Incoming>) -> Result<Target, Response<Body>> {
+        let method = request.method();
+        if !is_known(method) {
+            return Err(closing(text(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("method {method} is not implemented here\n"),
+            )));
+        }
+        if let Some(problem) = host_problem(request) {
+            return Err(text(StatusCode::BAD_REQUEST, problem));
+        }
+        if let Some(coding) = unknown_coding(request) {
+            // The body's framing cannot be read, so the connection cannot go on either.
+            return Err(closing(text(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("transfer coding {coding:?} is not implemented; only chunked is\n"),
+            )));
+        }
+        let declared = request.body().size_hint().lower();
+        if declared > self.config.max_body_bytes as u64 {
+            return Err(closing(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body of {declared} bytes is larger than {} bytes (max_body_bytes)\n",
+                    self.config.max_body_bytes
+                ),
+            )));
+        }
+        let path = request.uri().path();
+        if !path.starts_with('/') {
+            return Err(other_form(method, path));
+        }
+        if let Some((extra, _)) = &self.extra {
+            if path == *extra && matches!(*method, Method::GET | Method::HEAD) {
+                return Ok(Target::Served(Route::Other));
+            }
+        }
+        let (route, allow) = match path {
+            "/echo" => (Route::Echo, ALLOW_POST),
+            "/healthz" => (Route::Healthz, ALLOW_GET),
+            "/slow" => (Route::Slow, ALLOW_GET),
+            "/fanout" => (Route::Fanout, ALLOW_GET),
+            "/metrics" => (Route::Metrics, ALLOW_GET),
+            _ => (Route::Hello, ALLOW_GET),
+        };
+        let allowed = if allow == ALLOW_POST {
+            *method == Method::POST
+        } else {
+            matches!(*method, Method::GET | Method::HEAD)
+        };
+        if allowed {
+            Ok(Target::Served(route))
+        } else if *method == Method::OPTIONS {
+            Err(allowing(StatusCode::NO_CONTENT, allow, ""))
+        } else {
+            Err(allowing(
+                StatusCode::METHOD_NOT_ALLOWED,
+                allow,
+                format!("{path} allows {allow}, not {method}\n"),
+            ))
+        }
+    }
+
+    /// Runs `route`'s handler (HEAD as GET: hyper sends the head alone).
+    async fn serve(&self, route: Route, request: Request<Incoming>) -> Response<Body> {
+        match route {
+            Route::Healthz => self.healthz(),
+            Route::Echo => self.echo(request.into_body()).await,
+            Route::Slow => slow(request.uri().query()).await,
+            Route::Fanout => self.fanout(request.uri().query()).await,
+            Route::Metrics => self.metrics(),
+            Route::Hello => hello(request.uri().path().strip_prefix('/').unwrap_or_default()),
+            Route::Other => match &self.extra {
+                Some((_, handler)) => handler(),
+                None => text(StatusCode::NOT_FOUND, "no such route\n"),
+            },
+        }
     }
 
     /// Reads `keys` keys through the gateway: 200 with the report when at least one key was
@@ -135,6 +239,18 @@ impl App {
             Kind::Counter,
             "Client connections ended by an error (malformed request, timeout, reset).",
             stats.connection_errors.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connections_refused_total",
+            Kind::Counter,
+            "Client connections answered 503 (or closed) because every slot was busy.",
+            stats.connections_refused.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connections_evicted_total",
+            Kind::Counter,
+            "Idle kept-alive connections closed to admit a new client at max_connections.",
+            stats.connections_evicted.load(Ordering::Relaxed) as f64,
         );
         if let Some(gateway) = &self.gateway {
             gateway.write_metrics(&mut out);
@@ -238,4 +354,160 @@ fn closing(mut response: Response<Body>) -> Response<Body> {
         header::HeaderValue::from_static("close"),
     );
     response
+}
+
+/// `Allow` of the GET routes and of `/echo`.
+const ALLOW_GET: &str = "GET, HEAD, OPTIONS";
+const ALLOW_POST: &str = "POST, OPTIONS";
+/// `Allow` of the server as a whole (`OPTIONS *`).
+const ALLOW_ANY: &str = "GET, HEAD, POST, OPTIONS";
+
+/// `status` with `Allow: allow` and `body` (none for 204).
+fn allowing(
+    status: StatusCode,
+    allow: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<Body> {
+    let mut response = if status == StatusCode::NO_CONTENT {
+        let mut empty = Response::new(Body::default());
+        *empty.status_mut() = status;
+        empty
+    } else {
+        text(status, body)
+    };
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
+
+/// The methods of RFC 9110 §9 and PATCH (RFC 5789): known, so a resource that does not allow
+/// one answers 405; any other method is not implemented (501).
+fn is_known(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::CONNECT
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::PATCH
+    )
+}
+
+/// The answer to a target that is not a path: `*` (asterisk-form, RFC 9112 §3.2.4) is for
+/// `OPTIONS` only, an authority (`host:port`, §3.2.3) for `CONNECT` only, which this server
+/// does not allow.
+fn other_form(method: &Method, target: &str) -> Response<Body> {
+    if *method == Method::CONNECT {
+        allowing(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ALLOW_ANY,
+            "this server is not a proxy: CONNECT is not allowed\n",
+        )
+    } else if target == "*" && *method == Method::OPTIONS {
+        allowing(StatusCode::NO_CONTENT, ALLOW_ANY, "")
+    } else if target == "*" {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("the target * is for OPTIONS only, not {method}\n"),
+        )
+    } else {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{method} needs a target that starts with /; an authority is for CONNECT only\n"
+            ),
+        )
+    }
+}
+
+/// What is wrong with the request's Host field, if anything (RFC 9112 §3.2): an HTTP/1.1
+/// request must have exactly one, and it must be a valid `host[:port]` (or empty).
+fn host_problem(request: &Request<Incoming>) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() == Version::HTTP_11 => {
+            Some("an HTTP/1.1 request needs a Host header field\n")
+        }
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("more than one Host header field\n"),
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            Some("the Host header field is not a valid host[:port]\n")
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// Whether `value` is `uri-host [ ":" port ]` (RFC 3986 §3.2.2-3; empty is allowed).
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        // An IP literal has colons inside its brackets: the port's colon follows the `]`.
+        Some(at) if !value.starts_with(b"[") || value[..at].ends_with(b"]") => {
+            (&value[..at], &value[at + 1..])
+        }
+        _ => (value, &b""[..]),
+    };
+    let port_ok = port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => {
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b))
+        }
+        _ => host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)),
+    };
+    port_ok && host_ok
+}
+
+/// The first transfer coding other than chunked, if any (RFC 9112 §6.1: 501 for a coding the
+/// server does not understand).
+fn unknown_coding(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(|coding| String::from_utf8_lossy(coding).trim().to_string())
+        .find(|coding| !coding.eq_ignore_ascii_case("chunked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts() {
+        for good in [
+            "",
+            "example.com",
+            "example.com:80",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:80",
+            "a:",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "a b",
+            "a/b",
+            "user@host",
+            "host:port",
+            "host:123456",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "a:1:2",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+    }
 }
