@@ -477,7 +477,7 @@ date: Mon, 30 Nov 2026 03:33:51 GMT\r\n\r\n";
             "{text}"
         );
         for answer in [
-            &HEAD_TIMEOUT[..],
+            HEAD_TIMEOUT,
             hyper_error_body(b"HTTP/1.1 414 x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
                 .unwrap(),
             hyper_error_body(b"HTTP/1.1 431 x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")

@@ -18,9 +18,17 @@
 //! At `max_connections` a new client is still accepted: the connection that has been idle
 //! longest between requests is closed to make room (never one in the middle of a request),
 //! and when none is idle the new client is answered `503` with `Retry-After` and closed, at a
-//! bounded cost (see [`refuse`]). No request can panic the server: malformed input is
-//! answered 4xx or 501, and a panic in a handler is answered 500, logged in one line and
-//! counted in `/metrics` (`tailguard_http_handler_panics_total`).
+//! bounded cost: one short write, at most 100 ms and 16 KiB read so that the close does not
+//! reset the answer away, and at most 256 refusals at once (past that, a connection is just
+//! closed).
+//!
+//! No request can panic the server. Malformed heads get 400, 414 or 431 and a head cut at the
+//! header limit 408, each with a short body that says what was wrong; a missing, repeated or
+//! invalid Host gets 400 (RFC 9112 §3.2), an unknown method or transfer coding 501, a method
+//! the route does not allow 405 with `Allow`, a declared body over `max_body_bytes` 413 at
+//! once; HEAD is served wherever GET is. A panic in a handler is answered 500, logged in one
+//! line and counted in `/metrics` (`tailguard_http_handler_panics_total`). A client that shuts
+//! down its write side after its request still gets the answer (see the `conn` module).
 //!
 //! With a [`Gateway`] ([`Server::with_gateway`]) it also serves `GET /fanout?keys=N`: a fan-out
 //! to the backend replicas under the gateway's deadline, so a fan-out in flight at shutdown

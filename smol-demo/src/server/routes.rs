@@ -40,6 +40,8 @@ pub(crate) type ExtraRoute = Arc<dyn Fn() -> Response<Body> + Send + Sync>;
 enum Target {
     /// To the handler of this route.
     Served(Route),
+    /// Nowhere: this is the answer.
+    Answered(Response<Body>),
 }
 
 impl App {
@@ -76,8 +78,8 @@ impl App {
     pub(crate) async fn handle(&self, request: Request<Incoming>) -> (Response<Body>, u64) {
         let started = Instant::now();
         let (route, response) = match self.target(&request) {
-            Err(refused) => (Route::Other, refused),
-            Ok(Target::Served(route)) => match Guarded::new(self.serve(route, request)).await {
+            Target::Answered(response) => (Route::Other, response),
+            Target::Served(route) => match Guarded::new(self.serve(route, request)).await {
                 Ok(response) => (route, response),
                 Err(()) => {
                     self.metrics.record_panic();
@@ -108,27 +110,27 @@ impl App {
     /// transfer coding the server does not implement, 413 for a declared body above
     /// `max_body_bytes`, 405 (with `Allow`) for a method the resource does not allow, and the
     /// answer to `OPTIONS`.
-    fn target(&self, request: &Request<Incoming>) -> Result<Target, Response<Body>> {
+    fn target(&self, request: &Request<Incoming>) -> Target {
         let method = request.method();
         if !is_known(method) {
-            return Err(closing(text(
+            return Target::Answered(closing(text(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("method {method} is not implemented here\n"),
             )));
         }
         if let Some(problem) = host_problem(request) {
-            return Err(text(StatusCode::BAD_REQUEST, problem));
+            return Target::Answered(text(StatusCode::BAD_REQUEST, problem));
         }
         if let Some(coding) = unknown_coding(request) {
             // The body's framing cannot be read, so the connection cannot go on either.
-            return Err(closing(text(
+            return Target::Answered(closing(text(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("transfer coding {coding:?} is not implemented; only chunked is\n"),
             )));
         }
         let declared = request.body().size_hint().lower();
         if declared > self.config.max_body_bytes as u64 {
-            return Err(closing(text(
+            return Target::Answered(closing(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "request body of {declared} bytes is larger than {} bytes (max_body_bytes)\n",
@@ -138,11 +140,11 @@ impl App {
         }
         let path = request.uri().path();
         if !path.starts_with('/') {
-            return Err(other_form(method, path));
+            return Target::Answered(other_form(method, path));
         }
         if let Some((extra, _)) = &self.extra {
             if path == *extra && matches!(*method, Method::GET | Method::HEAD) {
-                return Ok(Target::Served(Route::Other));
+                return Target::Served(Route::Other);
             }
         }
         let (route, allow) = match path {
@@ -159,11 +161,11 @@ impl App {
             matches!(*method, Method::GET | Method::HEAD)
         };
         if allowed {
-            Ok(Target::Served(route))
+            Target::Served(route)
         } else if *method == Method::OPTIONS {
-            Err(allowing(StatusCode::NO_CONTENT, allow, ""))
+            Target::Answered(allowing(StatusCode::NO_CONTENT, allow, ""))
         } else {
-            Err(allowing(
+            Target::Answered(allowing(
                 StatusCode::METHOD_NOT_ALLOWED,
                 allow,
                 format!("{path} allows {allow}, not {method}\n"),
