@@ -267,6 +267,18 @@ fn a_later_head_in_the_same_write_is_cut_at_the_head_limit() {
     let closed = closed_within(&mut c, Duration::from_secs(10)).expect("closed");
     let after = start.elapsed() + closed;
     assert!(after < Duration::from_secs(4), "cut after {after:?}");
+    // The same after a body of declared length.
+    let mut c = server.connect();
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /gop")
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        read_answer(&mut c, false).map(|a| a.body),
+        Some("5\n".into())
+    );
+    assert_eq!(read_answer(&mut c, false).map(|a| a.status), Some(408));
+    let after = start.elapsed();
+    assert!(after < Duration::from_secs(4), "cut after {after:?}");
     // Two whole requests in one write are both answered, in order.
     let mut c = server.connect();
     c.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -43,6 +43,8 @@ pub(super) struct ConnState {
     pipelined: AtomicBool,
     /// When the last response was ready, in nanoseconds since the server's epoch.
     idle_since: AtomicU64,
+    /// The declared body length of the request being handled (`u64::MAX`: not known).
+    body_len: AtomicU64,
     /// Fires on graceful shutdown, or when the connection is closed to admit a new one.
     close: Shutdown,
 }
@@ -53,6 +55,7 @@ impl ConnState {
             phase: AtomicU8::new(READING_HEAD),
             pipelined: AtomicBool::new(false),
             idle_since: AtomicU64::new(0),
+            body_len: AtomicU64::new(0),
             close,
         })
     }
@@ -107,11 +110,17 @@ where
 {
     let service_app = app.clone();
     let service_state = state.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let app = service_app.clone();
         let state = service_state.clone();
+        // Here, not in the future: hyper calls the service as soon as the head is parsed and
+        // may read the body before it first polls the future.
+        let body_len = hyper::body::Body::size_hint(request.body())
+            .exact()
+            .unwrap_or(u64::MAX);
+        state.body_len.store(body_len, Ordering::Relaxed);
+        state.phase.store(HANDLING, Ordering::Release);
         async move {
-            state.phase.store(HANDLING, Ordering::Release);
             let (response, done) = app.handle(request).await;
             state.idle_since.store(done, Ordering::Relaxed);
             state.phase.store(IDLE, Ordering::Release);
@@ -163,8 +172,8 @@ where
 /// same read (a body, or the next pipelined request) is kept and handed over at the next read.
 /// So a later head that came in the same packet as an earlier request is timed from when hyper
 /// starts on it, like any other head, instead of waiting unseen in hyper's buffer under the
-/// keep-alive limit. (A partial head after a request *body* in the same read still reaches
-/// hyper with the body.)
+/// keep-alive limit. Likewise a body of declared length is handed over up to its end only. (A
+/// partial head after a *chunked* body in the same read still reaches hyper with the body.)
 ///
 /// It also gives hyper's own error answers (400, 414, 431, which hyper sends with an empty
 /// body) a short text body, and answers a head that is cut at the header limit with 408.
@@ -180,6 +189,9 @@ pub(super) struct ConnIo<S> {
     head: HeadEnd,
     /// Whether some bytes of the current head have arrived.
     head_started: bool,
+    /// Bytes of the current request's declared body not yet handed over (0: none declared or
+    /// all handed over; `u64::MAX`: not known).
+    body_left: u64,
     /// A replacement for hyper's own error answer, and how much of it is written.
     replacing: Option<(&'static [u8], usize)>,
     /// Whether the last write was left waiting, so a response may be half written.
@@ -199,6 +211,7 @@ impl<S> ConnIo<S> {
             kept_at: 0,
             head: HeadEnd::default(),
             head_started: false,
+            body_left: 0,
             replacing: None,
             write_waiting: false,
         }
@@ -286,8 +299,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             // wait for the next request.
             this.io.set_read_deadline(None);
             this.head_deadline = false;
+            this.body_left = if phase == HANDLING {
+                this.state.body_len.load(Ordering::Relaxed)
+            } else {
+                0
+            };
         }
-        let n = match this.read_raw(cx, buf) {
+        // Hand over a declared body up to its end only: what follows is the next request.
+        let reading_body = phase == HANDLING && this.body_left > 0;
+        let limit = if reading_body {
+            buf.len()
+                .min(usize::try_from(this.body_left).unwrap_or(usize::MAX))
+        } else {
+            buf.len()
+        };
+        let n = match this.read_raw(cx, &mut buf[..limit]) {
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(error)) => {
                 if error.kind() == io::ErrorKind::TimedOut && this.head_deadline {
@@ -297,6 +323,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             }
             Poll::Pending => return Poll::Pending,
         };
+        if reading_body {
+            this.body_left = this.body_left.saturating_sub(n as u64);
+        }
         if n > 0 && phase == IDLE {
             if this
                 .state
