@@ -85,7 +85,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Whether connections get the [`TimeoutIo`](tailguard::io::TimeoutIo) limits (header
     /// read, keep-alive idle, write). Always on in service; off only to measure what they cost
-    /// (`serve --no-io-timeouts`, see BENCHMARKS.md).
+    /// (`serve --no-io-timeouts`, see BENCHMARKS.md). Off, the server also cannot tell a
+    /// connection reading its next head from an idle one, so at `max_connections` it may close
+    /// such a connection for room.
     pub io_timeouts: bool,
 }
 
