@@ -36,22 +36,24 @@
 //! comes first). `GET /metrics` answers in the Prometheus text format: requests by route and
 //! status, latency quantiles by route, open connections, and the gateway's series.
 
+mod checks;
 mod conn;
+mod limit;
 mod panics;
 mod routes;
+mod wire;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
 use smol::lock::Semaphore;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use tailguard::shutdown::{Shutdown, TaskTracker};
 use tailguard::ConfigError;
 
@@ -298,8 +300,8 @@ impl Server {
             extra,
         ));
 
-        let registry = Arc::new(Registry::default());
-        let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+        let registry = Arc::new(limit::Registry::default());
+        let refusing = Arc::new(Semaphore::new(limit::MAX_REFUSING));
         let accept_loop = async {
             loop {
                 let (stream, _peer) = match listener.accept().await {
@@ -325,7 +327,7 @@ impl Server {
                         if let Some(permit) = refusing.try_acquire_arc() {
                             let write = config.write;
                             ex.spawn(async move {
-                                refuse(stream, write).await;
+                                limit::refuse(stream, write).await;
                                 drop(permit);
                             })
                             .detach();
@@ -357,7 +359,7 @@ impl Server {
                         .await
                         {
                             Some(slot) => slot,
-                            None => return refuse(stream, write).await,
+                            None => return limit::refuse(stream, write).await,
                         },
                     };
                     conn::serve(stream, app, state, force).await;
@@ -399,7 +401,7 @@ impl Server {
 /// Counts an open connection until dropped (also when a forced shutdown drops its task).
 struct OpenConnection {
     stats: Arc<ServerStats>,
-    registry: Arc<Registry>,
+    registry: Arc<limit::Registry>,
     id: u64,
 }
 
@@ -407,81 +409,6 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
         self.registry.remove(self.id);
-    }
-}
-
-/// The open connections, to find the longest idle one when every slot is taken. Locked once
-/// when a connection opens and once when it closes, and for a scan only at the limit.
-#[derive(Default)]
-struct Registry {
-    open: Mutex<HashMap<u64, Arc<conn::ConnState>>>,
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<conn::ConnState>>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn insert(&self, id: u64, state: Arc<conn::ConnState>) {
-        self.lock().insert(id, state);
-    }
-
-    fn remove(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    /// Closes the connection idle longest between requests; `false` if none is idle.
-    fn evict_longest_idle(&self) -> bool {
-        let open = self.lock();
-        loop {
-            let longest = open
-                .values()
-                .filter_map(|c| Some((c.idle_since()?, c)))
-                .min_by_key(|(since, _)| *since);
-            match longest {
-                None => return false,
-                Some((_, c)) if c.evict() => return true,
-                // It began a request since the scan (and is no longer idle): look again.
-                Some(_) => continue,
-            }
-        }
-    }
-}
-
-/// Most refusals (503 answers) in progress at once; past it, connections are closed at once.
-const MAX_REFUSING: usize = 256;
-
-/// How long a refused connection is read (and dropped) after its 503.
-const REFUSE_LINGER: Duration = Duration::from_millis(100);
-
-/// The answer to a client that finds every slot busy.
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
-connection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 55\r\n\r\n\
-every connection slot is busy (max_connections); retry\n";
-
-/// Answers 503 with `Retry-After` and closes, at a bounded cost: one write of a static answer
-/// (within `write`, at most 250 ms), no parsing, and at most [`REFUSE_LINGER`] and 16 KiB of
-/// reading what the client sent, so that closing does not reset the connection (a reset can
-/// destroy the answer before the client reads it, RFC 9112 §9.6).
-async fn refuse(stream: TcpStream, write: Duration) {
-    use futures_lite::{AsyncReadExt, AsyncWriteExt};
-
-    let mut io = tailguard::io::TimeoutIo::new(stream);
-    io.set_write_idle(Some(write.min(Duration::from_millis(250))));
-    io.set_read_deadline(Some(std::time::Instant::now() + REFUSE_LINGER));
-    if io.write_all(REFUSED).await.is_err() {
-        return;
-    }
-    let _ = io.get_ref().shutdown(std::net::Shutdown::Write);
-    let mut buf = [0u8; 1024];
-    let mut read = 0;
-    while read < 16 * 1024 {
-        match io.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
-        }
     }
 }
 
@@ -505,18 +432,6 @@ mod tests {
         assert_eq!(config.keep_alive_idle, Duration::from_secs(30));
         assert_eq!(config.shutdown_deadline, Duration::from_secs(10));
         assert!(config.validate().is_ok());
-    }
-
-    #[test]
-    fn the_refusal_is_a_whole_503_with_retry_after() {
-        let text = std::str::from_utf8(REFUSED).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 503 "));
-        assert!(head.contains("\r\nretry-after: 1\r\n"));
-        assert!(
-            head.contains(&format!("content-length: {}", body.len())),
-            "{text}"
-        );
     }
 
     #[test]
