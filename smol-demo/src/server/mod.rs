@@ -244,6 +244,24 @@ impl Server {
     /// Also serves `GET path` (and HEAD) with `handler`, counted under the `other` route: for
     /// embedding the server, and for tests that need a handler to misbehave (a panic in it is
     /// answered 500, logged in one line and counted, and the server keeps serving).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tailguard_demo::respond::text;
+    /// use tailguard_demo::server::{Server, ServerConfig};
+    ///
+    /// # smol::block_on(async {
+    /// let config = ServerConfig {
+    ///     addr: "127.0.0.1:0".parse().unwrap(),
+    ///     ..ServerConfig::default()
+    /// };
+    /// let server = Server::bind(config)
+    ///     .await?
+    ///     .with_route("/version", || text(StatusCode::OK, "1.0\n"));
+    /// assert!(server.local_addr()?.port() > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn with_route(
         mut self,
         path: &'static str,

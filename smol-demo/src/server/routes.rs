@@ -76,8 +76,8 @@ impl App {
     }
 
     /// Checks the request's framing and Host, routes it, and answers; a panic in the handler
-    /// is answered 500 and counted.
-    /// Returns the response and when it was ready (nanoseconds since the server started).
+    /// is answered 500 and counted. Returns the response and when it was ready (nanoseconds
+    /// since the server started), which tells the connection limit how long it has been idle.
     pub(crate) async fn handle(&self, request: Request<Incoming>) -> (Response<Body>, u64) {
         let started = Instant::now();
         let (route, response) = match self.target(&request) {
@@ -104,7 +104,7 @@ impl App {
     }
 
     /// Nanoseconds from the server's start to `at`.
-    pub(crate) fn since_epoch(&self, at: Instant) -> u64 {
+    fn since_epoch(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
