@@ -148,7 +148,8 @@ impl ServerConfig {
 /// Counters of a running server, shared with its connections.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Connections accepted.
+    /// Connections accepted and served (those refused with 503 are counted in
+    /// `connections_refused`).
     pub connections: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
@@ -176,7 +177,7 @@ pub struct Server {
 /// How a [`Server::serve`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeReport {
-    /// Connections accepted over the server's life.
+    /// Connections accepted and served over the server's life (not those refused with 503).
     pub connections: u64,
     /// Requests answered over the server's life.
     pub requests: u64,

@@ -230,7 +230,7 @@ impl App {
         out.single(
             "tailguard_connections_accepted_total",
             Kind::Counter,
-            "Client connections accepted.",
+            "Client connections accepted and served (not those refused with 503).",
             stats.connections.load(Ordering::Relaxed) as f64,
         );
         out.single(
