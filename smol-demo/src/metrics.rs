@@ -223,7 +223,9 @@ impl Route {
 }
 
 /// The statuses counted one by one; others are counted as `other`.
-const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 429, 500, 502, 503, 504];
+const STATUSES: [u16; 13] = [
+    200, 204, 400, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504,
+];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 
 fn status_slot(status: u16) -> usize {
@@ -237,6 +239,7 @@ fn status_slot(status: u16) -> usize {
 pub struct HttpMetrics {
     requests: [[AtomicU64; STATUS_SLOTS]; Route::ALL.len()],
     latency: [LatencyHistogram; Route::ALL.len()],
+    panics: Counter,
 }
 
 impl HttpMetrics {
@@ -245,6 +248,7 @@ impl HttpMetrics {
         HttpMetrics {
             requests: Default::default(),
             latency: std::array::from_fn(|_| LatencyHistogram::new()),
+            panics: Counter::default(),
         }
     }
 
@@ -260,14 +264,32 @@ impl HttpMetrics {
         self.requests[route as usize][status_slot(status)].load(Relaxed)
     }
 
+    /// Counts one request whose handler panicked (the request itself is counted by
+    /// [`record`](HttpMetrics::record) with the 500 it was answered).
+    pub fn record_panic(&self) {
+        self.panics.bump();
+    }
+
+    /// Requests whose handler panicked.
+    pub fn panics(&self) -> u64 {
+        self.panics.get()
+    }
+
     /// The latency histogram of `route`.
     pub fn latency(&self, route: Route) -> &LatencyHistogram {
         &self.latency[route as usize]
     }
 
     /// Writes `tailguard_http_requests_total{route,status}` and
-    /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series.
+    /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series, and
+    /// `tailguard_http_handler_panics_total`.
     pub fn write(&self, out: &mut PromText) {
+        out.single(
+            "tailguard_http_handler_panics_total",
+            Kind::Counter,
+            "Requests whose handler panicked; each was answered 500 and the server kept serving.",
+            self.panics.get() as f64,
+        );
         out.family(
             "tailguard_http_requests_total",
             Kind::Counter,
@@ -385,5 +407,11 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("route=\"hello\""), "{text}");
+        assert!(
+            text.contains("tailguard_http_handler_panics_total 0\n"),
+            "{text}"
+        );
+        metrics.record_panic();
+        assert_eq!(metrics.panics(), 1);
     }
 }

@@ -3,111 +3,15 @@
 //!
 //! These are real-time tests (the point is real IO); limits are short and bounds generous.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::thread::{self, JoinHandle};
+mod server_support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use tailguard::shutdown::Shutdown;
-use tailguard_demo::rt;
-use tailguard_demo::server::{ServeReport, Server, ServerConfig};
-
-struct TestServer {
-    addr: SocketAddr,
-    stop: Shutdown,
-    handle: JoinHandle<ServeReport>,
-}
-
-impl TestServer {
-    fn start(config: ServerConfig) -> TestServer {
-        let stop = Shutdown::new();
-        let signal = stop.signal();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let handle = thread::spawn(move || {
-            rt::run(2.try_into().unwrap(), |ex| async move {
-                let server = Server::bind(config).await.expect("bind");
-                tx.send(server.local_addr().unwrap()).unwrap();
-                server.serve(ex, signal).await
-            })
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server started");
-        TestServer { addr, stop, handle }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-    }
-
-    fn shutdown(self) -> ServeReport {
-        self.stop.trigger();
-        self.handle.join().expect("server thread")
-    }
-}
-
-fn quick_config() -> ServerConfig {
-    ServerConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        header_read: Duration::from_millis(300),
-        body_idle: Duration::from_millis(200),
-        body_total: Duration::from_millis(1000),
-        write: Duration::from_millis(500),
-        keep_alive_idle: Duration::from_millis(800),
-        shutdown_deadline: Duration::from_secs(3),
-        ..ServerConfig::default()
-    }
-}
-
-/// Reads one response with a Content-Length body; `None` if the server closed first.
-fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => data.push(byte[0]),
-        }
-    }
-    let head = String::from_utf8_lossy(&data).to_string();
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).ok()?;
-    Some((status, String::from_utf8_lossy(&body).to_string()))
-}
-
-/// Whether the server has closed the connection (EOF or reset) within `within`.
-fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    stream.set_read_timeout(Some(within)).unwrap();
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Some(start.elapsed()),
-            Ok(_) => continue, // e.g. a 408 or 400 response before the close
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return None,
-            Err(_) => return Some(start.elapsed()),
-        }
-    }
-}
-
-fn get(stream: &mut TcpStream, path: &str) -> Option<(u16, String)> {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").ok()?;
-    read_response(stream)
-}
+use server_support::{closed_within, get, quick_config, read_response, TestServer};
+use tailguard_demo::server::ServerConfig;
 
 #[test]
 fn hello_echo_and_health() {
@@ -286,33 +190,4 @@ fn shutdown_forces_what_outlives_the_deadline() {
         None,
         "the forced request gets no response"
     );
-}
-
-#[test]
-fn at_max_connections_the_server_waits_before_accepting_more() {
-    let config = ServerConfig {
-        max_connections: 1,
-        ..quick_config()
-    };
-    let server = TestServer::start(config);
-    let mut first = server.connect();
-    assert_eq!(get(&mut first, "/first").map(|r| r.0), Some(200));
-    // The second connection is queued by the kernel but not served while the first is open.
-    let mut second = server.connect();
-    second
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    write!(second, "GET /second HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    let mut byte = [0u8; 1];
-    assert!(
-        second.read(&mut byte).is_err(),
-        "no answer while the only slot is taken"
-    );
-    drop(first);
-    second
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let (status, body) = read_response(&mut second).expect("served once the slot frees");
-    assert_eq!((status, body.as_str()), (200, "Hi there, I love second!"));
-    server.shutdown();
 }

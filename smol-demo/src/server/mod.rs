@@ -15,14 +15,33 @@
 //! On shutdown the server stops accepting at once, lets every request already started finish,
 //! and force-closes what is left at the deadline.
 //!
+//! At `max_connections` a new client is still accepted: the connection that has been idle
+//! longest between requests is closed to make room (never one in the middle of a request),
+//! and when none is idle the new client is answered `503` with `Retry-After` and closed, at a
+//! bounded cost: one short write, at most 100 ms and 16 KiB read so that the close does not
+//! reset the answer away, and at most 256 refusals at once (past that, a connection is just
+//! closed).
+//!
+//! No request can panic the server. Malformed heads get 400, 414 or 431 and a head cut at the
+//! header limit 408, each with a short body that says what was wrong; a missing, repeated or
+//! invalid Host gets 400 (RFC 9112 §3.2), an unknown method or transfer coding 501, a method
+//! the route does not allow 405 with `Allow`, a declared body over `max_body_bytes` 413 at
+//! once; HEAD is served wherever GET is. A panic in a handler is answered 500, logged in one
+//! line and counted in `/metrics` (`tailguard_http_handler_panics_total`). A client that shuts
+//! down its write side after its request still gets the answer (see the `conn` module).
+//!
 //! With a [`Gateway`] ([`Server::with_gateway`]) it also serves `GET /fanout?keys=N`: a fan-out
 //! to the backend replicas under the gateway's deadline, so a fan-out in flight at shutdown
 //! finishes within that deadline (or is dropped, cancelling its calls, if the shutdown deadline
 //! comes first). `GET /metrics` answers in the Prometheus text format: requests by route and
 //! status, latency quantiles by route, open connections, and the gateway's series.
 
+mod checks;
 mod conn;
+mod limit;
+mod panics;
 mod routes;
+mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -60,13 +79,17 @@ pub struct ServerConfig {
     pub keep_alive_idle: Duration,
     /// How long a graceful shutdown waits for requests in flight before closing them.
     pub shutdown_deadline: Duration,
-    /// Most connections served at once; the server stops accepting while at the limit.
+    /// Most connections served at once. At the limit the longest idle kept-alive connection is
+    /// closed to admit a new client; when none is idle, new clients get `503` with
+    /// `Retry-After` and are closed.
     pub max_connections: usize,
     /// Largest request body accepted by `POST /echo`.
     pub max_body_bytes: usize,
     /// Whether connections get the [`TimeoutIo`](tailguard::io::TimeoutIo) limits (header
     /// read, keep-alive idle, write). Always on in service; off only to measure what they cost
-    /// (`serve --no-io-timeouts`, see BENCHMARKS.md).
+    /// (`serve --no-io-timeouts`, see BENCHMARKS.md). Off, the server also cannot tell a
+    /// connection reading its next head from an idle one, so at `max_connections` it may close
+    /// such a connection for room.
     pub io_timeouts: bool,
 }
 
@@ -125,7 +148,8 @@ impl ServerConfig {
 /// Counters of a running server, shared with its connections.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Connections accepted.
+    /// Connections accepted and served (those refused with 503 are counted in
+    /// `connections_refused`).
     pub connections: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
@@ -133,6 +157,10 @@ pub struct ServerStats {
     pub connection_errors: AtomicU64,
     /// Connections open now.
     pub connections_open: AtomicU64,
+    /// Connections answered 503 (or closed at once) because every slot was busy.
+    pub connections_refused: AtomicU64,
+    /// Idle kept-alive connections closed to admit a new client at the limit.
+    pub connections_evicted: AtomicU64,
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -142,13 +170,14 @@ pub struct Server {
     stats: Arc<ServerStats>,
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
+    extra: Option<(&'static str, routes::ExtraRoute)>,
     quiet: bool,
 }
 
 /// How a [`Server::serve`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeReport {
-    /// Connections accepted over the server's life.
+    /// Connections accepted and served over the server's life (not those refused with 503).
     pub connections: u64,
     /// Requests answered over the server's life.
     pub requests: u64,
@@ -195,6 +224,7 @@ impl Server {
             stats: Arc::new(ServerStats::default()),
             metrics: Arc::new(HttpMetrics::new()),
             gateway: None,
+            extra: None,
             quiet: false,
         })
     }
@@ -209,6 +239,36 @@ impl Server {
     /// Serves `GET /fanout` through `gateway`, and adds its series to `GET /metrics`.
     pub fn with_gateway(mut self, gateway: Gateway) -> Server {
         self.gateway = Some(gateway);
+        self
+    }
+
+    /// Also serves `GET path` (and HEAD) with `handler`, counted under the `other` route: for
+    /// embedding the server, and for tests that need a handler to misbehave (a panic in it is
+    /// answered 500, logged in one line and counted, and the server keeps serving).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tailguard_demo::respond::text;
+    /// use tailguard_demo::server::{Server, ServerConfig};
+    ///
+    /// # smol::block_on(async {
+    /// let config = ServerConfig {
+    ///     addr: "127.0.0.1:0".parse().unwrap(),
+    ///     ..ServerConfig::default()
+    /// };
+    /// let server = Server::bind(config)
+    ///     .await?
+    ///     .with_route("/version", || text(StatusCode::OK, "1.0\n"));
+    /// assert!(server.local_addr()?.port() > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn with_route(
+        mut self,
+        path: &'static str,
+        handler: impl Fn() -> http::Response<crate::respond::Body> + Send + Sync + 'static,
+    ) -> Server {
+        self.extra = Some((path, Arc::new(handler)));
         self
     }
 
@@ -237,8 +297,10 @@ impl Server {
             stats,
             metrics,
             gateway,
+            extra,
             quiet,
         } = self;
+        panics::install();
         let log = |message: fmt::Arguments<'_>| {
             if !quiet {
                 log(message);
@@ -254,11 +316,13 @@ impl Server {
             graceful.signal(),
             metrics,
             gateway,
+            extra,
         ));
 
+        let registry = Arc::new(limit::Registry::default());
+        let refusing = Arc::new(Semaphore::new(limit::MAX_REFUSING));
         let accept_loop = async {
             loop {
-                let slot = slots.acquire_arc().await;
                 let (stream, _peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -269,13 +333,55 @@ impl Server {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let slot = match slots.try_acquire_arc() {
+                    Some(slot) => Some(slot),
+                    None if registry.evict_longest_idle() => {
+                        stats.connections_evicted.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    None => {
+                        stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        // Past the cap the connection is just closed: a flood costs an accept
+                        // and a close per connection, nothing more.
+                        if let Some(permit) = refusing.try_acquire_arc() {
+                            let write = config.write;
+                            ex.spawn(async move {
+                                limit::refuse(stream, write).await;
+                                drop(permit);
+                            })
+                            .detach();
+                        }
+                        continue;
+                    }
+                };
+                let id = stats.connections.fetch_add(1, Ordering::Relaxed);
                 stats.connections_open.fetch_add(1, Ordering::Relaxed);
-                let connection =
-                    conn::serve(stream, app.clone(), graceful.signal(), force.signal());
-                let open = OpenConnection(stats.clone());
+                let state = conn::ConnState::new(graceful.child());
+                registry.insert(id, state.clone());
+                let open = OpenConnection {
+                    stats: stats.clone(),
+                    registry: registry.clone(),
+                    id,
+                };
+                let (app, slots, force) = (app.clone(), slots.clone(), force.signal());
+                let header_read = config.header_read;
+                let write = config.write;
                 let task = tracker.track_future(async move {
-                    connection.await;
+                    let slot = match slot {
+                        Some(slot) => slot,
+                        // An idle connection is closing for this one: its slot comes free at
+                        // once, unless another client took it first.
+                        None => match future::or(async { Some(slots.acquire_arc().await) }, async {
+                            smol::Timer::after(header_read).await;
+                            None
+                        })
+                        .await
+                        {
+                            Some(slot) => slot,
+                            None => return limit::refuse(stream, write).await,
+                        },
+                    };
+                    conn::serve(stream, app, state, force).await;
                     drop(open);
                     drop(slot);
                 });
@@ -312,11 +418,16 @@ impl Server {
 }
 
 /// Counts an open connection until dropped (also when a forced shutdown drops its task).
-struct OpenConnection(Arc<ServerStats>);
+struct OpenConnection {
+    stats: Arc<ServerStats>,
+    registry: Arc<limit::Registry>,
+    id: u64,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.registry.remove(self.id);
     }
 }
 

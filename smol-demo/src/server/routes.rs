@@ -8,10 +8,15 @@ use std::time::{Duration, Instant};
 
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_at, Deadline};
 
+use super::checks::{
+    allowing, host_problem, is_known, other_form, unknown_coding, ALLOW_GET, ALLOW_POST,
+};
+use super::panics::Guarded;
 use super::{ServerConfig, ServerStats};
 use crate::gateway::Gateway;
 use crate::metrics::{HttpMetrics, Kind, PromText, Route};
@@ -27,6 +32,19 @@ pub(crate) struct App {
     shutdown: ShutdownSignal,
     metrics: Arc<HttpMetrics>,
     gateway: Option<Gateway>,
+    extra: Option<(&'static str, ExtraRoute)>,
+    epoch: Instant,
+}
+
+/// A `GET` route added with [`Server::with_route`](super::Server::with_route).
+pub(crate) type ExtraRoute = Arc<dyn Fn() -> Response<Body> + Send + Sync>;
+
+/// Where a request goes.
+enum Target {
+    /// To the handler of this route.
+    Served(Route),
+    /// Nowhere: this is the answer.
+    Answered(Response<Body>),
 }
 
 impl App {
@@ -36,6 +54,7 @@ impl App {
         shutdown: ShutdownSignal,
         metrics: Arc<HttpMetrics>,
         gateway: Option<Gateway>,
+        extra: Option<(&'static str, ExtraRoute)>,
     ) -> Self {
         App {
             config,
@@ -43,6 +62,8 @@ impl App {
             shutdown,
             metrics,
             gateway,
+            extra,
+            epoch: Instant::now(),
         }
     }
 
@@ -54,33 +75,121 @@ impl App {
         self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Routes one request.
-    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    /// Checks the request's framing and Host, routes it, and answers; a panic in the handler
+    /// is answered 500 and counted. Returns the response and when it was ready (nanoseconds
+    /// since the server started), which tells the connection limit how long it has been idle.
+    pub(crate) async fn handle(&self, request: Request<Incoming>) -> (Response<Body>, u64) {
         let started = Instant::now();
-        let (route, response) = match (request.method(), request.uri().path()) {
-            (&Method::GET, "/healthz") => (Route::Healthz, self.healthz()),
-            (&Method::POST, "/echo") => (Route::Echo, self.echo(request.into_body()).await),
-            (&Method::GET, "/slow") => (Route::Slow, slow(request.uri().query()).await),
-            (&Method::GET, "/fanout") => (Route::Fanout, self.fanout(request.uri().query()).await),
-            (&Method::GET, "/metrics") => (Route::Metrics, self.metrics()),
-            (&Method::GET, path) => (Route::Hello, hello(&path[1..])),
-            (_, "/echo") => (
-                Route::Other,
-                text(StatusCode::METHOD_NOT_ALLOWED, "use POST /echo\n"),
-            ),
-            _ => (
-                Route::Other,
-                text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "only GET /{name}, GET /slow?ms=N, GET /fanout?keys=N, GET /metrics, \
-                     GET /healthz and POST /echo are served\n",
-                ),
-            ),
+        let (route, response) = match self.target(&request) {
+            Target::Answered(response) => (Route::Other, response),
+            Target::Served(route) => match Guarded::new(self.serve(route, request)).await {
+                Ok(response) => (route, response),
+                Err(()) => {
+                    self.metrics.record_panic();
+                    (
+                        route,
+                        closing(text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the request's handler failed; the server logged why\n",
+                        )),
+                    )
+                }
+            },
         };
+        let done = Instant::now();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics
-            .record(route, response.status().as_u16(), started.elapsed());
-        response
+            .record(route, response.status().as_u16(), done - started);
+        (response, self.since_epoch(done))
+    }
+
+    /// Nanoseconds from the server's start to `at`.
+    fn since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// What serves `request`, or the answer that refuses it: 400 for a missing, repeated or
+    /// invalid Host (RFC 9112 §3.2) or a target form the method cannot have, 501 for a method or
+    /// transfer coding the server does not implement, 413 for a declared body above
+    /// `max_body_bytes`, 405 (with `Allow`) for a method the resource does not allow, and the
+    /// answer to `OPTIONS`.
+    fn target(&self, request: &Request<Incoming>) -> Target {
+        let method = request.method();
+        if !is_known(method) {
+            return Target::Answered(closing(text(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("method {method} is not implemented here\n"),
+            )));
+        }
+        if let Some(problem) = host_problem(request) {
+            return Target::Answered(text(StatusCode::BAD_REQUEST, problem));
+        }
+        if let Some(coding) = unknown_coding(request) {
+            // The body's framing cannot be read, so the connection cannot go on either.
+            return Target::Answered(closing(text(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("transfer coding {coding:?} is not implemented; only chunked is\n"),
+            )));
+        }
+        let declared = request.body().size_hint().lower();
+        if declared > self.config.max_body_bytes as u64 {
+            return Target::Answered(closing(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body of {declared} bytes is larger than {} bytes (max_body_bytes)\n",
+                    self.config.max_body_bytes
+                ),
+            )));
+        }
+        let path = request.uri().path();
+        if !path.starts_with('/') {
+            return Target::Answered(other_form(method, path));
+        }
+        if let Some((extra, _)) = &self.extra {
+            if path == *extra && matches!(*method, Method::GET | Method::HEAD) {
+                return Target::Served(Route::Other);
+            }
+        }
+        let (route, allow) = match path {
+            "/echo" => (Route::Echo, ALLOW_POST),
+            "/healthz" => (Route::Healthz, ALLOW_GET),
+            "/slow" => (Route::Slow, ALLOW_GET),
+            "/fanout" => (Route::Fanout, ALLOW_GET),
+            "/metrics" => (Route::Metrics, ALLOW_GET),
+            _ => (Route::Hello, ALLOW_GET),
+        };
+        let allowed = if allow == ALLOW_POST {
+            *method == Method::POST
+        } else {
+            matches!(*method, Method::GET | Method::HEAD)
+        };
+        if allowed {
+            Target::Served(route)
+        } else if *method == Method::OPTIONS {
+            Target::Answered(allowing(StatusCode::NO_CONTENT, allow, ""))
+        } else {
+            Target::Answered(allowing(
+                StatusCode::METHOD_NOT_ALLOWED,
+                allow,
+                format!("{path} allows {allow}, not {method}\n"),
+            ))
+        }
+    }
+
+    /// Runs `route`'s handler (HEAD as GET: hyper sends the head alone).
+    async fn serve(&self, route: Route, request: Request<Incoming>) -> Response<Body> {
+        match route {
+            Route::Healthz => self.healthz(),
+            Route::Echo => self.echo(request.into_body()).await,
+            Route::Slow => slow(request.uri().query()).await,
+            Route::Fanout => self.fanout(request.uri().query()).await,
+            Route::Metrics => self.metrics(),
+            Route::Hello => hello(request.uri().path().strip_prefix('/').unwrap_or_default()),
+            Route::Other => match &self.extra {
+                Some((_, handler)) => handler(),
+                None => text(StatusCode::NOT_FOUND, "no such route\n"),
+            },
+        }
     }
 
     /// Reads `keys` keys through the gateway: 200 with the report when at least one key was
@@ -121,7 +230,7 @@ impl App {
         out.single(
             "tailguard_connections_accepted_total",
             Kind::Counter,
-            "Client connections accepted.",
+            "Client connections accepted and served (not those refused with 503).",
             stats.connections.load(Ordering::Relaxed) as f64,
         );
         out.single(
@@ -135,6 +244,18 @@ impl App {
             Kind::Counter,
             "Client connections ended by an error (malformed request, timeout, reset).",
             stats.connection_errors.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connections_refused_total",
+            Kind::Counter,
+            "Client connections answered 503 (or closed) because every slot was busy.",
+            stats.connections_refused.load(Ordering::Relaxed) as f64,
+        );
+        out.single(
+            "tailguard_connections_evicted_total",
+            Kind::Counter,
+            "Idle kept-alive connections closed to admit a new client at max_connections.",
+            stats.connections_evicted.load(Ordering::Relaxed) as f64,
         );
         if let Some(gateway) = &self.gateway {
             gateway.write_metrics(&mut out);
