@@ -42,11 +42,10 @@ from tailguard._native import (
     RollingHistogram,
     __version__,
     is_testing,
-    set_testing,
 )
 from tailguard._retry import RetryOn as RetryOn  # the `on=` type alias, defined here before
 from tailguard._retry import retry
-from tailguard.testing import ManualClock
+from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
     "AllFailedError",

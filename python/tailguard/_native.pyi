@@ -139,12 +139,13 @@ __all__ = [
     "Retrying",
     "RollingHistogram",
     "__version__",
+    "_set_testing",
     "is_testing",
-    "set_testing",
 ]
 
-def set_testing(enabled: bool, /) -> bool:
-    """Turns testing mode (every backoff sleep is zero) on or off; returns the previous setting."""
+def _set_testing(enabled: bool, /) -> bool:
+    """Turns testing mode on or off; returns the previous setting (internal: use
+    ``tailguard.testing.set_testing``)."""
 
 def is_testing() -> bool:
     """Whether testing mode is on."""
