@@ -38,6 +38,20 @@ _On = Union[
     Tuple[Type[BaseException], ...],
     Callable[[BaseException], Union[bool, float, None]],
 ]
+# The names the runtime gives (python/src/breaker/mod.rs, from the core's `State` and `Reason`).
+# "other" is a reason a newer core may add before the binding names it.
+_BreakerState = Literal["closed", "open", "half_open", "forced_open", "disabled"]
+_TransitionReason = Literal[
+    "failure_rate",
+    "slow_call_rate",
+    "consecutive_failures",
+    "open_duration_elapsed",
+    "probes_succeeded",
+    "probe_failed",
+    "probe_timed_out",
+    "manual",
+    "other",
+]
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
 _P = ParamSpec("_P")
@@ -440,7 +454,7 @@ class BreakerPermit:
 @final
 class BreakerMetrics:
     @property
-    def state(self) -> str: ...
+    def state(self) -> _BreakerState: ...
     @property
     def calls(self) -> int: ...
     @property
@@ -465,11 +479,11 @@ class BreakerMetrics:
 @final
 class BreakerTransition:
     @property
-    def from_state(self) -> str: ...
+    def from_state(self) -> _BreakerState: ...
     @property
-    def to_state(self) -> str: ...
+    def to_state(self) -> _BreakerState: ...
     @property
-    def reason(self) -> str: ...
+    def reason(self) -> _TransitionReason: ...
     @property
     def generation(self) -> int: ...
 
@@ -505,7 +519,7 @@ class CircuitBreaker:
     def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     def acquire(self) -> BreakerPermit: ...
     @property
-    def state(self) -> str:
+    def state(self) -> _BreakerState:
         """"closed", "open", "half_open", "forced_open" or "disabled"."""
     def metrics(self) -> BreakerMetrics: ...
     def force_open(self) -> None: ...
