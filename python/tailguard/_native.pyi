@@ -243,6 +243,8 @@ class Backoff:
 
 @final
 class BackoffIterator(Iterator[float]):
+    """One pass over a :class:`Backoff`'s delays, in seconds."""
+
     def __iter__(self) -> BackoffIterator: ...
     def __next__(self) -> float: ...
     def __length_hint__(self) -> int: ...
@@ -453,6 +455,8 @@ class HedgeBudget:
 
 @final
 class HedgeStats:
+    """What a hedging policy has done so far."""
+
     @property
     def primaries(self) -> int:
         """Calls started (one primary each)."""
@@ -537,6 +541,8 @@ class BreakerPermit:
 
 @final
 class BreakerMetrics:
+    """A snapshot of a breaker's counters."""
+
     @property
     def state(self) -> _BreakerState:
         """The state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`."""
@@ -576,6 +582,8 @@ class BreakerMetrics:
 
 @final
 class BreakerTransition:
+    """A change of state, as given to listeners."""
+
     @property
     def from_state(self) -> _BreakerState:
         """The state left: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`."""

@@ -65,14 +65,18 @@ def test_every_public_class_method_property_and_function_has_a_docstring() -> No
     assert checked > 120  # the walk saw the native classes' members, not only the classes
 
 
-def _stub_methods() -> Iterator[tuple[str, str, Optional[str]]]:
-    tree = ast.parse(STUBS.read_text())
-    for node in tree.body:
+def _stub_classes() -> Iterator[ast.ClassDef]:
+    for node in ast.parse(STUBS.read_text()).body:
         if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and not item.name.startswith("_"):
-                    doc = ast.get_docstring(item)
-                    yield node.name, item.name, " ".join(doc.split()) if doc else None
+            yield node
+
+
+def _stub_methods() -> Iterator[tuple[str, str, Optional[str]]]:
+    for node in _stub_classes():
+        for item in node.body:
+            if isinstance(item, ast.FunctionDef) and not item.name.startswith("_"):
+                doc = ast.get_docstring(item)
+                yield node.name, item.name, " ".join(doc.split()) if doc else None
 
 
 def test_the_stubs_carry_the_runtime_docstring_of_every_method_and_property() -> None:
@@ -82,6 +86,11 @@ def test_the_stubs_carry_the_runtime_docstring_of_every_method_and_property() ->
         runtime = _doc(vars(getattr(native, cls))[name])
         assert doc is not None, f"{cls}.{name} has no docstring in {STUBS.name}: {runtime!r}"
         assert doc == runtime, f"{cls}.{name}: the stub says {doc!r}, the runtime {runtime!r}"
+
+
+def test_every_class_in_the_stubs_has_a_docstring() -> None:
+    # A summary of the runtime's (which may say more, in Rust's Markdown).
+    assert [node.name for node in _stub_classes() if ast.get_docstring(node) is None] == []
 
 
 @pytest.mark.parametrize(
