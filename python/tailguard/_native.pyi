@@ -593,8 +593,9 @@ class BreakerTransition:
     @property
     def reason(self) -> _TransitionReason:
         """Why: `"failure_rate"`, `"slow_call_rate"`, `"consecutive_failures"`,
-        `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"` or
-        `"manual"`."""
+        `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`,
+        `"manual"`, or `"other"` for a reason a newer core gives that this binding does not
+        name."""
     @property
     def generation(self) -> int:
         """Counts transitions since the breaker was built; orders reports from several threads."""
