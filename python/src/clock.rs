@@ -10,7 +10,7 @@ use pyo3::sync::PyOnceLock;
 
 use crate::convert;
 
-/// When set, retry loops do not sleep between attempts (`tailguard.set_testing`).
+/// When set, retry loops do not sleep between attempts (`tailguard.testing.set_testing`).
 static ZERO_SLEEPS: AtomicBool = AtomicBool::new(false);
 
 /// The furthest a manual clock may be advanced: 200 years, far inside what `Instant` can hold.
@@ -21,9 +21,10 @@ pub(crate) fn zero_sleeps() -> bool {
     ZERO_SLEEPS.load(Ordering::Relaxed)
 }
 
-/// Turns testing mode on or off; returns the previous setting.
+/// Turns testing mode on or off; returns the previous setting. Internal: the public
+/// `tailguard.testing.set_testing` wraps it in a context manager that restores that setting.
 #[pyfunction]
-#[pyo3(signature = (enabled, /))]
+#[pyo3(name = "_set_testing", signature = (enabled, /))]
 pub(crate) fn set_testing(enabled: bool) -> bool {
     ZERO_SLEEPS.swap(enabled, Ordering::SeqCst)
 }

@@ -305,7 +305,8 @@ impl Hedge {
         })
     }
 
-    /// The delay setting: seconds, or a percentile such as `"p95"`.
+    /// The delay setting as given: seconds (a number or a timedelta), or a percentile such as
+    /// `"p95"` (the default).
     #[getter]
     fn delay(&self, py: Python<'_>) -> Py<PyAny> {
         self.delay_spec.clone_ref(py)

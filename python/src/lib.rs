@@ -9,7 +9,6 @@
 
 mod backoff;
 mod breaker;
-mod budget;
 mod clock;
 mod convert;
 mod errors;
@@ -25,7 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<backoff::Backoff>()?;
     m.add_class::<backoff::BackoffIterator>()?;
-    m.add_class::<budget::RetryBudget>()?;
+    m.add_class::<retry::RetryBudget>()?;
     m.add_class::<clock::ManualClock>()?;
     m.add_class::<retry::RetryPolicy>()?;
     m.add_class::<retry::Retrying>()?;

@@ -11,8 +11,6 @@ for sync and asyncio code, on a Rust core.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Type, Union, overload
-
 from tailguard._errors import (
     AllFailedError,
     AttemptTimeoutError,
@@ -25,7 +23,8 @@ from tailguard._errors import (
 )
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
-from tailguard._fanout import first_ok, hedge, quorum, scatter_gather
+from tailguard._fanout import first_ok, quorum, scatter_gather
+from tailguard._hedge import hedge
 from tailguard._native import (
     Backoff,
     BreakerMetrics,
@@ -43,17 +42,10 @@ from tailguard._native import (
     RollingHistogram,
     __version__,
     is_testing,
-    set_testing,
 )
-from tailguard.testing import ManualClock
-
-if TYPE_CHECKING:
-    from typing_extensions import ParamSpec, TypeVar
-
-    from tailguard._native import _Retried, _Seconds
-
-    P = ParamSpec("P")
-    R = TypeVar("R")
+from tailguard._retry import RetryOn as RetryOn  # the `on=` type alias, defined here before
+from tailguard._retry import retry
+from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
     "AllFailedError",
@@ -89,45 +81,3 @@ __all__ = [
     "set_testing",
     "testing",
 ]
-
-RetryOn = Union[
-    Type[BaseException],
-    Tuple[Type[BaseException], ...],
-    Callable[[BaseException], Union[bool, float, None]],
-]
-
-
-@overload
-def retry(func: Callable[P, R], /) -> _Retried[P, R]: ...
-
-
-@overload
-def retry(
-    *,
-    on: Optional[RetryOn] = None,
-    attempts: Optional[int] = None,
-    deadline: Optional[_Seconds] = None,
-    timeout: Optional[_Seconds] = None,
-    backoff: Optional[Backoff] = None,
-    budget: Optional[RetryBudget] = None,
-    on_retry: Optional[Callable[[RetryEvent], object]] = None,
-    retry_on_timeout: Optional[bool] = None,
-    clock: Optional[ManualClock] = None,
-) -> Retry: ...
-
-
-def retry(func: Optional[Callable[..., Any]] = None, /, **settings: Any) -> Any:
-    """Retries a sync or async function; see :class:`Retry` for the settings.
-
-    Use it as ``@retry`` (every ``Exception``, 3 attempts, the default backoff) or
-    ``@retry(on=..., attempts=..., ...)``. ``KeyboardInterrupt``, ``SystemExit`` and
-    ``asyncio.CancelledError`` are never retried or counted.
-
-    A decorated function keeps its signature (also for type checkers) and gains the policy as
-    its ``.retry`` attribute: a sync function becomes a :class:`Retrying`, an ``async def`` a
-    coroutine function.
-    """
-    policy = Retry(**settings)
-    if func is None:
-        return policy
-    return policy(func)

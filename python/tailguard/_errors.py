@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
+
+# What `RetryError.reason` can be, and the states in which a breaker refuses a call.
+_GaveUpReason = Literal["exhausted", "deadline", "budget"]
+_RefusingState = Literal["open", "half_open", "forced_open"]
 
 
 class TailguardError(Exception):
@@ -33,18 +37,20 @@ class RetryError(TailguardError):
     seconds from the start of the call to giving up (every attempt included).
     """
 
-    def __init__(self, message: str, attempts: int, elapsed: float, reason: str) -> None:
+    def __init__(
+        self, message: str, attempts: int, elapsed: float, reason: _GaveUpReason
+    ) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.elapsed = elapsed
-        self.reason = reason
+        self.reason: _GaveUpReason = reason
 
     @property
     def last_exception(self) -> Optional[BaseException]:
         """The last attempt's exception (the same as ``__cause__``)."""
         return self.__cause__
 
-    def __reduce__(self) -> tuple[type[RetryError], tuple[str, int, float, str]]:
+    def __reduce__(self) -> tuple[type[RetryError], tuple[str, int, float, _GaveUpReason]]:
         return (type(self), (str(self), self.attempts, self.elapsed, self.reason))
 
 
@@ -70,12 +76,16 @@ class CircuitOpenError(TailguardError):
     ``disable()``).
     """
 
-    def __init__(self, message: str, retry_after: Optional[float], state: str = "open") -> None:
+    def __init__(
+        self, message: str, retry_after: Optional[float], state: _RefusingState = "open"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        self.state = state
+        self.state: _RefusingState = state
 
-    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, Optional[float], str]]:
+    def __reduce__(
+        self,
+    ) -> tuple[type[CircuitOpenError], tuple[str, Optional[float], _RefusingState]]:
         return (type(self), (str(self), self.retry_after, self.state))
 
 

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Optional, TypeVar, Union
+from typing import Awaitable, Iterable, Optional, TypeVar, Union
 
 from tailguard._errors import AllFailedError, ConfigError, QuorumError
-from tailguard._native import Hedge, HedgeBudget
 from tailguard._tasks import cancel_and_wait, start_leg
-
-if TYPE_CHECKING:
-    from tailguard._native import _Number, _Seconds
 
 T = TypeVar("T")
 
@@ -122,51 +117,3 @@ async def quorum(k: int, awaitables: Iterable[Awaitable[T]]) -> list[T]:
         ) from (errors[-1] if errors else None)
     finally:
         await cancel_and_wait(running)
-
-
-# One policy per call site (the factory's code object) and settings, so an adaptive delay
-# learns from the calls it applies to.
-_POLICIES: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Hedge]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def hedge(
-    factory: Callable[[], Awaitable[T]],
-    *,
-    delay: Union[_Seconds, str, None] = None,
-    max_attempts: Optional[int] = None,
-    budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = None,
-    policy: Optional[Hedge] = None,
-) -> T:
-    """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a
-    percentile of recent latency such as ``"p95"``, the default), starts another copy, up to
-    ``max_attempts`` (default 2), within ``budget`` (a ratio of extra load, default 0.05). The
-    first success wins; the others are cancelled. If every attempt fails, a call that made a
-    single attempt raises that attempt's exception as it is; one that made several raises
-    :class:`~tailguard.AllFailedError` with all of them (the last as ``__cause__``).
-
-    Without ``policy``, one :class:`~tailguard.Hedge` is kept per call site (the factory's code)
-    and settings, so ``"p95"`` learns from that site's calls. Pass ``policy=`` to share one.
-    """
-    if policy is None:
-        code = getattr(factory, "__code__", None)
-        key = (delay, max_attempts, id(budget) if isinstance(budget, HedgeBudget) else budget)
-        if code is None:
-            policy = Hedge(delay, max_attempts=max_attempts, budget=budget)
-        else:
-            per_site = _POLICIES.setdefault(code, {})
-            policy = per_site.get(key)
-            if policy is None:
-                policy = Hedge(delay, max_attempts=max_attempts, budget=budget)
-                per_site[key] = policy
-    elif not isinstance(policy, Hedge):
-        raise TypeError(f"`policy` must be a tailguard.Hedge or None, got {type(policy).__name__}")
-    elif delay is not None or max_attempts is not None or budget is not None:
-        raise ConfigError(
-            "invalid `policy`: pass either a policy or its settings (delay, max_attempts, "
-            "budget), not both",
-            "policy",
-        )
-    result: T = await policy.run(factory)
-    return result

@@ -38,6 +38,20 @@ _On = Union[
     Tuple[Type[BaseException], ...],
     Callable[[BaseException], Union[bool, float, None]],
 ]
+# The names the runtime gives (python/src/breaker/mod.rs, from the core's `State` and `Reason`).
+# "other" is a reason a newer core may add before the binding names it.
+_BreakerState = Literal["closed", "open", "half_open", "forced_open", "disabled"]
+_TransitionReason = Literal[
+    "failure_rate",
+    "slow_call_rate",
+    "consecutive_failures",
+    "open_duration_elapsed",
+    "probes_succeeded",
+    "probe_failed",
+    "probe_timed_out",
+    "manual",
+    "other",
+]
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
 _P = ParamSpec("_P")
@@ -139,12 +153,13 @@ __all__ = [
     "Retrying",
     "RollingHistogram",
     "__version__",
+    "_set_testing",
     "is_testing",
-    "set_testing",
 ]
 
-def set_testing(enabled: bool, /) -> bool:
-    """Turns testing mode (every backoff sleep is zero) on or off; returns the previous setting."""
+def _set_testing(enabled: bool, /) -> bool:
+    """Turns testing mode on or off; returns the previous setting (internal: use
+    ``tailguard.testing.set_testing``)."""
 
 def is_testing() -> bool:
     """Whether testing mode is on."""
@@ -154,8 +169,10 @@ class ManualClock:
     """A clock that moves only when told to; pass it as ``clock=``."""
 
     def __new__(cls, start: Optional[_Number] = ...) -> ManualClock: ...
-    def now(self) -> float: ...
-    def advance(self, seconds: _Seconds) -> None: ...
+    def now(self) -> float:
+        """The current reading, in seconds (the `start` given, plus every advance)."""
+    def advance(self, seconds: _Seconds) -> None:
+        """Moves the clock forward by `seconds` (a non-negative number or a timedelta)."""
 
 @final
 class Backoff:
@@ -168,7 +185,9 @@ class Backoff:
         max_retries: Optional[int] = None,
         jitter: _Jitter = ...,
         seed: Optional[int] = None,
-    ) -> Backoff: ...
+    ) -> Backoff:
+        """The same `delay` before every retry: exactly `delay` (no jitter) unless `jitter=` asks
+        for some."""
     @staticmethod
     def linear(
         base: _Seconds,
@@ -178,7 +197,8 @@ class Backoff:
         max_retries: Optional[int] = None,
         jitter: _Jitter = ...,
         seed: Optional[int] = None,
-    ) -> Backoff: ...
+    ) -> Backoff:
+        """`base`, `base + step`, `base + 2·step`, ..., capped, then jittered."""
     @staticmethod
     def exponential(
         base: _Seconds,
@@ -188,30 +208,43 @@ class Backoff:
         max_retries: Optional[int] = None,
         jitter: _Jitter = ...,
         seed: Optional[int] = None,
-    ) -> Backoff: ...
+    ) -> Backoff:
+        """`base`, `base·factor`, `base·factor²`, ..., capped, then jittered."""
     @staticmethod
-    def default() -> Backoff: ...
+    def default() -> Backoff:
+        """The default: exponential from 0.1 s, factor 2, capped at 10 s, full jitter, unlimited."""
     @property
-    def kind(self) -> Literal["constant", "linear", "exponential"]: ...
+    def kind(self) -> Literal["constant", "linear", "exponential"]:
+        """`"constant"`, `"linear"` or `"exponential"`."""
     @property
-    def base(self) -> float: ...
+    def base(self) -> float:
+        """The delay before the first retry, before jitter, in seconds."""
     @property
-    def step(self) -> float: ...
+    def step(self) -> float:
+        """The growth per retry of a linear backoff, in seconds (0 for the other kinds)."""
     @property
-    def factor(self) -> float: ...
+    def factor(self) -> float:
+        """The growth factor of an exponential backoff (1 for the other kinds)."""
     @property
-    def max_delay(self) -> Optional[float]: ...
+    def max_delay(self) -> Optional[float]:
+        """The cap in seconds, or `None` if uncapped."""
     @property
-    def max_retries(self) -> Optional[int]: ...
+    def max_retries(self) -> Optional[int]:
+        """How many delays the sequence yields, or `None` if unlimited."""
     @property
-    def jitter(self) -> Literal["none", "full", "equal", "decorrelated"]: ...
+    def jitter(self) -> Literal["none", "full", "equal", "decorrelated"]:
+        """`"none"`, `"full"`, `"equal"` or `"decorrelated"`."""
     @property
-    def seed(self) -> Optional[int]: ...
-    def take(self, n: int) -> list[float]: ...
+    def seed(self) -> Optional[int]:
+        """The seed, if one was given."""
+    def take(self, n: int) -> list[float]:
+        """The first `n` delays (fewer if the sequence is shorter), in seconds."""
     def __iter__(self) -> BackoffIterator: ...
 
 @final
 class BackoffIterator(Iterator[float]):
+    """One pass over a :class:`Backoff`'s delays, in seconds."""
+
     def __iter__(self) -> BackoffIterator: ...
     def __next__(self) -> float: ...
     def __length_hint__(self) -> int: ...
@@ -229,27 +262,37 @@ class RetryBudget:
         clock: Optional[ManualClock] = None,
     ) -> RetryBudget: ...
     @property
-    def ratio(self) -> float: ...
+    def ratio(self) -> float:
+        """The fraction of calls that may be retried."""
     @property
-    def min_per_second(self) -> int: ...
+    def min_per_second(self) -> int:
+        """Retries per second allowed whatever the traffic."""
     @property
-    def window(self) -> float: ...
-    def deposit(self) -> None: ...
-    def try_withdraw(self) -> bool: ...
-    def available(self) -> int: ...
+    def window(self) -> float:
+        """The sliding window, in seconds."""
+    def deposit(self) -> None:
+        """Records a call (retry policies using the budget do this themselves)."""
+    def try_withdraw(self) -> bool:
+        """Asks for one retry: `True` if granted (and withdrawn), `False` if the budget is spent."""
+    def available(self) -> int:
+        """How many retries would be granted now, one after another."""
 
 @final
 class RetryEvent:
     """What an ``on_retry`` hook receives before each retry."""
 
     @property
-    def attempt(self) -> int: ...
+    def attempt(self) -> int:
+        """The attempt that just failed, counting from 1."""
     @property
-    def delay(self) -> float: ...
+    def delay(self) -> float:
+        """The wait before the next attempt, in seconds."""
     @property
-    def elapsed(self) -> float: ...
+    def elapsed(self) -> float:
+        """Seconds from the start of the call (before its first attempt) to this failure."""
     @property
-    def exception(self) -> BaseException: ...
+    def exception(self) -> BaseException:
+        """How the attempt failed."""
 
 @final
 class Retry:
@@ -271,21 +314,29 @@ class Retry:
     def __call__(self, func: Callable[_P, _R]) -> _Retried[_P, _R]:
         """Decorates ``func``: a sync function becomes a :class:`Retrying`, an ``async def`` a
         coroutine function; either keeps ``func``'s signature and has the policy as ``.retry``."""
-    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Calls `func(*args, **kwargs)` under the policy, once: a sync call without decorating."""
     @property
-    def on(self) -> _On: ...
+    def on(self) -> _On:
+        """The exception classes (or predicate) that are retried."""
     @property
-    def attempts(self) -> int: ...
+    def attempts(self) -> int:
+        """The most attempts per call, the first included."""
     @property
-    def deadline(self) -> Optional[float]: ...
+    def deadline(self) -> Optional[float]:
+        """The deadline for a whole call in seconds, or `None`."""
     @property
-    def timeout(self) -> Optional[float]: ...
+    def timeout(self) -> Optional[float]:
+        """The time limit of each attempt of an async call in seconds, or `None`."""
     @property
-    def backoff(self) -> Backoff: ...
+    def backoff(self) -> Backoff:
+        """The delays between attempts."""
     @property
-    def budget(self) -> Optional[RetryBudget]: ...
+    def budget(self) -> Optional[RetryBudget]:
+        """The shared retry budget, or `None`."""
     @property
-    def clock(self) -> Optional[ManualClock]: ...
+    def clock(self) -> Optional[ManualClock]:
+        """The manual clock the policy runs on, or `None` for the system clock."""
     @property
     def _needs_run(self) -> bool: ...
     @property
@@ -307,38 +358,57 @@ class Retrying(Generic[_P, _R]):
         self: Retrying[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
     ) -> _BoundRetried[_Q, _R]: ...
     @property
-    def retry(self) -> Retry: ...
+    def retry(self) -> Retry:
+        """The policy this function is retried under."""
 
 @final
 class RetryRun:
     """One async call's retry state (internal)."""
 
-    def begin(self) -> Optional[float]: ...
+    def begin(self) -> Optional[float]:
+        """Starts the next attempt: returns its time limit in seconds (`None` if unlimited), or
+        raises `RetryError` if the deadline has passed."""
     def failed(
         self, exc: BaseException, timed_out: bool = False
-    ) -> Union[float, tuple[float, Awaitable[object]], None]: ...
-    def close(self) -> None: ...
+    ) -> Union[float, tuple[float, Awaitable[object]], None]:
+        """The attempt failed with `exc` (`timed_out`: by its own time limit). Returns the delay to
+        wait before the next attempt, `None` to re-raise `exc` (not retryable), or raises
+        `RetryError`. When the `on_retry` hook returned an awaitable (an `async def` hook), returns
+        `(delay, awaitable)`: the caller awaits it before waiting out the delay."""
+    def close(self) -> None:
+        """The call is abandoned (cancelled): a retry the budget granted but that was never made is
+        refunded at once, rather than whenever this object is collected."""
     @property
-    def attempts(self) -> int: ...
+    def attempts(self) -> int:
+        """Attempts started so far."""
 
 @final
 class LatencyHistogram:
     """Lock-free latency histogram; percentiles within 1/128 relative error."""
 
     def __new__(cls) -> LatencyHistogram: ...
-    def record(self, seconds: _Seconds) -> None: ...
-    def record_ns(self, nanos: int) -> None: ...
-    def quantile(self, p: _Number) -> Optional[float]: ...
+    def record(self, seconds: _Seconds) -> None:
+        """Records a latency in seconds (a non-negative number or a timedelta)."""
+    def record_ns(self, nanos: int) -> None:
+        """Records a latency in whole nanoseconds (as from `time.perf_counter_ns()` differences)."""
+    def quantile(self, p: _Number) -> Optional[float]:
+        """The `p`-quantile in seconds (`p` in [0, 1]; 0.99 is p99), or `None` if empty."""
     @property
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """How many latencies were recorded."""
     @property
-    def min(self) -> Optional[float]: ...
+    def min(self) -> Optional[float]:
+        """The smallest latency recorded, in seconds (exact), or `None`."""
     @property
-    def max(self) -> Optional[float]: ...
+    def max(self) -> Optional[float]:
+        """The largest latency recorded, in seconds (exact), or `None`."""
     @property
-    def mean(self) -> Optional[float]: ...
-    def merge(self, other: LatencyHistogram) -> None: ...
-    def reset(self) -> None: ...
+    def mean(self) -> Optional[float]:
+        """The mean latency in seconds, or `None`."""
+    def merge(self, other: LatencyHistogram) -> None:
+        """Adds every sample of `other` to this histogram."""
+    def reset(self) -> None:
+        """Forgets every sample."""
     def __len__(self) -> int: ...
 
 @final
@@ -353,12 +423,17 @@ class RollingHistogram:
         clock: Optional[ManualClock] = None,
     ) -> RollingHistogram: ...
     @property
-    def window(self) -> float: ...
-    def record(self, seconds: _Seconds) -> None: ...
-    def quantile(self, p: _Number) -> Optional[float]: ...
+    def window(self) -> float:
+        """The window's length in seconds."""
+    def record(self, seconds: _Seconds) -> None:
+        """Records a latency in seconds, observed now."""
+    def quantile(self, p: _Number) -> Optional[float]:
+        """The `p`-quantile of the window ending now, in seconds, or `None` if it is empty."""
     @property
-    def count(self) -> int: ...
-    def reset(self) -> None: ...
+    def count(self) -> int:
+        """How many samples the window ending now holds."""
+    def reset(self) -> None:
+        """Forgets every sample."""
 
 @final
 class HedgeBudget:
@@ -368,27 +443,40 @@ class HedgeBudget:
         cls, ratio: _Number, *, max_burst: Optional[int] = ..., min_per_second: Optional[int] = ...
     ) -> HedgeBudget: ...
     @property
-    def ratio(self) -> float: ...
+    def ratio(self) -> float:
+        """Hedges allowed per primary call."""
     @property
-    def max_burst(self) -> int: ...
+    def max_burst(self) -> int:
+        """The most hedges that can be saved up."""
     @property
-    def min_per_second(self) -> int: ...
-    def available(self) -> int: ...
-    def deposit(self) -> None: ...
-    def try_withdraw(self) -> bool: ...
+    def min_per_second(self) -> int:
+        """Hedges a second allowed whatever the traffic (and the most the reserve holds)."""
+    def available(self) -> int:
+        """How many whole hedges could be sent now."""
+    def deposit(self) -> None:
+        """Credits one primary call (hedging policies do this themselves)."""
+    def try_withdraw(self) -> bool:
+        """Takes one hedge: `True` if granted."""
 
 @final
 class HedgeStats:
+    """What a hedging policy has done so far."""
+
     @property
-    def primaries(self) -> int: ...
+    def primaries(self) -> int:
+        """Calls started (one primary each)."""
     @property
-    def hedges_sent(self) -> int: ...
+    def hedges_sent(self) -> int:
+        """Extra attempts sent."""
     @property
-    def hedges_won(self) -> int: ...
+    def hedges_won(self) -> int:
+        """Calls won by a hedge rather than the primary."""
     @property
-    def budget_refusals(self) -> int: ...
+    def budget_refusals(self) -> int:
+        """Hedges not sent because the budget was spent."""
     @property
-    def extra_load(self) -> float: ...
+    def extra_load(self) -> float:
+        """`hedges_sent / primaries`."""
 
 @final
 class Hedge:
@@ -409,14 +497,24 @@ class Hedge:
     ) -> Hedge: ...
     @property
     def delay(self) -> Union[_Seconds, str]:
-        """The delay setting as given: seconds (a number or a timedelta), or a percentile such
-        as ``"p95"`` (the default)."""
+        """The delay setting as given: seconds (a number or a timedelta), or a percentile such as
+        `"p95"` (the default)."""
     @property
-    def max_attempts(self) -> int: ...
-    def current_delay(self) -> Optional[float]: ...
-    def stats(self) -> HedgeStats: ...
-    def latency_quantile(self, p: _Number) -> Optional[float]: ...
-    def run(self, factory: Callable[[], Awaitable[_R]]) -> Awaitable[_R]: ...
+    def max_attempts(self) -> int:
+        """The most attempts one call makes, the primary included."""
+    def current_delay(self) -> Optional[float]:
+        """The hedge delay a call starting now would use, in seconds; `None` while an adaptive
+        policy has too few samples (calls then hedge only after a failure)."""
+    def stats(self) -> HedgeStats:
+        """What the policy has done so far."""
+    def latency_quantile(self, p: _Number) -> Optional[float]:
+        """The `p`-quantile of recent primary latencies in seconds (adaptive policies), or `None`.
+        """
+    def run(self, factory: Callable[[], Awaitable[_R]]) -> Awaitable[_R]:
+        """Runs one hedged call: `factory()` makes each attempt's awaitable. Returns the first
+        success; the other attempts are cancelled. If every attempt fails, a call that made one
+        attempt raises its own exception (as the unhedged call would), one that made several raises
+        `AllFailedError` with all of them."""
     def __call__(self, func: Callable[_P, Awaitable[_R]]) -> _Hedged[_P, Coroutine[Any, Any, _R]]: ...
     def _begin(self) -> Optional[float]: ...
     def _try_hedge(self) -> bool: ...
@@ -433,48 +531,79 @@ _BreakerOn = Union[
 class BreakerPermit:
     """Permission for one call through a breaker; report it once."""
 
-    def success(self) -> None: ...
-    def failure(self) -> None: ...
-    def record(self, exc: Optional[BaseException] = None) -> None: ...
-    def release(self) -> None: ...
+    def success(self) -> None:
+        """The call worked."""
+    def failure(self) -> None:
+        """The call failed in a way that says the dependency is unhealthy."""
+    def record(self, exc: Optional[BaseException] = None) -> None:
+        """Reports by outcome: `None` is a success; an exception counts as a failure if the
+        breaker's `on` says so, and as neither otherwise."""
+    def release(self) -> None:
+        """Gives the permit back unreported (the call was abandoned)."""
     @property
-    def is_probe(self) -> bool: ...
+    def is_probe(self) -> bool:
+        """Whether this is a half-open probe."""
 
 @final
 class BreakerMetrics:
+    """A snapshot of a breaker's counters."""
+
     @property
-    def state(self) -> str: ...
+    def state(self) -> _BreakerState:
+        """The state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`."""
     @property
-    def calls(self) -> int: ...
+    def calls(self) -> int:
+        """Calls in the window (of the current closed period or, while open or half-open, the last).
+        """
     @property
-    def failures(self) -> int: ...
+    def failures(self) -> int:
+        """Failed calls in the window."""
     @property
-    def slow_calls(self) -> int: ...
+    def slow_calls(self) -> int:
+        """Slow calls in the window, failed or not (those that took `slow_call_duration` or longer).
+        """
     @property
-    def failure_rate(self) -> Optional[float]: ...
+    def failure_rate(self) -> Optional[float]:
+        """`failures / calls` over the window, or `None` if there were no calls."""
     @property
-    def slow_call_rate(self) -> Optional[float]: ...
+    def slow_call_rate(self) -> Optional[float]:
+        """`slow_calls / calls` over the window, or `None` if there were no calls."""
     @property
-    def consecutive_failures(self) -> int: ...
+    def consecutive_failures(self) -> int:
+        """Failures in a row in the current closed period (counted only with
+        `consecutive_failures`)."""
     @property
-    def rejections(self) -> int: ...
+    def rejections(self) -> int:
+        """Calls refused without running, since the breaker was built."""
     @property
-    def probes_in_flight(self) -> int: ...
+    def probes_in_flight(self) -> int:
+        """Half-open probes admitted and not yet reported."""
     @property
-    def in_state_for(self) -> float: ...
+    def in_state_for(self) -> float:
+        """Seconds since the breaker entered its state."""
     @property
-    def open_for(self) -> Optional[float]: ...
+    def open_for(self) -> Optional[float]:
+        """While open: seconds until it admits a probe."""
 
 @final
 class BreakerTransition:
+    """A change of state, as given to listeners."""
+
     @property
-    def from_state(self) -> str: ...
+    def from_state(self) -> _BreakerState:
+        """The state left: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`."""
     @property
-    def to_state(self) -> str: ...
+    def to_state(self) -> _BreakerState:
+        """The state entered, one of the same names."""
     @property
-    def reason(self) -> str: ...
+    def reason(self) -> _TransitionReason:
+        """Why: `"failure_rate"`, `"slow_call_rate"`, `"consecutive_failures"`,
+        `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`,
+        `"manual"`, or `"other"` for a reason a newer core gives that this binding does not
+        name."""
     @property
-    def generation(self) -> int: ...
+    def generation(self) -> int:
+        """Counts transitions since the breaker was built; orders reports from several threads."""
 
 @disjoint_base
 class CircuitBreaker:
@@ -505,19 +634,33 @@ class CircuitBreaker:
         """Decorates ``func``: a sync function becomes a :class:`Guarded`, an ``async def`` a
         coroutine function; either keeps ``func``'s signature and has the breaker as
         ``.breaker``."""
-    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
-    def acquire(self) -> BreakerPermit: ...
+    def call(self, func: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Calls `func(*args, **kwargs)` through the breaker, once."""
+    def acquire(self) -> BreakerPermit:
+        """Asks for a permit: raises `CircuitOpenError` if the breaker refuses the call. Report the
+        outcome with the permit's `success()`, `failure()` or `record(exc)`; a permit released or
+        collected without a report counts as neither."""
     @property
-    def state(self) -> str:
-        """"closed", "open", "half_open", "forced_open" or "disabled"."""
-    def metrics(self) -> BreakerMetrics: ...
-    def force_open(self) -> None: ...
-    def disable(self) -> None: ...
-    def reset(self) -> None: ...
-    def add_listener(self, listener: Callable[[BreakerTransition], object]) -> None: ...
-    def remove_listener(self, listener: Callable[[BreakerTransition], object]) -> bool: ...
+    def state(self) -> _BreakerState:
+        """`"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`. Open turns
+        half-open on the first call after the open duration."""
+    def metrics(self) -> BreakerMetrics:
+        """A snapshot of the counters."""
+    def force_open(self) -> None:
+        """Opens the breaker until `reset()` or `disable()`."""
+    def disable(self) -> None:
+        """Admits every call and keeps measuring, but never trips, until `reset()` or
+        `force_open()`."""
+    def reset(self) -> None:
+        """Closes the breaker with an empty window and the open duration back at its start."""
+    def add_listener(self, listener: Callable[[BreakerTransition], object]) -> None:
+        """Calls `listener(transition)` after every change of state, on the thread that caused it.
+        An exception it raises is reported with `sys.unraisablehook`, never to the caller."""
+    def remove_listener(self, listener: Callable[[BreakerTransition], object]) -> bool:
+        """Removes a listener added before; `False` if it was not there."""
     @property
-    def on(self) -> _BreakerOn: ...
+    def on(self) -> _BreakerOn:
+        """Which exceptions count as failures."""
 
 @final
 class Guarded(Generic[_P, _R]):
@@ -533,4 +676,5 @@ class Guarded(Generic[_P, _R]):
         self: Guarded[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
     ) -> _BoundGuarded[_Q, _R]: ...
     @property
-    def breaker(self) -> _PublicBreaker: ...
+    def breaker(self) -> _PublicBreaker:
+        """The breaker guarding this function."""

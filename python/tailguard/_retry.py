@@ -1,4 +1,5 @@
-"""The async half of ``tailguard.retry``: a small coroutine around the native state machine.
+"""``tailguard.retry``, and the async half of it: a small coroutine around the native state
+machine.
 
 The sync loop runs entirely in Rust (``tailguard._native.Retrying``). An ``async def`` needs
 ``await``, so its loop lives here; every decision (classify, backoff, deadline, budget, hooks)
@@ -10,10 +11,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from typing import Any, Awaitable, Callable, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from tailguard._errors import AttemptTimeoutError
-from tailguard._native import Retry, RetryRun
+from tailguard._native import Backoff, ManualClock, Retry, RetryBudget, RetryEvent, RetryRun
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    from tailguard._native import _Retried, _Seconds
+
+    P = ParamSpec("P")
 
 T = TypeVar("T")
 
@@ -128,3 +147,46 @@ def wrap_async(policy: Retry, fn: Callable[..., Awaitable[T]]) -> Callable[..., 
 
     retrying.retry = policy  # type: ignore[attr-defined]
     return retrying
+
+
+RetryOn = Union[
+    Type[BaseException],
+    Tuple[Type[BaseException], ...],
+    Callable[[BaseException], Union[bool, float, None]],
+]
+
+
+@overload
+def retry(func: Callable[P, T], /) -> _Retried[P, T]: ...
+
+
+@overload
+def retry(
+    *,
+    on: Optional[RetryOn] = None,
+    attempts: Optional[int] = None,
+    deadline: Optional[_Seconds] = None,
+    timeout: Optional[_Seconds] = None,
+    backoff: Optional[Backoff] = None,
+    budget: Optional[RetryBudget] = None,
+    on_retry: Optional[Callable[[RetryEvent], object]] = None,
+    retry_on_timeout: Optional[bool] = None,
+    clock: Optional[ManualClock] = None,
+) -> Retry: ...
+
+
+def retry(func: Optional[Callable[..., Any]] = None, /, **settings: Any) -> Any:
+    """Retries a sync or async function; see :class:`Retry` for the settings.
+
+    Use it as ``@retry`` (every ``Exception``, 3 attempts, the default backoff) or
+    ``@retry(on=..., attempts=..., ...)``. ``KeyboardInterrupt``, ``SystemExit`` and
+    ``asyncio.CancelledError`` are never retried or counted.
+
+    A decorated function keeps its signature (also for type checkers) and gains the policy as
+    its ``.retry`` attribute: a sync function becomes a :class:`Retrying`, an ``async def`` a
+    coroutine function.
+    """
+    policy = Retry(**settings)
+    if func is None:
+        return policy
+    return policy(func)

@@ -17,6 +17,5 @@ settings.load_profile("tailguard")
 @pytest.fixture(autouse=True)
 def _testing_mode_is_off() -> Iterator[None]:
     """Every test starts with real sleeps, and may not leak testing mode to the next."""
-    previous = tailguard.set_testing(False)
-    yield
-    tailguard.set_testing(previous)
+    with tailguard.set_testing(False):
+        yield

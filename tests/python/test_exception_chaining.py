@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Optional
 import pytest
 
 import tailguard as tg
-from tailguard.testing import ManualClock, zero_sleeps
+from tailguard.testing import ManualClock, set_testing
 
 USER_FRAMES = {"inner", "attempt", "predicate", "hook", "lookup"}
 
@@ -168,7 +168,7 @@ SCENARIOS: dict[str, tuple[int, Optional[Predicate], Optional[Hook]]] = {
 
 
 def outcome(call: Callable[[], object]) -> BaseException:
-    with zero_sleeps():
+    with set_testing(True):
         try:
             call()
         except Exception as exc:

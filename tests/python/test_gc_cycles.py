@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pytest
 
 import tailguard as tg
-from tailguard.testing import zero_sleeps
+from tailguard.testing import set_testing
 
 
 def assert_collected(make: Callable[[], object]) -> None:
@@ -193,7 +193,7 @@ def test_retry_events_kept_by_the_hook() -> None:
 
     def make() -> object:
         service = Service()
-        with zero_sleeps():
+        with set_testing(True):
             assert service.get() == 2
         assert len(service.events) == 1
         return service
@@ -218,7 +218,7 @@ def test_async_retry_run_holding_a_failed_attempt(deadline: Any) -> None:
 
     def make() -> object:
         service = Service()
-        with zero_sleeps():
+        with set_testing(True):
             assert asyncio.run(service.get()) == 3
         return service
 

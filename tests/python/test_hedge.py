@@ -152,9 +152,9 @@ def test_hedge_keeps_one_policy_per_call_site() -> None:
             await tg.hedge(lambda: asyncio.sleep(0, 1), delay=0.5)
 
     asyncio.run(main())
-    from tailguard import _fanout
+    from tailguard import _hedge
 
-    sites = [site for code, site in _fanout._POLICIES.items() if code.co_name == "<lambda>"]
+    sites = [site for code, site in _hedge._POLICIES.items() if code.co_name == "<lambda>"]
     assert any(policy.stats().primaries == 3 for site in sites for policy in site.values())
     with pytest.raises(tg.ConfigError):
         asyncio.run(tg.hedge(lambda: asyncio.sleep(0, 1), delay=1.0, policy=tg.Hedge(1.0)))

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, Iterator, Optional
 import pytest
 
 import tailguard as tg
-from tailguard.testing import zero_sleeps
+from tailguard.testing import set_testing
 
 PAYLOAD = 20_000  # bytes held as a local by every failing attempt
 
@@ -29,7 +29,7 @@ class Payload:
 
 @pytest.fixture(autouse=True)
 def _no_sleeps() -> Iterator[None]:
-    with zero_sleeps():
+    with set_testing(True):
         yield
 
 

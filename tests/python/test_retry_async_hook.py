@@ -11,12 +11,12 @@ from typing import Any, Coroutine, Iterator
 import pytest
 
 import tailguard as tg
-from tailguard.testing import zero_sleeps
+from tailguard.testing import set_testing
 
 
 @pytest.fixture(autouse=True)
 def _no_sleeps_and_no_unawaited_coroutines() -> Iterator[None]:
-    with zero_sleeps(), warnings.catch_warnings():
+    with set_testing(True), warnings.catch_warnings():
         # A coroutine that is never awaited warns when collected; make that a failure.
         warnings.simplefilter("error", RuntimeWarning)
         yield

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import pytest
 
 import tailguard as tg
-from tailguard.testing import ManualClock, zero_sleeps
+from tailguard.testing import ManualClock, set_testing
 
 FAST = tg.Backoff.constant(0.001, jitter="none")
 
@@ -198,20 +198,22 @@ def test_deadline_on_a_manual_clock_without_sleeping() -> None:
     assert time.monotonic() - started < 1.0
 
 
-def test_zero_sleeps_makes_long_backoffs_instant() -> None:
+def test_testing_mode_makes_long_backoffs_instant() -> None:
     flaky = Flaky(4)
     wrapped = tg.retry(attempts=5, backoff=tg.Backoff.constant(30.0))(flaky)
     started = time.monotonic()
-    with zero_sleeps():
+    with set_testing(True):
         assert tg.is_testing()
         assert wrapped() == 5
     assert not tg.is_testing()
     assert time.monotonic() - started < 1.0
 
 
-def test_set_testing_returns_the_previous_setting() -> None:
-    assert tg.set_testing(True) is False
-    assert tg.set_testing(False) is True
+def test_set_testing_as_a_plain_call_stays_and_tells_the_previous_setting() -> None:
+    assert tg.set_testing(True).previous is False
+    assert tg.is_testing()
+    assert tg.set_testing(False).previous is True
+    assert not tg.is_testing()
 
 
 def test_budget_refusal_raises_budget_exhausted_error() -> None:

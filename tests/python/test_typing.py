@@ -82,6 +82,37 @@ NEGATIVE: list[tuple[str, str, str, bool]] = [
         False,
     ),
     ("call_checks_the_arguments", 'tg.Retry().call(fetch.__wrapped__, 2)', "arg-type", False),
+    # States and reasons are `Literal`s: a misspelt one can never match (issue 16).
+    (
+        "breaker_state_is_a_known_state",
+        'ok = breaker.state == "halfopen"',
+        "comparison-overlap",
+        False,
+    ),
+    (
+        "metrics_state_is_a_known_state",
+        'ok = breaker.metrics().state == "half-open"',
+        "comparison-overlap",
+        False,
+    ),
+    (
+        "transition_reason_is_a_known_reason",
+        'def why(t: tg.BreakerTransition) -> bool:\n    return t.reason == "timeout"',
+        "comparison-overlap",
+        False,
+    ),
+    (
+        "open_error_state_is_a_refusing_state",
+        'def closed(e: tg.CircuitOpenError) -> bool:\n    return e.state == "closed"',
+        "comparison-overlap",
+        False,
+    ),
+    (
+        "retry_error_reason_is_a_known_reason",
+        'def permanent(e: tg.RetryError) -> bool:\n    return e.reason == "not_retryable"',
+        "comparison-overlap",
+        False,
+    ),
 ]
 
 

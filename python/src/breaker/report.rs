@@ -43,14 +43,23 @@ pub(super) fn notify(listeners: &Listeners, transition: &Transition) {
 /// A snapshot of a breaker's counters.
 #[pyclass(frozen, module = "tailguard", get_all)]
 pub(crate) struct BreakerMetrics {
+    /// The state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`.
     pub(super) state: &'static str,
+    /// Calls in the window (of the current closed period or, while open or half-open, the last).
     pub(super) calls: u64,
+    /// Failed calls in the window.
     pub(super) failures: u64,
+    /// Slow calls in the window, failed or not (those that took `slow_call_duration` or longer).
     pub(super) slow_calls: u64,
+    /// `failures / calls` over the window, or `None` if there were no calls.
     pub(super) failure_rate: Option<f64>,
+    /// `slow_calls / calls` over the window, or `None` if there were no calls.
     pub(super) slow_call_rate: Option<f64>,
+    /// Failures in a row in the current closed period (counted only with `consecutive_failures`).
     pub(super) consecutive_failures: u64,
+    /// Calls refused without running, since the breaker was built.
     pub(super) rejections: u64,
+    /// Half-open probes admitted and not yet reported.
     pub(super) probes_in_flight: u32,
     /// Seconds since the breaker entered its state.
     pub(super) in_state_for: f64,
@@ -71,11 +80,13 @@ impl BreakerMetrics {
 /// A change of state, as given to listeners.
 #[pyclass(frozen, module = "tailguard", get_all)]
 pub(crate) struct BreakerTransition {
+    /// The state left: `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`.
     from_state: &'static str,
+    /// The state entered, one of the same names.
     to_state: &'static str,
     /// Why: `"failure_rate"`, `"slow_call_rate"`, `"consecutive_failures"`,
-    /// `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`
-    /// or `"manual"`.
+    /// `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`,
+    /// `"manual"`, or `"other"` for a reason a newer core gives that this binding does not name.
     reason: &'static str,
     /// Counts transitions since the breaker was built; orders reports from several threads.
     generation: u64,

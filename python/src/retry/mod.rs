@@ -13,7 +13,6 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 use tailguard::retry::{Decision, GaveUp, Next, Retry as CoreRetry, RetryConfig, RetryState};
 
 use crate::backoff::Backoff;
-use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::{convert, errors};
 
@@ -492,9 +491,11 @@ impl RetryPolicy {
     }
 }
 
+mod budget;
 mod run;
 mod sync_call;
 
+pub(crate) use self::budget::RetryBudget;
 pub(crate) use self::run::{RetryEvent, RetryRun};
 use self::sync_call::run_sync;
 pub(crate) use self::sync_call::Retrying;

@@ -13,7 +13,7 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Optional
+from typing import Literal, Optional
 
 import tailguard as tg
 from tailguard.testing import ManualClock
@@ -82,6 +82,21 @@ async def hedged(x: int) -> int:
     return x
 
 
+def describe(
+    state: Literal["closed", "open", "half_open", "forced_open", "disabled"],
+    refusing: Optional[Literal["open", "half_open", "forced_open"]] = None,
+) -> str:
+    """States are typed as the `Literal`s they are, so they pass where only those are taken."""
+    return state if refusing is None else f"{state}, refused in {refusing}"
+
+
+moves: list[str] = []
+
+
+def on_transition(t: tg.BreakerTransition) -> None:
+    moves.append(f"{describe(t.from_state)} -> {describe(t.to_state)}: {t.reason}")
+
+
 class Service:
     """Methods decorated in the class, and policies made per instance."""
 
@@ -136,6 +151,17 @@ def main() -> None:
     assert fetch.__name__ == "fetch" and fetch.__wrapped__("v") == b"v"
     assert tg.Retry(on=(ConnectionError, TimeoutError)).call(plain, 2) == "2"
     assert breaker.call(guarded, 5) == 5
+    assert describe(breaker.state) == "closed"
+    assert describe(breaker.metrics().state) == "closed"
+    watched = tg.CircuitBreaker(on_transition=on_transition)
+    watched.force_open()
+    assert moves == ["closed -> forced_open: manual"]
+    try:
+        raise tg.CircuitOpenError("refused", None, "forced_open")
+    except tg.CircuitOpenError as refused:
+        assert describe("open", refused.state) == "open, refused in forced_open"
+    reason: Literal["exhausted", "deadline", "budget"] = tg.RetryError("x", 1, 0.0, "budget").reason
+    assert reason == "budget"
     asyncio.run(run_async())
 
 
