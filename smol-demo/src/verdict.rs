@@ -128,7 +128,7 @@ fn value_text(metric: &Metric<'_>, c: &Candidate) -> String {
 
 fn ratio(best: f64, other: f64) -> String {
     if best <= 0.0 {
-        return "higher than".into();
+        return "lower than".into();
     }
     let r = other / best;
     if r < 1.05 {

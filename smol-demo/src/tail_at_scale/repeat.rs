@@ -76,7 +76,7 @@ impl Repeated {
     fn cost(&self, row: &RepeatRow) -> Option<String> {
         (row.mode != Mode::None).then(|| {
             format!(
-                "{:.*}% extra {} (median)",
+                "{:.*}% extra {}",
                 self.cost_decimals, row.extra.median, self.unit
             )
         })
@@ -109,7 +109,7 @@ impl Repeated {
                     value: r.values[p].map(|s| s.median),
                     note: r.values[p].map_or_else(String::new, |s| {
                         format!(
-                            " [{:.1}-{:.1}, lowest in {} of {}]",
+                            " [{:.1}-{:.1}, lowest in {}/{}]",
                             s.min, s.max, r.wins[p], self.runs
                         )
                     }),
@@ -117,16 +117,14 @@ impl Repeated {
                 })
                 .collect();
             let label = percentile::label(q);
+            let name = format!("{label} (median of {} runs)", self.runs);
             let metric = Metric {
-                name: &label,
+                name: &name,
                 unit: " ms",
                 decimals: 1,
                 tie: "(their ranges over the runs overlap)",
             };
-            out.push(format!(
-                "{} (median)",
-                sentence(&metric, &candidates, verdict)
-            ));
+            out.push(sentence(&metric, &candidates, verdict));
             let top = self.rows.iter().map(|r| r.wins[p]).max().unwrap_or(0);
             if top == self.runs {
                 stable.push(label);
@@ -154,7 +152,7 @@ impl Repeated {
                     text.push(' ');
                 }
                 text.push_str(&format!(
-                    "Not stable (runs won by): {}: one run does not settle these.",
+                    "Not stable, the lowest mode changed from run to run: {}.",
                     unstable.join("; ")
                 ));
             }
@@ -291,10 +289,12 @@ mod tests {
     fn an_unstable_winner_is_reported_as_such() {
         let r = aggregate(&issue_runs()).unwrap();
         let s = r.sentences();
-        let p99 = s.iter().find(|s| s.starts_with("p99:")).unwrap();
+        let p99 = s.iter().find(|s| s.starts_with("p99 ")).unwrap();
         // Adaptive has the lower median (15.7 vs 16.95), but fixed is simpler and overlaps.
         assert!(
-            p99.starts_with("p99: adaptive was lowest (15.7 ms [13.8-32.9, lowest in 2 of 4]"),
+            p99.starts_with(
+                "p99 (median of 4 runs): adaptive was lowest (15.7 ms [13.8-32.9, lowest in 2/4]"
+            ),
             "{p99}"
         );
         assert!(
