@@ -8,6 +8,7 @@ pub mod measured;
 pub mod plot;
 pub mod repeat;
 pub mod sim;
+pub mod sweep;
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
@@ -131,6 +132,10 @@ pub struct TailAtScaleArgs {
     /// extra load (by default fixed hedging has no budget, as in the paper).
     #[arg(long)]
     pub equal_budget: bool,
+    /// Compare at equal cost: run fixed hedging at 5, 10, 20 and 40 ms and adaptive hedging
+    /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
+    #[arg(long, conflicts_with = "repeat")]
+    pub sweep: bool,
 }
 
 impl TailAtScaleArgs {
@@ -188,16 +193,24 @@ impl TailAtScaleArgs {
         Ok(config)
     }
 
-    /// Where the live run writes its plot.
+    /// Where the live run (or the sweep) writes its plot.
     pub fn out_path(&self) -> PathBuf {
+        let name = if self.sweep {
+            "tailguard-tail-at-scale-sweep.svg"
+        } else {
+            "tailguard-tail-at-scale.svg"
+        };
         self.out
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("tailguard-tail-at-scale.svg"))
+            .unwrap_or_else(|| std::env::temp_dir().join(name))
     }
 }
 
 /// Runs the command; returns what to print, or an error message.
 pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
+    if args.sweep {
+        return sweep::run(args);
+    }
     if !args.sim {
         return run_live(args);
     }
@@ -267,7 +280,7 @@ pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
-fn sim_heading(config: &SimConfig) -> String {
+pub(crate) fn sim_heading(config: &SimConfig) -> String {
     format!(
         "The Tail at Scale, simulated: {} requests x {} keys over {} replicas (seed {}), each \
          replica stalled {:.3}% of the time",
