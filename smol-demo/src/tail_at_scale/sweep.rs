@@ -74,24 +74,36 @@ impl Point {
     }
 
     fn name(&self) -> String {
-        format!("{} {}", self.mode.name(), self.setting)
+        match self.mode {
+            Mode::None => self.mode.name().to_string(),
+            _ => format!("{} {}", self.mode.name(), self.setting),
+        }
     }
 }
 
-/// The points on the frontier of one percentile: no other point has both less (or equal)
-/// extra load and a lower (or equal) value, one of them strictly.
+/// Extra loads this close (5 % of the larger, or 0.01 points) count as the same cost.
+fn same_cost(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 0.01f64.max(0.05 * a.abs().max(b.abs()))
+}
+
+/// The points on the frontier of one percentile, cheapest first: no other point costs the same
+/// or less (see [`same_cost`]) with a lower value, or less with the same value.
 pub fn frontier(points: &[Point], p999: bool) -> Vec<usize> {
     let dominated = |i: usize| {
         let (a, va) = (&points[i], points[i].value(p999));
         let Some(va) = va else { return true };
         points.iter().any(|b| match b.value(p999) {
             Some(vb) => {
-                b.extra_pct <= a.extra_pct && vb <= va && (b.extra_pct < a.extra_pct || vb < va)
+                let cheaper = b.extra_pct < a.extra_pct && !same_cost(a.extra_pct, b.extra_pct);
+                let no_dearer = b.extra_pct <= a.extra_pct || same_cost(a.extra_pct, b.extra_pct);
+                (no_dearer && vb < va) || (cheaper && vb <= va)
             }
             None => false,
         })
     };
-    (0..points.len()).filter(|&i| !dominated(i)).collect()
+    let mut on: Vec<usize> = (0..points.len()).filter(|&i| !dominated(i)).collect();
+    on.sort_by(|&i, &j| points[i].extra_pct.total_cmp(&points[j].extra_pct));
+    on
 }
 
 /// The table of every point.
@@ -384,9 +396,15 @@ mod tests {
     #[test]
     fn the_frontier_keeps_what_nothing_beats_on_both() {
         let points = sweep();
-        // none (cheapest), fixed 40 ms, adaptive 1 %, fixed 10 ms, fixed 5 ms; adaptive 5 %
+        // Cheapest first: none, fixed 40 ms, adaptive 1 %, fixed 10 ms, fixed 5 ms; adaptive 5 %
         // costs what fixed 5 ms costs and is slower.
-        assert_eq!(frontier(&points, false), vec![0, 1, 2, 3, 4]);
+        assert_eq!(frontier(&points, false), vec![0, 3, 4, 2, 1]);
+        // A point slower at (nearly) the same cost is off it; one as fast at (nearly) the
+        // same cost ties, and both stay.
+        let mut close = sweep();
+        close.push(point(Mode::Fixed, "20ms", 1.51, Some(20.0)));
+        close.push(point(Mode::Adaptive, "2% budget", 3.9, Some(12.0)));
+        assert_eq!(frontier(&close, false), vec![0, 3, 4, 2, 7, 1]);
         assert!(frontier(&points, true).is_empty());
         let s = sentences(&points);
         assert!(
