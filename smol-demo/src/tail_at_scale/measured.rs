@@ -31,6 +31,8 @@ pub struct Row {
     pub max_ms: Option<f64>,
     /// Extra calls (or reads) beyond one per key, in percent.
     pub extra_pct: f64,
+    /// Requests that failed (their latency is in the samples too).
+    pub errors: u64,
 }
 
 /// The table of one run: modes simplest first.
@@ -63,6 +65,7 @@ impl Measured {
                         .collect(),
                     max_ms: r.load.histogram.max().map(|d| d.as_secs_f64() * 1e3),
                     extra_pct: r.extra_pct,
+                    errors: r.load.errors,
                 })
                 .collect(),
             unit: "calls",
@@ -84,6 +87,7 @@ impl Measured {
                     values: vec![ms(r.p50), ms(r.p99), ms(r.p999)],
                     max_ms: ms(Some(r.max)),
                     extra_pct: r.extra_pct,
+                    errors: 0,
                 })
                 .collect(),
             unit: "reads",
@@ -132,7 +136,7 @@ impl Measured {
                 .map(|r| Candidate {
                     name: r.mode.name().to_string(),
                     value: r.values[p],
-                    note: String::new(),
+                    note: errors_note(r.errors),
                     cost: self.cost(r),
                 })
                 .collect();
@@ -152,7 +156,16 @@ impl Measured {
     }
 }
 
-/// `p99.9: n/a (750 samples per mode; it needs 10000).`
+/// ` with 356 errors` when requests failed: a fast failure is no win.
+pub fn errors_note(errors: u64) -> String {
+    if errors == 0 {
+        String::new()
+    } else {
+        format!(" with {errors} errors")
+    }
+}
+
+/// `p99.9: n/a, 750 samples per mode are too few (...)`.
 pub fn unsupported_sentence(percentiles: &[f64], samples: u64, per: &str) -> Option<String> {
     if percentiles.is_empty() {
         return None;
@@ -271,6 +284,7 @@ pub(crate) mod tests {
                     values: values.to_vec(),
                     max_ms: values[3].or(values[2]),
                     extra_pct,
+                    errors: 0,
                 })
                 .collect(),
             unit: "calls",
@@ -323,6 +337,13 @@ pub(crate) mod tests {
         let s = m.sentences(Noise::LIVE, "within noise");
         assert!(s[0].starts_with("p50: none was best, 2.0 ms; "), "{s:?}");
         assert!(s[1].starts_with("p90: none was best, 3.0 ms; "), "{s:?}");
+        let mut failing = m.clone();
+        failing.rows[2].errors = 356;
+        let s = failing.sentences(Noise::LIVE, "within noise");
+        assert!(
+            s[1].ends_with("(4.5 ms with 356 errors for 5.0% extra calls)."),
+            "{s:?}"
+        );
         assert_eq!(
             s[2],
             "p99, p99.9: n/a, 750 samples per mode are too few (p99 needs 1000, p99.9 needs \

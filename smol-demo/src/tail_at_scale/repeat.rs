@@ -1,7 +1,7 @@
 //! Repeated runs (`tail-at-scale --repeat N`, the tour's rounds): the median and range of each
 //! percentile per mode, how often each mode won it, and whether the winner was stable.
 
-use super::measured::{align, unsupported_sentence, Measured};
+use super::measured::{align, errors_note, unsupported_sentence, Measured};
 use super::sim::Mode;
 use crate::percentile;
 use crate::verdict::{judge, sentence, spread, wins, Candidate, Metric, Spread};
@@ -21,6 +21,8 @@ pub struct RepeatRow {
     pub wins: Vec<usize>,
     /// The spread of its extra load, in percent.
     pub extra: Spread,
+    /// Its failed requests over every run.
+    pub errors: u64,
 }
 
 /// Every mode over every run.
@@ -61,6 +63,7 @@ pub fn aggregate(runs: &[Measured]) -> Option<Repeated> {
             wins: win_counts.iter().map(|w| w[m]).collect(),
             extra: spread(runs.iter().map(|r| Some(r.rows[m].extra_pct)))
                 .expect("every run has an extra load"),
+            errors: runs.iter().map(|r| r.rows[m].errors).sum(),
         })
         .collect();
     Some(Repeated {
@@ -109,8 +112,12 @@ impl Repeated {
                     value: r.values[p].map(|s| s.median),
                     note: r.values[p].map_or_else(String::new, |s| {
                         format!(
-                            " [{:.1}-{:.1}, lowest in {}/{}]",
-                            s.min, s.max, r.wins[p], self.runs
+                            " [{:.1}-{:.1}, lowest in {}/{}]{}",
+                            s.min,
+                            s.max,
+                            r.wins[p],
+                            self.runs,
+                            errors_note(r.errors)
                         )
                     }),
                     cost: self.cost(r),

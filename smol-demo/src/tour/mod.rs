@@ -9,7 +9,12 @@
 //!    outlives the deadline is cut, and the server is done within the deadline;
 //! 3. retry and the herd: the live [`herd`](crate::herd::live), short;
 //! 4. the [circuit breaker](breaker) of one replica tripping during its outage and closing after;
-//! 5. hedging against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live), short.
+//! 5. hedging against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live), short,
+//!    in rounds, with fixed and adaptive hedging at one budget.
+//!
+//! Every conclusion it prints under a table is drawn from that table
+//! ([`verdict`](crate::verdict)): the best mode per measure, and whether a simpler one did as
+//! well; percentiles follow [the sample rule](crate::percentile).
 //!
 //! It takes about 20 s (`--quick`: about 10 s) and prints plain text when stdout is not a
 //! terminal.
