@@ -62,6 +62,9 @@ pub struct Point {
     pub p99: Option<f64>,
     /// p99.9 in ms, if supported.
     pub p999: Option<f64>,
+    /// Requests that failed (live), or key reads that missed the deadline (simulated): such a
+    /// point is left off the frontier, its cost and latency are not comparable.
+    pub errors: u64,
 }
 
 impl Point {
@@ -87,19 +90,27 @@ fn same_cost(a: f64, b: f64) -> bool {
 }
 
 /// The points on the frontier of one percentile, cheapest first: no other point costs the same
-/// or less (see [`same_cost`]) with a lower value, or less with the same value.
+/// or less (see [`same_cost`]) with a lower value, or less with the same value. Points with
+/// errors are left off.
 pub fn frontier(points: &[Point], p999: bool) -> Vec<usize> {
     let dominated = |i: usize| {
         let (a, va) = (&points[i], points[i].value(p999));
         let Some(va) = va else { return true };
-        points.iter().any(|b| match b.value(p999) {
-            Some(vb) => {
-                let cheaper = b.extra_pct < a.extra_pct && !same_cost(a.extra_pct, b.extra_pct);
-                let no_dearer = b.extra_pct <= a.extra_pct || same_cost(a.extra_pct, b.extra_pct);
-                (no_dearer && vb < va) || (cheaper && vb <= va)
-            }
-            None => false,
-        })
+        if a.errors > 0 {
+            return true;
+        }
+        points
+            .iter()
+            .filter(|b| b.errors == 0)
+            .any(|b| match b.value(p999) {
+                Some(vb) => {
+                    let cheaper = b.extra_pct < a.extra_pct && !same_cost(a.extra_pct, b.extra_pct);
+                    let no_dearer =
+                        b.extra_pct <= a.extra_pct || same_cost(a.extra_pct, b.extra_pct);
+                    (no_dearer && vb < va) || (cheaper && vb <= va)
+                }
+                None => false,
+            })
     };
     let mut on: Vec<usize> = (0..points.len()).filter(|&i| !dominated(i)).collect();
     on.sort_by(|&i, &j| points[i].extra_pct.total_cmp(&points[j].extra_pct));
@@ -109,7 +120,7 @@ pub fn frontier(points: &[Point], p999: bool) -> Vec<usize> {
 /// The table of every point.
 pub fn table(points: &[Point]) -> String {
     let mut rows = vec![[
-        "mode", "setting", "samples", "extra %", "p99 ms", "p99.9 ms",
+        "mode", "setting", "samples", "extra %", "p99 ms", "p99.9 ms", "errors",
     ]
     .map(String::from)
     .to_vec()];
@@ -122,6 +133,7 @@ pub fn table(points: &[Point]) -> String {
             format!("{:.2}", p.extra_pct),
             cell(p.p99),
             cell(p.p999),
+            p.errors.to_string(),
         ]);
     }
     align(&rows)
@@ -130,6 +142,17 @@ pub fn table(points: &[Point]) -> String {
 /// For each percentile: which points are on the frontier, and how many of each hedging mode.
 pub fn sentences(points: &[Point]) -> Vec<String> {
     let mut out = Vec::new();
+    let failed: Vec<String> = points
+        .iter()
+        .filter(|p| p.errors > 0)
+        .map(|p| format!("{} ({} errors)", p.name(), p.errors))
+        .collect();
+    if !failed.is_empty() {
+        out.push(format!(
+            "Left off the frontier, requests failed: {}.",
+            failed.join(", ")
+        ));
+    }
     for (p999, label) in [(false, "p99"), (true, "p99.9")] {
         if points.iter().all(|p| p.value(p999).is_none()) {
             let fewest = points.iter().map(|p| p.samples).min().unwrap_or(0);
@@ -305,6 +328,7 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
                 samples: r.requests as u64,
                 p99: ms(r.p99),
                 p999: ms(r.p999),
+                errors: r.timed_out_keys,
             })
             .collect::<Vec<_>>();
         (super::sim_heading(&config), points)
@@ -338,6 +362,7 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
                 samples: r.load.histogram.count(),
                 p99: crate::percentile::of_ms(&r.load.histogram, 0.99),
                 p999: crate::percentile::of_ms(&r.load.histogram, 0.999),
+                errors: r.load.errors,
             });
         }
         (live::heading(&config), points)
@@ -356,6 +381,7 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
                     "samples": p.samples,
                     "p99_ms": crate::percentile::json_ms(p.p99),
                     "p999_ms": crate::percentile::json_ms(p.p999),
+                    "errors": p.errors,
                 })
             })
             .collect();
@@ -379,6 +405,7 @@ mod tests {
             samples: 2000,
             p99,
             p999: None,
+            errors: 0,
         }
     }
 
@@ -405,6 +432,17 @@ mod tests {
         close.push(point(Mode::Fixed, "20ms", 1.51, Some(20.0)));
         close.push(point(Mode::Adaptive, "2% budget", 3.9, Some(12.0)));
         assert_eq!(frontier(&close, false), vec![0, 3, 4, 2, 7, 1]);
+        // A point whose requests failed is off it, however cheap and fast, and said so.
+        let mut failing = sweep();
+        failing.push(Point {
+            errors: 356,
+            ..point(Mode::Adaptive, "1% budget", -8.0, Some(1.0))
+        });
+        assert_eq!(frontier(&failing, false), vec![0, 3, 4, 2, 1]);
+        assert_eq!(
+            sentences(&failing)[0],
+            "Left off the frontier, requests failed: adaptive 1% budget (356 errors)."
+        );
         assert!(frontier(&points, true).is_empty());
         let s = sentences(&points);
         assert!(
