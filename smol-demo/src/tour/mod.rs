@@ -172,10 +172,7 @@ fn section_timeouts(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
     ));
     let cases = timeouts::run(rt)?;
     out.table(&timeouts::table(&cases));
-    out.note(
-        "Each misbehaving client was cut at its own limit (the head's by closing the \
-         connection, the bodies' with 408), and the ordinary request was answered meanwhile.",
-    );
+    out.note(&timeouts::summary(&cases));
     Ok(())
 }
 
@@ -313,11 +310,7 @@ fn section_breaker(out: &Out, rt: &Runtime, quick: bool) -> Result<(), Experimen
     ));
     let rows = breaker::run(rt, plan)?;
     out.table(&breaker::table(&rows));
-    out.note(
-        "While replica 1 was down its breaker opened after a few failed calls, its keys went \
-         to replica 2, and each probe found it still down (probing, reopened); once it was \
-         back a probe succeeded, the breaker closed and traffic returned.",
-    );
+    out.note(&breaker::summary(&rows));
     Ok(())
 }
 
