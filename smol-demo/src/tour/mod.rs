@@ -188,8 +188,7 @@ fn section_shutdown(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
     out.table(&shutdown::table(&run));
     out.note(&format!(
         "{} of {} requests in flight finished normally; the new connection was {}; the one \
-         that needed 5 s was cut at the deadline; the server was done {} after the shutdown \
-         began (deadline {}).",
+         that needed 5 s {}; the server was done {} after the shutdown began (deadline {}{}).",
         run.short
             .iter()
             .filter(|(seen, _)| matches!(seen, raw::Seen::Response(200, _)))
@@ -200,8 +199,26 @@ fn section_shutdown(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
         } else {
             "not refused (unexpected)"
         },
+        match &run.long.0 {
+            raw::Seen::Response(200, _) => format!("finished (after {})", ms(run.long.1)),
+            seen if run.long.1 + Duration::from_millis(250) >= run.deadline => format!(
+                "was cut at the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+            seen => format!(
+                "ended before the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+        },
         ms(run.stopped_after),
-        ms(run.deadline)
+        ms(run.deadline),
+        if run.stopped_after <= run.deadline + Duration::from_millis(250) {
+            ""
+        } else {
+            ": later than it"
+        }
     ));
     Ok(())
 }
