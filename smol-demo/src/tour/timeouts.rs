@@ -152,14 +152,14 @@ pub fn summary(cases: &[TimeoutCase]) -> String {
     for case in cases {
         match case.limit_after {
             Some(limit) if cut_at_limit(case, limit) => cut.push(format!(
-                "the one that {} after {} ({}: {})",
+                "the client that {} ({} after {}; {})",
                 case.client,
+                case.seen.brief(),
                 ms(case.after),
-                case.limit,
-                case.seen.brief()
+                case.limit
             )),
             Some(_) => not_cut.push(format!(
-                "the one that {} was not cut at its limit ({}): it saw {} after {}",
+                "the client that {} was not cut at its limit ({}): it saw {} after {}",
                 case.client,
                 case.limit,
                 case.seen.brief(),
@@ -229,8 +229,9 @@ mod tests {
         ]);
         assert_eq!(
             ok,
-            "Cut at its own limit: the one that stalls after 302 ms (limit 300 ms: 408 Request \
-             Timeout (body_idle)). The ordinary request was answered meanwhile, after 3.0 ms."
+            "Cut at its own limit: the client that stalls (408 Request Timeout (body_idle) \
+             after 302 ms; limit 300 ms). The ordinary request was answered meanwhile, after \
+             3.0 ms."
         );
         // Cut far too late, or never, or the ordinary request failing: said so.
         let bad = summary(&[
