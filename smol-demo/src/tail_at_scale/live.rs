@@ -362,3 +362,40 @@ pub fn rows(reports: &[LiveModeReport]) -> String {
     let errors: Vec<String> = reports.iter().map(|r| r.load.errors.to_string()).collect();
     text_table(&Measured::live(reports), &[("errors", errors)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_budget_gives_fixed_hedging_the_adaptive_budget() {
+        let addr = vec![SocketAddr::from(([127, 0, 0, 1], 1))];
+        let paper = LiveConfig::default();
+        assert_eq!(
+            paper
+                .gateway_config(addr.clone(), Mode::Fixed)
+                .hedge_budget_ratio,
+            UNLIMITED_BUDGET
+        );
+        let equal = LiveConfig {
+            equal_budget: true,
+            budget_ratio: 0.02,
+            ..LiveConfig::default()
+        };
+        for mode in [Mode::Fixed, Mode::Adaptive] {
+            assert_eq!(
+                equal.gateway_config(addr.clone(), mode).hedge_budget_ratio,
+                0.02
+            );
+        }
+        assert!(heading(&equal).contains("share one budget, 2% extra calls"));
+        assert!(equal.validate().is_ok());
+    }
+
+    #[test]
+    fn the_default_run_supports_p99() {
+        let config = LiveConfig::default();
+        let samples = (config.rate * config.duration.as_secs_f64()) as u64;
+        assert!(crate::percentile::supported(0.99, samples), "{samples}");
+    }
+}

@@ -492,6 +492,19 @@ mod tests {
     }
 
     #[test]
+    fn equal_budget_is_in_the_fixed_mode_setting() {
+        let paper = SimConfig::default();
+        assert_eq!(Mode::Fixed.setting(&paper), "10ms, no budget");
+        let equal = SimConfig {
+            equal_budget: true,
+            ..SimConfig::default()
+        };
+        assert_eq!(Mode::Fixed.setting(&equal), "10ms, 2% budget");
+        assert_eq!(Mode::Adaptive.setting(&equal), "p99, 2% budget");
+        assert!(Mode::Fixed.policy(&equal).is_ok());
+    }
+
+    #[test]
     fn bad_sizes_are_refused() {
         let bad = SimConfig {
             replicas: 1,
