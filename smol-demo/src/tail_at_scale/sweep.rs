@@ -90,7 +90,7 @@ fn same_cost(a: f64, b: f64) -> bool {
 }
 
 /// The points on the frontier of one percentile, cheapest first: no other point costs the same
-/// or less (see [`same_cost`]) with a lower value, or less with the same value. Points with
+/// or less (within 5 % or 0.01 points) with a lower value, or less with the same value. Points with
 /// errors are left off.
 pub fn frontier(points: &[Point], p999: bool) -> Vec<usize> {
     let dominated = |i: usize| {
