@@ -19,6 +19,7 @@ pub mod args;
 pub mod contention;
 pub mod live;
 pub mod storm;
+pub mod summary;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -139,6 +140,9 @@ impl HerdReport {
                 "{:<26} {:>14} {:>13.2}x",
                 label, run.backend_calls, run.amplification
             );
+        }
+        for line in summary::sim_sentences(self) {
+            let _ = writeln!(out, "{line}");
         }
         out
     }

@@ -100,3 +100,27 @@ fn the_json_is_keyed_by_strategy() {
     }
     assert_eq!(json["storm"]["without_budget"]["amplification"], 243.0);
 }
+
+#[test]
+fn the_conclusions_are_drawn_from_the_tables() {
+    let config = HerdConfig::new(100, 1);
+    let report = run(&config);
+    let text = report.to_table(&config);
+    // The budget wins the storm, by the ratio the table shows.
+    let storm = &report.storm;
+    let ratio = storm.without_budget.backend_calls as f64 / storm.with_budget.backend_calls as f64;
+    assert!(
+        text.contains(&format!(
+            "Retry storm, backend calls: 10% budget per layer was best, {}; {ratio:.0}x lower \
+             than no budget ({})",
+            storm.with_budget.backend_calls, storm.without_budget.backend_calls
+        )),
+        "{text}"
+    );
+    // Exponential backoff without jitter is never named best for completion time.
+    assert!(text.contains("Contention, completion: "), "{text}");
+    assert!(
+        !text.contains("Contention, completion: exponential was"),
+        "{text}"
+    );
+}

@@ -96,6 +96,25 @@ fn three_modes_run_and_the_plot_has_three_lines() {
         "adaptive p99 {p99_adaptive:.1} ms vs none {p99_none:.1} ms"
     );
 
+    // 200 samples per mode support p50 and p90, not p99 (1,000) nor p99.9 (10,000): the JSON
+    // says null next to the sample count, the table n/a, and no sentence claims them.
+    let json = live::to_json(&reports);
+    for mode in ["none", "fixed", "adaptive"] {
+        assert_eq!(json[mode]["samples"], 200, "{json}");
+        assert!(json[mode]["p90_ms"].is_f64(), "{json}");
+        assert!(json[mode]["p99_ms"].is_null(), "{json}");
+        assert!(json[mode]["p999_ms"].is_null(), "{json}");
+    }
+    let text = live::table(&config, &reports);
+    eprintln!("{text}");
+    assert!(text.contains("n/a"), "{text}");
+    assert!(text.contains("p90: "), "{text}");
+    assert!(
+        text.contains("p99, p99.9: n/a, 200 samples per mode are too few"),
+        "{text}"
+    );
+    assert!(!text.contains("p99: "), "{text}");
+
     // The plot: a valid SVG document with one line per mode, each in its own colour.
     let path = std::env::temp_dir().join(format!("tailguard-test-{}.svg", std::process::id()));
     write_plot(&config, &reports, &path).expect("the plot is written");
@@ -111,9 +130,9 @@ fn three_modes_run_and_the_plot_has_three_lines() {
     let lines = series_lines(&svg);
     let curves: Vec<&(String, usize)> = lines.iter().filter(|(_, points)| *points > 20).collect();
     assert_eq!(curves.len(), 3, "{lines:?}");
-    let mut colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
-    colours.dedup();
-    assert_eq!(colours.len(), 3, "three colours: {lines:?}");
+    let colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
+    // Black, orange and blue (Okabe-Ito): none, fixed, adaptive, told apart by every reader.
+    assert_eq!(colours, ["#000000", "#E69F00", "#0072B2"], "{lines:?}");
     for name in [
         "none (off)",
         "fixed (fixed:10ms)",

@@ -1,5 +1,6 @@
 //! The Tail at Scale experiment: adaptive hedging cuts the 99.9th percentile of whole-request
-//! latency by at least 10x for at most 5 % extra reads.
+//! latency by at least 10x for at most 5 % extra reads (on fewer requests than p99.9 needs, the
+//! slowest request instead).
 //!
 //! The model is `SimConfig::default()`, the one `tailguard-demo tail-at-scale --sim` runs. A
 //! debug build simulates its 20 million hedged key reads too slowly for a unit test, so the
@@ -11,20 +12,28 @@ use std::time::Duration;
 
 use tailguard_demo::tail_at_scale::sim::{run_modes, Mode, ModeReport, SimConfig};
 
+/// The claim about the tail: p99.9 when there are enough requests to support it (10,000),
+/// otherwise the slowest request.
+fn tail(report: &ModeReport) -> Duration {
+    report.p999.unwrap_or(report.max)
+}
+
 fn assert_the_claim(config: &SimConfig) -> (ModeReport, ModeReport) {
     let reports = run_modes(config, &[Mode::None, Mode::Adaptive]).unwrap();
     let (none, adaptive) = (reports[0].clone(), reports[1].clone());
     eprintln!("{none:?}\n{adaptive:?}");
     assert_eq!(none.requests, config.requests);
+    assert_eq!(none.p999.is_some(), config.requests >= 10_000);
     // The model has the shape of the paper's: a fast median, a tail made of stalls.
-    assert!(none.p50 < Duration::from_millis(20), "{none:?}");
-    assert!(none.p999 > Duration::from_millis(200), "{none:?}");
+    let p50 = |r: &ModeReport| r.p50.expect("the median is supported");
+    assert!(p50(&none) < Duration::from_millis(20), "{none:?}");
+    assert!(tail(&none) > Duration::from_millis(200), "{none:?}");
     assert_eq!(none.stats.hedges_sent, 0);
     // The claim.
-    let cut = none.p999.as_secs_f64() / adaptive.p999.as_secs_f64();
+    let cut = tail(&none).as_secs_f64() / tail(&adaptive).as_secs_f64();
     assert!(
         cut >= 10.0,
-        "p99.9 cut only {cut:.1}x: {none:?} vs {adaptive:?}"
+        "the tail cut only {cut:.1}x: {none:?} vs {adaptive:?}"
     );
     assert!(adaptive.extra_pct <= 5.0, "{adaptive:?}");
     assert!(
@@ -32,7 +41,7 @@ fn assert_the_claim(config: &SimConfig) -> (ModeReport, ModeReport) {
         "the budget was respected: {adaptive:?}"
     );
     // Hedging must not hurt the median, nor leave keys unread.
-    assert!(adaptive.p50 <= none.p50, "{adaptive:?}");
+    assert!(p50(&adaptive) <= p50(&none), "{adaptive:?}");
     assert_eq!(adaptive.timed_out_keys, 0);
     (none, adaptive)
 }

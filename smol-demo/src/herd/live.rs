@@ -41,7 +41,7 @@ use crate::backend::{BackendConfig, Backends, LatencyDist, Outage, OutageMode, P
 use crate::client::{ClientConfig, Pool};
 use crate::experiment::ExperimentError;
 use crate::load::open_loop::open_loop;
-use crate::load::LatencySummary;
+use crate::percentile;
 use crate::rt::Exec;
 
 /// The retry behaviours compared.
@@ -311,10 +311,15 @@ pub struct HerdRun {
     /// From the backend coming back until the success rate stayed high, in milliseconds;
     /// `None` if it never did within the run.
     pub recovery_ms: Option<f64>,
-    /// The median latency of requests that arrived after the backend came back, in ms.
-    pub after_p50_ms: f64,
-    /// Their 99th percentile, in ms.
-    pub after_p99_ms: f64,
+    /// Requests that arrived after the backend came back and ended (their latency samples).
+    pub after_samples: u64,
+    /// The median latency of those requests, in ms (like every percentile here, `null` without
+    /// at least 10 samples beyond it: [the rule](crate::percentile)).
+    pub after_p50_ms: Option<f64>,
+    /// Their 90th percentile, in ms (needs 100 samples).
+    pub after_p90_ms: Option<f64>,
+    /// Their 99th percentile, in ms (needs 1,000 samples).
+    pub after_p99_ms: Option<f64>,
     /// The success-rate timeline after the backend came back.
     pub timeline: Vec<Window>,
 }
@@ -347,38 +352,42 @@ impl LiveHerdReport {
 
     /// The table's rows, with their header line.
     pub fn rows(&self, config: &LiveHerdConfig) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<26} {:>9} {:>7} {:>15} {:>8} {:>7} {:>10} {:>10}",
+        let mut rows = vec![[
             "clients",
             "recovery",
             "wasted",
             "(503, refused)",
             "req ok",
             "failed",
-            "p50 after",
-            "p99 after"
-        );
+            "cut",
+            "after: n",
+            "p50",
+            "p90",
+            "p99",
+        ]
+        .map(String::from)
+        .to_vec()];
+        let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0} ms"));
         for run in &self.runs {
             let recovery = match run.recovery_ms {
                 Some(ms) => format!("{ms:.0} ms"),
                 None => format!("> {:.1} s", config.after.as_secs_f64()),
             };
-            let _ = writeln!(
-                out,
-                "{:<26} {:>9} {:>7} {:>15} {:>8} {:>7} {:>10} {:>10}",
+            rows.push(vec![
                 run.mode.describe(config),
                 recovery,
-                run.wasted_calls,
+                run.wasted_calls.to_string(),
                 format!("({}, {})", run.rejected, run.refused),
-                run.requests_ok,
-                run.requests_failed,
-                format!("{:.0} ms", run.after_p50_ms),
-                format!("{:.0} ms", run.after_p99_ms)
-            );
+                run.requests_ok.to_string(),
+                run.requests_failed.to_string(),
+                run.requests_cut.to_string(),
+                run.after_samples.to_string(),
+                ms(run.after_p50_ms),
+                ms(run.after_p90_ms),
+                ms(run.after_p99_ms),
+            ]);
         }
-        out
+        crate::tail_at_scale::measured::align(&rows)
     }
 
     /// The table, with a heading that states the setting.
@@ -399,8 +408,9 @@ impl LiveHerdReport {
         let _ = writeln!(
             out,
             "Retries: up to {} attempts within {:?}, backoff {:?} doubling to {:?}; recovery = \
-             until every {:?} window has >= {:.0}% of calls ok; p50/p99 after = latency of the \
-             requests that arrived after the return",
+             until every {:?} window has >= {:.0}% of calls ok; cut = still retrying when the \
+             run ended; after = latency of the n requests that arrived after the return (n/a: \
+             fewer than 10 samples beyond the percentile)",
             config.max_attempts,
             config.max_elapsed,
             config.base_delay,
@@ -409,6 +419,9 @@ impl LiveHerdReport {
             config.high * 100.0
         );
         out.push_str(&self.rows(config));
+        for line in super::summary::live_sentences(self, config) {
+            let _ = writeln!(out, "{line}");
+        }
         out
     }
 }
@@ -531,7 +544,7 @@ fn summarize(
     for o in outcomes.iter().filter(|o| o.due >= back) {
         after.record(o.done.saturating_sub(o.due));
     }
-    let after = LatencySummary::of(&after);
+    let after_ms = |q: f64| percentile::of_ms(&after, q).map(|v| (v * 1000.0).round() / 1000.0);
     HerdRun {
         mode,
         requests,
@@ -546,8 +559,10 @@ fn summarize(
         other_errors,
         wasted_calls: rejected + refused + other_errors,
         recovery_ms: recovery(config, &timeline),
-        after_p50_ms: after.p50_ms,
-        after_p99_ms: after.p99_ms,
+        after_samples: after.count(),
+        after_p50_ms: after_ms(0.5),
+        after_p90_ms: after_ms(0.9),
+        after_p99_ms: after_ms(0.99),
         timeline,
     }
 }

@@ -32,6 +32,7 @@ use serde::Serialize;
 use tailguard::shutdown::Shutdown;
 use tailguard::ConfigError;
 
+use super::measured::{row_json, text_table, Measured};
 use super::sim::Mode;
 use crate::backend::{BackendConfig, Backends, LatencyDist, Profile, Stalls};
 use crate::experiment::ExperimentError;
@@ -39,6 +40,7 @@ use crate::gateway::{Gateway, GatewayConfig, HedgeMode};
 use crate::load::{self, LoadConfig, LoadReport};
 use crate::rt::Exec;
 use crate::server::{Server, ServerConfig};
+use crate::verdict::Noise;
 
 /// Everything that defines one live run. `Default` is what `tail-at-scale` runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,9 @@ pub struct LiveConfig {
     pub duration: Duration,
     /// The `fixed` mode's hedging delay.
     pub fixed_delay: Duration,
+    /// Whether the `fixed` mode gets the `adaptive` mode's budget (`budget_ratio`), to compare
+    /// the two at equal extra load; by default it has none, as in the paper.
+    pub equal_budget: bool,
     /// The percentile of recent call latency the `adaptive` mode hedges at, in (0, 1).
     pub adaptive_percentile: f64,
     /// The `adaptive` mode's budget: hedges ≤ ratio × calls.
@@ -67,8 +72,9 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     /// 8 replicas with a log-normal service time around 2 ms, each stalling for 20–60 ms about
-    /// every 2 s (2 % of the time); fan-outs of 8 keys at 150/s for 5 s per mode; fixed
-    /// hedging at 10 ms; adaptive hedging at p95 within a 5 % budget.
+    /// every 2 s (2 % of the time); fan-outs of 8 keys at 250/s for 5 s per mode (1,250
+    /// samples: enough for p99, which needs 1,000); fixed hedging at 10 ms; adaptive hedging at
+    /// p95 within a 5 % budget.
     fn default() -> Self {
         LiveConfig {
             replicas: 8,
@@ -81,9 +87,10 @@ impl Default for LiveConfig {
                 every: Duration::from_secs(2),
                 length: Duration::from_millis(40),
             },
-            rate: 150.0,
+            rate: 250.0,
             duration: Duration::from_secs(5),
             fixed_delay: Duration::from_millis(10),
+            equal_budget: false,
             adaptive_percentile: 0.95,
             budget_ratio: 0.05,
             seed: 2013,
@@ -151,6 +158,9 @@ impl LiveConfig {
     pub fn gateway_config(&self, replicas: Vec<SocketAddr>, mode: Mode) -> GatewayConfig {
         let (hedge, budget) = match mode {
             Mode::None => (HedgeMode::Off, self.budget_ratio),
+            Mode::Fixed if self.equal_budget => {
+                (HedgeMode::Fixed(self.fixed_delay), self.budget_ratio)
+            }
             Mode::Fixed => (HedgeMode::Fixed(self.fixed_delay), UNLIMITED_BUDGET),
             Mode::Adaptive => (
                 HedgeMode::Adaptive(self.adaptive_percentile),
@@ -280,78 +290,112 @@ pub async fn run_mode(
     })
 }
 
-/// The reports as one JSON object keyed by mode.
+/// The reports as one JSON object keyed by mode: every percentile (`null` without at least 10
+/// samples beyond it), `samples`, `max_ms`, `extra_pct` and the counts.
 pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
+    let measured = Measured::live(reports);
     let mut object = serde_json::Map::new();
-    for r in reports {
-        let l = &r.load.latency;
-        object.insert(
-            r.mode.name().to_owned(),
-            serde_json::json!({
-                "hedge": r.hedge,
-                "p50_ms": l.p50_ms,
-                "p90_ms": l.p90_ms,
-                "p99_ms": l.p99_ms,
-                "p999_ms": l.p999_ms,
-                "max_ms": l.max_ms,
-                "extra_pct": r.extra_pct,
-                "requests": r.load.sent,
-                "ok": r.load.ok,
-                "errors": r.load.errors,
-                "dropped": r.load.dropped,
-                "fanouts": r.fanouts,
-                "backend_calls": r.backend_calls,
-                "hedges_sent": r.hedges_sent,
-                "hedges_won": r.hedges_won,
-                "hedge_budget_refusals": r.hedge_budget_refusals,
-                "keys_missing": r.keys_missing,
-            }),
-        );
+    for (r, row) in reports.iter().zip(&measured.rows) {
+        let mut mode = row_json(&measured, row);
+        mode.insert("hedge".into(), r.hedge.clone().into());
+        for (key, value) in [
+            ("requests", r.load.sent),
+            ("ok", r.load.ok),
+            ("errors", r.load.errors),
+            ("dropped", r.load.dropped),
+            ("fanouts", r.fanouts),
+            ("backend_calls", r.backend_calls),
+            ("hedges_sent", r.hedges_sent),
+            ("hedges_won", r.hedges_won),
+            ("hedge_budget_refusals", r.hedge_budget_refusals),
+            ("keys_missing", r.keys_missing),
+        ] {
+            mode.insert(key.into(), value.into());
+        }
+        object.insert(r.mode.name().to_owned(), serde_json::Value::Object(mode));
     }
     serde_json::Value::Object(object)
 }
 
-/// The reports as a plain-text table, with a heading that states the setting.
-pub fn table(config: &LiveConfig, reports: &[LiveModeReport]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+/// The heading that states the setting.
+pub fn heading(config: &LiveConfig) -> String {
+    format!(
         "The Tail at Scale, live: fan-outs of {} keys over {} replicas (service {}, each \
-         stalling ~{:?} about every {:?}), {} fan-outs/s for {:?} per mode",
+         stalling ~{:?} about every {:?}), {} fan-outs/s for {:?} per mode{}",
         config.keys,
         config.replicas,
         config.latency,
         config.stalls.length,
         config.stalls.every,
         config.rate,
-        config.duration
-    );
+        config.duration,
+        if config.equal_budget {
+            format!(
+                "; fixed and adaptive hedging share one budget, {}% extra calls",
+                config.budget_ratio * 100.0
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The reports as a plain-text table under a heading that states the setting, followed by the
+/// conclusions drawn from it.
+pub fn table(config: &LiveConfig, reports: &[LiveModeReport]) -> String {
+    let mut out = heading(config);
+    out.push('\n');
     out.push_str(&rows(reports));
+    for line in Measured::live(reports).sentences(Noise::LIVE, "within noise") {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(
+        out,
+        "(within noise: {}; one run varies from the next, --repeat N measures by how much)",
+        Noise::LIVE.describe(" ms")
+    );
     out
 }
 
 /// Just the table's rows, with their header line.
 pub fn rows(reports: &[LiveModeReport]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<26} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}",
-        "mode", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "extra %", "errors"
-    );
-    for r in reports {
-        let l = &r.load.latency;
-        let _ = writeln!(
-            out,
-            "{:<26} {:>7.1} {:>7.1} {:>7.1} {:>8.1} {:>7.1} {:>7.1} {:>6}",
-            format!("{} ({})", r.mode.name(), r.hedge),
-            l.p50_ms,
-            l.p90_ms,
-            l.p99_ms,
-            l.p999_ms,
-            l.max_ms,
-            r.extra_pct,
-            r.load.errors
+    let errors: Vec<String> = reports.iter().map(|r| r.load.errors.to_string()).collect();
+    text_table(&Measured::live(reports), &[("errors", errors)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_budget_gives_fixed_hedging_the_adaptive_budget() {
+        let addr = vec![SocketAddr::from(([127, 0, 0, 1], 1))];
+        let paper = LiveConfig::default();
+        assert_eq!(
+            paper
+                .gateway_config(addr.clone(), Mode::Fixed)
+                .hedge_budget_ratio,
+            UNLIMITED_BUDGET
         );
+        let equal = LiveConfig {
+            equal_budget: true,
+            budget_ratio: 0.02,
+            ..LiveConfig::default()
+        };
+        for mode in [Mode::Fixed, Mode::Adaptive] {
+            assert_eq!(
+                equal.gateway_config(addr.clone(), mode).hedge_budget_ratio,
+                0.02
+            );
+        }
+        assert!(heading(&equal).contains("share one budget, 2% extra calls"));
+        assert!(equal.validate().is_ok());
     }
-    out
+
+    #[test]
+    fn the_default_run_supports_p99() {
+        let config = LiveConfig::default();
+        let samples = (config.rate * config.duration.as_secs_f64()) as u64;
+        assert!(crate::percentile::supported(0.99, samples), "{samples}");
+    }
 }

@@ -4,19 +4,26 @@
 //! draws the live run's latency CDF; [`run`] is the command-line front end.
 
 pub mod live;
+pub mod measured;
 pub mod plot;
+pub mod repeat;
 pub mod sim;
+pub mod sweep;
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tailguard::latency::LatencyHistogram;
+
 use self::live::{LiveConfig, LiveModeReport};
+use self::measured::{row_json, text_table, Measured};
 use self::sim::{ModeReport, SimConfig};
 use crate::args::parse_duration;
 use crate::backend::Stalls;
 use crate::rt::{self, Runtime};
+use crate::verdict::Noise;
 
 /// One line of help for `tail-at-scale`.
 pub const ABOUT: &str =
@@ -34,13 +41,22 @@ within a budget of extra reads).
 Live (the default): in this process, start replicas that stall like a garbage collector \
 (default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
 2 s), the gateway behind an HTTP server, and the open-loop load generator against \
-GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 150/s \
-for 5 s: about 17 s in all). Each mode starts fresh replicas with the same seed, so all three \
+GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
+for 5 s: about 16 s in all). Each mode starts fresh replicas with the same seed, so all three \
 meet the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
 request's due time) and the extra calls the replicas received, and writes the latency CDF of \
 the three modes to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
-directory) whose path it prints. Real timing on a shared machine is noisy: expect the shape, \
-not the exact numbers.
+directory) whose path it prints. Under the table, one sentence per percentile names the best \
+mode with its extra calls, and says when a simpler mode did as well (within noise: less than \
+10% or 0.5 ms apart). Real timing on a shared machine is noisy, and one run can order fixed \
+and adaptive differently from the next: --repeat N runs everything N times (seeds --seed, \
+--seed + 1, ...) and reports the median and range of each percentile per mode, how many runs \
+each mode was lowest in, and which winners were stable. --equal-budget gives fixed hedging \
+the adaptive mode's budget, to compare the two at equal extra load.
+
+A percentile is reported only with at least 10 samples beyond it (p99 needs 1,000 samples, \
+p99.9 10,000); otherwise the table says n/a, the JSON null (next to \"samples\"), and the \
+plot's lines stop at the deepest percentile their samples support.
 
 --sim: a deterministic virtual-time simulation at the paper's scale, running tailguard's own \
 scatter-gather and hedging code. 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). \
@@ -52,7 +68,8 @@ arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read
 by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
 primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
-the extra reads per mode.";
+the extra reads per mode, and for each percentile the best mode against no hedging and \
+against fixed hedging (about 20 s in release per run).";
 
 /// Command-line arguments of `tail-at-scale`.
 #[derive(Debug, Clone, clap::Args)]
@@ -107,6 +124,18 @@ pub struct TailAtScaleArgs {
     /// Executor threads for the live run (default: one per core).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
+    /// Run the whole experiment N times (seeds --seed, --seed + 1, ...) and report the median
+    /// and range of each percentile per mode, and how often each mode was lowest.
+    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    pub repeat: NonZeroUsize,
+    /// Give fixed hedging the adaptive mode's budget (--budget), to compare the two at equal
+    /// extra load (by default fixed hedging has no budget, as in the paper).
+    #[arg(long)]
+    pub equal_budget: bool,
+    /// Compare at equal cost: run fixed hedging at 5, 10, 20 and 40 ms and adaptive hedging
+    /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
+    #[arg(long, conflicts_with = "repeat")]
+    pub sweep: bool,
 }
 
 impl TailAtScaleArgs {
@@ -130,6 +159,7 @@ impl TailAtScaleArgs {
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             fixed_delay: self.fixed_delay()?,
+            equal_budget: self.equal_budget,
             ..defaults
         })
     }
@@ -153,6 +183,7 @@ impl TailAtScaleArgs {
             rate: self.rate,
             duration: self.duration,
             fixed_delay: self.fixed_delay()?,
+            equal_budget: self.equal_budget,
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             seed: self.seed,
@@ -162,21 +193,57 @@ impl TailAtScaleArgs {
         Ok(config)
     }
 
-    /// Where the live run writes its plot.
+    /// Where the live run (or the sweep) writes its plot.
     pub fn out_path(&self) -> PathBuf {
+        let name = if self.sweep {
+            "tailguard-tail-at-scale-sweep.svg"
+        } else {
+            "tailguard-tail-at-scale.svg"
+        };
         self.out
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("tailguard-tail-at-scale.svg"))
+            .unwrap_or_else(|| std::env::temp_dir().join(name))
     }
 }
 
 /// Runs the command; returns what to print, or an error message.
 pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
+    if args.sweep {
+        return sweep::run(args);
+    }
     if !args.sim {
         return run_live(args);
     }
     let config = args.config()?;
-    let reports = sim::run_all(&config).map_err(|e| e.to_string())?;
+    config.validate().map_err(|e| e.to_string())?;
+    let repeat = args.repeat.get();
+    let mut runs = Vec::with_capacity(repeat);
+    for i in 0..repeat {
+        let config = SimConfig {
+            seed: config.seed.wrapping_add(i as u64),
+            ..config.clone()
+        };
+        if repeat > 1 {
+            eprintln!(
+                "tail-at-scale --sim: run {} of {repeat} (seed {})...",
+                i + 1,
+                config.seed
+            );
+        }
+        runs.push(sim::run_all(&config).map_err(|e| e.to_string())?);
+    }
+    if repeat > 1 {
+        let measured: Vec<Measured> = runs.iter().map(|r| Measured::sim(r)).collect();
+        let repeated = repeat::aggregate(&measured).expect("at least one run");
+        return Ok(if args.json {
+            let mut json = repeated.to_json();
+            json["each"] = runs.iter().map(|r| to_json(r)).collect();
+            json.to_string()
+        } else {
+            repeated_text(&sim_heading(&config), &repeated)
+        });
+    }
+    let reports = runs.pop().expect("one run");
     Ok(if args.json {
         to_json(&reports).to_string()
     } else {
@@ -184,102 +251,155 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
     })
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+/// Within 5 %: the simulation is deterministic, but another seed moves its numbers by that much.
+pub const SIM_NOISE: Noise = Noise {
+    relative: 0.05,
+    absolute: 0.0,
+};
 
-/// One JSON object keyed by mode.
+/// One JSON object keyed by mode: every percentile (`null` without at least 10 requests beyond
+/// it), `samples`, `max_ms`, `extra_pct` and the policy's counters.
 pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
+    let measured = Measured::sim(reports);
     let mut object = serde_json::Map::new();
-    for r in reports {
-        object.insert(
-            r.mode.name().to_owned(),
-            serde_json::json!({
-                "p50_ms": ms(r.p50),
-                "p99_ms": ms(r.p99),
-                "p999_ms": ms(r.p999),
-                "max_ms": ms(r.max),
-                "extra_pct": r.extra_pct,
-                "requests": r.requests,
-                "primaries": r.stats.primaries,
-                "hedges_sent": r.stats.hedges_sent,
-                "hedges_won": r.stats.hedges_won,
-                "budget_refusals": r.stats.budget_refusals,
-                "timed_out_keys": r.timed_out_keys,
-            }),
-        );
+    for (r, row) in reports.iter().zip(&measured.rows) {
+        let mut mode = row_json(&measured, row);
+        mode.insert("policy".into(), r.setting.clone().into());
+        for (key, value) in [
+            ("requests", r.requests as u64),
+            ("primaries", r.stats.primaries),
+            ("hedges_sent", r.stats.hedges_sent),
+            ("hedges_won", r.stats.hedges_won),
+            ("budget_refusals", r.stats.budget_refusals),
+            ("timed_out_keys", r.timed_out_keys),
+        ] {
+            mode.insert(key.into(), value.into());
+        }
+        object.insert(r.mode.name().to_owned(), serde_json::Value::Object(mode));
     }
     serde_json::Value::Object(object)
 }
 
-/// A plain-text table of the reports.
-pub fn table(config: &SimConfig, reports: &[ModeReport]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "The Tail at Scale, simulated: {} requests x {} keys over {} replicas (seed {}), \
-         each replica stalled {:.3}% of the time",
+pub(crate) fn sim_heading(config: &SimConfig) -> String {
+    format!(
+        "The Tail at Scale, simulated: {} requests x {} keys over {} replicas (seed {}), each \
+         replica stalled {:.3}% of the time",
         config.requests,
         config.keys_per_request,
         config.replicas,
         config.seed,
         config.stall_fraction() * 100.0
-    );
-    let _ = writeln!(
-        out,
-        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9}",
-        "mode", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "extra %", "refusals"
-    );
-    for r in reports {
-        let _ = writeln!(
-            out,
-            "{:<10} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>9}",
-            r.mode.name(),
-            ms(r.p50),
-            ms(r.p99),
-            ms(r.p999),
-            ms(r.max),
-            r.extra_pct,
-            r.stats.budget_refusals
-        );
-    }
-    if let (Some(none), Some(adaptive)) = (reports.first(), reports.last()) {
-        let _ = writeln!(
-            out,
-            "adaptive hedging cut p99.9 by {:.0}x for {:.2}% extra reads",
-            ms(none.p999) / ms(adaptive.p999),
-            adaptive.extra_pct
-        );
+    )
+}
+
+/// A plain-text table of the reports, and the conclusions drawn from it (the best mode at
+/// each percentile, against no hedging and against fixed hedging, with the extra reads).
+pub fn table(config: &SimConfig, reports: &[ModeReport]) -> String {
+    let mut out = sim_heading(config);
+    out.push('\n');
+    let refusals: Vec<String> = reports
+        .iter()
+        .map(|r| r.stats.budget_refusals.to_string())
+        .collect();
+    let measured = Measured::sim(reports);
+    out.push_str(&text_table(&measured, &[("refusals", refusals)]));
+    for line in measured.sentences(SIM_NOISE, "within 5%") {
+        let _ = writeln!(out, "{line}");
     }
     out
 }
 
-/// The live experiment: runs the three modes, writes the plot, returns the table (or JSON).
+/// The text of repeated runs: heading, table, conclusions.
+fn repeated_text(heading: &str, repeated: &repeat::Repeated) -> String {
+    let mut out = format!("{heading}; {} runs\n", repeated.runs);
+    out.push_str(&repeated.table());
+    for line in repeated.sentences() {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// The live experiment: runs the three modes (`--repeat` times), writes the plot, returns the
+/// table (or JSON).
 fn run_live(args: &TailAtScaleArgs) -> Result<String, String> {
     let config = args.live_config()?;
     let path = args.out_path();
+    let repeat = args.repeat.get();
     let runtime = Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
-    let reports = runtime
-        .block_on(live::run(runtime.executor(), &config, |mode| {
-            eprintln!(
-                "tail-at-scale: {} ({} fan-outs/s for {:?})...",
-                mode.name(),
-                config.rate,
-                config.duration
-            );
-        }))
-        .map_err(|e| e.to_string())?;
+    let mut runs = Vec::with_capacity(repeat);
+    for i in 0..repeat {
+        let config = LiveConfig {
+            seed: config.seed.wrapping_add(i as u64),
+            ..config.clone()
+        };
+        let run = if repeat > 1 {
+            format!("run {} of {repeat}, ", i + 1)
+        } else {
+            String::new()
+        };
+        let reports = runtime
+            .block_on(live::run(runtime.executor(), &config, |mode| {
+                eprintln!(
+                    "tail-at-scale: {run}{} ({} fan-outs/s for {:?})...",
+                    mode.name(),
+                    config.rate,
+                    config.duration
+                );
+            }))
+            .map_err(|e| e.to_string())?;
+        runs.push(reports);
+    }
     drop(runtime);
-    write_plot(&config, &reports, &path)?;
+    let pooled = pool(&runs);
+    write_plot(&config, &pooled, &path)?;
+    if repeat == 1 {
+        let reports = &runs[0];
+        return Ok(if args.json {
+            let mut json = live::to_json(reports);
+            json["svg"] = serde_json::Value::String(path.display().to_string());
+            json.to_string()
+        } else {
+            let mut text = live::table(&config, reports);
+            let _ = writeln!(text, "latency CDF of the three modes: {}", path.display());
+            text
+        });
+    }
+    let measured: Vec<Measured> = runs.iter().map(|r| Measured::live(r)).collect();
+    let repeated = repeat::aggregate(&measured).expect("at least one run");
     Ok(if args.json {
-        let mut json = live::to_json(&reports);
+        let mut json = repeated.to_json();
+        json["each"] = runs.iter().map(|r| live::to_json(r)).collect();
         json["svg"] = serde_json::Value::String(path.display().to_string());
         json.to_string()
     } else {
-        let mut text = live::table(&config, &reports);
-        let _ = writeln!(text, "latency CDF of the three modes: {}", path.display());
+        let mut text = repeated_text(&live::heading(&config), &repeated);
+        let _ = writeln!(
+            text,
+            "latency CDF of the three modes, all {repeat} runs pooled: {}",
+            path.display()
+        );
         text
     })
+}
+
+/// The runs' reports with each mode's latencies pooled into one histogram (for the plot).
+pub fn pool(runs: &[Vec<LiveModeReport>]) -> Vec<LiveModeReport> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(m, report)| {
+            let histogram = LatencyHistogram::new();
+            for run in runs {
+                histogram.merge(&run[m].load.histogram);
+            }
+            let mut pooled = report.clone();
+            pooled.load.histogram = std::sync::Arc::new(histogram);
+            pooled
+        })
+        .collect()
 }
 
 /// Writes the CDF of the modes' whole-fan-out latency to `path`.
@@ -290,7 +410,14 @@ pub fn write_plot(
 ) -> Result<(), String> {
     let names: Vec<String> = reports
         .iter()
-        .map(|r| format!("{} ({})", r.mode.name(), r.hedge))
+        .map(|r| {
+            format!(
+                "{} ({}), {} samples",
+                r.mode.name(),
+                r.hedge,
+                r.load.histogram.count()
+            )
+        })
         .collect();
     let series: Vec<plot::Series<'_>> = reports
         .iter()

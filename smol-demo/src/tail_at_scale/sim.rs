@@ -45,6 +45,7 @@ use tailguard::ConfigError;
 
 // SplitMix64 gives per-read randomness from a counter.
 use crate::backend::{mix, nanos};
+use crate::percentile;
 
 /// Everything that defines one run of the experiment. [`SimConfig::default`] is the
 /// experiment the demo runs and the tests assert on.
@@ -75,6 +76,9 @@ pub struct SimConfig {
     pub stall_max: Duration,
     /// Delay of the `fixed` mode.
     pub fixed_delay: Duration,
+    /// Whether the `fixed` mode gets the `adaptive` mode's budget, to compare the two at equal
+    /// extra load (by default it has none, as in the paper).
+    pub equal_budget: bool,
     /// Percentile of recent primary latency the `adaptive` mode hedges at.
     pub adaptive_percentile: f64,
     /// Budget of the `adaptive` mode: hedges ≤ ratio × primaries.
@@ -100,6 +104,7 @@ impl Default for SimConfig {
             stall_min: Duration::from_millis(200),
             stall_max: Duration::from_secs(2),
             fixed_delay: Duration::from_millis(10),
+            equal_budget: false,
             adaptive_percentile: 0.99,
             budget_ratio: 0.02,
             max_attempts: 3,
@@ -150,6 +155,18 @@ impl SimConfig {
         Ok(())
     }
 
+    /// The hedging budget of the adaptive mode (and of the fixed mode with `equal_budget`).
+    fn budget(&self) -> Result<HedgeBudget, ConfigError> {
+        // Save up to ten requests' worth of hedges: a request that meets a stall needs ~10 on
+        // top of its usual ~1 %, and stalls come in clusters.
+        HedgeBudget::with_max_burst(
+            self.budget_ratio,
+            (self.keys_per_request as f64 * self.budget_ratio * 10.0)
+                .ceil()
+                .max(1.0) as u32,
+        )
+    }
+
     /// The share of time a replica is stalled, on average.
     pub fn stall_fraction(&self) -> f64 {
         let mean_stall = (self.stall_min + self.stall_max).as_secs_f64() / 2.0;
@@ -181,12 +198,35 @@ impl Mode {
         }
     }
 
+    /// The mode's policy under `config`, in a few words.
+    pub fn setting(self, config: &SimConfig) -> String {
+        match self {
+            Mode::None => "off".into(),
+            Mode::Fixed if config.equal_budget => format!(
+                "{:?}, {}% budget",
+                config.fixed_delay,
+                config.budget_ratio * 100.0
+            ),
+            Mode::Fixed => format!("{:?}, no budget", config.fixed_delay),
+            Mode::Adaptive => format!(
+                "p{}, {}% budget",
+                config.adaptive_percentile * 100.0,
+                config.budget_ratio * 100.0
+            ),
+        }
+    }
+
     fn policy(self, config: &SimConfig) -> Result<Hedge, ConfigError> {
         match self {
             Mode::None => Hedge::builder()
                 .fixed_delay(Duration::MAX)
                 .max_attempts(1)
                 .unbudgeted()
+                .build(),
+            Mode::Fixed if config.equal_budget => Hedge::builder()
+                .fixed_delay(config.fixed_delay)
+                .max_attempts(config.max_attempts)
+                .budget(config.budget()?)
                 .build(),
             Mode::Fixed => Hedge::builder()
                 .fixed_delay(config.fixed_delay)
@@ -200,14 +240,7 @@ impl Mode {
                 .delay_ceiling(Duration::from_secs(1))
                 .window(Duration::from_secs(10), 10)
                 .max_attempts(config.max_attempts)
-                // Save up to ten requests' worth of hedges: a request that meets a stall needs
-                // ~10 on top of its usual ~1 %, and stalls come in clusters.
-                .budget(HedgeBudget::with_max_burst(
-                    config.budget_ratio,
-                    (config.keys_per_request as f64 * config.budget_ratio * 10.0)
-                        .ceil()
-                        .max(1.0) as u32,
-                )?)
+                .budget(config.budget()?)
                 .build(),
         }
     }
@@ -224,12 +257,15 @@ impl fmt::Display for Mode {
 pub struct ModeReport {
     /// The mode.
     pub mode: Mode,
-    /// Median whole-request latency.
-    pub p50: Duration,
-    /// 99th percentile of whole-request latency.
-    pub p99: Duration,
-    /// 99.9th percentile of whole-request latency.
-    pub p999: Duration,
+    /// The policy, in a few words (`10 ms, no budget`).
+    pub setting: String,
+    /// Median whole-request latency. Like every percentile here, `None` without at least 10
+    /// requests beyond it ([the rule](crate::percentile)).
+    pub p50: Option<Duration>,
+    /// 99th percentile of whole-request latency (needs 1,000 requests).
+    pub p99: Option<Duration>,
+    /// 99.9th percentile of whole-request latency (needs 10,000 requests).
+    pub p999: Option<Duration>,
     /// The slowest request.
     pub max: Duration,
     /// Extra reads sent, as a percentage of primary reads (over the whole run, warm-up
@@ -386,9 +422,10 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     let stats = hedge.stats();
     Ok(ModeReport {
         mode,
-        p50: exact_quantile(&latencies, 0.5),
-        p99: exact_quantile(&latencies, 0.99),
-        p999: exact_quantile(&latencies, 0.999),
+        setting: mode.setting(config),
+        p50: percentile::of_sorted(&latencies, 0.5),
+        p99: percentile::of_sorted(&latencies, 0.99),
+        p999: percentile::of_sorted(&latencies, 0.999),
         max: *latencies.last().expect("at least one request"),
         extra_pct: stats.extra_load() * 100.0,
         stats,
@@ -429,12 +466,6 @@ fn read_key<'a>(
     })
 }
 
-/// The sample of rank `ceil(p * n)` (at least 1) of sorted `values`.
-fn exact_quantile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,17 +486,22 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_are_exact_ranks() {
-        let v: Vec<_> = (1..=1000).map(Duration::from_millis).collect();
-        assert_eq!(exact_quantile(&v, 0.5), Duration::from_millis(500));
-        assert_eq!(exact_quantile(&v, 0.999), Duration::from_millis(999));
-        assert_eq!(exact_quantile(&v, 0.9991), Duration::from_millis(1000));
-    }
-
-    #[test]
     fn the_default_stall_model_is_as_documented() {
         let f = SimConfig::default().stall_fraction();
         assert!((f - 0.00055).abs() < 0.00001, "{f}");
+    }
+
+    #[test]
+    fn equal_budget_is_in_the_fixed_mode_setting() {
+        let paper = SimConfig::default();
+        assert_eq!(Mode::Fixed.setting(&paper), "10ms, no budget");
+        let equal = SimConfig {
+            equal_budget: true,
+            ..SimConfig::default()
+        };
+        assert_eq!(Mode::Fixed.setting(&equal), "10ms, 2% budget");
+        assert_eq!(Mode::Adaptive.setting(&equal), "p99, 2% budget");
+        assert!(Mode::Fixed.policy(&equal).is_ok());
     }
 
     #[test]

@@ -254,6 +254,65 @@ fn transition_name(from: State, to: State) -> String {
     }
 }
 
+/// What the table shows, in words: when replica 1's breaker opened and after how many failed
+/// calls, how many probes found it still down, whether and when it closed again, and how many
+/// fan-outs were whole.
+pub fn summary(rows: &[BreakerWindow]) -> String {
+    let window = |row: &BreakerWindow| format!("{}-{}", secs(row.from), secs(row.to));
+    let has = |row: &BreakerWindow, from: State, to: State| {
+        row.transitions
+            .iter()
+            .filter(|&&(f, t, _)| f == from && t == to)
+            .map(|&(_, _, n)| n)
+            .sum::<u64>()
+    };
+    let mut parts = Vec::new();
+    let tripped = rows
+        .iter()
+        .position(|r| has(r, State::Closed, State::Open) > 0);
+    match tripped {
+        Some(i) => {
+            let failed: u64 = rows[..=i].iter().map(|r| r.failed_calls).sum();
+            parts.push(format!(
+                "replica 1's breaker opened in {} after {failed} failed calls",
+                window(&rows[i])
+            ));
+            let reopened: u64 = rows
+                .iter()
+                .map(|r| has(r, State::HalfOpen, State::Open))
+                .sum();
+            parts.push(format!("{reopened} probes found it still down"));
+            match rows[i..]
+                .iter()
+                .find(|r| has(r, State::HalfOpen, State::Closed) > 0)
+            {
+                Some(closed) => parts.push(format!(
+                    "a probe succeeded and it closed in {}",
+                    window(closed)
+                )),
+                None => parts.push("it had not closed again by the end".into()),
+            }
+            let skipped: u64 = rows.iter().map(|r| r.skipped).sum();
+            parts.push(format!(
+                "{skipped} calls went elsewhere at once while it was open"
+            ));
+        }
+        None => {
+            let failed: u64 = rows.iter().map(|r| r.failed_calls).sum();
+            parts.push(format!(
+                "replica 1's breaker never opened ({failed} failed calls)"
+            ));
+        }
+    }
+    let whole: u64 = rows.iter().map(|r| r.complete).sum();
+    let fanouts: u64 = rows.iter().map(|r| r.fanouts).sum();
+    let mut text = parts.join("; ");
+    if let Some(first) = text.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    format!("{text}. {whole} of {fanouts} fan-outs had every key.")
+}
+
 /// The section's table.
 pub fn table(rows: &[BreakerWindow]) -> Table {
     let mut table = Table::new([
@@ -298,4 +357,62 @@ pub fn table(rows: &[BreakerWindow]) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(from_ms: u64, transitions: Vec<(State, State, u64)>, failed: u64) -> BreakerWindow {
+        BreakerWindow {
+            from: Duration::from_millis(from_ms),
+            to: Duration::from_millis(from_ms + 500),
+            replica: "up",
+            state: State::Closed,
+            transitions,
+            fanouts: 10,
+            complete: 10,
+            served_by: vec![20, 20, 20],
+            failed_calls: failed,
+            skipped: 5,
+        }
+    }
+
+    #[test]
+    fn the_summary_follows_the_rows() {
+        let rows = vec![
+            row(0, vec![], 0),
+            row(500, vec![(State::Closed, State::Open, 1)], 10),
+            row(
+                1000,
+                vec![
+                    (State::Open, State::HalfOpen, 1),
+                    (State::HalfOpen, State::Open, 1),
+                ],
+                2,
+            ),
+            row(
+                1500,
+                vec![
+                    (State::Open, State::HalfOpen, 1),
+                    (State::HalfOpen, State::Closed, 1),
+                ],
+                0,
+            ),
+        ];
+        assert_eq!(
+            summary(&rows),
+            "Replica 1's breaker opened in 0.5s-1s after 10 failed calls; 1 probes found it \
+             still down; a probe succeeded and it closed in 1.5s-2s; 20 calls went elsewhere at \
+             once while it was open. 40 of 40 fan-outs had every key."
+        );
+        // A breaker that never closes again, or never opens, is described as such.
+        assert!(summary(&rows[..3]).contains("it had not closed again by the end"));
+        let mut quiet = rows[..1].to_vec();
+        quiet[0].complete = 9;
+        assert_eq!(
+            summary(&quiet),
+            "Replica 1's breaker never opened (0 failed calls). 9 of 10 fan-outs had every key."
+        );
+    }
 }

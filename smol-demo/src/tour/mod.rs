@@ -9,7 +9,12 @@
 //!    outlives the deadline is cut, and the server is done within the deadline;
 //! 3. retry and the herd: the live [`herd`](crate::herd::live), short;
 //! 4. the [circuit breaker](breaker) of one replica tripping during its outage and closing after;
-//! 5. hedging against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live), short.
+//! 5. hedging against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live), short,
+//!    in rounds, with fixed and adaptive hedging at one budget.
+//!
+//! Every conclusion it prints under a table is drawn from that table
+//! ([`verdict`](crate::verdict)): the best mode per measure, and whether a simpler one did as
+//! well; percentiles follow [the sample rule](crate::percentile).
 //!
 //! It takes about 20 s (`--quick`: about 10 s) and prints plain text when stdout is not a
 //! terminal.
@@ -30,10 +35,13 @@ use tailguard::shutdown::Shutdown;
 use self::out::{Out, Table};
 use crate::experiment::ExperimentError;
 use crate::gateway::Gateway;
-use crate::herd::live::{HerdMode, LiveHerdConfig, LiveHerdReport};
+use crate::herd::live::{LiveHerdConfig, LiveHerdReport};
+use crate::percentile;
 use crate::rt::{self, Runtime};
 use crate::server::{ServeReport, Server, ServerConfig};
-use crate::tail_at_scale::live::{LiveConfig, LiveModeReport};
+use crate::tail_at_scale::live::LiveConfig;
+use crate::tail_at_scale::measured::Measured;
+use crate::tail_at_scale::repeat;
 use crate::tail_at_scale::sim::Mode;
 
 /// The tour's options (also accepted with no subcommand: `tailguard-demo --quick`).
@@ -164,10 +172,7 @@ fn section_timeouts(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
     ));
     let cases = timeouts::run(rt)?;
     out.table(&timeouts::table(&cases));
-    out.note(
-        "Each misbehaving client was cut at its own limit (the head's by closing the \
-         connection, the bodies' with 408), and the ordinary request was answered meanwhile.",
-    );
+    out.note(&timeouts::summary(&cases));
     Ok(())
 }
 
@@ -183,8 +188,7 @@ fn section_shutdown(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
     out.table(&shutdown::table(&run));
     out.note(&format!(
         "{} of {} requests in flight finished normally; the new connection was {}; the one \
-         that needed 5 s was cut at the deadline; the server was done {} after the shutdown \
-         began (deadline {}).",
+         that needed 5 s {}; the server was done {} after the shutdown began (deadline {}{}).",
         run.short
             .iter()
             .filter(|(seen, _)| matches!(seen, raw::Seen::Response(200, _)))
@@ -195,8 +199,26 @@ fn section_shutdown(out: &Out, rt: &Runtime) -> Result<(), ExperimentError> {
         } else {
             "not refused (unexpected)"
         },
+        match &run.long.0 {
+            raw::Seen::Response(200, _) => format!("finished (after {})", ms(run.long.1)),
+            seen if run.long.1 + Duration::from_millis(250) >= run.deadline => format!(
+                "was cut at the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+            seen => format!(
+                "ended before the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+        },
         ms(run.stopped_after),
-        ms(run.deadline)
+        ms(run.deadline),
+        if run.stopped_after <= run.deadline + Duration::from_millis(250) {
+            ""
+        } else {
+            ": later than it"
+        }
     ));
     Ok(())
 }
@@ -232,27 +254,17 @@ fn section_herd(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentEr
     ));
     let report = rt.block_on(crate::herd::live::run(rt.executor(), &config, |_| {}))?;
     out.table(&herd_table(&config, &report));
-    let (a, b) = (
-        report.get(HerdMode::NoJitter),
-        report.get(HerdMode::JitterBudget),
+    let mut note = format!(
+        "Recovery: until every {} window had at least {:.0}% of its calls succeed. Wasted \
+         calls: turned away with 503, or refused. Requests ok + failed + cut = all requests \
+         ({} each): cut ones were still retrying when the run ended. Latency after the return: \
+         of the requests that arrived after the backend came back. ",
+        ms(config.window),
+        config.high * 100.0,
+        report.runs.first().map_or(0, |r| r.requests)
     );
-    if let (Some(a), Some(b)) = (a, b) {
-        out.note(&format!(
-            "Recovery: until every {} window had at least {:.0}% of its calls succeed. \
-             Wasted calls (turned away with 503, or refused): {} without jitter or budget, {} \
-             with them; requests that arrived after the return waited up to {:.0} ms (p99) \
-             behind the herd, and {:.0} ms without it. The price of the budget: requests that \
-             arrived during the outage failed fast ({} gave up) instead of waiting for the \
-             backend.",
-            ms(config.window),
-            config.high * 100.0,
-            a.wasted_calls,
-            b.wasted_calls,
-            a.after_p99_ms,
-            b.after_p99_ms,
-            b.requests_failed
-        ));
-    }
+    note.push_str(&crate::herd::summary::live_sentences(&report, &config).join(" "));
+    out.note(&note);
     Ok(())
 }
 
@@ -262,9 +274,14 @@ fn herd_table(config: &LiveHerdConfig, report: &LiveHerdReport) -> Table {
         "recovery",
         "wasted calls",
         "503 / refused",
-        "requests ok / failed",
-        "p99 after return",
+        "requests ok / failed / cut",
+        "p50 after return",
+        "p90",
+        "p99",
     ]);
+    let cell = |v: Option<f64>, n: u64| {
+        v.map_or_else(|| percentile::not_available(n), |v| format!("{v:.0} ms"))
+    };
     for run in &report.runs {
         table.row([
             run.mode.describe(config),
@@ -274,8 +291,13 @@ fn herd_table(config: &LiveHerdConfig, report: &LiveHerdReport) -> Table {
             ),
             run.wasted_calls.to_string(),
             format!("{} / {}", run.rejected, run.refused),
-            format!("{} / {}", run.requests_ok, run.requests_failed),
-            format!("{:.0} ms", run.after_p99_ms),
+            format!(
+                "{} / {} / {}",
+                run.requests_ok, run.requests_failed, run.requests_cut
+            ),
+            cell(run.after_p50_ms, run.after_samples),
+            cell(run.after_p90_ms, run.after_samples),
+            cell(run.after_p99_ms, run.after_samples),
         ]);
     }
     table
@@ -305,110 +327,144 @@ fn section_breaker(out: &Out, rt: &Runtime, quick: bool) -> Result<(), Experimen
     ));
     let rows = breaker::run(rt, plan)?;
     out.table(&breaker::table(&rows));
-    out.note(
-        "While replica 1 was down its breaker opened after a few failed calls, its keys went \
-         to replica 2, and each probe found it still down (probing, reopened); once it was \
-         back a probe succeeded, the breaker closed and traffic returned.",
-    );
+    out.note(&breaker::summary(&rows));
     Ok(())
 }
 
+/// Rounds of the hedging section: each runs the three modes on a stall schedule of its own.
+fn hedging_rounds(quick: bool) -> usize {
+    if quick {
+        2
+    } else {
+        3
+    }
+}
+
+/// One round of the hedging section. Fixed and adaptive hedging share one budget (2 % extra
+/// calls), so they are compared at (nearly) equal extra load; each round is long enough for p90
+/// (100 samples per mode), not for p99 (1,000).
 fn hedging_config(quick: bool) -> LiveConfig {
     let defaults = LiveConfig::default();
+    let shared = LiveConfig {
+        rate: 150.0,
+        equal_budget: true,
+        budget_ratio: 0.02,
+        ..defaults
+    };
     if quick {
         // Stalls twice as often, so that a run this short meets some.
         LiveConfig {
-            rate: 100.0,
-            duration: Duration::from_millis(1200),
+            duration: Duration::from_millis(750),
             stalls: crate::backend::Stalls {
                 every: Duration::from_secs(1),
                 ..defaults.stalls
             },
-            ..defaults
+            ..shared
         }
     } else {
         LiveConfig {
-            rate: 120.0,
-            duration: Duration::from_millis(2500),
-            ..defaults
+            duration: Duration::from_millis(900),
+            ..shared
         }
     }
 }
 
 fn section_hedging(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentError> {
     let config = hedging_config(quick);
+    let rounds = hedging_rounds(quick);
     out.para(&format!(
         "A request that reads from many replicas is as slow as its slowest read, so rare \
          stalls of single replicas (a garbage collection, a noisy neighbour) become common \
          for whole requests. Hedging sends a slow read again to another replica and takes \
          the first answer. {} replicas, each stalling about {} every {}; fan-outs of {} keys \
-         at {}/s for {} per mode, through the gateway over HTTP; every mode meets the same \
-         stalls. Fixed hedging waits {} (no budget); adaptive hedging waits for the p{:.0} of \
-         recent calls and sends at most {:.0}% extra calls:",
+         at {}/s through the gateway over HTTP. Fixed hedging waits {}; adaptive hedging waits \
+         for the p{:.0} of recent calls; both may send at most {:.0}% extra calls, so they are \
+         compared at equal cost. One run varies a lot from the next, so the three modes run \
+         {} rounds of {} each, every round on a stall schedule of its own (all modes of a \
+         round meet the same stalls): the table gives the median and range over the rounds.",
         config.replicas,
         ms(config.stalls.length),
         secs(config.stalls.every),
         config.keys,
         config.rate,
-        secs(config.duration),
         ms(config.fixed_delay),
         config.adaptive_percentile * 100.0,
-        config.budget_ratio * 100.0
+        config.budget_ratio * 100.0,
+        rounds,
+        secs(config.duration)
     ));
-    let reports = rt.block_on(crate::tail_at_scale::live::run(
-        rt.executor(),
-        &config,
-        |_| {},
-    ))?;
-    out.table(&hedging_table(&reports));
+    let mut runs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let config = LiveConfig {
+            seed: config.seed.wrapping_add(round as u64),
+            ..config.clone()
+        };
+        runs.push(rt.block_on(crate::tail_at_scale::live::run(
+            rt.executor(),
+            &config,
+            |_| {},
+        ))?);
+    }
+    let measured: Vec<Measured> = runs.iter().map(|r| Measured::live(r)).collect();
+    let repeated = repeat::aggregate(&measured).expect("at least one round");
+    out.table(&hedging_table(&repeated));
     let path = std::env::temp_dir().join("tailguard-tour-hedging.svg");
-    let plot = crate::tail_at_scale::write_plot(&config, &reports, &path);
-    let mut note = String::new();
-    if let (Some(none), Some(adaptive)) = (reports.first(), reports.last()) {
-        let _ = write!(
-            note,
-            "Adaptive hedging took p99 from {:.1} ms to {:.1} ms for {:.1}% extra calls; the \
-             median hardly moves. ",
-            none.load.latency.p99_ms, adaptive.load.latency.p99_ms, adaptive.extra_pct
+    let pooled = crate::tail_at_scale::pool(&runs);
+    let plot = crate::tail_at_scale::write_plot(&config, &pooled, &path);
+    let mut note = repeated.sentences().join(" ");
+    if !quick {
+        note.push_str(
+            " For p99 and a firmer answer: `tailguard-demo tail-at-scale --repeat 5 \
+             --equal-budget`.",
         );
     }
     match plot {
         Ok(()) => {
-            let _ = write!(note, "Latency CDF of the three modes: {}", path.display());
+            let _ = write!(
+                note,
+                " Latency CDF of the three modes, rounds pooled: {}",
+                path.display()
+            );
         }
         Err(error) => {
-            let _ = write!(note, "(The plot could not be written: {error})");
+            let _ = write!(note, " (The plot could not be written: {error})");
         }
     }
     out.note(&note);
     Ok(())
 }
 
-fn hedging_table(reports: &[LiveModeReport]) -> Table {
-    let mut table = Table::new([
-        "hedging",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "max",
-        "extra calls",
-    ]);
-    for r in reports {
-        let l = &r.load.latency;
+/// The rounds' table: the percentiles some round supports, as median [min-max], and how many
+/// rounds each mode was lowest in.
+fn hedging_table(repeated: &repeat::Repeated) -> Table {
+    let shown: Vec<usize> = (0..repeated.percentiles.len())
+        .filter(|&p| repeated.rows.iter().any(|r| r.values[p].is_some()))
+        .collect();
+    let labels: Vec<String> = shown
+        .iter()
+        .map(|&p| percentile::label(repeated.percentiles[p]))
+        .collect();
+    let mut header = vec!["hedging".to_string()];
+    header.extend(labels.iter().cloned());
+    header.push("extra calls".into());
+    header.push(format!("lowest in ({})", labels.join(" / ")));
+    let mut table = Table::new(header);
+    for r in &repeated.rows {
         let name = match r.mode {
             Mode::None => "none".to_string(),
-            Mode::Fixed | Mode::Adaptive => format!("{} ({})", r.mode.name(), r.hedge),
+            Mode::Fixed | Mode::Adaptive => format!("{} ({})", r.mode.name(), r.setting),
         };
-        table.row([
-            name,
-            format!("{:.1} ms", l.p50_ms),
-            format!("{:.1} ms", l.p90_ms),
-            format!("{:.1} ms", l.p99_ms),
-            format!("{:.1} ms", l.p999_ms),
-            format!("{:.1} ms", l.max_ms),
-            format!("{:.1}%", r.extra_pct),
-        ]);
+        let mut row = vec![name];
+        row.extend(shown.iter().map(|&p| {
+            r.values[p].map_or_else(
+                || percentile::not_available(r.samples),
+                |s| format!("{:.1} ms [{:.1}-{:.1}]", s.median, s.min, s.max),
+            )
+        }));
+        row.push(format!("{:.1}%", r.extra.median));
+        let wins: Vec<String> = shown.iter().map(|&p| r.wins[p].to_string()).collect();
+        row.push(format!("{} of {}", wins.join(" / "), repeated.runs));
+        table.row(row);
     }
     table
 }

@@ -32,6 +32,8 @@ pub struct TimeoutCase {
     pub client: &'static str,
     /// The server's limit that applies.
     pub limit: String,
+    /// That limit's duration (`None` for the ordinary client).
+    pub limit_after: Option<Duration>,
     /// What it saw.
     pub seen: Seen,
     /// After how long (from the client's last byte of the head).
@@ -98,33 +100,93 @@ pub fn run(rt: &Runtime) -> Result<Vec<TimeoutCase>, ExperimentError> {
             (
                 "sends half a request head, then nothing",
                 format!("header read {}", ms(config.header_read)),
+                Some(config.header_read),
                 join(slow_head),
             ),
             (
                 "sends the head and 10 of 100 body bytes",
                 format!("body idle {}", ms(config.body_idle)),
+                Some(config.body_idle),
                 join(stalled_body),
             ),
             (
                 "trickles the body, a byte every 100 ms",
                 format!("body total {}", ms(config.body_total)),
+                Some(config.body_total),
                 join(trickled_body),
             ),
             (
                 "an ordinary GET /gophers, meanwhile",
                 "-".to_string(),
+                None,
                 join(ordinary),
             ),
         ]
-        .map(|(client, limit, (seen, after))| TimeoutCase {
+        .map(|(client, limit, limit_after, (seen, after))| TimeoutCase {
             client,
             limit,
+            limit_after,
             seen,
             after,
         })
     });
     server.stop(rt);
     Ok(cases.to_vec())
+}
+
+/// Whether a misbehaving client was cut at its limit: closed or answered with an error, no
+/// sooner than the limit and no later than half the limit (at least 250 ms) after it.
+fn cut_at_limit(case: &TimeoutCase, limit: Duration) -> bool {
+    let cut =
+        matches!(case.seen, Seen::Closed) || matches!(case.seen, Seen::Response(s, _) if s >= 400);
+    let slack = (limit / 2).max(Duration::from_millis(250));
+    cut && case.after + Duration::from_millis(5) >= limit && case.after <= limit + slack
+}
+
+/// What the table shows, in words: for each misbehaving client whether it was cut at its own
+/// limit, and whether the ordinary request was answered.
+pub fn summary(cases: &[TimeoutCase]) -> String {
+    let mut cut = Vec::new();
+    let mut not_cut = Vec::new();
+    let mut ordinary = Vec::new();
+    for case in cases {
+        match case.limit_after {
+            Some(limit) if cut_at_limit(case, limit) => cut.push(format!(
+                "the client that {} ({} after {}; {})",
+                case.client,
+                case.seen.brief(),
+                ms(case.after),
+                case.limit
+            )),
+            Some(_) => not_cut.push(format!(
+                "the client that {} was not cut at its limit ({}): it saw {} after {}",
+                case.client,
+                case.limit,
+                case.seen.brief(),
+                ms(case.after)
+            )),
+            None => ordinary.push(match &case.seen {
+                Seen::Response(200, _) => format!(
+                    "The ordinary request was answered meanwhile, after {}.",
+                    ms(case.after)
+                ),
+                other => format!(
+                    "The ordinary request was not answered: it saw {} after {}.",
+                    other.brief(),
+                    ms(case.after)
+                ),
+            }),
+        }
+    }
+    let mut text = String::new();
+    if !cut.is_empty() {
+        text.push_str(&format!("Cut at its own limit: {}. ", cut.join("; ")));
+    }
+    if !not_cut.is_empty() {
+        text.push_str(&format!("Not as expected: {}. ", not_cut.join("; ")));
+    }
+    text.push_str(&ordinary.join(" "));
+    text.trim_end().to_string()
 }
 
 /// The section's table.
@@ -139,4 +201,58 @@ pub fn table(cases: &[TimeoutCase]) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(limit_ms: Option<u64>, seen: Seen, after_ms: u64) -> TimeoutCase {
+        TimeoutCase {
+            client: "stalls",
+            limit: limit_ms.map_or("-".into(), |l| format!("limit {l} ms")),
+            limit_after: limit_ms.map(Duration::from_millis),
+            seen,
+            after: Duration::from_millis(after_ms),
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_the_table_shows() {
+        let ok = summary(&[
+            case(
+                Some(300),
+                Seen::Response(408, "slow (body_idle)".into()),
+                302,
+            ),
+            case(None, Seen::Response(200, "hi".into()), 3),
+        ]);
+        assert_eq!(
+            ok,
+            "Cut at its own limit: the client that stalls (408 Request Timeout (body_idle) \
+             after 302 ms; limit 300 ms). The ordinary request was answered meanwhile, after \
+             3.0 ms."
+        );
+        // Cut far too late, or never, or the ordinary request failing: said so.
+        let bad = summary(&[
+            case(Some(300), Seen::Response(408, String::new()), 2000),
+            case(Some(300), Seen::Nothing, 5000),
+            case(None, Seen::Closed, 3),
+        ]);
+        assert!(!bad.contains("Cut at its own limit"), "{bad}");
+        assert!(
+            bad.contains(
+                "was not cut at its limit (limit 300 ms): it saw 408 Request Timeout after 2000 ms"
+            ),
+            "{bad}"
+        );
+        assert!(
+            bad.contains("it saw nothing (gave up waiting) after 5000 ms"),
+            "{bad}"
+        );
+        assert!(
+            bad.contains("The ordinary request was not answered"),
+            "{bad}"
+        );
+    }
 }
