@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tailguard_demo::args::parse_duration;
+use tailguard_demo::args::{flag_error, parse_duration, USAGE};
 use tailguard_demo::rt;
 use tailguard_demo::server::{log, Server, ServerConfig};
 
@@ -131,27 +131,52 @@ fn main() -> ExitCode {
         Some(Command::Herd(args)) => tailguard_demo::commands::herd(&args),
         Some(Command::Backend(args)) => tailguard_demo::commands::backend(&args),
         Some(Command::Load(args)) => tailguard_demo::commands::load(&args),
-        Some(Command::TailAtScale(args)) => match tailguard_demo::tail_at_scale::run(&args) {
-            Ok(report) => {
-                print!("{report}");
-                if !report.ends_with('\n') {
-                    println!();
-                }
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("tail-at-scale: {message}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(Command::TailAtScale(args)) => tailguard_demo::tail_at_scale::command(&args),
         Some(Command::Tour(args)) => tailguard_demo::tour::run(&args),
         None => tailguard_demo::tour::run(&cli.tour),
     }
 }
 
+/// The flags of `serve`, by the field their errors name.
+const SERVE_FLAGS: &[(&str, &str)] = &[
+    ("header_read", "--header-read"),
+    ("body_idle", "--body-idle"),
+    ("body_total", "--body-total"),
+    ("write", "--write"),
+    ("keep_alive_idle", "--keep-alive-idle"),
+    ("shutdown_deadline", "--shutdown-deadline"),
+    ("max_connections", "--max-connections"),
+    ("max_body_bytes", "--max-body-bytes"),
+    ("replicas", "--backend"),
+    ("call_timeout", "--call-timeout"),
+    ("connect_timeout", "--connect-timeout"),
+    ("fanout_deadline", "--fanout-deadline"),
+    ("retry_attempts", "--retry-attempts"),
+    ("ratio", "--retry-budget"),
+    ("fixed_delay", "--hedge"),
+    ("adaptive_delay", "--hedge"),
+    ("budget_ratio", "--hedge-budget"),
+    ("failure_rate", "--breaker-failure-rate"),
+    ("open_duration", "--breaker-open"),
+];
+
 fn serve(args: ServeArgs) -> ExitCode {
+    if let Err(error) = args.config().validate() {
+        eprintln!("serve: {}", flag_error(&error, SERVE_FLAGS));
+        return ExitCode::from(USAGE);
+    }
     let threads = args.threads.unwrap_or_else(rt::default_threads);
     rt::run(threads, |ex| async move {
+        let gateway = match args.gateway.config() {
+            None => None,
+            Some(config) => match tailguard_demo::gateway::Gateway::new(config, ex.clone()) {
+                Ok(gateway) => Some(gateway),
+                Err(error) => {
+                    eprintln!("serve: {}", flag_error(&error, SERVE_FLAGS));
+                    return ExitCode::from(USAGE);
+                }
+            },
+        };
         let terminated = match tailguard_demo::commands::termination() {
             Ok(terminated) => terminated,
             Err(error) => {
@@ -161,20 +186,26 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         let server = match Server::bind(args.config()).await {
             Ok(server) => server,
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                log(format_args!(
+                    "cannot serve: port {} is already in use (the HTTP server's listener, \
+                     --addr {}): stop what listens there or choose another --addr",
+                    args.addr.port(),
+                    args.addr
+                ));
+                return ExitCode::FAILURE;
+            }
             Err(error) => {
-                log(format_args!("cannot serve on {}: {error}", args.addr));
+                log(format_args!(
+                    "cannot serve on {} (--addr): {error}",
+                    args.addr
+                ));
                 return ExitCode::FAILURE;
             }
         };
-        let server = match args.gateway.config() {
+        let server = match gateway {
             None => server,
-            Some(config) => match tailguard_demo::gateway::Gateway::new(config, ex.clone()) {
-                Ok(gateway) => server.with_gateway(gateway),
-                Err(error) => {
-                    log(format_args!("cannot set up the gateway: {error}"));
-                    return ExitCode::FAILURE;
-                }
-            },
+            Some(gateway) => server.with_gateway(gateway),
         };
         match server.local_addr() {
             Ok(addr) => log(format_args!("listening on http://{addr}")),

@@ -69,7 +69,7 @@ pub struct BackendArgs {
     #[arg(long, value_parser = parse_duration, requires = "stall_every")]
     pub stall_for: Option<Duration>,
     /// Fraction of requests answered 500, in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub error_rate: f64,
     /// Most requests a replica serves at once; more get 503.
     #[arg(long)]

@@ -55,7 +55,7 @@ pub struct HerdArgs {
     #[arg(long)]
     pub json: bool,
     /// Live: user requests per second.
-    #[arg(long, default_value_t = LiveHerdConfig::default().rate)]
+    #[arg(long, default_value_t = LiveHerdConfig::default().rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// Live: the most calls the backend serves at once.
     #[arg(long, default_value_t = LiveHerdConfig::default().capacity)]

@@ -32,13 +32,13 @@ pub struct LoadArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080/gophers")]
     pub url: String,
     /// Requests per second.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     pub rate: f64,
     /// How long to send for.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Most requests in flight; more are dropped (not sent) and counted.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
     pub concurrency: usize,
     /// Longest wait for one response.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

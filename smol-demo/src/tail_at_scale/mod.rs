@@ -3,6 +3,7 @@
 //! [`sim`] runs it in virtual time (`--sim`); [`live`] runs it over real sockets, and [`plot`]
 //! draws the live run's latency CDF; [`run`] is the command-line front end.
 
+mod command;
 pub mod live;
 pub mod plot;
 pub mod sim;
@@ -12,11 +13,11 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::command::command;
 use self::live::{LiveConfig, LiveModeReport};
-use self::sim::{ModeReport, SimConfig};
-use crate::args::parse_duration;
+use self::sim::{Mode, ModeReport, SimConfig};
+use crate::args::{flag_error, parse_duration, parse_millis_or_duration};
 use crate::backend::Stalls;
-use crate::rt::{self, Runtime};
 
 /// One line of help for `tail-at-scale`.
 pub const ABOUT: &str =
@@ -79,17 +80,22 @@ pub struct TailAtScaleArgs {
     pub replicas: Option<usize>,
     /// Extra-load budget of the adaptive mode, as a ratio [default: 0.05 live, 0.02 with
     /// --sim].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub budget: Option<f64>,
-    /// Percentile of recent latency the adaptive mode hedges at [default: 0.95 live, 0.99 with
-    /// --sim].
-    #[arg(long)]
+    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1) [default: 0.95
+    /// live, 0.99 with --sim].
+    #[arg(long, allow_negative_numbers = true)]
     pub percentile: Option<f64>,
-    /// Delay of the fixed mode, in milliseconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub fixed_delay_ms: f64,
+    /// Delay of the fixed mode.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub fixed_delay: Duration,
+    /// The fixed mode's delay in milliseconds (or as a duration): the old spelling of
+    /// --fixed-delay.
+    #[arg(long, hide = true, value_parser = parse_millis_or_duration,
+          conflicts_with = "fixed_delay", allow_negative_numbers = true)]
+    pub fixed_delay_ms: Option<Duration>,
     /// Fan-outs per second in each mode (live only).
-    #[arg(long, default_value_t = LiveConfig::default().rate)]
+    #[arg(long, default_value_t = LiveConfig::default().rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// How long each mode's load runs (live only).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -109,29 +115,46 @@ pub struct TailAtScaleArgs {
     pub threads: Option<NonZeroUsize>,
 }
 
+/// The flags of `tail-at-scale`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("replicas", "--replicas"),
+    ("max_attempts", "--replicas"),
+    ("keys", "--keys"),
+    ("requests", "--requests"),
+    ("percentile", "--percentile"),
+    ("adaptive_delay", "--percentile"),
+    ("budget_ratio", "--budget"),
+    ("max_burst", "--budget"),
+    ("fixed_delay", "--fixed-delay"),
+    ("rate", "--rate"),
+    ("duration", "--duration"),
+    ("stall_every", "--stall-every"),
+    ("stall_for", "--stall-for"),
+];
+
 impl TailAtScaleArgs {
-    fn fixed_delay(&self) -> Result<Duration, String> {
-        Duration::try_from_secs_f64(self.fixed_delay_ms / 1000.0).map_err(|_| {
-            format!(
-                "invalid `--fixed-delay-ms`: must be a finite number ≥ 0, got {}",
-                self.fixed_delay_ms
-            )
-        })
+    fn fixed_delay(&self) -> Duration {
+        self.fixed_delay_ms.unwrap_or(self.fixed_delay)
     }
 
-    /// The simulation these arguments ask for.
+    /// The simulation these arguments ask for, every value checked (an error names the flag).
     pub fn config(&self) -> Result<SimConfig, String> {
+        if self.out.is_some() {
+            return Err("--out is for the live run: --sim draws no plot".into());
+        }
         let defaults = SimConfig::default();
-        Ok(SimConfig {
+        let config = SimConfig {
             seed: self.seed,
             requests: self.requests.unwrap_or(defaults.requests),
             keys_per_request: self.keys.unwrap_or(defaults.keys_per_request),
             replicas: self.replicas.unwrap_or(defaults.replicas),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
-            fixed_delay: self.fixed_delay()?,
+            fixed_delay: self.fixed_delay(),
             ..defaults
-        })
+        };
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        Ok(config)
     }
 
     /// The live run these arguments ask for.
@@ -152,13 +175,21 @@ impl TailAtScaleArgs {
             },
             rate: self.rate,
             duration: self.duration,
-            fixed_delay: self.fixed_delay()?,
+            fixed_delay: self.fixed_delay(),
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             seed: self.seed,
             ..defaults
         };
-        config.validate().map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        // The gateway builds the hedging policies, which check the percentile and budget:
+        // build each mode's now rather than after the modes before it have run.
+        let ex: crate::rt::Exec = std::sync::Arc::new(smol::Executor::new());
+        let replicas = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 1)); config.replicas];
+        for mode in Mode::ALL {
+            crate::gateway::Gateway::new(config.gateway_config(replicas.clone(), mode), ex.clone())
+                .map_err(|e| flag_error(&e, FLAGS))?;
+        }
         Ok(config)
     }
 
@@ -168,20 +199,6 @@ impl TailAtScaleArgs {
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("tailguard-tail-at-scale.svg"))
     }
-}
-
-/// Runs the command; returns what to print, or an error message.
-pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
-    if !args.sim {
-        return run_live(args);
-    }
-    let config = args.config()?;
-    let reports = sim::run_all(&config).map_err(|e| e.to_string())?;
-    Ok(if args.json {
-        to_json(&reports).to_string()
-    } else {
-        table(&config, &reports)
-    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -243,7 +260,8 @@ pub fn table(config: &SimConfig, reports: &[ModeReport]) -> String {
             r.stats.budget_refusals
         );
     }
-    if let (Some(none), Some(adaptive)) = (reports.first(), reports.last()) {
+    let mode = |mode: Mode| reports.iter().find(|r| r.mode == mode);
+    if let (Some(none), Some(adaptive)) = (mode(Mode::None), mode(Mode::Adaptive)) {
         let _ = writeln!(
             out,
             "adaptive hedging cut p99.9 by {:.0}x for {:.2}% extra reads",
@@ -252,34 +270,6 @@ pub fn table(config: &SimConfig, reports: &[ModeReport]) -> String {
         );
     }
     out
-}
-
-/// The live experiment: runs the three modes, writes the plot, returns the table (or JSON).
-fn run_live(args: &TailAtScaleArgs) -> Result<String, String> {
-    let config = args.live_config()?;
-    let path = args.out_path();
-    let runtime = Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
-    let reports = runtime
-        .block_on(live::run(runtime.executor(), &config, |mode| {
-            eprintln!(
-                "tail-at-scale: {} ({} fan-outs/s for {:?})...",
-                mode.name(),
-                config.rate,
-                config.duration
-            );
-        }))
-        .map_err(|e| e.to_string())?;
-    drop(runtime);
-    write_plot(&config, &reports, &path)?;
-    Ok(if args.json {
-        let mut json = live::to_json(&reports);
-        json["svg"] = serde_json::Value::String(path.display().to_string());
-        json.to_string()
-    } else {
-        let mut text = live::table(&config, &reports);
-        let _ = writeln!(text, "latency CDF of the three modes: {}", path.display());
-        text
-    })
 }
 
 /// Writes the CDF of the modes' whole-fan-out latency to `path`.
