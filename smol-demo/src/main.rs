@@ -19,7 +19,15 @@ use tailguard_demo::server::{log, Server, ServerConfig};
     version,
     about,
     long_about = None,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  tailguard-demo                          # the guided tour, about 30 s
+  tailguard-demo serve --addr 127.0.0.1:8080
+  tailguard-demo load --url http://127.0.0.1:8080/gophers --rate 1000 --duration 20s
+  tailguard-demo tail-at-scale --sim
+  tailguard-demo herd
+
+Every command has --help, with its model, examples and exit statuses."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +40,7 @@ struct Cli {
 enum Command {
     /// The guided tour (the default with no command): timeouts, graceful shutdown, retry and
     /// the herd, the circuit breaker, hedging, each explained and measured live.
+    #[command(after_help = TOUR_EXAMPLES)]
     Tour(tailguard_demo::tour::TourArgs),
     /// Serve HTTP with every wait bounded; SIGINT or SIGTERM shuts down gracefully.
     ///
@@ -41,30 +50,55 @@ enum Command {
     /// backends with per-call timeouts, retries, per-replica circuit breakers and hedging, and
     /// answers the values and how they were obtained (JSON).
     /// Exit status: 0 when every connection drained before the shutdown deadline, 1 when some
-    /// had to be closed by force.
+    /// had to be closed by force or a listener could not be bound (the message names the port),
+    /// 2 for a refused flag.
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
     #[command(
         about = tailguard_demo::herd::args::ABOUT,
-        long_about = tailguard_demo::herd::args::LONG_ABOUT
+        long_about = tailguard_demo::herd::args::LONG_ABOUT,
+        after_help = tailguard_demo::herd::args::AFTER_HELP
     )]
     Herd(tailguard_demo::herd::args::HerdArgs),
     /// The Tail at Scale experiment: unhedged vs fixed vs adaptive hedging.
     #[command(
         about = tailguard_demo::tail_at_scale::ABOUT,
-        long_about = tailguard_demo::tail_at_scale::LONG_ABOUT
+        long_about = tailguard_demo::tail_at_scale::LONG_ABOUT,
+        after_help = tailguard_demo::tail_at_scale::AFTER_HELP
     )]
     TailAtScale(tailguard_demo::tail_at_scale::TailAtScaleArgs),
     #[command(
         about = tailguard_demo::backend::args::ABOUT,
-        long_about = tailguard_demo::backend::args::LONG_ABOUT
+        long_about = tailguard_demo::backend::args::LONG_ABOUT,
+        after_help = tailguard_demo::backend::args::AFTER_HELP
     )]
     Backend(tailguard_demo::backend::args::BackendArgs),
     #[command(
         about = tailguard_demo::load::args::ABOUT,
-        long_about = tailguard_demo::load::args::LONG_ABOUT
+        long_about = tailguard_demo::load::args::LONG_ABOUT,
+        after_help = tailguard_demo::load::args::AFTER_HELP
     )]
     Load(tailguard_demo::load::args::LoadArgs),
 }
+
+/// Examples after `serve --help`, as in the README.
+const SERVE_EXAMPLES: &str =
+    "Examples (the server runs until Ctrl-C: use another terminal for curl):
+  tailguard-demo serve --addr 127.0.0.1:8080
+  curl 127.0.0.1:8080/gophers                    # Hi there, I love gophers!
+  curl -X POST --data-binary @README.md 127.0.0.1:8080/echo
+  curl '127.0.0.1:8080/slow?ms=3000'             # then SIGTERM: it finishes, the server exits 0
+
+The gateway, each command in its own terminal:
+  tailguard-demo backend --replicas 3 --stall-every 2s --stall-for 100ms
+  tailguard-demo serve --backend 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003
+  curl '127.0.0.1:8080/fanout?keys=16'
+  tailguard-demo load --url 'http://127.0.0.1:8080/fanout?keys=16' --rate 200 --duration 10s";
+
+/// Examples after `tour --help`.
+const TOUR_EXAMPLES: &str = "Examples:
+  tailguard-demo                  # the whole tour, about 30 s
+  tailguard-demo --quick          # a shorter tour, about 10 s";
 
 #[derive(Debug, Args)]
 struct ServeArgs {
