@@ -92,6 +92,14 @@ fn run_sim(args: &TailAtScaleArgs, config: &SimConfig) -> ExitCode {
 
     let started = Instant::now();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
+    if !progress.enabled {
+        // No progress line off a terminal: one line, so a log shows what is running.
+        eprintln!(
+            "tail-at-scale --sim: {} requests x {} keys in each mode, the modes in parallel \
+             (about 25 s in all on 2 cores, release build)...",
+            config.requests, config.keys_per_request
+        );
+    }
     let mut done: Vec<Option<ModeReport>> = Mode::ALL.iter().map(|_| None).collect();
     let mut signal = None;
     while signal.is_none() && done.iter().any(Option::is_none) {
