@@ -135,7 +135,9 @@ pub fn load(args: &LoadArgs) -> ExitCode {
         eprintln!("load: {}", flag_error(&error, LOAD_FLAGS));
         return ExitCode::from(USAGE);
     }
-    let threads = args.threads.unwrap_or_else(rt::default_threads);
+    // One thread by default: an open loop wakes for every request, and a second thread only
+    // adds cross-thread wake-ups (BENCHMARKS.md, "The load generator's own cost").
+    let threads = args.threads.unwrap_or(std::num::NonZeroUsize::MIN);
     let json = args.json;
     rt::run(threads, |ex| async move {
         let interrupted = match interruption() {
