@@ -60,6 +60,26 @@ fn interrupted_note(signal: Signal, finished: &[Mode], elapsed: Duration) -> Str
     )
 }
 
+/// The CPU time the default simulation takes in a release build, measured (the work grows with
+/// requests x keys).
+const DEFAULT_SIM_SECONDS: f64 = 25.0;
+
+/// How long the simulation should take, as a note for the progress line: scaled from the
+/// default size's CPU time in a release build.
+fn expected_time(config: &SimConfig) -> String {
+    let defaults = SimConfig::default();
+    let size = |c: &SimConfig| c.requests as f64 * c.keys_per_request as f64;
+    let seconds = DEFAULT_SIM_SECONDS * size(config) / size(&defaults);
+    if cfg!(debug_assertions) {
+        format!(
+            " (about {seconds:.0} s of CPU over 3 threads in a release build; this debug build \
+             is several times slower)"
+        )
+    } else {
+        format!(" (about {seconds:.0} s of CPU over 3 threads; longer on a busy machine)")
+    }
+}
+
 enum Event {
     Done(usize, Result<ModeReport, String>),
     Signal(Signal),
@@ -92,11 +112,11 @@ fn run_sim(args: &TailAtScaleArgs, config: &SimConfig) -> ExitCode {
 
     let started = Instant::now();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let expected = expected_time(config);
     if !progress.enabled {
         // No progress line off a terminal: one line, so a log shows what is running.
         eprintln!(
-            "tail-at-scale --sim: {} requests x {} keys in each mode, the modes in parallel \
-             (about 25 s in all on 2 cores, release build)...",
+            "tail-at-scale --sim: {} requests x {} keys in each mode, the modes in parallel{expected}...",
             config.requests, config.keys_per_request
         );
     }
@@ -116,8 +136,7 @@ fn run_sim(args: &TailAtScaleArgs, config: &SimConfig) -> ExitCode {
         }
         let finished = done.iter().filter(|r| r.is_some()).count();
         progress.draw(&format!(
-            "tail-at-scale --sim: {finished} of {} modes done, {:.0} s elapsed \
-             (about 25 s in all on 2 cores, release build)",
+            "tail-at-scale --sim: {finished} of {} modes done, {:.0} s elapsed{expected}",
             Mode::ALL.len(),
             started.elapsed().as_secs_f64()
         ));

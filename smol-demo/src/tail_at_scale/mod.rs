@@ -53,15 +53,16 @@ arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read
 by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
 primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
-the extra reads per mode. The three modes run in parallel threads: about 25 s of wall time on 2 \
-cores in a release build (several times longer in a debug build; fewer --requests or --keys \
-take proportionally less); a progress line on stderr shows the modes done and the time spent.";
+the extra reads per mode. Duration: about 25 s of CPU in a release build, shared by the three \
+modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \
+(several times longer in a debug build; fewer --requests or --keys take proportionally less); \
+on a terminal, a progress line on stderr shows the modes done and the time spent.";
 
 /// Examples and exit statuses, after `tail-at-scale --help`.
 pub const AFTER_HELP: &str = "Examples:
   tailguard-demo tail-at-scale                 # about 17 s; the table and the path of the CDF plot
   tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
-  tailguard-demo tail-at-scale --sim           # about 25 s on 2 cores (release build); deterministic
+  tailguard-demo tail-at-scale --sim           # about 25 s of CPU (release build); deterministic
   tailguard-demo tail-at-scale --sim --requests 2000 --json
 
 A progress line is drawn on stderr when it is a terminal. Ctrl-C (SIGINT) or SIGTERM stops the \
