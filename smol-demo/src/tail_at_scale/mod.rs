@@ -1,7 +1,7 @@
 //! `tailguard-demo tail-at-scale`: the experiment of "The Tail at Scale" (Dean & Barroso, 2013).
 //!
 //! [`sim`] runs it in virtual time (`--sim`); [`live`] runs it over real sockets, and [`plot`]
-//! draws the live run's latency CDF; [`run`] is the command-line front end.
+//! draws the live run's latency CDF; [`command`] is the command-line front end.
 
 mod command;
 pub mod live;
