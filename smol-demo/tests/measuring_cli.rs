@@ -279,7 +279,8 @@ fn ctrl_c_during_tail_at_scale_keeps_the_modes_that_finished() {
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("none (off)"), "the finished mode: {stdout}");
     assert!(
-        stdout.contains("interrupted by SIGINT") && stdout.contains("fixed, adaptive not measured"),
+        stdout.contains("interrupted by SIGINT")
+            && stdout.contains("during fixed: fixed, adaptive not measured"),
         "{stdout}"
     );
     assert!(out_svg.exists(), "the plot of the finished mode");

@@ -40,17 +40,24 @@ fn usage(message: &str) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
-/// Which modes an interrupted run finished, and which it did not.
-fn interrupted_note(signal: Signal, finished: &[Mode], elapsed: Duration) -> String {
+/// Which modes an interrupted run finished, and which it did not (the one it was running,
+/// `during`, first).
+fn interrupted_note(
+    signal: Signal,
+    finished: &[Mode],
+    during: Option<Mode>,
+    elapsed: Duration,
+) -> String {
     let unfinished: Vec<&str> = Mode::ALL
         .iter()
         .filter(|mode| !finished.contains(mode))
         .map(|mode| mode.name())
         .collect();
     format!(
-        "interrupted by {} after {:.1} s: {} not measured{}",
+        "interrupted by {} after {:.1} s{}: {} not measured{}",
         signal_name(signal),
         elapsed.as_secs_f64(),
+        during.map_or_else(String::new, |mode| format!(" during {}", mode.name())),
         unfinished.join(", "),
         if finished.is_empty() {
             " (no mode had finished)"
@@ -147,7 +154,7 @@ fn run_sim(args: &TailAtScaleArgs, config: &SimConfig) -> ExitCode {
         let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
         (
             signal,
-            interrupted_note(signal, &finished, started.elapsed()),
+            interrupted_note(signal, &finished, None, started.elapsed()),
         )
     });
     if args.json {
@@ -202,7 +209,7 @@ fn run_live(args: &TailAtScaleArgs, config: &LiveConfig) -> ExitCode {
             match future::or(measured, stopped).await {
                 Ok(Ok(report)) => reports.push(report),
                 Ok(Err(error)) => return Err(error.to_string()),
-                Err(signal) => return Ok((reports, Some(signal))),
+                Err(signal) => return Ok((reports, Some((signal, mode)))),
             }
         }
         Ok((reports, None))
@@ -215,9 +222,9 @@ fn run_live(args: &TailAtScaleArgs, config: &LiveConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let note = signal.map(|signal| {
+    let note = signal.map(|(signal, during)| {
         let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
-        interrupted_note(signal, &finished, started.elapsed())
+        interrupted_note(signal, &finished, Some(during), started.elapsed())
     });
     if !reports.is_empty() {
         if let Err(message) = write_plot(config, &reports, &path) {
@@ -250,7 +257,7 @@ fn run_live(args: &TailAtScaleArgs, config: &LiveConfig) -> ExitCode {
         print!("{text}");
     }
     match (signal, note) {
-        (Some(signal), Some(note)) => {
+        (Some((signal, _)), Some(note)) => {
             if args.json {
                 eprintln!("tail-at-scale: {note}");
             }
