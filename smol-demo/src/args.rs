@@ -2,6 +2,52 @@
 
 use std::time::Duration;
 
+use tailguard::ConfigError;
+
+/// The exit status of a usage error (a flag refused), as clap uses for its own.
+pub const USAGE: u8 = 2;
+
+/// `error`, which names a configuration field, reworded to name the command-line flag that sets
+/// it: `flags` maps field names (as [`ConfigError::field`] spells them) to flags. A field not in
+/// `flags` is named as the error names it.
+///
+/// ```
+/// use tailguard::ConfigError;
+/// use tailguard_demo::args::flag_error;
+///
+/// let error = ConfigError::new("budget_ratio", "must be in (0, 1], got -1");
+/// assert_eq!(
+///     flag_error(&error, &[("budget_ratio", "--budget")]),
+///     "invalid value for --budget: must be in (0, 1], got -1"
+/// );
+/// ```
+pub fn flag_error(error: &ConfigError, flags: &[(&str, &str)]) -> String {
+    match flags.iter().find(|(field, _)| *field == error.field()) {
+        Some((_, flag)) => format!("invalid value for {flag}: {}", error.message()),
+        None => error.to_string(),
+    }
+}
+
+/// Parses a duration, or a bare number of milliseconds: for the old `--…-ms` flags that took
+/// one, so that both `10` and `10ms` work.
+///
+/// ```
+/// use std::time::Duration;
+/// use tailguard_demo::args::parse_millis_or_duration;
+///
+/// assert_eq!(parse_millis_or_duration("10"), Ok(Duration::from_millis(10)));
+/// assert_eq!(parse_millis_or_duration("2.5"), Ok(Duration::from_micros(2500)));
+/// assert_eq!(parse_millis_or_duration("1s"), Ok(Duration::from_secs(1)));
+/// assert!(parse_millis_or_duration("-1").is_err());
+/// ```
+pub fn parse_millis_or_duration(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ms) => Duration::try_from_secs_f64(ms / 1e3)
+            .map_err(|_| format!("`{text}` is not a duration ≥ 0")),
+        Err(_) => parse_duration(text),
+    }
+}
+
 /// Parses a duration written as a number and a unit: `250ms`, `2s`, `1.5s`, `1m`, `30us`.
 ///
 /// ```

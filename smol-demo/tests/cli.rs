@@ -153,7 +153,7 @@ fn bad_backend_and_load_flags_are_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stall_for"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for --stall-for"));
     let out = Command::new(BIN)
         .args(["load", "--rate", "0"])
         .output()

@@ -107,5 +107,5 @@ fn bad_flags_are_refused_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_connections"), "{err}");
+    assert!(err.contains("invalid value for --max-connections"), "{err}");
 }

@@ -131,7 +131,7 @@ fn a_replica_outage_opens_its_breaker_and_closing_brings_traffic_back() {
     for _ in 0..5 {
         let report = stack.fanout(keys);
         assert_eq!(n(&report["ok"]), keys as u64, "{report}");
-        assert_eq!(n(&report["served_by"][1]), 2, "{report}");
+        assert_eq!(n(&report["served_by"]["1"]), 2, "{report}");
     }
     let breaker = |i| stack.gateway.breaker(i).unwrap().state();
     assert_eq!(breaker(1), State::Closed);
@@ -147,7 +147,7 @@ fn a_replica_outage_opens_its_breaker_and_closing_brings_traffic_back() {
     let report = stack.fanout(keys);
     assert_eq!(n(&report["ok"]), keys as u64, "{report}");
     assert_eq!(
-        n(&report["served_by"][1]),
+        n(&report["served_by"]["1"]),
         0,
         "traffic moved away: {report}"
     );
@@ -162,7 +162,7 @@ fn a_replica_outage_opens_its_breaker_and_closing_brings_traffic_back() {
     loop {
         let report = stack.fanout(keys);
         assert_eq!(n(&report["ok"]), keys as u64, "{report}");
-        if breaker(1) == State::Closed && n(&report["served_by"][1]) == 2 {
+        if breaker(1) == State::Closed && n(&report["served_by"]["1"]) == 2 {
             break;
         }
         assert!(Instant::now() < deadline, "the breaker never closed");
@@ -202,7 +202,7 @@ fn hedges_win_against_a_stalled_replica_and_the_deadline_answers_partially() {
     assert_eq!(n(&report["ok"]), 6, "{report}");
     assert_eq!(n(&report["hedges_won"]), 2, "{report}");
     assert!(n(&report["hedges_sent"]) >= 2, "{report}");
-    assert_eq!(n(&report["served_by"][2]), 0, "{report}");
+    assert_eq!(n(&report["served_by"]["2"]), 0, "{report}");
     assert!(
         took < Duration::from_millis(500),
         "hedging did not help: {took:?}"

@@ -123,3 +123,47 @@ fn errors_are_counted_by_kind() {
         "refused calls have no latency: {report}"
     );
 }
+
+#[test]
+fn an_interrupted_run_reports_what_fell_due_and_waits_only_briefly() {
+    for (latency_ms, answered) in [(5, true), (10_000, false)] {
+        let rt = Runtime::new(2.try_into().unwrap());
+        let backends = rt
+            .block_on(Backends::start(
+                BackendConfig::uniform(1, fixed(latency_ms)),
+                rt.executor(),
+            ))
+            .expect("backends start");
+        let url = format!("http://{}/item", backends.addrs()[0]);
+        // 20 s asked for, stopped after 300 ms.
+        let config = LoadConfig::new(url, 200.0, Duration::from_secs(20));
+        let started = std::time::Instant::now();
+        let stop = async {
+            smol::Timer::after(Duration::from_millis(300)).await;
+        };
+        let report = rt
+            .block_on(load::run_until(rt.executor(), &config, stop))
+            .expect("a valid load");
+        let took = started.elapsed();
+        assert!(report.interrupted, "{report}");
+        assert!(
+            took < load::DRAIN_ON_INTERRUPT + Duration::from_secs(4),
+            "{took:?}: {report}"
+        );
+        assert!((10..4000).contains(&report.scheduled), "{report}");
+        assert_eq!(
+            report.sent,
+            report.ok + report.errors + report.unanswered,
+            "{report}"
+        );
+        if answered {
+            assert!(report.ok > 0 && report.unanswered == 0, "{report}");
+        } else {
+            // Requests stuck in a 10 s call are cut after the drain, and counted.
+            assert!(report.unanswered > 0 && report.ok == 0, "{report}");
+            assert!(report.to_string().contains("unanswered when interrupted"));
+        }
+        assert!(report.to_string().contains("INTERRUPTED"), "{report}");
+        drop(backends);
+    }
+}

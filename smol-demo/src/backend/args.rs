@@ -45,6 +45,17 @@ counters as JSON), POST /replicas/{i}/down, POST /replicas/{i}/up.
 
 Runs until SIGINT or SIGTERM.";
 
+/// Examples, after `backend --help`.
+pub const AFTER_HELP: &str = "Examples (each runs until Ctrl-C: start the gateway and load in \
+other terminals):
+  tailguard-demo backend --replicas 3 --stall-every 2s --stall-for 100ms   # replicas on 9001-9003
+  tailguard-demo backend --latency exp:5ms --error-rate 0.01 --capacity 50
+  tailguard-demo backend --outage 1@5s..10s --outage-mode 503
+  curl -X POST 127.0.0.1:9004/replicas/1/down                # then: .../replicas/1/up
+
+Exit status: 0 after SIGINT or SIGTERM; 1 when a listener cannot be bound (the message names \
+the replica and port); 2 for a refused flag.";
+
 /// Command-line arguments of `backend`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
@@ -69,7 +80,7 @@ pub struct BackendArgs {
     #[arg(long, value_parser = parse_duration, requires = "stall_every")]
     pub stall_for: Option<Duration>,
     /// Fraction of requests answered 500, in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub error_rate: f64,
     /// Most requests a replica serves at once; more get 503.
     #[arg(long)]

@@ -125,6 +125,19 @@ impl fmt::Display for NoSuchReplica {
 
 impl std::error::Error for NoSuchReplica {}
 
+/// `error` from binding `listener` on `host:port`, saying which listener and which port.
+fn bind_error(error: io::Error, listener: &str, host: std::net::IpAddr, port: u16) -> io::Error {
+    let why = if error.kind() == io::ErrorKind::AddrInUse {
+        format!("port {port} is already in use")
+    } else {
+        error.to_string()
+    };
+    io::Error::new(
+        error.kind(),
+        format!("{listener} cannot listen on {host}:{port}: {why}"),
+    )
+}
+
 impl Backends {
     /// Validates `config`, binds every replica (and the control endpoint), and starts serving
     /// on `ex`. Scheduled outages count from now.
@@ -141,7 +154,9 @@ impl Backends {
             } else {
                 config.base_port + i as u16
             };
-            let listener = smol::net::TcpListener::bind((config.host, port)).await?;
+            let listener = smol::net::TcpListener::bind((config.host, port))
+                .await
+                .map_err(|e| bind_error(e, &format!("replica {i}"), config.host, port))?;
             addrs.push(listener.local_addr()?);
             listeners.push(listener);
         }
@@ -151,7 +166,11 @@ impl Backends {
             } else {
                 config.base_port + n as u16
             };
-            Some(smol::net::TcpListener::bind((config.host, port)).await?)
+            Some(
+                smol::net::TcpListener::bind((config.host, port))
+                    .await
+                    .map_err(|e| bind_error(e, "the control endpoint", config.host, port))?,
+            )
         } else {
             None
         };

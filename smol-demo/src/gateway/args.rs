@@ -42,16 +42,16 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = 3)]
     pub retry_attempts: u32,
     /// Retries allowed as a fraction of first tries (the shared retry budget).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     pub retry_budget: f64,
     /// When to hedge a slow call: off, fixed:10ms, adaptive (p95) or adaptive:0.9.
     #[arg(long, default_value = "adaptive")]
     pub hedge: HedgeMode,
     /// Hedges allowed as a fraction of calls.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub hedge_budget: f64,
     /// A replica's breaker opens at this failure rate over its last 20 calls.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub breaker_failure_rate: f64,
     /// How long an open breaker keeps traffic away before probing.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]

@@ -112,7 +112,9 @@ pub struct FanoutReport {
     pub hedges_won: u64,
     /// Times a call skipped a replica because its breaker was open.
     pub breaker_rejections: u64,
-    /// Keys answered, by replica index.
+    /// Keys answered, by replica index (in JSON, an object keyed by the index: `{"0": 5,
+    /// "1": 3}`, the numbering of the gateway's logs and the backends' control endpoint).
+    #[serde(serialize_with = "by_replica")]
     pub served_by: Vec<u64>,
     /// Why keys are missing, by error name: the last error of each failed key
     /// ([`KeyError::name`]), or `deadline` for a key cut by the fan-out's deadline.
@@ -121,6 +123,16 @@ pub struct FanoutReport {
     pub elapsed_ms: f64,
     /// The value of each key (`null` if missing).
     pub values: Vec<Option<String>>,
+}
+
+/// `counts` as a JSON object keyed by replica index, in index order.
+fn by_replica<S: serde::Serializer>(counts: &[u64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(counts.len()))?;
+    for (replica, n) in counts.iter().enumerate() {
+        map.serialize_entry(&replica.to_string(), n)?;
+    }
+    map.end()
 }
 
 /// One key's answer.
@@ -203,7 +215,8 @@ impl Gateway {
             }
         }
         report.partial = report.ok < keys;
-        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        // Whole microseconds: no float noise like 12.976602999999999 in the JSON.
+        report.elapsed_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         report
     }
 }

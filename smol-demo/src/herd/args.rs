@@ -37,6 +37,15 @@ jitter; prints the calls made and the time until the last client is done. Retry 
 layers of services, three attempts each, in front of a dead backend, with and without a 10% \
 retry budget per layer; prints the calls that reach the backend.";
 
+/// Examples, after `herd --help`.
+pub const AFTER_HELP: &str = "Examples:
+  tailguard-demo herd                     # about 10 s: recovery time and wasted calls
+  tailguard-demo herd --outage 2s --rate 400
+  tailguard-demo herd --sim               # backoff strategies under contention, the retry storm
+  tailguard-demo herd --sim --clients 500 --json
+
+Exit status: 0 when the run completed; 1 when it failed; 2 for a refused flag.";
+
 /// Command-line arguments of `herd`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
@@ -55,7 +64,7 @@ pub struct HerdArgs {
     #[arg(long)]
     pub json: bool,
     /// Live: user requests per second.
-    #[arg(long, default_value_t = LiveHerdConfig::default().rate)]
+    #[arg(long, default_value_t = LiveHerdConfig::default().rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// Live: the most calls the backend serves at once.
     #[arg(long, default_value_t = LiveHerdConfig::default().capacity)]

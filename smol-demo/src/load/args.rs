@@ -24,6 +24,18 @@ failures, by kind), dropped; throughput; latency p50 / p90 / p99 / p99.9 / max o
 of any status and timeouts (at their timeout). --json prints it as one JSON object. A progress \
 bar is drawn on stderr when it is a terminal.";
 
+/// Examples and exit statuses, after `load --help`.
+pub const AFTER_HELP: &str = "Examples (start `tailguard-demo serve` in another terminal first):
+  tailguard-demo load --url http://127.0.0.1:8080/gophers --rate 1000 --duration 20s
+  tailguard-demo load --url 'http://127.0.0.1:8080/fanout?keys=16' --rate 200 --duration 10s
+  tailguard-demo load --rate 500 --duration 5s --json | jq .latency
+
+Ctrl-C (SIGINT) or SIGTERM stops sending, waits at most 1 s for the answers in flight, and prints \
+the summary of what was measured so far, marked as interrupted (\"interrupted\": true in JSON).
+
+Exit status: 0 when at least one request succeeded; 1 when none did (nothing was measured); 2 \
+for a refused flag; 130 after SIGINT, 143 after SIGTERM (the partial summary is printed).";
+
 /// Command-line arguments of `load`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
@@ -32,13 +44,13 @@ pub struct LoadArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080/gophers")]
     pub url: String,
     /// Requests per second.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     pub rate: f64,
     /// How long to send for.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Most requests in flight; more are dropped (not sent) and counted.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
     pub concurrency: usize,
     /// Longest wait for one response.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -46,7 +58,9 @@ pub struct LoadArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Executor threads (default: one per core).
+    /// Executor threads [default: 1]. One thread sends thousands of requests per second with
+    /// CPU to spare, and costs about 40% less CPU per request than two, which wake each other
+    /// (see BENCHMARKS.md); more help only far above that.
     #[arg(long)]
     pub threads: Option<std::num::NonZeroUsize>,
 }

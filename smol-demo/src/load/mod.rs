@@ -46,12 +46,14 @@ mod progress;
 mod report;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_lite::future;
 use http::HeaderValue;
 use tailguard::latency::LatencyHistogram;
 use tailguard::shutdown::TaskTracker;
@@ -61,7 +63,7 @@ use tailguard::ConfigError;
 use self::config::parse_url;
 pub use self::config::{LoadConfig, MAX_CONCURRENCY, MAX_DURATION, MAX_RATE};
 use self::progress::{Counts, Progress};
-pub use self::report::{LatencySummary, LoadReport};
+pub use self::report::{round_floats, LatencySummary, LoadReport};
 use crate::client::{ClientConfig, Pool};
 use crate::metrics::Counter;
 use crate::rt::Exec;
@@ -87,8 +89,24 @@ impl Shared {
     }
 }
 
+/// How long an interrupted run waits for the answers in flight before it reports.
+pub const DRAIN_ON_INTERRUPT: Duration = Duration::from_secs(1);
+
 /// Runs the load described by `config`, spawning requests on `ex`, and reports.
 pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigError> {
+    run_until(ex, config, std::future::pending()).await
+}
+
+/// Runs the load described by `config` until it is done or `stop` ends, whichever is first.
+/// When `stop` ends first, no more requests are sent; the run waits at most
+/// [`DRAIN_ON_INTERRUPT`] for those in flight and reports what was measured so far, with
+/// [`LoadReport::interrupted`] set (what was still in flight is counted in
+/// [`LoadReport::unanswered`]).
+pub async fn run_until(
+    ex: &Exec,
+    config: &LoadConfig,
+    stop: impl Future<Output = ()>,
+) -> Result<LoadReport, ConfigError> {
     config.validate()?;
     let (host, port, path) = parse_url(&config.url)?;
     let addr: SocketAddr = smol::net::resolve((host.as_str(), port))
@@ -132,49 +150,62 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
     let due = |i: u64| start + Duration::from_secs_f64(i as f64 / config.rate);
 
     let mut next = 0u64;
-    while next < total {
-        let now = Instant::now();
-        // Send everything due by now: at high rates, several per wake-up.
-        while next < total && due(next) <= now {
-            let scheduled = due(next);
-            next += 1;
-            if shared.in_flight.load(Relaxed) >= cap {
-                dropped += 1;
-                continue;
+    let sending = async {
+        while next < total {
+            let now = Instant::now();
+            // Send everything due by now: at high rates, several per wake-up.
+            while next < total && due(next) <= now {
+                let scheduled = due(next);
+                next += 1;
+                if shared.in_flight.load(Relaxed) >= cap {
+                    dropped += 1;
+                    continue;
+                }
+                shared.in_flight.fetch_add(1, Relaxed);
+                sent += 1;
+                let request = one_request(
+                    pool.clone(),
+                    path.clone(),
+                    shared.clone(),
+                    scheduled,
+                    config.timeout,
+                );
+                ex.spawn(tracker.track_future(request)).detach();
             }
-            shared.in_flight.fetch_add(1, Relaxed);
-            sent += 1;
-            let request = one_request(
-                pool.clone(),
-                path.clone(),
-                shared.clone(),
-                scheduled,
-                config.timeout,
+            progress.draw(
+                next,
+                total,
+                Counts {
+                    ok: shared.ok.get(),
+                    errors: shared.errors.get(),
+                    dropped,
+                    in_flight: shared.in_flight.load(Relaxed),
+                },
             );
-            ex.spawn(tracker.track_future(request)).detach();
+            if next < total {
+                smol::Timer::at(due(next)).await;
+            }
         }
-        progress.draw(
-            next,
-            total,
-            Counts {
-                ok: shared.ok.get(),
-                errors: shared.errors.get(),
-                dropped,
-                in_flight: shared.in_flight.load(Relaxed),
-            },
-        );
-        if next < total {
-            smol::Timer::at(due(next)).await;
-        }
-    }
-    // Every request ends within its timeout; the margin covers scheduling.
-    let _ = tracker
-        .graceful(config.timeout + Duration::from_secs(1))
-        .await;
+        false
+    };
+    let interrupted = future::or(sending, async {
+        stop.await;
+        true
+    })
+    .await;
+    // Every request ends within its timeout; the margin covers scheduling. Interrupted, the
+    // run waits only briefly: whoever interrupted wants the numbers now.
+    let drain = if interrupted {
+        DRAIN_ON_INTERRUPT.min(config.timeout + Duration::from_secs(1))
+    } else {
+        config.timeout + Duration::from_secs(1)
+    };
+    let _ = tracker.graceful(drain).await;
     let elapsed = start.elapsed();
     progress.clear();
 
     let answered = shared.answered.get();
+    let (ok, errors) = (shared.ok.get(), shared.errors.get());
     let error_kinds = shared
         .error_kinds
         .lock()
@@ -185,11 +216,13 @@ pub async fn run(ex: &Exec, config: &LoadConfig) -> Result<LoadReport, ConfigErr
         rate: config.rate,
         duration_s: config.duration.as_secs_f64(),
         concurrency: config.concurrency,
-        scheduled: total,
+        scheduled: next,
         sent,
         dropped,
-        ok: shared.ok.get(),
-        errors: shared.errors.get(),
+        ok,
+        errors,
+        unanswered: sent.saturating_sub(ok + errors),
+        interrupted,
         error_kinds,
         elapsed_s: elapsed.as_secs_f64(),
         throughput: answered as f64 / elapsed.as_secs_f64().max(1e-9),

@@ -23,10 +23,13 @@ pub struct LatencySummary {
     pub max_ms: f64,
     /// The mean.
     pub mean_ms: f64,
+    /// How many latencies the percentiles are drawn from (when 0, every value above is 0 and
+    /// means nothing: the JSON then has `null`s).
+    pub samples: u64,
 }
 
 impl LatencySummary {
-    /// The summary of `histogram` (all zeros if it is empty).
+    /// The summary of `histogram` (all zeros, and `samples` 0, if it is empty).
     pub fn of(histogram: &LatencyHistogram) -> Self {
         let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         LatencySummary {
@@ -36,6 +39,7 @@ impl LatencySummary {
             p999_ms: ms(histogram.quantile(0.999)),
             max_ms: ms(histogram.max()),
             mean_ms: ms(histogram.mean()),
+            samples: histogram.count(),
         }
     }
 }
@@ -51,7 +55,7 @@ pub struct LoadReport {
     pub duration_s: f64,
     /// The cap on requests in flight.
     pub concurrency: usize,
-    /// Requests that fell due: `⌊rate × duration⌋`.
+    /// Requests that fell due: `⌊rate × duration⌋` (fewer if `interrupted`).
     pub scheduled: u64,
     /// Requests sent.
     pub sent: u64,
@@ -61,6 +65,12 @@ pub struct LoadReport {
     pub ok: u64,
     /// Sent requests that did not get a 2xx: other statuses, timeouts, connection failures.
     pub errors: u64,
+    /// Sent requests neither answered nor failed when the report was taken: only after an
+    /// interruption, which waits only briefly for them.
+    pub unanswered: u64,
+    /// The run was stopped (Ctrl-C) before every request fell due: the counts and latencies
+    /// cover the part that ran, and `scheduled` the requests that fell due until then.
+    pub interrupted: bool,
     /// The errors by kind: `status_503`, `timeout`, `connect`, `connect_timeout`, `request`,
     /// `body`.
     pub error_kinds: BTreeMap<String, u64>,
@@ -76,9 +86,59 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// The report as one line of JSON.
+    /// The report as a JSON value: numbers rounded to 6 significant digits, and the latency
+    /// percentiles `null` when there is no latency to take them from.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self)
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        if self.latency.samples == 0 {
+            if let Some(latency) = value.get_mut("latency").and_then(|l| l.as_object_mut()) {
+                for (name, v) in latency.iter_mut() {
+                    if name != "samples" {
+                        *v = serde_json::Value::Null;
+                    }
+                }
+            }
+        }
+        round_floats(&mut value);
+        value
+    }
+
+    /// The report as one line of JSON (see [`to_json_value`](Self::to_json_value)).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        self.to_json_value().to_string()
+    }
+
+    /// No request got a 2xx answer: the run measured nothing a user would call a success.
+    pub fn total_failure(&self) -> bool {
+        self.ok == 0
+    }
+}
+
+/// Rounds every floating-point number in `value` to 6 significant digits, so that JSON says
+/// `12.9766` rather than `12.976602999999999`: measured times are not more precise than that.
+///
+/// ```
+/// use tailguard_demo::load::round_floats;
+///
+/// let mut value = serde_json::json!({"p50_ms": 12.976602999999999, "n": [3, 0.1234567891]});
+/// round_floats(&mut value);
+/// assert_eq!(value.to_string(), r#"{"n":[3,0.123457],"p50_ms":12.9766}"#);
+/// ```
+pub fn round_floats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(rounded) = n
+                .as_f64()
+                .and_then(|x| format!("{x:.5e}").parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64)
+            {
+                *n = rounded;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(round_floats),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(round_floats),
+        _ => {}
     }
 }
 
@@ -89,11 +149,30 @@ impl fmt::Display for LoadReport {
             "{} at {} req/s for {:.1} s (at most {} in flight)",
             self.url, self.rate, self.duration_s, self.concurrency
         )?;
-        writeln!(
+        if self.interrupted {
+            writeln!(
+                f,
+                "  INTERRUPTED after {:.2} s: what follows covers only the requests due until then",
+                self.elapsed_s
+            )?;
+        }
+        write!(
             f,
-            "  requests   {} due, {} sent, {} ok, {} errors, {} dropped (not sent: {} already in flight)",
-            self.scheduled, self.sent, self.ok, self.errors, self.dropped, self.concurrency
+            "  requests   {} due, {} sent, {} ok, {} errors",
+            self.scheduled, self.sent, self.ok, self.errors
         )?;
+        if self.unanswered > 0 {
+            write!(f, ", {} unanswered when interrupted", self.unanswered)?;
+        }
+        if self.dropped == 0 {
+            writeln!(f, ", none dropped")?;
+        } else {
+            writeln!(
+                f,
+                ", {} dropped (not sent because the cap of {} in flight was reached)",
+                self.dropped, self.concurrency
+            )?;
+        }
         if !self.error_kinds.is_empty() {
             let kinds: Vec<String> = self
                 .error_kinds
@@ -108,6 +187,12 @@ impl fmt::Display for LoadReport {
             self.throughput, self.elapsed_s
         )?;
         let l = &self.latency;
+        if l.samples == 0 {
+            return write!(
+                f,
+                "  latency    no samples: no request got an answer (nor timed out)"
+            );
+        }
         write!(
             f,
             "  latency    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  (from the scheduled send time)",
@@ -132,6 +217,8 @@ mod tests {
             dropped: 2,
             ok: 7,
             errors: 1,
+            unanswered: 0,
+            interrupted: false,
             error_kinds: [("status_503".to_string(), 1)].into(),
             elapsed_s: 1.0,
             throughput: 8.0,
@@ -140,9 +227,21 @@ mod tests {
         };
         let text = report.to_string();
         assert!(
-            text.contains("2 dropped (not sent: 2 already in flight)"),
+            text.contains("2 dropped (not sent because the cap of 2 in flight was reached)"),
             "{text}"
         );
+        assert!(
+            text.contains("latency    no samples"),
+            "an empty histogram is not 0 ms: {text}"
+        );
+        let json = report.to_json_value();
+        assert!(json["latency"]["p50_ms"].is_null(), "{json}");
+        assert_eq!(json["latency"]["samples"], 0, "{json}");
+        let none_dropped = LoadReport {
+            dropped: 0,
+            ..report.clone()
+        };
+        assert!(none_dropped.to_string().contains("none dropped"));
         assert!(text.contains("status_503 1"), "{text}");
         assert!(report.to_json().contains("\"dropped\":2"));
     }

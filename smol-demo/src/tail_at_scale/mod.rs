@@ -1,8 +1,9 @@
 //! `tailguard-demo tail-at-scale`: the experiment of "The Tail at Scale" (Dean & Barroso, 2013).
 //!
 //! [`sim`] runs it in virtual time (`--sim`); [`live`] runs it over real sockets, and [`plot`]
-//! draws the live run's latency CDF; [`run`] is the command-line front end.
+//! draws the live run's latency CDF; [`command`] is the command-line front end.
 
+mod command;
 pub mod live;
 pub mod measured;
 pub mod plot;
@@ -17,10 +18,11 @@ use std::time::Duration;
 
 use tailguard::latency::LatencyHistogram;
 
+pub use self::command::command;
 use self::live::{LiveConfig, LiveModeReport};
 use self::measured::{row_json, text_table, Measured};
-use self::sim::{ModeReport, SimConfig};
-use crate::args::parse_duration;
+use self::sim::{Mode, ModeReport, SimConfig};
+use crate::args::{flag_error, parse_duration, parse_millis_or_duration};
 use crate::backend::Stalls;
 use crate::rt::{self, Runtime};
 use crate::verdict::Noise;
@@ -69,7 +71,26 @@ by scatter-gather; attempt n of a key read goes to the key's n-th copy on anothe
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
 primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
 the extra reads per mode, and for each percentile the best mode against no hedging and \
-against fixed hedging (about 20 s in release per run).";
+against fixed hedging. Duration: about 25 s of CPU in a release build, shared by the three \
+modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \
+(several times longer in a debug build; fewer --requests or --keys take proportionally less); \
+on a terminal, a progress line on stderr shows the modes done and the time spent.";
+
+/// Examples and exit statuses, after `tail-at-scale --help`.
+pub const AFTER_HELP: &str = "Examples:
+  tailguard-demo tail-at-scale                 # about 17 s; the table and the path of the CDF plot
+  tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
+  tailguard-demo tail-at-scale --sim           # about 25 s of CPU (release build); deterministic
+  tailguard-demo tail-at-scale --sim --requests 2000 --json
+  tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
+  tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive
+
+A progress line is drawn on stderr when it is a terminal. Ctrl-C (SIGINT) or SIGTERM stops a \
+single run and prints the modes that finished, and which did not (--repeat and --sweep stop \
+without a partial report).
+
+Exit status: 0 when every mode ran; 1 when the run failed; 2 for a refused flag (every flag is \
+checked before anything runs); 130 after SIGINT, 143 after SIGTERM.";
 
 /// Command-line arguments of `tail-at-scale`.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,17 +117,22 @@ pub struct TailAtScaleArgs {
     pub replicas: Option<usize>,
     /// Extra-load budget of the adaptive mode, as a ratio [default: 0.05 live, 0.02 with
     /// --sim].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub budget: Option<f64>,
-    /// Percentile of recent latency the adaptive mode hedges at [default: 0.95 live, 0.99 with
-    /// --sim].
-    #[arg(long)]
+    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1) [default: 0.95
+    /// live, 0.99 with --sim].
+    #[arg(long, allow_negative_numbers = true)]
     pub percentile: Option<f64>,
-    /// Delay of the fixed mode, in milliseconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub fixed_delay_ms: f64,
+    /// Delay of the fixed mode.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub fixed_delay: Duration,
+    /// The fixed mode's delay in milliseconds (or as a duration): the old spelling of
+    /// --fixed-delay.
+    #[arg(long, hide = true, value_parser = parse_millis_or_duration,
+          conflicts_with = "fixed_delay", allow_negative_numbers = true)]
+    pub fixed_delay_ms: Option<Duration>,
     /// Fan-outs per second in each mode (live only).
-    #[arg(long, default_value_t = LiveConfig::default().rate)]
+    #[arg(long, default_value_t = LiveConfig::default().rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// How long each mode's load runs (live only).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -138,30 +164,47 @@ pub struct TailAtScaleArgs {
     pub sweep: bool,
 }
 
+/// The flags of `tail-at-scale`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("replicas", "--replicas"),
+    ("max_attempts", "--replicas"),
+    ("keys", "--keys"),
+    ("requests", "--requests"),
+    ("percentile", "--percentile"),
+    ("adaptive_delay", "--percentile"),
+    ("budget_ratio", "--budget"),
+    ("max_burst", "--budget"),
+    ("fixed_delay", "--fixed-delay"),
+    ("rate", "--rate"),
+    ("duration", "--duration"),
+    ("stall_every", "--stall-every"),
+    ("stall_for", "--stall-for"),
+];
+
 impl TailAtScaleArgs {
-    fn fixed_delay(&self) -> Result<Duration, String> {
-        Duration::try_from_secs_f64(self.fixed_delay_ms / 1000.0).map_err(|_| {
-            format!(
-                "invalid `--fixed-delay-ms`: must be a finite number ≥ 0, got {}",
-                self.fixed_delay_ms
-            )
-        })
+    fn fixed_delay(&self) -> Duration {
+        self.fixed_delay_ms.unwrap_or(self.fixed_delay)
     }
 
-    /// The simulation these arguments ask for.
+    /// The simulation these arguments ask for, every value checked (an error names the flag).
     pub fn config(&self) -> Result<SimConfig, String> {
+        if self.out.is_some() {
+            return Err("--out is for the live run: --sim draws no plot".into());
+        }
         let defaults = SimConfig::default();
-        Ok(SimConfig {
+        let config = SimConfig {
             seed: self.seed,
             requests: self.requests.unwrap_or(defaults.requests),
             keys_per_request: self.keys.unwrap_or(defaults.keys_per_request),
             replicas: self.replicas.unwrap_or(defaults.replicas),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
-            fixed_delay: self.fixed_delay()?,
+            fixed_delay: self.fixed_delay(),
             equal_budget: self.equal_budget,
             ..defaults
-        })
+        };
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        Ok(config)
     }
 
     /// The live run these arguments ask for.
@@ -182,14 +225,22 @@ impl TailAtScaleArgs {
             },
             rate: self.rate,
             duration: self.duration,
-            fixed_delay: self.fixed_delay()?,
+            fixed_delay: self.fixed_delay(),
             equal_budget: self.equal_budget,
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             seed: self.seed,
             ..defaults
         };
-        config.validate().map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        // The gateway builds the hedging policies, which check the percentile and budget:
+        // build each mode's now rather than after the modes before it have run.
+        let ex: crate::rt::Exec = std::sync::Arc::new(smol::Executor::new());
+        let replicas = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 1)); config.replicas];
+        for mode in Mode::ALL {
+            crate::gateway::Gateway::new(config.gateway_config(replicas.clone(), mode), ex.clone())
+                .map_err(|e| flag_error(&e, FLAGS))?;
+        }
         Ok(config)
     }
 
@@ -206,8 +257,9 @@ impl TailAtScaleArgs {
     }
 }
 
-/// Runs the command; returns what to print, or an error message.
-pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
+/// Runs `--sweep` or `--repeat N`, live or `--sim`; returns what to print, or an error message.
+/// (A single run goes through [`command`], which keeps what was measured on Ctrl-C.)
+pub fn run_many(args: &TailAtScaleArgs) -> Result<String, String> {
     if args.sweep {
         return sweep::run(args);
     }
@@ -215,7 +267,6 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
         return run_live(args);
     }
     let config = args.config()?;
-    config.validate().map_err(|e| e.to_string())?;
     let repeat = args.repeat.get();
     let mut runs = Vec::with_capacity(repeat);
     for i in 0..repeat {

@@ -152,6 +152,10 @@ impl SimConfig {
                 ),
             ));
         }
+        // The hedging policies check the percentile, budget and delay: before any work.
+        for mode in Mode::ALL {
+            mode.policy(self)?;
+        }
         Ok(())
     }
 
