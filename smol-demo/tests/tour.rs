@@ -62,7 +62,9 @@ fn tail_at_scale_live_writes_its_plot_and_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     for mode in ["none", "fixed", "adaptive"] {
         assert_eq!(report[mode]["requests"], 50, "{report}");
-        assert!(report[mode]["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report[mode]["p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+        // 50 samples cannot support a p99 (it needs 10 beyond it): null, not the maximum.
+        assert!(report[mode]["p99_ms"].is_null(), "{report}");
     }
     assert_eq!(report["svg"], path.display().to_string());
     let svg = std::fs::read_to_string(&path).expect("the plot was written");
