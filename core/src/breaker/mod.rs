@@ -76,6 +76,7 @@
 
 mod call;
 mod config;
+mod count_window;
 mod handle;
 mod machine;
 mod metrics;
