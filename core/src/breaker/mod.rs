@@ -84,6 +84,7 @@ mod metrics;
 mod open_duration;
 mod permit;
 mod state;
+mod time_window;
 mod window;
 
 pub use self::call::CallError;

@@ -16,9 +16,9 @@
 //!   `N` calls with the highest positions, whichever stripes hold them: the last `N` calls, up
 //!   to an error bound documented there. A single thread sees exactly its last `N` calls, and
 //!   the outcomes of a thread that goes idle leave the window as other threads record.
-//! * **Time-based**: each stripe keeps `buckets` counters, one per slice of the window duration,
-//!   tagged with the slice they count; a slice that has left the window is overwritten by the
-//!   next record that falls in its slot.
+//! * **Time-based** ([`time_window`](super::time_window)): each stripe keeps `buckets`
+//!   counters, one per slice of the window duration, tagged with the slice they count; a slice
+//!   that has left the window is overwritten by the next record that falls in its slot.
 //!
 //! Every counter is tagged with the *epoch*, the low byte of the breaker generation in which the
 //! window was last reset. A record carries the epoch of its permit; a record whose epoch is not
@@ -34,6 +34,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use super::count_window::{self, CountLayout};
+use super::time_window::{self, TimeLayout};
 
 /// Keeps the value on its own pair of cache lines (adjacent-line prefetch pulls in two lines).
 #[repr(align(128))]
@@ -143,7 +144,7 @@ mod tokens {
 #[derive(Clone, Copy, Debug)]
 enum Layout {
     Count(CountLayout),
-    Time { bucket_nanos: u64, buckets: u64 },
+    Time(TimeLayout),
 }
 
 /// The sliding window.
@@ -191,10 +192,6 @@ impl Words {
     pub(crate) fn get(&self, index: usize) -> &AtomicU64 {
         &self.0[index / 16].0[index % 16]
     }
-
-    fn iter(&self) -> impl Iterator<Item = &AtomicU64> {
-        self.0.iter().flat_map(|chunk| chunk.0.iter())
-    }
 }
 
 /// The owner of a stripe no thread may claim: thread tokens never reach it.
@@ -221,14 +218,8 @@ impl Window {
 
     /// A window of `buckets` slices of `bucket_nanos` each.
     pub(crate) fn time(bucket_nanos: u64, buckets: u32, stripes: usize) -> Self {
-        Self::new(
-            Layout::Time {
-                bucket_nanos,
-                buckets: u64::from(buckets),
-            },
-            3 * buckets as usize,
-            stripes,
-        )
+        let layout = TimeLayout::new(bucket_nanos, buckets);
+        Self::new(Layout::Time(layout), layout.words(), stripes)
     }
 
     fn new(layout: Layout, words: usize, stripes: usize) -> Self {
@@ -251,7 +242,7 @@ impl Window {
 
     /// Whether recording needs the current time.
     pub(crate) fn needs_time(&self) -> bool {
-        matches!(self.layout, Layout::Time { .. })
+        matches!(self.layout, Layout::Time(_))
     }
 
     /// Records one outcome for a permit of `epoch`, at `nanos` since the breaker's origin (only
@@ -269,10 +260,9 @@ impl Window {
                     count_window::owned_record(stripe, &layout, &self.sequence.0, epoch, record);
                     true
                 }
-                Layout::Time {
-                    bucket_nanos,
-                    buckets,
-                } => owned_time_record(stripe, bucket_nanos, buckets, epoch, record, nanos),
+                Layout::Time(layout) => {
+                    time_window::owned_record(stripe, &layout, epoch, record, nanos)
+                }
             },
             None => self.shared_record(epoch, record, nanos),
         }
@@ -322,25 +312,8 @@ impl Window {
             Layout::Count(layout) => {
                 count_window::shared_record(stripe, &layout, &self.sequence.0, epoch, record)
             }
-            Layout::Time {
-                bucket_nanos,
-                buckets,
-            } => {
-                let index = nanos / bucket_nanos;
-                let base = 3 * (index % buckets) as usize;
-                let tag = bucket_tag(epoch, index);
-                // `calls` decides: if it refuses (stale epoch or slice, saturated), so do the
-                // others.
-                if !self.shared_bump(stripe.words.get(base), tag, epoch) {
-                    return false;
-                }
-                if record.failed {
-                    self.shared_bump(stripe.words.get(base + 1), tag, epoch);
-                }
-                if record.slow {
-                    self.shared_bump(stripe.words.get(base + 2), tag, epoch);
-                }
-                true
+            Layout::Time(layout) => {
+                time_window::shared_record(stripe, &layout, &self.epoch, epoch, record, nanos)
             }
         }
     }
@@ -354,31 +327,7 @@ impl Window {
         let stripes = claimable.chain(Some(&self.shared)).map(|stripe| &stripe.0);
         let mut counts = match self.layout {
             Layout::Count(layout) => count_window::counts(stripes, &layout, epoch),
-            Layout::Time {
-                bucket_nanos,
-                buckets,
-            } => {
-                let mut counts = Counts::default();
-                let now_index = nanos / bucket_nanos;
-                for stripe in stripes {
-                    for index in now_index.saturating_sub(buckets - 1)..=now_index {
-                        let base = 3 * (index % buckets) as usize;
-                        let tag = bucket_tag(epoch, index);
-                        let read = |word: &AtomicU64| {
-                            let value = word.load(Ordering::Acquire);
-                            if value & !COUNT_MAX == tag {
-                                value & COUNT_MAX
-                            } else {
-                                0
-                            }
-                        };
-                        counts.calls += read(stripe.words.get(base));
-                        counts.failures += read(stripe.words.get(base + 1));
-                        counts.slow += read(stripe.words.get(base + 2));
-                    }
-                }
-                counts
-            }
+            Layout::Time(layout) => time_window::counts(stripes, &layout, epoch, nanos),
         };
         // Under concurrency a bad outcome may be counted an instant before its call is.
         counts.failures = counts.failures.min(counts.calls);
@@ -400,13 +349,7 @@ impl Window {
         let shared = &self.shared.0;
         match self.layout {
             Layout::Count(layout) => count_window::reset_shared(shared, &layout, epoch),
-            Layout::Time { .. } => {
-                // Index 0 of the new epoch with a zero count: an empty bucket for every purpose.
-                let empty = bucket_tag(epoch, 0);
-                for word in shared.words.iter() {
-                    word.store(empty, Ordering::Release);
-                }
-            }
+            Layout::Time(layout) => time_window::reset_shared(shared, &layout, epoch),
         }
     }
 }
@@ -422,90 +365,6 @@ pub(crate) fn epoch_of(word: u64) -> u8 {
 #[inline(always)]
 pub(crate) fn with_epoch(epoch: u8) -> u64 {
     u64::from(epoch) << 56
-}
-
-// ---------------------------------------------------------------------------------------------
-// Time-based
-
-/// A bucket word: tag (epoch 8 bits | bucket index 32 bits) in the high 40 bits, count in the
-/// low 24 bits. A count saturates at 2^24 - 1 per stripe and bucket; past that the bucket is a
-/// sample of its slice (all three counters stop together, so the rates stay right).
-const COUNT_BITS: u32 = 24;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
-
-#[inline(always)]
-fn bucket_tag(epoch: u8, index: u64) -> u64 {
-    (u64::from(epoch) << 32 | (index & 0xFFFF_FFFF)) << COUNT_BITS
-}
-
-/// What adding one to `current` for the slice `tag` (of the current epoch) gives: the next
-/// value, or `None` if the word already holds a later slice of the same epoch (this record is
-/// late) or is saturated.
-#[inline(always)]
-fn bumped(current: u64, tag: u64) -> Option<u64> {
-    let current_tag = current & !COUNT_MAX;
-    if current_tag == tag {
-        return (current & COUNT_MAX != COUNT_MAX).then_some(current + 1);
-    }
-    let same_epoch = (current_tag ^ tag) >> (COUNT_BITS + 32) == 0;
-    let current_index = (current_tag >> COUNT_BITS) as u32;
-    let index = (tag >> COUNT_BITS) as u32;
-    if same_epoch && current_index.wrapping_sub(index) < (1 << 31) {
-        return None;
-    }
-    Some(tag | 1)
-}
-
-#[inline(always)]
-fn owned_time_record(
-    stripe: &Stripe,
-    bucket_nanos: u64,
-    buckets: u64,
-    epoch: u8,
-    record: Record,
-    nanos: u64,
-) -> bool {
-    let index = nanos / bucket_nanos;
-    let base = 3 * (index % buckets) as usize;
-    let tag = bucket_tag(epoch, index);
-    let bump = |word: &AtomicU64| match bumped(word.load(Ordering::Relaxed), tag) {
-        Some(next) => {
-            word.store(next, Ordering::Release);
-            true
-        }
-        None => false,
-    };
-    if !bump(stripe.words.get(base)) {
-        return false;
-    }
-    if record.failed {
-        bump(stripe.words.get(base + 1));
-    }
-    if record.slow {
-        bump(stripe.words.get(base + 2));
-    }
-    true
-}
-
-impl Window {
-    /// Adds one to a shared-stripe bucket word for the slice `tag`.
-    fn shared_bump(&self, word: &AtomicU64, tag: u64, epoch: u8) -> bool {
-        let mut current = word.load(Ordering::Acquire);
-        loop {
-            // A reset stores the new epoch before clearing the words, so having read a cleared
-            // word we see the new epoch.
-            if current & !COUNT_MAX != tag && self.epoch.load(Ordering::Acquire) != epoch {
-                return false;
-            }
-            let Some(next) = bumped(current, tag) else {
-                return false;
-            };
-            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
