@@ -6,7 +6,7 @@
 //! The second test records from several threads, switching between them so that threads go
 //! idle with outcomes in the window. A count window is then the last `N` calls only up to its
 //! documented bound: every call it holds is among the last `N + (T - 1) * (P - 1)` calls (`T`
-//! stripes in use, `P` = 32 calls per chunk for these small windows), and it holds `N` calls
+//! stripes in use, `P` = 512 calls per chunk for these small windows), and it holds `N` calls
 //! once `N` have been made. The model tracks that range: the metrics must fall inside it, the
 //! breaker must open when every window the bound allows would open it and stay closed when
 //! none would, and in between the model follows the breaker's choice.
@@ -21,8 +21,8 @@ use tailguard::backoff::{Backoff, Jitter};
 use tailguard::breaker::{CircuitBreakerBuilder, Outcome, State, StateMachine, Ticket};
 
 const MS: Duration = Duration::from_millis(1);
-/// Calls per chunk of a count window of up to 2,048 calls (see the window's documentation).
-const CHUNK: u64 = 32;
+/// Calls per chunk of a count window of up to 32,768 calls (see the window's documentation).
+const CHUNK: u64 = 512;
 /// Threads recording in the multi-threaded test: this one and three workers.
 const THREADS: usize = 4;
 

@@ -120,8 +120,8 @@ impl CircuitBreakerBuilder {
     /// Measures the last `calls` calls, whichever threads made them.
     ///
     /// Each thread records into a stripe of its own (see [`stripes`](Self::stripes)) and
-    /// takes places in the window's order for its calls `P` at a time: `P` is 32 for windows
-    /// of up to 2,048 calls and at most `calls / 32` above. So with several threads recording,
+    /// takes places in the window's order for its calls `P` at a time: `P` is 512 for windows
+    /// of up to 32,768 calls and at most `calls / 32` above. So with several threads recording,
     /// a thread's calls can be ordered a little early, and the window can hold a few calls
     /// older than the last `calls`: every call it holds is among the last
     /// `calls + (T - 1) * (P - 1)`, where `T` is the number of stripes in use (at most the
@@ -229,7 +229,7 @@ impl CircuitBreakerBuilder {
 
     /// Splits the window into this many per-thread stripes (0 or a power of two). A thread
     /// that records claims a stripe of its own and writes it without atomic read-modify-writes
-    /// (but for one shared atomic add per 32 calls in a count window), so threads hardly
+    /// (but for one shared atomic add per 512 calls in a count window), so threads hardly
     /// contend on the happy path; threads beyond the stripe count share one extra stripe. The
     /// rates are judged over all stripes together: a count window is the last `count_window`
     /// calls across them, within the bound given at [`count_window`](Self::count_window).

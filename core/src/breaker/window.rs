@@ -5,14 +5,14 @@
 //! the first free stripe among the four its number points at; an exiting thread hands its
 //! number, and its stripes, to the next new thread) and from
 //! then on is that stripe's only writer: it records with plain loads and stores, no lock
-//! prefix (but for one shared `fetch_add` per 32 calls in a count window), and two threads
+//! prefix (but for one shared `fetch_add` per 512 calls in a count window), and two threads
 //! never write the same cache line. A thread that finds its stripe taken by another thread
 //! (more threads than stripes) records into one *shared* stripe instead, with
 //! compare-and-swap. Reading the rates sums every stripe; that happens only after a bad
 //! outcome, so the common path (a fast success) touches nothing shared but read-mostly words.
 //!
 //! * **Count-based** ([`count_window`](super::count_window)): every call gets a global
-//!   position (stripes take them 32 at a time from one shared counter) and the window is the
+//!   position (stripes take them 512 at a time from one shared counter) and the window is the
 //!   `N` calls with the highest positions, whichever stripes hold them: the last `N` calls, up
 //!   to an error bound documented there. A single thread sees exactly its last `N` calls, and
 //!   the outcomes of a thread that goes idle leave the window as other threads record.
