@@ -334,7 +334,7 @@ pub(crate) fn counts<'a>(
 ) -> Counts {
     let mut cursors: [Option<Cursor<'a>>; MAX_STRIPES] = [None; MAX_STRIPES];
     let mut live = 0;
-    for stripe in stripes {
+    for stripe in stripes.take(MAX_STRIPES) {
         if let Some(cursor) = Cursor::new(stripe, layout, epoch) {
             cursors[live] = Some(cursor);
             live += 1;
