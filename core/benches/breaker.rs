@@ -4,7 +4,9 @@
 //! threads hammering one shared breaker (throughput; each iteration is one call on each thread,
 //! so criterion's time per iteration is the time for two calls made in parallel). The
 //! `separate breakers` row gives each thread its own tailguard breaker: the machine's own
-//! ceiling for two-thread scaling, with nothing shared.
+//! ceiling for two-thread scaling, with nothing shared. The `window of 1,000,000` row orders
+//! the threads' calls with a shared add every 16,384 calls instead of every 512: the cost of
+//! that add.
 //!
 //! Run: `cargo bench -p tailguard --bench breaker -- --warm-up-time 1 --measurement-time 3`
 
@@ -19,6 +21,16 @@ use tailguard::breaker::CircuitBreaker;
 
 fn tailguard_count() -> CircuitBreaker {
     CircuitBreaker::builder().count_window(100).build().unwrap()
+}
+
+/// A window so large that its stripes take global positions 16,384 at a time instead of 512:
+/// next to `tailguard_count` on two threads, the cost of the shared `fetch_add` that orders
+/// the calls of different threads.
+fn tailguard_huge_chunks() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .count_window(1_000_000)
+        .build()
+        .unwrap()
 }
 
 fn tailguard_timed() -> CircuitBreaker {
@@ -131,6 +143,10 @@ fn two_threads_one_breaker(c: &mut Criterion) {
     });
     let breaker = tailguard_time_window();
     group.bench_function("tailguard (time window)", |b| {
+        b.iter_custom(|iters| two_threads(iters, [&breaker, &breaker], tailguard_op))
+    });
+    let breaker = tailguard_huge_chunks();
+    group.bench_function("tailguard (window of 1,000,000)", |b| {
         b.iter_custom(|iters| two_threads(iters, [&breaker, &breaker], tailguard_op))
     });
     let breakers = [tailguard_count(), tailguard_count()];

@@ -353,3 +353,57 @@ fn resets_racing_records_leak_nothing() {
     let metrics = machine.metrics(start);
     assert_eq!((metrics.calls, metrics.failures), (40, 12));
 }
+
+/// The window is over the last N calls whichever threads made them: a worker records ten
+/// successes and goes idle (alive, holding its stripe); another thread then records failures.
+/// With `failure_rate(0.6).count_window(10).minimum_calls(10)` the breaker must open at the
+/// sixth failure, when the last ten calls are four successes and six failures. (Before the fix
+/// each stripe kept its own last ten calls: the idle worker's successes never left, the window
+/// reported 20 calls, and 100 failures in a row left the breaker closed.)
+#[test]
+fn an_idle_threads_successes_leave_the_window() {
+    for stripes in [None, Some(0), Some(2), Some(64)] {
+        let start = Instant::now();
+        let mut builder = CircuitBreakerBuilder::new()
+            .failure_rate(0.6)
+            .count_window(10)
+            .minimum_calls(10);
+        if let Some(stripes) = stripes {
+            builder = builder.stripes(stripes);
+        }
+        let machine = builder.build_state_machine(start).unwrap();
+        let recorded = Barrier::new(2);
+        let finished = Barrier::new(2);
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..10 {
+                    let ticket = machine.try_acquire(start).unwrap();
+                    machine.record(ticket, Outcome::Success, start);
+                }
+                recorded.wait();
+                finished.wait(); // idle, but alive, until the other thread is done
+            });
+            recorded.wait();
+            // Asserted once the worker is released, so that a failure cannot hang the scope.
+            let mut opened_at = None;
+            let mut windows = Vec::new();
+            for failure in 1..=100 {
+                let Ok(ticket) = machine.try_acquire(start) else {
+                    break;
+                };
+                machine.record(ticket, Outcome::Failure, start);
+                if machine.state() == State::Open {
+                    opened_at = Some(failure);
+                    break;
+                }
+                let metrics = machine.metrics(start);
+                windows.push((failure, metrics.calls, metrics.failures));
+            }
+            finished.wait();
+            for (failure, calls, failures) in windows {
+                assert_eq!((calls, failures), (10, failure), "stripes {stripes:?}");
+            }
+            assert_eq!(opened_at, Some(6), "stripes {stripes:?}");
+        });
+    }
+}

@@ -2,8 +2,18 @@
 //! run against the real state machine and against a small reference model written straight
 //! from the rules in the module documentation. After every step they must agree on the
 //! admission decision, the state and the metrics.
+//!
+//! The second test records from several threads, switching between them so that threads go
+//! idle with outcomes in the window. A count window is then the last `N` calls only up to its
+//! documented bound: every call it holds is among the last `N + (T - 1) * (P - 1)` calls (`T`
+//! stripes in use, `P` = 512 calls per chunk for these small windows), and it holds `N` calls
+//! once `N` have been made. The model tracks that range: the metrics must fall inside it, the
+//! breaker must open when every window the bound allows would open it and stay closed when
+//! none would, and in between the model follows the breaker's choice.
 
 use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -11,6 +21,10 @@ use tailguard::backoff::{Backoff, Jitter};
 use tailguard::breaker::{CircuitBreakerBuilder, Outcome, State, StateMachine, Ticket};
 
 const MS: Duration = Duration::from_millis(1);
+/// Calls per chunk of a count window of up to 32,768 calls (see the window's documentation).
+const CHUNK: u64 = 512;
+/// Threads recording in the multi-threaded test: this one and three workers.
+const THREADS: usize = 4;
 
 #[derive(Clone, Debug)]
 enum WindowSpec {
@@ -135,13 +149,30 @@ impl Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    let window = prop_oneof![
+    spec_with(prop_oneof![
         (1u32..8).prop_map(WindowSpec::Count),
-        (1u64..5, 1u32..5).prop_map(|(b, n)| WindowSpec::Time {
-            bucket_ms: b * 10,
-            buckets: n
-        }),
-    ];
+        time_window(),
+    ])
+}
+
+/// Also count windows large enough that the error bound of a count window spread over
+/// threads is narrower than the window.
+fn threaded_spec() -> impl Strategy<Value = Spec> {
+    spec_with(prop_oneof![
+        (1u32..8).prop_map(WindowSpec::Count),
+        (100u32..200).prop_map(WindowSpec::Count),
+        time_window(),
+    ])
+}
+
+fn time_window() -> impl Strategy<Value = WindowSpec> {
+    (1u64..5, 1u32..5).prop_map(|(b, n)| WindowSpec::Time {
+        bucket_ms: b * 10,
+        buckets: n,
+    })
+}
+
+fn spec_with(window: impl Strategy<Value = WindowSpec>) -> impl Strategy<Value = Spec> {
     let rate = prop_oneof![Just(0.25), Just(0.5), Just(0.75), Just(1.0)];
     (
         window,
@@ -197,6 +228,8 @@ enum Op {
     ForceOpen,
     Disable,
     Reset,
+    /// Records from now on go through this thread (0 is the test's own).
+    Switch(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -211,6 +244,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(Op::Drop),
         6 => (0u64..60).prop_map(Op::Advance),
         1 => prop_oneof![Just(Op::ForceOpen), Just(Op::Disable), Just(Op::Reset)],
+    ]
+}
+
+/// Ops with thread switches: a thread records a run of outcomes, then often goes idle for a
+/// long while with its outcomes still in the window.
+fn threaded_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => op(),
+        1 => (0..THREADS).prop_map(Op::Switch),
     ]
 }
 
@@ -237,8 +279,11 @@ struct Model {
     origin: Instant,
     state: State,
     generation: u64,
-    /// The window of the current (or last) closed or disabled period, oldest first.
+    /// The calls of the current (or last) closed or disabled period, oldest first (a count
+    /// window keeps its last `N` plus as many as its error bound can reach back).
     window: VecDeque<Call>,
+    /// The threads that recorded into the window since it was last emptied (a bit each).
+    threads: u32,
     streak: u64,
     open_until: Instant,
     /// How many open durations have been used since the breaker last closed.
@@ -248,6 +293,14 @@ struct Model {
     successes: u32,
     failures: u32,
     rejections: u64,
+}
+
+/// What the window may hold: its calls, and (least, most) failures and slow calls.
+#[derive(Debug)]
+struct Bounds {
+    calls: u64,
+    failures: (u64, u64),
+    slow: (u64, u64),
 }
 
 #[derive(Debug, PartialEq)]
@@ -264,6 +317,7 @@ impl Model {
             state: State::Closed,
             generation: 0,
             window: VecDeque::new(),
+            threads: 0,
             streak: 0,
             open_until: origin,
             openings: 0,
@@ -284,10 +338,21 @@ impl Model {
         }
     }
 
-    /// The calls the window holds at `now`.
+    /// How far back past the last `N` calls a count window may reach: `(T - 1) * (P - 1)`,
+    /// with `T` the stripes in use (each thread its own, or the shared one beyond them).
+    fn reach(&self) -> usize {
+        let stripes_in_use = (self.threads.count_ones() as usize).min(self.spec.stripes + 1);
+        stripes_in_use.saturating_sub(1) * (CHUNK as usize - 1)
+    }
+
+    /// The calls the window holds at `now`, if every thread recorded into one stripe: the
+    /// last `N` calls, or those of the last `buckets` slices.
     fn in_window(&self, now: Instant) -> Vec<Call> {
         match self.spec.window {
-            WindowSpec::Count(_) => self.window.iter().copied().collect(),
+            WindowSpec::Count(n) => {
+                let skip = self.window.len().saturating_sub(n as usize);
+                self.window.iter().skip(skip).copied().collect()
+            }
             WindowSpec::Time { buckets, .. } => {
                 let current = self.bucket(now);
                 let oldest = current.saturating_sub(u64::from(buckets) - 1);
@@ -317,6 +382,7 @@ impl Model {
             }
             State::Closed | State::Disabled => {
                 self.window.clear();
+                self.threads = 0;
                 self.streak = 0;
                 if to == State::Closed {
                     self.openings = 0;
@@ -408,10 +474,58 @@ impl Model {
         self.probes.len() < before
     }
 
-    fn record(&mut self, ticket: ModelTicket, outcome: Outcome, now: Instant) {
+    /// The bounds on the window's counts the documented error allows: its calls, and the
+    /// least and most failures and slow calls among them.
+    fn bounds(&self, now: Instant) -> Bounds {
+        let exact = self.in_window(now);
+        let calls = exact.len() as u64;
+        let reach = match self.spec.window {
+            WindowSpec::Count(_) => self.reach(),
+            WindowSpec::Time { .. } => 0,
+        };
+        // Every call held is among the last `calls + reach`.
+        let skip = self.window.len().saturating_sub(exact.len() + reach);
+        let pool: Vec<Call> = match self.spec.window {
+            WindowSpec::Count(_) => self.window.iter().skip(skip).copied().collect(),
+            WindowSpec::Time { .. } => exact,
+        };
+        let range = |count: u64| {
+            let others = pool.len() as u64 - count;
+            (calls.saturating_sub(others), count.min(calls))
+        };
+        let (failures_min, failures_max) = range(pool.iter().filter(|c| c.failed).count() as u64);
+        let (slow_min, slow_max) = range(pool.iter().filter(|c| c.slow).count() as u64);
+        Bounds {
+            calls,
+            failures: (failures_min, failures_max),
+            slow: (slow_min, slow_max),
+        }
+    }
+
+    /// Whether window counts of `failures` and `slow` calls open the breaker.
+    fn rates_trip(&self, calls: u64, failures: u64, slow: u64) -> bool {
+        let total = calls as f64;
+        calls > 0
+            && calls >= self.spec.minimum_calls
+            && (failures as f64 >= self.spec.failure_rate * total
+                || self
+                    .spec
+                    .slow
+                    .is_some_and(|(_, rate)| slow as f64 >= rate * total))
+    }
+
+    /// Records an outcome. Returns true if the breaker may open or stay closed, as the bound
+    /// allows either: the caller then makes the model follow the breaker.
+    fn record(
+        &mut self,
+        ticket: ModelTicket,
+        outcome: Outcome,
+        now: Instant,
+        thread: usize,
+    ) -> bool {
         if ticket.probe.is_some() {
             if !self.take_probe(&ticket) || outcome == Outcome::Ignored {
-                return;
+                return false;
             }
             if outcome == Outcome::Success && !self.is_slow(&ticket, now) {
                 self.successes += 1;
@@ -419,10 +533,10 @@ impl Model {
                 self.failures += 1;
             }
             self.judge_round(now);
-            return;
+            return false;
         }
         if outcome == Outcome::Ignored || ticket.generation != self.generation {
-            return;
+            return false;
         }
         let failed = outcome == Outcome::Failure;
         let slow = self.is_slow(&ticket, now);
@@ -432,38 +546,34 @@ impl Model {
             slow,
         };
         self.window.push_back(call);
+        self.threads |= 1 << thread;
         if let WindowSpec::Count(n) = self.spec.window {
-            while self.window.len() > n as usize {
+            let keep = n as usize + (THREADS - 1) * (CHUNK as usize - 1);
+            while self.window.len() > keep {
                 self.window.pop_front();
             }
         }
         if self.state != State::Closed {
-            return;
+            return false;
         }
         if self.spec.consecutive.is_some() {
             self.streak = if failed { self.streak + 1 } else { 0 };
         }
         if !(failed || slow) {
-            return;
+            return false;
         }
         let streak_trips = self
             .spec
             .consecutive
             .is_some_and(|limit| self.streak >= limit);
-        let calls = self.in_window(now);
-        let total = calls.len() as f64;
-        let failures = calls.iter().filter(|c| c.failed).count() as f64;
-        let slows = calls.iter().filter(|c| c.slow).count() as f64;
-        let rates_trip = !calls.is_empty()
-            && calls.len() as u64 >= self.spec.minimum_calls
-            && (failures >= self.spec.failure_rate * total
-                || self
-                    .spec
-                    .slow
-                    .is_some_and(|(_, rate)| slows >= rate * total));
-        if streak_trips || rates_trip {
+        let bounds = self.bounds(now);
+        let must = self.rates_trip(bounds.calls, bounds.failures.0, bounds.slow.0);
+        let may = self.rates_trip(bounds.calls, bounds.failures.1, bounds.slow.1);
+        if streak_trips || must {
             self.enter(State::Open, now);
+            return false;
         }
+        may
     }
 
     fn release(&mut self, ticket: ModelTicket) {
@@ -479,12 +589,50 @@ impl Model {
 
 // ---------------------------------------------------------------------------------------------
 
-fn run(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Runs `ops` against the machine and the model. Records go through the current thread: the
+/// test's own, or one of the workers (`workers` of them), which each record and then wait,
+/// idle, for their next turn.
+fn run(spec: Spec, ops: Vec<Op>, workers: usize) -> Result<(), TestCaseError> {
     let origin = Instant::now();
-    let mut now = origin;
     let machine = spec.build(origin);
+    thread::scope(|scope| {
+        let mut to_workers = Vec::new();
+        let (done, finished) = mpsc::channel::<()>();
+        for _ in 0..workers {
+            let (to_worker, jobs) = mpsc::channel::<(Ticket, Outcome, Instant)>();
+            let (machine, done) = (&machine, done.clone());
+            scope.spawn(move || {
+                for (ticket, outcome, now) in jobs {
+                    machine.record(ticket, outcome, now);
+                    done.send(()).unwrap();
+                }
+            });
+            to_workers.push(to_worker);
+        }
+        let record = |thread: usize, ticket: Ticket, outcome: Outcome, now: Instant| {
+            if thread == 0 {
+                machine.record(ticket, outcome, now);
+            } else {
+                to_workers[thread - 1].send((ticket, outcome, now)).unwrap();
+                finished.recv().unwrap();
+            }
+        };
+        check(&machine, spec, ops, origin, record)
+        // Dropping the senders ends the workers.
+    })
+}
+
+fn check(
+    machine: &StateMachine,
+    spec: Spec,
+    ops: Vec<Op>,
+    origin: Instant,
+    record: impl Fn(usize, Ticket, Outcome, Instant),
+) -> Result<(), TestCaseError> {
+    let mut now = origin;
     let mut model = Model::new(spec, origin);
     let mut tickets: Vec<(Ticket, ModelTicket)> = Vec::new();
+    let mut thread = 0;
 
     for (step, op) in ops.into_iter().enumerate() {
         match op {
@@ -504,8 +652,11 @@ fn run(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Record(i, outcome) if !tickets.is_empty() => {
                 let (ticket, model_ticket) = tickets.swap_remove(i % tickets.len());
-                machine.record(ticket, outcome, now);
-                model.record(model_ticket, outcome, now);
+                record(thread, ticket, outcome, now);
+                let either = model.record(model_ticket, outcome, now, thread);
+                if either && machine.state() == State::Open {
+                    model.enter(State::Open, now);
+                }
             }
             Op::Drop(i) if !tickets.is_empty() => {
                 let (ticket, model_ticket) = tickets.swap_remove(i % tickets.len());
@@ -526,23 +677,27 @@ fn run(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 machine.reset(now);
                 model.manual(State::Closed, now);
             }
+            Op::Switch(to) => thread = to,
         }
 
         prop_assert_eq!(machine.state(), model.state, "step {}: state", step);
         let metrics = machine.metrics(now);
-        let calls = model.in_window(now);
-        prop_assert_eq!(metrics.calls, calls.len() as u64, "step {}: calls", step);
-        prop_assert_eq!(
+        let bounds = model.bounds(now);
+        prop_assert_eq!(metrics.calls, bounds.calls, "step {}: calls", step);
+        let within = |value: u64, (low, high): (u64, u64)| low <= value && value <= high;
+        prop_assert!(
+            within(metrics.failures, bounds.failures),
+            "step {}: failures {} outside {:?}",
+            step,
             metrics.failures,
-            calls.iter().filter(|c| c.failed).count() as u64,
-            "step {}: failures",
-            step
+            bounds
         );
-        prop_assert_eq!(
+        prop_assert!(
+            within(metrics.slow_calls, bounds.slow),
+            "step {}: slow calls {} outside {:?}",
+            step,
             metrics.slow_calls,
-            calls.iter().filter(|c| c.slow).count() as u64,
-            "step {}: slow calls",
-            step
+            bounds
         );
         prop_assert_eq!(
             metrics.rejections,
@@ -569,11 +724,25 @@ fn run(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
+    /// One thread: the window is exact (the bounds are a single value).
     #[test]
     fn the_state_machine_follows_the_model(
         spec in spec(),
         ops in proptest::collection::vec(op(), 1..200),
     ) {
-        run(spec, ops)?;
+        run(spec, ops, 0)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Outcomes spread over threads that go idle: within the documented bound.
+    #[test]
+    fn the_state_machine_follows_the_model_across_idle_threads(
+        spec in threaded_spec(),
+        ops in proptest::collection::vec(threaded_op(), 1..500),
+    ) {
+        run(spec, ops, THREADS - 1)?;
     }
 }

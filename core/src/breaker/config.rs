@@ -117,7 +117,17 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Measures the last `calls` calls (per stripe; see [`stripes`](Self::stripes)).
+    /// Measures the last `calls` calls, whichever threads made them.
+    ///
+    /// Each thread records into a stripe of its own (see [`stripes`](Self::stripes)) and
+    /// takes places in the window's order for its calls `P` at a time: `P` is 512 for windows
+    /// of up to 32,768 calls and at most `calls / 32` above. So with several threads recording,
+    /// a thread's calls can be ordered a little early, and the window can hold a few calls
+    /// older than the last `calls`: every call it holds is among the last
+    /// `calls + (T - 1) * (P - 1)`, where `T` is the number of stripes in use (at most the
+    /// threads recording, and at most `stripes + 1`). It holds `calls` calls as soon as that
+    /// many have been made. A single thread sees exactly its last `calls` calls, and the
+    /// outcomes of a thread that goes idle leave the window as other threads record.
     pub fn count_window(mut self, calls: u32) -> Self {
         self.window = WindowSpec::Count(calls);
         self
@@ -218,11 +228,13 @@ impl CircuitBreakerBuilder {
     }
 
     /// Splits the window into this many per-thread stripes (0 or a power of two). A thread
-    /// that records claims a stripe of its own and writes it without atomic read-modify-writes,
-    /// so threads never contend on the happy path; threads beyond the stripe count share one
-    /// extra stripe. Each stripe keeps its own last `count_window` calls and the rates are
-    /// judged over all of them. `0` leaves only the shared stripe: an exact global window, at
-    /// the price of contention between threads.
+    /// that records claims a stripe of its own and writes it without atomic read-modify-writes
+    /// (but for one shared atomic add per 512 calls in a count window), so threads hardly
+    /// contend on the happy path; threads beyond the stripe count share one extra stripe. The
+    /// rates are judged over all stripes together: a count window is the last `count_window`
+    /// calls across them, within the bound given at [`count_window`](Self::count_window).
+    /// `0` leaves only the shared stripe: an exact global window, at the price of contention
+    /// between threads.
     pub fn stripes(mut self, stripes: usize) -> Self {
         self.stripes = Some(stripes);
         self

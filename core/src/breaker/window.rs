@@ -4,33 +4,37 @@
 //! its own the first time it records (live threads are numbered densely, and a thread takes
 //! the first free stripe among the four its number points at; an exiting thread hands its
 //! number, and its stripes, to the next new thread) and from
-//! then on is that stripe's only writer: it records with plain loads and stores, no atomic
-//! read-modify-write, no lock prefix, and two threads never write the same cache line. A
-//! thread that finds its stripe taken by another thread (more threads than stripes) records
-//! into one *shared* stripe instead, with compare-and-swap. Reading the rates sums every
-//! stripe; that happens only after a bad outcome, so the common path (a fast success) touches
-//! nothing shared but read-mostly words.
+//! then on is that stripe's only writer: it records with plain loads and stores, no lock
+//! prefix (but for one shared `fetch_add` per 512 calls in a count window), and two threads
+//! never write the same cache line. A thread that finds its stripe taken by another thread
+//! (more threads than stripes) records into one *shared* stripe instead, with
+//! compare-and-swap. Reading the rates sums every stripe; that happens only after a bad
+//! outcome, so the common path (a fast success) touches nothing shared but read-mostly words.
 //!
-//! * **Count-based**: each stripe keeps a ring of its last `size` outcomes (as failed and slow
-//!   bitsets) and how many bits are set. A single thread therefore sees exactly the last `size`
-//!   calls. Under concurrency the window is the union of each stripe's last `size` calls, a
-//!   larger sample of recent calls.
-//! * **Time-based**: each stripe keeps `buckets` counters, one per slice of the window duration,
-//!   tagged with the slice they count; a slice that has left the window is overwritten by the
-//!   next record that falls in its slot.
+//! * **Count-based** ([`count_window`](super::count_window)): every call gets a global
+//!   position (stripes take them 512 at a time from one shared counter) and the window is the
+//!   `N` calls with the highest positions, whichever stripes hold them: the last `N` calls, up
+//!   to an error bound documented there. A single thread sees exactly its last `N` calls, and
+//!   the outcomes of a thread that goes idle leave the window as other threads record.
+//! * **Time-based** ([`time_window`](super::time_window)): each stripe keeps `buckets`
+//!   counters, one per slice of the window duration, tagged with the slice they count; a slice
+//!   that has left the window is overwritten by the next record that falls in its slot.
 //!
 //! Every counter is tagged with the *epoch*, the low byte of the breaker generation in which the
 //! window was last reset. A record carries the epoch of its permit; a record whose epoch is not
 //! the window's (the breaker changed state after the permit was issued, even while the record
 //! was in flight) is dropped, or lands in counters tagged with its old epoch, which no one
-//! reads. A reset only moves the epoch on and marks the owned stripes stale; each owner clears
-//! its own stripe on its next record, so an owned stripe never has two writers. (The one gap:
-//! a record into the *shared* count stripe that stalls between claiming its ring position and
-//! setting its bit, for as long as the breaker takes to open, probe and close again, can leave
-//! a stray bit that skews the failure count by one until it next drains to zero.)
+//! reads. A reset only moves the epoch on and marks the owned stripes stale; each owner starts
+//! its own stripe over on its next record, so an owned stripe never has two writers. (The one
+//! gap: a record into the *shared* count stripe that stalls between claiming its place and
+//! writing its outcome, for as long as the breaker takes to open, probe and close again, can
+//! leave a stray outcome in the new window until the window moves past it.)
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use super::count_window::{self, CountLayout};
+use super::time_window::{self, TimeLayout};
 
 /// Keeps the value on its own pair of cache lines (adjacent-line prefetch pulls in two lines).
 #[repr(align(128))]
@@ -49,11 +53,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    fn bits(self) -> u16 {
+    pub(crate) fn bits(self) -> u16 {
         (if self.failed { FAILED } else { 0 }) | if self.slow { SLOW } else { 0 }
     }
 
-    fn is_bad(self) -> bool {
+    pub(crate) fn is_bad(self) -> bool {
         self.failed || self.slow
     }
 }
@@ -139,8 +143,8 @@ mod tokens {
 
 #[derive(Clone, Copy, Debug)]
 enum Layout {
-    Count { size: u64 },
-    Time { bucket_nanos: u64, buckets: u64 },
+    Count(CountLayout),
+    Time(TimeLayout),
 }
 
 /// The sliding window.
@@ -153,27 +157,27 @@ pub(crate) struct Window {
     mask: usize,
     owned: Box<[CachePadded<Stripe>]>,
     shared: CachePadded<Stripe>,
+    /// Count layout: the next global call position (see [`count_window`]).
+    sequence: CachePadded<AtomicU64>,
 }
 
-/// One stripe. Count layout: `head` and `bad` below, and in `words` two bits per ring position
-/// (failed, slow), 32 positions per word. Time layout: `words` holds `calls, failures, slow` for
-/// each bucket; `head` and `bad` are unused.
+/// One stripe. Count layout: `head` is epoch (8 bits) | calls recorded in the epoch (56 bits),
+/// `bad` the running totals, `words` the chunks (see [`count_window`]). Time layout: `words`
+/// holds `calls, failures, slow` for each bucket; `head` and `bad` are unused.
 #[derive(Debug)]
-struct Stripe {
+pub(crate) struct Stripe {
     /// The owning thread's token, 0 while unclaimed (`NO_OWNER` for stripes no thread may
     /// claim).
     owner: AtomicUsize,
-    /// epoch (8 bits) | wrapped (1 bit) | next position (55 bits).
-    head: AtomicU64,
-    /// epoch (8 bits) | failures (28 bits) | slow calls (28 bits).
-    bad: AtomicU64,
-    words: Words,
+    pub(crate) head: AtomicU64,
+    pub(crate) bad: AtomicU64,
+    pub(crate) words: Words,
 }
 
 /// A stripe's words, in chunks of whole cache-line pairs, so that no two stripes' words ever
 /// share a cache line (small separate allocations would sit side by side).
 #[derive(Debug)]
-struct Words(Box<[CachePadded<[AtomicU64; 16]>]>);
+pub(crate) struct Words(Box<[CachePadded<[AtomicU64; 16]>]>);
 
 impl Words {
     fn new(len: usize) -> Self {
@@ -185,12 +189,8 @@ impl Words {
     }
 
     #[inline(always)]
-    fn get(&self, index: usize) -> &AtomicU64 {
+    pub(crate) fn get(&self, index: usize) -> &AtomicU64 {
         &self.0[index / 16].0[index % 16]
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &AtomicU64> {
-        self.0.iter().flat_map(|chunk| chunk.0.iter())
     }
 }
 
@@ -209,29 +209,17 @@ impl Stripe {
 }
 
 impl Window {
-    /// A window of the last `size` calls per stripe, with `stripes` owned stripes (a power of
-    /// two, or 0 for only the shared one).
+    /// A window of the last `size` calls, with `stripes` owned stripes (a power of two, or 0
+    /// for only the shared one).
     pub(crate) fn count(size: u32, stripes: usize) -> Self {
-        let words = (size as usize).div_ceil(32);
-        Self::new(
-            Layout::Count {
-                size: u64::from(size),
-            },
-            words,
-            stripes,
-        )
+        let layout = CountLayout::new(size);
+        Self::new(Layout::Count(layout), layout.words(), stripes)
     }
 
     /// A window of `buckets` slices of `bucket_nanos` each.
     pub(crate) fn time(bucket_nanos: u64, buckets: u32, stripes: usize) -> Self {
-        Self::new(
-            Layout::Time {
-                bucket_nanos,
-                buckets: u64::from(buckets),
-            },
-            3 * buckets as usize,
-            stripes,
-        )
+        let layout = TimeLayout::new(bucket_nanos, buckets);
+        Self::new(Layout::Time(layout), layout.words(), stripes)
     }
 
     fn new(layout: Layout, words: usize, stripes: usize) -> Self {
@@ -248,12 +236,13 @@ impl Window {
             mask: owned.len() - 1,
             owned,
             shared: Stripe::new(words, NO_OWNER),
+            sequence: CachePadded(AtomicU64::new(0)),
         }
     }
 
     /// Whether recording needs the current time.
     pub(crate) fn needs_time(&self) -> bool {
-        matches!(self.layout, Layout::Time { .. })
+        matches!(self.layout, Layout::Time(_))
     }
 
     /// Records one outcome for a permit of `epoch`, at `nanos` since the breaker's origin (only
@@ -267,11 +256,13 @@ impl Window {
         // so a late record lands under its own old epoch, which no one reads.
         match self.owned_stripe() {
             Some(stripe) => match self.layout {
-                Layout::Count { size } => owned_count_record(stripe, size, epoch, record),
-                Layout::Time {
-                    bucket_nanos,
-                    buckets,
-                } => owned_time_record(stripe, bucket_nanos, buckets, epoch, record, nanos),
+                Layout::Count(layout) => {
+                    count_window::owned_record(stripe, &layout, &self.sequence.0, epoch, record);
+                    true
+                }
+                Layout::Time(layout) => {
+                    time_window::owned_record(stripe, &layout, epoch, record, nanos)
+                }
             },
             None => self.shared_record(epoch, record, nanos),
         }
@@ -318,79 +309,26 @@ impl Window {
     fn shared_record(&self, epoch: u8, record: Record, nanos: u64) -> bool {
         let stripe = &self.shared.0;
         match self.layout {
-            Layout::Count { size } => shared_count_record(stripe, size, epoch, record),
-            Layout::Time {
-                bucket_nanos,
-                buckets,
-            } => {
-                let index = nanos / bucket_nanos;
-                let base = 3 * (index % buckets) as usize;
-                let tag = bucket_tag(epoch, index);
-                // `calls` decides: if it refuses (stale epoch or slice, saturated), so do the
-                // others.
-                if !self.shared_bump(stripe.words.get(base), tag, epoch) {
-                    return false;
-                }
-                if record.failed {
-                    self.shared_bump(stripe.words.get(base + 1), tag, epoch);
-                }
-                if record.slow {
-                    self.shared_bump(stripe.words.get(base + 2), tag, epoch);
-                }
-                true
+            Layout::Count(layout) => {
+                count_window::shared_record(stripe, &layout, &self.sequence.0, epoch, record)
+            }
+            Layout::Time(layout) => {
+                time_window::shared_record(stripe, &layout, &self.epoch, epoch, record, nanos)
             }
         }
     }
 
     /// Sums the window for `epoch` as of `nanos` since the origin.
     pub(crate) fn counts(&self, epoch: u8, nanos: u64) -> Counts {
-        let mut counts = Counts::default();
         let claimable = self
             .owned
             .iter()
             .filter(|s| s.0.owner.load(Ordering::Relaxed) != NO_OWNER);
-        for stripe in claimable.chain(Some(&self.shared)) {
-            let stripe = &stripe.0;
-            match self.layout {
-                Layout::Count { size } => {
-                    let head = stripe.head.load(Ordering::Acquire);
-                    if epoch_of(head) != epoch {
-                        continue;
-                    }
-                    counts.calls += if head & HEAD_WRAPPED != 0 {
-                        size
-                    } else {
-                        head & HEAD_POS
-                    };
-                    let bad = stripe.bad.load(Ordering::Acquire);
-                    if epoch_of(bad) == epoch {
-                        counts.failures += (bad >> 28) & BAD_FIELD;
-                        counts.slow += bad & BAD_FIELD;
-                    }
-                }
-                Layout::Time {
-                    bucket_nanos,
-                    buckets,
-                } => {
-                    let now_index = nanos / bucket_nanos;
-                    for index in now_index.saturating_sub(buckets - 1)..=now_index {
-                        let base = 3 * (index % buckets) as usize;
-                        let tag = bucket_tag(epoch, index);
-                        let read = |word: &AtomicU64| {
-                            let value = word.load(Ordering::Acquire);
-                            if value & !COUNT_MAX == tag {
-                                value & COUNT_MAX
-                            } else {
-                                0
-                            }
-                        };
-                        counts.calls += read(stripe.words.get(base));
-                        counts.failures += read(stripe.words.get(base + 1));
-                        counts.slow += read(stripe.words.get(base + 2));
-                    }
-                }
-            }
-        }
+        let stripes = claimable.chain(Some(&self.shared)).map(|stripe| &stripe.0);
+        let mut counts = match self.layout {
+            Layout::Count(layout) => count_window::counts(stripes, &layout, epoch),
+            Layout::Time(layout) => time_window::counts(stripes, &layout, epoch, nanos),
+        };
         // Under concurrency a bad outcome may be counted an instant before its call is.
         counts.failures = counts.failures.min(counts.calls);
         counts.slow = counts.slow.min(counts.calls);
@@ -401,258 +339,32 @@ impl Window {
     /// transition lock); records may race with a reset and are then dropped.
     pub(crate) fn reset(&self, epoch: u8) {
         self.epoch.store(epoch, Ordering::Release);
-        // Owned stripes: tag them with an epoch that is not current, so their owner clears
-        // them on its next record (and no one reads them before). A late write by the owner
-        // can only tag them with its own, older, epoch.
+        // Owned stripes: tag them with an epoch that is not current, so their owner starts
+        // them over on its next record (and no one reads them before). A late write by the
+        // owner can only tag them with its own, older, epoch.
         let stale = with_epoch(epoch.wrapping_sub(1));
         for stripe in self.owned.iter() {
             stripe.0.head.store(stale, Ordering::Release);
         }
         let shared = &self.shared.0;
         match self.layout {
-            Layout::Count { .. } => {
-                shared.head.store(with_epoch(epoch), Ordering::Release);
-                shared.bad.store(with_epoch(epoch), Ordering::Release);
-                for word in shared.words.iter() {
-                    word.store(0, Ordering::Release);
-                }
-            }
-            Layout::Time { .. } => {
-                // Index 0 of the new epoch with a zero count: an empty bucket for every purpose.
-                let empty = bucket_tag(epoch, 0);
-                for word in shared.words.iter() {
-                    word.store(empty, Ordering::Release);
-                }
-            }
+            Layout::Count(layout) => count_window::reset_shared(shared, &layout, epoch),
+            Layout::Time(layout) => time_window::reset_shared(shared, &layout, epoch),
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Count-based
-
-const HEAD_WRAPPED: u64 = 1 << 55;
-const HEAD_POS: u64 = HEAD_WRAPPED - 1;
-const BAD_FIELD: u64 = (1 << 28) - 1;
+// Epoch tags
 
 #[inline(always)]
-fn epoch_of(word: u64) -> u8 {
+pub(crate) fn epoch_of(word: u64) -> u8 {
     (word >> 56) as u8
 }
 
 #[inline(always)]
-fn with_epoch(epoch: u8) -> u64 {
+pub(crate) fn with_epoch(epoch: u8) -> u64 {
     u64::from(epoch) << 56
-}
-
-#[inline(always)]
-fn advance_head(head: u64, epoch: u8, size: u64) -> u64 {
-    if (head & HEAD_POS) + 1 == size {
-        with_epoch(epoch) | HEAD_WRAPPED
-    } else {
-        head + 1
-    }
-}
-
-/// The owner's record: plain loads and stores, since no one else writes this stripe.
-#[inline(always)]
-fn owned_count_record(stripe: &Stripe, size: u64, epoch: u8, record: Record) -> bool {
-    let mut head = stripe.head.load(Ordering::Relaxed);
-    if epoch_of(head) != epoch {
-        // First record since a reset: start the stripe over.
-        for word in stripe.words.iter() {
-            word.store(0, Ordering::Relaxed);
-        }
-        stripe.bad.store(with_epoch(epoch), Ordering::Relaxed);
-        head = with_epoch(epoch);
-    }
-    let position = (head & HEAD_POS) as usize;
-    let shift = 2 * (position % 32);
-    let word = stripe.words.get(position / 32);
-    let bits = word.load(Ordering::Relaxed);
-    let old = (bits >> shift) & 3;
-    let new = u64::from(record.bits() >> 1); // FAILED -> 1, SLOW -> 2
-    if old != new {
-        word.store(bits ^ ((old ^ new) << shift), Ordering::Relaxed);
-        let bad = stripe.bad.load(Ordering::Relaxed);
-        let failures = ((bad >> 28) & BAD_FIELD) + (new & 1) - (old & 1);
-        let slow = (bad & BAD_FIELD) + (new >> 1) - (old >> 1);
-        stripe
-            .bad
-            .store(with_epoch(epoch) | failures << 28 | slow, Ordering::Release);
-    }
-    stripe
-        .head
-        .store(advance_head(head, epoch, size), Ordering::Release);
-    true
-}
-
-/// A record into the shared stripe, which any number of threads write with compare-and-swap.
-///
-/// A bad outcome is counted before its bit is set, and uncounted only after its bit has been
-/// cleared (by whoever reuses the position), so the counts never fall below the bits; every set
-/// or clear is a read-modify-write that reports the old bit, so they never drift either.
-fn shared_count_record(stripe: &Stripe, size: u64, epoch: u8, record: Record) -> bool {
-    if record.is_bad() && !adjust_bad(stripe, epoch, record.bits(), true) {
-        return false;
-    }
-    let Some(position) = claim(stripe, epoch, size) else {
-        if record.is_bad() {
-            adjust_bad(stripe, epoch, record.bits(), false);
-        }
-        return false;
-    };
-    let word = stripe.words.get(position / 32);
-    let failed_bit = 1u64 << (2 * (position % 32));
-    let slow_bit = failed_bit << 1;
-    let evicted_failure = put_bit(word, failed_bit, record.failed);
-    let evicted_slow = put_bit(word, slow_bit, record.slow);
-    if evicted_failure || evicted_slow {
-        let evicted =
-            (if evicted_failure { FAILED } else { 0 }) | if evicted_slow { SLOW } else { 0 };
-        adjust_bad(stripe, epoch, evicted, false);
-    }
-    true
-}
-
-/// Sets `bit` in `word` to `on`; returns whether it was set before. A clear bit that stays
-/// clear is only read.
-fn put_bit(word: &AtomicU64, bit: u64, on: bool) -> bool {
-    if on {
-        word.fetch_or(bit, Ordering::AcqRel) & bit != 0
-    } else if word.load(Ordering::Acquire) & bit != 0 {
-        word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
-    } else {
-        false
-    }
-}
-
-/// Takes the next ring position of the shared stripe, if it is still in `epoch`.
-fn claim(stripe: &Stripe, epoch: u8, size: u64) -> Option<usize> {
-    let mut head = stripe.head.load(Ordering::Relaxed);
-    loop {
-        if epoch_of(head) != epoch {
-            return None;
-        }
-        let next = advance_head(head, epoch, size);
-        match stripe
-            .head
-            .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => return Some((head & HEAD_POS) as usize),
-            Err(actual) => head = actual,
-        }
-    }
-}
-
-/// Adds (or removes) the failure and slow bits of `bits` in the shared stripe, if it is still
-/// in `epoch`.
-fn adjust_bad(stripe: &Stripe, epoch: u8, bits: u16, add: bool) -> bool {
-    let mut bad = stripe.bad.load(Ordering::Relaxed);
-    loop {
-        if epoch_of(bad) != epoch {
-            return false;
-        }
-        let step = |count: u64, on: bool| match (on, add) {
-            (false, _) => count,
-            (true, true) => (count + 1).min(BAD_FIELD),
-            (true, false) => count.saturating_sub(1),
-        };
-        let failures = step((bad >> 28) & BAD_FIELD, bits & FAILED != 0);
-        let slow = step(bad & BAD_FIELD, bits & SLOW != 0);
-        let next = with_epoch(epoch) | failures << 28 | slow;
-        match stripe
-            .bad
-            .compare_exchange_weak(bad, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => return true,
-            Err(actual) => bad = actual,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Time-based
-
-/// A bucket word: tag (epoch 8 bits | bucket index 32 bits) in the high 40 bits, count in the
-/// low 24 bits. A count saturates at 2^24 - 1 per stripe and bucket; past that the bucket is a
-/// sample of its slice (all three counters stop together, so the rates stay right).
-const COUNT_BITS: u32 = 24;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
-
-#[inline(always)]
-fn bucket_tag(epoch: u8, index: u64) -> u64 {
-    (u64::from(epoch) << 32 | (index & 0xFFFF_FFFF)) << COUNT_BITS
-}
-
-/// What adding one to `current` for the slice `tag` (of the current epoch) gives: the next
-/// value, or `None` if the word already holds a later slice of the same epoch (this record is
-/// late) or is saturated.
-#[inline(always)]
-fn bumped(current: u64, tag: u64) -> Option<u64> {
-    let current_tag = current & !COUNT_MAX;
-    if current_tag == tag {
-        return (current & COUNT_MAX != COUNT_MAX).then_some(current + 1);
-    }
-    let same_epoch = (current_tag ^ tag) >> (COUNT_BITS + 32) == 0;
-    let current_index = (current_tag >> COUNT_BITS) as u32;
-    let index = (tag >> COUNT_BITS) as u32;
-    if same_epoch && current_index.wrapping_sub(index) < (1 << 31) {
-        return None;
-    }
-    Some(tag | 1)
-}
-
-#[inline(always)]
-fn owned_time_record(
-    stripe: &Stripe,
-    bucket_nanos: u64,
-    buckets: u64,
-    epoch: u8,
-    record: Record,
-    nanos: u64,
-) -> bool {
-    let index = nanos / bucket_nanos;
-    let base = 3 * (index % buckets) as usize;
-    let tag = bucket_tag(epoch, index);
-    let bump = |word: &AtomicU64| match bumped(word.load(Ordering::Relaxed), tag) {
-        Some(next) => {
-            word.store(next, Ordering::Release);
-            true
-        }
-        None => false,
-    };
-    if !bump(stripe.words.get(base)) {
-        return false;
-    }
-    if record.failed {
-        bump(stripe.words.get(base + 1));
-    }
-    if record.slow {
-        bump(stripe.words.get(base + 2));
-    }
-    true
-}
-
-impl Window {
-    /// Adds one to a shared-stripe bucket word for the slice `tag`.
-    fn shared_bump(&self, word: &AtomicU64, tag: u64, epoch: u8) -> bool {
-        let mut current = word.load(Ordering::Acquire);
-        loop {
-            // A reset stores the new epoch before clearing the words, so having read a cleared
-            // word we see the new epoch.
-            if current & !COUNT_MAX != tag && self.epoch.load(Ordering::Acquire) != epoch {
-                return false;
-            }
-            let Some(next) = bumped(current, tag) else {
-                return false;
-            };
-            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -736,10 +448,11 @@ mod tests {
     }
 
     #[test]
-    fn count_window_sums_owned_and_shared_stripes() {
-        let window = Window::count(2, 1);
+    fn count_window_takes_the_newest_calls_across_stripes() {
+        let window = Window::count(4, 1);
         window.reset(0);
         assert!(window.record(0, FAIL, 0)); // this thread owns the only stripe
+        assert!(window.record(0, FAIL, 0));
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 for _ in 0..3 {
@@ -747,7 +460,65 @@ mod tests {
                 }
             });
         });
-        assert_eq!(window.counts(0, 0), counts(3, 1, 0));
+        // The three successes and the newer failure.
+        assert_eq!(window.counts(0, 0), counts(4, 1, 0));
+    }
+
+    /// The scenario: a thread records ten successes and goes idle; another then
+    /// records failures, which push the idle thread's successes out one by one.
+    #[test]
+    fn an_idle_stripes_outcomes_leave_the_window() {
+        for stripes in [0, 2, 8] {
+            let window = Window::count(10, stripes);
+            window.reset(0);
+            let idle = std::sync::Barrier::new(2);
+            let done = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        assert!(window.record(0, OK, 0));
+                    }
+                    idle.wait();
+                    done.wait(); // stays alive, and idle, while the other thread records
+                });
+                idle.wait();
+                for failures in 1..=30 {
+                    assert!(window.record(0, FAIL, 0));
+                    let expected = counts(10, failures.min(10), 0);
+                    assert_eq!(window.counts(0, 0), expected, "stripes {stripes}");
+                }
+                done.wait();
+            });
+        }
+    }
+
+    /// Chunks of several bit words (a large window), a cut through the middle of one, and a
+    /// ring that wraps many times.
+    #[test]
+    fn a_large_count_window_counts_across_multi_word_chunks() {
+        let size = 5_000;
+        assert!(CountLayout::new(size).chunk() > 32);
+        for window in count_windows(size) {
+            window.reset(1);
+            let outcome = |i: u64| match i % 7 {
+                0 => SLOW_FAIL,
+                3 => FAIL,
+                _ => OK,
+            };
+            let total = 23_456u64;
+            for i in 0..total {
+                assert!(window.record(1, outcome(i), 0));
+                if i % 997 == 0 || i == total - 1 {
+                    let last = (i + 1).saturating_sub(u64::from(size))..=i;
+                    let expected = Counts {
+                        calls: last.clone().count() as u64,
+                        failures: last.clone().filter(|&j| outcome(j).failed).count() as u64,
+                        slow: last.filter(|&j| outcome(j).slow).count() as u64,
+                    };
+                    assert_eq!(window.counts(1, 0), expected, "after {i}");
+                }
+            }
+        }
     }
 
     #[test]

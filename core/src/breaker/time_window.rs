@@ -1,0 +1,184 @@
+//! The time window: the calls of the last `buckets` slices of time.
+//!
+//! Each stripe (see [`window`](super::window)) keeps `buckets` counters of calls, failures and
+//! slow calls, one set per slice of the window duration, tagged with the slice they count; a
+//! slice that has left the window is overwritten by the next record that falls in its slot.
+//! Reading sums the slices still in the window over every stripe, so the window is exact
+//! whichever threads recorded.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use super::window::{Counts, Record, Stripe};
+
+/// A bucket word: tag (epoch 8 bits | bucket index 32 bits) in the high 40 bits, count in the
+/// low 24 bits. A count saturates at 2^24 - 1 per stripe and bucket; past that the bucket is a
+/// sample of its slice (all three counters stop together, so the rates stay right).
+const COUNT_BITS: u32 = 24;
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+
+/// The shape of a time window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimeLayout {
+    bucket_nanos: u64,
+    buckets: u64,
+}
+
+impl TimeLayout {
+    pub(crate) fn new(bucket_nanos: u64, buckets: u32) -> Self {
+        TimeLayout {
+            bucket_nanos,
+            buckets: u64::from(buckets),
+        }
+    }
+
+    /// The words a stripe needs: `calls, failures, slow` for each bucket.
+    pub(crate) fn words(&self) -> usize {
+        3 * self.buckets as usize
+    }
+
+    /// The slice `nanos` falls in, and the first of its three words.
+    #[inline(always)]
+    fn slice(&self, nanos: u64) -> (u64, usize) {
+        let index = nanos / self.bucket_nanos;
+        (index, self.base(index))
+    }
+
+    #[inline(always)]
+    fn base(&self, index: u64) -> usize {
+        3 * (index % self.buckets) as usize
+    }
+}
+
+#[inline(always)]
+fn bucket_tag(epoch: u8, index: u64) -> u64 {
+    (u64::from(epoch) << 32 | (index & 0xFFFF_FFFF)) << COUNT_BITS
+}
+
+/// What adding one to `current` for the slice `tag` (of the current epoch) gives: the next
+/// value, or `None` if the word already holds a later slice of the same epoch (this record is
+/// late) or is saturated.
+#[inline(always)]
+fn bumped(current: u64, tag: u64) -> Option<u64> {
+    let current_tag = current & !COUNT_MAX;
+    if current_tag == tag {
+        return (current & COUNT_MAX != COUNT_MAX).then_some(current + 1);
+    }
+    let same_epoch = (current_tag ^ tag) >> (COUNT_BITS + 32) == 0;
+    let current_index = (current_tag >> COUNT_BITS) as u32;
+    let index = (tag >> COUNT_BITS) as u32;
+    if same_epoch && current_index.wrapping_sub(index) < (1 << 31) {
+        return None;
+    }
+    Some(tag | 1)
+}
+
+/// The owner's record: plain loads and stores.
+#[inline(always)]
+pub(crate) fn owned_record(
+    stripe: &Stripe,
+    layout: &TimeLayout,
+    epoch: u8,
+    record: Record,
+    nanos: u64,
+) -> bool {
+    let (index, base) = layout.slice(nanos);
+    let tag = bucket_tag(epoch, index);
+    let bump = |word: &AtomicU64| match bumped(word.load(Ordering::Relaxed), tag) {
+        Some(next) => {
+            word.store(next, Ordering::Release);
+            true
+        }
+        None => false,
+    };
+    if !bump(stripe.words.get(base)) {
+        return false;
+    }
+    if record.failed {
+        bump(stripe.words.get(base + 1));
+    }
+    if record.slow {
+        bump(stripe.words.get(base + 2));
+    }
+    true
+}
+
+/// A record into the shared stripe, with compare-and-swap. `current` is the window's epoch.
+pub(crate) fn shared_record(
+    stripe: &Stripe,
+    layout: &TimeLayout,
+    current: &AtomicU8,
+    epoch: u8,
+    record: Record,
+    nanos: u64,
+) -> bool {
+    let (index, base) = layout.slice(nanos);
+    let tag = bucket_tag(epoch, index);
+    // `calls` decides: if it refuses (stale epoch or slice, saturated), so do the others.
+    if !shared_bump(stripe.words.get(base), tag, current, epoch) {
+        return false;
+    }
+    if record.failed {
+        shared_bump(stripe.words.get(base + 1), tag, current, epoch);
+    }
+    if record.slow {
+        shared_bump(stripe.words.get(base + 2), tag, current, epoch);
+    }
+    true
+}
+
+/// Adds one to a shared-stripe bucket word for the slice `tag`.
+fn shared_bump(word: &AtomicU64, tag: u64, current: &AtomicU8, epoch: u8) -> bool {
+    let mut value = word.load(Ordering::Acquire);
+    loop {
+        // A reset stores the new epoch before clearing the words, so having read a cleared
+        // word we see the new epoch.
+        if value & !COUNT_MAX != tag && current.load(Ordering::Acquire) != epoch {
+            return false;
+        }
+        let Some(next) = bumped(value, tag) else {
+            return false;
+        };
+        match word.compare_exchange_weak(value, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(actual) => value = actual,
+        }
+    }
+}
+
+/// Sums the slices in the window at `nanos` over `stripes`.
+pub(crate) fn counts<'a>(
+    stripes: impl Iterator<Item = &'a Stripe>,
+    layout: &TimeLayout,
+    epoch: u8,
+    nanos: u64,
+) -> Counts {
+    let mut counts = Counts::default();
+    let now_index = nanos / layout.bucket_nanos;
+    for stripe in stripes {
+        for index in now_index.saturating_sub(layout.buckets - 1)..=now_index {
+            let base = layout.base(index);
+            let tag = bucket_tag(epoch, index);
+            let read = |word: &AtomicU64| {
+                let value = word.load(Ordering::Acquire);
+                if value & !COUNT_MAX == tag {
+                    value & COUNT_MAX
+                } else {
+                    0
+                }
+            };
+            counts.calls += read(stripe.words.get(base));
+            counts.failures += read(stripe.words.get(base + 1));
+            counts.slow += read(stripe.words.get(base + 2));
+        }
+    }
+    counts
+}
+
+/// Empties the shared stripe for `epoch` (owned stripes start over on their own).
+pub(crate) fn reset_shared(stripe: &Stripe, layout: &TimeLayout, epoch: u8) {
+    // Index 0 of the new epoch with a zero count: an empty bucket for every purpose.
+    let empty = bucket_tag(epoch, 0);
+    for word in 0..layout.words() {
+        stripe.words.get(word).store(empty, Ordering::Release);
+    }
+}
