@@ -87,7 +87,7 @@ impl ManualTimer {
                 since_origin: AtomicU64::new(0),
                 clock: Mutex::new(Clock {
                     now,
-                    sleepers: SleepQueue::new(),
+                    sleepers: SleepQueue::new(now),
                 }),
             }),
         }
