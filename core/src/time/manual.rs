@@ -1,12 +1,14 @@
-use std::collections::BTreeMap;
+mod queue;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use self::queue::{Key, SleepQueue};
 use super::{deadline_after, Timer};
 
 /// A virtual clock for deterministic tests and simulations.
@@ -37,15 +39,42 @@ use super::{deadline_after, Timer};
 /// ```
 #[derive(Clone)]
 pub struct ManualTimer {
-    clock: Arc<Mutex<Clock>>,
+    shared: Arc<Shared>,
 }
 
-struct Clock {
+struct Shared {
     origin: Instant,
+    /// `now - origin` in nanoseconds, so that reading the clock takes no lock; [`OUT_OF_RANGE`]
+    /// once that no longer fits (584 years on), and then readers take the lock. Written only
+    /// with the lock held.
+    since_origin: AtomicU64,
+    clock: Mutex<Clock>,
+}
+
+const OUT_OF_RANGE: u64 = u64::MAX;
+
+struct Clock {
     now: Instant,
-    /// Registered sleeps, by deadline and then by registration order.
-    sleepers: BTreeMap<(Instant, u64), Waker>,
-    next_id: u64,
+    sleepers: SleepQueue,
+}
+
+/// Wakers of the sleeps one move of the clock made due, in the order to wake them. Moves
+/// usually wake a single sleep, which needs no allocation.
+#[derive(Default)]
+struct Due {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Due {
+    fn wake(self) {
+        if let Some(first) = self.first {
+            first.wake();
+        }
+        for waker in self.rest {
+            waker.wake();
+        }
+    }
 }
 
 impl ManualTimer {
@@ -53,60 +82,88 @@ impl ManualTimer {
     pub fn new() -> Self {
         let now = Instant::now();
         ManualTimer {
-            clock: Arc::new(Mutex::new(Clock {
+            shared: Arc::new(Shared {
                 origin: now,
-                now,
-                sleepers: BTreeMap::new(),
-                next_id: 0,
-            })),
+                since_origin: AtomicU64::new(0),
+                clock: Mutex::new(Clock {
+                    now,
+                    sleepers: SleepQueue::new(now),
+                }),
+            }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Clock> {
-        // A panic while holding the lock cannot leave the clock inconsistent: every critical
-        // section below is a handful of map operations. Keep going after one.
-        self.clock
+        // A panic while holding the lock cannot leave the clock inconsistent: no code that can
+        // panic runs between the steps of an update. Keep going after one.
+        self.shared
+            .clock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How far the clock has moved since it was created.
     pub fn elapsed(&self) -> Duration {
-        let clock = self.lock();
-        clock.now - clock.origin
+        self.now() - self.shared.origin
     }
 
     /// Moves the clock forward by `duration` and wakes every sleep that is now due, earliest
     /// deadline first.
     pub fn advance(&self, duration: Duration) {
-        let target = deadline_after(self.lock().now, duration);
-        self.advance_to(target);
+        let due = {
+            let mut clock = self.lock();
+            let target = deadline_after(clock.now, duration);
+            self.move_to(&mut clock, target)
+        };
+        due.wake();
     }
 
     /// Moves the clock forward to `instant` (if it is later than now) and wakes every sleep that
     /// is due, earliest deadline first.
     pub fn advance_to(&self, instant: Instant) {
+        let due = self.move_to(&mut self.lock(), instant);
+        due.wake();
+    }
+
+    /// Moves the clock to the next pending deadline and wakes the sleeps due there. Returns
+    /// false, with the clock unmoved, if no sleep is pending.
+    fn advance_to_next(&self) -> bool {
         let due = {
             let mut clock = self.lock();
-            if instant > clock.now {
-                clock.now = instant;
+            match clock.sleepers.next_deadline() {
+                Some(deadline) => self.move_to(&mut clock, deadline),
+                None => return false,
             }
-            let now = clock.now;
-            let later = clock.sleepers.split_off(&(now, u64::MAX));
-            std::mem::replace(&mut clock.sleepers, later)
         };
-        for waker in due.into_values() {
-            waker.wake();
+        due.wake();
+        true
+    }
+
+    /// Moves the clock to `instant` if that is later, and takes the sleeps now due out of the
+    /// queue; the caller wakes them once it has let go of the lock.
+    fn move_to(&self, clock: &mut Clock, instant: Instant) -> Due {
+        if instant > clock.now {
+            clock.now = instant;
+            let since =
+                u64::try_from((instant - self.shared.origin).as_nanos()).unwrap_or(OUT_OF_RANGE);
+            self.shared.since_origin.store(since, Ordering::Release);
         }
+        let now = clock.now;
+        let mut due = Due {
+            first: clock.sleepers.pop_due(now),
+            rest: Vec::new(),
+        };
+        if due.first.is_some() {
+            while let Some(waker) = clock.sleepers.pop_due(now) {
+                due.rest.push(waker);
+            }
+        }
+        due
     }
 
     /// The deadline of the earliest sleep that has been polled and is still waiting.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.lock()
-            .sleepers
-            .keys()
-            .next()
-            .map(|&(deadline, _)| deadline)
+        self.lock().sleepers.next_deadline()
     }
 
     /// How many sleeps are registered: polled, not yet due, not yet dropped. Tests use it to show
@@ -149,13 +206,10 @@ impl ManualTimer {
             if signal.woken.load(Ordering::SeqCst) {
                 continue;
             }
-            match self.next_deadline() {
-                Some(deadline) => self.advance_to(deadline),
-                None => {
-                    return Err(Stalled {
-                        elapsed: self.elapsed(),
-                    })
-                }
+            if !self.advance_to_next() {
+                return Err(Stalled {
+                    elapsed: self.elapsed(),
+                });
             }
         }
     }
@@ -171,7 +225,7 @@ impl fmt::Debug for ManualTimer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let clock = self.lock();
         f.debug_struct("ManualTimer")
-            .field("elapsed", &(clock.now - clock.origin))
+            .field("elapsed", &(clock.now - self.shared.origin))
             .field("pending_sleeps", &clock.sleepers.len())
             .finish()
     }
@@ -195,14 +249,17 @@ impl Timer for ManualTimer {
     type Sleep = ManualSleep;
 
     fn now(&self) -> Instant {
-        self.lock().now
+        match self.shared.since_origin.load(Ordering::Acquire) {
+            OUT_OF_RANGE => self.lock().now,
+            since => self.shared.origin + Duration::from_nanos(since),
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> ManualSleep {
         ManualSleep {
             timer: self.clone(),
             deadline,
-            id: None,
+            key: None,
         }
     }
 
@@ -219,7 +276,7 @@ impl Timer for ManualTimer {
 pub struct ManualSleep {
     timer: ManualTimer,
     deadline: Instant,
-    id: Option<u64>,
+    key: Option<Key>,
 }
 
 impl ManualSleep {
@@ -229,8 +286,10 @@ impl ManualSleep {
     }
 
     fn deregister(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.timer.lock().sleepers.remove(&(self.deadline, id));
+        if let Some(key) = self.key.take() {
+            let waker = self.timer.lock().sleepers.remove(key);
+            // Dropped here, with the lock released: dropping a waker may run other code.
+            drop(waker);
         }
     }
 }
@@ -241,33 +300,24 @@ impl Future for ManualSleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut clock = this.timer.lock();
-        if clock.now >= this.deadline {
-            if let Some(id) = this.id.take() {
-                clock.sleepers.remove(&(this.deadline, id));
-            }
-            return Poll::Ready(());
-        }
-        match this.id {
-            Some(id) => match clock.sleepers.get_mut(&(this.deadline, id)) {
-                Some(waker) => waker.clone_from(cx.waker()),
-                // Woken by advance (which removes the entry) but not yet due: cannot happen, as
-                // advance only wakes due sleeps; re-register to be safe.
-                None => {
-                    clock
-                        .sleepers
-                        .insert((this.deadline, id), cx.waker().clone());
+        let (result, old_waker) = if clock.now >= this.deadline {
+            let old = this.key.take().and_then(|key| clock.sleepers.remove(key));
+            (Poll::Ready(()), old)
+        } else {
+            match this.key {
+                Some(key) if clock.sleepers.contains(key) => {
+                    (Poll::Pending, clock.sleepers.set_waker(key, cx.waker()))
                 }
-            },
-            None => {
-                let id = clock.next_id;
-                clock.next_id += 1;
-                clock
-                    .sleepers
-                    .insert((this.deadline, id), cx.waker().clone());
-                this.id = Some(id);
+                // Not registered yet (or, which advance never does, fired before its deadline).
+                _ => {
+                    this.key = Some(clock.sleepers.register(this.deadline, cx.waker()));
+                    (Poll::Pending, None)
+                }
             }
-        }
-        Poll::Pending
+        };
+        drop(clock);
+        drop(old_waker);
+        result
     }
 }
 
@@ -281,7 +331,7 @@ impl fmt::Debug for ManualSleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManualSleep")
             .field("deadline", &self.deadline)
-            .field("registered", &self.id.is_some())
+            .field("registered", &self.key.is_some())
             .finish()
     }
 }
