@@ -4,7 +4,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::out::Table;
+use super::out::{Out, Table};
 use super::raw::{self, Seen};
 use super::{ms, RunningServer};
 use crate::experiment::ExperimentError;
@@ -118,4 +118,53 @@ pub fn table(run: &ShutdownRun) -> Table {
         ms(run.stopped_after),
     ]);
     table
+}
+
+/// The section: what a graceful shutdown promises, the table of what each client saw, and what
+/// it shows (the same at every length: `_quick` is for the shape every section shares).
+pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentError> {
+    out.para(
+        "Stopping a server should lose no request it accepted, and still end in bounded time. \
+         On shutdown the demo server stops accepting at once, lets the requests in flight \
+         finish, and closes what is left at its deadline (tailguard's Shutdown and \
+         TaskTracker). Here three 600 ms requests and one 5 s request are in flight when the \
+         shutdown begins, and a new client arrives 50 ms later:",
+    );
+    let run = run(rt)?;
+    out.table(&table(&run));
+    out.note(&format!(
+        "{} of {} requests in flight finished normally; the new connection was {}; the one \
+         that needed 5 s {}; the server was done {} after the shutdown began (deadline {}{}).",
+        run.short
+            .iter()
+            .filter(|(seen, _)| matches!(seen, Seen::Response(200, _)))
+            .count(),
+        run.short.len(),
+        if run.late.0 == Seen::Refused {
+            "refused"
+        } else {
+            "not refused (unexpected)"
+        },
+        match &run.long.0 {
+            Seen::Response(200, _) => format!("finished (after {})", ms(run.long.1)),
+            seen if run.long.1 + Duration::from_millis(250) >= run.deadline => format!(
+                "was cut at the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+            seen => format!(
+                "ended before the deadline ({} after {})",
+                seen.brief(),
+                ms(run.long.1)
+            ),
+        },
+        ms(run.stopped_after),
+        ms(run.deadline),
+        if run.stopped_after <= run.deadline + Duration::from_millis(250) {
+            ""
+        } else {
+            ": later than it"
+        }
+    ));
+    Ok(())
 }

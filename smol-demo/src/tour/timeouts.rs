@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::out::Table;
+use super::out::{Out, Table};
 use super::raw::{self, Seen};
 use super::{ms, RunningServer};
 use crate::experiment::ExperimentError;
@@ -203,6 +203,27 @@ pub fn table(cases: &[TimeoutCase]) -> Table {
     table
 }
 
+/// The section: what the limits are for, the four clients' table, and what it shows (the same
+/// at every length: `_quick` is for the shape every section shares).
+pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentError> {
+    let config = config();
+    out.para(&format!(
+        "A server waits on its clients in several places: for the request head, for each \
+         chunk of the body, for the whole body. Without a limit on every wait, a client that \
+         is slow or stalls (or an attacker doing it on purpose, as in Slowloris) holds a \
+         connection forever. The demo server bounds each wait with tailguard: a read deadline \
+         on the connection for the head ({}), a timeout per body chunk ({}) and one deadline \
+         for the whole body ({}). Four clients at once, one of them well-behaved:",
+        ms(config.header_read),
+        ms(config.body_idle),
+        ms(config.body_total)
+    ));
+    let cases = run(rt)?;
+    out.table(&table(&cases));
+    out.note(&summary(&cases));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +275,10 @@ mod tests {
             bad.contains("The ordinary request was not answered"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn the_settings_are_valid() {
+        assert!(config().validate().is_ok());
     }
 }
