@@ -6,7 +6,6 @@
 pub mod args;
 pub mod backend;
 pub mod client;
-pub mod commands;
 pub mod experiment;
 pub mod gateway;
 pub mod herd;
@@ -16,6 +15,7 @@ pub mod percentile;
 pub mod respond;
 pub mod rt;
 pub mod server;
+pub mod signals;
 pub mod tail_at_scale;
 pub mod tour;
 pub mod verdict;

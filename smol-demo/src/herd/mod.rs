@@ -15,7 +15,7 @@
 //!    in front of a dead backend. Each failure is multiplied at every layer. A 10% retry budget
 //!    per layer keeps the amplification near 1.1⁵.
 
-pub mod args;
+pub mod command;
 pub mod contention;
 pub mod live;
 pub mod storm;

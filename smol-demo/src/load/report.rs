@@ -142,6 +142,12 @@ pub fn round_floats(value: &mut serde_json::Value) {
     }
 }
 
+/// `value` with its numbers rounded for printing (see [`round_floats`]).
+pub fn tidy(mut value: serde_json::Value) -> serde_json::Value {
+    crate::load::round_floats(&mut value);
+    value
+}
+
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
+use super::command::Args;
 use super::live::{self, LiveConfig};
 use super::measured::align;
 use super::plot::COLORS;
 use super::sim::{self, Mode, ModeReport, SimConfig};
-use super::TailAtScaleArgs;
 use crate::experiment::ExperimentError;
 use crate::percentile;
 use crate::rt::{self, Runtime};
@@ -280,7 +280,7 @@ pub fn report(heading: &str, points: &[Point]) -> String {
 
 /// `--sweep`: every point of [`SweepPlan::standard`], live or
 /// simulated; the table, the frontier sentences and the SVG.
-pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
+pub fn run(args: &Args) -> Result<String, String> {
     let path = args.out_path();
     let plan = SweepPlan::standard();
     let setting = |mode: Mode, delay: Duration, budget: f64| match mode {

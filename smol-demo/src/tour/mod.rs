@@ -13,7 +13,8 @@
 //!    short, in rounds, with fixed and adaptive hedging at one budget.
 //!
 //! Each section is a module of its own with the same shape: a `section` that prints its
-//! explanation, runs, and prints its table and what the table shows.
+//! explanation, runs, and prints its table and what the table shows; [`command`] runs them in
+//! turn.
 //!
 //! Every conclusion it prints under a table is drawn from that table
 //! ([`verdict`](crate::verdict)): the best mode per measure, and whether a simpler one did as
@@ -23,6 +24,7 @@
 //! terminal.
 
 pub mod breaker;
+pub mod command;
 pub mod hedging;
 pub mod herd;
 pub mod out;
@@ -31,24 +33,14 @@ pub mod shutdown;
 pub mod timeouts;
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tailguard::shutdown::Shutdown;
 
-use self::out::Out;
 use crate::experiment::ExperimentError;
 use crate::gateway::Gateway;
-use crate::rt::{self, Runtime};
+use crate::rt::Runtime;
 use crate::server::{ServeReport, Server, ServerConfig};
-
-/// The tour's options (also accepted with no subcommand: `tailguard-demo --quick`).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct TourArgs {
-    /// A shorter tour (about 10 s instead of 20 s), with fewer samples per table.
-    #[arg(long)]
-    pub quick: bool,
-}
 
 /// The section headings, in order.
 pub const HEADINGS: [&str; 5] = [
@@ -107,51 +99,6 @@ impl RunningServer {
     pub fn stop(self, rt: &Runtime) -> ServeReport {
         self.stop.trigger();
         rt.block_on(self.task)
-    }
-}
-
-/// One part of the tour: prints its explanation and its table (`quick`: the shorter tour).
-type Section = fn(&Out, &Runtime, bool) -> Result<(), ExperimentError>;
-
-/// Runs the tour, printing as it goes; fails if a section could not run.
-pub fn run(args: &TourArgs) -> ExitCode {
-    let out = Out::detect();
-    let started = Instant::now();
-    let rt = Runtime::new(rt::default_threads());
-    out.para(&format!(
-        "tailguard tour: five resilience patterns, each measured live in this process over \
-         real sockets on 127.0.0.1 (free ports picked by the system). About {} s; real timings \
-         on a shared machine vary, so read the shapes, not the exact numbers.",
-        if args.quick { 10 } else { 20 }
-    ));
-    let mut failed = Vec::new();
-    let sections: [(&str, Section); 5] = [
-        (HEADINGS[0], timeouts::section),
-        (HEADINGS[1], shutdown::section),
-        (HEADINGS[2], herd::section),
-        (HEADINGS[3], breaker::section),
-        (HEADINGS[4], hedging::section),
-    ];
-    for (heading, section) in sections {
-        out.heading(heading);
-        if let Err(error) = section(&out, &rt, args.quick) {
-            out.para(&format!("This part could not run: {error}"));
-            failed.push(heading);
-        }
-    }
-    drop(rt);
-    out.heading("Done");
-    out.para(&format!(
-        "The tour took {:.1} s. Each part also runs on its own, with flags to change it: \
-         `tailguard-demo serve` (the server and gateway), `backend` (flaky replicas), `load` \
-         (open-loop load), `herd` and `tail-at-scale` (add --sim for the virtual-time \
-         versions); `--help` on each says more.",
-        started.elapsed().as_secs_f64()
-    ));
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
 
