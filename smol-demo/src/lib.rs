@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod herd;
 pub mod load;
 pub mod metrics;
+pub mod ms;
 pub mod percentile;
 pub mod respond;
 pub mod rt;

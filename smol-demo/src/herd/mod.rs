@@ -22,7 +22,6 @@ pub mod storm;
 pub mod summary;
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -158,9 +157,4 @@ pub fn run(config: &HerdConfig) -> HerdReport {
         contention,
         storm: run_storm(&config.storm),
     }
-}
-
-/// Milliseconds, rounded to the microsecond.
-fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1e6).round() / 1000.0
 }

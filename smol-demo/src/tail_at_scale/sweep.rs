@@ -317,7 +317,7 @@ pub fn run(args: &Args) -> Result<String, String> {
                 })
                 .collect()
         });
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let ms = |d: Option<Duration>| d.map(crate::ms::of);
         let points = runs
             .iter()
             .zip(reports?)

@@ -7,13 +7,14 @@ use futures_lite::future;
 use tailguard::breaker::State;
 
 use super::out::{Out, Table};
-use super::{ms, secs};
+use super::secs;
 use crate::backend::{BackendConfig, Backends, LatencyDist, Outage, Profile};
 use crate::experiment::ExperimentError;
 use crate::gateway::{
     BreakerSettings, FanoutReport, Gateway, GatewayConfig, GatewayStats, HedgeMode, ReplicaView,
 };
 use crate::load::open_loop::open_loop;
+use crate::ms;
 use crate::rt::Runtime;
 
 /// The replica that goes down.
@@ -373,7 +374,7 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          on the next replica):",
         settings.failure_rate * 100.0,
         settings.window,
-        ms(plan.open_duration),
+        ms::text(plan.open_duration),
         settings.half_open_calls,
         KEYS,
         REPLICAS,

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::out::{Out, Table};
-use super::{ms, secs};
+use super::secs;
 use crate::experiment::ExperimentError;
+use crate::ms;
 use crate::percentile;
 use crate::rt::Runtime;
 use crate::tail_at_scale::live::LiveConfig;
@@ -68,11 +69,11 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          {} rounds of {} each, every round on a stall schedule of its own (all modes of a \
          round meet the same stalls): the table gives the median and range over the rounds.",
         config.replicas,
-        ms(config.stalls.length),
+        ms::text(config.stalls.length),
         secs(config.stalls.every),
         config.keys,
         config.rate,
-        ms(config.fixed_delay),
+        ms::text(config.fixed_delay),
         config.adaptive_percentile * 100.0,
         config.budget_ratio * 100.0,
         rounds,

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::ms;
 use super::out::{Out, Table};
 use crate::experiment::ExperimentError;
 use crate::herd::live::{LiveHerdConfig, LiveHerdReport};
+use crate::ms;
 use crate::percentile;
 use crate::rt::Runtime;
 
@@ -39,7 +39,7 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
         config.rate,
         config.capacity,
         config.capacity as f64 / config.service.as_secs_f64(),
-        ms(config.outage),
+        ms::text(config.outage),
         config.budget_ratio * 100.0
     ));
     let report = rt.block_on(crate::herd::live::run(rt.executor(), &config, |_| {}))?;
@@ -49,7 +49,7 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          calls: turned away with 503, or refused. Requests ok + failed + cut = all requests \
          ({} each): cut ones were still retrying when the run ended. Latency after the return: \
          of the requests that arrived after the backend came back. ",
-        ms(config.window),
+        ms::text(config.window),
         config.high * 100.0,
         report.runs.first().map_or(0, |r| r.requests)
     );
@@ -77,7 +77,7 @@ fn table(config: &LiveHerdConfig, report: &LiveHerdReport) -> Table {
         table.row([
             run.mode.describe(config),
             run.recovery_ms.map_or_else(
-                || format!("> {}", ms(config.after)),
+                || format!("> {}", ms::text(config.after)),
                 |r| format!("{r:.0} ms"),
             ),
             run.wasted_calls.to_string(),

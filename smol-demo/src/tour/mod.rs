@@ -51,16 +51,6 @@ pub const HEADINGS: [&str; 5] = [
     "5. Hedging against stalls: the tail at scale",
 ];
 
-/// Formats a duration in milliseconds: `503 ms`, `0.4 ms` below 10 ms.
-pub fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
 /// Formats a duration in seconds, to the hundredth: `1.5s`, `0.25s`, `2s`.
 pub fn secs(d: Duration) -> String {
     let text = format!("{:.2}", d.as_secs_f64());
@@ -108,8 +98,6 @@ mod tests {
 
     #[test]
     fn durations_print_short() {
-        assert_eq!(ms(Duration::from_micros(300)), "0.3 ms");
-        assert_eq!(ms(Duration::from_millis(501)), "501 ms");
         assert_eq!(secs(Duration::from_millis(250)), "0.25s");
         assert_eq!(secs(Duration::from_millis(1500)), "1.5s");
         assert_eq!(secs(Duration::from_secs(2)), "2s");

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::out::{Out, Table};
 use super::raw::{self, Seen};
-use super::{ms, RunningServer};
+use super::RunningServer;
 use crate::experiment::ExperimentError;
+use crate::ms;
 use crate::rt::Runtime;
 use crate::server::{ServeReport, ServerConfig};
 
@@ -94,28 +95,28 @@ pub fn table(run: &ShutdownRun) -> Table {
     let mut table = Table::new(["what", "outcome", "when (after shutdown began)"]).left_columns(2);
     for (i, (seen, at)) in run.short.iter().enumerate() {
         table.row([
-            format!("request {} in flight ({})", i + 1, ms(SHORT)),
+            format!("request {} in flight ({})", i + 1, ms::text(SHORT)),
             seen.describe(),
-            ms(*at),
+            ms::text(*at),
         ]);
     }
     table.row([
-        format!("a request that needs {}", ms(LONG)),
+        format!("a request that needs {}", ms::text(LONG)),
         run.long.0.describe(),
-        ms(run.long.1),
+        ms::text(run.long.1),
     ]);
     table.row([
         "a new connection".to_string(),
         run.late.0.describe(),
-        ms(run.late.1),
+        ms::text(run.late.1),
     ]);
     table.row([
-        format!("the server (deadline {})", ms(run.deadline)),
+        format!("the server (deadline {})", ms::text(run.deadline)),
         format!(
             "stopped: {} answered, {} closed by force",
             run.report.requests, run.report.forced
         ),
-        ms(run.stopped_after),
+        ms::text(run.stopped_after),
     ]);
     table
 }
@@ -146,20 +147,20 @@ pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentEr
             "not refused (unexpected)"
         },
         match &run.long.0 {
-            Seen::Response(200, _) => format!("finished (after {})", ms(run.long.1)),
+            Seen::Response(200, _) => format!("finished (after {})", ms::text(run.long.1)),
             seen if run.long.1 + Duration::from_millis(250) >= run.deadline => format!(
                 "was cut at the deadline ({} after {})",
                 seen.brief(),
-                ms(run.long.1)
+                ms::text(run.long.1)
             ),
             seen => format!(
                 "ended before the deadline ({} after {})",
                 seen.brief(),
-                ms(run.long.1)
+                ms::text(run.long.1)
             ),
         },
-        ms(run.stopped_after),
-        ms(run.deadline),
+        ms::text(run.stopped_after),
+        ms::text(run.deadline),
         if run.stopped_after <= run.deadline + Duration::from_millis(250) {
             ""
         } else {

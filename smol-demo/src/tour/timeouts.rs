@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::out::{Out, Table};
 use super::raw::{self, Seen};
-use super::{ms, RunningServer};
+use super::RunningServer;
 use crate::experiment::ExperimentError;
+use crate::ms;
 use crate::rt::Runtime;
 use crate::server::ServerConfig;
 
@@ -99,19 +100,19 @@ pub fn run(rt: &Runtime) -> Result<Vec<TimeoutCase>, ExperimentError> {
         [
             (
                 "sends half a request head, then nothing",
-                format!("header read {}", ms(config.header_read)),
+                format!("header read {}", ms::text(config.header_read)),
                 Some(config.header_read),
                 join(slow_head),
             ),
             (
                 "sends the head and 10 of 100 body bytes",
-                format!("body idle {}", ms(config.body_idle)),
+                format!("body idle {}", ms::text(config.body_idle)),
                 Some(config.body_idle),
                 join(stalled_body),
             ),
             (
                 "trickles the body, a byte every 100 ms",
-                format!("body total {}", ms(config.body_total)),
+                format!("body total {}", ms::text(config.body_total)),
                 Some(config.body_total),
                 join(trickled_body),
             ),
@@ -155,7 +156,7 @@ pub fn summary(cases: &[TimeoutCase]) -> String {
                 "the client that {} ({} after {}; {})",
                 case.client,
                 case.seen.brief(),
-                ms(case.after),
+                ms::text(case.after),
                 case.limit
             )),
             Some(_) => not_cut.push(format!(
@@ -163,17 +164,17 @@ pub fn summary(cases: &[TimeoutCase]) -> String {
                 case.client,
                 case.limit,
                 case.seen.brief(),
-                ms(case.after)
+                ms::text(case.after)
             )),
             None => ordinary.push(match &case.seen {
                 Seen::Response(200, _) => format!(
                     "The ordinary request was answered meanwhile, after {}.",
-                    ms(case.after)
+                    ms::text(case.after)
                 ),
                 other => format!(
                     "The ordinary request was not answered: it saw {} after {}.",
                     other.brief(),
-                    ms(case.after)
+                    ms::text(case.after)
                 ),
             }),
         }
@@ -197,7 +198,7 @@ pub fn table(cases: &[TimeoutCase]) -> Table {
             case.client.to_string(),
             case.limit.clone(),
             case.seen.brief(),
-            ms(case.after),
+            ms::text(case.after),
         ]);
     }
     table
@@ -214,9 +215,9 @@ pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentEr
          connection forever. The demo server bounds each wait with tailguard: a read deadline \
          on the connection for the head ({}), a timeout per body chunk ({}) and one deadline \
          for the whole body ({}). Four clients at once, one of them well-behaved:",
-        ms(config.header_read),
-        ms(config.body_idle),
-        ms(config.body_total)
+        ms::text(config.header_read),
+        ms::text(config.body_idle),
+        ms::text(config.body_total)
     ));
     let cases = run(rt)?;
     out.table(&table(&cases));

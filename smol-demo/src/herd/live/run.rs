@@ -176,7 +176,7 @@ fn timeline(config: &LiveHerdConfig, calls: &[(Duration, CallOutcome)]) -> Vec<W
     let n = (config.after.as_nanos() / config.window.as_nanos().max(1)) as usize;
     let mut windows: Vec<Window> = (0..n)
         .map(|k| Window {
-            from_ms: (config.window * k as u32).as_secs_f64() * 1e3,
+            from_ms: crate::ms::of(config.window * k as u32),
             calls: 0,
             ok: 0,
         })
