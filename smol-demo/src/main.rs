@@ -86,3 +86,15 @@ fn main() -> ExitCode {
         None => tour::command::run(cli.tour),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own check of the command line: every subcommand's `Args`, flattened or not, fits
+    /// together (no clashing flags or ids, every default parses).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
