@@ -54,7 +54,7 @@ pub fn deepest_nines(count: u64) -> f64 {
 /// Percentile `q` of `histogram` in milliseconds, if its samples support it.
 pub fn of_ms(histogram: &LatencyHistogram, q: f64) -> Option<f64> {
     if supported(q, histogram.count()) {
-        histogram.quantile(q).map(|d| d.as_secs_f64() * 1e3)
+        histogram.quantile(q).map(crate::ms::of)
     } else {
         None
     }

@@ -44,7 +44,7 @@
 //! rt.block_on(backends.stop());
 //! ```
 
-pub mod args;
+pub mod command;
 mod config;
 mod control;
 mod profile;

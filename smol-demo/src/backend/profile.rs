@@ -100,10 +100,10 @@ fn standard_normal(rng: &mut fastrand::Rng) -> f64 {
 impl fmt::Display for LatencyDist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LatencyDist::Fixed(d) => write!(f, "fixed:{}ms", d.as_secs_f64() * 1e3),
-            LatencyDist::Exponential { mean } => write!(f, "exp:{}ms", mean.as_secs_f64() * 1e3),
+            LatencyDist::Fixed(d) => write!(f, "fixed:{}ms", crate::ms::of(*d)),
+            LatencyDist::Exponential { mean } => write!(f, "exp:{}ms", crate::ms::of(*mean)),
             LatencyDist::LogNormal { median, sigma } => {
-                write!(f, "lognormal:{}ms,{sigma}", median.as_secs_f64() * 1e3)
+                write!(f, "lognormal:{}ms,{sigma}", crate::ms::of(*median))
             }
         }
     }
@@ -343,13 +343,13 @@ mod tests {
         let exp = LatencyDist::Exponential {
             mean: Duration::from_millis(10),
         };
-        let m = median(exp, &mut rng).as_secs_f64() * 1e3;
+        let m = crate::ms::of(median(exp, &mut rng));
         assert!((6.4..7.5).contains(&m), "exp median {m} ms");
         let lognormal = LatencyDist::LogNormal {
             median: Duration::from_millis(10),
             sigma: 0.5,
         };
-        let m = median(lognormal, &mut rng).as_secs_f64() * 1e3;
+        let m = crate::ms::of(median(lognormal, &mut rng));
         assert!((9.5..10.5).contains(&m), "lognormal median {m} ms");
     }
 

@@ -134,7 +134,7 @@ pub fn run_contention(strategy: Strategy, config: &ContentionConfig) -> Contenti
     }
     ContentionResult {
         calls: calls as f64 / f64::from(trials),
-        completion_ms: super::millis(completion / trials),
+        completion_ms: crate::ms::rounded(completion / trials),
     }
 }
 

@@ -59,7 +59,7 @@ fn candidate(name: String, value: Option<f64>, note: String) -> Candidate {
 /// The live herd's sentences: recovery, wasted calls, failed requests, and the latency after
 /// the return at each percentile its samples support.
 pub fn live_sentences(report: &LiveHerdReport, config: &LiveHerdConfig) -> Vec<String> {
-    let after_ms = config.after.as_secs_f64() * 1e3;
+    let after_ms = crate::ms::of(config.after);
     let per_run = |f: &dyn Fn(&HerdRun) -> (Option<f64>, String)| -> Vec<Candidate> {
         report
             .runs

@@ -39,7 +39,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod args;
+pub mod command;
 mod config;
 pub(crate) mod open_loop;
 mod progress;
@@ -63,7 +63,7 @@ use tailguard::ConfigError;
 use self::config::parse_url;
 pub use self::config::{LoadConfig, MAX_CONCURRENCY, MAX_DURATION, MAX_RATE};
 use self::progress::{Counts, Progress};
-pub use self::report::{round_floats, LatencySummary, LoadReport};
+pub use self::report::{round_floats, tidy, LatencySummary, LoadReport};
 use crate::client::{ClientConfig, Pool};
 use crate::metrics::Counter;
 use crate::rt::Exec;

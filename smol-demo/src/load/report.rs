@@ -31,7 +31,7 @@ pub struct LatencySummary {
 impl LatencySummary {
     /// The summary of `histogram` (all zeros, and `samples` 0, if it is empty).
     pub fn of(histogram: &LatencyHistogram) -> Self {
-        let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let ms = |d: Option<Duration>| d.map_or(0.0, crate::ms::of);
         LatencySummary {
             p50_ms: ms(histogram.quantile(0.5)),
             p90_ms: ms(histogram.quantile(0.9)),
@@ -140,6 +140,12 @@ pub fn round_floats(value: &mut serde_json::Value) {
         serde_json::Value::Object(fields) => fields.values_mut().for_each(round_floats),
         _ => {}
     }
+}
+
+/// `value` with its numbers rounded for printing (see [`round_floats`]).
+pub fn tidy(mut value: serde_json::Value) -> serde_json::Value {
+    crate::load::round_floats(&mut value);
+    value
 }
 
 impl fmt::Display for LoadReport {

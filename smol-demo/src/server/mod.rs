@@ -37,6 +37,7 @@
 //! status, latency quantiles by route, open connections, and the gateway's series.
 
 mod checks;
+pub mod command;
 mod conn;
 mod limit;
 mod panics;

@@ -1,45 +1,270 @@
-//! `tailguard-demo tail-at-scale` as a command: checks every flag before any work, shows
-//! progress on a terminal, and on SIGINT (Ctrl-C) or SIGTERM prints the modes that finished.
+//! `tailguard-demo tail-at-scale`: its arguments and help, and [`run`], which checks every flag
+//! before any work.
 
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_signal::Signal;
-use futures_lite::future;
+use super::live::LiveConfig;
+use super::sim::{Mode, SimConfig};
+use super::single;
+use crate::args::{flag_error, parse_duration, parse_millis_or_duration, USAGE};
+use crate::backend::Stalls;
 
-use super::live::{self, LiveConfig, LiveModeReport};
-use super::sim::{self, Mode, ModeReport, SimConfig};
-use super::{table, to_json, write_plot, TailAtScaleArgs};
-use crate::args::USAGE;
-use crate::commands::{interrupted_status, interruption, signal_name, tidy};
-use crate::rt::{self, Runtime};
+/// One line of help for `tail-at-scale`.
+pub const ABOUT: &str =
+    "The Tail at Scale experiment: fan-out reads over replicas that stall, unhedged vs \
+             fixed-delay vs adaptive hedging (live, or simulated with --sim)";
 
-/// Runs `tail-at-scale`, prints the table (or JSON) on stdout, and returns the exit status: 0
+/// The full `tail-at-scale --help`: the model, stated.
+pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
+reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
+common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
+that tail. Three modes are compared: none (no hedging); fixed (hedge each read after a fixed \
+delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
+within a budget of extra reads).
+
+Live (the default): in this process, start replicas that stall like a garbage collector \
+(default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
+2 s), the gateway behind an HTTP server, and the open-loop load generator against \
+GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
+for 5 s: about 16 s in all). Each mode starts fresh replicas with the same seed, so all three \
+meet the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
+request's due time) and the extra calls the replicas received, and writes the latency CDF of \
+the three modes to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
+directory) whose path it prints. Under the table, one sentence per percentile names the best \
+mode with its extra calls, and says when a simpler mode did as well (within noise: less than \
+10% or 0.5 ms apart). Real timing on a shared machine is noisy, and one run can order fixed \
+and adaptive differently from the next: --repeat N runs everything N times (seeds --seed, \
+--seed + 1, ...) and reports the median and range of each percentile per mode, how many runs \
+each mode was lowest in, and which winners were stable. --equal-budget gives fixed hedging \
+the adaptive mode's budget, to compare the two at equal extra load.
+
+A percentile is reported only with at least 10 samples beyond it (p99 needs 1,000 samples, \
+p99.9 10,000); otherwise the table says n/a, the JSON null (next to \"samples\"), and the \
+plot's lines stop at the deepest percentile their samples support.
+
+--sim: a deterministic virtual-time simulation at the paper's scale, running tailguard's own \
+scatter-gather and hedging code. 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). \
+Each replica stalls like a stop-the-world GC: pauses start at exponential intervals (mean \
+2,000 s per replica) and last uniformly 200 ms to 2 s; a paused replica serves nothing (reads \
+wait, reads in service freeze). A replica is paused 0.055% of the time, so a request reading \
+1,000 keys, which touches nearly every replica, meets a pause about 5% of the time. Requests \
+arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read their keys \
+by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
+Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
+primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
+the extra reads per mode, and for each percentile the best mode against no hedging and \
+against fixed hedging. Duration: about 25 s of CPU in a release build, shared by the three \
+modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \
+(several times longer in a debug build; fewer --requests or --keys take proportionally less); \
+on a terminal, a progress line on stderr shows the modes done and the time spent.";
+
+/// Examples and exit statuses, after `tail-at-scale --help`.
+pub const AFTER_HELP: &str = "Examples:
+  tailguard-demo tail-at-scale                 # about 17 s; the table and the path of the CDF plot
+  tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
+  tailguard-demo tail-at-scale --sim           # about 25 s of CPU (release build); deterministic
+  tailguard-demo tail-at-scale --sim --requests 2000 --json
+  tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
+  tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive
+
+A progress line is drawn on stderr when it is a terminal. Ctrl-C (SIGINT) or SIGTERM stops a \
+single run and prints the modes that finished, and which did not (--repeat and --sweep stop \
+without a partial report).
+
+Exit status: 0 when every mode ran; 1 when the run failed; 2 for a refused flag (every flag is \
+checked before anything runs); 130 after SIGINT, 143 after SIGTERM.";
+
+/// Command-line arguments of `tail-at-scale`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Args {
+    /// Run the virtual-time simulation instead of the live experiment.
+    #[arg(long)]
+    pub sim: bool,
+    /// Print one JSON object keyed by mode (p50_ms, p99_ms, p999_ms, extra_pct, ...).
+    #[arg(long)]
+    pub json: bool,
+    /// Seed for stalls, key placement, arrivals and service times.
+    #[arg(long, default_value_t = SimConfig::default().seed)]
+    pub seed: u64,
+    /// Number of requests (--sim only; live runs send --rate x --duration per mode)
+    /// [default: 10000].
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Keys read by each request [default: 8 live, 1000 with --sim].
+    #[arg(long)]
+    pub keys: Option<usize>,
+    /// Number of replicas [default: 8 live, 100 with --sim].
+    #[arg(long)]
+    pub replicas: Option<usize>,
+    /// Extra-load budget of the adaptive mode, as a ratio [default: 0.05 live, 0.02 with
+    /// --sim].
+    #[arg(long, allow_negative_numbers = true)]
+    pub budget: Option<f64>,
+    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1) [default: 0.95
+    /// live, 0.99 with --sim].
+    #[arg(long, allow_negative_numbers = true)]
+    pub percentile: Option<f64>,
+    /// Delay of the fixed mode.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub fixed_delay: Duration,
+    /// The fixed mode's delay in milliseconds (or as a duration): the old spelling of
+    /// --fixed-delay.
+    #[arg(long, hide = true, value_parser = parse_millis_or_duration,
+          conflicts_with = "fixed_delay", allow_negative_numbers = true)]
+    pub fixed_delay_ms: Option<Duration>,
+    /// Fan-outs per second in each mode (live only).
+    #[arg(long, default_value_t = LiveConfig::default().rate, allow_negative_numbers = true)]
+    pub rate: f64,
+    /// How long each mode's load runs (live only).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// A replica stalls about this often (live only).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub stall_every: Duration,
+    /// ... for about this long (live only).
+    #[arg(long, default_value = "40ms", value_parser = parse_duration)]
+    pub stall_for: Duration,
+    /// Where to write the latency CDF (live only) [default: tailguard-tail-at-scale.svg in the
+    /// temporary directory].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Executor threads for the live run (default: one per core).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+    /// Run the whole experiment N times (seeds --seed, --seed + 1, ...) and report the median
+    /// and range of each percentile per mode, and how often each mode was lowest.
+    #[arg(long, default_value_t = NonZeroUsize::MIN)]
+    pub repeat: NonZeroUsize,
+    /// Give fixed hedging the adaptive mode's budget (--budget), to compare the two at equal
+    /// extra load (by default fixed hedging has no budget, as in the paper).
+    #[arg(long)]
+    pub equal_budget: bool,
+    /// Compare at equal cost: run fixed hedging at 5, 10, 20 and 40 ms and adaptive hedging
+    /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
+    #[arg(long, conflicts_with = "repeat")]
+    pub sweep: bool,
+}
+
+/// The flags of `tail-at-scale`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("replicas", "--replicas"),
+    ("max_attempts", "--replicas"),
+    ("keys", "--keys"),
+    ("requests", "--requests"),
+    ("percentile", "--percentile"),
+    ("adaptive_delay", "--percentile"),
+    ("budget_ratio", "--budget"),
+    ("max_burst", "--budget"),
+    ("fixed_delay", "--fixed-delay"),
+    ("rate", "--rate"),
+    ("duration", "--duration"),
+    ("stall_every", "--stall-every"),
+    ("stall_for", "--stall-for"),
+];
+
+impl Args {
+    fn fixed_delay(&self) -> Duration {
+        self.fixed_delay_ms.unwrap_or(self.fixed_delay)
+    }
+
+    /// The simulation these arguments ask for, every value checked (an error names the flag).
+    pub fn config(&self) -> Result<SimConfig, String> {
+        if self.out.is_some() {
+            return Err("--out is for the live run: --sim draws no plot".into());
+        }
+        let defaults = SimConfig::default();
+        let config = SimConfig {
+            seed: self.seed,
+            requests: self.requests.unwrap_or(defaults.requests),
+            keys_per_request: self.keys.unwrap_or(defaults.keys_per_request),
+            replicas: self.replicas.unwrap_or(defaults.replicas),
+            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
+            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
+            fixed_delay: self.fixed_delay(),
+            equal_budget: self.equal_budget,
+            ..defaults
+        };
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        Ok(config)
+    }
+
+    /// The live run these arguments ask for.
+    pub fn live_config(&self) -> Result<LiveConfig, String> {
+        if self.requests.is_some() {
+            return Err(
+                "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
+                    .into(),
+            );
+        }
+        let defaults = LiveConfig::default();
+        let config = LiveConfig {
+            replicas: self.replicas.unwrap_or(defaults.replicas),
+            keys: self.keys.unwrap_or(defaults.keys),
+            stalls: Stalls {
+                every: self.stall_every,
+                length: self.stall_for,
+            },
+            rate: self.rate,
+            duration: self.duration,
+            fixed_delay: self.fixed_delay(),
+            equal_budget: self.equal_budget,
+            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
+            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
+            seed: self.seed,
+            ..defaults
+        };
+        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
+        // The gateway builds the hedging policies, which check the percentile and budget:
+        // build each mode's now rather than after the modes before it have run.
+        let ex: crate::rt::Exec = std::sync::Arc::new(smol::Executor::new());
+        let replicas = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 1)); config.replicas];
+        for mode in Mode::ALL {
+            crate::gateway::Gateway::new(config.gateway_config(replicas.clone(), mode), ex.clone())
+                .map_err(|e| flag_error(&e, FLAGS))?;
+        }
+        Ok(config)
+    }
+
+    /// Where the live run (or the sweep) writes its plot.
+    pub fn out_path(&self) -> PathBuf {
+        let name = if self.sweep {
+            "tailguard-tail-at-scale-sweep.svg"
+        } else {
+            "tailguard-tail-at-scale.svg"
+        };
+        self.out
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(name))
+    }
+}
+
+/// Runs `tailguard-demo tail-at-scale`, prints the table (or JSON) on stdout, and returns the exit status: 0
 /// when every mode ran, 2 for a refused flag (checked before anything runs), 1 when the run
 /// failed, 130 (SIGINT) or 143 (SIGTERM) when interrupted, after printing the modes that
 /// finished.
-pub fn command(args: &TailAtScaleArgs) -> ExitCode {
+pub fn run(args: Args) -> ExitCode {
     if args.sweep || args.repeat.get() > 1 {
-        return run_many(args);
+        return run_many(&args);
     }
     if args.sim {
         match args.config() {
-            Ok(config) => run_sim(args, &config),
+            Ok(config) => single::run_sim(&args, &config),
             Err(message) => usage(&message),
         }
     } else {
         match args.live_config() {
-            Ok(config) => run_live(args, &config),
+            Ok(config) => single::run_live(&args, &config),
             Err(message) => usage(&message),
         }
     }
 }
 
 /// `--sweep` and `--repeat N`: every flag checked first (a refused one exits 2), then the runs.
-fn run_many(args: &TailAtScaleArgs) -> ExitCode {
+fn run_many(args: &Args) -> ExitCode {
     let checked = if args.sim {
         args.config().map(drop)
     } else {
@@ -66,261 +291,4 @@ fn run_many(args: &TailAtScaleArgs) -> ExitCode {
 fn usage(message: &str) -> ExitCode {
     eprintln!("tail-at-scale: {message}");
     ExitCode::from(USAGE)
-}
-
-/// Which modes an interrupted run finished, and which it did not (the one it was running,
-/// `during`, first).
-fn interrupted_note(
-    signal: Signal,
-    finished: &[Mode],
-    during: Option<Mode>,
-    elapsed: Duration,
-) -> String {
-    let unfinished: Vec<&str> = Mode::ALL
-        .iter()
-        .filter(|mode| !finished.contains(mode))
-        .map(|mode| mode.name())
-        .collect();
-    format!(
-        "interrupted by {} after {:.1} s{}: {} not measured{}",
-        signal_name(signal),
-        elapsed.as_secs_f64(),
-        during.map_or_else(String::new, |mode| format!(" during {}", mode.name())),
-        unfinished.join(", "),
-        if finished.is_empty() {
-            " (no mode had finished)"
-        } else {
-            ""
-        }
-    )
-}
-
-/// The CPU time the default simulation takes in a release build, measured (the work grows with
-/// requests x keys).
-const DEFAULT_SIM_SECONDS: f64 = 25.0;
-
-/// How long the simulation should take, as a note for the progress line: scaled from the
-/// default size's CPU time in a release build.
-fn expected_time(config: &SimConfig) -> String {
-    let defaults = SimConfig::default();
-    let size = |c: &SimConfig| c.requests as f64 * c.keys_per_request as f64;
-    let seconds = DEFAULT_SIM_SECONDS * size(config) / size(&defaults);
-    if cfg!(debug_assertions) {
-        format!(
-            " (about {seconds:.0} s of CPU over 3 threads in a release build; this debug build \
-             is several times slower)"
-        )
-    } else {
-        format!(" (about {seconds:.0} s of CPU over 3 threads; longer on a busy machine)")
-    }
-}
-
-enum Event {
-    Done(usize, Result<ModeReport, String>),
-    Signal(Signal),
-}
-
-/// `--sim`: the three modes in parallel, one thread each, with a progress line on a terminal.
-fn run_sim(args: &TailAtScaleArgs, config: &SimConfig) -> ExitCode {
-    let (events, received) = mpsc::channel();
-    match interruption() {
-        Ok(interrupted) => {
-            let events = events.clone();
-            std::thread::spawn(move || {
-                let _ = events.send(Event::Signal(smol::block_on(interrupted)));
-            });
-        }
-        Err(error) => eprintln!("tail-at-scale: cannot listen for SIGINT/SIGTERM: {error}"),
-    }
-    for (i, mode) in Mode::ALL.into_iter().enumerate() {
-        let (events, config) = (events.clone(), config.clone());
-        std::thread::spawn(move || {
-            let report = std::panic::catch_unwind(|| sim::run_mode(&config, mode));
-            let report = match report {
-                Ok(report) => report.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("the simulation of {} panicked", mode.name())),
-            };
-            let _ = events.send(Event::Done(i, report));
-        });
-    }
-    drop(events);
-
-    let started = Instant::now();
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let expected = expected_time(config);
-    if !progress.enabled {
-        // No progress line off a terminal: one line, so a log shows what is running.
-        eprintln!(
-            "tail-at-scale --sim: {} requests x {} keys in each mode, the modes in parallel{expected}...",
-            config.requests, config.keys_per_request
-        );
-    }
-    let mut done: Vec<Option<ModeReport>> = Mode::ALL.iter().map(|_| None).collect();
-    let mut signal = None;
-    while signal.is_none() && done.iter().any(Option::is_none) {
-        match received.recv_timeout(Duration::from_millis(250)) {
-            Ok(Event::Done(i, Ok(report))) => done[i] = Some(report),
-            Ok(Event::Done(_, Err(message))) => {
-                progress.clear();
-                eprintln!("tail-at-scale: {message}");
-                return ExitCode::FAILURE;
-            }
-            Ok(Event::Signal(received)) => signal = Some(received),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        let finished = done.iter().filter(|r| r.is_some()).count();
-        progress.draw(&format!(
-            "tail-at-scale --sim: {finished} of {} modes done, {:.0} s elapsed{expected}",
-            Mode::ALL.len(),
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    progress.clear();
-    let reports: Vec<ModeReport> = done.into_iter().flatten().collect();
-    let note = signal.map(|signal| {
-        let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
-        (
-            signal,
-            interrupted_note(signal, &finished, None, started.elapsed()),
-        )
-    });
-    if args.json {
-        let mut json = to_json(&reports);
-        if let Some((_, note)) = &note {
-            json["interrupted"] = serde_json::Value::String(note.clone());
-        }
-        println!("{}", tidy(json));
-    } else {
-        if !reports.is_empty() {
-            print!("{}", table(config, &reports));
-        }
-        if let Some((_, note)) = &note {
-            println!("{note}");
-        }
-    }
-    match note {
-        Some((signal, note)) => {
-            if args.json {
-                eprintln!("tail-at-scale: {note}");
-            }
-            interrupted_status(signal)
-        }
-        None => ExitCode::SUCCESS,
-    }
-}
-
-/// The live experiment: the modes one after the other, then the plot and the table (or JSON).
-fn run_live(args: &TailAtScaleArgs, config: &LiveConfig) -> ExitCode {
-    let path = args.out_path();
-    let runtime = Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
-    let interrupted = match interruption() {
-        Ok(interrupted) => interrupted,
-        Err(error) => {
-            eprintln!("tail-at-scale: cannot listen for SIGINT/SIGTERM: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let started = Instant::now();
-    let outcome = runtime.block_on(async {
-        let mut interrupted = std::pin::pin!(interrupted);
-        let mut reports: Vec<LiveModeReport> = Vec::with_capacity(Mode::ALL.len());
-        for mode in Mode::ALL {
-            eprintln!(
-                "tail-at-scale: {} ({} fan-outs/s for {:?})...",
-                mode.name(),
-                config.rate,
-                config.duration
-            );
-            let measured = async { Ok(live::run_mode(runtime.executor(), config, mode).await) };
-            let stopped = async { Err(interrupted.as_mut().await) };
-            match future::or(measured, stopped).await {
-                Ok(Ok(report)) => reports.push(report),
-                Ok(Err(error)) => return Err(error.to_string()),
-                Err(signal) => return Ok((reports, Some((signal, mode)))),
-            }
-        }
-        Ok((reports, None))
-    });
-    drop(runtime);
-    let (reports, signal) = match outcome {
-        Ok(outcome) => outcome,
-        Err(message) => {
-            eprintln!("tail-at-scale: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let note = signal.map(|(signal, during)| {
-        let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
-        interrupted_note(signal, &finished, Some(during), started.elapsed())
-    });
-    if !reports.is_empty() {
-        if let Err(message) = write_plot(config, &reports, &path) {
-            eprintln!("tail-at-scale: {message}");
-            return ExitCode::FAILURE;
-        }
-    }
-    if args.json {
-        let mut json = live::to_json(&reports);
-        if !reports.is_empty() {
-            json["svg"] = serde_json::Value::String(path.display().to_string());
-        }
-        if let Some(note) = &note {
-            json["interrupted"] = serde_json::Value::String(note.clone());
-        }
-        println!("{}", tidy(json));
-    } else {
-        let mut text = String::new();
-        if !reports.is_empty() {
-            text = live::table(config, &reports);
-            let _ = writeln!(
-                text,
-                "latency CDF of the modes measured: {}",
-                path.display()
-            );
-        }
-        if let Some(note) = &note {
-            let _ = writeln!(text, "{note}");
-        }
-        print!("{text}");
-    }
-    match (signal, note) {
-        (Some((signal, _)), Some(note)) => {
-            if args.json {
-                eprintln!("tail-at-scale: {note}");
-            }
-            interrupted_status(signal)
-        }
-        _ => ExitCode::SUCCESS,
-    }
-}
-
-/// One line of progress on stderr, redrawn in place, drawn only on a terminal.
-struct Progress {
-    enabled: bool,
-    width: usize,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        Progress { enabled, width: 0 }
-    }
-
-    fn draw(&mut self, line: &str) {
-        if self.enabled {
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "\r{line:<width$}", width = self.width);
-            let _ = stderr.flush();
-            self.width = self.width.max(line.chars().count());
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.enabled && self.width > 0 {
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "\r{}\r", " ".repeat(self.width));
-            let _ = stderr.flush();
-            self.width = 0;
-        }
-    }
 }

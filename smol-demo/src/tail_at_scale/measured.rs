@@ -63,7 +63,7 @@ impl Measured {
                         .iter()
                         .map(|&q| percentile::of_ms(&r.load.histogram, q))
                         .collect(),
-                    max_ms: r.load.histogram.max().map(|d| d.as_secs_f64() * 1e3),
+                    max_ms: r.load.histogram.max().map(crate::ms::of),
                     extra_pct: r.extra_pct,
                     errors: r.load.errors,
                 })
@@ -75,7 +75,7 @@ impl Measured {
 
     /// The table of a simulated run.
     pub fn sim(reports: &[ModeReport]) -> Measured {
-        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let ms = |d: Option<std::time::Duration>| d.map(crate::ms::of);
         Measured {
             percentiles: SIM_PERCENTILES.to_vec(),
             rows: reports

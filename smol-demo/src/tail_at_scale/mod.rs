@@ -3,263 +3,29 @@
 //! [`sim`] runs it in virtual time (`--sim`); [`live`] runs it over real sockets, and [`plot`]
 //! draws the live run's latency CDF; [`command`] is the command-line front end.
 
-mod command;
+pub mod command;
 pub mod live;
 pub mod measured;
 pub mod plot;
 pub mod repeat;
 pub mod sim;
+mod single;
 pub mod sweep;
 
 use std::fmt::Write as _;
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use tailguard::latency::LatencyHistogram;
 
-pub use self::command::command;
+use self::command::Args;
 use self::live::{LiveConfig, LiveModeReport};
 use self::measured::{row_json, text_table, Measured};
-use self::sim::{Mode, ModeReport, SimConfig};
-use crate::args::{flag_error, parse_duration, parse_millis_or_duration};
-use crate::backend::Stalls;
+use self::sim::{ModeReport, SimConfig};
 use crate::rt::{self, Runtime};
 use crate::verdict::Noise;
 
-/// One line of help for `tail-at-scale`.
-pub const ABOUT: &str =
-    "The Tail at Scale experiment: fan-out reads over replicas that stall, unhedged vs \
-             fixed-delay vs adaptive hedging (live, or simulated with --sim)";
-
-/// The full `tail-at-scale --help`: the model, stated.
-pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
-reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
-common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
-that tail. Three modes are compared: none (no hedging); fixed (hedge each read after a fixed \
-delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
-within a budget of extra reads).
-
-Live (the default): in this process, start replicas that stall like a garbage collector \
-(default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
-2 s), the gateway behind an HTTP server, and the open-loop load generator against \
-GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
-for 5 s: about 16 s in all). Each mode starts fresh replicas with the same seed, so all three \
-meet the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
-request's due time) and the extra calls the replicas received, and writes the latency CDF of \
-the three modes to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
-directory) whose path it prints. Under the table, one sentence per percentile names the best \
-mode with its extra calls, and says when a simpler mode did as well (within noise: less than \
-10% or 0.5 ms apart). Real timing on a shared machine is noisy, and one run can order fixed \
-and adaptive differently from the next: --repeat N runs everything N times (seeds --seed, \
---seed + 1, ...) and reports the median and range of each percentile per mode, how many runs \
-each mode was lowest in, and which winners were stable. --equal-budget gives fixed hedging \
-the adaptive mode's budget, to compare the two at equal extra load.
-
-A percentile is reported only with at least 10 samples beyond it (p99 needs 1,000 samples, \
-p99.9 10,000); otherwise the table says n/a, the JSON null (next to \"samples\"), and the \
-plot's lines stop at the deepest percentile their samples support.
-
---sim: a deterministic virtual-time simulation at the paper's scale, running tailguard's own \
-scatter-gather and hedging code. 100 replicas serve a key read in 0.2 ms + Exp(mean 1 ms). \
-Each replica stalls like a stop-the-world GC: pauses start at exponential intervals (mean \
-2,000 s per replica) and last uniformly 200 ms to 2 s; a paused replica serves nothing (reads \
-wait, reads in service freeze). A replica is paused 0.055% of the time, so a request reading \
-1,000 keys, which touches nearly every replica, meets a pause about 5% of the time. Requests \
-arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read their keys \
-by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
-Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
-primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
-the extra reads per mode, and for each percentile the best mode against no hedging and \
-against fixed hedging. Duration: about 25 s of CPU in a release build, shared by the three \
-modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \
-(several times longer in a debug build; fewer --requests or --keys take proportionally less); \
-on a terminal, a progress line on stderr shows the modes done and the time spent.";
-
-/// Examples and exit statuses, after `tail-at-scale --help`.
-pub const AFTER_HELP: &str = "Examples:
-  tailguard-demo tail-at-scale                 # about 17 s; the table and the path of the CDF plot
-  tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
-  tailguard-demo tail-at-scale --sim           # about 25 s of CPU (release build); deterministic
-  tailguard-demo tail-at-scale --sim --requests 2000 --json
-  tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
-  tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive
-
-A progress line is drawn on stderr when it is a terminal. Ctrl-C (SIGINT) or SIGTERM stops a \
-single run and prints the modes that finished, and which did not (--repeat and --sweep stop \
-without a partial report).
-
-Exit status: 0 when every mode ran; 1 when the run failed; 2 for a refused flag (every flag is \
-checked before anything runs); 130 after SIGINT, 143 after SIGTERM.";
-
-/// Command-line arguments of `tail-at-scale`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(about = ABOUT, long_about = LONG_ABOUT)]
-pub struct TailAtScaleArgs {
-    /// Run the virtual-time simulation instead of the live experiment.
-    #[arg(long)]
-    pub sim: bool,
-    /// Print one JSON object keyed by mode (p50_ms, p99_ms, p999_ms, extra_pct, ...).
-    #[arg(long)]
-    pub json: bool,
-    /// Seed for stalls, key placement, arrivals and service times.
-    #[arg(long, default_value_t = SimConfig::default().seed)]
-    pub seed: u64,
-    /// Number of requests (--sim only; live runs send --rate x --duration per mode)
-    /// [default: 10000].
-    #[arg(long)]
-    pub requests: Option<usize>,
-    /// Keys read by each request [default: 8 live, 1000 with --sim].
-    #[arg(long)]
-    pub keys: Option<usize>,
-    /// Number of replicas [default: 8 live, 100 with --sim].
-    #[arg(long)]
-    pub replicas: Option<usize>,
-    /// Extra-load budget of the adaptive mode, as a ratio [default: 0.05 live, 0.02 with
-    /// --sim].
-    #[arg(long, allow_negative_numbers = true)]
-    pub budget: Option<f64>,
-    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1) [default: 0.95
-    /// live, 0.99 with --sim].
-    #[arg(long, allow_negative_numbers = true)]
-    pub percentile: Option<f64>,
-    /// Delay of the fixed mode.
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
-    pub fixed_delay: Duration,
-    /// The fixed mode's delay in milliseconds (or as a duration): the old spelling of
-    /// --fixed-delay.
-    #[arg(long, hide = true, value_parser = parse_millis_or_duration,
-          conflicts_with = "fixed_delay", allow_negative_numbers = true)]
-    pub fixed_delay_ms: Option<Duration>,
-    /// Fan-outs per second in each mode (live only).
-    #[arg(long, default_value_t = LiveConfig::default().rate, allow_negative_numbers = true)]
-    pub rate: f64,
-    /// How long each mode's load runs (live only).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// A replica stalls about this often (live only).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub stall_every: Duration,
-    /// ... for about this long (live only).
-    #[arg(long, default_value = "40ms", value_parser = parse_duration)]
-    pub stall_for: Duration,
-    /// Where to write the latency CDF (live only) [default: tailguard-tail-at-scale.svg in the
-    /// temporary directory].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Executor threads for the live run (default: one per core).
-    #[arg(long)]
-    pub threads: Option<NonZeroUsize>,
-    /// Run the whole experiment N times (seeds --seed, --seed + 1, ...) and report the median
-    /// and range of each percentile per mode, and how often each mode was lowest.
-    #[arg(long, default_value_t = NonZeroUsize::MIN)]
-    pub repeat: NonZeroUsize,
-    /// Give fixed hedging the adaptive mode's budget (--budget), to compare the two at equal
-    /// extra load (by default fixed hedging has no budget, as in the paper).
-    #[arg(long)]
-    pub equal_budget: bool,
-    /// Compare at equal cost: run fixed hedging at 5, 10, 20 and 40 ms and adaptive hedging
-    /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
-    #[arg(long, conflicts_with = "repeat")]
-    pub sweep: bool,
-}
-
-/// The flags of `tail-at-scale`, by the field their errors name.
-const FLAGS: &[(&str, &str)] = &[
-    ("replicas", "--replicas"),
-    ("max_attempts", "--replicas"),
-    ("keys", "--keys"),
-    ("requests", "--requests"),
-    ("percentile", "--percentile"),
-    ("adaptive_delay", "--percentile"),
-    ("budget_ratio", "--budget"),
-    ("max_burst", "--budget"),
-    ("fixed_delay", "--fixed-delay"),
-    ("rate", "--rate"),
-    ("duration", "--duration"),
-    ("stall_every", "--stall-every"),
-    ("stall_for", "--stall-for"),
-];
-
-impl TailAtScaleArgs {
-    fn fixed_delay(&self) -> Duration {
-        self.fixed_delay_ms.unwrap_or(self.fixed_delay)
-    }
-
-    /// The simulation these arguments ask for, every value checked (an error names the flag).
-    pub fn config(&self) -> Result<SimConfig, String> {
-        if self.out.is_some() {
-            return Err("--out is for the live run: --sim draws no plot".into());
-        }
-        let defaults = SimConfig::default();
-        let config = SimConfig {
-            seed: self.seed,
-            requests: self.requests.unwrap_or(defaults.requests),
-            keys_per_request: self.keys.unwrap_or(defaults.keys_per_request),
-            replicas: self.replicas.unwrap_or(defaults.replicas),
-            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
-            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
-            fixed_delay: self.fixed_delay(),
-            equal_budget: self.equal_budget,
-            ..defaults
-        };
-        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
-        Ok(config)
-    }
-
-    /// The live run these arguments ask for.
-    pub fn live_config(&self) -> Result<LiveConfig, String> {
-        if self.requests.is_some() {
-            return Err(
-                "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
-                    .into(),
-            );
-        }
-        let defaults = LiveConfig::default();
-        let config = LiveConfig {
-            replicas: self.replicas.unwrap_or(defaults.replicas),
-            keys: self.keys.unwrap_or(defaults.keys),
-            stalls: Stalls {
-                every: self.stall_every,
-                length: self.stall_for,
-            },
-            rate: self.rate,
-            duration: self.duration,
-            fixed_delay: self.fixed_delay(),
-            equal_budget: self.equal_budget,
-            adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
-            budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
-            seed: self.seed,
-            ..defaults
-        };
-        config.validate().map_err(|e| flag_error(&e, FLAGS))?;
-        // The gateway builds the hedging policies, which check the percentile and budget:
-        // build each mode's now rather than after the modes before it have run.
-        let ex: crate::rt::Exec = std::sync::Arc::new(smol::Executor::new());
-        let replicas = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 1)); config.replicas];
-        for mode in Mode::ALL {
-            crate::gateway::Gateway::new(config.gateway_config(replicas.clone(), mode), ex.clone())
-                .map_err(|e| flag_error(&e, FLAGS))?;
-        }
-        Ok(config)
-    }
-
-    /// Where the live run (or the sweep) writes its plot.
-    pub fn out_path(&self) -> PathBuf {
-        let name = if self.sweep {
-            "tailguard-tail-at-scale-sweep.svg"
-        } else {
-            "tailguard-tail-at-scale.svg"
-        };
-        self.out
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(name))
-    }
-}
-
 /// Runs `--sweep` or `--repeat N`, live or `--sim`; returns what to print, or an error message.
-/// (A single run goes through [`command`], which keeps what was measured on Ctrl-C.)
-pub fn run_many(args: &TailAtScaleArgs) -> Result<String, String> {
+/// (A single run goes through [`command::run`], which keeps what was measured on Ctrl-C.)
+pub fn run_many(args: &Args) -> Result<String, String> {
     if args.sweep {
         return sweep::run(args);
     }
@@ -372,7 +138,7 @@ fn repeated_text(heading: &str, repeated: &repeat::Repeated) -> String {
 
 /// The live experiment: runs the three modes (`--repeat` times), writes the plot, returns the
 /// table (or JSON).
-fn run_live(args: &TailAtScaleArgs) -> Result<String, String> {
+fn run_live(args: &Args) -> Result<String, String> {
     let config = args.live_config()?;
     let path = args.out_path();
     let repeat = args.repeat.get();

@@ -4,8 +4,6 @@
 //! (p0, p90, p99, p99.9 evenly spaced, `y = -log10(1 - q)`), so the tail, where hedging does
 //! its work, gets as much room as the median.
 
-use std::time::Duration;
-
 use plotters::prelude::*;
 use tailguard::latency::LatencyHistogram;
 
@@ -51,10 +49,6 @@ fn percentile_label(y: f64) -> String {
     format!("p{text}")
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// The CDF points of one histogram: `(latency ms, nines)`, up to `top` nines or the deepest
 /// percentile its samples support, whichever is shallower.
 fn cdf_points(histogram: &LatencyHistogram, top: f64) -> Vec<(f64, f64)> {
@@ -63,7 +57,9 @@ fn cdf_points(histogram: &LatencyHistogram, top: f64) -> Vec<(f64, f64)> {
         .filter_map(|i| {
             let y = top * i as f64 / POINTS as f64;
             let q = 1.0 - 10f64.powf(-y);
-            histogram.quantile(q).map(|d| (ms(d).max(1e-3), y))
+            histogram
+                .quantile(q)
+                .map(|d| (crate::ms::of(d).max(1e-3), y))
         })
         .collect()
 }
@@ -169,6 +165,8 @@ pub fn cdf_svg(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

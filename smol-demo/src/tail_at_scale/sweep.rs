@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
+use super::command::Args;
 use super::live::{self, LiveConfig};
 use super::measured::align;
 use super::plot::COLORS;
 use super::sim::{self, Mode, ModeReport, SimConfig};
-use super::TailAtScaleArgs;
 use crate::experiment::ExperimentError;
 use crate::percentile;
 use crate::rt::{self, Runtime};
@@ -280,7 +280,7 @@ pub fn report(heading: &str, points: &[Point]) -> String {
 
 /// `--sweep`: every point of [`SweepPlan::standard`], live or
 /// simulated; the table, the frontier sentences and the SVG.
-pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
+pub fn run(args: &Args) -> Result<String, String> {
     let path = args.out_path();
     let plan = SweepPlan::standard();
     let setting = |mode: Mode, delay: Duration, budget: f64| match mode {
@@ -317,7 +317,7 @@ pub fn run(args: &TailAtScaleArgs) -> Result<String, String> {
                 })
                 .collect()
         });
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let ms = |d: Option<Duration>| d.map(crate::ms::of);
         let points = runs
             .iter()
             .zip(reports?)

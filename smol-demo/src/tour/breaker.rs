@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use tailguard::breaker::State;
 
-use super::out::Table;
+use super::out::{Out, Table};
 use super::secs;
 use crate::backend::{BackendConfig, Backends, LatencyDist, Outage, Profile};
 use crate::experiment::ExperimentError;
@@ -14,6 +14,7 @@ use crate::gateway::{
     BreakerSettings, FanoutReport, Gateway, GatewayConfig, GatewayStats, HedgeMode, ReplicaView,
 };
 use crate::load::open_loop::open_loop;
+use crate::ms;
 use crate::rt::Runtime;
 
 /// The replica that goes down.
@@ -357,6 +358,35 @@ pub fn table(rows: &[BreakerWindow]) -> Table {
         ]);
     }
     table
+}
+
+/// The section: what the breaker does, the table over time, and what it shows.
+pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentError> {
+    let plan = BreakerPlan::new(quick);
+    let settings = crate::gateway::BreakerSettings::default();
+    out.para(&format!(
+        "A circuit breaker stops calling a replica that keeps failing, so calls go elsewhere \
+         at once instead of failing first, and it lets a probe through now and then to notice \
+         the replica's return. The gateway keeps one breaker per replica: it opens at {:.0}% \
+         failures over the last {} calls, stays open {}, then lets {} probe calls through. \
+         Fan-outs of {} keys over {} replicas at {}/s; replica {} is down from {} to {}. \
+         Hedging is off here, so the breaker alone steers traffic (a failed call is retried \
+         on the next replica):",
+        settings.failure_rate * 100.0,
+        settings.window,
+        ms::text(plan.open_duration),
+        settings.half_open_calls,
+        KEYS,
+        REPLICAS,
+        plan.rate,
+        DOWN,
+        secs(plan.healthy),
+        secs(plan.healthy + plan.down)
+    ));
+    let rows = run(rt, plan)?;
+    out.table(&table(&rows));
+    out.note(&summary(&rows));
+    Ok(())
 }
 
 #[cfg(test)]

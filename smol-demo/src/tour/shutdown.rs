@@ -4,10 +4,11 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::out::Table;
+use super::out::{Out, Table};
 use super::raw::{self, Seen};
-use super::{ms, RunningServer};
+use super::RunningServer;
 use crate::experiment::ExperimentError;
+use crate::ms;
 use crate::rt::Runtime;
 use crate::server::{ServeReport, ServerConfig};
 
@@ -94,28 +95,77 @@ pub fn table(run: &ShutdownRun) -> Table {
     let mut table = Table::new(["what", "outcome", "when (after shutdown began)"]).left_columns(2);
     for (i, (seen, at)) in run.short.iter().enumerate() {
         table.row([
-            format!("request {} in flight ({})", i + 1, ms(SHORT)),
+            format!("request {} in flight ({})", i + 1, ms::text(SHORT)),
             seen.describe(),
-            ms(*at),
+            ms::text(*at),
         ]);
     }
     table.row([
-        format!("a request that needs {}", ms(LONG)),
+        format!("a request that needs {}", ms::text(LONG)),
         run.long.0.describe(),
-        ms(run.long.1),
+        ms::text(run.long.1),
     ]);
     table.row([
         "a new connection".to_string(),
         run.late.0.describe(),
-        ms(run.late.1),
+        ms::text(run.late.1),
     ]);
     table.row([
-        format!("the server (deadline {})", ms(run.deadline)),
+        format!("the server (deadline {})", ms::text(run.deadline)),
         format!(
             "stopped: {} answered, {} closed by force",
             run.report.requests, run.report.forced
         ),
-        ms(run.stopped_after),
+        ms::text(run.stopped_after),
     ]);
     table
+}
+
+/// The section: what a graceful shutdown promises, the table of what each client saw, and what
+/// it shows (the same at every length: `_quick` is for the shape every section shares).
+pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentError> {
+    out.para(
+        "Stopping a server should lose no request it accepted, and still end in bounded time. \
+         On shutdown the demo server stops accepting at once, lets the requests in flight \
+         finish, and closes what is left at its deadline (tailguard's Shutdown and \
+         TaskTracker). Here three 600 ms requests and one 5 s request are in flight when the \
+         shutdown begins, and a new client arrives 50 ms later:",
+    );
+    let run = run(rt)?;
+    out.table(&table(&run));
+    out.note(&format!(
+        "{} of {} requests in flight finished normally; the new connection was {}; the one \
+         that needed 5 s {}; the server was done {} after the shutdown began (deadline {}{}).",
+        run.short
+            .iter()
+            .filter(|(seen, _)| matches!(seen, Seen::Response(200, _)))
+            .count(),
+        run.short.len(),
+        if run.late.0 == Seen::Refused {
+            "refused"
+        } else {
+            "not refused (unexpected)"
+        },
+        match &run.long.0 {
+            Seen::Response(200, _) => format!("finished (after {})", ms::text(run.long.1)),
+            seen if run.long.1 + Duration::from_millis(250) >= run.deadline => format!(
+                "was cut at the deadline ({} after {})",
+                seen.brief(),
+                ms::text(run.long.1)
+            ),
+            seen => format!(
+                "ended before the deadline ({} after {})",
+                seen.brief(),
+                ms::text(run.long.1)
+            ),
+        },
+        ms::text(run.stopped_after),
+        ms::text(run.deadline),
+        if run.stopped_after <= run.deadline + Duration::from_millis(250) {
+            ""
+        } else {
+            ": later than it"
+        }
+    ));
+    Ok(())
 }

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::out::Table;
+use super::out::{Out, Table};
 use super::raw::{self, Seen};
-use super::{ms, RunningServer};
+use super::RunningServer;
 use crate::experiment::ExperimentError;
+use crate::ms;
 use crate::rt::Runtime;
 use crate::server::ServerConfig;
 
@@ -99,19 +100,19 @@ pub fn run(rt: &Runtime) -> Result<Vec<TimeoutCase>, ExperimentError> {
         [
             (
                 "sends half a request head, then nothing",
-                format!("header read {}", ms(config.header_read)),
+                format!("header read {}", ms::text(config.header_read)),
                 Some(config.header_read),
                 join(slow_head),
             ),
             (
                 "sends the head and 10 of 100 body bytes",
-                format!("body idle {}", ms(config.body_idle)),
+                format!("body idle {}", ms::text(config.body_idle)),
                 Some(config.body_idle),
                 join(stalled_body),
             ),
             (
                 "trickles the body, a byte every 100 ms",
-                format!("body total {}", ms(config.body_total)),
+                format!("body total {}", ms::text(config.body_total)),
                 Some(config.body_total),
                 join(trickled_body),
             ),
@@ -155,7 +156,7 @@ pub fn summary(cases: &[TimeoutCase]) -> String {
                 "the client that {} ({} after {}; {})",
                 case.client,
                 case.seen.brief(),
-                ms(case.after),
+                ms::text(case.after),
                 case.limit
             )),
             Some(_) => not_cut.push(format!(
@@ -163,17 +164,17 @@ pub fn summary(cases: &[TimeoutCase]) -> String {
                 case.client,
                 case.limit,
                 case.seen.brief(),
-                ms(case.after)
+                ms::text(case.after)
             )),
             None => ordinary.push(match &case.seen {
                 Seen::Response(200, _) => format!(
                     "The ordinary request was answered meanwhile, after {}.",
-                    ms(case.after)
+                    ms::text(case.after)
                 ),
                 other => format!(
                     "The ordinary request was not answered: it saw {} after {}.",
                     other.brief(),
-                    ms(case.after)
+                    ms::text(case.after)
                 ),
             }),
         }
@@ -197,10 +198,31 @@ pub fn table(cases: &[TimeoutCase]) -> Table {
             case.client.to_string(),
             case.limit.clone(),
             case.seen.brief(),
-            ms(case.after),
+            ms::text(case.after),
         ]);
     }
     table
+}
+
+/// The section: what the limits are for, the four clients' table, and what it shows (the same
+/// at every length: `_quick` is for the shape every section shares).
+pub fn section(out: &Out, rt: &Runtime, _quick: bool) -> Result<(), ExperimentError> {
+    let config = config();
+    out.para(&format!(
+        "A server waits on its clients in several places: for the request head, for each \
+         chunk of the body, for the whole body. Without a limit on every wait, a client that \
+         is slow or stalls (or an attacker doing it on purpose, as in Slowloris) holds a \
+         connection forever. The demo server bounds each wait with tailguard: a read deadline \
+         on the connection for the head ({}), a timeout per body chunk ({}) and one deadline \
+         for the whole body ({}). Four clients at once, one of them well-behaved:",
+        ms::text(config.header_read),
+        ms::text(config.body_idle),
+        ms::text(config.body_total)
+    ));
+    let cases = run(rt)?;
+    out.table(&table(&cases));
+    out.note(&summary(&cases));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,5 +276,10 @@ mod tests {
             bad.contains("The ordinary request was not answered"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn the_settings_are_valid() {
+        assert!(config().validate().is_ok());
     }
 }

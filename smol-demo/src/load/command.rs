@@ -1,9 +1,12 @@
-//! `tailguard-demo load`: the command line.
+//! `tailguard-demo load`: its arguments and help, and [`run`].
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use super::LoadConfig;
-use crate::args::parse_duration;
+use crate::args::{flag_error, parse_duration, USAGE};
+use crate::rt;
+use crate::signals::{interrupted_status, interruption, signal_name};
 
 /// One line of help for `load`.
 pub const ABOUT: &str =
@@ -39,7 +42,7 @@ for a refused flag; 130 after SIGINT, 143 after SIGTERM (the partial summary is 
 /// Command-line arguments of `load`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
-pub struct LoadArgs {
+pub struct Args {
     /// The URL to GET, e.g. http://127.0.0.1:8080/fanout?keys=16.
     #[arg(long, default_value = "http://127.0.0.1:8080/gophers")]
     pub url: String,
@@ -65,7 +68,7 @@ pub struct LoadArgs {
     pub threads: Option<std::num::NonZeroUsize>,
 }
 
-impl LoadArgs {
+impl Args {
     /// The run these arguments describe (with a progress bar, drawn only on a terminal).
     pub fn config(&self) -> LoadConfig {
         LoadConfig {
@@ -78,3 +81,72 @@ impl LoadArgs {
         }
     }
 }
+
+/// Runs `tailguard-demo load`: the load, then the summary (or JSON).
+///
+/// Exit status: 0 when some request succeeded; 1 when none did (the summary says so); 2 for a
+/// usage error; after SIGINT (Ctrl-C) or SIGTERM, the partial summary is printed and the
+/// status is 130 or 143 (128 + the signal's number).
+pub fn run(args: Args) -> ExitCode {
+    let config = args.config();
+    if let Err(error) = config.validate() {
+        eprintln!("load: {}", flag_error(&error, FLAGS));
+        return ExitCode::from(USAGE);
+    }
+    // One thread by default: an open loop wakes for every request, and a second thread only
+    // adds cross-thread wake-ups (BENCHMARKS.md, "The load generator's own cost").
+    let threads = args.threads.unwrap_or(std::num::NonZeroUsize::MIN);
+    let json = args.json;
+    rt::run(threads, |ex| async move {
+        let interrupted = match interruption() {
+            Ok(interrupted) => interrupted,
+            Err(error) => {
+                eprintln!("load: cannot listen for SIGINT/SIGTERM: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let signal = std::sync::Mutex::new(None);
+        let stop = async {
+            let received = interrupted.await;
+            *signal.lock().unwrap_or_else(|e| e.into_inner()) = Some(received);
+        };
+        let report = match crate::load::run_until(&ex, &config, stop).await {
+            Ok(report) => report,
+            Err(error) => {
+                eprintln!("load: {}", flag_error(&error, FLAGS));
+                return ExitCode::from(USAGE);
+            }
+        };
+        if json {
+            println!("{}", report.to_json());
+        } else {
+            println!("{report}");
+        }
+        let signal = *signal.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(signal) = signal {
+            eprintln!(
+                "load: interrupted by {}: the summary covers the {:.2} s that ran",
+                signal_name(signal),
+                report.elapsed_s
+            );
+            return interrupted_status(signal);
+        }
+        if report.total_failure() {
+            eprintln!(
+                "load: no request succeeded ({} sent, {} errors): nothing was measured",
+                report.sent, report.errors
+            );
+            return ExitCode::FAILURE;
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+/// The flags of `load`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("url", "--url"),
+    ("rate", "--rate"),
+    ("duration", "--duration"),
+    ("concurrency", "--concurrency"),
+    ("timeout", "--timeout"),
+];

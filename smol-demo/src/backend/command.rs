@@ -1,11 +1,17 @@
-//! `tailguard-demo backend`: the command line.
+//! `tailguard-demo backend`: its arguments and help, and [`run`].
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{BackendConfig, LatencyDist, Outage, OutageMode, Profile, Stalls, MAX_REPLICAS};
-use crate::args::parse_duration;
+use super::{
+    BackendConfig, Backends, LatencyDist, Outage, OutageMode, Profile, Stalls, MAX_REPLICAS,
+};
+use crate::args::{flag_error, parse_duration, USAGE};
+use crate::rt;
+use crate::server::log;
+use crate::signals::termination;
 
 /// One line of help for `backend`.
 pub const ABOUT: &str =
@@ -59,7 +65,7 @@ the replica and port); 2 for a refused flag.";
 /// Command-line arguments of `backend`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
-pub struct BackendArgs {
+pub struct Args {
     /// Number of replicas.
     #[arg(long, default_value_t = 3,
           value_parser = clap::value_parser!(u16).range(1..=MAX_REPLICAS as i64))]
@@ -99,7 +105,7 @@ pub struct BackendArgs {
     pub threads: Option<NonZeroUsize>,
 }
 
-impl BackendArgs {
+impl Args {
     /// The configuration these arguments describe.
     pub fn config(&self) -> BackendConfig {
         let stalls = match (self.stall_every, self.stall_for) {
@@ -123,3 +129,60 @@ impl BackendArgs {
         }
     }
 }
+
+/// Runs `tailguard-demo backend`: starts the replicas and serves until SIGINT or SIGTERM.
+/// The exit status is in [`AFTER_HELP`].
+pub fn run(args: Args) -> ExitCode {
+    let config = args.config();
+    if let Err(error) = config.validate() {
+        eprintln!("backend: {}", flag_error(&error, FLAGS));
+        return ExitCode::from(USAGE);
+    }
+    let threads = args.threads.unwrap_or_else(rt::default_threads);
+    rt::run(threads, |ex| async move {
+        let terminated = match termination() {
+            Ok(terminated) => terminated,
+            Err(error) => {
+                log(format_args!("cannot listen for SIGINT/SIGTERM: {error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        let backends = match Backends::start(config.clone(), &ex).await {
+            Ok(backends) => backends,
+            Err(error) => {
+                log(format_args!("cannot start the replicas: {error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        for (i, addr) in backends.addrs().iter().enumerate() {
+            log(format_args!("replica {i} listening on http://{addr}"));
+        }
+        if let Some(addr) = backends.control_addr() {
+            log(format_args!(
+                "control on http://{addr}/replicas (POST /replicas/{{i}}/down or /up)"
+            ));
+        }
+        let list: Vec<String> = backends.addrs().iter().map(|a| a.to_string()).collect();
+        println!("backends: {}", list.join(","));
+        log(format_args!(
+            "start the gateway with: tailguard-demo serve --backend {}",
+            list.join(",")
+        ));
+        terminated.await;
+        backends.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The flags of `backend`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("replicas", "--replicas"),
+    ("port", "--port"),
+    ("latency", "--latency"),
+    ("stall_every", "--stall-every"),
+    ("stall_for", "--stall-for"),
+    ("error_rate", "--error-rate"),
+    ("capacity", "--capacity"),
+    ("outage", "--outage"),
+    ("overlap", "--outage"),
+];

@@ -1,10 +1,13 @@
-//! `tailguard-demo herd`: the command line.
+//! `tailguard-demo herd`: its arguments and help, and [`run`].
 
 use std::num::NonZeroUsize;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use super::live::LiveHerdConfig;
-use crate::args::parse_duration;
+use crate::args::{flag_error, parse_duration, USAGE};
+use crate::load::tidy;
+use crate::rt;
 
 /// One line of help for `herd`.
 pub const ABOUT: &str = "The thundering herd: clients retrying against a backend that comes \
@@ -49,7 +52,7 @@ Exit status: 0 when the run completed; 1 when it failed; 2 for a refused flag.";
 /// Command-line arguments of `herd`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = ABOUT, long_about = LONG_ABOUT)]
-pub struct HerdArgs {
+pub struct Args {
     /// Run the virtual-time studies (contention and the retry storm) instead of the live run.
     #[arg(long)]
     pub sim: bool,
@@ -80,7 +83,7 @@ pub struct HerdArgs {
     pub threads: Option<NonZeroUsize>,
 }
 
-impl HerdArgs {
+impl Args {
     /// The live run these arguments describe.
     pub fn live_config(&self) -> LiveHerdConfig {
         LiveHerdConfig {
@@ -90,6 +93,52 @@ impl HerdArgs {
             after: self.after,
             seed: self.seed,
             ..LiveHerdConfig::default()
+        }
+    }
+}
+
+/// The flags of `herd`, by the field their errors name.
+const FLAGS: &[(&str, &str)] = &[
+    ("rate", "--rate"),
+    ("capacity", "--capacity"),
+    ("outage", "--outage"),
+    ("after", "--after"),
+];
+
+/// Runs `tailguard-demo herd`: the live run (or with `--sim` the virtual-time studies), printed as
+/// tables or JSON.
+pub fn run(args: Args) -> ExitCode {
+    if args.sim {
+        let config = super::HerdConfig::new(args.clients, args.seed);
+        let report = super::run(&config);
+        if args.json {
+            println!("{}", tidy(report.to_json()));
+        } else {
+            print!("{}", report.to_table(&config));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let config = args.live_config();
+    if let Err(error) = config.validate() {
+        eprintln!("herd: {}", flag_error(&error, FLAGS));
+        return ExitCode::from(USAGE);
+    }
+    let runtime = rt::Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
+    let report = runtime.block_on(super::live::run(runtime.executor(), &config, |mode| {
+        eprintln!("herd: {} ...", mode.describe(&config));
+    }));
+    match report {
+        Ok(report) if args.json => {
+            println!("{}", tidy(report.to_json()));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.to_table(&config));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("herd: {error}");
+            ExitCode::FAILURE
         }
     }
 }

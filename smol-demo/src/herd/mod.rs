@@ -15,14 +15,13 @@
 //!    in front of a dead backend. Each failure is multiplied at every layer. A 10% retry budget
 //!    per layer keeps the amplification near 1.1⁵.
 
-pub mod args;
+pub mod command;
 pub mod contention;
 pub mod live;
 pub mod storm;
 pub mod summary;
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -158,9 +157,4 @@ pub fn run(config: &HerdConfig) -> HerdReport {
         contention,
         storm: run_storm(&config.storm),
     }
-}
-
-/// Milliseconds, rounded to the microsecond.
-fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1e6).round() / 1000.0
 }
