@@ -122,7 +122,7 @@ impl Spec {
         let mut builder = CircuitBreakerBuilder::new()
             .minimum_calls(self.minimum_calls)
             .failure_rate(self.failure_rate)
-            .open_durations(self.open.backoff())
+            .open_backoff(self.open.backoff())
             .half_open_calls(self.half_open_calls)
             .half_open_success_rate(self.success_rate)
             .half_open_timeout(self.half_open_timeout)

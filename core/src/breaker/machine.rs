@@ -879,7 +879,7 @@ mod tests {
             .jitter(crate::backoff::Jitter::None)
             .build()
             .unwrap();
-        let m = machine(small().open_durations(policy), t0);
+        let m = machine(small().open_backoff(policy), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
         let probe = m.try_acquire(t1).unwrap();

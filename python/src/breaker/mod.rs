@@ -168,7 +168,7 @@ impl CircuitBreaker {
 #[pymethods]
 impl CircuitBreaker {
     #[new]
-    #[pyo3(signature = (*, failure_rate = None, window = None, time_window = None, time_window_buckets = None, minimum_calls = None, consecutive_failures = None, open_duration = None, half_open_calls = None, half_open_success_rate = None, half_open_timeout = None, slow_call_duration = None, slow_call_rate = None, on = None, on_transition = None, stripes = None, clock = None))]
+    #[pyo3(signature = (*, failure_rate = None, window = None, time_window = None, time_window_buckets = None, minimum_calls = None, consecutive_failures = None, open_duration = None, open_backoff = None, half_open_calls = None, half_open_success_rate = None, half_open_timeout = None, slow_call_duration = None, slow_call_rate = None, on = None, on_transition = None, stripes = None, clock = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -179,6 +179,7 @@ impl CircuitBreaker {
         minimum_calls: Option<&Bound<'_, PyAny>>,
         consecutive_failures: Option<&Bound<'_, PyAny>>,
         open_duration: Option<&Bound<'_, PyAny>>,
+        open_backoff: Option<&Bound<'_, PyAny>>,
         half_open_calls: Option<&Bound<'_, PyAny>>,
         half_open_success_rate: Option<&Bound<'_, PyAny>>,
         half_open_timeout: Option<&Bound<'_, PyAny>>,
@@ -243,23 +244,32 @@ impl CircuitBreaker {
                 u64::MAX,
             )?);
         }
-        if let Some(duration) = given(open_duration) {
-            if let Ok(backoff) = duration.cast::<Backoff>() {
-                builder = builder.open_durations(backoff.get().fresh());
-            } else {
-                let fixed = convert::seconds("open_duration", duration).map_err(|err| {
-                    if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
-                        convert::type_error(
-                            "open_duration",
-                            "a number of seconds, a timedelta or a tailguard.Backoff",
-                            duration,
-                        )
-                    } else {
-                        err
-                    }
-                })?;
-                builder = builder.open_duration(fixed);
+        match (given(open_duration), given(open_backoff)) {
+            (Some(_), Some(_)) => {
+                return Err(errors::config_error(
+                    py,
+                    "open_backoff",
+                    "give either `open_duration` (seconds) or `open_backoff` (a Backoff), not both",
+                ))
             }
+            (Some(duration), None) => {
+                if duration.cast::<Backoff>().is_ok() {
+                    return Err(convert::type_error(
+                        "open_duration",
+                        "a number of seconds or a timedelta (pass a tailguard.Backoff as \
+                         `open_backoff`)",
+                        duration,
+                    ));
+                }
+                builder = builder.open_duration(convert::seconds("open_duration", duration)?);
+            }
+            (None, Some(backoff)) => {
+                let backoff = backoff.cast::<Backoff>().map_err(|_| {
+                    convert::type_error("open_backoff", "a tailguard.Backoff", backoff)
+                })?;
+                builder = builder.open_backoff(backoff.get().fresh());
+            }
+            (None, None) => {}
         }
         if let Some(n) = given(half_open_calls) {
             builder = builder.half_open_calls(convert::u32_at_least("half_open_calls", n, 0)?);
