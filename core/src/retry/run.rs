@@ -43,7 +43,7 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         C: Classify<Fut::Error>,
         H: OnRetry<Fut::Error>,
     {
-        self.run_with_attempt(move |_| op())
+        self.run_numbered(move |_| op())
     }
 
     /// Like [`run`](Retry::run), but `op` receives the attempt number, counting from 1 (to log
@@ -55,13 +55,13 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     ///
     /// let timer = ManualTimer::new();
     /// let policy = Retry::with_timer(timer.clone()).max_attempts(4).build()?;
-    /// let out = timer.block_on(policy.run_with_attempt(|attempt| async move {
+    /// let out = timer.block_on(policy.run_numbered(|attempt| async move {
     ///     if attempt < 4 { Err(attempt) } else { Ok("fourth time lucky") }
     /// }));
     /// assert_eq!(out, Ok("fourth time lucky"));
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub fn run_with_attempt<Op, Fut>(&self, op: Op) -> RetryFuture<'_, T, C, H, Op, Fut>
+    pub fn run_numbered<Op, Fut>(&self, op: Op) -> RetryFuture<'_, T, C, H, Op, Fut>
     where
         Op: FnMut(u32) -> Fut,
         Fut: TryFuture,
@@ -115,12 +115,12 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         Op: FnMut() -> Fut,
         Fut: TryFuture,
     {
-        self.run_with_attempt_owned(move |_| op())
+        self.run_numbered_owned(move |_| op())
     }
 
-    /// Like [`run_with_attempt`](Retry::run_with_attempt), owning a clone of the policy; see
+    /// Like [`run_numbered`](Retry::run_numbered), owning a clone of the policy; see
     /// [`run_owned`](Retry::run_owned).
-    pub fn run_with_attempt_owned<Op, Fut>(
+    pub fn run_numbered_owned<Op, Fut>(
         &self,
         op: Op,
     ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
@@ -133,7 +133,7 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         let policy = self.clone();
         // The borrowing future, kept next to the clone it borrows from: an async block may
         // hold a reference to its own local.
-        async move { policy.run_with_attempt(op).await }
+        async move { policy.run_numbered(op).await }
     }
 }
 

@@ -105,7 +105,7 @@ fn waits_exactly_the_backoff_delays() {
     let starts = RefCell::new(Vec::new());
     let t = timer.clone();
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             starts.borrow_mut().push((attempt, t.elapsed()));
             async { Err::<(), _>("down") }
         }))
@@ -201,7 +201,7 @@ fn the_attempt_timeout_is_capped_by_the_remaining_deadline() {
     let ends = RefCell::new(Vec::new());
     let t = timer.clone();
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             let t = t.clone();
             let ends = &ends;
             async move {
@@ -252,7 +252,7 @@ fn the_classifier_stops_and_paces() {
     let t = timer.clone();
     let starts = RefCell::new(Vec::new());
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             starts.borrow_mut().push(t.elapsed());
             let code = codes[attempt as usize - 1];
             async move { Err::<(), _>(code) }
@@ -284,7 +284,7 @@ fn on_retry_sees_attempt_error_and_delay() {
         .build()
         .unwrap();
     let out = timer
-        .block_on(policy.run_with_attempt(|n| async move { Err::<(), _>(format!("fail {n}")) }));
+        .block_on(policy.run_numbered(|n| async move { Err::<(), _>(format!("fail {n}")) }));
     assert!(out.is_err());
     assert_eq!(
         *seen.borrow(),
