@@ -287,17 +287,17 @@ impl<F: Future> FutureExt for F {}
 /// use tailguard::timeout::Deadline;
 ///
 /// let timer = ManualTimer::new();
-/// let request = Deadline::after_with(&timer, Duration::from_millis(300));
+/// let request = Deadline::after_with(timer.clone(), Duration::from_millis(300));
 /// timer.advance(Duration::from_millis(100));
-/// assert_eq!(request.remaining_with(&timer), Duration::from_millis(200));
+/// assert_eq!(request.remaining_with(timer.clone()), Duration::from_millis(200));
 ///
 /// // A sub-call may want 500 ms, but the request only has 200 ms left: the child keeps 200.
-/// let sub_call = request.child_with(&timer, Duration::from_millis(500));
-/// assert_eq!(sub_call.remaining_with(&timer), Duration::from_millis(200));
+/// let sub_call = request.child_with(timer.clone(), Duration::from_millis(500));
+/// assert_eq!(sub_call.remaining_with(timer.clone()), Duration::from_millis(200));
 ///
 /// let slow = timer.sleep(Duration::from_secs(1));
 /// assert!(timer.block_on(sub_call.run_with(timer.clone(), slow)).is_err());
-/// assert!(request.is_expired_with(&timer));
+/// assert!(request.is_expired_with(timer.clone()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Deadline {
@@ -316,7 +316,7 @@ impl Deadline {
     }
 
     /// A deadline `duration` from now on `timer`'s clock.
-    pub fn after_with<T: Timer>(timer: &T, duration: Duration) -> Self {
+    pub fn after_with<T: Timer>(timer: T, duration: Duration) -> Self {
         Deadline::at(deadline_after(timer.now(), duration))
     }
 
@@ -331,7 +331,7 @@ impl Deadline {
     }
 
     /// Time left on `timer`'s clock, zero once expired.
-    pub fn remaining_with<T: Timer>(&self, timer: &T) -> Duration {
+    pub fn remaining_with<T: Timer>(&self, timer: T) -> Duration {
         self.at.saturating_duration_since(timer.now())
     }
 
@@ -341,7 +341,7 @@ impl Deadline {
     }
 
     /// Whether the deadline has passed on `timer`'s clock.
-    pub fn is_expired_with<T: Timer>(&self, timer: &T) -> bool {
+    pub fn is_expired_with<T: Timer>(&self, timer: T) -> bool {
         timer.now() >= self.at
     }
 
@@ -351,7 +351,7 @@ impl Deadline {
     }
 
     /// A budget for a sub-call: `duration` from now on `timer`'s clock, but never past `self`.
-    pub fn child_with<T: Timer>(&self, timer: &T, duration: Duration) -> Deadline {
+    pub fn child_with<T: Timer>(&self, timer: T, duration: Duration) -> Deadline {
         (*self).min(Deadline::after_with(timer, duration))
     }
 
@@ -492,11 +492,11 @@ mod tests {
     fn nested_deadlines_share_one_budget() {
         let timer = ManualTimer::new();
         let t = timer.clone();
-        let request = Deadline::after_with(&timer, Duration::from_millis(250));
+        let request = Deadline::after_with(timer.clone(), Duration::from_millis(250));
         let out = timer.block_on(async move {
             let mut finished = 0;
             for _ in 0..10 {
-                let step = request.child_with(&t, Duration::from_millis(100));
+                let step = request.child_with(t.clone(), Duration::from_millis(100));
                 match step
                     .run_with(t.clone(), t.sleep(Duration::from_millis(60)))
                     .await

@@ -52,7 +52,7 @@ fn first_try_success_allocates_nothing_on_a_manual_timer() {
 #[test]
 fn first_try_success_with_a_budget_allocates_nothing() {
     let timer = ManualTimer::new();
-    let budget = RetryBudget::builder().build_with(&timer).unwrap();
+    let budget = RetryBudget::builder().build_with(timer.clone()).unwrap();
     let policy = Retry::with_timer(timer.clone())
         .budget(budget.clone())
         .build()

@@ -75,7 +75,9 @@ fn first_try_success_reads_no_clock_and_creates_no_sleep() {
     assert_eq!(timer.sleeps.load(Ordering::SeqCst), 0);
 
     // With a budget, the one deposit reads the clock once, and still no sleep.
-    let budget = RetryBudget::builder().build_with(&timer.inner).unwrap();
+    let budget = RetryBudget::builder()
+        .build_with(timer.inner.clone())
+        .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .budget(budget)
         .build()
@@ -283,8 +285,8 @@ fn on_retry_sees_attempt_error_and_delay() {
         })
         .build()
         .unwrap();
-    let out = timer
-        .block_on(policy.run_numbered(|n| async move { Err::<(), _>(format!("fail {n}")) }));
+    let out =
+        timer.block_on(policy.run_numbered(|n| async move { Err::<(), _>(format!("fail {n}")) }));
     assert!(out.is_err());
     assert_eq!(
         *seen.borrow(),
@@ -301,7 +303,7 @@ fn a_spent_budget_ends_the_loop() {
     let budget = RetryBudget::builder()
         .ratio(0.5)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_attempts(10)
@@ -329,7 +331,7 @@ fn a_retry_from_the_floor_is_refunded_to_the_floor() {
     let budget = RetryBudget::builder()
         .ratio(0.0)
         .min_per_second(1)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_attempts(3)
@@ -384,7 +386,7 @@ fn dropping_mid_backoff_refunds_the_budget_and_leaves_no_sleep() {
     let budget = RetryBudget::builder()
         .ratio(1.0)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .backoff(exact(ms(100)))
@@ -438,7 +440,7 @@ fn the_state_refunds_when_the_sleep_overshoots_the_deadline() {
     let budget = RetryBudget::builder()
         .ratio(1.0)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_elapsed(ms(100))
