@@ -9,7 +9,7 @@ use tailguard::breaker::CircuitBreakerBuilder;
 
 fn refused(builder: CircuitBreakerBuilder) -> String {
     builder
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .expect_err("should be refused")
         .to_string()
 }
@@ -115,7 +115,7 @@ fn a_later_valid_open_duration_replaces_a_refused_one() {
     let builder = CircuitBreakerBuilder::new()
         .open_duration(Duration::ZERO)
         .open_duration(Duration::from_secs(1));
-    assert!(builder.build_state_machine(Instant::now()).is_ok());
+    assert!(builder.build_state_machine_at(Instant::now()).is_ok());
 }
 
 #[test]
@@ -132,25 +132,25 @@ fn a_later_open_duration_replaces_a_refused_backoff_and_vice_versa() {
         .open_backoff(full)
         .open_duration(Duration::from_secs(1));
     assert!(fixed_after_refused
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
     let backoff_after_refused = CircuitBreakerBuilder::new()
         .open_duration(Duration::ZERO)
         .open_backoff(equal);
     assert!(backoff_after_refused
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
 }
 
 #[test]
 fn the_defaults_build() {
     assert!(CircuitBreakerBuilder::new()
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
     // A small count window lowers the default minimum instead of refusing it.
     assert!(CircuitBreakerBuilder::new()
         .count_window(3)
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
 }
 
@@ -224,15 +224,15 @@ proptest! {
             builder = builder.open_backoff(backoff);
         }
         let now = Instant::now();
-        match builder.build_state_machine(now) {
+        match builder.build_state_machine_at(now) {
             Err(error) => prop_assert!(!error.message().is_empty()),
             Ok(machine) => {
                 for step in [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(86_400 * 365 * 100)] {
                     let at = now + step;
-                    if let Ok(ticket) = machine.try_acquire(at) {
-                        machine.record(ticket, tailguard::breaker::Outcome::Failure, at);
+                    if let Ok(ticket) = machine.try_acquire_at(at) {
+                        machine.record_at(ticket, tailguard::breaker::Outcome::Failure, at);
                     }
-                    let _ = machine.metrics(at);
+                    let _ = machine.metrics_at(at);
                 }
             }
         }

@@ -261,13 +261,13 @@ impl CircuitBreakerBuilder {
 
     /// Builds a breaker that reads time from `timer`.
     pub fn build_with<T: Timer>(self, timer: T) -> Result<CircuitBreaker<T>, ConfigError> {
-        let machine = self.build_state_machine(timer.now())?;
+        let machine = self.build_state_machine_at(timer.now())?;
         Ok(CircuitBreaker::from_state_machine(machine, timer))
     }
 
     /// Builds the bare sans-IO state machine, whose clock starts at `now`: you pass the time to
     /// every call. Use it to drive a breaker from another clock or language.
-    pub fn build_state_machine(self, now: Instant) -> Result<StateMachine, ConfigError> {
+    pub fn build_state_machine_at(self, now: Instant) -> Result<StateMachine, ConfigError> {
         let config = self.validate()?;
         let backoff = match self.open_durations {
             Some(backoff) => backoff?,

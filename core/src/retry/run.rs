@@ -245,7 +245,7 @@ where
             match fut.try_poll(cx) {
                 Poll::Ready(Ok(value)) => {
                     if this.state.needs_clock_on_success() {
-                        this.state.on_success(this.state.get_ref().timer.now());
+                        this.state.on_success_at(this.state.get_ref().timer.now());
                     }
                     *this.phase = Phase::Done;
                     return Poll::Ready(Ok(value));
@@ -293,7 +293,7 @@ where
                     let failure = match polled {
                         Poll::Ready(Ok(value)) => {
                             if this.state.needs_clock_on_success() {
-                                this.state.on_success(timer.now());
+                                this.state.on_success_at(timer.now());
                             }
                             this.attempt.set(None);
                             *this.sleep = None;
@@ -318,7 +318,7 @@ where
                         AttemptError::Failed(error) => policy.classifier.classify(error),
                         AttemptError::TimedOut(_) => this.state.config().on_timeout(),
                     };
-                    match this.state.on_failure(now, decision) {
+                    match this.state.on_failure_at(now, decision) {
                         Next::Retry(delay) => {
                             policy.hook.on_retry(&RetryEvent {
                                 attempt: this.state.attempts(),
@@ -330,7 +330,7 @@ where
                                 // sleep or another look at the clock.
                                 let number = this
                                     .state
-                                    .begin_attempt(now)
+                                    .begin_attempt_at(now)
                                     .expect("on_failure checked the deadline at `now`");
                                 this.attempt.set(Some((this.op)(number)));
                                 *this.phase = Phase::Attempt { armed: false };
@@ -354,7 +354,7 @@ where
                                 reason,
                                 failure,
                                 this.state.attempts(),
-                                this.state.elapsed(now),
+                                this.state.elapsed_at(now),
                             )));
                         }
                     }
@@ -363,7 +363,7 @@ where
                     let sleep = this.sleep.as_mut().expect("backoff sleep");
                     ready!(Pin::new(sleep).poll(cx));
                     let now = timer.now();
-                    match this.state.begin_attempt(now) {
+                    match this.state.begin_attempt_at(now) {
                         Ok(number) => {
                             this.attempt.set(Some((this.op)(number)));
                             *this.phase = Phase::Attempt { armed: false };
@@ -378,7 +378,7 @@ where
                                 reason,
                                 last,
                                 this.state.attempts(),
-                                this.state.elapsed(now),
+                                this.state.elapsed_at(now),
                             )));
                         }
                     }
@@ -396,7 +396,7 @@ fn arm_attempt_limit<T: Timer, R: Borrow<RetryConfig>>(
     state: &mut RetryState<R>,
     sleep: &mut Option<T::Sleep>,
 ) {
-    match state.attempt_deadline(timer.now()) {
+    match state.attempt_deadline_at(timer.now()) {
         Some(limit) => set_sleep(timer, sleep, limit),
         None => *sleep = None,
     }

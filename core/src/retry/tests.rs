@@ -341,8 +341,11 @@ fn a_retry_from_the_floor_is_refunded_to_the_floor() {
         .unwrap();
     let mut state = RetryState::new(policy.config());
     let now = timer.now();
-    assert_eq!(state.begin_attempt(now), Ok(1));
-    assert_eq!(state.on_failure(now, Decision::Retry), Next::Retry(ms(50)));
+    assert_eq!(state.begin_attempt_at(now), Ok(1));
+    assert_eq!(
+        state.on_failure_at(now, Decision::Retry),
+        Next::Retry(ms(50))
+    );
     assert_eq!(
         budget.available_at(now),
         0,
@@ -450,17 +453,20 @@ fn the_state_refunds_when_the_sleep_overshoots_the_deadline() {
         .unwrap();
     let t0 = timer.now();
     let mut state = RetryState::new(policy.config());
-    assert_eq!(state.begin_attempt(t0), Ok(1));
-    assert_eq!(state.on_failure(t0, Decision::Retry), Next::Retry(ms(90)));
+    assert_eq!(state.begin_attempt_at(t0), Ok(1));
+    assert_eq!(
+        state.on_failure_at(t0, Decision::Retry),
+        Next::Retry(ms(90))
+    );
     assert_eq!(budget.available_at(t0), 0);
     // A real timer woke late, past the deadline: no attempt, and the retry is refunded.
     assert_eq!(
-        state.begin_attempt(t0 + ms(100)),
+        state.begin_attempt_at(t0 + ms(100)),
         Err(GaveUp::DeadlineExceeded)
     );
     assert_eq!(budget.available_at(t0 + ms(100)), 1);
     assert_eq!(state.attempts(), 1);
-    assert_eq!(state.elapsed(t0 + ms(100)), ms(100));
+    assert_eq!(state.elapsed_at(t0 + ms(100)), ms(100));
 }
 
 #[test]

@@ -123,7 +123,7 @@ impl CircuitBreaker {
     #[inline]
     fn acquire_ticket(&self, py: Python<'_>) -> PyResult<Ticket> {
         self.machine
-            .try_acquire(self.clock.now())
+            .try_acquire_at(self.clock.now())
             .map_err(|rejected| open_error(py, rejected))
     }
 
@@ -147,7 +147,7 @@ impl CircuitBreaker {
         };
         match outcome {
             Outcome::Ignored => self.machine.release(ticket),
-            outcome => self.machine.record(ticket, outcome, self.clock.now()),
+            outcome => self.machine.record_at(ticket, outcome, self.clock.now()),
         }
         Ok(())
     }
@@ -329,7 +329,7 @@ impl CircuitBreaker {
             notify(&shared, transition);
         });
         let machine = builder
-            .build_state_machine(clock.now())
+            .build_state_machine_at(clock.now())
             .map_err(|e| errors::from_core(py, &e))?;
         Ok(CircuitBreaker {
             machine: Box::new(machine),
@@ -392,7 +392,7 @@ impl CircuitBreaker {
     /// A snapshot of the counters.
     fn metrics(&self) -> BreakerMetrics {
         let now = self.clock.now();
-        let m = self.machine.metrics(now);
+        let m = self.machine.metrics_at(now);
         BreakerMetrics {
             state: state_name(m.state),
             calls: m.calls,
@@ -412,18 +412,18 @@ impl CircuitBreaker {
 
     /// Opens the breaker until `reset()` or `disable()`.
     fn force_open(&self) {
-        self.machine.force_open(self.clock.now());
+        self.machine.force_open_at(self.clock.now());
     }
 
     /// Admits every call and keeps measuring, but never trips, until `reset()` or
     /// `force_open()`.
     fn disable(&self) {
-        self.machine.disable(self.clock.now());
+        self.machine.disable_at(self.clock.now());
     }
 
     /// Closes the breaker with an empty window and the open duration back at its start.
     fn reset(&self) {
-        self.machine.reset(self.clock.now());
+        self.machine.reset_at(self.clock.now());
     }
 
     /// Calls `listener(transition)` after every change of state, on the thread that caused it.
@@ -482,7 +482,7 @@ impl CircuitBreaker {
     }
 
     fn __repr__(&self) -> String {
-        let m = self.machine.metrics(self.clock.now());
+        let m = self.machine.metrics_at(self.clock.now());
         format!(
             "CircuitBreaker(state={:?}, calls={}, failures={})",
             state_name(m.state),
