@@ -87,7 +87,7 @@ def test_half_open_admits_exactly_the_probes_then_closes() -> None:
 
 def test_a_failed_probe_reopens() -> None:
     clock = ManualClock()
-    breaker = make(clock, open_backoff=tg.Backoff.exponential(10, jitter="none"))
+    breaker = make(clock, open_duration=None, open_backoff=tg.Backoff.exponential(10, jitter="none"))
     trip(breaker, 4)
     with pytest.raises(tg.CircuitOpenError) as first:
         breaker.call(lambda: None)
