@@ -112,7 +112,7 @@ impl std::error::Error for Rejected {}
 /// [`CircuitBreaker`](super::CircuitBreaker) wraps one with a [`Timer`](crate::time::Timer)
 /// and a permit guard; use the bare machine to drive a breaker from another clock (a
 /// simulation, another language's event loop). Build it with
-/// [`CircuitBreakerBuilder::build_state_machine_at`](super::CircuitBreakerBuilder::build_state_machine_at).
+/// [`build_state_machine_at`](super::CircuitBreakerBuilder::build_state_machine_at).
 ///
 /// The instants you pass should not go backwards; if they do, nothing panics, the breaker just
 /// treats time as standing still.
@@ -337,7 +337,7 @@ impl StateMachine {
     // -----------------------------------------------------------------------------------------
     // Acquire
 
-    /// `try_acquire`, reading the clock only when it must: a closed breaker that does not
+    /// `try_acquire_at`, reading the clock only when it must: a closed breaker that does not
     /// time its calls never does.
     #[inline(always)]
     pub(crate) fn acquire_with(&self, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
@@ -518,7 +518,7 @@ impl StateMachine {
     // -----------------------------------------------------------------------------------------
     // Record
 
-    /// `record`, reading the clock only when it must.
+    /// `record_at`, reading the clock only when it must.
     #[inline(always)]
     pub(crate) fn record_with(
         &self,

@@ -331,7 +331,7 @@ where
                                 let number = this
                                     .state
                                     .begin_attempt_at(now)
-                                    .expect("on_failure checked the deadline at `now`");
+                                    .expect("on_failure_at checked the deadline at `now`");
                                 this.attempt.set(Some((this.op)(number)));
                                 *this.phase = Phase::Attempt { armed: false };
                             } else {

@@ -72,8 +72,9 @@ pub enum Next {
 ///   passed during the sleep) is refunded.
 ///
 /// The call starts, for the deadline and the budget's deposit, at the first instant the state is
-/// given: [`begin_attempt_at`](RetryState::begin_attempt_at), [`start_at`](RetryState::start_at), or the first
-/// failure or success. An async loop can thus skip reading the clock until an attempt must wait.
+/// given: [`begin_attempt_at`](RetryState::begin_attempt_at), [`start_at`](RetryState::start_at),
+/// or the first failure or success. An async loop can thus skip reading the clock until an
+/// attempt must wait.
 pub struct RetryState<R: Borrow<RetryConfig>> {
     config: R,
     progress: Progress,
@@ -183,8 +184,8 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         }
     }
 
-    /// Whether [`on_success_at`](RetryState::on_success_at) needs the time: only when the call has not
-    /// started yet and a budget awaits its deposit.
+    /// Whether [`on_success_at`](RetryState::on_success_at) needs the time: only when the call
+    /// has not started yet and a budget awaits its deposit.
     pub fn needs_clock_on_success(&self) -> bool {
         self.progress.started.is_none() && self.config.borrow().budget.is_some()
     }
