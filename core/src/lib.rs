@@ -69,6 +69,8 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+#[cfg(test)]
+mod naming;
 mod reserve;
 pub mod retry;
 pub mod shutdown;
