@@ -390,7 +390,7 @@ def test_bad_settings_name_the_parameter(
         tg.CircuitBreaker(**settings)  # type: ignore[arg-type]
 
 
-def test_a_backoff_open_duration_needs_a_jitter_that_cannot_draw_zero() -> None:
+def test_an_open_backoff_needs_a_jitter_that_cannot_draw_zero() -> None:
     with pytest.raises(ValueError, match='jitter="equal"'):
         tg.CircuitBreaker(open_backoff=tg.Backoff.exponential(5.0, jitter="full"))
     breaker = tg.CircuitBreaker(open_backoff=tg.Backoff.exponential(5.0, jitter="equal"))
