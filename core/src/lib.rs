@@ -34,6 +34,24 @@
 //! # });
 //! ```
 //!
+//! ## Naming
+//!
+//! One rule names every call that involves time, across the crate (and the demo and the Python
+//! binding follow it):
+//!
+//! | form | meaning | for example |
+//! |---|---|---|
+//! | `name_at(now)` | sans-IO: the time comes in as an [`Instant`](std::time::Instant) argument and no clock is read | [`RetryBudget::try_withdraw_at`](retry::RetryBudget::try_withdraw_at), [`StateMachine::try_acquire_at`](breaker::StateMachine::try_acquire_at), [`RetryState::begin_attempt_at`](retry::RetryState::begin_attempt_at) |
+//! | `name_with(timer)` | the same operation on an explicit [`Timer`](time::Timer), taken by value (timers are cheap clones) | [`timeout_with`](timeout::timeout_with), [`TaskTracker::graceful_with`](shutdown::TaskTracker::graceful_with), [`build_with`](breaker::CircuitBreakerBuilder::build_with) |
+//! | `name` | the same operation on the [default timer](time::DefaultTimer) | [`timeout`](timeout::timeout), [`TaskTracker::graceful`](shutdown::TaskTracker::graceful) |
+//! | `name_until(deadline)` | waits until an `Instant`, as [`Timer::sleep_until`](time::Timer::sleep_until) does | [`timeout_until`](timeout::timeout_until) |
+//! | `name_owned` | the future owns a clone of its policy instead of borrowing it, so it can be spawned | [`Retry::run_owned`](retry::Retry::run_owned), [`CircuitBreaker::call_owned`](breaker::CircuitBreaker::call_owned) |
+//!
+//! Other variants are named for what they add, never `_with`:
+//! [`call_classified`](breaker::CircuitBreaker::call_classified) takes a classifier,
+//! [`run_numbered`](retry::Retry::run_numbered) passes the attempt number to the operation.
+//! Attempts are numbered from 1 everywhere: the first attempt is attempt 1.
+//!
 //! ## Features
 //!
 //! - `async-io` (default): [`time::AsyncIoTimer`], the [`time::DefaultTimer`].
@@ -51,6 +69,8 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+#[cfg(test)]
+mod naming;
 mod reserve;
 pub mod retry;
 pub mod shutdown;

@@ -1,4 +1,4 @@
-//! Bound every wait: [`timeout`], [`timeout_at`], the [`FutureExt`] extension and [`Deadline`].
+//! Bound every wait: [`timeout`], [`timeout_until`], the [`FutureExt`] extension and [`Deadline`].
 //!
 //! A [`Timeout`] polls its future first and only then looks at the clock, so a future that is
 //! ready on its first poll never creates, registers or allocates a timer: the happy path costs
@@ -6,7 +6,7 @@
 //! arm a sleep.
 //!
 //! A duration given to [`timeout`] is measured from the first poll: like the future it wraps, a
-//! timeout does nothing until it is polled. Use [`timeout_at`] or a [`Deadline`] to fix the
+//! timeout does nothing until it is polled. Use [`timeout_until`] or a [`Deadline`] to fix the
 //! instant in advance.
 //!
 //! ```
@@ -59,20 +59,20 @@ pub fn timeout<F: IntoFuture>(
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use tailguard::timeout::timeout_at;
+/// use tailguard::timeout::timeout_until;
 ///
 /// # futures::executor::block_on(async {
 /// let deadline = Instant::now() + Duration::from_millis(5);
 /// let never = futures::future::pending::<()>();
-/// assert!(timeout_at(deadline, never).await.is_err());
+/// assert!(timeout_until(deadline, never).await.is_err());
 /// # });
 /// ```
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
-pub fn timeout_at<F: IntoFuture>(
+pub fn timeout_until<F: IntoFuture>(
     deadline: Instant,
     future: F,
 ) -> Timeout<F::IntoFuture, DefaultTimer> {
-    timeout_at_with(DefaultTimer::default(), deadline, future)
+    timeout_until_with(DefaultTimer::default(), deadline, future)
 }
 
 /// Requires `future` to complete within `duration` of its first poll, on `timer`.
@@ -101,7 +101,7 @@ pub fn timeout_with<F: IntoFuture, T: Timer>(
 }
 
 /// Requires `future` to complete before `deadline`, on `timer`.
-pub fn timeout_at_with<F: IntoFuture, T: Timer>(
+pub fn timeout_until_with<F: IntoFuture, T: Timer>(
     timer: T,
     deadline: Instant,
     future: F,
@@ -253,10 +253,10 @@ pub trait FutureExt: Future + Sized {
         timeout_with(DefaultTimer::default(), duration, self)
     }
 
-    /// Requires `self` to complete before `deadline` (see [`timeout_at`]).
+    /// Requires `self` to complete before `deadline` (see [`timeout_until`]).
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
-    fn timeout_at(self, deadline: Instant) -> Timeout<Self, DefaultTimer> {
-        timeout_at_with(DefaultTimer::default(), deadline, self)
+    fn timeout_until(self, deadline: Instant) -> Timeout<Self, DefaultTimer> {
+        timeout_until_with(DefaultTimer::default(), deadline, self)
     }
 
     /// Requires `self` to complete within `duration` of its first poll, on `timer`.
@@ -265,8 +265,8 @@ pub trait FutureExt: Future + Sized {
     }
 
     /// Requires `self` to complete before `deadline`, on `timer`.
-    fn timeout_at_with<T: Timer>(self, timer: T, deadline: Instant) -> Timeout<Self, T> {
-        timeout_at_with(timer, deadline, self)
+    fn timeout_until_with<T: Timer>(self, timer: T, deadline: Instant) -> Timeout<Self, T> {
+        timeout_until_with(timer, deadline, self)
     }
 }
 
@@ -287,17 +287,17 @@ impl<F: Future> FutureExt for F {}
 /// use tailguard::timeout::Deadline;
 ///
 /// let timer = ManualTimer::new();
-/// let request = Deadline::after_with(&timer, Duration::from_millis(300));
+/// let request = Deadline::after_with(timer.clone(), Duration::from_millis(300));
 /// timer.advance(Duration::from_millis(100));
-/// assert_eq!(request.remaining_with(&timer), Duration::from_millis(200));
+/// assert_eq!(request.remaining_with(timer.clone()), Duration::from_millis(200));
 ///
 /// // A sub-call may want 500 ms, but the request only has 200 ms left: the child keeps 200.
-/// let sub_call = request.child_with(&timer, Duration::from_millis(500));
-/// assert_eq!(sub_call.remaining_with(&timer), Duration::from_millis(200));
+/// let sub_call = request.child_with(timer.clone(), Duration::from_millis(500));
+/// assert_eq!(sub_call.remaining_with(timer.clone()), Duration::from_millis(200));
 ///
 /// let slow = timer.sleep(Duration::from_secs(1));
 /// assert!(timer.block_on(sub_call.run_with(timer.clone(), slow)).is_err());
-/// assert!(request.is_expired_with(&timer));
+/// assert!(request.is_expired_with(timer.clone()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Deadline {
@@ -316,7 +316,7 @@ impl Deadline {
     }
 
     /// A deadline `duration` from now on `timer`'s clock.
-    pub fn after_with<T: Timer>(timer: &T, duration: Duration) -> Self {
+    pub fn after_with<T: Timer>(timer: T, duration: Duration) -> Self {
         Deadline::at(deadline_after(timer.now(), duration))
     }
 
@@ -331,7 +331,7 @@ impl Deadline {
     }
 
     /// Time left on `timer`'s clock, zero once expired.
-    pub fn remaining_with<T: Timer>(&self, timer: &T) -> Duration {
+    pub fn remaining_with<T: Timer>(&self, timer: T) -> Duration {
         self.at.saturating_duration_since(timer.now())
     }
 
@@ -341,7 +341,7 @@ impl Deadline {
     }
 
     /// Whether the deadline has passed on `timer`'s clock.
-    pub fn is_expired_with<T: Timer>(&self, timer: &T) -> bool {
+    pub fn is_expired_with<T: Timer>(&self, timer: T) -> bool {
         timer.now() >= self.at
     }
 
@@ -351,14 +351,14 @@ impl Deadline {
     }
 
     /// A budget for a sub-call: `duration` from now on `timer`'s clock, but never past `self`.
-    pub fn child_with<T: Timer>(&self, timer: &T, duration: Duration) -> Deadline {
+    pub fn child_with<T: Timer>(&self, timer: T, duration: Duration) -> Deadline {
         (*self).min(Deadline::after_with(timer, duration))
     }
 
     /// Runs `future` under this deadline on the [`DefaultTimer`].
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn run<F: IntoFuture>(&self, future: F) -> Timeout<F::IntoFuture, DefaultTimer> {
-        timeout_at(self.at, future)
+        timeout_until(self.at, future)
     }
 
     /// Runs `future` under this deadline on `timer`.
@@ -367,7 +367,7 @@ impl Deadline {
         timer: T,
         future: F,
     ) -> Timeout<F::IntoFuture, T> {
-        timeout_at_with(timer, self.at, future)
+        timeout_until_with(timer, self.at, future)
     }
 }
 
@@ -445,11 +445,11 @@ mod tests {
     }
 
     #[test]
-    fn timeout_at_uses_the_instant() {
+    fn timeout_until_uses_the_instant() {
         let timer = ManualTimer::new();
         let deadline = timer.now() + Duration::from_millis(30);
         let slow = timer.sleep(Duration::from_secs(1));
-        let out = timer.block_on(slow.timeout_at_with(timer.clone(), deadline));
+        let out = timer.block_on(slow.timeout_until_with(timer.clone(), deadline));
         assert!(out.is_err());
         assert_eq!(timer.elapsed(), Duration::from_millis(30));
     }
@@ -492,11 +492,11 @@ mod tests {
     fn nested_deadlines_share_one_budget() {
         let timer = ManualTimer::new();
         let t = timer.clone();
-        let request = Deadline::after_with(&timer, Duration::from_millis(250));
+        let request = Deadline::after_with(timer.clone(), Duration::from_millis(250));
         let out = timer.block_on(async move {
             let mut finished = 0;
             for _ in 0..10 {
-                let step = request.child_with(&t, Duration::from_millis(100));
+                let step = request.child_with(t.clone(), Duration::from_millis(100));
                 match step
                     .run_with(t.clone(), t.sleep(Duration::from_millis(60)))
                     .await

@@ -18,11 +18,11 @@ fn half_open_machine(probes: u32, start: Instant) -> StateMachine {
         .open_duration(SEC)
         .half_open_calls(probes)
         .half_open_timeout(60 * SEC)
-        .build_state_machine(start)
+        .build_state_machine_at(start)
         .unwrap();
     for _ in 0..4 {
-        let ticket = machine.try_acquire(start).unwrap();
-        machine.record(ticket, Outcome::Failure, start);
+        let ticket = machine.try_acquire_at(start).unwrap();
+        machine.record_at(ticket, Outcome::Failure, start);
     }
     assert_eq!(machine.state(), State::Open);
     machine
@@ -45,7 +45,7 @@ fn racing_threads_get_exactly_the_half_open_probes() {
                     barrier.wait();
                     // Hold every ticket until all threads have tried.
                     let tickets: Vec<_> = (0..4)
-                        .filter_map(|_| machine.try_acquire(after).ok())
+                        .filter_map(|_| machine.try_acquire_at(after).ok())
                         .collect();
                     admitted.fetch_add(tickets.len(), Ordering::SeqCst);
                     barrier.wait();
@@ -59,11 +59,11 @@ fn racing_threads_get_exactly_the_half_open_probes() {
             .collect();
         assert_eq!(admitted.load(Ordering::SeqCst), probes, "round {round}");
         assert!(tickets.iter().all(|t| t.is_probe()));
-        assert_eq!(machine.metrics(after).probes_in_flight as usize, probes);
+        assert_eq!(machine.metrics_at(after).probes_in_flight as usize, probes);
         for ticket in tickets {
             machine.release(ticket);
         }
-        assert_eq!(machine.metrics(after).probes_in_flight, 0);
+        assert_eq!(machine.metrics_at(after).probes_in_flight, 0);
         assert_eq!(machine.state(), State::HalfOpen);
     }
 }
@@ -81,7 +81,7 @@ fn probes_in_flight_never_exceed_the_limit_while_threads_churn() {
             let (machine, holding, peak) = (machine.clone(), holding.clone(), peak.clone());
             thread::spawn(move || {
                 for _ in 0..2_000 {
-                    if let Ok(ticket) = machine.try_acquire(after) {
+                    if let Ok(ticket) = machine.try_acquire_at(after) {
                         let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         thread::yield_now();
@@ -98,7 +98,7 @@ fn probes_in_flight_never_exceed_the_limit_while_threads_churn() {
     }
     assert!(peak.load(Ordering::SeqCst) <= PROBES);
     assert!(peak.load(Ordering::SeqCst) >= 1);
-    assert_eq!(machine.metrics(after).probes_in_flight, 0);
+    assert_eq!(machine.metrics_at(after).probes_in_flight, 0);
     assert_eq!(machine.state(), State::HalfOpen);
 }
 
@@ -114,7 +114,7 @@ fn every_outcome_is_counted_exactly_once() {
                 .count_window((THREADS * PER_THREAD) as u32)
                 .failure_rate(1.0)
                 .stripes(stripes)
-                .build_state_machine(start)
+                .build_state_machine_at(start)
                 .unwrap(),
         );
         let handles: Vec<_> = (0..THREADS)
@@ -123,17 +123,17 @@ fn every_outcome_is_counted_exactly_once() {
                 thread::spawn(move || {
                     let mut failures = 0;
                     for i in 0..PER_THREAD {
-                        let ticket = machine.try_acquire(start).unwrap();
+                        let ticket = machine.try_acquire_at(start).unwrap();
                         let outcome = match i % 5 {
                             0 => Outcome::Failure,
                             1 => Outcome::Ignored,
                             _ => Outcome::Success,
                         };
                         failures += usize::from(outcome == Outcome::Failure);
-                        machine.record(ticket, outcome, start);
+                        machine.record_at(ticket, outcome, start);
                         if i % 7 == 0 {
                             // A dropped permit counts as nothing.
-                            machine.release(machine.try_acquire(start).unwrap());
+                            machine.release(machine.try_acquire_at(start).unwrap());
                         }
                     }
                     failures
@@ -141,7 +141,7 @@ fn every_outcome_is_counted_exactly_once() {
             })
             .collect();
         let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
-        let metrics = machine.metrics(start);
+        let metrics = machine.metrics_at(start);
         assert_eq!(metrics.state, State::Closed);
         assert_eq!(
             metrics.calls as usize,
@@ -165,7 +165,7 @@ fn a_wrapping_window_does_not_drift() {
             .minimum_calls(u64::from(SIZE))
             .failure_rate(1.0)
             .stripes(0)
-            .build_state_machine(start)
+            .build_state_machine_at(start)
             .unwrap(),
     );
     let barrier = Arc::new(Barrier::new(THREADS));
@@ -174,18 +174,18 @@ fn a_wrapping_window_does_not_drift() {
             let (machine, barrier) = (machine.clone(), barrier.clone());
             thread::spawn(move || {
                 for i in 0..5_000 {
-                    let ticket = machine.try_acquire(start).unwrap();
+                    let ticket = machine.try_acquire_at(start).unwrap();
                     let outcome = if (i + t) % 3 == 0 {
                         Outcome::Failure
                     } else {
                         Outcome::Success
                     };
-                    machine.record(ticket, outcome, start);
+                    machine.record_at(ticket, outcome, start);
                 }
                 barrier.wait();
                 for _ in 0..SIZE {
-                    let ticket = machine.try_acquire(start).unwrap();
-                    machine.record(ticket, Outcome::Success, start);
+                    let ticket = machine.try_acquire_at(start).unwrap();
+                    machine.record_at(ticket, Outcome::Success, start);
                 }
             })
         })
@@ -194,12 +194,12 @@ fn a_wrapping_window_does_not_drift() {
         handle.join().unwrap();
     }
     assert_eq!(machine.state(), State::Closed);
-    let metrics = machine.metrics(start);
+    let metrics = machine.metrics_at(start);
     assert_eq!((metrics.calls, metrics.failures), (u64::from(SIZE), 0));
     for expected in 1..SIZE {
-        let ticket = machine.try_acquire(start).unwrap();
-        machine.record(ticket, Outcome::Failure, start);
-        assert_eq!(machine.metrics(start).failures, u64::from(expected));
+        let ticket = machine.try_acquire_at(start).unwrap();
+        machine.record_at(ticket, Outcome::Failure, start);
+        assert_eq!(machine.metrics_at(start).failures, u64::from(expected));
     }
     assert_eq!(machine.state(), State::Closed);
 }
@@ -225,7 +225,7 @@ fn permits_are_all_accounted_for_through_state_changes() {
             .half_open_calls(2)
             .half_open_timeout(Duration::from_millis(50))
             .consecutive_failures(4)
-            .build_state_machine(start)
+            .build_state_machine_at(start)
             .unwrap(),
     );
     let clock_micros = Arc::new(AtomicU64::new(0));
@@ -238,15 +238,15 @@ fn permits_are_all_accounted_for_through_state_changes() {
                 for _ in 0..5_000 {
                     let now = start
                         + Duration::from_micros(clock_micros.fetch_add(10, Ordering::Relaxed));
-                    if let Ok(ticket) = machine.try_acquire(now) {
+                    if let Ok(ticket) = machine.try_acquire_at(now) {
                         held.push(ticket);
                     }
                     if held.len() > 3 || rng.bool() {
                         if let Some(ticket) = held.pop() {
                             match rng.u8(0..10) {
-                                0..=3 => machine.record(ticket, Outcome::Failure, now),
-                                4..=7 => machine.record(ticket, Outcome::Success, now),
-                                8 => machine.record(ticket, Outcome::Ignored, now),
+                                0..=3 => machine.record_at(ticket, Outcome::Failure, now),
+                                4..=7 => machine.record_at(ticket, Outcome::Success, now),
+                                8 => machine.record_at(ticket, Outcome::Ignored, now),
                                 _ => machine.release(ticket),
                             }
                         }
@@ -266,14 +266,14 @@ fn permits_are_all_accounted_for_through_state_changes() {
         "expected outage cycles"
     );
     let end = start + Duration::from_micros(clock_micros.load(Ordering::Relaxed));
-    let metrics = machine.metrics(end);
+    let metrics = machine.metrics_at(end);
     assert_eq!(metrics.probes_in_flight, 0, "{metrics:?}");
     assert!(metrics.failures <= metrics.calls);
     // It cycled through outages, and it still works.
-    machine.reset(end);
-    let ticket = machine.try_acquire(end).unwrap();
-    machine.record(ticket, Outcome::Success, end);
-    assert_eq!(machine.metrics(end).calls, 1);
+    machine.reset_at(end);
+    let ticket = machine.try_acquire_at(end).unwrap();
+    machine.record_at(ticket, Outcome::Success, end);
+    assert_eq!(machine.metrics_at(end).calls, 1);
 }
 
 /// Threads keep recording (into owned and shared stripes) while another thread resets the
@@ -288,7 +288,7 @@ fn resets_racing_records_leak_nothing() {
         CircuitBreakerBuilder::new()
             .count_window(64)
             .stripes(2)
-            .build_state_machine(start)
+            .build_state_machine_at(start)
             .unwrap(),
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -299,13 +299,13 @@ fn resets_racing_records_leak_nothing() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) && i < 2_000_000 {
                     // Closed between resets, it may trip and reject: fine.
-                    if let Ok(ticket) = machine.try_acquire(start) {
+                    if let Ok(ticket) = machine.try_acquire_at(start) {
                         let outcome = if (i + t) % 2 == 0 {
                             Outcome::Failure
                         } else {
                             Outcome::Success
                         };
-                        machine.record(ticket, outcome, start);
+                        machine.record_at(ticket, outcome, start);
                     }
                     i += 1;
                 }
@@ -314,9 +314,9 @@ fn resets_racing_records_leak_nothing() {
         .collect();
     for i in 0..2_000 {
         if i % 2 == 0 {
-            machine.reset(start);
+            machine.reset_at(start);
         } else {
-            machine.disable(start);
+            machine.disable_at(start);
         }
         if i % 64 == 0 {
             thread::yield_now();
@@ -326,9 +326,9 @@ fn resets_racing_records_leak_nothing() {
     for worker in workers {
         worker.join().unwrap();
     }
-    machine.reset(start);
-    machine.disable(start); // a fresh window that measures but never trips
-    let metrics = machine.metrics(start);
+    machine.reset_at(start);
+    machine.disable_at(start); // a fresh window that measures but never trips
+    let metrics = machine.metrics_at(start);
     assert_eq!((metrics.calls, metrics.failures), (0, 0));
     // Each thread records 10 calls, 3 of them failures.
     let threads: Vec<_> = (0..4)
@@ -336,13 +336,13 @@ fn resets_racing_records_leak_nothing() {
             let machine = machine.clone();
             thread::spawn(move || {
                 for i in 0..10 {
-                    let ticket = machine.try_acquire(start).unwrap();
+                    let ticket = machine.try_acquire_at(start).unwrap();
                     let outcome = if i < 3 {
                         Outcome::Failure
                     } else {
                         Outcome::Success
                     };
-                    machine.record(ticket, outcome, start);
+                    machine.record_at(ticket, outcome, start);
                 }
             })
         })
@@ -350,7 +350,7 @@ fn resets_racing_records_leak_nothing() {
     for thread in threads {
         thread.join().unwrap();
     }
-    let metrics = machine.metrics(start);
+    let metrics = machine.metrics_at(start);
     assert_eq!((metrics.calls, metrics.failures), (40, 12));
 }
 
@@ -371,14 +371,14 @@ fn an_idle_threads_successes_leave_the_window() {
         if let Some(stripes) = stripes {
             builder = builder.stripes(stripes);
         }
-        let machine = builder.build_state_machine(start).unwrap();
+        let machine = builder.build_state_machine_at(start).unwrap();
         let recorded = Barrier::new(2);
         let finished = Barrier::new(2);
         thread::scope(|scope| {
             scope.spawn(|| {
                 for _ in 0..10 {
-                    let ticket = machine.try_acquire(start).unwrap();
-                    machine.record(ticket, Outcome::Success, start);
+                    let ticket = machine.try_acquire_at(start).unwrap();
+                    machine.record_at(ticket, Outcome::Success, start);
                 }
                 recorded.wait();
                 finished.wait(); // idle, but alive, until the other thread is done
@@ -388,15 +388,15 @@ fn an_idle_threads_successes_leave_the_window() {
             let mut opened_at = None;
             let mut windows = Vec::new();
             for failure in 1..=100 {
-                let Ok(ticket) = machine.try_acquire(start) else {
+                let Ok(ticket) = machine.try_acquire_at(start) else {
                     break;
                 };
-                machine.record(ticket, Outcome::Failure, start);
+                machine.record_at(ticket, Outcome::Failure, start);
                 if machine.state() == State::Open {
                     opened_at = Some(failure);
                     break;
                 }
-                let metrics = machine.metrics(start);
+                let metrics = machine.metrics_at(start);
                 windows.push((failure, metrics.calls, metrics.failures));
             }
             finished.wait();

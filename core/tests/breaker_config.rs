@@ -9,7 +9,7 @@ use tailguard::breaker::CircuitBreakerBuilder;
 
 fn refused(builder: CircuitBreakerBuilder) -> String {
     builder
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .expect_err("should be refused")
         .to_string()
 }
@@ -66,16 +66,16 @@ fn bad_values_are_refused_with_a_clear_message() {
             "invalid `open_duration`: must be greater than zero (a zero open duration probes at once), got 0ns",
         ),
         (
-            b().open_durations(backoff(Duration::ZERO, Jitter::None, None)),
-            "invalid `open_durations`: must start above zero (a zero open duration probes at once), got a base of 0ns",
+            b().open_backoff(backoff(Duration::ZERO, Jitter::None, None)),
+            "invalid `open_backoff`: must start above zero (a zero open duration probes at once), got a base of 0ns",
         ),
         (
-            b().open_durations(backoff(Duration::from_secs(1), Jitter::Full, None)),
-            "invalid `open_durations`: must not use full jitter, which can draw an open duration of zero; use Jitter::Equal (t/2 + rand(0, t/2)), Jitter::Decorrelated or Jitter::None, got full",
+            b().open_backoff(backoff(Duration::from_secs(1), Jitter::Full, None)),
+            "invalid `open_backoff`: must not use full jitter, which can draw an open duration of zero; use Jitter::Equal (t/2 + rand(0, t/2)), Jitter::Decorrelated or Jitter::None, got full",
         ),
         (
-            b().open_durations(backoff(Duration::from_secs(1), Jitter::Equal, Some(0))),
-            "invalid `open_durations`: must yield at least one duration; drop `max_retries` or set it to at least 1, got 0",
+            b().open_backoff(backoff(Duration::from_secs(1), Jitter::Equal, Some(0))),
+            "invalid `open_backoff`: must yield at least one duration; drop `max_retries` or set it to at least 1, got 0",
         ),
         (
             b().half_open_calls(0),
@@ -115,7 +115,7 @@ fn a_later_valid_open_duration_replaces_a_refused_one() {
     let builder = CircuitBreakerBuilder::new()
         .open_duration(Duration::ZERO)
         .open_duration(Duration::from_secs(1));
-    assert!(builder.build_state_machine(Instant::now()).is_ok());
+    assert!(builder.build_state_machine_at(Instant::now()).is_ok());
 }
 
 #[test]
@@ -129,28 +129,28 @@ fn a_later_open_duration_replaces_a_refused_backoff_and_vice_versa() {
         .build()
         .unwrap();
     let fixed_after_refused = CircuitBreakerBuilder::new()
-        .open_durations(full)
+        .open_backoff(full)
         .open_duration(Duration::from_secs(1));
     assert!(fixed_after_refused
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
     let backoff_after_refused = CircuitBreakerBuilder::new()
         .open_duration(Duration::ZERO)
-        .open_durations(equal);
+        .open_backoff(equal);
     assert!(backoff_after_refused
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
 }
 
 #[test]
 fn the_defaults_build() {
     assert!(CircuitBreakerBuilder::new()
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
     // A small count window lowers the default minimum instead of refusing it.
     assert!(CircuitBreakerBuilder::new()
         .count_window(3)
-        .build_state_machine(Instant::now())
+        .build_state_machine_at(Instant::now())
         .is_ok());
 }
 
@@ -221,18 +221,18 @@ proptest! {
             .jitter(jitters[0])
             .build()
         {
-            builder = builder.open_durations(backoff);
+            builder = builder.open_backoff(backoff);
         }
         let now = Instant::now();
-        match builder.build_state_machine(now) {
+        match builder.build_state_machine_at(now) {
             Err(error) => prop_assert!(!error.message().is_empty()),
             Ok(machine) => {
                 for step in [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(86_400 * 365 * 100)] {
                     let at = now + step;
-                    if let Ok(ticket) = machine.try_acquire(at) {
-                        machine.record(ticket, tailguard::breaker::Outcome::Failure, at);
+                    if let Ok(ticket) = machine.try_acquire_at(at) {
+                        machine.record_at(ticket, tailguard::breaker::Outcome::Failure, at);
                     }
-                    let _ = machine.metrics(at);
+                    let _ = machine.metrics_at(at);
                 }
             }
         }

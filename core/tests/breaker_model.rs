@@ -122,7 +122,7 @@ impl Spec {
         let mut builder = CircuitBreakerBuilder::new()
             .minimum_calls(self.minimum_calls)
             .failure_rate(self.failure_rate)
-            .open_durations(self.open.backoff())
+            .open_backoff(self.open.backoff())
             .half_open_calls(self.half_open_calls)
             .half_open_success_rate(self.success_rate)
             .half_open_timeout(self.half_open_timeout)
@@ -139,7 +139,7 @@ impl Spec {
         if let Some(limit) = self.consecutive {
             builder = builder.consecutive_failures(limit);
         }
-        builder.build_state_machine(now).expect("valid spec")
+        builder.build_state_machine_at(now).expect("valid spec")
     }
 
     fn probes_to_close(&self) -> u32 {
@@ -603,7 +603,7 @@ fn run(spec: Spec, ops: Vec<Op>, workers: usize) -> Result<(), TestCaseError> {
             let (machine, done) = (&machine, done.clone());
             scope.spawn(move || {
                 for (ticket, outcome, now) in jobs {
-                    machine.record(ticket, outcome, now);
+                    machine.record_at(ticket, outcome, now);
                     done.send(()).unwrap();
                 }
             });
@@ -611,7 +611,7 @@ fn run(spec: Spec, ops: Vec<Op>, workers: usize) -> Result<(), TestCaseError> {
         }
         let record = |thread: usize, ticket: Ticket, outcome: Outcome, now: Instant| {
             if thread == 0 {
-                machine.record(ticket, outcome, now);
+                machine.record_at(ticket, outcome, now);
             } else {
                 to_workers[thread - 1].send((ticket, outcome, now)).unwrap();
                 finished.recv().unwrap();
@@ -637,7 +637,7 @@ fn check(
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::Acquire => {
-                let real = machine.try_acquire(now);
+                let real = machine.try_acquire_at(now);
                 let (expected, model_ticket) = model.acquire(now);
                 let actual = match &real {
                     Ok(ticket) => Decision::Admitted {
@@ -666,22 +666,22 @@ fn check(
             Op::Record(..) | Op::Drop(_) => {}
             Op::Advance(ms) => now += MS * ms as u32,
             Op::ForceOpen => {
-                machine.force_open(now);
+                machine.force_open_at(now);
                 model.manual(State::ForcedOpen, now);
             }
             Op::Disable => {
-                machine.disable(now);
+                machine.disable_at(now);
                 model.manual(State::Disabled, now);
             }
             Op::Reset => {
-                machine.reset(now);
+                machine.reset_at(now);
                 model.manual(State::Closed, now);
             }
             Op::Switch(to) => thread = to,
         }
 
         prop_assert_eq!(machine.state(), model.state, "step {}: state", step);
-        let metrics = machine.metrics(now);
+        let metrics = machine.metrics_at(now);
         let bounds = model.bounds(now);
         prop_assert_eq!(metrics.calls, bounds.calls, "step {}: calls", step);
         let within = |value: u64, (low, high): (u64, u64)| low <= value && value <= high;

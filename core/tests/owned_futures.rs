@@ -82,14 +82,14 @@ fn an_owned_retry_outlives_its_policy_and_refunds_when_dropped() {
     let budget = RetryBudget::builder()
         .ratio(1.0)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_attempts(3)
         .budget(budget.clone())
         .build()
         .unwrap();
-    budget.deposit_with(&timer);
+    budget.deposit_with(timer.clone());
     let call = spawnable(policy.run_owned(|| async { Err::<(), _>("refused") }));
     drop(policy);
     let waker = futures::task::noop_waker();

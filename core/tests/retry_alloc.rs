@@ -43,7 +43,7 @@ fn first_try_success_allocates_nothing_on_a_manual_timer() {
     let (out, allocs) = poll_once_counting((|| fetch()).retry(&policy));
     assert!(matches!(out, Poll::Ready(Ok(200))));
     assert_eq!(allocs, 0);
-    let (out, allocs) = poll_once_counting(policy.run_with_attempt(|_| fetch()));
+    let (out, allocs) = poll_once_counting(policy.run_numbered(|_| fetch()));
     assert!(matches!(out, Poll::Ready(Ok(200))));
     assert_eq!(allocs, 0);
     assert_eq!(timer.pending_sleeps(), 0);
@@ -52,7 +52,7 @@ fn first_try_success_allocates_nothing_on_a_manual_timer() {
 #[test]
 fn first_try_success_with_a_budget_allocates_nothing() {
     let timer = ManualTimer::new();
-    let budget = RetryBudget::builder().build_with(&timer).unwrap();
+    let budget = RetryBudget::builder().build_with(timer.clone()).unwrap();
     let policy = Retry::with_timer(timer.clone())
         .budget(budget.clone())
         .build()

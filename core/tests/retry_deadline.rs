@@ -68,7 +68,7 @@ proptest! {
         let t0 = timer.now();
         let log = RefCell::new(Vec::new()); // (attempt, start, end if finished)
         let t = timer.clone();
-        let result = timer.block_on(policy.run_with_attempt(|n| {
+        let result = timer.block_on(policy.run_numbered(|n| {
             let step = plan[(n as usize - 1) % plan.len()].clone();
             let t = t.clone();
             let log = &log;

@@ -36,7 +36,6 @@ pub(crate) fn from_core(py: Python<'_>, err: &tailguard::ConfigError) -> PyErr {
         "time_window.buckets" => "time_window_buckets",
         "slow_calls.duration" => "slow_call_duration",
         "slow_calls.rate" => "slow_call_rate",
-        "open_durations" => "open_duration",
         "adaptive_delay" => "delay",
         other => other,
     };

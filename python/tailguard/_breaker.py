@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import functools
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar
 
 from tailguard import _native
 from tailguard._native import Backoff, BreakerPermit, BreakerTransition, ManualClock
@@ -39,8 +39,8 @@ class CircuitBreaker(_native.CircuitBreaker):
     Settings (all optional): ``failure_rate`` (0.5) over a ``window`` of the last 100 calls or a
     ``time_window`` in seconds (with ``time_window_buckets``), judged after ``minimum_calls``
     (20); ``consecutive_failures``; ``slow_call_duration`` and ``slow_call_rate``;
-    ``open_duration`` (seconds, or a :class:`~tailguard.Backoff` of growing durations; default 10 s
-    doubling with each failed probe round up to 5 min, with equal jitter: each opening lasts
+    ``open_duration`` (seconds, the same every time) or ``open_backoff`` (a
+    :class:`~tailguard.Backoff` of growing durations; default 10 s doubling with each failed probe round up to 5 min, with equal jitter: each opening lasts
     between half and all of that, so the first lasts 5 to 10 s and a fleet of breakers that
     opened together probes at different times); ``half_open_calls`` (5),
     ``half_open_success_rate`` (1.0), ``half_open_timeout`` (60 s); ``on_transition`` (a
@@ -58,7 +58,8 @@ class CircuitBreaker(_native.CircuitBreaker):
         time_window_buckets: Optional[int] = None,
         minimum_calls: Optional[int] = None,
         consecutive_failures: Optional[int] = None,
-        open_duration: Union[_Seconds, Backoff, None] = None,
+        open_duration: Optional[_Seconds] = None,
+        open_backoff: Optional[Backoff] = None,
         half_open_calls: Optional[int] = None,
         half_open_success_rate: Optional[_Number] = None,
         half_open_timeout: Optional[_Seconds] = None,

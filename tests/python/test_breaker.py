@@ -87,7 +87,7 @@ def test_half_open_admits_exactly_the_probes_then_closes() -> None:
 
 def test_a_failed_probe_reopens() -> None:
     clock = ManualClock()
-    breaker = make(clock, open_duration=tg.Backoff.exponential(10, jitter="none"))
+    breaker = make(clock, open_duration=None, open_backoff=tg.Backoff.exponential(10, jitter="none"))
     trip(breaker, 4)
     with pytest.raises(tg.CircuitOpenError) as first:
         breaker.call(lambda: None)
@@ -370,7 +370,14 @@ def test_rule_opens_exactly_when_the_window_rate_is_reached(outcomes: list[bool]
         ({"slow_call_duration": 0, "slow_call_rate": 0.5}, "slow_call_duration", ValueError),
         ({"slow_call_duration": 1.0, "slow_call_rate": 0}, "slow_call_rate", ValueError),
         ({"window": 10, "minimum_calls": 11}, "minimum_calls", ValueError),
-        ({"open_duration": tg.Backoff.exponential(5.0)}, "open_duration", ValueError),
+        ({"open_backoff": tg.Backoff.exponential(5.0)}, "open_backoff", ValueError),
+        ({"open_duration": tg.Backoff.exponential(5.0)}, "open_duration", TypeError),
+        ({"open_backoff": 5.0}, "open_backoff", TypeError),
+        (
+            {"open_duration": 5.0, "open_backoff": tg.Backoff.constant(1.0, jitter="none")},
+            "open_backoff",
+            ValueError,
+        ),
         ({"stripes": 3}, "stripes", ValueError),
         ({"on": 5}, "on", TypeError),
         ({"on_transition": 5}, "on_transition", TypeError),
@@ -383,8 +390,8 @@ def test_bad_settings_name_the_parameter(
         tg.CircuitBreaker(**settings)  # type: ignore[arg-type]
 
 
-def test_a_backoff_open_duration_needs_a_jitter_that_cannot_draw_zero() -> None:
+def test_an_open_backoff_needs_a_jitter_that_cannot_draw_zero() -> None:
     with pytest.raises(ValueError, match='jitter="equal"'):
-        tg.CircuitBreaker(open_duration=tg.Backoff.exponential(5.0, jitter="full"))
-    breaker = tg.CircuitBreaker(open_duration=tg.Backoff.exponential(5.0, jitter="equal"))
+        tg.CircuitBreaker(open_backoff=tg.Backoff.exponential(5.0, jitter="full"))
+    breaker = tg.CircuitBreaker(open_backoff=tg.Backoff.exponential(5.0, jitter="equal"))
     assert breaker.state == "closed"

@@ -136,7 +136,7 @@ def test_a_seeded_backoff_gives_the_first_call_the_delays_take_shows() -> None:
     # A breaker's open durations follow take(n) too.
     clock = ManualClock()
     durations = tg.Backoff.exponential(1.0, jitter="equal", seed=3)
-    breaker = tg.CircuitBreaker(consecutive_failures=1, open_duration=durations, clock=clock)
+    breaker = tg.CircuitBreaker(consecutive_failures=1, open_backoff=durations, clock=clock)
     with pytest.raises(ZeroDivisionError):
         breaker.call(lambda: 1 / 0)
     assert breaker.metrics().open_for == pytest.approx(durations.take(1)[0])

@@ -90,8 +90,8 @@ def test_breaker_constructor(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> 
             "half_open_timeout": st.floats(0.001, 100.0),
             "slow_call_duration": st.floats(1e-9, 10.0),
             "stripes": st.sampled_from([0, 1, 2, 64]),
-            "open_duration": st.one_of(
-                st.floats(0.001, 100.0),
+            "open_duration": st.floats(0.001, 100.0),
+            "open_backoff": st.one_of(
                 st.builds(
                     lambda base, jitter: tg.Backoff.exponential(base, jitter=jitter),
                     st.floats(1e-6, 10.0),

@@ -64,7 +64,7 @@ async fn scenario<T: Timer>(timer: T) {
             i
         }
     });
-    let deadline = Deadline::after_with(&timer, Duration::from_millis(30));
+    let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(30));
     let results = scatter_gather_with(timer.clone(), legs, deadline).await;
     assert_eq!(results, vec![Ok(0), Ok(1), Err(Elapsed::new()), Ok(3)]);
 

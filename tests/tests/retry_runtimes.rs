@@ -33,7 +33,7 @@ async fn flaky_then_ok<T: Timer>(timer: T) -> (u32, Duration) {
     let calls = AtomicU32::new(0);
     let start = Instant::now();
     let attempts = policy
-        .run_with_attempt(|attempt| {
+        .run_numbered(|attempt| {
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 if attempt < 3 {
@@ -140,7 +140,7 @@ fn futures_thread_pool_shares_one_budget() {
             let policy = policy.clone();
             pool.spawn_with_handle(async move {
                 policy
-                    .run_with_attempt(|attempt| async move {
+                    .run_numbered(|attempt| async move {
                         if attempt < 3 {
                             Err(attempt)
                         } else {

@@ -35,10 +35,10 @@ async fn scenarios<T: Timer>(timer: T) {
     assert!(inner.timeout_with(timer.clone(), GENEROUS).await.is_ok());
 
     // Nested deadlines share one budget.
-    let request = Deadline::after_with(&timer, Duration::from_millis(60));
+    let request = Deadline::after_with(timer.clone(), Duration::from_millis(60));
     let mut steps = 0;
     while request
-        .child_with(&timer, GENEROUS)
+        .child_with(timer.clone(), GENEROUS)
         .run_with(timer.clone(), timer.sleep(SHORT))
         .await
         .is_ok()
@@ -63,7 +63,7 @@ async fn scenarios<T: Timer>(timer: T) {
         signal.await;
         "stopped"
     });
-    let drain = tracker.graceful_with(&timer, GENEROUS);
+    let drain = tracker.graceful_with(timer.clone(), GENEROUS);
     shutdown.trigger();
     let (stopped, drained) = futures::join!(worker, drain);
     assert_eq!(stopped, "stopped");
@@ -71,7 +71,10 @@ async fn scenarios<T: Timer>(timer: T) {
 
     // A stuck task makes the drain report it.
     let _stuck = tracker.track();
-    let err = tracker.graceful_with(&timer, SHORT).await.unwrap_err();
+    let err = tracker
+        .graceful_with(timer.clone(), SHORT)
+        .await
+        .unwrap_err();
     assert_eq!(err.remaining, 1);
 }
 

@@ -86,7 +86,7 @@ impl<T: Timer> CircuitBreaker<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        self.call_with(
+        self.call_classified(
             |result: &Result<R, E>| match result {
                 Ok(_) => Outcome::Success,
                 Err(_) => Outcome::Failure,
@@ -154,13 +154,13 @@ impl<T: Timer> CircuitBreaker<T> {
     ///     Err(ApiError::Unavailable) => Outcome::Failure,
     /// };
     /// let result = futures::executor::block_on(
-    ///     breaker.call_with(classify, || async { Err(ApiError::BadRequest) }),
+    ///     breaker.call_classified(classify, || async { Err(ApiError::BadRequest) }),
     /// );
     /// assert_eq!(result, Err(CallError::Inner(ApiError::BadRequest)));
     /// assert_eq!(breaker.metrics().calls, 0);
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub async fn call_with<C, F, Fut, R, E>(
+    pub async fn call_classified<C, F, Fut, R, E>(
         &self,
         classify: C,
         operation: F,

@@ -39,7 +39,7 @@ enum WindowSpec {
 /// | [`time_window`](Self::time_window) | — | duration ≥ 1 ns per bucket, 1 ..= 1000 buckets |
 /// | [`minimum_calls`](Self::minimum_calls) | 20 (or the count window, if smaller) | ≥ 1, ≤ a count window |
 /// | [`consecutive_failures`](Self::consecutive_failures) | off | ≥ 1 |
-/// | [`open_duration`](Self::open_duration) / [`open_durations`](Self::open_durations) | 10 s doubling to 5 min, equal jitter | > 0; a [`Backoff`] without full jitter |
+/// | [`open_duration`](Self::open_duration) / [`open_backoff`](Self::open_backoff) | 10 s doubling to 5 min, equal jitter | > 0; a [`Backoff`] without full jitter |
 /// | [`half_open_calls`](Self::half_open_calls) | 5 | 1 ..= 10,000 |
 /// | [`half_open_success_rate`](Self::half_open_success_rate) | 1.0 | (0, 1] |
 /// | [`half_open_timeout`](Self::half_open_timeout) | 60 s | > 0 |
@@ -156,7 +156,7 @@ impl CircuitBreakerBuilder {
 
     /// Stays open for the same `duration` every time (no growth, no jitter). Must be greater
     /// than zero. For durations that grow with each failed probe round, use
-    /// [`open_durations`](Self::open_durations).
+    /// [`open_backoff`](Self::open_backoff).
     pub fn open_duration(mut self, duration: Duration) -> Self {
         self.open_durations = Some(open_duration::fixed(duration));
         self
@@ -192,17 +192,17 @@ impl CircuitBreakerBuilder {
     ///     .max_delay(Duration::from_secs(120))
     ///     .jitter(Jitter::Equal)
     ///     .build()?;
-    /// let breaker = CircuitBreaker::builder().open_durations(backoff).build_with(ManualTimer::new())?;
+    /// let breaker = CircuitBreaker::builder().open_backoff(backoff).build_with(ManualTimer::new())?;
     ///
     /// // Full jitter could keep the breaker open for no time at all.
     /// let full = Backoff::exponential(Duration::from_secs(5)).jitter(Jitter::Full).build()?;
-    /// let err = CircuitBreaker::builder().open_durations(full).build_with(ManualTimer::new());
-    /// assert_eq!(err.unwrap_err().field(), "open_durations");
+    /// let err = CircuitBreaker::builder().open_backoff(full).build_with(ManualTimer::new());
+    /// assert_eq!(err.unwrap_err().field(), "open_backoff");
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub fn open_durations(mut self, backoff: Backoff) -> Self {
+    pub fn open_backoff(mut self, backoff: Backoff) -> Self {
         self.open_durations =
-            Some(open_duration::check("open_durations", &backoff).map(|()| backoff));
+            Some(open_duration::check("open_backoff", &backoff).map(|()| backoff));
         self
     }
 
@@ -261,13 +261,13 @@ impl CircuitBreakerBuilder {
 
     /// Builds a breaker that reads time from `timer`.
     pub fn build_with<T: Timer>(self, timer: T) -> Result<CircuitBreaker<T>, ConfigError> {
-        let machine = self.build_state_machine(timer.now())?;
+        let machine = self.build_state_machine_at(timer.now())?;
         Ok(CircuitBreaker::from_state_machine(machine, timer))
     }
 
     /// Builds the bare sans-IO state machine, whose clock starts at `now`: you pass the time to
     /// every call. Use it to drive a breaker from another clock or language.
-    pub fn build_state_machine(self, now: Instant) -> Result<StateMachine, ConfigError> {
+    pub fn build_state_machine_at(self, now: Instant) -> Result<StateMachine, ConfigError> {
         let config = self.validate()?;
         let backoff = match self.open_durations {
             Some(backoff) => backoff?,
@@ -396,7 +396,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("half_open_success_rate", &self.half_open_success_rate)
             .field("half_open_timeout", &self.half_open_timeout)
             .field("stripes", &self.stripes)
-            .field("open_durations", &self.open_durations)
+            .field("open_backoff", &self.open_durations)
             .field("listener", &self.listener.is_some())
             .finish_non_exhaustive()
     }

@@ -102,23 +102,23 @@ impl<T: Timer> CircuitBreaker<T> {
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> Metrics {
-        self.machine.metrics(self.timer.now())
+        self.machine.metrics_at(self.timer.now())
     }
 
     /// Opens the breaker until [`reset`](Self::reset) or [`disable`](Self::disable).
     pub fn force_open(&self) {
-        self.machine.force_open(self.timer.now());
+        self.machine.force_open_at(self.timer.now());
     }
 
     /// Admits every call and keeps measuring, but never trips, until [`reset`](Self::reset) or
     /// [`force_open`](Self::force_open).
     pub fn disable(&self) {
-        self.machine.disable(self.timer.now());
+        self.machine.disable_at(self.timer.now());
     }
 
     /// Closes the breaker with an empty window and the open duration back at its start.
     pub fn reset(&self) {
-        self.machine.reset(self.timer.now());
+        self.machine.reset_at(self.timer.now());
     }
 
     /// The state machine behind the handle, to drive with explicit instants.

@@ -24,7 +24,7 @@ const DISABLED: u64 = State::Disabled.code();
 /// The consecutive-failure word: epoch (8 bits) | count (56 bits).
 const STREAK_MASK: u64 = (1 << 56) - 1;
 
-/// What a call did, as reported with [`StateMachine::record`] or
+/// What a call did, as reported with [`StateMachine::record_at`] or
 /// [`Permit::record`](super::Permit::record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -37,8 +37,8 @@ pub enum Outcome {
     Ignored,
 }
 
-/// Permission for one call, from [`StateMachine::try_acquire`]: hand it back with
-/// [`record`](StateMachine::record) or [`release`](StateMachine::release).
+/// Permission for one call, from [`StateMachine::try_acquire_at`]: hand it back with
+/// [`record_at`](StateMachine::record_at) or [`release`](StateMachine::release).
 ///
 /// A ticket is plain data with no destructor; [`Permit`](super::Permit) is the guard that
 /// releases on drop. A probe ticket that is never handed back is reclaimed (counted as failed)
@@ -112,7 +112,7 @@ impl std::error::Error for Rejected {}
 /// [`CircuitBreaker`](super::CircuitBreaker) wraps one with a [`Timer`](crate::time::Timer)
 /// and a permit guard; use the bare machine to drive a breaker from another clock (a
 /// simulation, another language's event loop). Build it with
-/// [`CircuitBreakerBuilder::build_state_machine`](super::CircuitBreakerBuilder::build_state_machine).
+/// [`build_state_machine_at`](super::CircuitBreakerBuilder::build_state_machine_at).
 ///
 /// The instants you pass should not go backwards; if they do, nothing panics, the breaker just
 /// treats time as standing still.
@@ -126,19 +126,19 @@ impl std::error::Error for Rejected {}
 ///     .count_window(4)
 ///     .minimum_calls(4)
 ///     .open_duration(Duration::from_secs(30))
-///     .build_state_machine(start)?;
+///     .build_state_machine_at(start)?;
 ///
 /// for _ in 0..4 {
-///     let ticket = machine.try_acquire(start).unwrap();
-///     machine.record(ticket, Outcome::Failure, start);
+///     let ticket = machine.try_acquire_at(start).unwrap();
+///     machine.record_at(ticket, Outcome::Failure, start);
 /// }
 /// assert_eq!(machine.state(), State::Open);
-/// let rejected = machine.try_acquire(start + Duration::from_secs(10)).unwrap_err();
+/// let rejected = machine.try_acquire_at(start + Duration::from_secs(10)).unwrap_err();
 /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(20)));
 ///
 /// // After the open duration, one probe at a time (here: the default 5) tests the dependency.
 /// let later = start + Duration::from_secs(30);
-/// let probe = machine.try_acquire(later).unwrap();
+/// let probe = machine.try_acquire_at(later).unwrap();
 /// assert!(probe.is_probe());
 /// assert_eq!(machine.state(), State::HalfOpen);
 /// machine.release(probe); // dropped: counted as neither, its slot is free again
@@ -234,13 +234,13 @@ impl StateMachine {
     /// Closed or disabled: admitted, without locking. Open: rejected until the open duration
     /// has passed, then the breaker turns half-open. Half-open: admitted as a probe while the
     /// round has room. Forced open: rejected.
-    pub fn try_acquire(&self, now: Instant) -> Result<Ticket, Rejected> {
+    pub fn try_acquire_at(&self, now: Instant) -> Result<Ticket, Rejected> {
         self.acquire_with(&|| now)
     }
 
     /// Reports what the call of `ticket` did, at `now`. A ticket issued before the breaker last
     /// changed state is ignored: its call was made under other rules.
-    pub fn record(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
+    pub fn record_at(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
         self.record_with(ticket, outcome, &|| now);
     }
 
@@ -260,7 +260,7 @@ impl StateMachine {
     }
 
     /// A snapshot of the counters at `now`.
-    pub fn metrics(&self, now: Instant) -> Metrics {
+    pub fn metrics_at(&self, now: Instant) -> Metrics {
         let (since, open_until, epoch, probes_in_flight) = {
             let control = self.lock();
             (
@@ -305,20 +305,20 @@ impl StateMachine {
         }
     }
 
-    /// Opens the breaker until [`reset`](Self::reset) or [`disable`](Self::disable).
-    pub fn force_open(&self, now: Instant) {
+    /// Opens the breaker until [`reset_at`](Self::reset_at) or [`disable_at`](Self::disable_at).
+    pub fn force_open_at(&self, now: Instant) {
         self.manual(State::ForcedOpen, now);
     }
 
-    /// Admits every call and keeps measuring, but never trips, until [`reset`](Self::reset)
-    /// or [`force_open`](Self::force_open).
-    pub fn disable(&self, now: Instant) {
+    /// Admits every call and keeps measuring, but never trips, until
+    /// [`reset_at`](Self::reset_at) or [`force_open_at`](Self::force_open_at).
+    pub fn disable_at(&self, now: Instant) {
         self.manual(State::Disabled, now);
     }
 
     /// Closes the breaker with an empty window and the open duration back at its start.
     /// Permits issued before the reset no longer count.
-    pub fn reset(&self, now: Instant) {
+    pub fn reset_at(&self, now: Instant) {
         self.manual(State::Closed, now);
     }
 
@@ -337,7 +337,7 @@ impl StateMachine {
     // -----------------------------------------------------------------------------------------
     // Acquire
 
-    /// `try_acquire`, reading the clock only when it must: a closed breaker that does not
+    /// `try_acquire_at`, reading the clock only when it must: a closed breaker that does not
     /// time its calls never does.
     #[inline(always)]
     pub(crate) fn acquire_with(&self, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
@@ -518,7 +518,7 @@ impl StateMachine {
     // -----------------------------------------------------------------------------------------
     // Record
 
-    /// `record`, reading the clock only when it must.
+    /// `record_at`, reading the clock only when it must.
     #[inline(always)]
     pub(crate) fn record_with(
         &self,
@@ -810,7 +810,7 @@ mod tests {
     const SEC: Duration = Duration::from_secs(1);
 
     fn machine(builder: CircuitBreakerBuilder, start: Instant) -> StateMachine {
-        builder.stripes(1).build_state_machine(start).unwrap()
+        builder.stripes(1).build_state_machine_at(start).unwrap()
     }
 
     fn small() -> CircuitBreakerBuilder {
@@ -824,8 +824,8 @@ mod tests {
     }
 
     fn call(machine: &StateMachine, outcome: Outcome, now: Instant) {
-        let ticket = machine.try_acquire(now).expect("admitted");
-        machine.record(ticket, outcome, now);
+        let ticket = machine.try_acquire_at(now).expect("admitted");
+        machine.record_at(ticket, outcome, now);
     }
 
     fn trip(machine: &StateMachine, now: Instant) {
@@ -854,21 +854,21 @@ mod tests {
         let t0 = Instant::now();
         let m = machine(small(), t0);
         trip(&m, t0);
-        let rejected = m.try_acquire(t0 + 4 * SEC).unwrap_err();
+        let rejected = m.try_acquire_at(t0 + 4 * SEC).unwrap_err();
         assert_eq!(rejected.state(), State::Open);
         assert_eq!(rejected.retry_after(), Some(6 * SEC));
         let t1 = t0 + 10 * SEC;
-        let a = m.try_acquire(t1).unwrap();
-        let b = m.try_acquire(t1).unwrap();
+        let a = m.try_acquire_at(t1).unwrap();
+        let b = m.try_acquire_at(t1).unwrap();
         assert!(a.is_probe() && b.is_probe());
-        let full = m.try_acquire(t1 + SEC).unwrap_err();
+        let full = m.try_acquire_at(t1 + SEC).unwrap_err();
         assert_eq!(full.state(), State::HalfOpen);
         assert_eq!(full.retry_after(), Some(4 * SEC));
-        m.record(a, Outcome::Success, t1);
+        m.record_at(a, Outcome::Success, t1);
         assert_eq!(m.state(), State::HalfOpen);
-        m.record(b, Outcome::Success, t1);
+        m.record_at(b, Outcome::Success, t1);
         assert_eq!(m.state(), State::Closed);
-        assert_eq!(m.metrics(t1).calls, 0, "closing starts a fresh window");
+        assert_eq!(m.metrics_at(t1).calls, 0, "closing starts a fresh window");
     }
 
     #[test]
@@ -879,13 +879,16 @@ mod tests {
             .jitter(crate::backoff::Jitter::None)
             .build()
             .unwrap();
-        let m = machine(small().open_durations(policy), t0);
+        let m = machine(small().open_backoff(policy), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
-        let probe = m.try_acquire(t1).unwrap();
-        m.record(probe, Outcome::Failure, t1);
+        let probe = m.try_acquire_at(t1).unwrap();
+        m.record_at(probe, Outcome::Failure, t1);
         assert_eq!(m.state(), State::Open);
-        assert_eq!(m.try_acquire(t1).unwrap_err().retry_after(), Some(20 * SEC));
+        assert_eq!(
+            m.try_acquire_at(t1).unwrap_err().retry_after(),
+            Some(20 * SEC)
+        );
         // Closing starts the sequence over.
         let t2 = t1 + 20 * SEC;
         for _ in 0..2 {
@@ -893,7 +896,10 @@ mod tests {
         }
         assert_eq!(m.state(), State::Closed);
         trip(&m, t2);
-        assert_eq!(m.try_acquire(t2).unwrap_err().retry_after(), Some(10 * SEC));
+        assert_eq!(
+            m.try_acquire_at(t2).unwrap_err().retry_after(),
+            Some(10 * SEC)
+        );
     }
 
     #[test]
@@ -902,13 +908,13 @@ mod tests {
         let m = machine(small(), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
-        let a = m.try_acquire(t1).unwrap();
-        let b = m.try_acquire(t1).unwrap();
+        let a = m.try_acquire_at(t1).unwrap();
+        let b = m.try_acquire_at(t1).unwrap();
         m.release(a);
-        let c = m.try_acquire(t1).unwrap();
-        assert!(m.try_acquire(t1).is_err());
-        m.record(b, Outcome::Success, t1);
-        m.record(c, Outcome::Success, t1);
+        let c = m.try_acquire_at(t1).unwrap();
+        assert!(m.try_acquire_at(t1).is_err());
+        m.record_at(b, Outcome::Success, t1);
+        m.record_at(c, Outcome::Success, t1);
         assert_eq!(m.state(), State::Closed);
     }
 
@@ -918,16 +924,16 @@ mod tests {
         let m = machine(small(), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
-        let lost = m.try_acquire(t1).unwrap();
-        let ok = m.try_acquire(t1).unwrap();
-        m.record(ok, Outcome::Success, t1);
+        let lost = m.try_acquire_at(t1).unwrap();
+        let ok = m.try_acquire_at(t1).unwrap();
+        m.record_at(ok, Outcome::Success, t1);
         // The lost probe is never handed back; 5 s later it counts as failed.
         let t2 = t1 + 5 * SEC;
-        let rejected = m.try_acquire(t2).unwrap_err();
+        let rejected = m.try_acquire_at(t2).unwrap_err();
         assert_eq!(rejected.state(), State::Open);
         assert_eq!(m.state(), State::Open);
         // Its late report is ignored.
-        m.record(lost, Outcome::Success, t2);
+        m.record_at(lost, Outcome::Success, t2);
         assert_eq!(m.state(), State::Open);
     }
 
@@ -937,7 +943,7 @@ mod tests {
         let m = machine(small().half_open_calls(4).half_open_success_rate(0.75), t0);
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
-        let probes: Vec<_> = (0..4).map(|_| m.try_acquire(t1).unwrap()).collect();
+        let probes: Vec<_> = (0..4).map(|_| m.try_acquire_at(t1).unwrap()).collect();
         let outcomes = [
             Outcome::Failure,
             Outcome::Success,
@@ -945,7 +951,7 @@ mod tests {
             Outcome::Success,
         ];
         for (probe, outcome) in probes.into_iter().zip(outcomes) {
-            m.record(probe, outcome, t1);
+            m.record_at(probe, outcome, t1);
         }
         assert_eq!(m.state(), State::Closed);
     }
@@ -954,7 +960,7 @@ mod tests {
     fn stale_permits_do_not_count() {
         let t0 = Instant::now();
         let m = machine(small(), t0);
-        let old: Vec<_> = (0..4).map(|_| m.try_acquire(t0).unwrap()).collect();
+        let old: Vec<_> = (0..4).map(|_| m.try_acquire_at(t0).unwrap()).collect();
         trip(&m, t0);
         let t1 = t0 + 10 * SEC;
         call(&m, Outcome::Success, t1);
@@ -962,10 +968,10 @@ mod tests {
         assert_eq!(m.state(), State::Closed);
         // Permits from the previous closed period fail now: ignored.
         for ticket in old {
-            m.record(ticket, Outcome::Failure, t1);
+            m.record_at(ticket, Outcome::Failure, t1);
         }
         assert_eq!(m.state(), State::Closed);
-        assert_eq!(m.metrics(t1).calls, 0);
+        assert_eq!(m.metrics_at(t1).calls, 0);
     }
 
     #[test]
@@ -973,11 +979,11 @@ mod tests {
         let t0 = Instant::now();
         let m = machine(small().slow_calls(2 * SEC, 0.5), t0);
         for _ in 0..4 {
-            let ticket = m.try_acquire(t0).unwrap();
-            m.record(ticket, Outcome::Success, t0 + 3 * SEC);
+            let ticket = m.try_acquire_at(t0).unwrap();
+            m.record_at(ticket, Outcome::Success, t0 + 3 * SEC);
         }
         assert_eq!(m.state(), State::Open);
-        assert_eq!(m.metrics(t0).slow_calls, 4);
+        assert_eq!(m.metrics_at(t0).slow_calls, 4);
     }
 
     #[test]
@@ -996,7 +1002,7 @@ mod tests {
         call(&m, Outcome::Failure, t0);
         call(&m, Outcome::Failure, t0);
         assert_eq!(m.state(), State::Closed);
-        assert_eq!(m.metrics(t0).consecutive_failures, 2);
+        assert_eq!(m.metrics_at(t0).consecutive_failures, 2);
         call(&m, Outcome::Failure, t0);
         assert_eq!(m.state(), State::Open);
     }
@@ -1013,7 +1019,7 @@ mod tests {
         call(&m, Outcome::Success, t1);
         call(&m, Outcome::Failure, t1);
         assert_eq!(m.state(), State::Closed);
-        assert_eq!(m.metrics(t1).calls, 3);
+        assert_eq!(m.metrics_at(t1).calls, 3);
         call(&m, Outcome::Failure, t1);
         assert_eq!(m.state(), State::Open);
     }
@@ -1022,21 +1028,21 @@ mod tests {
     fn forced_open_disabled_and_reset() {
         let t0 = Instant::now();
         let m = machine(small(), t0);
-        m.force_open(t0);
-        let rejected = m.try_acquire(t0 + 1000 * SEC).unwrap_err();
+        m.force_open_at(t0);
+        let rejected = m.try_acquire_at(t0 + 1000 * SEC).unwrap_err();
         assert_eq!(
             (rejected.state(), rejected.retry_after()),
             (State::ForcedOpen, None)
         );
-        m.disable(t0);
+        m.disable_at(t0);
         for _ in 0..10 {
             call(&m, Outcome::Failure, t0);
         }
         assert_eq!(m.state(), State::Disabled, "disabled never trips");
-        assert_eq!(m.metrics(t0).failures, 4, "but keeps measuring");
-        m.reset(t0);
+        assert_eq!(m.metrics_at(t0).failures, 4, "but keeps measuring");
+        m.reset_at(t0);
         assert_eq!(m.state(), State::Closed);
-        assert_eq!(m.metrics(t0).calls, 0);
+        assert_eq!(m.metrics_at(t0).calls, 0);
         trip(&m, t0);
     }
 
@@ -1047,7 +1053,7 @@ mod tests {
         for _ in 0..10 {
             call(&m, Outcome::Ignored, t0);
         }
-        assert_eq!(m.metrics(t0).calls, 0);
+        assert_eq!(m.metrics_at(t0).calls, 0);
     }
 
     #[test]
@@ -1056,9 +1062,9 @@ mod tests {
         let m = machine(small(), t0);
         trip(&m, t0);
         for _ in 0..3 {
-            assert!(m.try_acquire(t0).is_err());
+            assert!(m.try_acquire_at(t0).is_err());
         }
-        assert_eq!(m.metrics(t0).rejections, 3);
+        assert_eq!(m.metrics_at(t0).rejections, 3);
     }
 
     #[test]
@@ -1072,7 +1078,7 @@ mod tests {
             move |t: &Transition| {
                 // Calling back into the breaker from the listener must not deadlock.
                 if let Some(m) = machine_slot.lock().unwrap().as_ref() {
-                    let _ = m.metrics(t.at);
+                    let _ = m.metrics_at(t.at);
                     assert_eq!(m.state(), t.to);
                 }
                 seen.lock()
@@ -1086,8 +1092,8 @@ mod tests {
         let t1 = t0 + 10 * SEC;
         call(&m, Outcome::Success, t1);
         call(&m, Outcome::Success, t1);
-        m.force_open(t1);
-        m.reset(t1);
+        m.force_open_at(t1);
+        m.reset_at(t1);
         use Reason::*;
         use State::*;
         assert_eq!(
@@ -1107,15 +1113,15 @@ mod tests {
     fn time_going_backwards_does_not_panic() {
         let t0 = Instant::now() + 100 * SEC;
         let m = machine(small().time_window(10 * SEC, 5).slow_calls(SEC, 0.5), t0);
-        let ticket = m.try_acquire(t0).unwrap();
-        m.record(ticket, Outcome::Failure, t0 - 50 * SEC);
-        let _ = m.metrics(t0 - 100 * SEC);
+        let ticket = m.try_acquire_at(t0).unwrap();
+        m.record_at(ticket, Outcome::Failure, t0 - 50 * SEC);
+        let _ = m.metrics_at(t0 - 100 * SEC);
         for back in 1..10 {
-            if let Ok(ticket) = m.try_acquire(t0 - back * SEC) {
-                m.record(ticket, Outcome::Failure, t0 - 2 * back * SEC);
+            if let Ok(ticket) = m.try_acquire_at(t0 - back * SEC) {
+                m.record_at(ticket, Outcome::Failure, t0 - 2 * back * SEC);
             }
         }
         assert_eq!(m.state(), State::Open);
-        assert!(m.try_acquire(t0 - 90 * SEC).is_err());
+        assert!(m.try_acquire_at(t0 - 90 * SEC).is_err());
     }
 }

@@ -11,7 +11,7 @@
 //!   `consecutive_failures` failures in a row, if that is set. (A success never opens it.)
 //! * **Open**: calls are rejected at once with a hint of when to retry. The open duration is a
 //!   [`Backoff`](crate::backoff::Backoff)
-//!   ([`open_durations`](CircuitBreakerBuilder::open_durations); by default 10 s doubling to
+//!   ([`open_backoff`](CircuitBreakerBuilder::open_backoff); by default 10 s doubling to
 //!   5 min, with equal jitter so a fleet does not probe in lockstep) that moves on with each
 //!   failed probe round and starts over when the breaker closes.
 //! * **Half-open**: once the open duration has passed, exactly `half_open_calls` probes are

@@ -171,11 +171,11 @@ mod tests {
             .unwrap();
         for backoff in [zero, full, empty] {
             assert_eq!(
-                check("open_durations", &backoff).unwrap_err().field(),
-                "open_durations"
+                check("open_backoff", &backoff).unwrap_err().field(),
+                "open_backoff"
             );
         }
-        assert!(check("open_durations", &default_backoff()).is_ok());
+        assert!(check("open_backoff", &default_backoff()).is_ok());
         assert_eq!(fixed(Duration::ZERO).unwrap_err().field(), "open_duration");
         assert_eq!(fixed(Duration::MAX).unwrap_err().field(), "open_duration");
     }

@@ -40,7 +40,7 @@
 //!         }
 //!     })
 //! };
-//! let deadline = Deadline::after_with(&timer, Duration::from_millis(100));
+//! let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(100));
 //! let values = timer.block_on(scatter_gather_with(timer.clone(), (0..8).map(read), deadline));
 //! assert!(values.iter().all(|v| matches!(v, Ok(Ok(_)))));
 //! assert_eq!(timer.elapsed(), Duration::from_millis(12)); // not 1000

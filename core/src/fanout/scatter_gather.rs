@@ -49,7 +49,7 @@ where
 ///         ms
 ///     }
 /// };
-/// let deadline = Deadline::after_with(&timer, Duration::from_millis(50));
+/// let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(50));
 /// let results = timer.block_on(scatter_gather_with(
 ///     timer.clone(),
 ///     [shard(10), shard(900), shard(40)],

@@ -35,7 +35,7 @@ fn scatter_gather_returns_partial_results_in_order_at_the_deadline() {
     let timer = ManualTimer::new();
     let drops = Drops::default();
     let futures = [30, 5, 500, 50, 10].map(|t| call::<u64, ()>(&timer, &drops, t, Ok(t)));
-    let deadline = Deadline::after_with(&timer, ms(50));
+    let deadline = Deadline::after_with(timer.clone(), ms(50));
     let results = timer.block_on(scatter_gather_with(timer.clone(), futures, deadline));
     assert_eq!(
         results,
@@ -59,7 +59,7 @@ fn scatter_gather_returns_as_soon_as_all_are_done() {
     let futures: Vec<_> = (1..=20)
         .map(|t| call::<u64, ()>(&timer, &drops, t, Ok(t)))
         .collect();
-    let deadline = Deadline::after_with(&timer, Duration::from_secs(60));
+    let deadline = Deadline::after_with(timer.clone(), Duration::from_secs(60));
     let results = timer.block_on(scatter_gather_with(timer.clone(), futures, deadline));
     assert_eq!(timer.elapsed(), ms(20));
     assert!(results.iter().all(|r| r.is_ok()));
@@ -69,7 +69,7 @@ fn scatter_gather_returns_as_soon_as_all_are_done() {
 #[test]
 fn scatter_gather_of_ready_futures_touches_no_timer() {
     let timer = ManualTimer::new();
-    let deadline = Deadline::after_with(&timer, ms(10));
+    let deadline = Deadline::after_with(timer.clone(), ms(10));
     let mut gather = pin!(scatter_gather_with(
         timer.clone(),
         (0..100).map(|i| async move { i }),
@@ -103,7 +103,7 @@ fn scatter_gather_past_its_deadline_still_takes_what_is_ready() {
 #[test]
 fn scatter_gather_of_nothing_is_empty() {
     let timer = ManualTimer::new();
-    let deadline = Deadline::after_with(&timer, ms(1));
+    let deadline = Deadline::after_with(timer.clone(), ms(1));
     let none: Vec<std::future::Ready<u8>> = Vec::new();
     assert!(timer
         .block_on(scatter_gather_with(timer.clone(), none, deadline))
@@ -118,7 +118,7 @@ fn dropping_a_scatter_gather_cancels_everything() {
         let futures: Vec<_> = (1..=10)
             .map(|t| call::<u64, ()>(&timer, &drops, t * 100, Ok(t)))
             .collect();
-        let deadline = Deadline::after_with(&timer, Duration::from_secs(5));
+        let deadline = Deadline::after_with(timer.clone(), Duration::from_secs(5));
         let mut gather = pin!(scatter_gather_with(timer.clone(), futures, deadline));
         let waker = noop_waker();
         assert!(gather

@@ -226,12 +226,12 @@ impl RetryBudget {
     }
 
     /// [`deposit_at`](RetryBudget::deposit_at) `timer`'s now.
-    pub fn deposit_with<T: Timer>(&self, timer: &T) {
+    pub fn deposit_with<T: Timer>(&self, timer: T) {
         self.deposit_at(timer.now());
     }
 
     /// [`try_withdraw_at`](RetryBudget::try_withdraw_at) `timer`'s now.
-    pub fn try_withdraw_with<T: Timer>(&self, timer: &T) -> bool {
+    pub fn try_withdraw_with<T: Timer>(&self, timer: T) -> bool {
         self.try_withdraw_at(timer.now())
     }
 
@@ -360,7 +360,7 @@ impl RetryBudgetBuilder {
     /// # Errors
     ///
     /// See [`build_at`](RetryBudgetBuilder::build_at).
-    pub fn build_with<T: Timer>(self, timer: &T) -> Result<RetryBudget, ConfigError> {
+    pub fn build_with<T: Timer>(self, timer: T) -> Result<RetryBudget, ConfigError> {
         self.build_at(timer.now())
     }
 

@@ -3,7 +3,7 @@
 //! A [`Retry`] policy says how many attempts a call may make, how long it may take in all, which
 //! errors are worth another try, how long to wait in between (a [`Backoff`](crate::backoff)), and
 //! which [`RetryBudget`] its retries draw from. Run an operation under it with
-//! [`Retry::run`], [`Retry::run_with_attempt`], or the [`Retryable`] extension (these borrow the
+//! [`Retry::run`], [`Retry::run_numbered`], or the [`Retryable`] extension (these borrow the
 //! policy; [`Retry::run_owned`] makes a future that owns a clone of it, to spawn as a task):
 //!
 //! ```

@@ -184,7 +184,7 @@ impl fmt::Debug for RetryConfig {
 ///
 /// Build one with [`Retry::builder`] (on the [`DefaultTimer`]) or [`Retry::with_timer`], keep it,
 /// and run operations under it with [`run`](Retry::run),
-/// [`run_with_attempt`](Retry::run_with_attempt) or the [`Retryable`](super::Retryable)
+/// [`run_numbered`](Retry::run_numbered) or the [`Retryable`](super::Retryable)
 /// extension; to spawn the call as a task of its own, [`run_owned`](Retry::run_owned). See the
 /// [module documentation](super).
 ///

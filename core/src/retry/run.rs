@@ -43,7 +43,7 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         C: Classify<Fut::Error>,
         H: OnRetry<Fut::Error>,
     {
-        self.run_with_attempt(move |_| op())
+        self.run_numbered(move |_| op())
     }
 
     /// Like [`run`](Retry::run), but `op` receives the attempt number, counting from 1 (to log
@@ -55,13 +55,13 @@ impl<T: Timer, C, H> Retry<T, C, H> {
     ///
     /// let timer = ManualTimer::new();
     /// let policy = Retry::with_timer(timer.clone()).max_attempts(4).build()?;
-    /// let out = timer.block_on(policy.run_with_attempt(|attempt| async move {
+    /// let out = timer.block_on(policy.run_numbered(|attempt| async move {
     ///     if attempt < 4 { Err(attempt) } else { Ok("fourth time lucky") }
     /// }));
     /// assert_eq!(out, Ok("fourth time lucky"));
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub fn run_with_attempt<Op, Fut>(&self, op: Op) -> RetryFuture<'_, T, C, H, Op, Fut>
+    pub fn run_numbered<Op, Fut>(&self, op: Op) -> RetryFuture<'_, T, C, H, Op, Fut>
     where
         Op: FnMut(u32) -> Fut,
         Fut: TryFuture,
@@ -115,12 +115,12 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         Op: FnMut() -> Fut,
         Fut: TryFuture,
     {
-        self.run_with_attempt_owned(move |_| op())
+        self.run_numbered_owned(move |_| op())
     }
 
-    /// Like [`run_with_attempt`](Retry::run_with_attempt), owning a clone of the policy; see
+    /// Like [`run_numbered`](Retry::run_numbered), owning a clone of the policy; see
     /// [`run_owned`](Retry::run_owned).
-    pub fn run_with_attempt_owned<Op, Fut>(
+    pub fn run_numbered_owned<Op, Fut>(
         &self,
         op: Op,
     ) -> impl Future<Output = Result<Fut::Ok, RetryError<Fut::Error>>>
@@ -133,7 +133,7 @@ impl<T: Timer, C, H> Retry<T, C, H> {
         let policy = self.clone();
         // The borrowing future, kept next to the clone it borrows from: an async block may
         // hold a reference to its own local.
-        async move { policy.run_with_attempt(op).await }
+        async move { policy.run_numbered(op).await }
     }
 }
 
@@ -245,7 +245,7 @@ where
             match fut.try_poll(cx) {
                 Poll::Ready(Ok(value)) => {
                     if this.state.needs_clock_on_success() {
-                        this.state.on_success(this.state.get_ref().timer.now());
+                        this.state.on_success_at(this.state.get_ref().timer.now());
                     }
                     *this.phase = Phase::Done;
                     return Poll::Ready(Ok(value));
@@ -293,7 +293,7 @@ where
                     let failure = match polled {
                         Poll::Ready(Ok(value)) => {
                             if this.state.needs_clock_on_success() {
-                                this.state.on_success(timer.now());
+                                this.state.on_success_at(timer.now());
                             }
                             this.attempt.set(None);
                             *this.sleep = None;
@@ -318,7 +318,7 @@ where
                         AttemptError::Failed(error) => policy.classifier.classify(error),
                         AttemptError::TimedOut(_) => this.state.config().on_timeout(),
                     };
-                    match this.state.on_failure(now, decision) {
+                    match this.state.on_failure_at(now, decision) {
                         Next::Retry(delay) => {
                             policy.hook.on_retry(&RetryEvent {
                                 attempt: this.state.attempts(),
@@ -330,8 +330,8 @@ where
                                 // sleep or another look at the clock.
                                 let number = this
                                     .state
-                                    .begin_attempt(now)
-                                    .expect("on_failure checked the deadline at `now`");
+                                    .begin_attempt_at(now)
+                                    .expect("on_failure_at checked the deadline at `now`");
                                 this.attempt.set(Some((this.op)(number)));
                                 *this.phase = Phase::Attempt { armed: false };
                             } else {
@@ -354,7 +354,7 @@ where
                                 reason,
                                 failure,
                                 this.state.attempts(),
-                                this.state.elapsed(now),
+                                this.state.elapsed_at(now),
                             )));
                         }
                     }
@@ -363,7 +363,7 @@ where
                     let sleep = this.sleep.as_mut().expect("backoff sleep");
                     ready!(Pin::new(sleep).poll(cx));
                     let now = timer.now();
-                    match this.state.begin_attempt(now) {
+                    match this.state.begin_attempt_at(now) {
                         Ok(number) => {
                             this.attempt.set(Some((this.op)(number)));
                             *this.phase = Phase::Attempt { armed: false };
@@ -378,7 +378,7 @@ where
                                 reason,
                                 last,
                                 this.state.attempts(),
-                                this.state.elapsed(now),
+                                this.state.elapsed_at(now),
                             )));
                         }
                     }
@@ -396,7 +396,7 @@ fn arm_attempt_limit<T: Timer, R: Borrow<RetryConfig>>(
     state: &mut RetryState<R>,
     sleep: &mut Option<T::Sleep>,
 ) {
-    match state.attempt_deadline(timer.now()) {
+    match state.attempt_deadline_at(timer.now()) {
         Some(limit) => set_sleep(timer, sleep, limit),
         None => *sleep = None,
     }

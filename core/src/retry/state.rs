@@ -39,9 +39,9 @@ pub enum Next {
 /// let mut now = Instant::now();
 /// let mut delays = Vec::new();
 /// loop {
-///     let attempt = state.begin_attempt(now).unwrap();
+///     let attempt = state.begin_attempt_at(now).unwrap();
 ///     // ... make attempt number `attempt`; suppose it fails with a transient error:
-///     match state.on_failure(now, Decision::Retry) {
+///     match state.on_failure_at(now, Decision::Retry) {
 ///         Next::Retry(delay) => {
 ///             delays.push(delay);
 ///             now += delay; // sleep
@@ -65,15 +65,16 @@ pub enum Next {
 ///   `max_retry_after` (the backoff still counts the retry).
 /// - Give up with [`DeadlineExceeded`](GaveUp::DeadlineExceeded) if the next attempt would
 ///   start at or after the deadline: the loop never sleeps past it. An attempt's own time limit
-///   is capped by the deadline ([`attempt_deadline`](RetryState::attempt_deadline)), and
-///   [`begin_attempt`](RetryState::begin_attempt) refuses to start one at or after it.
+///   is capped by the deadline ([`attempt_deadline_at`](RetryState::attempt_deadline_at)), and
+///   [`begin_attempt_at`](RetryState::begin_attempt_at) refuses to start one at or after it.
 /// - Then, with a budget, give up with [`BudgetExhausted`](GaveUp::BudgetExhausted) if it refuses
 ///   the retry. A granted retry that is never made (the state is dropped first, or the deadline
 ///   passed during the sleep) is refunded.
 ///
 /// The call starts, for the deadline and the budget's deposit, at the first instant the state is
-/// given: [`begin_attempt`](RetryState::begin_attempt), [`start`](RetryState::start), or the first
-/// failure or success. An async loop can thus skip reading the clock until an attempt must wait.
+/// given: [`begin_attempt_at`](RetryState::begin_attempt_at), [`start_at`](RetryState::start_at),
+/// or the first failure or success. An async loop can thus skip reading the clock until an
+/// attempt must wait.
 pub struct RetryState<R: Borrow<RetryConfig>> {
     config: R,
     progress: Progress,
@@ -130,7 +131,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
 
     /// Marks the start of the call at `now` if not yet started: the deadline is set and the
     /// budget receives this call's deposit. Later calls do nothing.
-    pub fn start(&mut self, now: Instant) {
+    pub fn start_at(&mut self, now: Instant) {
         if self.progress.started.is_some() {
             return;
         }
@@ -146,8 +147,8 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// # Errors
     ///
     /// [`GaveUp::DeadlineExceeded`] as above; a retry granted by the budget is then refunded.
-    pub fn begin_attempt(&mut self, now: Instant) -> Result<u32, GaveUp> {
-        self.start(now);
+    pub fn begin_attempt_at(&mut self, now: Instant) -> Result<u32, GaveUp> {
+        self.start_at(now);
         if self.deadline().is_some_and(|deadline| now >= deadline) {
             self.refund();
             return Err(GaveUp::DeadlineExceeded);
@@ -170,8 +171,8 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
 
     /// The instant the current attempt must finish by, starting it at `now`: `now` plus the
     /// per-attempt timeout, capped by the call's deadline; `None` if neither is set.
-    pub fn attempt_deadline(&mut self, now: Instant) -> Option<Instant> {
-        self.start(now);
+    pub fn attempt_deadline_at(&mut self, now: Instant) -> Option<Instant> {
+        self.start_at(now);
         let own = self
             .config
             .borrow()
@@ -183,21 +184,21 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         }
     }
 
-    /// Whether [`on_success`](RetryState::on_success) needs the time: only when the call has not
-    /// started yet and a budget awaits its deposit.
+    /// Whether [`on_success_at`](RetryState::on_success_at) needs the time: only when the call
+    /// has not started yet and a budget awaits its deposit.
     pub fn needs_clock_on_success(&self) -> bool {
         self.progress.started.is_none() && self.config.borrow().budget.is_some()
     }
 
     /// The current attempt succeeded at `now`: the call is over (deposits if it had not yet).
-    pub fn on_success(&mut self, now: Instant) {
-        self.start(now);
+    pub fn on_success_at(&mut self, now: Instant) {
+        self.start_at(now);
     }
 
     /// The current attempt failed at `now`; `decision` is the classifier's verdict. Says whether
     /// to retry and after which delay; see the rules on [`RetryState`].
-    pub fn on_failure(&mut self, now: Instant, decision: Decision) -> Next {
-        self.start(now);
+    pub fn on_failure_at(&mut self, now: Instant, decision: Decision) -> Next {
+        self.start_at(now);
         let config = self.config.borrow();
         let requested = match decision {
             Decision::Stop => return Next::GiveUp(GaveUp::NotRetryable),
@@ -251,7 +252,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     }
 
     /// Time since the call started (zero if it has not).
-    pub fn elapsed(&self, now: Instant) -> Duration {
+    pub fn elapsed_at(&self, now: Instant) -> Duration {
         self.progress
             .started
             .map_or(Duration::ZERO, |start| now.saturating_duration_since(start))

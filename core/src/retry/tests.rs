@@ -75,7 +75,9 @@ fn first_try_success_reads_no_clock_and_creates_no_sleep() {
     assert_eq!(timer.sleeps.load(Ordering::SeqCst), 0);
 
     // With a budget, the one deposit reads the clock once, and still no sleep.
-    let budget = RetryBudget::builder().build_with(&timer.inner).unwrap();
+    let budget = RetryBudget::builder()
+        .build_with(timer.inner.clone())
+        .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .budget(budget)
         .build()
@@ -105,7 +107,7 @@ fn waits_exactly_the_backoff_delays() {
     let starts = RefCell::new(Vec::new());
     let t = timer.clone();
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             starts.borrow_mut().push((attempt, t.elapsed()));
             async { Err::<(), _>("down") }
         }))
@@ -201,7 +203,7 @@ fn the_attempt_timeout_is_capped_by_the_remaining_deadline() {
     let ends = RefCell::new(Vec::new());
     let t = timer.clone();
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             let t = t.clone();
             let ends = &ends;
             async move {
@@ -252,7 +254,7 @@ fn the_classifier_stops_and_paces() {
     let t = timer.clone();
     let starts = RefCell::new(Vec::new());
     let err = timer
-        .block_on(policy.run_with_attempt(|attempt| {
+        .block_on(policy.run_numbered(|attempt| {
             starts.borrow_mut().push(t.elapsed());
             let code = codes[attempt as usize - 1];
             async move { Err::<(), _>(code) }
@@ -283,8 +285,8 @@ fn on_retry_sees_attempt_error_and_delay() {
         })
         .build()
         .unwrap();
-    let out = timer
-        .block_on(policy.run_with_attempt(|n| async move { Err::<(), _>(format!("fail {n}")) }));
+    let out =
+        timer.block_on(policy.run_numbered(|n| async move { Err::<(), _>(format!("fail {n}")) }));
     assert!(out.is_err());
     assert_eq!(
         *seen.borrow(),
@@ -301,7 +303,7 @@ fn a_spent_budget_ends_the_loop() {
     let budget = RetryBudget::builder()
         .ratio(0.5)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_attempts(10)
@@ -329,7 +331,7 @@ fn a_retry_from_the_floor_is_refunded_to_the_floor() {
     let budget = RetryBudget::builder()
         .ratio(0.0)
         .min_per_second(1)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_attempts(3)
@@ -339,8 +341,11 @@ fn a_retry_from_the_floor_is_refunded_to_the_floor() {
         .unwrap();
     let mut state = RetryState::new(policy.config());
     let now = timer.now();
-    assert_eq!(state.begin_attempt(now), Ok(1));
-    assert_eq!(state.on_failure(now, Decision::Retry), Next::Retry(ms(50)));
+    assert_eq!(state.begin_attempt_at(now), Ok(1));
+    assert_eq!(
+        state.on_failure_at(now, Decision::Retry),
+        Next::Retry(ms(50))
+    );
     assert_eq!(
         budget.available_at(now),
         0,
@@ -384,7 +389,7 @@ fn dropping_mid_backoff_refunds_the_budget_and_leaves_no_sleep() {
     let budget = RetryBudget::builder()
         .ratio(1.0)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .backoff(exact(ms(100)))
@@ -438,7 +443,7 @@ fn the_state_refunds_when_the_sleep_overshoots_the_deadline() {
     let budget = RetryBudget::builder()
         .ratio(1.0)
         .min_per_second(0)
-        .build_with(&timer)
+        .build_with(timer.clone())
         .unwrap();
     let policy = Retry::with_timer(timer.clone())
         .max_elapsed(ms(100))
@@ -448,17 +453,20 @@ fn the_state_refunds_when_the_sleep_overshoots_the_deadline() {
         .unwrap();
     let t0 = timer.now();
     let mut state = RetryState::new(policy.config());
-    assert_eq!(state.begin_attempt(t0), Ok(1));
-    assert_eq!(state.on_failure(t0, Decision::Retry), Next::Retry(ms(90)));
+    assert_eq!(state.begin_attempt_at(t0), Ok(1));
+    assert_eq!(
+        state.on_failure_at(t0, Decision::Retry),
+        Next::Retry(ms(90))
+    );
     assert_eq!(budget.available_at(t0), 0);
     // A real timer woke late, past the deadline: no attempt, and the retry is refunded.
     assert_eq!(
-        state.begin_attempt(t0 + ms(100)),
+        state.begin_attempt_at(t0 + ms(100)),
         Err(GaveUp::DeadlineExceeded)
     );
     assert_eq!(budget.available_at(t0 + ms(100)), 1);
     assert_eq!(state.attempts(), 1);
-    assert_eq!(state.elapsed(t0 + ms(100)), ms(100));
+    assert_eq!(state.elapsed_at(t0 + ms(100)), ms(100));
 }
 
 #[test]

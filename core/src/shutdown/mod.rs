@@ -48,7 +48,7 @@
 //!     let stop = async {
 //!         t.sleep(Duration::from_millis(100)).await;
 //!         shutdown.trigger();
-//!         tracker.graceful_with(&t, Duration::from_secs(5)).await
+//!         tracker.graceful_with(t.clone(), Duration::from_secs(5)).await
 //!     };
 //!     futures::join!(run, stop)
 //! });

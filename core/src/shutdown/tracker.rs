@@ -100,7 +100,7 @@ impl TaskTracker {
     /// when the time ran out; that is the moment to cancel them.
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn graceful(&self, within: Duration) -> Graceful<DefaultTimer> {
-        self.graceful_with(&DefaultTimer::default(), within)
+        self.graceful_with(DefaultTimer::default(), within)
     }
 
     /// Waits at most `within`, on `timer`, for every task to finish. See
@@ -115,7 +115,7 @@ impl TaskTracker {
     /// let tracker = TaskTracker::new();
     /// let _stuck = tracker.track();
     /// let err = timer
-    ///     .block_on(tracker.graceful_with(&timer, Duration::from_secs(10)))
+    ///     .block_on(tracker.graceful_with(timer.clone(), Duration::from_secs(10)))
     ///     .unwrap_err();
     /// assert_eq!(err.remaining, 1);
     /// assert_eq!(
@@ -124,9 +124,9 @@ impl TaskTracker {
     ///      cancel it, give it a longer deadline, or make it watch the shutdown signal"
     /// );
     /// ```
-    pub fn graceful_with<T: Timer>(&self, timer: &T, within: Duration) -> Graceful<T> {
+    pub fn graceful_with<T: Timer>(&self, timer: T, within: Duration) -> Graceful<T> {
         Graceful {
-            wait: timeout_with(timer.clone(), within, self.wait()),
+            wait: timeout_with(timer, within, self.wait()),
             inner: self.inner.clone(),
         }
     }
@@ -291,7 +291,7 @@ mod tests {
             })
             .collect();
         assert_eq!(tracker.len(), 3);
-        let drain = tracker.graceful_with(&timer, Duration::from_secs(1));
+        let drain = tracker.graceful_with(timer.clone(), Duration::from_secs(1));
         let (_, drained) =
             timer.block_on(async { futures::join!(futures::future::join_all(jobs), drain) });
         assert_eq!(drained, Ok(()));
@@ -307,7 +307,7 @@ mod tests {
         let short = tracker.track_future(async move { t.sleep(Duration::from_millis(5)).await });
         let _stuck_a = tracker.track();
         let _stuck_b = tracker.track();
-        let drain = tracker.graceful_with(&timer, Duration::from_millis(100));
+        let drain = tracker.graceful_with(timer.clone(), Duration::from_millis(100));
         let (_, drained) = timer.block_on(async { futures::join!(short, drain) });
         assert_eq!(drained, Err(Unfinished { remaining: 2 }));
         assert!(drained.unwrap_err().to_string().contains("2 tasks"));
@@ -342,7 +342,7 @@ mod tests {
         let timer = ManualTimer::new();
         let tracker = TaskTracker::new();
         let _g = tracker.track();
-        let mut drain = Box::pin(tracker.graceful_with(&timer, Duration::from_secs(1)));
+        let mut drain = Box::pin(tracker.graceful_with(timer.clone(), Duration::from_secs(1)));
         let waker = noop_waker();
         assert!(drain
             .as_mut()

@@ -22,7 +22,7 @@ pub(super) fn guarded_call(
         Ok(value) => {
             breaker
                 .machine
-                .record(ticket, Outcome::Success, breaker.clock.now());
+                .record_at(ticket, Outcome::Success, breaker.clock.now());
             Ok(value.unbind())
         }
         Err(err) => {

@@ -123,7 +123,7 @@ impl CircuitBreaker {
     #[inline]
     fn acquire_ticket(&self, py: Python<'_>) -> PyResult<Ticket> {
         self.machine
-            .try_acquire(self.clock.now())
+            .try_acquire_at(self.clock.now())
             .map_err(|rejected| open_error(py, rejected))
     }
 
@@ -147,7 +147,7 @@ impl CircuitBreaker {
         };
         match outcome {
             Outcome::Ignored => self.machine.release(ticket),
-            outcome => self.machine.record(ticket, outcome, self.clock.now()),
+            outcome => self.machine.record_at(ticket, outcome, self.clock.now()),
         }
         Ok(())
     }
@@ -168,7 +168,7 @@ impl CircuitBreaker {
 #[pymethods]
 impl CircuitBreaker {
     #[new]
-    #[pyo3(signature = (*, failure_rate = None, window = None, time_window = None, time_window_buckets = None, minimum_calls = None, consecutive_failures = None, open_duration = None, half_open_calls = None, half_open_success_rate = None, half_open_timeout = None, slow_call_duration = None, slow_call_rate = None, on = None, on_transition = None, stripes = None, clock = None))]
+    #[pyo3(signature = (*, failure_rate = None, window = None, time_window = None, time_window_buckets = None, minimum_calls = None, consecutive_failures = None, open_duration = None, open_backoff = None, half_open_calls = None, half_open_success_rate = None, half_open_timeout = None, slow_call_duration = None, slow_call_rate = None, on = None, on_transition = None, stripes = None, clock = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -179,6 +179,7 @@ impl CircuitBreaker {
         minimum_calls: Option<&Bound<'_, PyAny>>,
         consecutive_failures: Option<&Bound<'_, PyAny>>,
         open_duration: Option<&Bound<'_, PyAny>>,
+        open_backoff: Option<&Bound<'_, PyAny>>,
         half_open_calls: Option<&Bound<'_, PyAny>>,
         half_open_success_rate: Option<&Bound<'_, PyAny>>,
         half_open_timeout: Option<&Bound<'_, PyAny>>,
@@ -243,23 +244,32 @@ impl CircuitBreaker {
                 u64::MAX,
             )?);
         }
-        if let Some(duration) = given(open_duration) {
-            if let Ok(backoff) = duration.cast::<Backoff>() {
-                builder = builder.open_durations(backoff.get().fresh());
-            } else {
-                let fixed = convert::seconds("open_duration", duration).map_err(|err| {
-                    if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
-                        convert::type_error(
-                            "open_duration",
-                            "a number of seconds, a timedelta or a tailguard.Backoff",
-                            duration,
-                        )
-                    } else {
-                        err
-                    }
-                })?;
-                builder = builder.open_duration(fixed);
+        match (given(open_duration), given(open_backoff)) {
+            (Some(_), Some(_)) => {
+                return Err(errors::config_error(
+                    py,
+                    "open_backoff",
+                    "give either `open_duration` (seconds) or `open_backoff` (a Backoff), not both",
+                ))
             }
+            (Some(duration), None) => {
+                if duration.cast::<Backoff>().is_ok() {
+                    return Err(convert::type_error(
+                        "open_duration",
+                        "a number of seconds or a timedelta (pass a tailguard.Backoff as \
+                         `open_backoff`)",
+                        duration,
+                    ));
+                }
+                builder = builder.open_duration(convert::seconds("open_duration", duration)?);
+            }
+            (None, Some(backoff)) => {
+                let backoff = backoff.cast::<Backoff>().map_err(|_| {
+                    convert::type_error("open_backoff", "a tailguard.Backoff", backoff)
+                })?;
+                builder = builder.open_backoff(backoff.get().fresh());
+            }
+            (None, None) => {}
         }
         if let Some(n) = given(half_open_calls) {
             builder = builder.half_open_calls(convert::u32_at_least("half_open_calls", n, 0)?);
@@ -319,7 +329,7 @@ impl CircuitBreaker {
             notify(&shared, transition);
         });
         let machine = builder
-            .build_state_machine(clock.now())
+            .build_state_machine_at(clock.now())
             .map_err(|e| errors::from_core(py, &e))?;
         Ok(CircuitBreaker {
             machine: Box::new(machine),
@@ -382,7 +392,7 @@ impl CircuitBreaker {
     /// A snapshot of the counters.
     fn metrics(&self) -> BreakerMetrics {
         let now = self.clock.now();
-        let m = self.machine.metrics(now);
+        let m = self.machine.metrics_at(now);
         BreakerMetrics {
             state: state_name(m.state),
             calls: m.calls,
@@ -402,18 +412,18 @@ impl CircuitBreaker {
 
     /// Opens the breaker until `reset()` or `disable()`.
     fn force_open(&self) {
-        self.machine.force_open(self.clock.now());
+        self.machine.force_open_at(self.clock.now());
     }
 
     /// Admits every call and keeps measuring, but never trips, until `reset()` or
     /// `force_open()`.
     fn disable(&self) {
-        self.machine.disable(self.clock.now());
+        self.machine.disable_at(self.clock.now());
     }
 
     /// Closes the breaker with an empty window and the open duration back at its start.
     fn reset(&self) {
-        self.machine.reset(self.clock.now());
+        self.machine.reset_at(self.clock.now());
     }
 
     /// Calls `listener(transition)` after every change of state, on the thread that caused it.
@@ -472,7 +482,7 @@ impl CircuitBreaker {
     }
 
     fn __repr__(&self) -> String {
-        let m = self.machine.metrics(self.clock.now());
+        let m = self.machine.metrics_at(self.clock.now());
         format!(
             "CircuitBreaker(state={:?}, calls={}, failures={})",
             state_name(m.state),

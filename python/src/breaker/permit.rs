@@ -37,7 +37,7 @@ impl BreakerPermit {
             let breaker = self.breaker.get();
             breaker
                 .machine
-                .record(ticket, Outcome::Success, breaker.clock.now());
+                .record_at(ticket, Outcome::Success, breaker.clock.now());
         }
     }
 
@@ -47,7 +47,7 @@ impl BreakerPermit {
             let breaker = self.breaker.get();
             breaker
                 .machine
-                .record(ticket, Outcome::Failure, breaker.clock.now());
+                .record_at(ticket, Outcome::Failure, breaker.clock.now());
         }
     }
 

@@ -145,13 +145,13 @@ impl RetryPolicy {
     ) -> Result<Duration, Option<PyErr>> {
         let decision = self.classify(py, exc, timed_out).map_err(Some)?;
         let now = self.clock.now();
-        match state.on_failure(now, decision) {
+        match state.on_failure_at(now, decision) {
             Next::Retry(delay) => {
                 if let Some(hook) = &self.on_retry {
                     let event = RetryEvent {
                         attempt: state.attempts(),
                         delay: delay.as_secs_f64(),
-                        elapsed: state.elapsed(now).as_secs_f64(),
+                        elapsed: state.elapsed_at(now).as_secs_f64(),
                         exception: exc.clone().unbind(),
                     };
                     let returned = hook.bind(py).call1((event,)).map_err(Some)?;
@@ -166,7 +166,7 @@ impl RetryPolicy {
                 py,
                 reason,
                 state.attempts(),
-                state.elapsed(now).as_secs_f64(),
+                state.elapsed_at(now).as_secs_f64(),
                 PyErr::from_value(exc.clone()),
             ))),
         }
@@ -466,7 +466,7 @@ impl RetryPolicy {
         let policy = slf.get();
         let mut state = RetryState::new(policy.config.clone());
         // Without a deadline, starting the call cannot fail.
-        let _ = state.begin_attempt(policy.clock.instant_of(slf.py(), started)?);
+        let _ = state.begin_attempt_at(policy.clock.instant_of(slf.py(), started)?);
         Ok(RetryRun {
             policy: slf.clone().unbind(),
             state: Mutex::new(state),

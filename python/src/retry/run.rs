@@ -37,10 +37,10 @@ impl RetryRun {
         let policy = self.policy.get();
         let now = policy.clock.now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match state.begin_attempt(now) {
+        match state.begin_attempt_at(now) {
             Ok(_) => {
                 let limit = state
-                    .attempt_deadline(now)
+                    .attempt_deadline_at(now)
                     .map(|deadline| deadline.saturating_duration_since(now).as_secs_f64());
                 drop(state);
                 // The previous attempt's exception is no longer needed; dropped here, not when
@@ -50,7 +50,7 @@ impl RetryRun {
             }
             Err(reason) => {
                 let attempts = state.attempts();
-                let elapsed = state.elapsed(now).as_secs_f64();
+                let elapsed = state.elapsed_at(now).as_secs_f64();
                 drop(state);
                 let last = match self.take_last() {
                     Some(exc) => PyErr::from_value(exc.into_bound(py)),
@@ -81,8 +81,8 @@ impl RetryRun {
         let now = policy.clock.now();
         let (next, attempts, elapsed) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let next = state.on_failure(now, decision);
-            (next, state.attempts(), state.elapsed(now).as_secs_f64())
+            let next = state.on_failure_at(now, decision);
+            (next, state.attempts(), state.elapsed_at(now).as_secs_f64())
         };
         match next {
             Next::Retry(delay) => {

@@ -27,7 +27,7 @@ impl RetryPolicy {
         mut err: PyErr,
     ) -> PyResult<Py<PyAny>> {
         let mut state = RetryState::new(&*self.config);
-        if let Err(reason) = state.begin_attempt(started) {
+        if let Err(reason) = state.begin_attempt_at(started) {
             return Err(errors::retry_error(py, reason, 0, 0.0, err));
         }
         loop {
@@ -44,12 +44,12 @@ impl RetryPolicy {
             };
             self.clock.sleep_blocking(py, delay)?;
             let now = self.clock.now();
-            if let Err(reason) = state.begin_attempt(now) {
+            if let Err(reason) = state.begin_attempt_at(now) {
                 return Err(errors::retry_error(
                     py,
                     reason,
                     state.attempts(),
-                    state.elapsed(now).as_secs_f64(),
+                    state.elapsed_at(now).as_secs_f64(),
                     err,
                 ));
             }

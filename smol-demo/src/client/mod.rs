@@ -60,7 +60,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
-use tailguard::timeout::{timeout, timeout_at};
+use tailguard::timeout::{timeout, timeout_until};
 
 pub use self::error::ClientError;
 use self::fifo::Fifo;
@@ -307,14 +307,14 @@ impl Pool {
         let deadline = later(start, limits.total);
         let wait = deadline.min(later(start, limits.pool_wait));
         let lease =
-            timeout_at(wait, inner.lease())
+            timeout_until(wait, inner.lease())
                 .await
                 .map_err(|_| ClientError::PoolExhausted {
                     max_connections: self.max_connections().map_or(0, NonZeroUsize::get),
                     waited: limits.pool_wait.min(limits.total),
                 })?;
         let mut sent = false;
-        let result = timeout_at(
+        let result = timeout_until(
             deadline,
             inner.exchange(lease, method, uri, body, &mut sent),
         )

@@ -241,7 +241,7 @@ impl Inner {
     /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
     /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
     fn retried<'a>(&'a self, key: usize, counts: &'a FanoutCounts) -> Retried<'a> {
-        Box::pin(self.retry.run_with_attempt(move |attempt| {
+        Box::pin(self.retry.run_numbered(move |attempt| {
             if attempt > 1 {
                 counts.retries.bump();
                 self.totals.retries.bump();

@@ -136,12 +136,14 @@ fn call(layers: &[RetryConfig], now: Instant, backend_calls: &mut u64) -> Result
     };
     let mut state = RetryState::new(layer);
     loop {
-        state.begin_attempt(now).expect("no deadline in the storm");
+        state
+            .begin_attempt_at(now)
+            .expect("no deadline in the storm");
         if call(deeper, now, backend_calls).is_ok() {
-            state.on_success(now);
+            state.on_success_at(now);
             return Ok(());
         }
-        match state.on_failure(now, Decision::Retry) {
+        match state.on_failure_at(now, Decision::Retry) {
             Next::Retry(_) => continue,
             Next::GiveUp(_) => return Err(()),
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tailguard::timeout::timeout_at;
+use tailguard::timeout::timeout_until;
 
 /// What [`open_loop`] got back.
 pub(crate) struct Finished<T> {
@@ -60,7 +60,7 @@ pub(crate) async fn open_loop<Fut: Future>(
     match grace {
         None => rest.await,
         Some(grace) => {
-            let _ = timeout_at(Instant::now().max(due(total)) + grace, rest).await;
+            let _ = timeout_until(Instant::now().max(due(total)) + grace, rest).await;
         }
     }
     Finished {

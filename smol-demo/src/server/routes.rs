@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
 use tailguard::shutdown::ShutdownSignal;
-use tailguard::timeout::{timeout_at, Deadline};
+use tailguard::timeout::{timeout_until, Deadline};
 
 use super::checks::{
     allowing, host_problem, is_known, other_form, unknown_coding, ALLOW_GET, ALLOW_POST,
@@ -284,7 +284,7 @@ impl App {
         let mut received = 0usize;
         loop {
             let chunk = whole.child(config.body_idle);
-            let frame = match timeout_at(chunk.instant(), body.frame()).await {
+            let frame = match timeout_until(chunk.instant(), body.frame()).await {
                 Ok(frame) => frame,
                 Err(_) if whole.is_expired() => {
                     return closing(text(

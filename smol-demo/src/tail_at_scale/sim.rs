@@ -406,7 +406,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
             let started = timer.now();
             let reads = (0..config.keys_per_request)
                 .map(|k| read_key(config, world, &timer, &hedge, origin, r as u64, k as u64));
-            let deadline = Deadline::after_with(&timer, config.request_deadline);
+            let deadline = Deadline::after_with(timer.clone(), config.request_deadline);
             let results = scatter_gather_with(timer.clone(), reads, deadline).await;
             let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
             (timer.now() - started, timed_out)
