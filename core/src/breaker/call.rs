@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 
-use super::machine::{Outcome, Rejected};
+use super::ticket::{Outcome, Rejected};
 use super::CircuitBreaker;
 use crate::time::Timer;
 

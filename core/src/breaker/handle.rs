@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::CircuitBreakerBuilder;
-use super::machine::{Rejected, StateMachine};
+use super::machine::StateMachine;
 use super::metrics::Metrics;
 use super::permit::{OwnedPermit, Permit};
 use super::state::State;
+use super::ticket::Rejected;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;

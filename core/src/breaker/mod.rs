@@ -87,13 +87,15 @@ mod metrics;
 mod open_duration;
 mod permit;
 mod state;
+mod ticket;
 mod time_window;
 mod window;
 
 pub use self::call::CallError;
 pub use self::config::CircuitBreakerBuilder;
 pub use self::handle::CircuitBreaker;
-pub use self::machine::{Outcome, Rejected, StateMachine, Ticket};
+pub use self::machine::StateMachine;
 pub use self::metrics::Metrics;
 pub use self::permit::{OwnedPermit, Permit};
 pub use self::state::{Reason, State, Transition};
+pub use self::ticket::{Outcome, Rejected, Ticket};

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::machine::{Outcome, Ticket};
+use super::ticket::{Outcome, Ticket};
 use super::CircuitBreaker;
 use crate::time::Timer;
 
