@@ -1,0 +1,102 @@
+"""Coroutine wrappers that take the wrapped function's own parameters.
+
+``async def wrapper(*args, **kwargs): ... await fn(*args, **kwargs)`` packs a tuple and a dict
+on every call and unpacks them again: about 60 ns of the ~140 ns a wrapping coroutine costs on
+CPython 3.11. When ``fn`` is a plain function whose parameters are all named and have no
+defaults, the wrapper is compiled from a template with exactly those parameters and passes them
+on as ``fn`` binds them (positional-only by position, keyword-only by keyword), so a call binds
+the same way, and fails the same way, as a call of ``fn``. Any other callable (defaults,
+``*args``/``**kwargs``, a partial, a bound method, a callable object, a parameter named like one
+of the template's own names) gets the template with ``*args, **kwargs``.
+
+A template is the source of a function ``make(...)`` that returns the wrapper; it writes
+``{params}`` for the wrapper's parameters, ``{call}`` for the arguments of the call of ``fn``,
+and ``{args}`` / ``{kwargs}`` for a tuple and a dict of them (for a slow path that calls ``fn``
+again later).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import linecache
+import types
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+_numbers = itertools.count()
+
+
+class _Parameters(NamedTuple):
+    params: str
+    call: str
+    args: str
+    kwargs: str
+
+
+_GENERIC = _Parameters("*args, **kwargs", "*args, **kwargs", "args", "kwargs")
+
+
+def _parameters(fn: Callable[..., Any], taken: set[str]) -> Optional[_Parameters]:
+    """``fn``'s parameters as template text, or ``None`` if it needs the generic wrapper
+    (``taken``: the names a parameter must not have)."""
+    if type(fn) is not types.FunctionType:
+        return None
+    code = fn.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return None
+    if fn.__defaults__ or fn.__kwdefaults__:
+        return None
+    positional = code.co_varnames[: code.co_argcount]
+    keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    if taken.intersection(positional, keyword):
+        return None
+    posonly = code.co_posonlyargcount
+    params = list(positional[:posonly])
+    if posonly:
+        params.append("/")
+    params += positional[posonly:]
+    if keyword:
+        params.append("*")
+        params += keyword
+    call = [*positional, *(f"{name}={name}" for name in keyword)]
+    return _Parameters(
+        params=", ".join(params),
+        call=", ".join(call),
+        args="(" + "".join(f"{name}, " for name in positional) + ")",
+        kwargs="{" + ", ".join(f"{name!r}: {name}" for name in keyword) + "}",
+    )
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """Every name a template's code uses, its nested functions' included."""
+    found = {*code.co_varnames, *code.co_freevars, *code.co_cellvars, *code.co_names}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _names(const)
+    return found
+
+
+class Template:
+    """A wrapper template (see the module's docstring), compiled once per wrapped function."""
+
+    def __init__(self, source: str, label: str) -> None:
+        self._source = source
+        self._label = label
+        generic = compile(source.format(**_GENERIC._asdict()), label, "exec")
+        # Names a parameter of `fn` must not take (it would shadow the template's own).
+        self._taken = _names(generic) - {"args", "kwargs"}
+
+    def wrap(self, fn: Callable[..., Any], /, **closure: Any) -> Callable[..., Any]:
+        """The wrapper of ``fn``, made by the template's ``make(**closure)``, with ``fn``'s
+        name, docstring and ``__wrapped__`` (``functools.wraps``)."""
+        parameters = _parameters(fn, self._taken) or _GENERIC
+        source = self._source.format(**parameters._asdict())
+        # A file name of its own, with the source in linecache: tracebacks show the lines.
+        filename = f"<{self._label} of {getattr(fn, '__qualname__', 'a callable')} #{next(_numbers)}>"
+        lines = source.splitlines(keepends=True)
+        linecache.cache[filename] = (len(source), None, lines, filename)
+        scope: Dict[str, Any] = {}
+        exec(compile(source, filename, "exec"), {"__builtins__": __builtins__}, scope)
+        wrapper: Callable[..., Any] = scope["make"](**closure)
+        return functools.wraps(fn)(wrapper)
