@@ -49,7 +49,7 @@ def _parameters(fn: Callable[..., Any], taken: set[str]) -> Optional[_Parameters
         return None
     positional = code.co_varnames[: code.co_argcount]
     keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-    if taken.intersection(positional, keyword):
+    if taken.intersection((*positional, *keyword)):
         return None
     posonly = code.co_posonlyargcount
     params = list(positional[:posonly])
