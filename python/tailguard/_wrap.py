@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import linecache
 import types
 from typing import Any, Callable, Dict, NamedTuple, Optional
 
-_numbers = itertools.count()
+# Parameter lists whose compiled wrapper is kept, per template (the oldest is forgotten first).
+_CACHED = 256
 
 
 class _Parameters(NamedTuple):
@@ -78,7 +78,9 @@ def _names(code: types.CodeType) -> set[str]:
 
 
 class Template:
-    """A wrapper template (see the module's docstring), compiled once per wrapped function."""
+    """A wrapper template (see the module's docstring). Its ``make`` is compiled once per
+    parameter list (and kept, up to ``_CACHED`` lists), so decorating many functions, or one
+    function again and again, costs a closure each, not a compilation."""
 
     def __init__(self, source: str, label: str) -> None:
         self._source = source
@@ -86,17 +88,30 @@ class Template:
         generic = compile(source.format(**_GENERIC._asdict()), label, "exec")
         # Names a parameter of `fn` must not take (it would shadow the template's own).
         self._taken = _names(generic) - {"args", "kwargs"}
+        self._makers: Dict[_Parameters, Callable[..., Callable[..., Any]]] = {}
+
+    def _maker(self, parameters: _Parameters) -> Callable[..., Callable[..., Any]]:
+        maker = self._makers.get(parameters)
+        if maker is None:
+            source = self._source.format(**parameters._asdict())
+            # A file name per parameter list, with the source in linecache: tracebacks that
+            # go through the `traceback` module (logging, pytest) show the wrapper's lines.
+            filename = f"<{self._label} ({parameters.params})>"
+            lines = source.splitlines(keepends=True)
+            linecache.cache[filename] = (len(source), None, lines, filename)
+            scope: Dict[str, Any] = {}
+            exec(compile(source, filename, "exec"), {"__builtins__": __builtins__}, scope)
+            maker = scope["make"]
+            if len(self._makers) >= _CACHED:
+                forgotten = f"<{self._label} ({next(iter(self._makers)).params})>"
+                linecache.cache.pop(forgotten, None)
+                del self._makers[next(iter(self._makers))]
+            self._makers[parameters] = maker
+        return maker
 
     def wrap(self, fn: Callable[..., Any], /, **closure: Any) -> Callable[..., Any]:
         """The wrapper of ``fn``, made by the template's ``make(**closure)``, with ``fn``'s
         name, docstring and ``__wrapped__`` (``functools.wraps``)."""
         parameters = _parameters(fn, self._taken) or _GENERIC
-        source = self._source.format(**parameters._asdict())
-        # A file name of its own, with the source in linecache: tracebacks show the lines.
-        filename = f"<{self._label} of {getattr(fn, '__qualname__', 'a callable')} #{next(_numbers)}>"
-        lines = source.splitlines(keepends=True)
-        linecache.cache[filename] = (len(source), None, lines, filename)
-        scope: Dict[str, Any] = {}
-        exec(compile(source, filename, "exec"), {"__builtins__": __builtins__}, scope)
-        wrapper: Callable[..., Any] = scope["make"](**closure)
+        wrapper: Callable[..., Any] = self._maker(parameters)(**closure)
         return functools.wraps(fn)(wrapper)

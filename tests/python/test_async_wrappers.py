@@ -168,3 +168,28 @@ def test_a_cancelled_probe_frees_its_slot() -> None:
 
     asyncio.run(main())
     assert breaker.metrics().state == "closed"
+
+
+def test_a_wrapper_is_compiled_once_per_parameter_list() -> None:
+    # Decorating again and again (a function made per request) must not compile, nor keep a
+    # source in linecache, per decoration; and the kept lists are bounded.
+    import linecache
+
+    from tailguard import _breaker, _wrap
+
+    template = _breaker._GUARDED
+    breaker = tg.CircuitBreaker()
+    for _ in range(50):
+
+        async def per_request(item: int) -> int:
+            return item
+
+        breaker(per_request)
+    assert [p.params for p in template._makers].count("item") == 1
+    for index in range(_wrap._CACHED + 10):
+        namespace: dict[str, Any] = {}
+        exec(f"async def f(p{index}): return p{index}", namespace)
+        assert asyncio.run(breaker(namespace["f"])(index)) == index
+    assert len(template._makers) == _wrap._CACHED
+    kept = [key for key in linecache.cache if key.startswith("<tailguard breaker wrapper")]
+    assert len(kept) == _wrap._CACHED
