@@ -32,7 +32,8 @@ async def shapes(a: int, /, b: int, *, c: int) -> tuple[int, int, int]:
 def test_a_wrapper_binds_and_refuses_as_the_function_does(name: str) -> None:
     wrapped = DECORATORS[name]()(shapes)
     assert inspect.iscoroutinefunction(wrapped)
-    assert wrapped.__name__ == "shapes" and wrapped.__wrapped__ is shapes  # type: ignore[attr-defined]
+    assert wrapped.__name__ == "shapes"
+    assert wrapped.__wrapped__ is shapes  # type: ignore[attr-defined]
     assert str(inspect.signature(wrapped)) == str(inspect.signature(shapes))
     assert asyncio.run(wrapped(1, 2, c=3)) == (1, 2, 3)
     assert asyncio.run(wrapped(1, b=2, c=3)) == (1, 2, 3)
