@@ -2,12 +2,13 @@
 
 ``async def wrapper(*args, **kwargs): ... await fn(*args, **kwargs)`` packs a tuple and a dict
 on every call and unpacks them again: about 60 ns of the ~140 ns a wrapping coroutine costs on
-CPython 3.11. When ``fn`` is a plain function whose parameters are all named and have no
-defaults, the wrapper is compiled from a template with exactly those parameters and passes them
-on as ``fn`` binds them (positional-only by position, keyword-only by keyword), so a call binds
-the same way, and fails the same way, as a call of ``fn``. Any other callable (defaults,
-``*args``/``**kwargs``, a partial, a bound method, a callable object, a parameter named like one
-of the template's own names) gets the template with ``*args, **kwargs``.
+CPython 3.11. When ``fn`` is a plain function whose parameters are all named, the wrapper is
+compiled from a template with exactly those parameters and passes them on as ``fn`` binds them
+(positional-only by position, keyword-only by keyword), so a call binds the same way, and fails
+the same way, as a call of ``fn``. The wrapper's defaults are ``fn``'s own objects (its
+``__defaults__`` and a copy of its ``__kwdefaults__``, taken when it is decorated). Any other
+callable (``*args``/``**kwargs``, a partial, a bound method, a callable object, a parameter
+named like one of the template's own names) gets the template with ``*args, **kwargs``.
 
 A template is the source of a function ``make(...)`` that returns the wrapper; it writes
 ``{params}`` for the wrapper's parameters, ``{call}`` for the arguments of the call of ``fn``,
@@ -45,20 +46,22 @@ def _parameters(fn: Callable[..., Any], taken: set[str]) -> Optional[_Parameters
     code = fn.__code__
     if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
         return None
-    if fn.__defaults__ or fn.__kwdefaults__:
-        return None
     positional = code.co_varnames[: code.co_argcount]
     keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     if taken.intersection((*positional, *keyword)):
         return None
+    # A parameter with a default gets a placeholder; `wrap` puts `fn`'s defaults in its place.
+    defaulted = {*positional[len(positional) - len(fn.__defaults__ or ()) :]}
+    defaulted |= {*(fn.__kwdefaults__ or {})}
+    named = [f"{name}=None" if name in defaulted else name for name in (*positional, *keyword)]
     posonly = code.co_posonlyargcount
-    params = list(positional[:posonly])
+    params = named[:posonly]
     if posonly:
         params.append("/")
-    params += positional[posonly:]
+    params += named[posonly : len(positional)]
     if keyword:
         params.append("*")
-        params += keyword
+        params += named[len(positional) :]
     call = [*positional, *(f"{name}={name}" for name in keyword)]
     return _Parameters(
         params=", ".join(params),
@@ -114,4 +117,9 @@ class Template:
         name, docstring and ``__wrapped__`` (``functools.wraps``)."""
         parameters = _parameters(fn, self._taken) or _GENERIC
         wrapper: Callable[..., Any] = self._maker(parameters)(**closure)
+        own = isinstance(fn, types.FunctionType) and isinstance(wrapper, types.FunctionType)
+        if parameters is not _GENERIC and own:
+            # The placeholders' values: `fn`'s own default objects.
+            wrapper.__defaults__ = fn.__defaults__
+            wrapper.__kwdefaults__ = None if fn.__kwdefaults__ is None else {**fn.__kwdefaults__}
         return functools.wraps(fn)(wrapper)

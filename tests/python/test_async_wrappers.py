@@ -28,6 +28,28 @@ async def shapes(a: int, /, b: int, *, c: int) -> tuple[int, int, int]:
     return (a, b, c)
 
 
+MARK = object()
+
+
+async def defaults(a: int, /, b: int = 1, *, c: object = MARK, d: int) -> tuple[Any, ...]:
+    return (a, b, c, d)
+
+
+@pytest.mark.parametrize("name", list(DECORATORS))
+def test_a_wrapper_passes_the_functions_own_defaults(name: str) -> None:
+    wrapped = DECORATORS[name]()(defaults)
+    assert str(inspect.signature(wrapped)) == str(inspect.signature(defaults))
+    got = asyncio.run(wrapped(0, d=4))
+    assert got == (0, 1, MARK, 4) and got[2] is MARK
+    assert asyncio.run(wrapped(0, 2, c=3, d=4)) == (0, 2, 3, 4)
+    for args, kwargs in [((), {"d": 4}), ((0,), {}), ((0, 1, 2), {"d": 4}), ((), {"a": 0, "d": 4})]:
+        with pytest.raises(TypeError) as ours:
+            asyncio.run(wrapped(*args, **kwargs))
+        with pytest.raises(TypeError) as theirs:
+            asyncio.run(defaults(*args, **kwargs))
+        assert str(ours.value) == str(theirs.value)
+
+
 @pytest.mark.parametrize("name", list(DECORATORS))
 def test_a_wrapper_binds_and_refuses_as_the_function_does(name: str) -> None:
     wrapped = DECORATORS[name]()(shapes)
@@ -46,17 +68,15 @@ def test_a_wrapper_binds_and_refuses_as_the_function_does(name: str) -> None:
 
 
 def test_which_functions_get_their_own_parameters() -> None:
-    async def named(a: int, b: int) -> None: ...
-    async def defaults(a: int, b: int = 1) -> None: ...
+    async def named(a: int, b: int = 2) -> None: ...
     async def star(*args: int) -> None: ...
     async def clash(fn: int, ticket: int) -> None: ...
 
     taken = {"fn", "ticket"}
     assert _parameters(named, taken) is not None
     assert _parameters(named, taken) != _GENERIC
-    # Defaults would be copied at decoration time; *args needs the tuple anyway; a parameter
-    # named like one of the template's names would shadow it.
-    assert _parameters(defaults, taken) is None
+    # *args needs the tuple anyway; a parameter named like one of the template's names would
+    # shadow it.
     assert _parameters(star, taken) is None
     assert _parameters(clash, taken) is None
 
