@@ -7,12 +7,12 @@ probes) is the native state machine's; this file only says when a call starts an
 from __future__ import annotations
 
 import contextvars
-import functools
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar
 
 from tailguard import _native
 from tailguard._native import Backoff, BreakerPermit, BreakerTransition, ManualClock
+from tailguard._wrap import Template
 
 if TYPE_CHECKING:
     from tailguard._native import _BreakerOn, _Number, _Seconds
@@ -104,22 +104,34 @@ class CircuitBreaker(_native.CircuitBreaker):
         self.__exit__(exc_type, exc, tb)
 
 
+# The async decorator: acquire, await, report, in one coroutine (no `async with`, no permit
+# object: the ticket stays in the breaker under a number). Every way out of the `try` reports
+# the ticket: success, an exception, cancellation (`CancelledError`, released), a coroutine
+# closed or collected while suspended (`GeneratorExit`, released).
+_GUARDED = Template(
+    """\
+def make(fn, enter, succeeded, settle):
+    async def guarded({params}):
+        ticket = enter()
+        try:
+            result = await fn({call})
+        except BaseException as exc:
+            settle(ticket, exc)
+            raise
+        succeeded(ticket)
+        return result
+    return guarded
+""",
+    "tailguard breaker wrapper",
+)
+
+
 def wrap_async(
     breaker: _native.CircuitBreaker, fn: Callable[..., Awaitable[T]]
 ) -> Callable[..., Awaitable[T]]:
     """The coroutine function that calls ``fn`` through ``breaker``."""
-    acquire = breaker.acquire
-
-    @functools.wraps(fn)
-    async def guarded(*args: Any, **kwargs: Any) -> T:
-        permit = acquire()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            permit.record(exc)
-            raise
-        permit.success()
-        return result
-
+    guarded = _GUARDED.wrap(
+        fn, fn=fn, enter=breaker._enter, succeeded=breaker._succeeded, settle=breaker._settle
+    )
     guarded.breaker = breaker  # type: ignore[attr-defined]
     return guarded

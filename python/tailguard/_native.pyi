@@ -641,6 +641,9 @@ class CircuitBreaker:
         """Asks for a permit: raises `CircuitOpenError` if the breaker refuses the call. Report the
         outcome with the permit's `success()`, `failure()` or `record(exc)`; a permit released or
         collected without a report counts as neither."""
+    def _enter(self) -> int: ...
+    def _succeeded(self, number: int) -> None: ...
+    def _settle(self, number: int, exc: BaseException) -> None: ...
     @property
     def state(self) -> _BreakerState:
         """`"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`. Open turns

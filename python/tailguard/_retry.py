@@ -26,6 +26,7 @@ from typing import (
 
 from tailguard._errors import AttemptTimeoutError
 from tailguard._native import Backoff, ManualClock, Retry, RetryBudget, RetryEvent, RetryRun
+from tailguard._wrap import Template
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -117,8 +118,31 @@ async def _after_first_failure(
     return await _loop(run, fn, args, kwargs)
 
 
+# The happy path: one clock read (the call's start, for `elapsed`), no state, one try block.
+# The loop's state is made only when the first attempt fails.
+_RETRYING = Template(
+    """\
+def make(fn, now, after_failure, after_hook, then):
+    async def retrying({params}):
+        started = now()
+        try:
+            return await fn({call})
+        except Exception as exc:
+            run = after_failure(started)
+            outcome = run.failed(exc, False)
+            if outcome is None:
+                raise
+            delay = await after_hook(run, outcome)
+        return await then(run, delay, fn, {args}, {kwargs})
+    return retrying
+""",
+    "tailguard retry wrapper",
+)
+
+
 def wrap_async(policy: Retry, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """The coroutine function that retries ``fn`` under ``policy``."""
+    retrying: Callable[..., Awaitable[T]]
     if policy._needs_run:
         start = policy._start
 
@@ -127,23 +151,14 @@ def wrap_async(policy: Retry, fn: Callable[..., Awaitable[T]]) -> Callable[..., 
             return await _loop(start(), fn, args, kwargs)
 
     else:
-        # The happy path: one clock read (the call's start, for `elapsed`), no state, one try
-        # block. The loop's state is made only when the first attempt fails.
-        now = policy._now
-        after_failure = policy._after_first_failure
-
-        @functools.wraps(fn)
-        async def retrying(*args: Any, **kwargs: Any) -> T:
-            started = now()
-            try:
-                return await fn(*args, **kwargs)
-            except Exception as exc:
-                run = after_failure(started)
-                outcome = run.failed(exc, False)
-                if outcome is None:
-                    raise
-                delay = await _after_hook(run, outcome)
-            return await _after_first_failure(run, delay, fn, args, kwargs)
+        retrying = _RETRYING.wrap(
+            fn,
+            fn=fn,
+            now=policy._now,
+            after_failure=policy._after_first_failure,
+            after_hook=_after_hook,
+            then=_after_first_failure,
+        )
 
     retrying.retry = policy  # type: ignore[attr-defined]
     return retrying

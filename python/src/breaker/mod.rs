@@ -45,6 +45,8 @@ pub(crate) struct CircuitBreaker {
     on: FailureOn,
     on_obj: Py<PyAny>,
     listeners: Listeners,
+    /// The tickets of the async decorator's calls in flight.
+    tickets: Mutex<Tickets>,
 }
 
 fn state_name(state: State) -> &'static str {
@@ -150,6 +152,10 @@ impl CircuitBreaker {
             outcome => self.machine.record_at(ticket, outcome, self.clock.now()),
         }
         Ok(())
+    }
+
+    fn lock_tickets(&self) -> std::sync::MutexGuard<'_, Tickets> {
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn permit<'py>(slf: &Bound<'py, Self>, ticket: Ticket) -> PyResult<Bound<'py, BreakerPermit>> {
@@ -337,6 +343,7 @@ impl CircuitBreaker {
             on,
             on_obj,
             listeners,
+            tickets: Mutex::new(Tickets::default()),
         })
     }
 
@@ -380,6 +387,33 @@ impl CircuitBreaker {
     fn acquire<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, BreakerPermit>> {
         let ticket = slf.get().acquire_ticket(slf.py())?;
         CircuitBreaker::permit(slf, ticket)
+    }
+
+    /// Internal, for the async decorator: acquires like `acquire()` (raising `CircuitOpenError`
+    /// when refused), keeps the ticket, and returns its number, to hand back with `_succeeded`
+    /// or `_settle` when the call ends: no permit object per call.
+    fn _enter(&self, py: Python<'_>) -> PyResult<usize> {
+        let ticket = self.acquire_ticket(py)?;
+        Ok(self.lock_tickets().insert(ticket))
+    }
+
+    /// Internal: the call of ticket `number` (from `_enter`) worked.
+    fn _succeeded(&self, number: usize) {
+        let ticket = self.lock_tickets().take(number);
+        if let Some(ticket) = ticket {
+            self.machine
+                .record(ticket, Outcome::Success, self.clock.now());
+        }
+    }
+
+    /// Internal: the call of ticket `number` (from `_enter`) raised `exc`, classified as
+    /// `permit.record(exc)` does (cancellation releases the ticket).
+    fn _settle(&self, py: Python<'_>, number: usize, exc: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ticket = self.lock_tickets().take(number);
+        match ticket {
+            Some(ticket) => self.finish(py, ticket, Some(exc)),
+            None => Ok(()),
+        }
     }
 
     /// `"closed"`, `"open"`, `"half_open"`, `"forced_open"` or `"disabled"`. Open turns
@@ -499,5 +533,6 @@ mod report;
 use self::guarded::guarded_call;
 pub(crate) use self::guarded::Guarded;
 pub(crate) use self::permit::BreakerPermit;
+use self::permit::Tickets;
 use self::report::notify;
 pub(crate) use self::report::{BreakerMetrics, BreakerTransition};

@@ -1,4 +1,5 @@
-//! `BreakerPermit`: one admitted call, reported once or released.
+//! `BreakerPermit`: one admitted call, reported once or released; and [`Tickets`], where the
+//! async decorator keeps its calls' tickets instead (no object per call).
 
 use std::sync::Mutex;
 
@@ -80,5 +81,74 @@ impl Drop for BreakerPermit {
         if let Some(ticket) = self.take() {
             self.breaker.get().machine.release(ticket);
         }
+    }
+}
+
+/// The tickets of the async decorator's calls in flight, each under a small number the coroutine
+/// hands back when its call ends (`CircuitBreaker._enter` / `_succeeded` / `_settle`): no Python
+/// object per call, where a [`BreakerPermit`] is one allocation and its release. The numbers of
+/// ended calls are reused first, so they stay below the number of calls in flight (and a number
+/// below 257 is a cached Python int).
+///
+/// The coroutine returns its ticket on every way out (success, exception, cancellation, close),
+/// so there is no release on drop; a ticket lost anyway (an interrupt between two bytecodes)
+/// costs one entry, and a lost probe's slot is reclaimed after `half_open_timeout`.
+#[derive(Default)]
+pub(crate) struct Tickets {
+    held: Vec<Option<Ticket>>,
+    free: Vec<usize>,
+}
+
+impl Tickets {
+    /// Keeps `ticket`; returns its number.
+    #[inline]
+    pub(super) fn insert(&mut self, ticket: Ticket) -> usize {
+        match self.free.pop() {
+            Some(number) => {
+                self.held[number] = Some(ticket);
+                number
+            }
+            None => {
+                self.held.push(Some(ticket));
+                self.held.len() - 1
+            }
+        }
+    }
+
+    /// Takes the ticket kept under `number` out (`None` if there is none: a number not handed
+    /// out, or handed back already).
+    #[inline]
+    pub(super) fn take(&mut self, number: usize) -> Option<Ticket> {
+        let ticket = self.held.get_mut(number)?.take()?;
+        self.free.push(number);
+        Some(ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tailguard::breaker::CircuitBreakerBuilder;
+
+    use super::Tickets;
+
+    #[test]
+    fn numbers_are_reused_and_each_ticket_is_taken_once() {
+        let now = Instant::now();
+        let machine = CircuitBreakerBuilder::new()
+            .build_state_machine(now)
+            .unwrap();
+        let mut tickets = Tickets::default();
+        let a = tickets.insert(machine.try_acquire(now).unwrap());
+        let b = tickets.insert(machine.try_acquire(now).unwrap());
+        assert_eq!((a, b), (0, 1));
+        machine.release(tickets.take(a).unwrap());
+        assert!(tickets.take(a).is_none(), "a ticket is handed back once");
+        assert!(tickets.take(7).is_none(), "a number never handed out");
+        let c = tickets.insert(machine.try_acquire(now).unwrap());
+        assert_eq!(c, a, "the number of an ended call is reused first");
+        machine.release(tickets.take(b).unwrap());
+        machine.release(tickets.take(c).unwrap());
     }
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import platform
 import random
@@ -124,7 +125,15 @@ def breaker_async() -> dict[str, AsyncFn]:
     return found
 
 
+# Each sample starts with a collection, outside the timing: the garbage one library leaves (a
+# peer that creates reference cycles) would otherwise trigger a full collection, over every
+# library's live objects, in whichever library's sample runs next (it made tailguard's async
+# breaker look 200 ns slower beside aiobreaker, purgatory and circuitbreaker than alone). The
+# collector stays on: a library whose own calls trigger collections pays for them.
+
+
 def time_sync(fn: SyncFn, calls: int) -> float:
+    gc.collect()
     start = time.perf_counter_ns()
     for i in range(calls):
         fn(i)
@@ -132,6 +141,7 @@ def time_sync(fn: SyncFn, calls: int) -> float:
 
 
 async def time_async(fn: AsyncFn, calls: int) -> float:
+    gc.collect()
     start = time.perf_counter_ns()
     for i in range(calls):
         await fn(i)
@@ -170,11 +180,13 @@ def rounds_async(fns: dict[str, AsyncFn], rounds: int, calls: int) -> dict[str, 
     return asyncio.run(main())
 
 
+# Overhead goals in ns: the sync ones and the first async ones from the Python issue, the async
+# ones tightened by issue 15 (async retry ≤ 250 ns, async breaker ≤ 350 ns over a bare await).
 GOALS = {
     "retry success, sync": 250.0,
-    "retry success, async": 600.0,
+    "retry success, async": 250.0,
     "closed breaker, sync": 400.0,
-    "closed breaker, async": 700.0,
+    "closed breaker, async": 350.0,
 }
 
 
