@@ -402,7 +402,7 @@ impl CircuitBreaker {
         let ticket = self.lock_tickets().take(number);
         if let Some(ticket) = ticket {
             self.machine
-                .record(ticket, Outcome::Success, self.clock.now());
+                .record_at(ticket, Outcome::Success, self.clock.now());
         }
     }
 

@@ -137,16 +137,16 @@ mod tests {
     fn numbers_are_reused_and_each_ticket_is_taken_once() {
         let now = Instant::now();
         let machine = CircuitBreakerBuilder::new()
-            .build_state_machine(now)
+            .build_state_machine_at(now)
             .unwrap();
         let mut tickets = Tickets::default();
-        let a = tickets.insert(machine.try_acquire(now).unwrap());
-        let b = tickets.insert(machine.try_acquire(now).unwrap());
+        let a = tickets.insert(machine.try_acquire_at(now).unwrap());
+        let b = tickets.insert(machine.try_acquire_at(now).unwrap());
         assert_eq!((a, b), (0, 1));
         machine.release(tickets.take(a).unwrap());
         assert!(tickets.take(a).is_none(), "a ticket is handed back once");
         assert!(tickets.take(7).is_none(), "a number never handed out");
-        let c = tickets.insert(machine.try_acquire(now).unwrap());
+        let c = tickets.insert(machine.try_acquire_at(now).unwrap());
         assert_eq!(c, a, "the number of an ended call is reused first");
         machine.release(tickets.take(b).unwrap());
         machine.release(tickets.take(c).unwrap());
