@@ -58,6 +58,14 @@
 //! - `futures-timer`: [`time::FuturesTimer`].
 //!
 //! Without either, every API that needs a clock takes a [`time::Timer`] explicitly.
+//!
+//! ## Examples
+//!
+//! Whole programs in the repository's `core/examples/`, run with
+//! `cargo run -p tailguard --example <name>`: `bounded_server` (a smol + hyper server whose
+//! every wait is bounded, with graceful shutdown), `resilient_client` (an HTTP call through
+//! retry, breaker and hedge), `tokio_app` (the core on tokio's timer and tasks) and
+//! `graceful_workers`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]

@@ -1,12 +1,10 @@
-//! Shared by the `*_alloc.rs` integration tests: a counting global allocator and helpers to
-//! count what a piece of code allocates.
+//! The counting global allocator of the `alloc` test binary, and helpers to count what a piece
+//! of code allocates.
 //!
-//! Including this module (`mod support;`) **installs** the allocator for that test crate. It
-//! wraps [`System`] and counts the allocations (and reallocations) made by the current thread
-//! only, so tests running in parallel on other threads do not disturb a count. The library
-//! forbids `unsafe`; an integration test is a crate of its own, so the `unsafe impl` lives here.
-
-#![allow(dead_code)] // each test crate uses its own subset of the helpers
+//! Declaring this module **installs** the allocator for the whole test binary. It wraps
+//! [`System`] and counts the allocations (and reallocations) made by the current thread only,
+//! so tests running in parallel on other threads do not disturb a count. The library forbids
+//! `unsafe`; an integration test is a crate of its own, so the `unsafe impl` lives here.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -74,8 +72,7 @@ pub fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
     fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
 }
 
-/// Runs in every test crate that includes this module: a count of zero means something only if
-/// the allocator is installed and counting.
+/// A count of zero means something only if the allocator is installed and counting.
 #[test]
 fn the_counter_sees_allocations() {
     assert!(allocations_in(|| drop(std::hint::black_box(Box::new(5u64)))) >= 1);

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-mod support;
-
-use support::{allocations_in, poll_once};
+use crate::support::{allocations_in, poll_once};
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::time::ManualTimer;
 

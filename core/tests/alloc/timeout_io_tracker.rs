@@ -7,9 +7,7 @@
 use std::task::Poll;
 use std::time::Duration;
 
-mod support;
-
-use support::{allocations_in, poll_once};
+use crate::support::{allocations_in, poll_once};
 use tailguard::time::{AsyncIoTimer, FuturesTimer, ManualTimer};
 use tailguard::timeout::timeout_with;
 

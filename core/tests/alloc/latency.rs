@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-mod support;
-
-use support::allocations_in;
+use crate::support::allocations_in;
 use tailguard::latency::{LatencyHistogram, RollingHistogram};
 
 #[test]

@@ -6,9 +6,7 @@
 use std::task::Poll;
 use std::time::Duration;
 
-mod support;
-
-use support::{allocations_and_output, poll_once};
+use crate::support::{allocations_and_output, poll_once};
 use tailguard::hedge::Hedge;
 use tailguard::time::{ManualTimer, Timer};
 

@@ -8,9 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use std::time::Duration;
 
-mod support;
-
-use support::{allocations, allocations_and_output, poll_once};
+use crate::support::{allocations, allocations_and_output, poll_once};
 use tailguard::backoff::Backoff;
 use tailguard::retry::{Retry, RetryBudget, Retryable};
 use tailguard::time::{ManualTimer, Timer};
