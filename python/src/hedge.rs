@@ -1,15 +1,19 @@
 //! `tailguard.Hedge`: the core's hedging policy (fixed or adaptive delay at a percentile of
 //! recent primary latency, attempt cap, budget of extra load). The asyncio orchestration (tasks,
-//! waiting, cancelling the losers) is in `tailguard/_hedge.py`; every decision is made here.
+//! waiting, cancelling the losers) is in `tailguard/_hedge.py`; every decision is made by the
+//! core's sans-IO `HedgeState`, one per call, wrapped here as `HedgeCall`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
-use tailguard::hedge::{Hedge as CoreHedge, HedgeBudget as CoreHedgeBudget, MAX_ATTEMPTS};
+use tailguard::hedge::{
+    AttemptOutcome, Hedge as CoreHedge, HedgeBudget as CoreHedgeBudget,
+    HedgeState as CoreHedgeState, HedgeStats as CoreHedgeStats, MAX_ATTEMPTS,
+};
 
 use crate::clock::Clock;
 use crate::{convert, errors};
@@ -127,6 +131,18 @@ pub(crate) struct HedgeStats {
     extra_load: f64,
 }
 
+impl From<CoreHedgeStats> for HedgeStats {
+    fn from(stats: CoreHedgeStats) -> Self {
+        HedgeStats {
+            primaries: stats.primaries,
+            hedges_sent: stats.hedges_sent,
+            hedges_won: stats.hedges_won,
+            budget_refusals: stats.budget_refusals,
+            extra_load: stats.extra_load(),
+        }
+    }
+}
+
 #[pymethods]
 impl HedgeStats {
     fn __repr__(&self) -> String {
@@ -140,18 +156,15 @@ impl HedgeStats {
 /// A hedging policy; `await policy.run(factory)` runs one hedged call, and the policy decorates
 /// `async def` functions.
 ///
-/// Waiting for the hedge delay uses the event loop's clock; a `clock=` (a `ManualClock`) only
-/// drives the window of recent latencies that an adaptive delay (`"p95"`) is computed from.
+/// Every decision reads the policy's clock: when the next hedge is due, the budget's per-second
+/// reserve, the primary latencies an adaptive delay (`"p95"`) learns from. With a `clock=` (a
+/// `ManualClock`) they follow that clock, while the event loop waits out the time left in real
+/// time: a primary's latency is then how far the clock was advanced while it was out.
 #[pyclass(frozen, module = "tailguard", name = "Hedge")]
 pub(crate) struct Hedge {
     inner: CoreHedge,
     clock: Clock,
     delay_spec: Py<PyAny>,
-    /// The binding's own counters: the core's are bumped by its own future only.
-    primaries: AtomicU64,
-    hedges_sent: AtomicU64,
-    hedges_won: AtomicU64,
-    budget_refusals: AtomicU64,
 }
 
 /// `"p95"`, `"p99.9"`: a percentile as a fraction.
@@ -298,10 +311,6 @@ impl Hedge {
             inner,
             clock,
             delay_spec,
-            primaries: AtomicU64::new(0),
-            hedges_sent: AtomicU64::new(0),
-            hedges_won: AtomicU64::new(0),
-            budget_refusals: AtomicU64::new(0),
         })
     }
 
@@ -326,19 +335,7 @@ impl Hedge {
 
     /// What the policy has done so far.
     fn stats(&self) -> HedgeStats {
-        let primaries = self.primaries.load(Relaxed);
-        let hedges_sent = self.hedges_sent.load(Relaxed);
-        HedgeStats {
-            primaries,
-            hedges_sent,
-            hedges_won: self.hedges_won.load(Relaxed),
-            budget_refusals: self.budget_refusals.load(Relaxed),
-            extra_load: if primaries == 0 {
-                0.0
-            } else {
-                hedges_sent as f64 / primaries as f64
-            },
-        }
+        self.inner.stats().into()
     }
 
     /// The `p`-quantile of recent primary latencies in seconds (adaptive policies), or `None`.
@@ -378,43 +375,14 @@ impl Hedge {
         Ok(wrap.call1((slf, func))?.unbind())
     }
 
-    /// A call starts: counts its primary, credits the budget, returns the hedge delay.
-    fn _begin(&self) -> Option<f64> {
-        self.primaries.fetch_add(1, Relaxed);
-        if let Some(budget) = self.inner.budget() {
-            budget.deposit();
-        }
-        self.current_delay()
-    }
-
-    /// Asks to send one more attempt: `True` if the budget allows (and it is counted). The
-    /// budget's per-second reserve refills on this policy's clock (a `ManualClock` too).
-    fn _try_hedge(&self) -> bool {
-        if let Some(budget) = self.inner.budget() {
-            if !budget.try_withdraw_at(self.clock.now()) {
-                self.budget_refusals.fetch_add(1, Relaxed);
-                return false;
-            }
-        }
-        self.hedges_sent.fetch_add(1, Relaxed);
-        true
-    }
-
-    /// A hedge won the call.
-    fn _hedge_won(&self) {
-        self.hedges_won.fetch_add(1, Relaxed);
-    }
-
-    /// The primary finished after `seconds` (or was cancelled after that long, a lower bound):
-    /// feeds the adaptive delay.
-    fn _primary_done(&self, seconds: f64) {
-        if let Some(window) = self.inner.latency() {
-            let latency = if seconds.is_finite() && seconds > 0.0 {
-                Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
-            } else {
-                Duration::ZERO
-            };
-            window.record_at(self.clock.now(), latency);
+    /// Starts one call now with its primary, attempt 1: counts it, credits the budget, picks the
+    /// delay. Returns the call's state.
+    fn _start(&self) -> HedgeCall {
+        let mut state = CoreHedgeState::new(self.inner.clone());
+        state.begin_at(self.clock.now());
+        HedgeCall {
+            state: Mutex::new(state),
+            clock: self.clock.clone(),
         }
     }
 
@@ -423,6 +391,91 @@ impl Hedge {
             "Hedge(delay={}, max_attempts={})",
             convert::short_repr(self.delay_spec.bind(py)),
             self.inner.max_attempts()
+        )
+    }
+}
+
+/// One hedged call's decisions (the core's `HedgeState`), driven by the loop in
+/// `tailguard/_hedge.py`, on the policy's clock.
+#[pyclass(frozen, module = "tailguard")]
+pub(crate) struct HedgeCall {
+    state: Mutex<CoreHedgeState<CoreHedge>>,
+    clock: Clock,
+}
+
+impl HedgeCall {
+    fn state(&self) -> std::sync::MutexGuard<'_, CoreHedgeState<CoreHedge>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl HedgeCall {
+    /// Seconds until the next hedge is due (0 if it is), or `None` if none will be sent on time
+    /// (the attempt cap, a refusal by the budget, or an adaptive policy short of samples).
+    fn timeout(&self) -> Option<f64> {
+        let due = self.state().next_hedge_at()?;
+        Some(
+            due.saturating_duration_since(self.clock.now())
+                .as_secs_f64(),
+        )
+    }
+
+    /// Asks to start another attempt now (the delay passed, or an attempt failed): its number if
+    /// the attempt cap and the budget allow (it is counted as a hedge sent), else `None`.
+    fn try_hedge(&self) -> Option<u32> {
+        let mut state = self.state();
+        if !state.may_hedge() {
+            return None;
+        }
+        state.try_hedge_at(self.clock.now())
+    }
+
+    /// Attempt `attempt` (1 is the primary) ended, successfully if `ok`: records the primary's
+    /// latency and counts a hedge's win.
+    fn done(&self, attempt: u32, ok: bool) {
+        let outcome = if ok {
+            AttemptOutcome::Succeeded
+        } else {
+            AttemptOutcome::Failed
+        };
+        self.state()
+            .attempt_done_at(self.clock.now(), attempt, outcome);
+    }
+
+    /// The call is abandoned (cancelled): a primary still out is recorded at the time it had been
+    /// out, a lower bound. Does nothing once the call is over.
+    fn cancel(&self) {
+        self.state().cancel_at(self.clock.now());
+    }
+
+    /// Attempts started so far, the primary included.
+    #[getter]
+    fn attempts(&self) -> u32 {
+        self.state().attempts()
+    }
+
+    /// Attempts started and not yet done.
+    #[getter]
+    fn in_flight(&self) -> u32 {
+        self.state().in_flight()
+    }
+
+    /// The attempt that succeeded (1 is the primary), once one has.
+    #[getter]
+    fn winner(&self) -> Option<u32> {
+        self.state().winner()
+    }
+
+    fn __repr__(&self) -> String {
+        let state = self.state();
+        let winner = state
+            .winner()
+            .map_or_else(|| "None".to_owned(), |n| n.to_string());
+        format!(
+            "HedgeCall(attempts={}, in_flight={}, winner={winner})",
+            state.attempts(),
+            state.in_flight(),
         )
     }
 }
