@@ -121,8 +121,8 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// Starts the call at `now` with its primary, attempt 1: counts the primary, credits the
     /// budget, picks the delay. Returns when the first hedge is due, or `None` if none will be
-    /// sent on time (see [`next_hedge_at`](HedgeState::next_hedge_at)). A second call does
-    /// nothing but return that.
+    /// sent on time (see [`next_hedge_at`](HedgeState::next_hedge_at)). A second call changes
+    /// nothing and returns [`next_hedge_at`](HedgeState::next_hedge_at).
     pub fn begin_at(&mut self, now: Instant) -> Option<Instant> {
         self.begin();
         self.arm_at(now);
