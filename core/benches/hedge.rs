@@ -129,7 +129,7 @@ fn a_hedge_wins(c: &mut Criterion) {
     group.bench_function("tailguard/tokio", |b| {
         b.iter(|| {
             rt.block_on(hedge.run_with(AsyncIoTimer, |n| async move {
-                if n == 0 {
+                if n == 1 {
                     pending::<()>().await;
                 }
                 Ok::<_, Infallible>(n)
@@ -148,7 +148,7 @@ fn a_hedge_wins(c: &mut Criterion) {
         b.iter(|| {
             let t = timer.clone();
             timer.block_on(virtual_hedge.run_with(timer.clone(), move |n| {
-                let sleep = t.sleep(Duration::from_millis(if n == 0 { 10 } else { 1 }));
+                let sleep = t.sleep(Duration::from_millis(if n == 1 { 10 } else { 1 }));
                 async move {
                     sleep.await;
                     Ok::<_, Infallible>(n)

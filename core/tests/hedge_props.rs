@@ -8,8 +8,9 @@ use tailguard::hedge::{Hedge, HedgeBudget};
 use tailguard::time::{ManualTimer, Timer};
 
 proptest! {
-    /// With a fixed delay `d` and attempts taking `latency[n]`, attempt `n` starts at `n * d`
-    /// (while no one has answered), and the call ends at the earliest `n * d + latency[n]`.
+    /// With a fixed delay `d` and attempts taking `latency[i]`, attempt `i + 1` (attempts are
+    /// numbered from 1) starts at `i * d` (while no one has answered), and the call ends at the
+    /// earliest `i * d + latency[i]`.
     #[test]
     fn a_call_ends_at_the_first_answer_of_the_schedule(
         delay_ms in 0u64..50,
@@ -23,7 +24,7 @@ proptest! {
             .unbudgeted()
             .build()
             .unwrap();
-        // The model: attempt n is sent at n * d if nobody answered before that instant
+        // The model: attempt i + 1 is sent at i * d if nobody answered before that instant
         // (answers at the same instant as a send win: attempts are polled before the timer).
         let mut best: Option<(u64, u32)> = None;
         for (n, &latency) in latencies.iter().enumerate() {
@@ -35,7 +36,7 @@ proptest! {
             }
             let done = sent + latency;
             if best.is_none_or(|(b, _)| done < b) {
-                best = Some((done, n as u32));
+                best = Some((done, n as u32 + 1));
             }
         }
         let (expected_end, expected_winner) = best.unwrap();
@@ -43,7 +44,7 @@ proptest! {
         let t = timer.clone();
         let plan = latencies.clone();
         let winner = timer.block_on(hedge.run_with(timer.clone(), move |n| {
-            let sleep = t.sleep(Duration::from_millis(plan[n as usize]));
+            let sleep = t.sleep(Duration::from_millis(plan[n as usize - 1]));
             async move {
                 sleep.await;
                 Ok::<u32, ()>(n)
@@ -52,11 +53,12 @@ proptest! {
         prop_assert_eq!(timer.elapsed(), Duration::from_millis(expected_end));
         // Ties between attempts finishing at the same instant may go either way.
         let winner = winner.unwrap();
-        let winner_end = winner as u64 * delay_ms + latencies[winner as usize];
+        let index = winner as usize - 1;
+        let winner_end = index as u64 * delay_ms + latencies[index];
         prop_assert_eq!(winner_end, expected_end, "winner {} vs model {}", winner, expected_winner);
         prop_assert_eq!(timer.pending_sleeps(), 0);
         let stats = hedge.stats();
-        prop_assert_eq!(stats.hedges_won, u64::from(winner > 0));
+        prop_assert_eq!(stats.hedges_won, u64::from(winner > 1));
     }
 
     /// However deposits and withdrawals interleave across clones, hedges never exceed

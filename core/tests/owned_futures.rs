@@ -131,11 +131,11 @@ fn owned_futures_run_to_completion_on_their_own() {
     let hedged = spawnable(hedge.run_with(timer.clone(), move |n| {
         let t = t.clone();
         async move {
-            t.sleep(Duration::from_millis(if n == 0 { 1000 } else { 1 }))
+            t.sleep(Duration::from_millis(if n == 1 { 1000 } else { 1 }))
                 .await;
             Ok::<_, ()>(n)
         }
     }));
     drop(hedge);
-    assert_eq!(timer.block_on(hedged), Ok(1));
+    assert_eq!(timer.block_on(hedged), Ok(2));
 }

@@ -35,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hedge::Hedge>()?;
     m.add_class::<hedge::HedgeBudget>()?;
     m.add_class::<hedge::HedgeStats>()?;
+    m.add_class::<hedge::HedgeCall>()?;
     m.add_class::<breaker::CircuitBreaker>()?;
     m.add_class::<breaker::Guarded>()?;
     m.add_class::<breaker::BreakerPermit>()?;

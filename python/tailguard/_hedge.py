@@ -24,64 +24,49 @@ async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
     attempt started (or at once after a failure), while ``max_attempts`` and the budget allow.
     The first success wins; every other attempt is cancelled before this returns.
 
+    Every decision is the native per-call state's (:class:`tailguard._native.HedgeCall`, on the
+    policy's clock): this loop only starts, waits for and cancels tasks.
+
     If every attempt fails: a call that made one attempt (no hedge was sent) raises that
     attempt's own exception, as the unhedged call would; a call that made several raises
     :class:`AllFailedError` with all of them, the last as its ``__cause__``."""
-    loop = asyncio.get_running_loop()
-    delay = policy._begin()
-    max_attempts = policy.max_attempts
-    start = loop.time()
+    call = policy._start()
     primary: asyncio.Future[T] = start_leg(factory())
-    running: set[asyncio.Future[T]] = {primary}
-    primary_open = True
+    # Each attempt in flight, and its number (1 is the primary).
+    running: dict[asyncio.Future[T], int] = {primary: 1}
     errors: list[BaseException] = []
-    started = 1
-    last_start = start
-    may_hedge = max_attempts > 1
 
-    def launch() -> None:
-        nonlocal started, last_start, may_hedge
-        if not policy._try_hedge():
-            may_hedge = False
-            return
-        running.add(start_leg(factory()))
-        started += 1
-        last_start = loop.time()
-        if started >= max_attempts:
-            may_hedge = False
+    def hedge() -> None:
+        attempt = call.try_hedge()
+        if attempt is not None:
+            running[start_leg(factory())] = attempt
 
     try:
         while True:
-            timeout = None
-            if may_hedge and delay is not None:
-                timeout = max(0.0, last_start + delay - loop.time())
             done, _ = await asyncio.wait(
-                running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                running, timeout=call.timeout(), return_when=asyncio.FIRST_COMPLETED
             )
             if not done:
-                launch()
+                hedge()
                 continue
             failed = False
             for task in done:
-                running.discard(task)
-                if task is primary:
-                    primary_open = False
-                    policy._primary_done(loop.time() - start)
+                attempt = running.pop(task)
                 if task.cancelled():
+                    call.done(attempt, False)
                     errors.append(asyncio.CancelledError())
                     failed = True
                     continue
                 exc = task.exception()
+                call.done(attempt, exc is None)
                 if exc is None:
-                    if task is not primary:
-                        policy._hedge_won()
                     return task.result()
                 errors.append(exc)
                 failed = True
-            if failed and may_hedge:
-                launch()
+            if failed:
+                hedge()
             if not running:
-                if started == 1:
+                if call.attempts == 1:
                     # Nothing was hedged: the call fails as the unhedged call would. Its
                     # traceback will hold this frame, so no local may refer to it (directly or
                     # through its task): that cycle would keep the attempt's frames alive.
@@ -97,10 +82,12 @@ async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
                     f"all {len(errors)} attempts of the hedged call failed; last: {errors[-1]!r}",
                     errors,
                 ) from errors[-1]
+    except BaseException:
+        # Cancelled with attempts out: the primary's time out is recorded, a lower bound. (After
+        # the call failed, this does nothing.)
+        call.cancel()
+        raise
     finally:
-        if primary_open:
-            # Cancelled while still out: record how long it had been, a lower bound.
-            policy._primary_done(loop.time() - start)
         await cancel_and_wait(running)
 
 

@@ -143,6 +143,7 @@ __all__ = [
     "Guarded",
     "Hedge",
     "HedgeBudget",
+    "HedgeCall",
     "HedgeStats",
     "LatencyHistogram",
     "ManualClock",
@@ -516,10 +517,34 @@ class Hedge:
         attempt raises its own exception (as the unhedged call would), one that made several raises
         `AllFailedError` with all of them."""
     def __call__(self, func: Callable[_P, Awaitable[_R]]) -> _Hedged[_P, Coroutine[Any, Any, _R]]: ...
-    def _begin(self) -> Optional[float]: ...
-    def _try_hedge(self) -> bool: ...
-    def _hedge_won(self) -> None: ...
-    def _primary_done(self, seconds: float) -> None: ...
+    def _start(self) -> HedgeCall: ...
+
+@final
+class HedgeCall:
+    """One hedged call's decisions (the core's `HedgeState`), driven by the loop in
+    `tailguard/_hedge.py` on the policy's clock (internal)."""
+
+    def timeout(self) -> Optional[float]:
+        """Seconds until the next hedge is due (0 if it is), or `None` if none will be sent on time
+        (the attempt cap, a refusal by the budget, or an adaptive policy short of samples)."""
+    def try_hedge(self) -> Optional[int]:
+        """Asks to start another attempt now (the delay passed, or an attempt failed): its number
+        if the attempt cap and the budget allow (it is counted as a hedge sent), else `None`."""
+    def done(self, attempt: int, ok: bool) -> None:
+        """Attempt `attempt` (1 is the primary) ended, successfully if `ok`: records the primary's
+        latency and counts a hedge's win."""
+    def cancel(self) -> None:
+        """The call is abandoned (cancelled): a primary still out is recorded at the time it had
+        been out, a lower bound. Does nothing once the call is over."""
+    @property
+    def attempts(self) -> int:
+        """Attempts started so far, the primary included."""
+    @property
+    def in_flight(self) -> int:
+        """Attempts started and not yet done."""
+    @property
+    def winner(self) -> Optional[int]:
+        """The attempt that succeeded (1 is the primary), once one has."""
 
 _BreakerOn = Union[
     Type[BaseException],

@@ -13,13 +13,13 @@ use tailguard::hedge::Hedge;
 use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
 use tailguard::timeout::{Deadline, Elapsed};
 
-/// Attempt 0 never answers; later attempts answer after `answer_after`.
+/// Attempt 1 (the primary) never answers; later attempts answer after `answer_after`.
 async fn stalled_primary<T: Timer>(
     timer: T,
     attempt: u32,
     answer_after: Duration,
 ) -> Result<u32, ()> {
-    if attempt == 0 {
+    if attempt == 1 {
         pending::<()>().await;
     }
     timer.sleep(answer_after).await;
@@ -41,7 +41,7 @@ async fn scenario<T: Timer>(timer: T) {
             stalled_primary(t.clone(), attempt, Duration::from_millis(1))
         })
         .await;
-    assert_eq!(winner, Ok(1));
+    assert_eq!(winner, Ok(2));
     assert!(start.elapsed() >= Duration::from_millis(3));
     assert_eq!(hedge.stats().hedges_won, 1);
 
@@ -49,7 +49,7 @@ async fn scenario<T: Timer>(timer: T) {
     let ready = hedge
         .run_with(timer.clone(), |a| async move { Ok::<_, ()>(a) })
         .await;
-    assert_eq!(ready, Ok(0));
+    assert_eq!(ready, Ok(1));
     assert_eq!(hedge.stats().hedges_sent, 1);
 
     // Scatter-gather returns partial results at the deadline.
@@ -70,14 +70,14 @@ async fn scenario<T: Timer>(timer: T) {
 
     // first_ok and quorum need no timer at all.
     let t = timer.clone();
-    let replicas = (0..3u32).map(move |i| stalled_primary(t.clone(), i, Duration::from_millis(1)));
+    let replicas = (1..=3u32).map(move |i| stalled_primary(t.clone(), i, Duration::from_millis(1)));
     let first = first_ok(replicas).await;
-    assert!(matches!(first, Ok(1) | Ok(2)), "{first:?}");
+    assert!(matches!(first, Ok(2) | Ok(3)), "{first:?}");
     let t = timer.clone();
-    let replicas = (0..3u32).map(move |i| stalled_primary(t.clone(), i, Duration::from_millis(1)));
+    let replicas = (1..=3u32).map(move |i| stalled_primary(t.clone(), i, Duration::from_millis(1)));
     let mut two = quorum(2, replicas).await.unwrap();
     two.sort_unstable();
-    assert_eq!(two, vec![1, 2]);
+    assert_eq!(two, vec![2, 3]);
 }
 
 fn on_every_executor<T: Timer>(timer: T) {

@@ -34,7 +34,7 @@
 //!     hedge.run_with(timer.clone(), move |attempt| {
 //!         let timer = timer.clone();
 //!         async move {
-//!             let stalled = key == 3 && attempt == 0;
+//!             let stalled = key == 3 && attempt == 1;
 //!             timer.sleep(Duration::from_millis(if stalled { 1000 } else { 2 })).await;
 //!             Ok::<_, std::io::Error>(key * 10)
 //!         }

@@ -19,7 +19,8 @@
 //!   that starts full, so hedging works from the very first call (with the defaults, 10 hedges
 //!   a second whatever the traffic, on top of 5 % of primaries).
 //!
-//! [`Hedge::run_with`] runs one call: `make_attempt(0)` starts the primary. Whenever the delay
+//! [`Hedge::run_with`] runs one call: `make_attempt(1)` starts the primary (attempts are numbered
+//! from 1, as in [`retry`](crate::retry)), `make_attempt(2)` the first hedge, and so on. Whenever the delay
 //! passes after the latest attempt started with no success, and the budget allows, the next
 //! attempt starts; an attempt that fails starts the next one at once. The first `Ok` wins and
 //! every other attempt is dropped on the spot (dropping is how Rust cancels). If all fail, the
@@ -37,22 +38,30 @@
 //!     .budget_ratio(1.0)
 //!     .build()?;
 //!
-//! // Replica 0 is stalled for a second; replica 1 answers in 2 ms.
+//! // The primary (attempt 1) is stalled for a second; the hedge (attempt 2) answers in 2 ms.
 //! let read = |attempt: u32| {
 //!     let timer = timer.clone();
 //!     async move {
-//!         let took = if attempt == 0 { 1000 } else { 2 };
+//!         let took = if attempt == 1 { 1000 } else { 2 };
 //!         timer.sleep(Duration::from_millis(took)).await;
 //!         Ok::<_, std::io::Error>(attempt)
 //!     }
 //! };
 //! let winner = timer.block_on(hedge.run_with(timer.clone(), read))?;
-//! assert_eq!(winner, 1);
+//! assert_eq!(winner, 2);
 //! assert_eq!(timer.elapsed(), Duration::from_millis(12)); // 10 ms delay + 2 ms
 //! assert_eq!(hedge.stats().hedges_won, 1);
 //! assert_eq!(timer.pending_sleeps(), 0); // the stalled primary was dropped
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Sans-IO
+//!
+//! The decisions of one call live in [`HedgeState`], a state machine that takes the time as an
+//! argument and does no I/O: when the next hedge is due, whether the attempt cap and the budget
+//! allow it, what latency to record, and the statistics. [`HedgedRun`] drives it with a
+//! [`Timer`](crate::time::Timer); the Python binding drives the same machine from its asyncio
+//! loop.
 //!
 //! ## What is recorded, and why it is not biased
 //!
@@ -87,13 +96,17 @@ mod budget;
 mod error;
 mod policy;
 mod run;
+mod state;
 mod stats;
 
 pub use self::budget::{HedgeBudget, HedgeBudgetBuilder};
 pub use self::error::HedgeError;
 pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
 pub use self::run::HedgedRun;
+pub use self::state::{AttemptOutcome, HedgeState};
 pub use self::stats::HedgeStats;
 
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;

@@ -62,7 +62,7 @@ impl Hedge {
 
     /// Runs one call, hedged, on the [`DefaultTimer`](crate::time::DefaultTimer).
     ///
-    /// `make_attempt(n)` starts attempt `n` (0 is the primary) and returns its future; see
+    /// `make_attempt(n)` starts attempt `n` (1 is the primary) and returns its future; see
     /// [`run_with`](Hedge::run_with).
     ///
     /// The future owns a clone of the policy (a reference count), so it can be spawned as a
@@ -75,12 +75,12 @@ impl Hedge {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
     /// let task = tokio::spawn(hedge.run(|attempt| async move {
-    ///     if attempt == 0 {
+    ///     if attempt == 1 {
     ///         std::future::pending::<()>().await; // the primary is stalled
     ///     }
     ///     Ok::<_, std::io::Error>(attempt)
     /// }));
-    /// assert_eq!(task.await.unwrap().unwrap(), 1);
+    /// assert_eq!(task.await.unwrap().unwrap(), 2);
     /// # Ok::<(), tailguard::ConfigError>(())
     /// # }).unwrap();
     /// ```
@@ -93,12 +93,12 @@ impl Hedge {
     ///
     /// let hedge = Hedge::builder().fixed_delay(Duration::from_millis(20)).build()?;
     /// let task = smol::spawn(hedge.run(|attempt| async move {
-    ///     if attempt == 0 {
+    ///     if attempt == 1 {
     ///         std::future::pending::<()>().await;
     ///     }
     ///     Ok::<_, std::io::Error>(attempt)
     /// }));
-    /// assert_eq!(smol::block_on(task).unwrap(), 1);
+    /// assert_eq!(smol::block_on(task).unwrap(), 2);
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
@@ -112,11 +112,13 @@ impl Hedge {
 
     /// Runs one call, hedged, on `timer`.
     ///
-    /// `make_attempt(n)` starts attempt `n` (0 is the primary, 1.. are hedges) and returns a
+    /// `make_attempt(n)` starts attempt `n` (1 is the primary, 2.. are hedges) and returns a
     /// future of `Result<T, E>`. The first `Ok` is returned and every other attempt is dropped
     /// at once; if every attempt fails, the errors come back in a
     /// [`HedgeError`](super::HedgeError). Nothing starts until the returned future is polled,
-    /// and dropping it cancels every attempt in flight.
+    /// and dropping it cancels every attempt in flight. The decisions are a [`HedgeState`]'s.
+    ///
+    /// [`HedgeState`]: super::HedgeState
     pub fn run_with<T, F, Fut>(&self, timer: T, make_attempt: F) -> HedgedRun<F, Fut, T>
     where
         T: Timer,

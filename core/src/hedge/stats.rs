@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// A snapshot of relaxed atomic counters: cheap to take, consistent per field.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HedgeStats {
-    /// Calls started: every call sends exactly one primary (attempt 0).
+    /// Calls started: every call sends exactly one primary (attempt 1).
     pub primaries: u64,
-    /// Extra attempts sent (attempt 1 and later), after the delay or after a failure.
+    /// Extra attempts sent (attempt 2 and later), after the delay or after a failure.
     pub hedges_sent: u64,
     /// Calls whose first success came from a hedge rather than the primary.
     pub hedges_won: u64,

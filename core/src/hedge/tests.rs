@@ -12,7 +12,7 @@ use super::*;
 use crate::test_util::{ms, Drops};
 use crate::time::{ManualTimer, Timer};
 
-/// A scripted backend: attempt `n` takes `plan[n].0` and then returns `plan[n].1`.
+/// A scripted backend: attempt `n` (from 1) takes `plan[n - 1].0` and then returns `plan[n - 1].1`.
 /// Records (attempt, virtual start time) for every attempt started.
 struct Backend {
     timer: ManualTimer,
@@ -39,7 +39,7 @@ impl Backend {
         Box<dyn std::future::Future<Output = Result<&'static str, &'static str>> + Send>,
     > + '_ {
         move |n| {
-            let (took, result) = self.plan[n as usize];
+            let (took, result) = self.plan[n as usize - 1];
             let timer = self.timer.clone();
             let guard = self.drops.guard();
             self.started.lock().unwrap().push((n, timer.elapsed()));
@@ -96,7 +96,7 @@ fn hedge_starts_exactly_at_the_delay_and_wins() {
     let out = timer.block_on(hedge.run_with(timer.clone(), backend.attempt()));
     assert_eq!(out, Ok("hedge"));
     assert_eq!(timer.elapsed(), ms(15));
-    assert_eq!(backend.starts(), vec![(0, ms(0)), (1, ms(10))]);
+    assert_eq!(backend.starts(), vec![(1, ms(0)), (2, ms(10))]);
     assert_eq!(backend.drops.count(), 2, "the losing primary was dropped");
     assert_eq!(timer.pending_sleeps(), 0);
     let stats = hedge.stats();
@@ -148,7 +148,7 @@ fn each_hedge_waits_the_delay_after_the_previous_one() {
     let hedge = fixed(10, 3);
     let out = timer.block_on(hedge.run_with(timer.clone(), backend.attempt()));
     assert_eq!(out, Ok("c"));
-    assert_eq!(backend.starts(), vec![(0, ms(0)), (1, ms(10)), (2, ms(20))]);
+    assert_eq!(backend.starts(), vec![(1, ms(0)), (2, ms(10)), (3, ms(20))]);
     assert_eq!(timer.elapsed(), ms(35));
     assert_eq!(backend.drops.count(), 3);
 }
@@ -160,7 +160,7 @@ fn a_failure_starts_the_next_attempt_at_once() {
     let hedge = fixed(10, 2);
     let out = timer.block_on(hedge.run_with(timer.clone(), backend.attempt()));
     assert_eq!(out, Ok("second"));
-    assert_eq!(backend.starts(), vec![(0, ms(0)), (1, ms(3))]);
+    assert_eq!(backend.starts(), vec![(1, ms(0)), (2, ms(3))]);
     assert_eq!(timer.elapsed(), ms(7));
 }
 
@@ -225,7 +225,7 @@ fn over_a_long_run_the_ratio_bounds_the_extra_load() {
         hedge.run_with(timer.clone(), move |n| {
             let timer = timer.clone();
             async move {
-                timer.sleep(ms(if n == 0 { 50 } else { 1 })).await;
+                timer.sleep(ms(if n == 1 { 50 } else { 1 })).await;
                 Ok::<_, ()>(n)
             }
         })
@@ -235,7 +235,7 @@ fn over_a_long_run_the_ratio_bounds_the_extra_load() {
         let calls = (0..100).map(|_| call(&hedge)).collect::<Vec<_>>();
         let winners = timer.block_on(futures::future::join_all(calls));
         if wave == 0 {
-            hedged_in_first_wave = winners.iter().filter(|w| **w == Ok(1)).count();
+            hedged_in_first_wave = winners.iter().filter(|w| **w == Ok(2)).count();
         }
     }
     let stats = hedge.stats();
@@ -347,7 +347,7 @@ fn call(timer: &ManualTimer, hedge: &Hedge, primary_ms: u64) -> u32 {
         .block_on(hedge.run_with(timer.clone(), move |n| {
             let t = t.clone();
             async move {
-                t.sleep(ms(if n == 0 { primary_ms } else { 1 })).await;
+                t.sleep(ms(if n == 1 { primary_ms } else { 1 })).await;
                 Ok::<_, ()>(n)
             }
         }))
@@ -361,11 +361,11 @@ fn adaptive_waits_for_enough_samples_then_hedges_at_the_percentile() {
     assert_eq!(hedge.delay_at(timer.now()), None);
     // Latencies 1..=20 ms; while short of 20 samples, nothing is hedged even when slow.
     for i in 1..=19 {
-        assert_eq!(call(&timer, &hedge, i), 0);
+        assert_eq!(call(&timer, &hedge, i), 1);
     }
     assert_eq!(hedge.delay_at(timer.now()), None);
     assert_eq!(hedge.stats().hedges_sent, 0);
-    assert_eq!(call(&timer, &hedge, 20), 0);
+    assert_eq!(call(&timer, &hedge, 20), 1);
     // p90 of 1..=20 ms is 18 ms.
     let delay = hedge.delay_at(timer.now()).unwrap();
     assert!(
@@ -374,7 +374,7 @@ fn adaptive_waits_for_enough_samples_then_hedges_at_the_percentile() {
     );
     // A slow primary is now hedged at that delay.
     let before = timer.elapsed();
-    assert_eq!(call(&timer, &hedge, 500), 1);
+    assert_eq!(call(&timer, &hedge, 500), 2);
     let took = timer.elapsed() - before;
     assert_eq!(took, delay + ms(1));
 }
@@ -396,7 +396,7 @@ fn adaptive_keeps_its_last_delay_through_a_quiet_spell() {
     assert_eq!(hedge.latency().unwrap().count_at(timer.now()), 0);
     assert_eq!(hedge.delay_at(timer.now()), Some(learnt));
     let before = timer.elapsed();
-    assert_eq!(call(&timer, &hedge, 500), 1, "a slow call is still hedged");
+    assert_eq!(call(&timer, &hedge, 500), 2, "a slow call is still hedged");
     assert_eq!(timer.elapsed() - before, learnt + ms(1));
 }
 
@@ -427,7 +427,7 @@ fn cancelled_primaries_are_recorded_as_lower_bounds_not_forgotten() {
     call(&timer, &hedge, 4); // sample: 4 ms
                              // The primary would take 900 ms; the hedge wins at 11 ms and the primary is recorded at
                              // 11 ms (a lower bound), not dropped from the record, and not 1 ms (the winner).
-    assert_eq!(call(&timer, &hedge, 900), 1);
+    assert_eq!(call(&timer, &hedge, 900), 2);
     let latency = hedge.latency().unwrap();
     assert_eq!(latency.count_at(timer.now()), 2);
     assert_eq!(latency.quantile_at(timer.now(), 1.0), Some(ms(11)));

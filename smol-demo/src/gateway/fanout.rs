@@ -138,6 +138,7 @@ fn by_replica<S: serde::Serializer>(counts: &[u64], s: S) -> Result<S::Ok, S::Er
 /// One key's answer.
 struct Served {
     replica: usize,
+    /// Which attempt of the hedged call answered, from 1 (the primary).
     hedge: u32,
     value: String,
 }
@@ -194,7 +195,7 @@ impl Gateway {
                 Ok(Ok(served)) => {
                     report.ok += 1;
                     report.served_by[served.replica] += 1;
-                    if served.hedge > 0 {
+                    if served.hedge > 1 {
                         report.hedges_won += 1;
                     }
                     report.values.push(Some(served.value));
@@ -246,13 +247,14 @@ impl Inner {
                 counts.retries.bump();
                 self.totals.retries.bump();
             }
-            // Each try starts one replica further along, and so does each hedge.
-            let offset = attempt as usize - 1;
+            // Each try starts one replica further along, and so does each hedge: the first
+            // attempt of the first try (both numbered from 1) goes to the key's home replica.
             self.hedge.run_with(AsyncIoTimer, move |hedge| {
-                if hedge > 0 {
+                if hedge > 1 {
                     counts.hedges_sent.bump();
                 }
-                self.call(key, offset + hedge as usize, hedge, counts)
+                let offset = (attempt + hedge) as usize - 2;
+                self.call(key, offset, hedge, counts)
             })
         }))
     }
@@ -288,7 +290,7 @@ impl Inner {
         // A backup is only worth sending on a spare connection: waiting in line behind the
         // replica's other calls would add to a queue, not cut a tail.
         let limits = Limits {
-            pool_wait: if hedge == 0 {
+            pool_wait: if hedge == 1 {
                 self.config.pool_timeout
             } else {
                 Duration::ZERO
@@ -350,7 +352,7 @@ mod tests {
             .unwrap();
         let timer = tailguard::time::ManualTimer::new();
         let run = hedge.run_with(timer.clone(), |attempt| {
-            let error = errors[attempt as usize].clone();
+            let error = errors[attempt as usize - 1].clone();
             async move { Err::<(), _>(error) }
         });
         timer.block_on(run).unwrap_err()

@@ -438,7 +438,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     })
 }
 
-/// One key read, hedged by `hedge`: attempt `n` goes to the key's `n`-th copy.
+/// One key read, hedged by `hedge`: attempt `n` (from 1) goes to the key's `n`-th copy.
 fn read_key<'a>(
     config: &'a SimConfig,
     world: &'a World,
@@ -458,8 +458,10 @@ fn read_key<'a>(
     let mean_extra = config.service_mean_extra.as_nanos() as f64;
     let attempt_timer = timer.clone();
     hedge.run_with(timer.clone(), move |attempt| {
-        let replica = &world.replicas[(home + stride * attempt as usize) % world.replicas.len()];
-        let service = base + (-mean_extra * unit(mix(id ^ u64::from(attempt + 1))).ln()) as u64;
+        // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
+        let copy = attempt as usize - 1;
+        let replica = &world.replicas[(home + stride * copy) % world.replicas.len()];
+        let service = base + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64;
         let start = nanos(attempt_timer.now() - origin);
         let finish = replica.finish(start, service);
         let sleep = attempt_timer.sleep_until(origin + Duration::from_nanos(finish));

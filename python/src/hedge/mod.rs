@@ -1,16 +1,22 @@
 //! `tailguard.Hedge`: the core's hedging policy (fixed or adaptive delay at a percentile of
 //! recent primary latency, attempt cap, budget of extra load). The asyncio orchestration (tasks,
-//! waiting, cancelling the losers) is in `tailguard/_hedge.py`; every decision is made here.
+//! waiting, cancelling the losers) is in `tailguard/_hedge.py`; every decision is made by the
+//! core's sans-IO `HedgeState`, one per call, wrapped here as `HedgeCall`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+mod call;
+
 use std::time::Duration;
 
 use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
-use tailguard::hedge::{Hedge as CoreHedge, HedgeBudget as CoreHedgeBudget, MAX_ATTEMPTS};
+use tailguard::hedge::{
+    Hedge as CoreHedge, HedgeBudget as CoreHedgeBudget, HedgeState as CoreHedgeState,
+    HedgeStats as CoreHedgeStats, MAX_ATTEMPTS,
+};
 
+pub(crate) use self::call::HedgeCall;
 use crate::clock::Clock;
 use crate::{convert, errors};
 
@@ -127,6 +133,18 @@ pub(crate) struct HedgeStats {
     extra_load: f64,
 }
 
+impl From<CoreHedgeStats> for HedgeStats {
+    fn from(stats: CoreHedgeStats) -> Self {
+        HedgeStats {
+            primaries: stats.primaries,
+            hedges_sent: stats.hedges_sent,
+            hedges_won: stats.hedges_won,
+            budget_refusals: stats.budget_refusals,
+            extra_load: stats.extra_load(),
+        }
+    }
+}
+
 #[pymethods]
 impl HedgeStats {
     fn __repr__(&self) -> String {
@@ -140,18 +158,15 @@ impl HedgeStats {
 /// A hedging policy; `await policy.run(factory)` runs one hedged call, and the policy decorates
 /// `async def` functions.
 ///
-/// Waiting for the hedge delay uses the event loop's clock; a `clock=` (a `ManualClock`) only
-/// drives the window of recent latencies that an adaptive delay (`"p95"`) is computed from.
+/// Every decision reads the policy's clock: when the next hedge is due, the budget's per-second
+/// reserve, the primary latencies an adaptive delay (`"p95"`) learns from. With a `clock=` (a
+/// `ManualClock`) they follow that clock, while the event loop waits out the time left in real
+/// time: a primary's latency is then how far the clock was advanced while it was out.
 #[pyclass(frozen, module = "tailguard", name = "Hedge")]
 pub(crate) struct Hedge {
     inner: CoreHedge,
     clock: Clock,
     delay_spec: Py<PyAny>,
-    /// The binding's own counters: the core's are bumped by its own future only.
-    primaries: AtomicU64,
-    hedges_sent: AtomicU64,
-    hedges_won: AtomicU64,
-    budget_refusals: AtomicU64,
 }
 
 /// `"p95"`, `"p99.9"`: a percentile as a fraction.
@@ -298,10 +313,6 @@ impl Hedge {
             inner,
             clock,
             delay_spec,
-            primaries: AtomicU64::new(0),
-            hedges_sent: AtomicU64::new(0),
-            hedges_won: AtomicU64::new(0),
-            budget_refusals: AtomicU64::new(0),
         })
     }
 
@@ -326,19 +337,7 @@ impl Hedge {
 
     /// What the policy has done so far.
     fn stats(&self) -> HedgeStats {
-        let primaries = self.primaries.load(Relaxed);
-        let hedges_sent = self.hedges_sent.load(Relaxed);
-        HedgeStats {
-            primaries,
-            hedges_sent,
-            hedges_won: self.hedges_won.load(Relaxed),
-            budget_refusals: self.budget_refusals.load(Relaxed),
-            extra_load: if primaries == 0 {
-                0.0
-            } else {
-                hedges_sent as f64 / primaries as f64
-            },
-        }
+        self.inner.stats().into()
     }
 
     /// The `p`-quantile of recent primary latencies in seconds (adaptive policies), or `None`.
@@ -378,44 +377,12 @@ impl Hedge {
         Ok(wrap.call1((slf, func))?.unbind())
     }
 
-    /// A call starts: counts its primary, credits the budget, returns the hedge delay.
-    fn _begin(&self) -> Option<f64> {
-        self.primaries.fetch_add(1, Relaxed);
-        if let Some(budget) = self.inner.budget() {
-            budget.deposit();
-        }
-        self.current_delay()
-    }
-
-    /// Asks to send one more attempt: `True` if the budget allows (and it is counted). The
-    /// budget's per-second reserve refills on this policy's clock (a `ManualClock` too).
-    fn _try_hedge(&self) -> bool {
-        if let Some(budget) = self.inner.budget() {
-            if !budget.try_withdraw_at(self.clock.now()) {
-                self.budget_refusals.fetch_add(1, Relaxed);
-                return false;
-            }
-        }
-        self.hedges_sent.fetch_add(1, Relaxed);
-        true
-    }
-
-    /// A hedge won the call.
-    fn _hedge_won(&self) {
-        self.hedges_won.fetch_add(1, Relaxed);
-    }
-
-    /// The primary finished after `seconds` (or was cancelled after that long, a lower bound):
-    /// feeds the adaptive delay.
-    fn _primary_done(&self, seconds: f64) {
-        if let Some(window) = self.inner.latency() {
-            let latency = if seconds.is_finite() && seconds > 0.0 {
-                Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
-            } else {
-                Duration::ZERO
-            };
-            window.record_at(self.clock.now(), latency);
-        }
+    /// Starts one call now with its primary, attempt 1: counts it, credits the budget, picks the
+    /// delay. Returns the call's state.
+    fn _start(&self) -> HedgeCall {
+        let mut state = CoreHedgeState::new(self.inner.clone());
+        state.begin_at(self.clock.now());
+        HedgeCall::new(state, self.clock.clone())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

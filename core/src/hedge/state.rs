@@ -1,0 +1,343 @@
+//! [`HedgeState`]: one hedged call's decisions as a sans-IO state machine.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::policy::{Delay, Hedge};
+use super::stats::Counters;
+use crate::time::deadline_after;
+
+/// How an attempt ended, for [`HedgeState::attempt_done_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// It succeeded: the call is won, and every other attempt should be cancelled.
+    Succeeded,
+    /// It failed (or was cancelled on its own): another attempt may take its place at once.
+    Failed,
+}
+
+/// The decisions of one hedged call, without I/O: you start the attempts, wait and cancel; it
+/// says when the next hedge is due and whether the budget allows it, and keeps the policy's
+/// statistics and latency window.
+///
+/// [`Hedge::run_with`](super::Hedge::run_with) is this state machine plus a timer; the Python
+/// binding drives the same machine with its event loop's clock. Every method that needs the time
+/// takes `now`. Attempts are numbered from 1: attempt 1 is the primary, 2 and later are hedges.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tailguard::hedge::{AttemptOutcome, Hedge, HedgeState};
+///
+/// let hedge = Hedge::builder()
+///     .fixed_delay(Duration::from_millis(10))
+///     .unbudgeted()
+///     .build()?;
+/// let mut state = HedgeState::new(&hedge);
+/// let start = Instant::now();
+/// // Start attempt 1, the primary; the first hedge is due 10 ms later.
+/// let due = state.begin_at(start).unwrap();
+/// assert_eq!(due, start + Duration::from_millis(10));
+/// // ... the primary is still out when that time comes: send attempt 2.
+/// assert_eq!(state.try_hedge_at(due), Some(2));
+/// assert_eq!(state.next_hedge_at(), None); // two attempts is the default cap
+/// // Attempt 2 answers 3 ms later: the call is won; cancel the primary.
+/// let now = due + Duration::from_millis(3);
+/// state.attempt_done_at(now, 2, AttemptOutcome::Succeeded);
+/// assert_eq!(state.winner(), Some(2));
+/// let stats = hedge.stats();
+/// assert_eq!((stats.primaries, stats.hedges_sent, stats.hedges_won), (1, 1, 1));
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+///
+/// # The rules
+///
+/// - [`begin_at`](HedgeState::begin_at) starts the call: it counts the primary, credits the
+///   budget with one primary's worth, and picks this call's delay
+///   ([`Hedge::delay_at`](super::Hedge::delay_at)).
+/// - The next hedge is due `delay` after the latest attempt started
+///   ([`next_hedge_at`](HedgeState::next_hedge_at)); none is due on time while an adaptive policy
+///   is short of samples, after `max_attempts` attempts, or once the budget refused one.
+/// - A failed attempt frees its place: the caller may send the next one at once, without waiting
+///   for the delay ([`try_hedge_at`](HedgeState::try_hedge_at) right after the failure).
+/// - [`try_hedge_at`](HedgeState::try_hedge_at) withdraws one hedge from the budget, on the
+///   budget's reserve as of `now`; a refusal is counted and ends hedging for this call.
+/// - Only the primary's latency is recorded into an adaptive policy's window, one sample per
+///   call, whether it succeeded, failed, or was cancelled (then the time it had been out, a lower
+///   bound): see the [module documentation](super) for why this keeps the percentile honest.
+/// - The first success wins; a hedge's win is counted. Once the call is over, every method does
+///   nothing.
+pub struct HedgeState<H: Borrow<Hedge>> {
+    hedge: H,
+    /// When the primary started, once a time is known; `None` until then.
+    primary_start: Option<Instant>,
+    /// When the latest attempt started: the next hedge is due `delay` after it.
+    last_start: Option<Instant>,
+    /// This call's hedge delay, picked with the first time given; `None` means no hedging on time
+    /// (an adaptive policy still short of samples).
+    delay: Option<Duration>,
+    /// Attempts started so far, the primary included.
+    started: u32,
+    /// Attempts started and not yet done.
+    in_flight: u32,
+    /// The attempt that succeeded, once one has.
+    winner: Option<u32>,
+    phase: Phase,
+    /// The primary has started and is not done: its latency is still to be recorded.
+    primary_open: bool,
+    /// The budget refused a hedge: this call sends no more.
+    refused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Running,
+    Over,
+}
+
+impl<H: Borrow<Hedge>> HedgeState<H> {
+    /// A call about to start; does nothing yet. `hedge` is a `&Hedge`, a `Hedge` (a clone shares
+    /// everything with the original) or anything else that borrows one.
+    pub fn new(hedge: H) -> Self {
+        HedgeState {
+            hedge,
+            primary_start: None,
+            last_start: None,
+            delay: None,
+            started: 0,
+            in_flight: 0,
+            winner: None,
+            phase: Phase::NotStarted,
+            primary_open: false,
+            refused: false,
+        }
+    }
+
+    /// The policy this call follows.
+    pub fn hedge(&self) -> &Hedge {
+        self.hedge.borrow()
+    }
+
+    /// Starts the call at `now` with its primary, attempt 1: counts the primary, credits the
+    /// budget, picks the delay. Returns when the first hedge is due, or `None` if none will be
+    /// sent on time (see [`next_hedge_at`](HedgeState::next_hedge_at)). A second call changes
+    /// nothing and returns [`next_hedge_at`](HedgeState::next_hedge_at).
+    pub fn begin_at(&mut self, now: Instant) -> Option<Instant> {
+        self.begin();
+        self.arm_at(now);
+        self.next_hedge_at()
+    }
+
+    /// Starts the call without the time: the async runner polls the primary before it reads a
+    /// clock, and gives the time to [`arm_at`](Self::arm_at) only if the primary is pending.
+    pub(super) fn begin(&mut self) {
+        if self.phase != Phase::NotStarted {
+            return;
+        }
+        self.phase = Phase::Running;
+        self.started = 1;
+        self.in_flight = 1;
+        self.primary_open = true;
+        let inner = &self.hedge.borrow().inner;
+        Counters::bump(&inner.counters.primaries);
+        if let Some(budget) = &inner.budget {
+            budget.deposit();
+        }
+    }
+
+    /// Gives the call its start time, once: the primary's start, and the delay as of `now`.
+    pub(super) fn arm_at(&mut self, now: Instant) {
+        if self.phase == Phase::NotStarted || self.primary_start.is_some() {
+            return;
+        }
+        self.primary_start = Some(now);
+        self.last_start = Some(now);
+        self.delay = self.hedge.borrow().delay_at(now);
+    }
+
+    /// Whether the call has been given a time (the primary's start).
+    pub(super) fn is_armed(&self) -> bool {
+        self.primary_start.is_some()
+    }
+
+    /// Whether another attempt may start, the budget aside: the call is running, the budget has
+    /// not refused a hedge, and fewer than `max_attempts` have started.
+    pub fn may_hedge(&self) -> bool {
+        self.phase == Phase::Running
+            && !self.refused
+            && self.started < self.hedge.borrow().inner.max_attempts
+    }
+
+    /// When the next hedge is due: the delay after the latest attempt started. `None` if no hedge
+    /// will start on time: the call is not running, [`may_hedge`](HedgeState::may_hedge) says no,
+    /// or the policy has no delay yet (an adaptive one short of samples hedges only after a
+    /// failure).
+    pub fn next_hedge_at(&self) -> Option<Instant> {
+        if !self.may_hedge() {
+            return None;
+        }
+        Some(deadline_after(self.last_start?, self.delay?))
+    }
+
+    /// Asks to start another attempt at `now` (the delay passed, or an attempt just failed):
+    /// returns its number if the attempt cap and the budget allow it, and counts it as a hedge
+    /// sent. `None` if [`may_hedge`](HedgeState::may_hedge) says no; also `None` if the budget
+    /// refuses, which is counted and ends hedging for this call.
+    pub fn try_hedge_at(&mut self, now: Instant) -> Option<u32> {
+        if !self.may_hedge() {
+            return None;
+        }
+        self.arm_at(now);
+        let inner = &self.hedge.borrow().inner;
+        if let Some(budget) = &inner.budget {
+            if !budget.try_withdraw_at(now) {
+                Counters::bump(&inner.counters.budget_refusals);
+                self.refused = true;
+                self.end_if_all_failed();
+                return None;
+            }
+        }
+        Counters::bump(&inner.counters.hedges_sent);
+        self.started += 1;
+        self.in_flight += 1;
+        self.last_start = Some(now);
+        Some(self.started)
+    }
+
+    /// Attempt `attempt` ended at `now`. The primary's latency is recorded (for an adaptive
+    /// delay); a success ends the call (a hedge's win is counted, and a primary still out is
+    /// recorded at the time it had been out, as it is about to be cancelled). After a failure,
+    /// the caller may send the next attempt at once with [`try_hedge_at`](Self::try_hedge_at);
+    /// once nothing is in flight and no attempt may follow, the call has failed
+    /// ([`all_failed`](HedgeState::all_failed)).
+    ///
+    /// Does nothing if the call is not running or `attempt` was never started.
+    pub fn attempt_done_at(&mut self, now: Instant, attempt: u32, outcome: AttemptOutcome) {
+        self.attempt_done(|| now, attempt, outcome);
+    }
+
+    /// [`attempt_done_at`](Self::attempt_done_at), reading the time only if it is needed: to
+    /// record a primary that was given a start time.
+    pub(super) fn attempt_done(
+        &mut self,
+        now: impl FnOnce() -> Instant,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    ) {
+        if self.phase != Phase::Running || attempt == 0 || attempt > self.started {
+            return;
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        // The primary's latency: exact if it is the one done, else (a hedge won) the time it
+        // had been out, as it is about to be cancelled.
+        if attempt == 1 || outcome == AttemptOutcome::Succeeded {
+            self.record_primary(now);
+        }
+        match outcome {
+            AttemptOutcome::Succeeded => {
+                if attempt > 1 {
+                    Counters::bump(&self.hedge.borrow().inner.counters.hedges_won);
+                }
+                self.winner = Some(attempt);
+                self.phase = Phase::Over;
+            }
+            AttemptOutcome::Failed => self.end_if_all_failed(),
+        }
+    }
+
+    /// The caller gives up on the call at `now` (cancelled, or dropped) with attempts still out:
+    /// a primary still out is recorded at the time it had been out, a lower bound on its latency.
+    /// The call is over. Does nothing once the call is over.
+    pub fn cancel_at(&mut self, now: Instant) {
+        self.cancel(|| now);
+    }
+
+    /// [`cancel_at`](Self::cancel_at), reading the time only if it is needed.
+    pub(super) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.record_primary(now);
+        self.phase = Phase::Over;
+    }
+
+    /// Attempts started so far, the primary included.
+    pub fn attempts(&self) -> u32 {
+        self.started
+    }
+
+    /// Attempts started and not yet done.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// This call's hedge delay, once the call has begun; `None` before, or while an adaptive
+    /// policy is short of samples.
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+
+    /// When the primary started, if the call has been given a time.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.primary_start
+    }
+
+    /// The attempt that succeeded, once one has.
+    pub fn winner(&self) -> Option<u32> {
+        self.winner
+    }
+
+    /// Whether every attempt failed and none may follow: the call failed.
+    pub fn all_failed(&self) -> bool {
+        self.phase == Phase::Over && self.winner.is_none() && self.in_flight == 0
+    }
+
+    /// Whether the call is over: won, failed, or cancelled.
+    pub fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// Whether the budget refused a hedge of this call.
+    pub fn budget_refused(&self) -> bool {
+        self.refused
+    }
+
+    fn end_if_all_failed(&mut self) {
+        if self.in_flight == 0 && !self.may_hedge() {
+            self.phase = Phase::Over;
+        }
+    }
+
+    /// Records the primary's latency, once: exact if it just finished, a lower bound if it is
+    /// being cancelled. A primary done before the call was given a time (ready on its first poll)
+    /// kept nobody waiting: it is recorded as zero, without reading a clock.
+    fn record_primary(&mut self, now: impl FnOnce() -> Instant) {
+        if !std::mem::take(&mut self.primary_open) {
+            return;
+        }
+        if let Delay::Adaptive(adaptive) = &self.hedge.borrow().inner.delay {
+            match self.primary_start {
+                None => adaptive.record(Duration::ZERO),
+                Some(start) => {
+                    let now = now();
+                    adaptive.record_at(now, now.saturating_duration_since(start));
+                }
+            }
+        }
+    }
+}
+
+impl<H: Borrow<Hedge>> fmt::Debug for HedgeState<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HedgeState")
+            .field("phase", &self.phase)
+            .field("attempts", &self.started)
+            .field("in_flight", &self.in_flight)
+            .field("delay", &self.delay)
+            .field("started_at", &self.primary_start)
+            .field("winner", &self.winner)
+            .field("budget_refused", &self.refused)
+            .finish()
+    }
+}
