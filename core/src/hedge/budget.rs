@@ -140,7 +140,7 @@ impl HedgeBudget {
     }
 
     /// [`try_withdraw_at`](HedgeBudget::try_withdraw_at) `timer`'s now.
-    pub fn try_withdraw_with<T: Timer>(&self, timer: &T) -> bool {
+    pub fn try_withdraw_with<T: Timer>(&self, timer: T) -> bool {
         self.try_withdraw_at(timer.now())
     }
 
