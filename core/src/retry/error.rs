@@ -167,7 +167,10 @@ impl<E> RetryError<E> {
         self.attempts
     }
 
-    /// Time from the start of the first attempt to giving up, on the policy's timer.
+    /// Time from the start of the first attempt to giving up, on the policy's timer. The clock is
+    /// first read when an attempt has to wait or a decision needs the time, so attempts that
+    /// failed at once and were retried with zero delay, without a deadline or a budget, count as
+    /// no time.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }

@@ -57,8 +57,11 @@
 //! # Zero cost on the happy path
 //!
 //! A call whose first attempt succeeds allocates nothing and creates no sleep. The clock is read
-//! only when an attempt fails, when an attempt is pending under a time limit (`max_elapsed` or
-//! `attempt_timeout`, to know when it started), or once per call to deposit into a budget.
+//! only where a decision needs it: when an attempt has to wait (to know when the call started,
+//! and to set its time limit if it has one), at each failure under `max_elapsed` or a budget,
+//! before a non-zero delay, once per call to deposit into a budget, and to give up after the call
+//! started (for [`RetryError::elapsed`]). Failures retried with zero delay, without a deadline or
+//! a budget, read no clock and create no sleep.
 //!
 //! # Sans-IO
 //!

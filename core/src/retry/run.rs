@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_core::TryFuture;
 use pin_project::pin_project;
@@ -203,8 +203,10 @@ enum Phase<E> {
 /// It owns the attempt in flight and the sleep between attempts and nothing else: no allocation,
 /// no task. Dropping it drops the attempt (cancelling it) and the sleep, and refunds a retry
 /// granted by the budget but not yet made. An attempt that succeeds on the first try creates no
-/// sleep; the clock is read only when an attempt fails or must wait under a time limit, or once
-/// to deposit into a budget.
+/// sleep, and neither does a zero delay. The clock is read only where a decision needs it: when
+/// an attempt must wait, before a non-zero delay, at each failure under a deadline or a budget,
+/// once to deposit into a budget, and to give up after the call started (for the elapsed time).
+/// Failures retried at once without a deadline or a budget read no clock.
 #[pin_project(project = RetryFutureProj)]
 #[must_use = "futures do nothing unless polled"]
 pub struct RetryFuture<'p, T: Timer, C, H, Op, Fut: TryFuture> {
@@ -234,7 +236,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let first = if let Phase::Start = this.phase {
-            let number = this.state.begin_first_attempt();
+            let number = this.state.begin_attempt_untimed();
             this.attempt.set(Some((this.op)(number)));
             *this.phase = Phase::Attempt { armed: false };
             let fut = this
@@ -313,12 +315,19 @@ where
                         }
                     };
                     this.attempt.set(None);
-                    let now = timer.now();
                     let decision = match &failure {
                         AttemptError::Failed(error) => policy.classifier.classify(error),
                         AttemptError::TimedOut(_) => this.state.config().on_timeout(),
                     };
-                    match this.state.on_failure_at(now, decision) {
+                    // The clock is read only where a decision needs it: a deadline or a budget
+                    // here, a non-zero delay or the elapsed time of a started call below.
+                    let (next, now) = if this.state.needs_clock_on_failure() {
+                        let now = timer.now();
+                        (this.state.on_failure_at(now, decision), Some(now))
+                    } else {
+                        (this.state.on_failure_untimed(decision), None)
+                    };
+                    match next {
                         Next::Retry(delay) => {
                             policy.hook.on_retry(&RetryEvent {
                                 attempt: this.state.attempts(),
@@ -328,22 +337,34 @@ where
                             if delay.is_zero() {
                                 // No time to wait: start the next attempt at once, without a
                                 // sleep or another look at the clock.
-                                let number = this
-                                    .state
-                                    .begin_attempt_at(now)
-                                    .expect("on_failure_at checked the deadline at `now`");
+                                let number = match now {
+                                    Some(now) => this
+                                        .state
+                                        .begin_attempt_at(now)
+                                        .expect("on_failure_at checked the deadline at `now`"),
+                                    None => this.state.begin_attempt_untimed(),
+                                };
                                 this.attempt.set(Some((this.op)(number)));
                                 *this.phase = Phase::Attempt { armed: false };
                             } else {
+                                let now = now.unwrap_or_else(|| timer.now());
+                                this.state.start_at(now);
                                 set_sleep(timer, this.sleep, deadline_after(now, delay));
                                 *this.phase = Phase::Backoff(failure);
                             }
                         }
                         Next::GiveUp(reason) => {
+                            // A call that never started (no attempt waited, no delay, no
+                            // deadline, no budget) took no time worth a clock read.
+                            let now = match now {
+                                Some(now) => Some(now),
+                                None => this.state.started_at().map(|_| timer.now()),
+                            };
                             // An attempt cut short by the deadline gave up because of it.
                             let reason = if failure.is_timeout()
-                                && this.state.deadline().is_some_and(|d| now >= d)
-                            {
+                                && now.is_some_and(|now| {
+                                    this.state.deadline().is_some_and(|d| now >= d)
+                                }) {
                                 GaveUp::DeadlineExceeded
                             } else {
                                 reason
@@ -354,7 +375,7 @@ where
                                 reason,
                                 failure,
                                 this.state.attempts(),
-                                this.state.elapsed_at(now),
+                                now.map_or(Duration::ZERO, |now| this.state.elapsed_at(now)),
                             )));
                         }
                     }

@@ -74,7 +74,8 @@ pub enum Next {
 /// The call starts, for the deadline and the budget's deposit, at the first instant the state is
 /// given: [`begin_attempt_at`](RetryState::begin_attempt_at), [`start_at`](RetryState::start_at),
 /// or the first failure or success. An async loop can thus skip reading the clock until an
-/// attempt must wait.
+/// attempt must wait: [`Retry::run`](super::Retry::run) reads it only when an attempt waits, a
+/// retry has a delay, a deadline or a budget is set, or it gives up after the call started.
 pub struct RetryState<R: Borrow<RetryConfig>> {
     config: R,
     progress: Progress,
@@ -157,10 +158,12 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         Ok(self.next_attempt_number())
     }
 
-    /// Starts the first attempt without reading the clock; the call starts at the first instant
-    /// given later. Only valid before any attempt (the async loop uses it for the happy path).
-    pub(super) fn begin_first_attempt(&mut self) -> u32 {
-        debug_assert_eq!(self.progress.attempts, 0);
+    /// Starts the next attempt without the time; the call starts at the first instant given
+    /// later. Only valid before any attempt (no deadline can have passed yet), or when
+    /// [`needs_clock_on_failure`](RetryState::needs_clock_on_failure) is false (no deadline to
+    /// check, no budget retry held).
+    pub(super) fn begin_attempt_untimed(&mut self) -> u32 {
+        debug_assert!(self.progress.attempts == 0 || !self.needs_clock_on_failure());
         self.next_attempt_number()
     }
 
@@ -195,34 +198,28 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         self.start_at(now);
     }
 
+    /// Whether a failure needs the time: only with a deadline (`max_elapsed`) or a budget. Without
+    /// them, [`on_failure_untimed`](RetryState::on_failure_untimed) decides the same as
+    /// [`on_failure_at`](RetryState::on_failure_at), and a zero delay needs no clock at all.
+    pub(super) fn needs_clock_on_failure(&self) -> bool {
+        let config = self.config.borrow();
+        config.max_elapsed.is_some() || config.budget.is_some()
+    }
+
     /// The current attempt failed at `now`; `decision` is the classifier's verdict. Says whether
     /// to retry and after which delay; see the rules on [`RetryState`].
     pub fn on_failure_at(&mut self, now: Instant, decision: Decision) -> Next {
         self.start_at(now);
-        let config = self.config.borrow();
-        let requested = match decision {
-            Decision::Stop => return Next::GiveUp(GaveUp::NotRetryable),
-            Decision::Retry => None,
-            Decision::RetryAfter(delay) => Some(delay.min(config.max_retry_after)),
+        let delay = match self.retry_delay(decision) {
+            Ok(delay) => delay,
+            Err(reason) => return Next::GiveUp(reason),
         };
-        if self.progress.attempts >= config.max_attempts {
-            return Next::GiveUp(GaveUp::Exhausted);
-        }
-        if !self.progress.forked {
-            self.progress.cursor = config.fork_backoff();
-            self.progress.forked = true;
-        }
-        let retry = self.progress.attempts.saturating_sub(1);
-        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.progress.cursor) else {
-            return Next::GiveUp(GaveUp::Exhausted);
-        };
-        let delay = requested.unwrap_or(backoff_delay);
         if let Some(deadline) = self.deadline() {
             if deadline_after(now, delay) >= deadline {
                 return Next::GiveUp(GaveUp::DeadlineExceeded);
             }
         }
-        if let Some(budget) = &config.budget {
+        if let Some(budget) = &self.config.borrow().budget {
             let Some(grant) = budget.try_grant_at(now) else {
                 return Next::GiveUp(GaveUp::BudgetExhausted);
             };
@@ -233,6 +230,41 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
             self.progress.withdrawn = true;
         }
         Next::Retry(delay)
+    }
+
+    /// [`on_failure_at`](RetryState::on_failure_at) without the time, for a state with neither a
+    /// deadline nor a budget (see [`needs_clock_on_failure`](RetryState::needs_clock_on_failure)):
+    /// the same decision, and the call does not start. The async loop uses it so that failures
+    /// followed by zero delays read no clock.
+    pub(super) fn on_failure_untimed(&mut self, decision: Decision) -> Next {
+        debug_assert!(!self.needs_clock_on_failure());
+        match self.retry_delay(decision) {
+            Ok(delay) => Next::Retry(delay),
+            Err(reason) => Next::GiveUp(reason),
+        }
+    }
+
+    /// The rules that need no time: the classifier's verdict, the attempts left, the backoff's
+    /// next delay (moving it on) or the server's.
+    fn retry_delay(&mut self, decision: Decision) -> Result<Duration, GaveUp> {
+        let config = self.config.borrow();
+        let requested = match decision {
+            Decision::Stop => return Err(GaveUp::NotRetryable),
+            Decision::Retry => None,
+            Decision::RetryAfter(delay) => Some(delay.min(config.max_retry_after)),
+        };
+        if self.progress.attempts >= config.max_attempts {
+            return Err(GaveUp::Exhausted);
+        }
+        if !self.progress.forked {
+            self.progress.cursor = config.fork_backoff();
+            self.progress.forked = true;
+        }
+        let retry = self.progress.attempts.saturating_sub(1);
+        let Some(backoff_delay) = config.backoff.next_at(retry, &mut self.progress.cursor) else {
+            return Err(GaveUp::Exhausted);
+        };
+        Ok(requested.unwrap_or(backoff_delay))
     }
 
     /// Attempts started so far.

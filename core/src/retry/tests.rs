@@ -91,6 +91,83 @@ fn first_try_success_reads_no_clock_and_creates_no_sleep() {
     assert_eq!(timer.sleeps.load(Ordering::SeqCst), 0);
 }
 
+/// Polls `fut` with a no-op waker until it is ready, a few times at most (nothing here waits).
+fn ready_soon<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..8 {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("the future kept waiting");
+}
+
+/// An operation failing at once with its attempt number below `succeed_at`, then succeeding.
+fn fails_until(succeed_at: u32) -> impl FnMut(u32) -> std::future::Ready<Result<u32, u32>> {
+    move |n| std::future::ready(if n < succeed_at { Err(n) } else { Ok(n) })
+}
+
+#[test]
+fn failures_retried_at_once_read_no_clock_unless_a_decision_needs_it() {
+    let reads = |timer: &CountingTimer| {
+        (
+            timer.nows.swap(0, Ordering::SeqCst),
+            timer.sleeps.swap(0, Ordering::SeqCst),
+        )
+    };
+    let timer = CountingTimer::new();
+    let zero = || {
+        Retry::with_timer(timer.clone())
+            .max_attempts(3)
+            .backoff(exact(Duration::ZERO))
+    };
+
+    // Neither deadline nor budget: two failures, a success, no clock and no sleep.
+    let policy = zero().build().unwrap();
+    assert_eq!(ready_soon(policy.run_numbered(fails_until(3))), Ok(3));
+    assert_eq!(reads(&timer), (0, 0));
+    // Giving up without ever waiting reads none either; the call took no time.
+    let err = ready_soon(policy.run_numbered(fails_until(9))).unwrap_err();
+    assert_eq!((err.reason(), err.attempts()), (GaveUp::Exhausted, 3));
+    assert_eq!(err.elapsed(), Duration::ZERO);
+    assert_eq!(reads(&timer), (0, 0));
+    // Nor does a hook, which sees no time.
+    let hooked = zero()
+        .on_retry(|event: &RetryEvent<'_, u32>| assert!(event.delay.is_zero()))
+        .build()
+        .unwrap();
+    assert_eq!(ready_soon(hooked.run_numbered(fails_until(3))), Ok(3));
+    assert_eq!(reads(&timer), (0, 0));
+
+    // A deadline is checked at each failure, still without a sleep.
+    let policy = zero().max_elapsed(ms(500)).build().unwrap();
+    assert_eq!(ready_soon(policy.run_numbered(fails_until(3))), Ok(3));
+    assert_eq!(reads(&timer), (2, 0));
+
+    // A budget: one read for the deposit with the first failure, one per grant.
+    let budget = RetryBudget::builder()
+        .build_with(timer.inner.clone())
+        .unwrap();
+    let policy = zero().budget(budget).build().unwrap();
+    assert_eq!(ready_soon(policy.run_numbered(fails_until(3))), Ok(3));
+    assert_eq!(reads(&timer), (2, 0));
+
+    // A non-zero delay reads the clock to set its sleep, and again when it is over.
+    let policy = Retry::with_timer(timer.clone())
+        .max_attempts(2)
+        .backoff(exact(ms(10)))
+        .build()
+        .unwrap();
+    let err = timer
+        .inner
+        .block_on(policy.run_numbered(fails_until(9)))
+        .unwrap_err();
+    assert_eq!(reads(&timer), (3, 1));
+    assert_eq!((err.attempts(), err.elapsed()), (2, ms(10)));
+}
+
 #[test]
 fn waits_exactly_the_backoff_delays() {
     let timer = ManualTimer::new();
