@@ -8,6 +8,10 @@
 //! the threads' calls with a shared add every 16,384 calls instead of every 512: the cost of
 //! that add.
 //!
+//! The `precise clock` rows run the same breakers on a timer whose `now_coarse` is `now` (as
+//! before the coarse clock): beside the plain rows, what reading `CLOCK_MONOTONIC_COARSE`
+//! instead of `Instant::now` for measurements saves.
+//!
 //! Run: `cargo bench -p tailguard --bench breaker -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -17,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use failsafe::CircuitBreaker as _;
-use tailguard::breaker::CircuitBreaker;
+use tailguard::breaker::{CircuitBreaker, CircuitBreakerBuilder};
+use tailguard::time::{AsyncIoTimer, Timer};
 
 fn tailguard_count() -> CircuitBreaker {
     CircuitBreaker::builder().count_window(100).build().unwrap()
@@ -49,8 +54,39 @@ fn tailguard_time_window() -> CircuitBreaker {
         .unwrap()
 }
 
+/// The default timer without its coarse clock: every read is `Instant::now`.
+#[derive(Clone, Copy, Debug)]
+struct PreciseTimer;
+
+impl Timer for PreciseTimer {
+    type Sleep = async_io::Timer;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        AsyncIoTimer.sleep_until(deadline)
+    }
+}
+
+fn tailguard_timed_precise() -> CircuitBreaker<PreciseTimer> {
+    CircuitBreakerBuilder::new()
+        .count_window(100)
+        .slow_calls(Duration::from_secs(1), 0.5)
+        .build_with(PreciseTimer)
+        .unwrap()
+}
+
+fn tailguard_time_window_precise() -> CircuitBreaker<PreciseTimer> {
+    CircuitBreakerBuilder::new()
+        .time_window(Duration::from_secs(10), 10)
+        .build_with(PreciseTimer)
+        .unwrap()
+}
+
 #[inline]
-fn tailguard_op(breaker: &CircuitBreaker) {
+fn tailguard_op<T: Timer>(breaker: &CircuitBreaker<T>) {
     if let Ok(permit) = breaker.try_acquire() {
         permit.success();
     }
@@ -112,6 +148,14 @@ fn one_thread(c: &mut Criterion) {
     });
     let breaker = tailguard_time_window();
     group.bench_function("tailguard (time window)", |b| {
+        b.iter(|| tailguard_op(black_box(&breaker)))
+    });
+    let breaker = tailguard_timed_precise();
+    group.bench_function("tailguard (slow-call timing, precise clock)", |b| {
+        b.iter(|| tailguard_op(black_box(&breaker)))
+    });
+    let breaker = tailguard_time_window_precise();
+    group.bench_function("tailguard (time window, precise clock)", |b| {
         b.iter(|| tailguard_op(black_box(&breaker)))
     });
     let breaker = failsafe_default();

@@ -31,6 +31,11 @@ impl TimeLayout {
         }
     }
 
+    /// The width of a bucket in nanoseconds.
+    pub(crate) fn bucket_nanos(&self) -> u64 {
+        self.bucket_nanos
+    }
+
     /// The words a stripe needs: `calls, failures, slow` for each bucket.
     pub(crate) fn words(&self) -> usize {
         3 * self.buckets as usize
