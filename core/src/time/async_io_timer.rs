@@ -18,6 +18,10 @@ use super::Timer;
 /// let start = timer.now();
 /// futures::executor::block_on(timer.sleep(Duration::from_millis(1)));
 /// assert!(timer.now() - start >= Duration::from_millis(1));
+///
+/// // The coarse clock never runs ahead of the precise one.
+/// let coarse = timer.now_coarse();
+/// assert!(coarse <= timer.now());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AsyncIoTimer;

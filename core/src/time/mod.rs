@@ -138,6 +138,14 @@ pub trait Timer: Clone + Send + Sync + 'static {
     ///
     /// The default is [`now`](Self::now), with a resolution of zero: exact, as a virtual clock
     /// must be. [`AsyncIoTimer`] reads the kernel's coarse clock on Linux.
+    ///
+    /// ```
+    /// use tailguard::time::{ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// assert_eq!(timer.now_coarse(), timer.now()); // virtual time is exact
+    /// assert!(timer.coarse_resolution().is_zero());
+    /// ```
     #[inline]
     fn now_coarse(&self) -> Instant {
         self.now()
