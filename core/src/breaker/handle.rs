@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::CircuitBreakerBuilder;
-use super::machine::StateMachine;
+use super::machine::{Clocks, StateMachine};
 use super::metrics::Metrics;
 use super::permit::{OwnedPermit, Permit};
 use super::state::State;
@@ -47,6 +48,8 @@ use crate::time::Timer;
 pub struct CircuitBreaker<T: Timer = DefaultTimer> {
     machine: Arc<StateMachine>,
     timer: T,
+    /// Whether measurements read [`Timer::now_coarse`] (see [`CircuitBreaker::try_acquire`]).
+    coarse: bool,
 }
 
 /// A circuit breaker: a cheap-to-clone, `Send + Sync` handle to one shared [`StateMachine`],
@@ -55,6 +58,7 @@ pub struct CircuitBreaker<T: Timer = DefaultTimer> {
 pub struct CircuitBreaker<T: Timer> {
     machine: Arc<StateMachine>,
     timer: T,
+    coarse: bool,
 }
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
@@ -69,9 +73,20 @@ impl CircuitBreaker<DefaultTimer> {
 
 impl<T: Timer> CircuitBreaker<T> {
     pub(crate) fn from_state_machine(machine: StateMachine, timer: T) -> Self {
+        let resolution = timer.coarse_resolution();
         CircuitBreaker {
+            coarse: !resolution.is_zero() && machine.tolerates_coarse(resolution),
             machine: Arc::new(machine),
             timer,
+        }
+    }
+
+    /// The machine's clocks on this handle's timer.
+    #[inline(always)]
+    pub(crate) fn clocks(&self) -> TimerClocks<'_, T> {
+        TimerClocks {
+            timer: &self.timer,
+            coarse: self.coarse,
         }
     }
 
@@ -80,10 +95,19 @@ impl<T: Timer> CircuitBreaker<T> {
     ///
     /// In the closed state this is one atomic load, no lock and no allocation; it reads the
     /// clock only if slow calls are measured.
+    ///
+    /// Measurements (a call's duration for slow-call timing, the bucket of a time window) read
+    /// [`Timer::now_coarse`] when the timer's [coarse resolution](Timer::coarse_resolution) is
+    /// at most 1/25 of the slow-call limit and of a bucket (on Linux, [`AsyncIoTimer`]'s kernel
+    /// tick of 1–4 ms, against limits and buckets of 100 ms or more); decisions (opening,
+    /// the open duration, probes) always read [`Timer::now`]. A timer with a zero resolution,
+    /// such as [`ManualTimer`], is exact throughout.
+    ///
+    /// [`AsyncIoTimer`]: crate::time::AsyncIoTimer
+    /// [`ManualTimer`]: crate::time::ManualTimer
     #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_, T>, Rejected> {
-        let timer = &self.timer;
-        let ticket = self.machine.acquire_with(&|| timer.now())?;
+        let ticket = self.machine.acquire_with(&self.clocks())?;
         Ok(Permit::new(self, ticket))
     }
 
@@ -91,8 +115,7 @@ impl<T: Timer> CircuitBreaker<T> {
     /// instead of borrowing it, to hold across tasks; see [`OwnedPermit`]. (The clone costs a
     /// reference count and the timer's clone.)
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit<T>, Rejected> {
-        let timer = &self.timer;
-        let ticket = self.machine.acquire_with(&|| timer.now())?;
+        let ticket = self.machine.acquire_with(&self.clocks())?;
         Ok(OwnedPermit::new(self.clone(), ticket))
     }
 
@@ -138,6 +161,7 @@ impl<T: Timer> Clone for CircuitBreaker<T> {
         CircuitBreaker {
             machine: Arc::clone(&self.machine),
             timer: self.timer.clone(),
+            coarse: self.coarse,
         }
     }
 }
@@ -147,5 +171,140 @@ impl<T: Timer> fmt::Debug for CircuitBreaker<T> {
         f.debug_struct("CircuitBreaker")
             .field("machine", &self.machine)
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle's timer as the machine's [`Clocks`].
+pub(crate) struct TimerClocks<'a, T> {
+    timer: &'a T,
+    coarse: bool,
+}
+
+impl<T: Timer> Clocks for TimerClocks<'_, T> {
+    #[inline(always)]
+    fn now(&self) -> Instant {
+        self.timer.now()
+    }
+
+    #[inline(always)]
+    fn coarse(&self) -> Instant {
+        if self.coarse {
+            self.timer.now_coarse()
+        } else {
+            self.timer.now()
+        }
+    }
+
+    #[inline(always)]
+    fn exact(&self) -> bool {
+        !self.coarse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::breaker::CircuitBreakerBuilder;
+    use crate::time::ManualTimer;
+
+    const MS: Duration = Duration::from_millis(1);
+    const TICK: Duration = Duration::from_millis(4);
+
+    /// Virtual time whose coarse clock moves in ticks of 4 ms, as the kernel's does.
+    #[derive(Clone)]
+    struct TickingTimer {
+        manual: ManualTimer,
+        start: Instant,
+    }
+
+    impl TickingTimer {
+        fn new() -> Self {
+            let manual = ManualTimer::new();
+            let start = manual.now();
+            TickingTimer { manual, start }
+        }
+    }
+
+    impl Timer for TickingTimer {
+        type Sleep = <ManualTimer as Timer>::Sleep;
+
+        fn now(&self) -> Instant {
+            self.manual.now()
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+            self.manual.sleep_until(deadline)
+        }
+
+        fn now_coarse(&self) -> Instant {
+            let elapsed = self.manual.now() - self.start;
+            let ticks = elapsed.as_nanos() / TICK.as_nanos();
+            self.start + TICK * u32::try_from(ticks).unwrap()
+        }
+
+        fn coarse_resolution(&self) -> Duration {
+            TICK
+        }
+    }
+
+    /// A call of 999 ms, from 3 ms (coarse: 0) to 1002 ms (coarse: 1000), against `limit`.
+    fn one_call(limit: Duration) -> (CircuitBreaker<TickingTimer>, TickingTimer) {
+        let timer = TickingTimer::new();
+        let breaker = CircuitBreakerBuilder::new()
+            .count_window(10)
+            .minimum_calls(1)
+            .slow_calls(limit, 1.0)
+            .build_with(timer.clone())
+            .unwrap();
+        timer.manual.advance(3 * MS);
+        let permit = breaker.try_acquire().unwrap();
+        timer.manual.advance(999 * MS);
+        permit.success();
+        (breaker, timer)
+    }
+
+    #[test]
+    fn slow_calls_are_timed_on_the_coarse_clock_when_its_tick_is_small_beside_the_limit() {
+        // 4 ms is 1/250 of a second: the coarse clock measures 1000 ms, a slow call.
+        let (breaker, timer) = one_call(Duration::from_secs(1));
+        assert_eq!(breaker.metrics().slow_calls, 1);
+        // The decision to open is taken at the exact time, not the coarse one.
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(breaker.metrics().since, timer.now());
+    }
+
+    #[test]
+    fn slow_calls_are_timed_exactly_when_the_tick_is_too_coarse_for_the_limit() {
+        // 4 ms is more than 1/25 of 90 ms: the exact clock times the call.
+        let timer = TickingTimer::new();
+        let breaker = CircuitBreakerBuilder::new()
+            .count_window(10)
+            .minimum_calls(1)
+            .slow_calls(90 * MS, 1.0)
+            .build_with(timer.clone())
+            .unwrap();
+        timer.manual.advance(3 * MS);
+        let permit = breaker.try_acquire().unwrap();
+        timer.manual.advance(89 * MS); // exact: 89 ms, not slow; coarse: 0 -> 92 ms, slow
+        permit.success();
+        assert_eq!(breaker.metrics().slow_calls, 0);
+        assert_eq!(breaker.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_virtual_clock_times_exactly() {
+        // ManualTimer has no coarse clock: 999 ms is not a slow call against 1 s.
+        let timer = ManualTimer::new();
+        let breaker = CircuitBreakerBuilder::new()
+            .slow_calls(Duration::from_secs(1), 1.0)
+            .build_with(timer.clone())
+            .unwrap();
+        timer.advance(3 * MS);
+        let permit = breaker.try_acquire().unwrap();
+        timer.advance(999 * MS);
+        permit.success();
+        assert_eq!(breaker.metrics().slow_calls, 0);
     }
 }

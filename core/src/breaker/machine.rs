@@ -25,6 +25,41 @@ const DISABLED: u64 = State::Disabled.code();
 /// The consecutive-failure word: epoch (8 bits) | count (56 bits).
 const STREAK_MASK: u64 = (1 << 56) - 1;
 
+/// A coarse clock is used for measurements only if it lags by at most this share of their
+/// grain (1/25 = 4%: a 4 ms kernel tick against buckets and slow-call limits of 100 ms or more).
+const COARSE_SHARE: u128 = 25;
+
+/// Where the machine reads the time: [`now`](Clocks::now) for decisions (state transitions,
+/// open periods, probes), [`coarse`](Clocks::coarse) for measurements only (the time bucket of
+/// a record, a call's duration for slow-call timing).
+pub(crate) trait Clocks {
+    /// The exact time.
+    fn now(&self) -> Instant;
+    /// The time for a measurement: exact, or behind by a share of the measurement's grain the
+    /// machine accepted ([`StateMachine::tolerates_coarse`]).
+    fn coarse(&self) -> Instant;
+    /// Whether [`coarse`](Clocks::coarse) is [`now`](Clocks::now), so one read serves both.
+    fn exact(&self) -> bool;
+}
+
+/// The sans-IO clock: one given instant, exact.
+pub(crate) struct At(pub(crate) Instant);
+
+impl Clocks for At {
+    #[inline(always)]
+    fn now(&self) -> Instant {
+        self.0
+    }
+    #[inline(always)]
+    fn coarse(&self) -> Instant {
+        self.0
+    }
+    #[inline(always)]
+    fn exact(&self) -> bool {
+        true
+    }
+}
+
 /// The circuit breaker as a sans-IO state machine: thread-safe, lock-free on the closed path,
 /// with the time passed to every method.
 ///
@@ -154,13 +189,13 @@ impl StateMachine {
     /// has passed, then the breaker turns half-open. Half-open: admitted as a probe while the
     /// round has room. Forced open: rejected.
     pub fn try_acquire_at(&self, now: Instant) -> Result<Ticket, Rejected> {
-        self.acquire_with(&|| now)
+        self.acquire_with(&At(now))
     }
 
     /// Reports what the call of `ticket` did, at `now`. A ticket issued before the breaker last
     /// changed state is ignored: its call was made under other rules.
     pub fn record_at(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
-        self.record_with(ticket, outcome, &|| now);
+        self.record_with(ticket, outcome, &At(now));
     }
 
     /// Hands back a ticket whose call was abandoned: counted as neither success nor failure;
@@ -259,24 +294,37 @@ impl StateMachine {
     /// `try_acquire_at`, reading the clock only when it must: a closed breaker that does not
     /// time its calls never does.
     #[inline(always)]
-    pub(crate) fn acquire_with(&self, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
+    pub(crate) fn acquire_with(&self, clocks: &impl Clocks) -> Result<Ticket, Rejected> {
         let word = self.state.load(Ordering::Acquire);
         let code = word & CODE_MASK;
         if code == CLOSED || code == DISABLED {
-            Ok(self.window_ticket(word, clock))
+            Ok(self.window_ticket(word, clocks))
         } else {
-            self.acquire_slow(word, clock)
+            self.acquire_slow(word, clocks)
         }
     }
 
+    /// Whether a clock lagging by up to `resolution` may serve this breaker's measurements
+    /// (see [`Clocks::coarse`]): its lag is at most 1/25 of the slow-call limit and of a time
+    /// bucket. A zero resolution (an exact clock) always may.
+    pub(crate) fn tolerates_coarse(&self, resolution: Duration) -> bool {
+        let needed = resolution.as_nanos().saturating_mul(COARSE_SHARE);
+        let slow_ok = self.slow_nanos == UNTIMED || needed <= u128::from(self.slow_nanos);
+        let bucket_ok = self
+            .window
+            .bucket_nanos()
+            .is_none_or(|bucket| needed <= u128::from(bucket));
+        slow_ok && bucket_ok
+    }
+
     #[inline(always)]
-    fn window_ticket(&self, word: u64, clock: &impl Fn() -> Instant) -> Ticket {
+    fn window_ticket(&self, word: u64, clocks: &impl Clocks) -> Ticket {
         Ticket {
             generation: word >> 8,
             started: if self.slow_nanos == UNTIMED {
                 UNTIMED
             } else {
-                self.nanos(clock())
+                self.nanos(clocks.coarse())
             },
             slot: WINDOW,
             id: 0,
@@ -285,11 +333,11 @@ impl StateMachine {
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, word: u64, clock: &impl Fn() -> Instant) -> Result<Ticket, Rejected> {
+    fn acquire_slow(&self, word: u64, clocks: &impl Clocks) -> Result<Ticket, Rejected> {
         match word & CODE_MASK {
-            CLOSED | DISABLED => Ok(self.window_ticket(word, clock)),
+            CLOSED | DISABLED => Ok(self.window_ticket(word, clocks)),
             OPEN => {
-                let now = clock();
+                let now = clocks.now();
                 let until = self.open_until.load(Ordering::Acquire);
                 let nanos = self.nanos(now);
                 if nanos < until {
@@ -298,7 +346,7 @@ impl StateMachine {
                     self.acquire_locked(now)
                 }
             }
-            HALF_OPEN => self.acquire_locked(clock()),
+            HALF_OPEN => self.acquire_locked(clocks.now()),
             _ => Err(self.reject(State::ForcedOpen, None)),
         }
     }
@@ -312,7 +360,7 @@ impl StateMachine {
             let mut word = self.state.load(Ordering::Acquire);
             loop {
                 match word & CODE_MASK {
-                    CLOSED | DISABLED => break Ok(self.window_ticket(word, &|| now)),
+                    CLOSED | DISABLED => break Ok(self.window_ticket(word, &At(now))),
                     OPEN => {
                         let until = control.open_until.unwrap_or(now);
                         if now < until {
@@ -355,27 +403,22 @@ impl StateMachine {
 
     /// `record_at`, reading the clock only when it must.
     #[inline(always)]
-    pub(crate) fn record_with(
-        &self,
-        ticket: Ticket,
-        outcome: Outcome,
-        clock: &impl Fn() -> Instant,
-    ) {
+    pub(crate) fn record_with(&self, ticket: Ticket, outcome: Outcome, clocks: &impl Clocks) {
         if ticket.slot == WINDOW {
-            self.record_window(ticket, outcome, clock);
+            self.record_window(ticket, outcome, clocks);
         } else {
-            self.record_probe(ticket, outcome, clock());
+            self.record_probe(ticket, outcome, clocks.now());
         }
     }
 
     #[inline(always)]
-    fn record_window(&self, ticket: Ticket, outcome: Outcome, clock: &impl Fn() -> Instant) {
+    fn record_window(&self, ticket: Ticket, outcome: Outcome, clocks: &impl Clocks) {
         let word = self.state.load(Ordering::Acquire);
         if outcome == Outcome::Ignored || word >> 8 != ticket.generation {
             return;
         }
         let now = if ticket.started != UNTIMED || self.window.needs_time() {
-            Some(clock())
+            Some(clocks.coarse())
         } else {
             None
         };
@@ -388,7 +431,7 @@ impl StateMachine {
         {
             return;
         }
-        self.after_closed_record(word, failed, slow, now, clock);
+        self.after_closed_record(word, failed, slow, now, clocks);
     }
 
     /// The consecutive-failure streak and, after a bad outcome, the verdict.
@@ -399,7 +442,7 @@ impl StateMachine {
         failed: bool,
         slow: bool,
         now: Option<Instant>,
-        clock: &impl Fn() -> Instant,
+        clocks: &impl Clocks,
     ) {
         let epoch = (word >> 8) as u8;
         let mut streak_tripped = false;
@@ -411,7 +454,12 @@ impl StateMachine {
             }
         }
         if failed || slow {
-            self.judge_window(word, streak_tripped, now.unwrap_or_else(clock));
+            // A coarse measurement's instant is not one to decide at.
+            let now = match now {
+                Some(now) if clocks.exact() => now,
+                _ => clocks.now(),
+            };
+            self.judge_window(word, streak_tripped, now);
         }
     }
 

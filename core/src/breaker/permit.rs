@@ -85,10 +85,9 @@ impl<T: Timer> Drop for Permit<'_, T> {
 
 #[inline(always)]
 fn record<T: Timer>(breaker: &CircuitBreaker<T>, ticket: Ticket, outcome: Outcome) {
-    let timer = breaker.timer();
     breaker
         .state_machine()
-        .record_with(ticket, outcome, &|| timer.now());
+        .record_with(ticket, outcome, &breaker.clocks());
 }
 
 impl<T: Timer> fmt::Debug for Permit<'_, T> {

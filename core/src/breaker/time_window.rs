@@ -16,11 +16,45 @@ use super::window::{Counts, Record, Stripe};
 const COUNT_BITS: u32 = 24;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 
+/// Division by a divisor fixed when the window is built, by a multiplication: exact for every
+/// `u64`, and several times cheaper than a `div` instruction on the record path.
+#[derive(Clone, Copy, Debug)]
+struct Divisor {
+    divisor: u64,
+    /// `u64::MAX / divisor`: `n * inverse / 2^64` is the quotient or one less (the error of the
+    /// real-valued estimate is `n * (2^64 - divisor * inverse) / (divisor * 2^64) < 1`).
+    inverse: u64,
+}
+
+impl Divisor {
+    fn new(divisor: u64) -> Self {
+        let divisor = divisor.max(1);
+        Divisor {
+            divisor,
+            inverse: u64::MAX / divisor,
+        }
+    }
+
+    /// `(n / divisor, n % divisor)`.
+    #[inline(always)]
+    fn div_rem(&self, n: u64) -> (u64, u64) {
+        let mut quotient = ((u128::from(n) * u128::from(self.inverse)) >> 64) as u64;
+        let mut remainder = n - quotient * self.divisor;
+        if remainder >= self.divisor {
+            quotient += 1;
+            remainder -= self.divisor;
+        }
+        (quotient, remainder)
+    }
+}
+
 /// The shape of a time window.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TimeLayout {
     bucket_nanos: u64,
     buckets: u64,
+    by_bucket_nanos: Divisor,
+    by_buckets: Divisor,
 }
 
 impl TimeLayout {
@@ -28,7 +62,14 @@ impl TimeLayout {
         TimeLayout {
             bucket_nanos,
             buckets: u64::from(buckets),
+            by_bucket_nanos: Divisor::new(bucket_nanos),
+            by_buckets: Divisor::new(u64::from(buckets)),
         }
+    }
+
+    /// The width of a bucket in nanoseconds.
+    pub(crate) fn bucket_nanos(&self) -> u64 {
+        self.bucket_nanos
     }
 
     /// The words a stripe needs: `calls, failures, slow` for each bucket.
@@ -39,13 +80,19 @@ impl TimeLayout {
     /// The slice `nanos` falls in, and the first of its three words.
     #[inline(always)]
     fn slice(&self, nanos: u64) -> (u64, usize) {
-        let index = nanos / self.bucket_nanos;
+        let index = self.index(nanos);
         (index, self.base(index))
+    }
+
+    /// The slice `nanos` falls in.
+    #[inline(always)]
+    fn index(&self, nanos: u64) -> u64 {
+        self.by_bucket_nanos.div_rem(nanos).0
     }
 
     #[inline(always)]
     fn base(&self, index: u64) -> usize {
-        3 * (index % self.buckets) as usize
+        3 * self.by_buckets.div_rem(index).1 as usize
     }
 }
 
@@ -153,7 +200,7 @@ pub(crate) fn counts<'a>(
     nanos: u64,
 ) -> Counts {
     let mut counts = Counts::default();
-    let now_index = nanos / layout.bucket_nanos;
+    let now_index = layout.index(nanos);
     for stripe in stripes {
         for index in now_index.saturating_sub(layout.buckets - 1)..=now_index {
             let base = layout.base(index);
@@ -180,5 +227,33 @@ pub(crate) fn reset_shared(stripe: &Stripe, layout: &TimeLayout, epoch: u8) {
     let empty = bucket_tag(epoch, 0);
     for word in 0..layout.words() {
         stripe.words.get(word).store(empty, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn division_by_multiplication_is_exact() {
+        let mut rng = fastrand::Rng::with_seed(15);
+        let mut divisors = vec![1, 2, 3, 7, 10, 1000, 1_000_000_007, u64::MAX - 1, u64::MAX];
+        divisors.extend((0..200).map(|_| rng.u64(1..)));
+        divisors.extend((0..200).map(|_| rng.u64(1..100_000_000_000)));
+        for divisor in divisors {
+            let by = Divisor::new(divisor);
+            let mut numbers = vec![0, 1, divisor - 1, divisor, u64::MAX, u64::MAX - 1];
+            numbers.extend(
+                divisor
+                    .checked_mul(3)
+                    .map(|n| [n - 1, n, n.saturating_add(1)])
+                    .into_iter()
+                    .flatten(),
+            );
+            numbers.extend((0..500).map(|_| rng.u64(..)));
+            for n in numbers {
+                assert_eq!(by.div_rem(n), (n / divisor, n % divisor), "{n} / {divisor}");
+            }
+        }
     }
 }

@@ -245,6 +245,14 @@ impl Window {
         matches!(self.layout, Layout::Time(_))
     }
 
+    /// The width of a time bucket in nanoseconds; `None` for a count window.
+    pub(crate) fn bucket_nanos(&self) -> Option<u64> {
+        match &self.layout {
+            Layout::Time(layout) => Some(layout.bucket_nanos()),
+            _ => None,
+        }
+    }
+
     /// Records one outcome for a permit of `epoch`, at `nanos` since the breaker's origin (only
     /// read by time windows). Returns false if the record was dropped (a stale epoch on the
     /// shared stripe, a slice that already left the window, a saturated bucket); a stale record

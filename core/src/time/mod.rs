@@ -18,6 +18,8 @@
 
 #[cfg(feature = "async-io")]
 mod async_io_timer;
+#[cfg(all(feature = "async-io", any(target_os = "linux", target_os = "android")))]
+mod coarse;
 #[cfg(feature = "futures-timer")]
 mod futures_timer;
 mod manual;
@@ -127,6 +129,31 @@ pub trait Timer: Clone + Send + Sync + 'static {
     /// Moves an existing sleep to a new deadline, reusing its registration where the timer can.
     fn reset(&self, sleep: &mut Self::Sleep, deadline: Instant) {
         *sleep = self.sleep_until(deadline);
+    }
+
+    /// The current instant read more cheaply than [`now`](Self::now), at the price of lagging
+    /// it by up to [`coarse_resolution`](Self::coarse_resolution); never ahead of `now`. For
+    /// measurements that only need that grain (the circuit breaker's time buckets and slow-call
+    /// timing, when the grain is small beside them).
+    ///
+    /// The default is [`now`](Self::now), with a resolution of zero: exact, as a virtual clock
+    /// must be. [`AsyncIoTimer`] reads the kernel's coarse clock on Linux.
+    ///
+    /// ```
+    /// use tailguard::time::{ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// assert_eq!(timer.now_coarse(), timer.now()); // virtual time is exact
+    /// assert!(timer.coarse_resolution().is_zero());
+    /// ```
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        self.now()
+    }
+
+    /// How far [`now_coarse`](Self::now_coarse) may lag [`now`](Self::now): zero by default.
+    fn coarse_resolution(&self) -> Duration {
+        Duration::ZERO
     }
 }
 
