@@ -17,7 +17,8 @@ ROUNDS=${ROUNDS:-5}
 DUR=${DUR:-3s}
 TOOL=${TOOL:-wrk}
 RATE=${RATE:-20000}
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
+# %.0f, not %d: Debian's awk (mawk) clamps %d at 2^31-1 ns, i.e. 2.1 s of CPU, which a saturated run exceeds.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
   line="round $round"
