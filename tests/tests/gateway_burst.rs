@@ -14,121 +14,21 @@
 //! Real-time tests: judged by shapes (no 502, breakers closed, bounds on connections), never by
 //! times.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tailguard::breaker::State;
-use tailguard::shutdown::Shutdown;
-use tailguard_demo::backend::{BackendConfig, Backends, LatencyDist, Profile};
+use tailguard_demo::backend::{BackendConfig, Backends, Profile};
 use tailguard_demo::client::{ClientConfig, Limits, Pool};
-use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
+use tailguard_demo::gateway::HedgeMode;
 use tailguard_demo::rt::Runtime;
-use tailguard_demo::server::{ServeReport, Server, ServerConfig};
 
-/// Three healthy replicas (the default profile: about 5 ms, no errors), and a server with a
-/// gateway to them, on one runtime.
-/// One stack at a time: each test's burst is sized against the machine's two cores, and two
-/// bursts at once would measure the test harness's own overload (calls timing out while their
-/// tasks wait for a core), the opposite of what these tests are about.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod gateway_support;
 
-struct Stack {
-    rt: Runtime,
-    backends: Backends,
-    gateway: Gateway,
-    addr: SocketAddr,
-    stop: Shutdown,
-    serving: Option<smol::Task<ServeReport>>,
-    // Last, so it is released after everything above has been dropped.
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
-}
+use gateway_support::{fixed, n, Stack};
 
-fn fixed(ms: u64) -> Profile {
-    Profile {
-        latency: LatencyDist::Fixed(Duration::from_millis(ms)),
-        ..Profile::default()
-    }
-}
-
-impl Stack {
-    fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
-        Stack::start_with(Profile::default(), tweak)
-    }
-
-    fn start_with(profile: Profile, tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
-        // A test that failed still held it: the next one starts afresh all the same.
-        let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let rt = Runtime::new(2.try_into().unwrap());
-        let backends = rt
-            .block_on(Backends::start(
-                BackendConfig::uniform(3, profile),
-                rt.executor(),
-            ))
-            .expect("backends start");
-        let mut config = GatewayConfig::new(backends.addrs().to_vec());
-        config.seed = Some(7);
-        tweak(&mut config);
-        let gateway = Gateway::new(config, rt.executor().clone()).expect("gateway config");
-        let server = rt
-            .block_on(Server::bind(ServerConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                ..ServerConfig::default()
-            }))
-            .expect("bind")
-            .with_gateway(gateway.clone());
-        let addr = server.local_addr().unwrap();
-        let stop = Shutdown::new();
-        let serving = rt.spawn(server.serve(rt.executor().clone(), stop.signal()));
-        Stack {
-            rt,
-            backends,
-            gateway,
-            addr,
-            stop,
-            serving: Some(serving),
-            _one_at_a_time: one_at_a_time,
-        }
-    }
-
-    /// `count` concurrent `GET path`, each on its own connection: the statuses and bodies.
-    fn burst(&self, path: &str, count: usize) -> Vec<(u16, serde_json::Value)> {
-        let client = Pool::new(
-            self.addr,
-            ClientConfig::default(),
-            self.rt.executor().clone(),
-        );
-        let calls: Vec<_> = (0..count)
-            .map(|_| {
-                let (client, path) = (client.clone(), path.to_owned());
-                self.rt.spawn(async move { client.get(&path).await })
-            })
-            .collect();
-        calls
-            .into_iter()
-            .map(|call| {
-                let reply = self
-                    .rt
-                    .block_on(call)
-                    .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-                let body = serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&reply.body).into())
-                });
-                (reply.status.as_u16(), body)
-            })
-            .collect()
-    }
-
-    fn shutdown(mut self) -> ServeReport {
-        self.stop.trigger();
-        let serving = self.serving.take().unwrap();
-        self.rt.block_on(serving)
-    }
-}
-
-fn n(value: &serde_json::Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("not a count: {value}"))
+/// Three replicas of `profile` (the default: about 5 ms, no errors).
+fn healthy(profile: Profile) -> BackendConfig {
+    BackendConfig::uniform(3, profile)
 }
 
 #[test]
@@ -139,7 +39,9 @@ fn a_burst_of_large_fanouts_leaves_healthy_replicas_breakers_closed() {
     // machine, not of the gateway's limits). Before the pool bound, the breakers opened on
     // refused and reset connections as well as on timeouts (with the defaults, 189-195 failed
     // and 655-723 timed-out calls per replica).
-    let stack = Stack::start(|c| c.call_timeout = c.fanout_deadline);
+    let stack = Stack::start(healthy(Profile::default()), |c| {
+        c.call_timeout = c.fanout_deadline
+    });
     let max_keys = stack.gateway.config().max_keys;
     let burst = stack.burst(&format!("/fanout?keys={max_keys}"), 10);
 
@@ -202,7 +104,7 @@ fn a_burst_of_large_fanouts_leaves_healthy_replicas_breakers_closed() {
 
 #[test]
 fn keys_above_the_cap_are_refused_with_the_limit() {
-    let stack = Stack::start(|c| c.max_keys = 50);
+    let stack = Stack::start(healthy(Profile::default()), |c| c.max_keys = 50);
     let (status, body) = stack.burst("/fanout?keys=51", 1).remove(0);
     assert_eq!(status, 400);
     let message = body.as_str().expect("a text answer");
@@ -217,7 +119,7 @@ fn keys_above_the_cap_are_refused_with_the_limit() {
 fn calls_stopped_by_the_gateways_own_limits_are_not_held_against_a_replica() {
     // One connection per replica, 250 ms calls, 20 ms of waiting for it: of each replica's
     // three keys, one is read and two give up waiting, unsent.
-    let stack = Stack::start_with(fixed(250), |c| {
+    let stack = Stack::start(healthy(fixed(250)), |c| {
         c.pool_size = 1;
         c.pool_timeout = Duration::from_millis(20);
         c.call_timeout = Duration::from_secs(1);
@@ -247,7 +149,7 @@ fn a_backup_call_goes_out_only_on_a_spare_connection() {
     // 10 ms to replica 0, whose only connection is busy with key 0 for 100 ms: the backup is
     // not sent (it would have waited, then made replica 0 do the work twice), and key 1 is
     // answered by its own replica.
-    let stack = Stack::start_with(fixed(100), |c| {
+    let stack = Stack::start(healthy(fixed(100)), |c| {
         c.replicas.truncate(2);
         c.pool_size = 1;
         c.pool_timeout = Duration::from_millis(500);

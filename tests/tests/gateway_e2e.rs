@@ -10,110 +10,17 @@
 //! Real-time tests: short limits, generous bounds.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tailguard::breaker::State;
-use tailguard::shutdown::Shutdown;
-use tailguard_demo::backend::{BackendConfig, Backends, LatencyDist, Profile};
+use tailguard_demo::backend::BackendConfig;
 use tailguard_demo::client::{ClientConfig, Pool};
-use tailguard_demo::gateway::{BreakerSettings, Gateway, GatewayConfig, HedgeMode};
+use tailguard_demo::gateway::{BreakerSettings, HedgeMode};
 use tailguard_demo::load::{self, LoadConfig};
-use tailguard_demo::rt::Runtime;
-use tailguard_demo::server::{ServeReport, Server, ServerConfig};
 
-/// Backends, and a server with a gateway to them, on one runtime.
-struct Stack {
-    rt: Runtime,
-    backends: Backends,
-    gateway: Gateway,
-    addr: SocketAddr,
-    client: Pool,
-    stop: Shutdown,
-    serving: Option<smol::Task<ServeReport>>,
-}
+mod gateway_support;
 
-fn fixed(ms: u64) -> Profile {
-    Profile {
-        latency: LatencyDist::Fixed(Duration::from_millis(ms)),
-        ..Profile::default()
-    }
-}
-
-impl Stack {
-    fn start(backends: BackendConfig, tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
-        Stack::start_with(backends, Duration::from_secs(3), tweak)
-    }
-
-    fn start_with(
-        backends: BackendConfig,
-        shutdown_deadline: Duration,
-        tweak: impl FnOnce(&mut GatewayConfig),
-    ) -> Stack {
-        let rt = Runtime::new(2.try_into().unwrap());
-        let backends = rt
-            .block_on(Backends::start(backends, rt.executor()))
-            .expect("backends start");
-        let mut config = GatewayConfig::new(backends.addrs().to_vec());
-        config.seed = Some(7);
-        tweak(&mut config);
-        let gateway = Gateway::new(config, rt.executor().clone()).expect("gateway config");
-        let server = rt
-            .block_on(Server::bind(ServerConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                shutdown_deadline,
-                ..ServerConfig::default()
-            }))
-            .expect("bind")
-            .with_gateway(gateway.clone());
-        let addr = server.local_addr().unwrap();
-        let stop = Shutdown::new();
-        let serving = rt.spawn(server.serve(rt.executor().clone(), stop.signal()));
-        let client = Pool::new(addr, ClientConfig::default(), rt.executor().clone());
-        Stack {
-            rt,
-            backends,
-            gateway,
-            addr,
-            client,
-            stop,
-            serving: Some(serving),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let reply = self
-            .rt
-            .block_on(self.client.get(path))
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        (
-            reply.status.as_u16(),
-            String::from_utf8_lossy(&reply.body).into_owned(),
-        )
-    }
-
-    fn fanout(&self, keys: usize) -> serde_json::Value {
-        let (status, body) = self.get(&format!("/fanout?keys={keys}"));
-        let report: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-        assert!(
-            status == 200 || report["ok"] == 0,
-            "status {status} for {report}"
-        );
-        report
-    }
-
-    fn shutdown(mut self) -> ServeReport {
-        self.stop.trigger();
-        let serving = self.serving.take().unwrap();
-        self.rt.block_on(serving)
-    }
-}
-
-fn n(value: &serde_json::Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("not a count: {value}"))
-}
+use gateway_support::{fixed, n, Stack};
 
 #[test]
 fn a_replica_outage_opens_its_breaker_and_closing_brings_traffic_back() {
@@ -454,7 +361,11 @@ fn shutdown_during_load_loses_no_accepted_request() {
     std::thread::sleep(Duration::from_millis(700));
     let stopping = Instant::now();
     let Stack {
-        rt, stop, serving, ..
+        rt,
+        stop,
+        serving,
+        one_at_a_time: _one_at_a_time,
+        ..
     } = stack;
     stop.trigger();
     let served = rt.block_on(serving.unwrap());
@@ -497,6 +408,7 @@ fn a_forced_shutdown_cancels_fanouts_in_flight_and_releases_everything() {
         addr,
         stop,
         serving,
+        one_at_a_time: _one_at_a_time,
         ..
     } = stack;
     let client = Pool::new(addr, ClientConfig::default(), rt.executor().clone());
