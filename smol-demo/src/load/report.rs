@@ -44,6 +44,14 @@ impl LatencySummary {
     }
 }
 
+/// The percentiles of a [`LatencySummary`], by their JSON names.
+const PERCENTILES: [(&str, f64); 4] = [
+    ("p50_ms", 0.5),
+    ("p90_ms", 0.9),
+    ("p99_ms", 0.99),
+    ("p999_ms", 0.999),
+];
+
 /// What a run did and saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
@@ -86,17 +94,20 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// The report as a JSON value: numbers rounded to 6 significant digits, and the latency
-    /// percentiles `null` when there is no latency to take them from.
+    /// The report as a JSON value: numbers rounded to 6 significant digits; the latency figures
+    /// `null` when there is no latency to take them from, and each percentile `null` when the
+    /// samples do not support it (the [`percentile`](crate::percentile) rule: 10 beyond it).
     pub fn to_json_value(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self)
             .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
-        if self.latency.samples == 0 {
-            if let Some(latency) = value.get_mut("latency").and_then(|l| l.as_object_mut()) {
-                for (name, v) in latency.iter_mut() {
-                    if name != "samples" {
-                        *v = serde_json::Value::Null;
-                    }
+        let samples = self.latency.samples;
+        if let Some(latency) = value.get_mut("latency").and_then(|l| l.as_object_mut()) {
+            for (name, v) in latency.iter_mut() {
+                let unsupported = PERCENTILES
+                    .iter()
+                    .any(|&(key, q)| key == name && !crate::percentile::supported(q, samples));
+                if (samples == 0 && name != "samples") || unsupported {
+                    *v = serde_json::Value::Null;
                 }
             }
         }
@@ -199,10 +210,21 @@ impl fmt::Display for LoadReport {
                 "  latency    no samples: no request got an answer (nor timed out)"
             );
         }
+        let cell = |value: f64, q: f64| {
+            if crate::percentile::supported(q, l.samples) {
+                format!("{value:.2} ms")
+            } else {
+                crate::percentile::not_available(l.samples)
+            }
+        };
         write!(
             f,
-            "  latency    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  (from the scheduled send time)",
-            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+            "  latency    p50 {}  p90 {}  p99 {}  p99.9 {}  max {:.2} ms  (from the scheduled send time)",
+            cell(l.p50_ms, 0.5),
+            cell(l.p90_ms, 0.9),
+            cell(l.p99_ms, 0.99),
+            cell(l.p999_ms, 0.999),
+            l.max_ms
         )
     }
 }
@@ -250,5 +272,46 @@ mod tests {
         assert!(none_dropped.to_string().contains("none dropped"));
         assert!(text.contains("status_503 1"), "{text}");
         assert!(report.to_json().contains("\"dropped\":2"));
+    }
+
+    #[test]
+    fn percentiles_the_samples_cannot_support_are_not_reported() {
+        let histogram = LatencyHistogram::new();
+        for ms in 1..=150u64 {
+            histogram.record(std::time::Duration::from_millis(ms));
+        }
+        let report = LoadReport {
+            url: "http://x/".into(),
+            rate: 150.0,
+            duration_s: 1.0,
+            concurrency: 256,
+            scheduled: 150,
+            sent: 150,
+            dropped: 0,
+            ok: 150,
+            errors: 0,
+            unanswered: 0,
+            interrupted: false,
+            error_kinds: BTreeMap::new(),
+            elapsed_s: 1.0,
+            throughput: 150.0,
+            latency: LatencySummary::of(&histogram),
+            histogram: Arc::new(histogram),
+        };
+        // 150 samples support p50 (needs 20) and p90 (100), not p99 (1,000) nor p99.9 (10,000).
+        let json = report.to_json_value();
+        let latency = &json["latency"];
+        assert!(latency["p50_ms"].as_f64().unwrap() > 0.0, "{json}");
+        assert!(latency["p90_ms"].as_f64().unwrap() > 0.0, "{json}");
+        assert!(latency["p99_ms"].is_null(), "{json}");
+        assert!(latency["p999_ms"].is_null(), "{json}");
+        assert_eq!(latency["samples"], 150, "{json}");
+        assert!(latency["max_ms"].as_f64().unwrap() > 0.0, "{json}");
+        let text = report.to_string();
+        assert!(
+            text.contains("p99 n/a (150 samples)  p99.9 n/a (150 samples)"),
+            "{text}"
+        );
+        assert!(!text.contains("p90 n/a"), "{text}");
     }
 }
