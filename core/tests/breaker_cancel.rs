@@ -10,20 +10,8 @@ use tailguard::breaker::{CallError, CircuitBreaker, State};
 use tailguard::time::{ManualTimer, Timer};
 use tailguard::timeout::timeout_with;
 
-fn half_open_breaker(timer: &ManualTimer) -> CircuitBreaker<ManualTimer> {
-    let breaker = CircuitBreaker::builder()
-        .count_window(2)
-        .minimum_calls(2)
-        .open_duration(Duration::from_secs(10))
-        .half_open_calls(1)
-        .build_with(timer.clone())
-        .unwrap();
-    for _ in 0..2 {
-        breaker.try_acquire().unwrap().failure();
-    }
-    timer.advance(Duration::from_secs(10));
-    breaker
-}
+mod common;
+use common::half_open_breaker;
 
 #[test]
 fn dropping_a_call_future_in_half_open_frees_its_probe_slot() {

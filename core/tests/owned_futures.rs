@@ -7,29 +7,17 @@ use std::pin::pin;
 use std::task::Context;
 use std::time::Duration;
 
-use tailguard::breaker::{CircuitBreaker, OwnedPermit, State};
+use tailguard::breaker::{OwnedPermit, State};
 use tailguard::hedge::Hedge;
 use tailguard::retry::{Retry, RetryBudget};
 use tailguard::time::{ManualTimer, Timer};
 
+mod common;
+use common::half_open_breaker;
+
 /// Compiles only for what `tokio::spawn` and `smol::spawn` accept.
 fn spawnable<F: Future + Send + 'static>(future: F) -> F {
     future
-}
-
-fn half_open_breaker(timer: &ManualTimer) -> CircuitBreaker<ManualTimer> {
-    let breaker = CircuitBreaker::builder()
-        .count_window(2)
-        .minimum_calls(2)
-        .open_duration(Duration::from_secs(10))
-        .half_open_calls(1)
-        .build_with(timer.clone())
-        .unwrap();
-    for _ in 0..2 {
-        breaker.try_acquire().unwrap().failure();
-    }
-    timer.advance(Duration::from_secs(10));
-    breaker
 }
 
 #[test]
