@@ -21,6 +21,7 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`pipeline`] | [`Pipeline`](pipeline::Pipeline): deadline → budget → retry → hedge → breaker → limiter → attempt timeout, in that order by construction, under one deadline |
 //!
 //! ## Every wait is bounded
 //!
@@ -44,8 +45,8 @@
 //! | `name_at(now)` | sans-IO: the time comes in as an [`Instant`](std::time::Instant) argument and no clock is read | [`RetryBudget::try_withdraw_at`](retry::RetryBudget::try_withdraw_at), [`StateMachine::try_acquire_at`](breaker::StateMachine::try_acquire_at), [`RetryState::begin_attempt_at`](retry::RetryState::begin_attempt_at) |
 //! | `name_with(timer)` | the same operation on an explicit [`Timer`](time::Timer), taken by value (timers are cheap clones) | [`timeout_with`](timeout::timeout_with), [`TaskTracker::graceful_with`](shutdown::TaskTracker::graceful_with), [`build_with`](breaker::CircuitBreakerBuilder::build_with) |
 //! | `name` | the same operation on the [default timer](time::DefaultTimer) | [`timeout`](timeout::timeout), [`TaskTracker::graceful`](shutdown::TaskTracker::graceful) |
-//! | `name_until(deadline)` | waits until an `Instant`, as [`Timer::sleep_until`](time::Timer::sleep_until) does | [`timeout_until`](timeout::timeout_until) |
-//! | `name_owned` | the future owns a clone of its policy instead of borrowing it, so it can be spawned | [`Retry::run_owned`](retry::Retry::run_owned), [`CircuitBreaker::call_owned`](breaker::CircuitBreaker::call_owned) |
+//! | `name_until(deadline)` | waits until an `Instant`, as [`Timer::sleep_until`](time::Timer::sleep_until) does | [`timeout_until`](timeout::timeout_until), [`Pipeline::call_until`](pipeline::Pipeline::call_until) |
+//! | `name_owned` | the future owns a clone of its policy instead of borrowing it, so it can be spawned | [`Retry::run_owned`](retry::Retry::run_owned), [`CircuitBreaker::call_owned`](breaker::CircuitBreaker::call_owned), [`Pipeline::call_owned`](pipeline::Pipeline::call_owned) |
 //!
 //! Other variants are named for what they add, never `_with`:
 //! [`call_classified`](breaker::CircuitBreaker::call_classified) takes a classifier,
@@ -79,6 +80,7 @@ pub mod io;
 pub mod latency;
 #[cfg(test)]
 mod naming;
+pub mod pipeline;
 mod reserve;
 pub mod retry;
 pub mod shutdown;

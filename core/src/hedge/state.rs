@@ -131,7 +131,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// Starts the call without the time: the async runner polls the primary before it reads a
     /// clock, and gives the time to [`arm_at`](Self::arm_at) only if the primary is pending.
-    pub(super) fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         if self.phase != Phase::NotStarted {
             return;
         }
@@ -147,7 +147,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// Gives the call its start time, once: the primary's start, and the delay as of `now`.
-    pub(super) fn arm_at(&mut self, now: Instant) {
+    pub(crate) fn arm_at(&mut self, now: Instant) {
         if self.phase == Phase::NotStarted || self.primary_start.is_some() {
             return;
         }
@@ -157,7 +157,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// Whether the call has been given a time (the primary's start).
-    pub(super) fn is_armed(&self) -> bool {
+    pub(crate) fn is_armed(&self) -> bool {
         self.primary_start.is_some()
     }
 
@@ -219,7 +219,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// [`attempt_done_at`](Self::attempt_done_at), reading the time only if it is needed: to
     /// record a primary that was given a start time.
-    pub(super) fn attempt_done(
+    pub(crate) fn attempt_done(
         &mut self,
         now: impl FnOnce() -> Instant,
         attempt: u32,
@@ -254,7 +254,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// [`cancel_at`](Self::cancel_at), reading the time only if it is needed.
-    pub(super) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
+    pub(crate) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
         if self.phase != Phase::Running {
             return;
         }

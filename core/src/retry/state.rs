@@ -162,7 +162,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// later. Only valid before any attempt (no deadline can have passed yet), or when
     /// [`needs_clock_on_failure`](RetryState::needs_clock_on_failure) is false (no deadline to
     /// check, no budget retry held).
-    pub(super) fn begin_attempt_untimed(&mut self) -> u32 {
+    pub(crate) fn begin_attempt_untimed(&mut self) -> u32 {
         debug_assert!(self.progress.attempts == 0 || !self.needs_clock_on_failure());
         self.next_attempt_number()
     }
@@ -236,7 +236,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// deadline nor a budget (see [`needs_clock_on_failure`](RetryState::needs_clock_on_failure)):
     /// the same decision, and the call does not start. The async loop uses it so that failures
     /// followed by zero delays read no clock.
-    pub(super) fn on_failure_untimed(&mut self, decision: Decision) -> Next {
+    pub(crate) fn on_failure_untimed(&mut self, decision: Decision) -> Next {
         debug_assert!(!self.needs_clock_on_failure());
         match self.retry_delay(decision) {
             Ok(delay) => Next::Retry(delay),
