@@ -294,7 +294,12 @@ where
         let in_flight = this.primary.is_active() || this.hedges.iter().any(Option::is_some);
         if !in_flight {
             this.hedges.clear();
-            return round_failed(this, clock).err().map(Err);
+            match round_failed(this, clock) {
+                Err(error) => return Some(Err(error)),
+                // A retry without delay: its attempt starts in this same poll.
+                Ok(()) if *this.phase == Phase::Round => continue,
+                Ok(()) => return None,
+            }
         }
         if !*this.hedging || !*this.admitted {
             return None;

@@ -166,6 +166,28 @@ fn retries_follow_the_backoff_and_the_classifier() {
 }
 
 #[test]
+fn a_retry_without_delay_starts_in_the_same_poll() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(3)
+        .backoff(constant(Duration::ZERO))
+        .build()
+        .unwrap();
+    let tries = Cell::new(0);
+    let out = timer.block_on(pipeline.call(|a| {
+        tries.set(tries.get() + 1);
+        async move {
+            if a.number() < 3 {
+                Err("busy")
+            } else {
+                Ok(a.number())
+            }
+        }
+    }));
+    assert_eq!((out, tries.get()), (Ok(3), 3));
+}
+
+#[test]
 fn the_attempt_timeout_is_a_retried_failure_and_the_total_timeout_ends_the_call() {
     let timer = ManualTimer::new();
     let pipeline = Pipeline::with_timer(timer.clone())
