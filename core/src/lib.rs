@@ -21,6 +21,7 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //!
 //! ## Every wait is bounded
 //!
@@ -72,6 +73,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod bulkhead;
 mod error;
 pub mod fanout;
 pub mod hedge;
