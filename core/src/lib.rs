@@ -21,6 +21,7 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`rate`] | [`RateLimiter`](rate::RateLimiter): a lock-free token bucket (GCRA), smooth or bursty; [`KeyedRateLimiter`](rate::KeyedRateLimiter), per key in bounded memory |
 //! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //!
 //! ## Every wait is bounded
@@ -81,6 +82,7 @@ pub mod io;
 pub mod latency;
 #[cfg(test)]
 mod naming;
+pub mod rate;
 mod reserve;
 pub mod retry;
 pub mod shutdown;

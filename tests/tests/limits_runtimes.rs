@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tailguard::bulkhead::{Bulkhead, QueueOrder, Reason};
+use tailguard::rate::RateLimiter;
 use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
 use tailguard::timeout::FutureExt;
 
@@ -62,10 +63,42 @@ async fn bulkhead_scenarios<T: Timer>(timer: T) {
     }
 }
 
+async fn rate_scenarios<T: Timer>(timer: T) {
+    // 200 a second, evenly spaced: five calls take at least four intervals (20 ms).
+    let limiter = RateLimiter::builder()
+        .rate(200, Duration::from_secs(1))
+        .build_with(timer.clone())
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..5 {
+        limiter
+            .acquire_until(timer.now() + GENEROUS)
+            .await
+            .expect("a token in time");
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(20) && took < GENEROUS,
+        "{took:?}"
+    );
+    // A deadline shorter than the next interval is refused at once.
+    limiter.try_acquire().ok();
+    let refused = limiter
+        .acquire_until(timer.now() + Duration::from_micros(100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), tailguard::rate::Reason::Deadline);
+}
+
+async fn scenarios<T: Timer>(timer: T) {
+    bulkhead_scenarios(timer.clone()).await;
+    rate_scenarios(timer).await;
+}
+
 /// Runs the scenarios several times concurrently, as spawned `Send` tasks.
 fn spawned<T: Timer>(timer: T, spawn: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)) {
     for _ in 0..3 {
-        spawn(Box::pin(bulkhead_scenarios(timer.clone())));
+        spawn(Box::pin(scenarios(timer.clone())));
     }
 }
 
@@ -89,9 +122,7 @@ macro_rules! on_every_timer {
     };
 }
 
-on_every_timer!(smol_block_on, |timer| smol::block_on(bulkhead_scenarios(
-    timer
-)));
+on_every_timer!(smol_block_on, |timer| smol::block_on(scenarios(timer)));
 
 on_every_timer!(smol_spawned, |timer| {
     let tasks = std::sync::Mutex::new(Vec::new());
@@ -100,7 +131,7 @@ on_every_timer!(smol_spawned, |timer| {
 });
 
 on_every_timer!(futures_block_on, |timer| futures::executor::block_on(
-    bulkhead_scenarios(timer)
+    scenarios(timer)
 ));
 
 on_every_timer!(futures_thread_pool, |timer| {
@@ -126,7 +157,7 @@ on_every_timer!(tokio_current_thread, |timer| {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
-        .block_on(bulkhead_scenarios(timer))
+        .block_on(scenarios(timer))
 });
 
 on_every_timer!(tokio_multi_thread, |timer| {

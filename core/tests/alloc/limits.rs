@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{allocations_in, poll_once};
 use tailguard::bulkhead::Bulkhead;
+use tailguard::rate::RateLimiter;
 use tailguard::time::{ManualTimer, Timer};
 
 /// A clock that stands still, whose sleeps never end (and allocate nothing).
@@ -55,4 +56,30 @@ fn bulkhead_acquire_and_release_allocate_nothing() {
     });
     assert_eq!(allocs, 0);
     drop(held);
+}
+
+#[test]
+fn rate_limiter_checks_allocate_nothing() {
+    let timer = ManualTimer::new();
+    let limiter = RateLimiter::builder()
+        .rate(1000, Duration::from_secs(1))
+        .burst(10)
+        .build_with(timer.clone())
+        .unwrap();
+    let keyed = RateLimiter::builder()
+        .rate(1000, Duration::from_secs(1))
+        .max_keys(64)
+        .build_keyed_with::<String, _>(timer.clone())
+        .unwrap();
+    let key = "client-1".to_owned();
+    keyed.try_acquire(&key).unwrap(); // the first call for a key clones it in
+    let allocs = allocations_in(|| {
+        for _ in 0..100 {
+            let _ = limiter.try_acquire();
+            let _ = limiter.try_acquire_at(timer.now());
+            let _ = keyed.try_acquire(&key);
+            let _ = poll_once(limiter.acquire_until(timer.now()));
+        }
+    });
+    assert_eq!(allocs, 0);
 }
