@@ -22,6 +22,7 @@
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
 //! | [`rate`] | [`RateLimiter`](rate::RateLimiter): a lock-free token bucket (GCRA), smooth or bursty; [`KeyedRateLimiter`](rate::KeyedRateLimiter), per key in bounded memory |
+//! | [`throttle`] | [`Throttle`](throttle::Throttle): client-side adaptive throttling, refusing locally as the backend's accept rate falls |
 //! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //!
 //! ## Every wait is bounded
@@ -88,6 +89,7 @@ pub mod retry;
 pub mod shutdown;
 #[cfg(test)]
 mod test_util;
+pub mod throttle;
 pub mod time;
 pub mod timeout;
 mod validate;

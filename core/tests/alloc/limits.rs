@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::support::{allocations_in, poll_once};
 use tailguard::bulkhead::Bulkhead;
 use tailguard::rate::RateLimiter;
+use tailguard::throttle::Throttle;
 use tailguard::time::{ManualTimer, Timer};
 
 /// A clock that stands still, whose sleeps never end (and allocate nothing).
@@ -79,6 +80,24 @@ fn rate_limiter_checks_allocate_nothing() {
             let _ = limiter.try_acquire_at(timer.now());
             let _ = keyed.try_acquire(&key);
             let _ = poll_once(limiter.acquire_until(timer.now()));
+        }
+    });
+    assert_eq!(allocs, 0);
+}
+
+#[test]
+fn throttle_decisions_and_records_allocate_nothing() {
+    let timer = ManualTimer::new();
+    let throttle = Throttle::builder()
+        .seed(3)
+        .build_with(timer.clone())
+        .unwrap();
+    let allocs = allocations_in(|| {
+        for i in 0..300 {
+            let now = timer.now() + Duration::from_millis(i);
+            if let Ok(permit) = throttle.try_acquire_at(now) {
+                permit.record_at(i % 4 == 0, now);
+            }
         }
     });
     assert_eq!(allocs, 0);
