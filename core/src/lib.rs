@@ -22,6 +22,9 @@
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
 //! | [`pipeline`] | [`Pipeline`](pipeline::Pipeline): deadline → budget → retry → hedge → breaker → limiter → attempt timeout, in that order by construction, under one deadline |
+//! | [`rate`] | [`RateLimiter`](rate::RateLimiter): a lock-free token bucket (GCRA), smooth or bursty; [`KeyedRateLimiter`](rate::KeyedRateLimiter), per key in bounded memory |
+//! | [`throttle`] | [`Throttle`](throttle::Throttle): client-side adaptive throttling, refusing locally as the backend's accept rate falls |
+//! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //!
 //! ## Every wait is bounded
 //!
@@ -73,6 +76,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod bulkhead;
 mod error;
 pub mod fanout;
 pub mod hedge;
@@ -81,11 +85,13 @@ pub mod latency;
 #[cfg(test)]
 mod naming;
 pub mod pipeline;
+pub mod rate;
 mod reserve;
 pub mod retry;
 pub mod shutdown;
 #[cfg(test)]
 mod test_util;
+pub mod throttle;
 pub mod time;
 pub mod timeout;
 mod validate;

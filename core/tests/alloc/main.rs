@@ -10,5 +10,6 @@ mod breaker;
 mod hedge;
 mod latency;
 mod pipeline;
+mod limits;
 mod retry;
 mod timeout_io_tracker;
