@@ -21,6 +21,8 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`limit`] | the [`AdaptiveLimiter`](limit::AdaptiveLimiter): a concurrency limit that follows latency (Gradient2, AIMD, fixed), sans-IO |
+//! | [`priority`] | [`Criticality`](priority::Criticality) classes and the [`Shares`](priority::Shares) of a limit each may fill |
 //!
 //! ## Every wait is bounded
 //!
@@ -77,8 +79,10 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+pub mod limit;
 #[cfg(test)]
 mod naming;
+pub mod priority;
 mod reserve;
 pub mod retry;
 pub mod shutdown;

@@ -9,5 +9,6 @@ mod support;
 mod breaker;
 mod hedge;
 mod latency;
+mod limit;
 mod retry;
 mod timeout_io_tracker;
