@@ -25,6 +25,8 @@
 //! | [`rate`] | [`RateLimiter`](rate::RateLimiter): a lock-free token bucket (GCRA), smooth or bursty; [`KeyedRateLimiter`](rate::KeyedRateLimiter), per key in bounded memory |
 //! | [`throttle`] | [`Throttle`](throttle::Throttle): client-side adaptive throttling, refusing locally as the backend's accept rate falls |
 //! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
+//! | [`limit`] | the [`AdaptiveLimiter`](limit::AdaptiveLimiter): a concurrency limit that follows latency (Gradient2, AIMD, fixed), sans-IO |
+//! | [`priority`] | [`Criticality`](priority::Criticality) classes and the [`Shares`](priority::Shares) of a limit each may fill |
 //!
 //! ## Every wait is bounded
 //!
@@ -82,10 +84,12 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+pub mod limit;
 #[cfg(test)]
 mod naming;
 pub mod pipeline;
 pub mod rate;
+pub mod priority;
 mod reserve;
 pub mod retry;
 pub mod shutdown;

@@ -11,5 +11,6 @@ mod hedge;
 mod latency;
 mod pipeline;
 mod limits;
+mod limit;
 mod retry;
 mod timeout_io_tracker;
