@@ -88,8 +88,8 @@ pub mod limit;
 #[cfg(test)]
 mod naming;
 pub mod pipeline;
-pub mod rate;
 pub mod priority;
+pub mod rate;
 mod reserve;
 pub mod retry;
 pub mod shutdown;
