@@ -116,6 +116,7 @@ mod error;
 mod future;
 mod leg;
 mod limiter;
+mod limiters;
 mod predict;
 
 use std::time::Instant;
@@ -124,6 +125,7 @@ pub use self::builder::{Pipeline, PipelineBuilder};
 pub use self::error::PipelineError;
 pub use self::future::PipelineFuture;
 pub use self::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
+pub use self::limiters::{BulkheadSlot, RateSlot, ThrottlePermit};
 
 /// What the operation is told about the attempt it makes.
 ///
