@@ -12,12 +12,14 @@
 //! | module | what it gives you |
 //! |---|---|
 //! | [`time`] | the [`Timer`](time::Timer) trait; real timers; a virtual clock |
+//! | [`adaptive_timeout`] | [`AdaptiveTimeout`](adaptive_timeout::AdaptiveTimeout): an attempt timeout from a percentile of recent latency × a factor, clamped |
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
 //! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
 //! | [`retry`] | the [`Retry`](retry::Retry) policy, its sans-IO [`RetryState`](retry::RetryState), the [`RetryBudget`](retry::RetryBudget) |
 //! | [`latency`] | [`LatencyHistogram`](latency::LatencyHistogram), [`RollingHistogram`](latency::RollingHistogram) |
+//! | [`balance`] | [`Balancer`](balance::Balancer): power of two choices over a peak-EWMA of latency, sans-IO |
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
@@ -76,7 +78,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod adaptive_timeout;
 pub mod backoff;
+pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
 mod error;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod balance;
 mod breaker;
 mod hedge;
 mod latency;
