@@ -21,6 +21,7 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`tied`] | tied requests: the server's [`TiedQueue`](tied::TiedQueue) with cancel-by-id, the client's [`Tied`](tied::Tied) call over two replicas |
 //!
 //! ## Every wait is bounded
 //!
@@ -84,6 +85,7 @@ pub mod retry;
 pub mod shutdown;
 #[cfg(test)]
 mod test_util;
+pub mod tied;
 pub mod time;
 pub mod timeout;
 mod validate;
