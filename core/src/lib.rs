@@ -29,6 +29,7 @@
 //! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //! | [`limit`] | the [`AdaptiveLimiter`](limit::AdaptiveLimiter): a concurrency limit that follows latency (Gradient2, AIMD, fixed), sans-IO |
 //! | [`priority`] | [`Criticality`](priority::Criticality) classes and the [`Shares`](priority::Shares) of a limit each may fill |
+//! | [`tied`] | tied requests: the server's [`TiedQueue`](tied::TiedQueue) with cancel-by-id, the client's [`Tied`](tied::Tied) call over two replicas |
 //!
 //! ## Every wait is bounded
 //!
@@ -100,6 +101,7 @@ pub mod shutdown;
 #[cfg(test)]
 mod test_util;
 pub mod throttle;
+pub mod tied;
 pub mod time;
 pub mod timeout;
 mod validate;
