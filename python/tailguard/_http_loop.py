@@ -121,21 +121,58 @@ def attempt_sync(
     return response
 
 
+def first_limit(deadline: Optional[float], timeout: Optional[float]) -> Optional[float]:
+    """The time limit of a request's first attempt: none when the client's own timeout
+    (``timeout``, its longest) already bounds it as the deadline would, else the deadline."""
+    if deadline is None or (timeout is not None and deadline >= timeout):
+        return None
+    return deadline
+
+
 def send_sync(
     policy: HttpPolicy,
     io: IO,
     host: str,
     retried: bool,
     deadline: Optional[float],
+    limit: Optional[float],
     attempt: Callable[[Optional[float]], Any],
 ) -> Any:
     """Sends one request: ``attempt(limit)`` makes one attempt within ``limit`` seconds (or
-    none) and returns the response."""
+    none) and returns the response. ``limit`` is the first attempt's (see
+    :func:`first_limit`); later ones get what is left of ``deadline``.
+
+    The first attempt runs before any retry state exists (a success costs one clock read and
+    the budget's deposit); the native state is made at the first failure, dated from the
+    call's start."""
     breaker = policy.breaker(host)
     if not retried:
         return attempt_sync(policy, io, host, breaker, attempt, None, False)
-    run = policy.retry_policy(deadline)._start()
+    budget = policy.budget
+    started = time.monotonic()
+    try:
+        response = attempt_sync(policy, io, host, breaker, attempt, limit, True)
+    except Exception as exc:
+        if not _is_retryable(io, exc):
+            if budget is not None:
+                budget.deposit()
+            raise
+        run = policy.retry_policy(deadline)._after_first_failure(started)
+        delay = _decide(policy, run, exc)
+        if not isinstance(delay, float):
+            return delay.response
+        _abandon_sync(policy, io, exc)
+    else:
+        if budget is not None:
+            budget.deposit()
+        return response
     while True:
+        if delay > 0:
+            try:
+                time.sleep(delay)
+            except BaseException:  # KeyboardInterrupt: the granted retry goes back
+                run.close()
+                raise
         try:
             limit = run.begin()
         except RetryError as err:
@@ -148,16 +185,15 @@ def send_sync(
             delay = _decide(policy, run, exc)
             if not isinstance(delay, float):
                 return delay.response
-            response = _kept(exc)
-            if response is not None:
-                io.close(response)
-            _retried(policy)
-        if delay > 0:
-            try:
-                time.sleep(delay)
-            except BaseException:  # KeyboardInterrupt: the granted retry goes back
-                run.close()
-                raise
+            _abandon_sync(policy, io, exc)
+
+
+def _abandon_sync(policy: HttpPolicy, io: IO, exc: BaseException) -> None:
+    """A retry follows: closes the failed attempt's response, counts the retry."""
+    response = _kept(exc)
+    if response is not None:
+        io.close(response)
+    _retried(policy)
 
 
 class _Answer(NamedTuple):
@@ -260,37 +296,72 @@ async def send_async(
     host: str,
     retried: bool,
     deadline: Optional[float],
+    limit: Optional[float],
     attempt: Callable[[], Awaitable[Any]],
 ) -> Any:
-    """Sends one request: ``attempt()`` makes one attempt and returns the response."""
+    """Sends one request: ``attempt()`` makes one attempt and returns the response; the first
+    is cut at ``limit`` (see :func:`first_limit`), later ones at what is left of
+    ``deadline``. As in :func:`send_sync`, the retry state is made at the first failure."""
     breaker = policy.breaker(host)
     if not retried:
         return await attempt_async(policy, io, host, breaker, attempt, None, False)
-    run = policy.retry_policy(deadline)._start()
-    hedge = policy.hedge
+    budget = policy.budget
+    started = time.monotonic()
+    try:
+        response = await _one_async(policy, io, host, breaker, attempt, limit)
+    except Exception as exc:
+        if not _is_retryable(io, exc):
+            if budget is not None:
+                budget.deposit()
+            raise
+        run = policy.retry_policy(deadline)._after_first_failure(started)
+        delay = _decide(policy, run, exc)
+        if not isinstance(delay, float):
+            return delay.response
+        await _abandon_async(policy, io, exc)
+    else:
+        if budget is not None:
+            budget.deposit()
+        return response
     while True:
+        try:
+            await asyncio.sleep(delay)
+        except BaseException:
+            run.close()
+            raise
         try:
             limit = run.begin()
         except RetryError as err:
             return _gave_up(policy, err)
         try:
-            if hedge is None:
-                return await attempt_async(policy, io, host, breaker, attempt, limit, True)
-            if limit is None:
-                return await hedged_async(policy, io, host, breaker, attempt)
-            return await _with_timeout(hedged_async(policy, io, host, breaker, attempt), limit)
+            return await _one_async(policy, io, host, breaker, attempt, limit)
         except Exception as exc:
             if not _is_retryable(io, exc):
                 raise
             delay = _decide(policy, run, exc)
             if not isinstance(delay, float):
                 return delay.response
-            response = _kept(exc)
-            if response is not None:
-                await _close(io, response)
-            _retried(policy)
-        try:
-            await asyncio.sleep(delay)
-        except BaseException:
-            run.close()
-            raise
+            await _abandon_async(policy, io, exc)
+
+
+def _one_async(
+    policy: HttpPolicy,
+    io: IO,
+    host: str,
+    breaker: Any,
+    attempt: Callable[[], Awaitable[Any]],
+    limit: Optional[float],
+) -> Awaitable[Any]:
+    """One attempt of a retried request: hedged if the policy hedges."""
+    if policy.hedge is None:
+        return attempt_async(policy, io, host, breaker, attempt, limit, True)
+    hedged = hedged_async(policy, io, host, breaker, attempt)
+    return hedged if limit is None else _with_timeout(hedged, limit)
+
+
+async def _abandon_async(policy: HttpPolicy, io: IO, exc: BaseException) -> None:
+    """A retry follows: closes the failed attempt's response, counts the retry."""
+    response = _kept(exc)
+    if response is not None:
+        await _close(io, response)
+    _retried(policy)

@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import payload
 
 from tailguard._errors import AttemptTimeoutError, ConfigError
-from tailguard._http_loop import IO, send_async
+from tailguard._http_loop import IO, first_limit, send_async
 from tailguard.http import HttpPolicy
 
 __all__ = ["Middleware"]
@@ -115,6 +115,6 @@ class Middleware:
         retried = request.method in policy.methods and _replayable(request)
         host = request.url.host_port_subcomponent or ""
         response: aiohttp.ClientResponse = await send_async(
-            policy, _IO, host, retried, deadline, attempt
+            policy, _IO, host, retried, deadline, first_limit(deadline, total), attempt
         )
         return response

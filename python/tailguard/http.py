@@ -192,6 +192,8 @@ class HttpPolicy:
                 f"not honoured by the retry core), got {max_retry_after!r}",
                 "max_retry_after",
             )
+        # The deadline when it is not taken from the client's timeout.
+        self._deadline: Optional[float] = None
         if deadline == "timeout" or deadline is None:
             self.deadline: Union[float, str, None] = deadline
         elif isinstance(deadline, str):
@@ -199,7 +201,8 @@ class HttpPolicy:
                 f'invalid `deadline`: seconds, "timeout" or None, got {deadline!r}', "deadline"
             )
         else:
-            self.deadline = _positive("deadline", deadline)
+            self.deadline = self._deadline = _positive("deadline", deadline)
+        self._from_timeout = deadline == "timeout"
         if breaker is _DEFAULT:
             breaker = {}
         if breaker is not None:
@@ -308,9 +311,9 @@ class HttpPolicy:
     def request_deadline(self, timeout: Optional[float]) -> Optional[float]:
         """The deadline of one request whose client timeout is ``timeout`` (seconds or
         ``None``)."""
-        if self.deadline == "timeout":
+        if self._from_timeout:
             return timeout if timeout is not None and timeout > 0 else None
-        return self.deadline  # type: ignore[return-value]
+        return self._deadline
 
     def __repr__(self) -> str:
         return (

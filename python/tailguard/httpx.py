@@ -33,12 +33,12 @@ one also cancels the attempt when it is spent.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import httpx
 
 from tailguard._errors import AttemptTimeoutError, ConfigError
-from tailguard._http_loop import IO, send_async, send_sync
+from tailguard._http_loop import IO, first_limit, send_async, send_sync
 from tailguard.http import HttpPolicy
 
 __all__ = ["AsyncTransport", "Transport"]
@@ -71,15 +71,42 @@ _ASYNC_IO = _SYNC_IO._replace(close=httpx.Response.aclose)
 
 def _longest(timeout: Any) -> Optional[float]:
     """The longest of httpx's timeouts for a request (the ``timeout`` extension), or None."""
-    if not isinstance(timeout, dict):
-        return None
-    values = [v for v in timeout.values() if v is not None]
-    return max(values) if values else None
+    longest = None
+    if type(timeout) is dict:
+        for value in timeout.values():
+            if value is not None and (longest is None or value > longest):
+                longest = value
+    return longest
 
 
 def _replayable(request: httpx.Request) -> bool:
     """Whether the body can be sent again: bytes (or none), not a stream."""
     return isinstance(request.stream, httpx.ByteStream)
+
+
+class _Hosts:
+    """``host:port`` of a URL (as httpx's ``netloc``, the port left out when it is the
+    scheme's default), remembered by host and port: ``URL.netloc`` costs several times more
+    than the two parts it is made of."""
+
+    def __init__(self) -> None:
+        self._known: Dict[Tuple[object, object], str] = {}
+
+    def of(self, url: httpx.URL) -> str:
+        try:  # the parsed parts httpx keeps (0.24 and later): plain attributes
+            parts = url._uri_reference
+            key: Tuple[object, object] = (parts.host, parts.port)
+        except AttributeError:  # pragma: no cover - another httpx
+            key = (url.raw_host, url.port)
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= _HOSTS_KEPT:
+                self._known.clear()
+            found = self._known[key] = url.netloc.decode("ascii")
+        return found
+
+
+_HOSTS_KEPT = 4096
 
 
 def _policy(policy: Optional[HttpPolicy], settings: Dict[str, Any]) -> HttpPolicy:
@@ -117,13 +144,15 @@ class Transport(httpx.BaseTransport):
                 "hedge",
             )
         self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self._hosts = _Hosts()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Sends ``request`` under the policy."""
         policy = self.policy
         inner = self.transport
         timeout = request.extensions.get("timeout")
-        deadline = policy.request_deadline(_longest(timeout))
+        longest = _longest(timeout)
+        deadline = policy.request_deadline(longest)
 
         def attempt(limit: Optional[float]) -> httpx.Response:
             if limit is not None and isinstance(timeout, dict):
@@ -132,8 +161,15 @@ class Transport(httpx.BaseTransport):
             return inner.handle_request(request)
 
         retried = request.method in policy.methods and _replayable(request)
-        host = request.url.netloc.decode("ascii")
-        response: httpx.Response = send_sync(policy, _SYNC_IO, host, retried, deadline, attempt)
+        response: httpx.Response = send_sync(
+            policy,
+            _SYNC_IO,
+            self._hosts.of(request.url),
+            retried,
+            deadline,
+            first_limit(deadline, longest),
+            attempt,
+        )
         return response
 
     def close(self) -> None:
@@ -155,20 +191,27 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.policy = _policy(policy, settings)
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._hosts = _Hosts()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Sends ``request`` under the policy."""
         policy = self.policy
         inner = self.transport
-        deadline = policy.request_deadline(_longest(request.extensions.get("timeout")))
+        longest = _longest(request.extensions.get("timeout"))
+        deadline = policy.request_deadline(longest)
 
         def attempt() -> Any:
             return inner.handle_async_request(request)
 
         retried = request.method in policy.methods and _replayable(request)
-        host = request.url.netloc.decode("ascii")
         response: httpx.Response = await send_async(
-            policy, _ASYNC_IO, host, retried, deadline, attempt
+            policy,
+            _ASYNC_IO,
+            self._hosts.of(request.url),
+            retried,
+            deadline,
+            first_limit(deadline, longest),
+            attempt,
         )
         return response
 
