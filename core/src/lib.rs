@@ -21,6 +21,7 @@
 //! | [`hedge`] | [`Hedge`](hedge::Hedge): backup requests after an adaptive delay, within a budget; its sans-IO [`HedgeState`](hedge::HedgeState) |
 //! | [`fanout`] | [`scatter_gather`](fanout::scatter_gather_with), [`first_ok`](fanout::first_ok), [`quorum`](fanout::quorum) |
 //! | [`breaker`] | the [`CircuitBreaker`](breaker::CircuitBreaker) and its sans-IO state machine |
+//! | [`metrics`] | the names of the counters every policy emits with the `metrics` feature |
 //!
 //! ## Every wait is bounded
 //!
@@ -77,6 +78,7 @@ pub mod fanout;
 pub mod hedge;
 pub mod io;
 pub mod latency;
+pub mod metrics;
 #[cfg(test)]
 mod naming;
 mod reserve;

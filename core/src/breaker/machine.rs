@@ -11,6 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
+use crate::metrics::{self, Counter, PolicyName};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -112,6 +113,10 @@ pub struct StateMachine {
     slow_nanos: u64,
     origin: Instant,
     listener: Option<Listener>,
+    /// The `name` label of the breaker's metrics.
+    name: PolicyName,
+    /// `tailguard_breaker_rejections_total` (see [`crate::metrics`]).
+    rejected: Counter,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -152,6 +157,7 @@ impl StateMachine {
         config: Config,
         open_durations: OpenDurations,
         listener: Option<Listener>,
+        name: PolicyName,
         now: Instant,
     ) -> Self {
         let probes = (0..config.half_open_calls).map(|_| None).collect();
@@ -180,6 +186,8 @@ impl StateMachine {
             config,
             origin: now,
             listener,
+            rejected: Counter::new(metrics::BREAKER_REJECTIONS, &name),
+            name,
         }
     }
 
@@ -246,6 +254,11 @@ impl StateMachine {
         if ticket.slot != WINDOW {
             self.release_probe(ticket.generation, ticket.slot, ticket.id);
         }
+    }
+
+    /// The breaker's name, the `name` label of its [metrics](crate::metrics).
+    pub fn name(&self) -> &str {
+        self.name.as_str()
     }
 
     /// The current state. Open turns half-open on the first acquire after the open duration,
@@ -473,6 +486,7 @@ impl StateMachine {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         let stripe = &self.rejections[thread_token() & (self.rejections.len() - 1)];
         stripe.0.fetch_add(1, Ordering::Relaxed);
+        self.rejected.increment();
         Rejected { state, retry_after }
     }
 
@@ -636,8 +650,13 @@ impl StateMachine {
     }
 
     fn notify(&self, notes: Notes) {
-        if let Some(listener) = &self.listener {
-            for transition in notes.transitions.iter().flatten() {
+        for transition in notes.transitions.iter().flatten() {
+            metrics::breaker_transition(
+                &self.name,
+                transition.from.as_str(),
+                transition.to.as_str(),
+            );
+            if let Some(listener) = &self.listener {
                 listener(transition);
             }
         }

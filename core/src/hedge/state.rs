@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::policy::{Delay, Hedge};
-use super::stats::Counters;
 use crate::time::deadline_after;
 
 /// How an attempt ended, for [`HedgeState::attempt_done_at`].
@@ -140,7 +139,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         self.in_flight = 1;
         self.primary_open = true;
         let inner = &self.hedge.borrow().inner;
-        Counters::bump(&inner.counters.primaries);
+        inner.counters.primary();
         if let Some(budget) = &inner.budget {
             budget.deposit();
         }
@@ -192,13 +191,13 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         let inner = &self.hedge.borrow().inner;
         if let Some(budget) = &inner.budget {
             if !budget.try_withdraw_at(now) {
-                Counters::bump(&inner.counters.budget_refusals);
+                inner.counters.budget_refused();
                 self.refused = true;
                 self.end_if_all_failed();
                 return None;
             }
         }
-        Counters::bump(&inner.counters.hedges_sent);
+        inner.counters.hedge_sent();
         self.started += 1;
         self.in_flight += 1;
         self.last_start = Some(now);
@@ -237,7 +236,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         match outcome {
             AttemptOutcome::Succeeded => {
                 if attempt > 1 {
-                    Counters::bump(&self.hedge.borrow().inner.counters.hedges_won);
+                    self.hedge.borrow().inner.counters.hedge_won();
                 }
                 self.winner = Some(attempt);
                 self.phase = Phase::Over;

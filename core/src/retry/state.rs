@@ -233,6 +233,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         }
         if let Some(budget) = &self.config.borrow().budget {
             let Some(grant) = budget.try_grant_at(now) else {
+                self.config.borrow().budget_refusals.increment();
                 return Next::GiveUp(GaveUp::BudgetExhausted);
             };
             self.progress.from_floor = grant == Grant::Floor;
@@ -241,6 +242,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
                 u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
             self.progress.withdrawn = true;
         }
+        self.config.borrow().retries.increment();
         Next::Retry(delay)
     }
 
@@ -263,7 +265,10 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     pub fn on_failure_untimed(&mut self, decision: Decision) -> Next {
         debug_assert!(!self.needs_clock_on_failure());
         match self.retry_delay(decision) {
-            Ok(delay) => Next::Retry(delay),
+            Ok(delay) => {
+                self.config.borrow().retries.increment();
+                Next::Retry(delay)
+            }
             Err(reason) => Next::GiveUp(reason),
         }
     }
