@@ -30,6 +30,7 @@
 //! | [`limit`] | the [`AdaptiveLimiter`](limit::AdaptiveLimiter): a concurrency limit that follows latency (Gradient2, AIMD, fixed), sans-IO |
 //! | [`priority`] | [`Criticality`](priority::Criticality) classes and the [`Shares`](priority::Shares) of a limit each may fill |
 //! | [`tied`] | tied requests: the server's [`TiedQueue`](tied::TiedQueue) with cancel-by-id, the client's [`Tied`](tied::Tied) call over two replicas |
+//! | [`metrics`] | the names of the counters every policy emits with the `metrics` feature |
 //!
 //! ## Every wait is bounded
 //!
@@ -90,6 +91,7 @@ pub mod hedge;
 pub mod io;
 pub mod latency;
 pub mod limit;
+pub mod metrics;
 #[cfg(test)]
 mod naming;
 pub mod pipeline;

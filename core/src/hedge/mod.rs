@@ -104,7 +104,7 @@ pub use self::budget::{HedgeBudget, HedgeBudgetBuilder};
 pub use self::error::HedgeError;
 pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
 pub use self::replicas::{AttemptKind, CallReplicas, Candidate, ReplicaHealth};
-pub use self::run::HedgedRun;
+pub use self::run::{HedgedRun, MakeAttempt};
 pub use self::state::{AttemptOutcome, HedgeState};
 pub use self::stats::HedgeStats;
 

@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::policy::{Delay, Hedge};
-use super::stats::Counters;
 use crate::time::deadline_after;
 
 /// How an attempt ended, for [`HedgeState::attempt_done_at`].
@@ -158,7 +157,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         self.in_flight = 1;
         self.primary_open = true;
         let inner = &self.hedge.borrow().inner;
-        Counters::bump(&inner.counters.primaries);
+        inner.counters.primary();
         if let Some(budget) = &inner.budget {
             budget.deposit();
         }
@@ -224,7 +223,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
             };
             if !granted {
                 if self.chances == 0 {
-                    Counters::bump(&inner.counters.budget_refusals);
+                    inner.counters.budget_refused();
                 }
                 self.refused = true;
                 self.chances += 1;
@@ -236,7 +235,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
                 return None;
             }
         }
-        Counters::bump(&inner.counters.hedges_sent);
+        inner.counters.hedge_sent();
         self.chances = 0;
         self.started += 1;
         self.in_flight += 1;
@@ -276,7 +275,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         match outcome {
             AttemptOutcome::Succeeded => {
                 if attempt > 1 {
-                    Counters::bump(&self.hedge.borrow().inner.counters.hedges_won);
+                    self.hedge.borrow().inner.counters.hedge_won();
                 }
                 self.winner = Some(attempt);
                 self.phase = Phase::Over;
