@@ -264,6 +264,10 @@ def test_hedging_cancels_the_loser_and_its_connection_closes(server: Server) -> 
     assert transport.policy.hedge is not None
     stats = transport.policy.hedge.stats()
     assert (stats.hedges_sent, stats.hedges_won) == (1, 1)
+    # The cancelled loser counts as neither success nor failure against its host.
+    breaker = transport.policy.breaker(server.host)
+    assert breaker is not None
+    assert (breaker.metrics().calls, breaker.metrics().failures) == (1, 0)
 
 
 def test_hedge_losers_that_answered_are_closed(server: Server) -> None:

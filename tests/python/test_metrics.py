@@ -160,3 +160,13 @@ def test_exporters_refuse_what_is_not_a_recorder() -> None:
         TailguardCollector(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         observe(object())  # type: ignore[arg-type]
+
+
+def test_add_refuses_what_is_not_in_the_vocabulary() -> None:
+    recorder = Recorder()
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_retries", (("policy", "x"),))
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_breaker_state", (("policy", "x"),))  # a gauge
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_retries_total", (("host", "x"),))

@@ -130,6 +130,11 @@ class Recorder:
     def add(self, name: str, labels: Tuple[Tuple[str, str], ...], value: float = 1) -> None:
         """Adds ``value`` to the counter ``name`` (one of :data:`METRICS`) with ``labels``
         (``(label, value)`` pairs in the order the metric lists them)."""
+        metric = METRICS.get(name)
+        if metric is None or metric.kind != "counter":
+            raise ValueError(f"{name!r} is not a counter of tailguard.metrics.METRICS")
+        if tuple(label for label, _ in labels) != metric.labels:
+            raise ValueError(f"{name} takes the labels {metric.labels}, got {labels!r}")
         key = (name, labels)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + value
