@@ -240,7 +240,7 @@ class HttpPolicy:
             )
         self.metrics = metrics
         if metrics is not None and hedge is not None:
-            metrics.watch_hedge(hedge, policy=name)
+            metrics.watch_hedge(hedge, name=name)
         self._breakers: "collections.OrderedDict[str, CircuitBreaker]" = collections.OrderedDict()
         self._lock = threading.Lock()
         self._retries: Dict[Optional[float], Retry] = {}
@@ -270,7 +270,7 @@ class HttpPolicy:
             while len(self._breakers) > self.max_hosts:
                 evicted.append(self._breakers.popitem(last=False)[1])
         if self.metrics is not None:
-            self.metrics.watch_breaker(made, policy=self.name, host=host)
+            self.metrics.watch_breaker(made, name=self.name, host=host)
             for old in evicted:
                 self.metrics.unwatch_breaker(old)
         return made

@@ -78,7 +78,7 @@ def test_retries_the_retried_statuses_and_counts_the_retries(server: Server, get
     response = get(server.url + "/a", attempts=4, backoff=FAST, metrics=recorder)
     assert response.status_code == 200 and response.content == b"done"
     assert [s.status for s in server.seen("/a")] == [503, 429, 502, 200]
-    assert recorder.value("tailguard_retries_total", policy="httpx") == 3
+    assert recorder.value("tailguard_retry_retries_total", name="httpx") == 3
 
 
 @pytest.mark.parametrize("get", GETS)

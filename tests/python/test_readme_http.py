@@ -54,9 +54,9 @@ def test_each_example_runs_as_shown(server: Server, index: int) -> None:
     assert done.returncode == 0, done.stderr
     printed = done.stdout
     if "generate_latest" in source:
-        assert f'tailguard_breaker_state{{host="{server.host}",policy="api",state="closed"}} 1.0' in printed
+        assert f'tailguard_breaker_state{{host="{server.host}",name="api",state="closed"}} 1.0' in printed
     elif "observe(" in source:
-        assert '"name": "tailguard_breaker_state"' in printed and '"policy": "db"' in printed
+        assert '"name": "tailguard_breaker_state"' in printed and '"name": "db"' in printed
     else:
         assert printed.startswith("200 ok")
         assert len(server.seen()) == 1
