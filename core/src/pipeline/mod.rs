@@ -125,7 +125,7 @@ pub use self::builder::{Pipeline, PipelineBuilder};
 pub use self::error::PipelineError;
 pub use self::future::PipelineFuture;
 pub use self::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
-pub use self::limiters::{BulkheadSlot, RateSlot, ThrottlePermit};
+pub use self::limiters::{BulkheadSlot, PairSlot, RateSlot, ThrottlePermit};
 
 /// What the operation is told about the attempt it makes.
 ///
