@@ -179,6 +179,7 @@ where
 
 /// Starts a round: the retry's next attempt number, the breaker's permit, then the primary leg
 /// (which asks the limiter). A refusal ends the call.
+#[inline]
 fn start_round<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -216,6 +217,7 @@ where
 
 /// Ends the call with an error built from the attempts and the last failure: drops everything
 /// in flight and refunds a retry withdrawn but not made.
+#[inline(never)]
 fn fail<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     error: impl FnOnce(u32, Option<Fut::Error>) -> PipelineError<Fut::Error>,
@@ -242,6 +244,7 @@ fn refund<T: Timer, C, L>(inner: &Inner<T, C, L>, grant: &mut Option<(Grant, Ins
 
 /// Polls the round's legs, sends hedges when due, and decides after the last leg failed.
 /// `Some` once the call is over.
+#[inline]
 fn poll_round<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     cx: &mut Context<'_>,
@@ -334,6 +337,7 @@ where
 
 /// The round's primary has started its operation (or ended before it could, `ended`): the
 /// call deposits into the budget once, the withdrawn retry is spent, the hedge starts.
+#[inline]
 fn admit<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -362,6 +366,7 @@ fn admit<T, C, L, Op, Fut>(
 
 /// Leg number `number` of the round (1 the primary) ended: a success ends the call, a failure
 /// is remembered, a deadline or a refusal ends the call.
+#[inline]
 fn leg_ended<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -382,7 +387,9 @@ where
     }
     match ended {
         LegEnd::Ok(value) => {
-            this.primary.as_mut().cancel();
+            if this.primary.is_active() {
+                this.primary.as_mut().cancel();
+            }
             this.hedges.clear();
             *this.sleep = None;
             *this.phase = Phase::Done;
@@ -411,6 +418,7 @@ where
 
 /// Every attempt of the round failed: retry (after the backoff, if the deadline leaves time
 /// for an attempt and the budget allows) or give up.
+#[inline(never)]
 fn round_failed<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -474,6 +482,7 @@ where
 /// Sends the next hedge at `now` if the deadline leaves time for it, the breaker admits it, the
 /// limiter has a slot at once and the hedge budget allows; `false` (and hedging stops for this
 /// round) otherwise.
+#[inline(never)]
 fn launch_hedge<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     cx: &mut Context<'_>,

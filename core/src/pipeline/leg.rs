@@ -146,7 +146,7 @@ where
 
     /// Starts a leg admitted by the breaker (`breaker`): asks the limiter for a slot at `now`
     /// (which must be known when there is a limiter), or holds `permit` if it was already given.
-    #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn start(
         mut self: Pin<&mut Self>,
         inner: &'p Inner<T, impl Sized, L>,
@@ -183,6 +183,7 @@ where
     }
 
     /// Drives the leg; `Ready` once it has ended (it is then idle again).
+    #[inline]
     pub(super) fn poll_leg<C, Op>(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
