@@ -286,16 +286,15 @@ class Pipeline:
                 return await self._call_async(func, args, kwargs)
 
             wrapper = piped_async
-        else:
-            self._check_sync()
-
-            @functools.wraps(func)
-            def piped(*args: Any, **kwargs: Any) -> Any:
-                return self._call_sync(func, args, kwargs)
-
-            wrapper = piped
-        setattr(wrapper, "pipeline", self)
-        return wrapper
+            setattr(wrapper, "pipeline", self)
+            return wrapper
+        self._check_sync()
+        # The first attempt runs in Rust; a failure continues in `_retry_sync`.
+        piped = _native.Piped(
+            self, func, self._breaker, self._latency, _SCOPES, self._deadline, not self._eager
+        )
+        functools.update_wrapper(piped, func)
+        return piped
 
     def call(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Calls the sync ``func(*args, **kwargs)`` through the pipeline, once."""

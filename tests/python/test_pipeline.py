@@ -244,3 +244,54 @@ def test_testing_mode_makes_backoff_sleeps_zero() -> None:
 
     with tg.set_testing(True):
         assert pipeline.call(twice) == 2
+
+
+def test_the_decorated_sync_function_hands_its_first_failure_to_the_loop() -> None:
+    clock = ManualClock()
+    breaker = tg.CircuitBreaker(clock=clock, minimum_calls=100)
+    pipeline = tg.Pipeline(
+        retry=tg.retry(on=ConnectionError, attempts=4, backoff=constant(0.1), clock=clock),
+        breaker=breaker,
+        deadline=1.0,
+        predict_floor=0.3,
+    )
+    log: list[int] = []
+    attempt = flaky(clock, [-0.01, -0.03, 0.02, -0.5, -0.2, 0.1], log)
+
+    @pipeline
+    def fetch(key: str) -> str:
+        return f"{key}{attempt()}"
+
+    start = clock.now()
+    assert fetch("k") == "k3"
+    assert clock.now() - start == pytest.approx(0.01 + 0.1 + 0.03 + 0.1 + 0.02)
+    metrics = breaker.metrics()
+    assert (metrics.calls, metrics.failures) == (3, 2)
+    # 0.5 then the 0.1 backoff leaves 0.4 ≥ 0.3: retry; 0.2 more leaves 0.1 < 0.3: stop.
+    with pytest.raises(tg.DeadlineExceededError) as caught:
+        fetch("k")
+    assert (caught.value.reason, caught.value.attempts) == ("too_short", 2)
+    assert breaker.metrics().failures == 4
+    assert isinstance(fetch, tg.Piped)
+    assert fetch.pipeline is pipeline
+    assert getattr(fetch, "__name__") == "fetch"
+
+
+def test_a_decorated_method_binds_to_its_instance() -> None:
+    pipeline = tg.Pipeline(retry=tg.retry(attempts=2))
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        @pipeline
+        def get(self, key: str) -> str:
+            self.calls += 1
+            if self.calls < 2:
+                raise ConnectionError
+            return key
+
+    client = Client()
+    with tg.set_testing(True):
+        assert client.get("k") == "k"
+    assert client.calls == 2
