@@ -34,6 +34,7 @@ from tailguard import _native
 from tailguard._errors import AttemptTimeoutError, ConfigError, DeadlineExceededError
 from tailguard._native import ManualClock, Retry, RetryRun, RollingHistogram
 from tailguard._retry import _with_timeout
+from tailguard._wrap import Template
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -101,6 +102,109 @@ class _Scope:
         tb: Optional[TracebackType],
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+class _Resume:
+    """The rest of a coroutine whose first step has run and yielded ``yielded``: awaiting it
+    hands ``yielded`` to the task, then drives the coroutine on (values sent and exceptions
+    thrown in, cancellation included, go through to it) until it returns."""
+
+    __slots__ = ("_coro", "_yielded")
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Any:
+        coro, yielded = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+_PENDING = object()
+
+
+def _first_step(awaitable: Any) -> Any:
+    """Runs the first step of a coroutine: its result if it finished (no timer was needed),
+    else ``(_PENDING, rest)`` where ``rest`` awaits the remainder. Other awaitables are
+    returned as ``(_PENDING, awaitable)``. The coroutine's exception propagates."""
+    if not inspect.iscoroutine(awaitable):
+        return (_PENDING, awaitable)
+    try:
+        yielded = awaitable.send(None)
+    except StopIteration as stop:
+        return stop.value
+    return (_PENDING, _Resume(awaitable, yielded))
+
+
+def _no_ticket() -> None:
+    return None
+
+
+def _no_report(ticket: Optional[int]) -> None:
+    return None
+
+
+# The async decorator's first attempt, compiled with the function's own parameters: outside a
+# `scope()` and without a retry state to start first, a success costs a clock read at each end,
+# the breaker's ticket and one coroutine; everything else (a scope, a failure) goes to the loop.
+# The timed variant runs the attempt's first step before arming a timer: one that finishes at
+# once needs none.
+_PIPED = Template(
+    """\
+def make(fn, now, scopes, enter, succeeded, record, full, slow):
+    async def piped({params}):
+        if scopes():
+            return await full(fn, {args}, {kwargs})
+        started = now()
+        ticket = enter()
+        try:
+            result = await fn({call})
+        except BaseException as exc:
+            return await slow(fn, {args}, {kwargs}, started, ticket, exc)
+        succeeded(ticket)
+        record(now() - started)
+        return result
+    return piped
+""",
+    "tailguard pipeline wrapper",
+)
+
+_PIPED_TIMED = Template(
+    """\
+def make(fn, now, scopes, enter, succeeded, record, full, slow, first_step, pending, rest):
+    async def piped({params}):
+        if scopes():
+            return await full(fn, {args}, {kwargs})
+        started = now()
+        ticket = enter()
+        try:
+            result = first_step(fn({call}))
+            if result.__class__ is tuple and len(result) == 2 and result[0] is pending:
+                result = await rest(result[1], started)
+        except BaseException as exc:
+            return await slow(fn, {args}, {kwargs}, started, ticket, exc)
+        succeeded(ticket)
+        record(now() - started)
+        return result
+    return piped
+""",
+    "tailguard timed pipeline wrapper",
+)
 
 
 def _release(breaker: Optional[_native.CircuitBreaker], ticket: Optional[int]) -> None:
@@ -280,12 +384,35 @@ class Pipeline:
             raise TypeError(f"`func` must be callable, got {func!r}")
         wrapper: Callable[..., Any]
         if inspect.iscoroutinefunction(func):
+            if self._eager:
 
-            @functools.wraps(func)
-            async def piped_async(*args: Any, **kwargs: Any) -> Any:
-                return await self._call_async(func, args, kwargs)
+                @functools.wraps(func)
+                async def piped_async(*args: Any, **kwargs: Any) -> Any:
+                    return await self._call_async(func, args, kwargs)
 
-            wrapper = piped_async
+                wrapper = piped_async
+            else:
+                breaker = self._breaker
+                closure: dict[str, Any] = dict(
+                    fn=func,
+                    now=self._now,
+                    scopes=_SCOPES.get,
+                    enter=breaker._enter if breaker is not None else _no_ticket,
+                    succeeded=breaker._succeeded if breaker is not None else _no_report,
+                    record=self._latency.record,
+                    full=self._call_async,
+                    slow=self._first_failed_async,
+                )
+                if self._timeout is None and self._deadline is None:
+                    wrapper = _PIPED.wrap(func, **closure)
+                else:
+                    wrapper = _PIPED_TIMED.wrap(
+                        func,
+                        first_step=_first_step,
+                        pending=_PENDING,
+                        rest=self._rest_of_first,
+                        **closure,
+                    )
             setattr(wrapper, "pipeline", self)
             return wrapper
         self._check_sync()
@@ -488,7 +615,11 @@ class Pipeline:
             if limit is None:
                 result = await func(*args, **kwargs)
             else:
-                result = await _with_timeout(func(*args, **kwargs), limit)
+                # A timer only for an attempt that has to wait: its first step runs at once.
+                result = _first_step(func(*args, **kwargs))
+                if type(result) is tuple and len(result) == 2 and result[0] is _PENDING:
+                    left = limit - (now() - started)
+                    result = await _with_timeout(result[1], max(left, 0.0))
         except BaseException as exc:
             return await self._retry_async(
                 func, args, kwargs, started, deadline, ticket, run, exc, started, by_deadline
@@ -497,6 +628,30 @@ class Pipeline:
             breaker._succeeded(ticket)  # type: ignore[union-attr]
         self._latency.record(now() - started)
         return result
+
+    async def _rest_of_first(self, rest: Awaitable[T], started: float) -> T:
+        """The first attempt of a decorated call, which did not finish on its first step: the
+        rest of it, under its time limit."""
+        deadline = None if self._deadline is None else started + self._deadline
+        limit, _ = self._limit(started, deadline)
+        assert limit is not None
+        return await _with_timeout(rest, max(limit - (self._now() - started), 0.0))
+
+    async def _first_failed_async(
+        self,
+        func: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        started: float,
+        ticket: Optional[int],
+        exc: BaseException,
+    ) -> T:
+        """The first attempt of a decorated call failed: the loop takes over."""
+        deadline = None if self._deadline is None else started + self._deadline
+        _, by_deadline = self._limit(started, deadline)
+        return await self._retry_async(
+            func, args, kwargs, started, deadline, ticket, None, exc, started, by_deadline
+        )
 
     async def _retry_async(
         self,

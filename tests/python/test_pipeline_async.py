@@ -145,3 +145,61 @@ def test_cancelling_a_call_releases_the_probe_and_the_retry() -> None:
     assert breaker.metrics().probes_in_flight == 0
     assert breaker.state == "half_open"
     assert pipeline.call(lambda: 1) == 1, "the probe slot is free again"
+
+
+def test_the_decorator_times_only_attempts_that_wait_and_hands_failures_to_the_loop() -> None:
+    breaker = tg.CircuitBreaker(minimum_calls=100)
+    pipeline = tg.Pipeline(
+        retry=tg.retry(attempts=2, backoff=tg.Backoff.constant(0.0)), breaker=breaker, timeout=0.05
+    )
+    calls: list[int] = []
+
+    @pipeline
+    async def fetch(key: str, *, stall: bool = True) -> str:
+        calls.append(1)
+        if stall and len(calls) == 1:
+            await asyncio.sleep(30)
+        return key
+
+    assert run(fetch("a")) == "a"  # attempt 1 timed out, attempt 2 answered
+    assert run(fetch("b", stall=False)) == "b"
+    metrics = breaker.metrics()
+    assert (metrics.calls, metrics.failures) == (3, 1)
+    assert fetch.pipeline is pipeline  # type: ignore[attr-defined]
+    assert fetch.__name__ == "fetch"
+
+
+def test_the_decorator_ends_a_call_on_its_deadline() -> None:
+    breaker = tg.CircuitBreaker()
+    pipeline = tg.Pipeline(retry=tg.retry(attempts=3), breaker=breaker, deadline=0.05)
+
+    @pipeline
+    async def stalls() -> None:
+        await asyncio.sleep(30)
+
+    with pytest.raises(tg.DeadlineExceededError) as caught:
+        run(stalls())
+    assert (caught.value.reason, caught.value.attempts) == ("reached", 1)
+    assert breaker.metrics().calls == 0
+
+    async def in_scope() -> None:
+        async with pipeline.scope(0.01):
+            await stalls()
+
+    with pytest.raises(tg.DeadlineExceededError):
+        run(in_scope())
+
+
+def test_the_decorator_retries_without_a_timer() -> None:
+    clock = ManualClock()
+    pipeline = tg.Pipeline(retry=tg.retry(attempts=3, backoff=tg.Backoff.constant(0.5), clock=clock))
+    log: list[int] = []
+    attempt = flaky(clock, [-0.01, 0.01], log)
+
+    @pipeline
+    async def fetch() -> int:
+        return await attempt()
+
+    start = clock.now()
+    assert run(fetch()) == 2
+    assert clock.now() - start == pytest.approx(0.52)
