@@ -156,11 +156,11 @@ where
         now: Option<Instant>,
         call_deadline: Option<Instant>,
     ) {
-        let stage = match (L::PRESENT, permit.is_some(), now) {
-            (true, false, Some(now)) => {
-                Stage::Waiting(inner.limiter.acquire_at(now, call_deadline))
-            }
-            _ => Stage::Admitted,
+        let stage = if L::PRESENT && permit.is_none() {
+            let now = now.unwrap_or_else(|| inner.timer.now());
+            Stage::Waiting(inner.limiter.acquire_at(now, call_deadline))
+        } else {
+            Stage::Admitted
         };
         self.as_mut().project().stage.set(stage);
         let this = self.project();
