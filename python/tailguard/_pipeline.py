@@ -423,12 +423,14 @@ class Pipeline:
         functools.update_wrapper(piped, func)
         return piped
 
-    def call(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def call(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Calls the sync ``func(*args, **kwargs)`` through the pipeline, once."""
         self._check_sync()
         return self._call_sync(func, args, kwargs)
 
-    async def acall(self, func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+    async def acall(
+        self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Awaits ``func(*args, **kwargs)`` through the pipeline, once."""
         return await self._call_async(func, args, kwargs)
 

@@ -136,7 +136,7 @@ def test_the_prediction_is_the_percentile_once_there_are_enough_samples() -> Non
     pipeline = tg.Pipeline(predict_floor=0.5, predict_min_samples=3, predict_percentile=0.5, clock=clock)
     assert pipeline.predicted_latency() == 0.5
     for seconds in (0.01, 0.02, 0.03):
-        pipeline.call(lambda s=seconds: clock.advance(s))
+        pipeline.call(clock.advance, seconds)
     assert pipeline.predicted_latency() == pytest.approx(0.02, rel=0.01)
 
 
