@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use futures_core::TryFuture;
 use pin_project::{pin_project, pinned_drop};
 
 use super::builder::Inner;
+use super::hedging::{launch_hedge, Round};
 use super::leg::{set_sleep, Clock, Leg, LegEnd, Start};
 use super::limiter::Limiter;
 use super::{Attempt, PipelineError};
@@ -33,7 +34,7 @@ impl<E> Failure<E> {
 }
 
 /// A hedge's leg, boxed (hedges exist only on the slow path); `None` once it ended.
-type HedgeLeg<'p, T, L, Fut> = Option<Pin<Box<Leg<'p, T, L, Fut>>>>;
+pub(super) type HedgeLeg<'p, T, L, Fut> = Option<Pin<Box<Leg<'p, T, L, Fut>>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -314,7 +315,14 @@ where
         let due = hedge.next_hedge_at()?;
         let now = clock.now();
         if now >= due {
-            if !launch_hedge(this, cx, now) {
+            let round = Round {
+                inner,
+                deadline: *this.deadline,
+                hedge: this.hedge.as_mut().expect("hedging"),
+                round: this.retry.attempts(),
+                hedges: this.hedges,
+            };
+            if !launch_hedge(round, cx, now) {
                 *this.hedging = false;
                 *this.sleep = None;
                 *this.sleep_at = None;
@@ -477,65 +485,6 @@ where
     *this.sleep_at = Some(resume);
     *this.phase = Phase::Backoff;
     Ok(())
-}
-
-/// Sends the next hedge at `now` if the deadline leaves time for it, the breaker admits it, the
-/// limiter has a slot at once and the hedge budget allows; `false` (and hedging stops for this
-/// round) otherwise.
-#[inline(never)]
-fn launch_hedge<'p, T, C, L, Op, Fut>(
-    this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
-    cx: &mut Context<'_>,
-    now: Instant,
-) -> bool
-where
-    T: Timer,
-    L: Limiter + 'p,
-    Fut: TryFuture,
-{
-    let inner: &'p Inner<T, C, L> = this.inner;
-    if let Some(deadline) = *this.deadline {
-        let remaining = deadline.saturating_duration_since(now);
-        if remaining.is_zero() || remaining < inner.predictor.predict_at(now) {
-            return false;
-        }
-    }
-    let breaker = match &inner.breaker {
-        Some(breaker) => match breaker.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => return false,
-        },
-        None => None,
-    };
-    let permit = if L::PRESENT {
-        let acquire = pin!(inner.limiter.acquire_at(now, *this.deadline));
-        match acquire.poll(cx) {
-            Poll::Ready(Ok(permit)) => Some(permit),
-            _ => return false,
-        }
-    } else {
-        None
-    };
-    let hedge = this.hedge.as_mut().expect("hedging");
-    let Some(number) = hedge.try_hedge_at(now) else {
-        return false;
-    };
-    let round = this.retry.attempts();
-    let mut leg = Box::pin(Leg::idle());
-    leg.as_mut().start(
-        inner,
-        Attempt::new(round, number),
-        breaker,
-        permit,
-        Some(now),
-        *this.deadline,
-    );
-    let index = number as usize - 2;
-    if this.hedges.len() <= index {
-        this.hedges.resize_with(index + 1, || None);
-    }
-    this.hedges[index] = Some(leg);
-    true
 }
 
 #[pinned_drop]
