@@ -295,3 +295,20 @@ def test_a_decorated_method_binds_to_its_instance() -> None:
     with tg.set_testing(True):
         assert client.get("k") == "k"
     assert client.calls == 2
+
+
+def test_a_sync_attempt_that_fails_past_the_deadline_ends_the_call() -> None:
+    clock = ManualClock()
+    breaker = tg.CircuitBreaker(clock=clock, minimum_calls=100)
+    pipeline = tg.Pipeline(retry=tg.retry(attempts=3, clock=clock), breaker=breaker, deadline=1.0)
+    log: list[int] = []
+
+    @pipeline
+    def slow() -> int:
+        return flaky(clock, [-1.5, 0.1], log)()
+
+    with pytest.raises(tg.DeadlineExceededError) as caught:
+        slow()
+    assert (caught.value.reason, caught.value.attempts) == ("reached", 1)
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert breaker.metrics().failures == 1, "the attempt ran and failed: counted"
