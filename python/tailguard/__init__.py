@@ -17,6 +17,7 @@ from tailguard._errors import (
     BudgetExhaustedError,
     CircuitOpenError,
     ConfigError,
+    DeadlineExceededError,
     QuorumError,
     RetryError,
     TailguardError,
@@ -25,6 +26,7 @@ from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
 from tailguard._hedge import hedge
+from tailguard._pipeline import Pipeline
 from tailguard._native import (
     Backoff,
     BreakerMetrics,
@@ -35,6 +37,7 @@ from tailguard._native import (
     HedgeBudget,
     HedgeStats,
     LatencyHistogram,
+    Piped,
     Retry,
     RetryBudget,
     RetryEvent,
@@ -58,11 +61,14 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
+    "DeadlineExceededError",
     "Guarded",
     "Hedge",
     "HedgeBudget",
     "HedgeStats",
     "LatencyHistogram",
+    "Piped",
+    "Pipeline",
     "QuorumError",
     "Retry",
     "RetryBudget",

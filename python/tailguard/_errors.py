@@ -7,6 +7,7 @@ from typing import Literal, Optional
 # What `RetryError.reason` can be, and the states in which a breaker refuses a call.
 _GaveUpReason = Literal["exhausted", "deadline", "budget"]
 _RefusingState = Literal["open", "half_open", "forced_open"]
+_DeadlineReason = Literal["passed", "reached", "too_short"]
 
 
 class TailguardError(Exception):
@@ -63,6 +64,44 @@ class BudgetExhaustedError(RetryError):
 class AttemptTimeoutError(TailguardError, TimeoutError):
     """An attempt of an async call ran past its time limit (the policy's ``timeout``, or what
     was left of its ``deadline``). Also a :class:`TimeoutError`."""
+
+
+class DeadlineExceededError(TailguardError, TimeoutError):
+    """A :class:`~tailguard.Pipeline` call ended on its deadline. Also a :class:`TimeoutError`.
+
+    ``reason`` says how: ``"passed"`` (the deadline had passed before the call started: nothing
+    was tried), ``"reached"`` (it fell while an attempt was running, which was cancelled, or
+    before a failed attempt could be retried) or ``"too_short"`` (a retry was due, but the time
+    left after its backoff was shorter than an attempt is predicted to take: neither the sleep nor
+    the retry was started). ``attempts`` is how many attempts were made; ``remaining`` and
+    ``predicted`` (seconds) are the two figures a ``"too_short"`` decision compared, else
+    ``None``. The last attempt's exception, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: _DeadlineReason,
+        attempts: int,
+        remaining: Optional[float] = None,
+        predicted: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason: _DeadlineReason = reason
+        self.attempts = attempts
+        self.remaining = remaining
+        self.predicted = predicted
+
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[DeadlineExceededError],
+        tuple[str, _DeadlineReason, int, Optional[float], Optional[float]],
+    ]:
+        return (
+            type(self),
+            (str(self), self.reason, self.attempts, self.remaining, self.predicted),
+        )
 
 
 class CircuitOpenError(TailguardError):

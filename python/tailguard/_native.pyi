@@ -147,6 +147,7 @@ __all__ = [
     "HedgeStats",
     "LatencyHistogram",
     "ManualClock",
+    "Piped",
     "Retry",
     "RetryBudget",
     "RetryEvent",
@@ -361,6 +362,33 @@ class Retrying(Generic[_P, _R]):
     @property
     def retry(self) -> Retry:
         """The policy this function is retried under."""
+
+@final
+class Piped(Generic[_P, _R]):
+    """A sync function decorated with a :class:`~tailguard.Pipeline`: called as the function,
+    with the pipeline as ``.pipeline``. Its first attempt runs in Rust; a failure continues in
+    the pipeline's Python loop."""
+
+    def __new__(
+        cls,
+        pipeline: Any,
+        func: Callable[_P, _R],
+        breaker: Optional[CircuitBreaker],
+        latency: RollingHistogram,
+        scopes: Any,
+        deadline: Optional[float],
+        fast: bool,
+    ) -> Piped[_P, _R]: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> Piped[_P, _R]: ...
+    @overload
+    def __get__(
+        self: Piped[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> Callable[_Q, _R]: ...
+    @property
+    def pipeline(self) -> Any:
+        """The pipeline this function is called through."""
 
 @final
 class RetryRun:

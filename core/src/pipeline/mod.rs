@@ -114,6 +114,7 @@
 mod builder;
 mod error;
 mod future;
+mod hedging;
 mod leg;
 mod limiter;
 mod limiters;
@@ -202,5 +203,7 @@ impl Attempt {
     }
 }
 
+#[cfg(test)]
+mod limiter_tests;
 #[cfg(test)]
 mod tests;

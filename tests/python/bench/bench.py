@@ -125,6 +125,21 @@ def breaker_async() -> dict[str, AsyncFn]:
     return found
 
 
+def pipeline_sync() -> dict[str, SyncFn]:
+    # A sync call cannot be interrupted, so its time bound is the call's deadline.
+    pipeline = tg.Pipeline(
+        retry=tg.retry(on=ConnectionError, attempts=3), breaker=tg.CircuitBreaker(), deadline=10.0
+    )
+    return {"bare function": work, "tailguard": pipeline(work)}
+
+
+def pipeline_async() -> dict[str, AsyncFn]:
+    pipeline = tg.Pipeline(
+        retry=tg.retry(on=ConnectionError, attempts=3), breaker=tg.CircuitBreaker(), timeout=10.0
+    )
+    return {"bare function": awork, "tailguard": pipeline(awork)}
+
+
 # Each sample starts with a collection, outside the timing: the garbage one library leaves (a
 # peer that creates reference cycles) would otherwise trigger a full collection, over every
 # library's live objects, in whichever library's sample runs next (it made tailguard's async
@@ -187,6 +202,9 @@ GOALS = {
     "retry success, async": 250.0,
     "closed breaker, sync": 400.0,
     "closed breaker, async": 350.0,
+    # Issue 11: a pipeline of retry + breaker + timeout (a deadline, sync) around a success.
+    "pipeline success, sync": 500.0,
+    "pipeline success, async": 1000.0,
 }
 
 
@@ -209,6 +227,8 @@ def main() -> None:
         ("retry success, async", lambda: rounds_async(retry_async(), rounds, calls)),
         ("closed breaker, sync", lambda: rounds_sync(breaker_sync(), rounds, calls)),
         ("closed breaker, async", lambda: rounds_async(breaker_async(), rounds, calls)),
+        ("pipeline success, sync", lambda: rounds_sync(pipeline_sync(), rounds, calls)),
+        ("pipeline success, async", lambda: rounds_async(pipeline_async(), rounds, calls)),
     ]
     scenarios = [(name, run()) for name, run in runs if args.only in name]
 
