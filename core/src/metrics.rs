@@ -112,6 +112,7 @@ pub const BREAKER_STATE: &str = "tailguard_breaker_state";
 
 /// The states a breaker reports, in the order of their codes (the `from`, `to` and `state`
 /// labels).
+#[cfg(feature = "metrics")]
 const BREAKER_STATES: [&str; 5] = ["closed", "open", "half_open", "forced_open", "disabled"];
 
 /// A breaker's metrics, registered when it is built: its rejections, its state gauge, and one
@@ -129,6 +130,7 @@ pub(crate) struct BreakerMetrics {
 }
 
 impl BreakerMetrics {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(name: &PolicyName) -> Self {
         #[cfg(feature = "metrics")]
         let label = name.label();
