@@ -1,5 +1,6 @@
-"""tailguard: retry with backoff and budgets, circuit breakers, hedging and latency histograms,
-for sync and asyncio code, on a Rust core.
+"""tailguard: retry with backoff and budgets, circuit breakers, hedging, latency histograms and
+overload limits (bulkheads, rate limiters, client-side throttling), for sync and asyncio code,
+on a Rust core.
 
 >>> import tailguard as tg
 >>> @tg.retry(on=ConnectionError, attempts=3, backoff=tg.Backoff.exponential(0.01))
@@ -15,21 +16,27 @@ from tailguard._errors import (
     AllFailedError,
     AttemptTimeoutError,
     BudgetExhaustedError,
+    BulkheadFullError,
     CircuitOpenError,
     ConfigError,
     QuorumError,
+    RateLimitedError,
     RetryError,
     TailguardError,
+    ThrottledError,
 )
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
 from tailguard._hedge import hedge
+from tailguard._limits import Bulkhead, KeyedRateLimiter, RateLimiter, Throttle
 from tailguard._native import (
     Backoff,
     BreakerMetrics,
     BreakerPermit,
     BreakerTransition,
+    BulkheadPermit,
+    Bulkheaded,
     Guarded,
     Hedge,
     HedgeBudget,
@@ -55,6 +62,10 @@ __all__ = [
     "BreakerPermit",
     "BreakerTransition",
     "BudgetExhaustedError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadPermit",
+    "Bulkheaded",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
@@ -62,8 +73,11 @@ __all__ = [
     "Hedge",
     "HedgeBudget",
     "HedgeStats",
+    "KeyedRateLimiter",
     "LatencyHistogram",
     "QuorumError",
+    "RateLimitedError",
+    "RateLimiter",
     "Retry",
     "RetryBudget",
     "RetryError",
@@ -71,6 +85,8 @@ __all__ = [
     "Retrying",
     "RollingHistogram",
     "TailguardError",
+    "Throttle",
+    "ThrottledError",
     "__version__",
     "first_ok",
     "hedge",

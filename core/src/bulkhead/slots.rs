@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::rejected::{Reason, Rejected};
 use super::waiters::{Polled, QueueOrder, Waiters};
@@ -254,6 +254,14 @@ impl Slots {
     }
 }
 
+/// How long a caller may wait: until an instant, or for a duration from when it starts
+/// waiting (read from the clock only then).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Limit {
+    Until(Instant),
+    Within(Duration),
+}
+
 /// One caller's wait for a slot, bounded by a deadline: the state shared by the borrowing and
 /// the owning acquire futures. It must be [`cancel`](Self::cancel)led when dropped unfinished.
 #[derive(Debug)]
@@ -272,7 +280,7 @@ impl<S: std::future::Future + Unpin> Wait<S> {
         &mut self,
         slots: &Slots,
         timer: &T,
-        deadline: Instant,
+        limit: Limit,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Rejected>> {
         loop {
@@ -286,7 +294,12 @@ impl<S: std::future::Future + Unpin> Wait<S> {
                         *self = Wait::Done;
                         return Poll::Ready(Err(slots.refuse(Reason::Full)));
                     }
-                    if timer.now() >= deadline {
+                    let now = timer.now();
+                    let deadline = match limit {
+                        Limit::Until(deadline) => deadline,
+                        Limit::Within(wait) => crate::time::deadline_after(now, wait),
+                    };
+                    if now >= deadline {
                         *self = Wait::Done;
                         return Poll::Ready(Err(slots.refuse(Reason::Deadline)));
                     }
