@@ -61,25 +61,14 @@ impl Bulkhead {
             .unwrap_or(Duration::from_secs(86_400 * 365 * 30))
     }
 
-    /// A slot, waiting (the GIL released) if the queue allows, up to the deadline.
+    /// A slot, waiting (the GIL released) if the queue allows, at most `timeout` (or
+    /// `max_wait`).
     fn take_blocking(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<OwnedPermit> {
-        // A free slot is taken on the first poll, without a clock read.
-        let mut wait = self.inner.acquire_within_owned(self.longest_wait(timeout));
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            match Pin::new(&mut wait).poll(&mut cx) {
-                Poll::Ready(Ok(permit)) => return Ok(permit),
-                Poll::Ready(Err(rejected)) => return Err(full_error(py, rejected)),
-                Poll::Pending => {
-                    py.detach(|| std::thread::park_timeout(SIGNAL_CHECK));
-                    // Ctrl-C: `wait` is dropped, leaving the queue.
-                    py.check_signals()?;
-                }
-            }
-        }
+        block_on(
+            py,
+            self.inner.acquire_within_owned(self.longest_wait(timeout)),
+        )
     }
-
     fn permit(py: Python<'_>, permit: OwnedPermit) -> PyResult<Py<BulkheadPermit>> {
         Py::new(
             py,
@@ -87,6 +76,31 @@ impl Bulkhead {
                 permit: Mutex::new(Some(permit)),
             },
         )
+    }
+}
+
+/// Runs a wait for a slot to its end on this thread. The first poll takes a free slot (no
+/// clock read, no allocation, the waker a no-op); only a caller who must wait makes a waker that
+/// unparks this thread, re-polls with it (which re-registers the waiter, or finds a slot handed
+/// over meanwhile) and parks with the GIL released, looking for Ctrl-C now and then (an error
+/// drops the wait, which leaves the queue).
+fn block_on<F, P>(py: Python<'_>, mut wait: F) -> PyResult<P>
+where
+    F: Future<Output = Result<P, Rejected>> + Unpin,
+{
+    if let Poll::Ready(out) = Pin::new(&mut wait).poll(&mut Context::from_waker(Waker::noop())) {
+        return out.map_err(|rejected| full_error(py, rejected));
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        match Pin::new(&mut wait).poll(&mut cx) {
+            Poll::Ready(out) => return out.map_err(|rejected| full_error(py, rejected)),
+            Poll::Pending => {
+                py.detach(|| std::thread::park_timeout(SIGNAL_CHECK));
+                py.check_signals()?;
+            }
+        }
     }
 }
 
@@ -417,7 +431,12 @@ impl Bulkheaded {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let permit = self.bulkhead.get().take_blocking(py, None)?;
+        let bulkhead = self.bulkhead.get();
+        // Borrowed, not owned: no reference count to move on the fast path.
+        let permit = block_on(
+            py,
+            bulkhead.inner.acquire_within(bulkhead.longest_wait(None)),
+        )?;
         let out = self.func.bind(py).call(args, kwargs);
         drop(permit);
         out.map(Bound::unbind)
