@@ -47,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limits::bulkhead::BulkheadWaiter>()?;
     m.add_class::<limits::bulkhead::Bulkheaded>()?;
     m.add_class::<limits::rate::RateLimiter>()?;
+    m.add_class::<limits::rate::RateLimited>()?;
     m.add_class::<limits::rate::KeyedRateLimiter>()?;
     m.add_class::<limits::throttle::Throttle>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;

@@ -194,15 +194,7 @@ class RateLimiter(_native.RateLimiter):
 
             limited_async.limiter = limiter  # type: ignore[attr-defined]
             return limited_async  # type: ignore[return-value]
-        acquire = limiter.acquire
-
-        @functools.wraps(fn)
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            acquire()
-            return fn(*args, **kwargs)
-
-        limited.limiter = limiter  # type: ignore[attr-defined]
-        return limited  # type: ignore[return-value]
+        return self._wrap_sync(fn)  # type: ignore[return-value]
 
 
 class KeyedRateLimiter(_native.KeyedRateLimiter):

@@ -151,6 +151,7 @@ __all__ = [
     "KeyedRateLimiter",
     "LatencyHistogram",
     "ManualClock",
+    "RateLimited",
     "RateLimiter",
     "Retry",
     "RetryBudget",
@@ -820,6 +821,7 @@ class RateLimiter:
         """Takes ``n`` tokens, sleeping until they come, at most ``timeout`` seconds (by default
         ``max_wait``; ``None``: as long as it takes). Raises ``RateLimitedError`` at once if they
         would come after that."""
+    def _wrap_sync(self, func: Callable[_P, _R]) -> RateLimited[_P, _R]: ...
     def _deadline(self, timeout: Optional[_Seconds] = None) -> Optional[int]: ...
     def _step(self, n: int, deadline: Optional[int]) -> Optional[float]: ...
     @property
@@ -837,6 +839,17 @@ class RateLimiter:
     @property
     def clock(self) -> Optional[ManualClock]:
         """The clock: ``None`` for the system clock, or the ``ManualClock`` given."""
+
+@final
+class RateLimited(Generic[_P, _R]):
+    """A sync function behind a :class:`RateLimiter`: called as the function, with the limiter
+    as ``.limiter``."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter guarding this function."""
 
 @disjoint_base
 class KeyedRateLimiter:

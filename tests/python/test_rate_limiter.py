@@ -90,6 +90,8 @@ def test_decorators_take_a_token_per_call() -> None:
 
     assert ping() == "pong"
     assert ping.__doc__ == "Pings."
+    assert isinstance(ping, tg.RateLimited)
+    assert ping.limiter is limiter
     with pytest.raises(tg.RateLimitedError):
         ping()
     clock.advance(0.1)

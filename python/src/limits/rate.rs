@@ -231,6 +231,18 @@ impl RateLimiter {
         )
     }
 
+    /// Internal: the native wrapper of a sync function (the decorator's sync form).
+    fn _wrap_sync(slf: &Bound<'_, Self>, func: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let wrapper = Bound::new(
+            slf.py(),
+            RateLimited {
+                limiter: slf.clone().unbind(),
+                func: func.clone().unbind(),
+            },
+        )?;
+        convert::update_wrapper(wrapper.as_any(), func)
+    }
+
     /// Internal: the deadline of an async wait, for ``_step``.
     #[pyo3(signature = (timeout = None))]
     fn _deadline(&self, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
@@ -289,6 +301,58 @@ impl RateLimiter {
             convert::show_f64(self.interval()),
             self.burst()
         )
+    }
+}
+
+/// A sync function behind a rate limiter: take a token (waiting up to ``max_wait``), then
+/// call, all here.
+#[pyclass(frozen, dict, module = "tailguard", name = "RateLimited")]
+pub(crate) struct RateLimited {
+    limiter: Py<RateLimiter>,
+    func: Py<PyAny>,
+}
+
+#[pymethods]
+impl RateLimited {
+    fn __traverse__(&self, visit: pyo3::gc::PyVisit<'_>) -> Result<(), pyo3::gc::PyTraverseError> {
+        visit.call(&self.limiter)?;
+        visit.call(&self.func)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, pyo3::types::PyTuple>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let limiter = self.limiter.get();
+        // The fast path: one clock read, one compare-and-swap.
+        let now = limiter.clock.now();
+        if limiter.inner.try_acquire_at(now).is_err() {
+            let deadline = deadline(&limiter.clock, None, limiter.max_wait);
+            wait_blocking(
+                py,
+                &limiter.clock,
+                |now| limiter.inner.try_acquire_at(now),
+                deadline,
+            )?;
+        }
+        self.func.bind(py).call(args, kwargs).map(Bound::unbind)
+    }
+
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        instance: &Bound<'_, PyAny>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        convert::bind_method(slf.as_any(), instance)
+    }
+
+    /// The rate limiter guarding this function.
+    #[getter]
+    fn limiter(&self, py: Python<'_>) -> Py<RateLimiter> {
+        self.limiter.clone_ref(py)
     }
 }
 
