@@ -15,6 +15,7 @@ mod errors;
 mod hedge;
 mod latency;
 mod pipeline;
+mod limits;
 mod retry;
 
 use pyo3::prelude::*;
@@ -43,6 +44,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::BreakerMetrics>()?;
     m.add_class::<breaker::BreakerTransition>()?;
     m.add_class::<pipeline::Piped>()?;
+    m.add_class::<limits::bulkhead::Bulkhead>()?;
+    m.add_class::<limits::bulkhead::BulkheadPermit>()?;
+    m.add_class::<limits::bulkhead::BulkheadWaiter>()?;
+    m.add_class::<limits::bulkhead::Bulkheaded>()?;
+    m.add_class::<limits::rate::RateLimiter>()?;
+    m.add_class::<limits::rate::RateLimited>()?;
+    m.add_class::<limits::rate::KeyedRateLimiter>()?;
+    m.add_class::<limits::throttle::Throttle>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

@@ -1,5 +1,6 @@
-"""tailguard: retry with backoff and budgets, circuit breakers, hedging and latency histograms,
-for sync and asyncio code, on a Rust core.
+"""tailguard: retry with backoff and budgets, circuit breakers, hedging, latency histograms and
+overload limits (bulkheads, rate limiters, client-side throttling), for sync and asyncio code,
+on a Rust core.
 
 >>> import tailguard as tg
 >>> @tg.retry(on=ConnectionError, attempts=3, backoff=tg.Backoff.exponential(0.01))
@@ -15,29 +16,36 @@ from tailguard._errors import (
     AllFailedError,
     AttemptTimeoutError,
     BudgetExhaustedError,
+    BulkheadFullError,
     CircuitOpenError,
     ConfigError,
     DeadlineExceededError,
     QuorumError,
+    RateLimitedError,
     RetryError,
     TailguardError,
+    ThrottledError,
 )
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
 from tailguard._hedge import hedge
 from tailguard._pipeline import Pipeline
+from tailguard._limits import Bulkhead, KeyedRateLimiter, RateLimiter, Throttle
 from tailguard._native import (
     Backoff,
     BreakerMetrics,
     BreakerPermit,
     BreakerTransition,
+    BulkheadPermit,
+    Bulkheaded,
     Guarded,
     Hedge,
     HedgeBudget,
     HedgeStats,
     LatencyHistogram,
     Piped,
+    RateLimited,
     Retry,
     RetryBudget,
     RetryEvent,
@@ -58,6 +66,10 @@ __all__ = [
     "BreakerPermit",
     "BreakerTransition",
     "BudgetExhaustedError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadPermit",
+    "Bulkheaded",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
@@ -66,10 +78,14 @@ __all__ = [
     "Hedge",
     "HedgeBudget",
     "HedgeStats",
+    "KeyedRateLimiter",
     "LatencyHistogram",
     "Piped",
     "Pipeline",
     "QuorumError",
+    "RateLimited",
+    "RateLimitedError",
+    "RateLimiter",
     "Retry",
     "RetryBudget",
     "RetryError",
@@ -77,6 +93,8 @@ __all__ = [
     "Retrying",
     "RollingHistogram",
     "TailguardError",
+    "Throttle",
+    "ThrottledError",
     "__version__",
     "first_ok",
     "hedge",

@@ -158,3 +158,58 @@ class QuorumError(TailguardError):
         self.required = required
         self.successes = successes
         self.exceptions = exceptions
+
+
+# What `BulkheadFullError.reason` and `RateLimitedError.reason` can be.
+_BulkheadReason = Literal["full", "deadline"]
+_RateReason = Literal["empty", "deadline", "too_many"]
+
+
+class BulkheadFullError(TailguardError):
+    """The bulkhead refused the call without running it: a rejection, not a failure.
+
+    ``reason`` is ``"full"`` (every slot was taken and the wait queue was full, or there is
+    none) or ``"deadline"`` (the wait for a slot ran out).
+    """
+
+    def __init__(self, message: str, reason: _BulkheadReason = "full") -> None:
+        super().__init__(message)
+        self.reason: _BulkheadReason = reason
+
+    def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, _BulkheadReason]]:
+        return (type(self), (str(self), self.reason))
+
+
+class RateLimitedError(TailguardError):
+    """The rate limiter refused the call without running it: a rejection, not a failure.
+
+    ``reason`` is ``"empty"`` (no token now and no wait allowed), ``"deadline"`` (the next
+    token comes after the wait's limit: refused at once, not slept through) or ``"too_many"``
+    (more tokens asked at once than the burst holds). ``retry_after`` is the number of seconds
+    until the tokens asked for are there, ``None`` for ``"too_many"``.
+    """
+
+    def __init__(
+        self, message: str, retry_after: Optional[float], reason: _RateReason = "empty"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason: _RateReason = reason
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[RateLimitedError], tuple[str, Optional[float], _RateReason]]:
+        return (type(self), (str(self), self.retry_after, self.reason))
+
+
+class ThrottledError(TailguardError):
+    """The client-side throttle refused the request locally, without sending it, because the
+    backend has been rejecting requests. ``probability`` is the chance of refusal it was
+    drawn against."""
+
+    def __init__(self, message: str, probability: float) -> None:
+        super().__init__(message)
+        self.probability = probability
+
+    def __reduce__(self) -> tuple[type[ThrottledError], tuple[str, float]]:
+        return (type(self), (str(self), self.probability))
