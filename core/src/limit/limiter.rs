@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     rejected: [[AtomicU64; 3]; 3],
     monitor_only: bool,
     shares: Shares,
+    /// Per class: 1 / its share of the limit.
+    scale: [f64; 3],
     state: Mutex<State>,
 }
 
@@ -146,6 +148,11 @@ impl AdaptiveLimiter {
             rejected: Default::default(),
             monitor_only,
             shares,
+            scale: [
+                1.0 / shares.sheddable_share(),
+                1.0 / shares.default_share(),
+                1.0,
+            ],
             state: Mutex::new(State {
                 algorithm,
                 fixed,
@@ -205,14 +212,12 @@ impl AdaptiveLimiter {
                 Err(actual) => current = actual,
             }
         }
+        // A class that may fill only a share of the limit uses all of it at that share: its
+        // in-flight count is scaled up by 1 / share, so shares never keep a limit from growing.
         let in_flight = current.saturating_add(1);
-        // A call that took the last slot its class may use saw the limit binding, even when
-        // its class's share is below half: it counts as the whole limit in flight, so shares
-        // never keep a limit from growing.
-        let in_flight = if in_flight >= cap {
-            in_flight.max(shared.limit.load(Ordering::Relaxed))
-        } else {
-            in_flight
+        let in_flight = match class {
+            Criticality::Critical => in_flight,
+            _ => (f64::from(in_flight) * shared.scale[class.index()]).ceil() as u32,
         };
         Ok(Permit {
             shared: Arc::clone(shared),
