@@ -20,9 +20,12 @@ fn metrics(server: &TestServer) -> String {
     exchange(server, &request("/metrics", None)).unwrap().body
 }
 
+/// The clients of the `/slow` requests.
+type Clients = Vec<thread::JoinHandle<Option<(u16, String)>>>;
+
 /// A server whose limit is 4 (so: sheddable calls may fill 2, default 3, critical 4) with
 /// three default `/slow` requests in flight.
-fn busy_server(monitor_only: bool) -> (TestServer, Vec<thread::JoinHandle<Option<(u16, String)>>>) {
+fn busy_server(monitor_only: bool) -> (TestServer, Clients) {
     let config = ServerConfig {
         admission: Some(AdmissionConfig {
             initial_limit: 4,
