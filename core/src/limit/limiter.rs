@@ -49,6 +49,10 @@ pub(crate) struct Shared {
     /// `[reason][class]`: refused calls (in monitor-only mode, calls that would have been).
     rejected: [[AtomicU64; 3]; 3],
     monitor_only: bool,
+    /// The algorithm's limit never moves ([`Algorithm::fixed`]): samples take no lock.
+    fixed: bool,
+    /// Samples taken.
+    samples: AtomicU64,
     shares: Shares,
     /// Per class: 1 / its share of the limit.
     scale: [f64; 3],
@@ -71,7 +75,6 @@ struct Probe {
 
 struct State {
     algorithm: Box<dyn Algorithm>,
-    fixed: bool,
     limit: f64,
     min: u32,
     max: u32,
@@ -81,7 +84,6 @@ struct State {
     probing: Option<Probe>,
     rng: fastrand::Rng,
     last_now: Option<Instant>,
-    samples: u64,
     probes: u64,
 }
 
@@ -147,6 +149,8 @@ impl AdaptiveLimiter {
             epoch: AtomicU32::new(0),
             rejected: Default::default(),
             monitor_only,
+            fixed,
+            samples: AtomicU64::new(0),
             shares,
             scale: [
                 1.0 / shares.sheddable_share(),
@@ -155,7 +159,6 @@ impl AdaptiveLimiter {
             ],
             state: Mutex::new(State {
                 algorithm,
-                fixed,
                 limit: f64::from(initial),
                 min,
                 max,
@@ -165,7 +168,6 @@ impl AdaptiveLimiter {
                 probing: None,
                 rng: fastrand::Rng::with_seed(seed),
                 last_now: None,
-                samples: 0,
                 probes: 0,
             }),
         };
@@ -257,7 +259,7 @@ impl AdaptiveLimiter {
             limit: self.limit(),
             in_flight: self.in_flight(),
             rejected,
-            samples: state.samples,
+            samples: self.shared.samples.load(Ordering::Relaxed),
             probes: state.probes,
             probing: state.probing.is_some(),
             slow_start: state.slow_start,
@@ -305,17 +307,21 @@ impl Shared {
     }
 
     /// One finished call: feed it to the probe, or to the algorithm.
-    pub(super) fn sample(&self, mut sample: Sample, epoch: u32) {
+    #[inline]
+    pub(super) fn sample(&self, sample: Sample, epoch: u32) {
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        if !self.fixed {
+            self.adapt(sample, epoch);
+        }
+    }
+
+    fn adapt(&self, mut sample: Sample, epoch: u32) {
         let mut state = self.lock();
         match sample.rtt {
             Some(_) => {
                 state.last_now = Some(state.last_now.map_or(sample.now, |l| l.max(sample.now)));
             }
             None => sample.now = state.last_now.unwrap_or(sample.now),
-        }
-        state.samples += 1;
-        if state.fixed {
-            return;
         }
         if state.probing.is_some() {
             self.probe_sample(&mut state, &sample, epoch);
