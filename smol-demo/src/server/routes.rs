@@ -10,9 +10,11 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
+use tailguard::limit::{AdaptiveLimiter, Permit};
 use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_until, Deadline};
 
+use super::admission;
 use super::checks::{
     allowing, host_problem, is_known, other_form, unknown_coding, ALLOW_GET, ALLOW_POST,
 };
@@ -34,6 +36,7 @@ pub(crate) struct App {
     gateway: Option<Gateway>,
     extra: Option<(&'static str, ExtraRoute)>,
     epoch: Instant,
+    admission: Option<AdaptiveLimiter>,
 }
 
 /// A `GET` route added with [`Server::with_route`](super::Server::with_route).
@@ -56,6 +59,8 @@ impl App {
         gateway: Option<Gateway>,
         extra: Option<(&'static str, ExtraRoute)>,
     ) -> Self {
+        // Checked by `ServerConfig::validate` before the server binds.
+        let admission = config.admission.and_then(|a| a.limiter().ok());
         App {
             config,
             stats,
@@ -64,6 +69,7 @@ impl App {
             gateway,
             extra,
             epoch: Instant::now(),
+            admission,
         }
     }
 
@@ -82,18 +88,26 @@ impl App {
         let started = Instant::now();
         let (route, response) = match self.target(&request) {
             Target::Answered(response) => (Route::Other, response),
-            Target::Served(route) => match Guarded::new(self.serve(route, request)).await {
-                Ok(response) => (route, response),
-                Err(()) => {
-                    self.metrics.record_panic();
-                    (
-                        route,
-                        closing(text(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "the request's handler failed; the server logged why\n",
-                        )),
-                    )
-                }
+            Target::Served(route) => match self.admit(route, &request, started) {
+                Err(response) => (route, response),
+                Ok(permit) => match Guarded::new(self.serve(route, request)).await {
+                    Ok(response) => {
+                        if let Some(permit) = permit {
+                            admission::finish(permit, route, Instant::now());
+                        }
+                        (route, response)
+                    }
+                    Err(()) => {
+                        self.metrics.record_panic();
+                        (
+                            route,
+                            closing(text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "the request's handler failed; the server logged why\n",
+                            )),
+                        )
+                    }
+                },
             },
         };
         let done = Instant::now();
@@ -101,6 +115,29 @@ impl App {
         self.metrics
             .record(route, response.status().as_u16(), done - started);
         (response, self.since_epoch(done))
+    }
+
+    /// Admission control: a permit (or none, when off or for an unlimited route), or the
+    /// answer: 503 when shed, 400 for a criticality header that is not a class.
+    #[allow(clippy::result_large_err)] // the error is the answer, sent at once
+    fn admit(
+        &self,
+        route: Route,
+        request: &Request<Incoming>,
+        now: Instant,
+    ) -> Result<Option<Permit>, Response<Body>> {
+        let Some(limiter) = self
+            .admission
+            .as_ref()
+            .filter(|_| admission::limited(route))
+        else {
+            return Ok(None);
+        };
+        let class = admission::criticality(request)?;
+        match limiter.try_acquire_class_at(class, now) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(rejected) => Err(admission::shed(&rejected)),
+        }
     }
 
     /// Nanoseconds from the server's start to `at`.
@@ -259,6 +296,9 @@ impl App {
         );
         if let Some(gateway) = &self.gateway {
             gateway.write_metrics(&mut out);
+        }
+        if let Some(limiter) = &self.admission {
+            admission::write_metrics(limiter, &mut out);
         }
         with_type(
             StatusCode::OK,
