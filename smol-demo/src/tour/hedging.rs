@@ -138,7 +138,9 @@ fn table(repeated: &repeat::Repeated) -> Table {
     for r in &repeated.rows {
         let name = match r.mode {
             Mode::None => "none".to_string(),
-            Mode::Fixed | Mode::Adaptive => format!("{} ({})", r.mode.name(), r.setting),
+            Mode::Fixed | Mode::Adaptive | Mode::P2c => {
+                format!("{} ({})", r.mode.name(), r.setting)
+            }
         };
         let mut row = vec![name];
         row.extend(shown.iter().map(|&p| {
