@@ -19,7 +19,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tailguard::balance::{Balancer, Load};
 use tailguard::breaker::State;
@@ -164,7 +164,10 @@ pub(super) fn balancer(
     match balance {
         Balance::Home => Ok(None),
         Balance::P2c => {
-            let mut builder = Balancer::builder();
+            // Half a second of memory: a replica's pauses are short and come back often, and
+            // a stall in progress shows in its outstanding calls' age anyway. The default 10 s
+            // would keep a replica's one slow answer against it for most of a run.
+            let mut builder = Balancer::builder().decay(Duration::from_millis(500));
             if let Some(seed) = seed {
                 builder = builder.seed(seed);
             }
