@@ -24,8 +24,9 @@ from tailguard._errors import (
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
-from tailguard._hedge import hedge
+from tailguard._hedge import NoTargetError, hedge
 from tailguard._native import (
+    AdaptiveTimeout,
     Backoff,
     BreakerMetrics,
     BreakerPermit,
@@ -48,6 +49,7 @@ from tailguard._retry import retry
 from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
+    "AdaptiveTimeout",
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
@@ -63,6 +65,7 @@ __all__ = [
     "HedgeBudget",
     "HedgeStats",
     "LatencyHistogram",
+    "NoTargetError",
     "QuorumError",
     "Retry",
     "RetryBudget",
