@@ -145,6 +145,8 @@ pub use self::state::{AttemptOutcome, HedgeState};
 pub use self::stats::HedgeStats;
 
 #[cfg(test)]
+mod rationing_tests;
+#[cfg(test)]
 mod state_tests;
 #[cfg(test)]
 mod tests;
