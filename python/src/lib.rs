@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod adaptive_timeout;
 mod backoff;
 mod breaker;
 mod clock;
@@ -24,6 +25,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<adaptive_timeout::AdaptiveTimeout>()?;
     m.add_class::<backoff::Backoff>()?;
     m.add_class::<backoff::BackoffIterator>()?;
     m.add_class::<retry::RetryBudget>()?;

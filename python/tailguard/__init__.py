@@ -29,10 +29,11 @@ from tailguard._errors import (
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
-from tailguard._hedge import hedge
+from tailguard._hedge import NoTargetError, hedge
 from tailguard._pipeline import Pipeline
 from tailguard._limits import Bulkhead, KeyedRateLimiter, RateLimiter, Throttle
 from tailguard._native import (
+    AdaptiveTimeout,
     Backoff,
     BreakerMetrics,
     BreakerPermit,
@@ -59,6 +60,7 @@ from tailguard._retry import retry
 from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
+    "AdaptiveTimeout",
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
@@ -82,6 +84,7 @@ __all__ = [
     "LatencyHistogram",
     "Piped",
     "Pipeline",
+    "NoTargetError",
     "QuorumError",
     "RateLimited",
     "RateLimitedError",

@@ -2,6 +2,7 @@
 
 import datetime
 from typing import (
+    ContextManager,
     Any,
     Awaitable,
     Callable,
@@ -134,6 +135,7 @@ class _Hedged(Protocol[_P, _R]):
 
 __version__: str
 __all__ = [
+    "AdaptiveTimeout",
     "Backoff",
     "BackoffIterator",
     "BreakerMetrics",
@@ -447,6 +449,61 @@ class LatencyHistogram:
     def reset(self) -> None:
         """Forgets every sample."""
     def __len__(self) -> int: ...
+
+@final
+class AdaptiveTimeout:
+    """An attempt timeout learnt from recent latency: ``percentile`` × ``factor``, within
+    ``floor`` and ``ceiling`` (seconds); the floor until ``min_samples`` are known."""
+
+    def __new__(
+        cls,
+        percentile: Optional[_Number] = ...,
+        *,
+        factor: Optional[_Number] = ...,
+        floor: Optional[_Seconds] = ...,
+        ceiling: Optional[_Seconds] = ...,
+        min_samples: Optional[int] = ...,
+        window: Optional[_Seconds] = ...,
+        slots: Optional[int] = ...,
+        clock: Optional[ManualClock] = None,
+    ) -> AdaptiveTimeout: ...
+    def timeout(self) -> float:
+        """The attempt timeout now, in seconds."""
+    def record(self, seconds: _Seconds) -> None:
+        """An attempt completed in time (success or failure) after ``seconds``."""
+    def record_timeout(self, seconds: _Seconds) -> None:
+        """An attempt was cut by the timeout after ``seconds``: recorded as a lower bound on its
+        latency (leaving it out would shrink the timeout), and counted."""
+    def record_late(self, succeeded: bool) -> None:
+        """The outcome of an attempt the timeout cut, learnt later (left to finish in the
+        background): ``succeeded`` makes it a false timeout."""
+    @property
+    def completed(self) -> int:
+        """Attempts that completed in time."""
+    @property
+    def timed_out(self) -> int:
+        """Attempts the timeout cut."""
+    @property
+    def timeout_rate(self) -> Optional[float]:
+        """The share of attempts the timeout cut, or ``None`` before any."""
+    @property
+    def false_timeout_rate(self) -> Optional[float]:
+        """Of the cut attempts whose outcome was learnt (``record_late``), the share that
+        succeeded: an estimate of how many timeouts were false. ``None`` without any."""
+    @property
+    def false_timeout_share(self) -> Optional[float]:
+        """The estimated share of all attempts cut although they would have succeeded."""
+    def attempt(self) -> ContextManager[float]:
+        """A context manager for one sync attempt: yields the timeout in seconds (pass it to
+        your client), and on exit records the attempt's latency, or, if it raised a
+        ``TimeoutError``, records it as cut."""
+    def run(self, factory: Callable[[], Awaitable[_R]]) -> Awaitable[_R]:
+        """Awaits ``factory()`` within the timeout: its result, or
+        :class:`~tailguard.AttemptTimeoutError` (after cancelling it) when it runs past.
+        Records the latency, or the cut, either way."""
+    @property
+    def clock(self) -> Optional[ManualClock]:
+        """The clock it reads (``None``: the system's monotonic clock)."""
 
 @final
 class RollingHistogram:

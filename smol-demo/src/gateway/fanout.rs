@@ -15,6 +15,7 @@ use tailguard::retry::{Classify, Decision, GaveUp, RetryError};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
 
+use super::balanced::KeyReplicas;
 use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
@@ -225,7 +226,8 @@ impl Gateway {
 impl Inner {
     /// One key: retried, each try hedged, each call through a breaker and a timeout.
     async fn read_key(&self, key: usize, counts: &FanoutCounts) -> Result<Served, KeyError> {
-        let result = self.retried(key, counts).await;
+        let replicas = KeyReplicas::default();
+        let result = self.retried(key, counts, &replicas).await;
         result.map_err(|error| {
             if error.reason() == GaveUp::BudgetExhausted {
                 counts.budget_refusals.bump();
@@ -241,7 +243,12 @@ impl Inner {
     /// The retry loop of one key, boxed as `Send` here, where its lifetimes are known: inside
     /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
     /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
-    fn retried<'a>(&'a self, key: usize, counts: &'a FanoutCounts) -> Retried<'a> {
+    fn retried<'a>(
+        &'a self,
+        key: usize,
+        counts: &'a FanoutCounts,
+        replicas: &'a KeyReplicas,
+    ) -> Retried<'a> {
         Box::pin(self.retry.run_numbered(move |attempt| {
             if attempt > 1 {
                 counts.retries.bump();
@@ -254,21 +261,25 @@ impl Inner {
                     counts.hedges_sent.bump();
                 }
                 let offset = (attempt + hedge) as usize - 2;
-                self.call(key, offset, hedge, counts)
+                self.call(key, offset, hedge, counts, replicas)
             })
         }))
     }
 
-    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it.
+    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it
+    /// (with [`Balance::P2c`](super::Balance::P2c), from the replica the balancer picks).
     async fn call(
         &self,
         key: usize,
         offset: usize,
         hedge: u32,
         counts: &FanoutCounts,
+        replicas: &KeyReplicas,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
-        let first = (key + offset) % n;
+        let Some(first) = self.first_replica(key, offset, hedge, replicas) else {
+            return Err(KeyError::Unsent("no_replica_for_hedge"));
+        };
         let mut chosen = None;
         for step in 0..n {
             let replica = &self.replicas[(first + step) % n];
@@ -297,7 +308,10 @@ impl Inner {
             },
             total: self.config.call_timeout,
         };
-        match replica.pool.get_within(&path, limits).await {
+        let tracked = self.track(replica.index, replicas);
+        let reply = replica.pool.get_within(&path, limits).await;
+        tracked.finish();
+        match reply {
             // The gateway's own limit, not the replica's doing: the permit is released
             // uncounted (dropped), so the breaker sees neither a success nor a failure.
             Err(error) if error.is_local() => {

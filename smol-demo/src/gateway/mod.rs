@@ -44,6 +44,7 @@
 //! ```
 
 pub mod args;
+mod balanced;
 mod config;
 mod fanout;
 mod metrics;
@@ -58,6 +59,7 @@ use tailguard::retry::{Retry, RetryBudget};
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
+pub use self::balanced::Balance;
 pub use self::config::{BreakerSettings, GatewayConfig, HedgeMode};
 use self::fanout::KeyClassifier;
 pub use self::fanout::{FanoutReport, KeyError};
@@ -78,6 +80,8 @@ struct Inner {
     retry: Retry<AsyncIoTimer, KeyClassifier>,
     retry_budget: RetryBudget,
     hedge: Hedge,
+    /// Least-loaded replica choice, in `Balance::P2c`.
+    balancer: Option<tailguard::balance::Balancer<usize>>,
     totals: Totals,
 }
 
@@ -141,6 +145,7 @@ impl Gateway {
             .classify(KeyClassifier)
             .build()?;
         let hedge = config.hedge_policy()?;
+        let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
@@ -169,6 +174,7 @@ impl Gateway {
                 retry,
                 retry_budget,
                 hedge,
+                balancer,
                 totals: Totals::default(),
             }),
         })
