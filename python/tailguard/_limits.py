@@ -70,10 +70,10 @@ class Bulkhead(_native.Bulkhead):
         """Takes a slot, waiting on the event loop (at most ``timeout`` seconds, by default
         ``max_wait``) if every slot is taken. Raises :class:`~tailguard.BulkheadFullError`.
         Cancelling the task leaves the queue (a slot handed over meanwhile goes on)."""
-        permit = self.try_acquire()
-        if permit is not None:
-            return permit
-        waiter = self._waiter(timeout)
+        started = self._start(timeout)
+        if isinstance(started, BulkheadPermit):
+            return started
+        waiter = started
         loop = asyncio.get_running_loop()
         try:
             while True:
