@@ -7,7 +7,8 @@
 //!   `sans-IO` rows give each the time without a real clock read (tailguard's `try_acquire_at`
 //!   with an instant read once; governor on its `FakeRelativeClock`, an atomic load); the
 //!   `own clock` rows let each read its own default clock (tailguard: `Instant::now` through
-//!   `AsyncIoTimer`; governor: quanta's TSC clock). Both admitted (a burst larger than the run)
+//!   `AsyncIoTimer`; governor: quanta's TSC clock, and its `MonotonicClock` on `Instant::now`,
+//!   like for like). Both admitted (a burst larger than the run)
 //!   and refused (an empty bucket). Keyed: one known key, tailguard's sharded maps against
 //!   governor's dashmap.
 //!
@@ -113,6 +114,14 @@ fn rate(c: &mut Criterion) {
     group.bench_function("admitted, own clock: governor check (quanta)", |b| {
         b.iter(|| black_box(theirs.check().is_ok()))
     });
+    // Like for like with tailguard's clock: governor on `Instant::now`, turned into nanoseconds
+    // since its start as tailguard does.
+    let theirs =
+        governor::RateLimiter::direct_with_clock(open_quota(), governor::clock::MonotonicClock);
+    group.bench_function(
+        "admitted, own clock: governor check (MonotonicClock, std Instant)",
+        |b| b.iter(|| black_box(theirs.check().is_ok())),
+    );
 
     // Empty buckets: one token an hour, spent.
     let ours = RateLimiter::builder()

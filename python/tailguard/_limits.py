@@ -70,10 +70,10 @@ class Bulkhead(_native.Bulkhead):
         """Takes a slot, waiting on the event loop (at most ``timeout`` seconds, by default
         ``max_wait``) if every slot is taken. Raises :class:`~tailguard.BulkheadFullError`.
         Cancelling the task leaves the queue (a slot handed over meanwhile goes on)."""
-        permit = self.try_acquire()
-        if permit is not None:
-            return permit
-        waiter = self._waiter(timeout)
+        started = self._start(timeout)
+        if isinstance(started, BulkheadPermit):
+            return started
+        waiter = started
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -237,6 +237,45 @@ class KeyedRateLimiter(_native.KeyedRateLimiter):
             if wait is None:
                 return
             await asyncio.sleep(wait)
+
+    def limit(self, key: Callable[..., Union[str, int, bytes]]) -> Callable[[F], F]:
+        """A decorator (sync or ``async def``): each call takes a token from the bucket of
+        ``key(*args, **kwargs)`` first, waiting at most ``max_wait``.
+
+        >>> import tailguard as tg
+        >>> per_user = tg.KeyedRateLimiter(1, per=60.0, max_wait=0, clock=tg.ManualClock())
+        >>> @per_user.limit(lambda user: user)
+        ... def greet(user: str) -> str:
+        ...     return "hi " + user
+        >>> greet("ann"), greet("bob")
+        ('hi ann', 'hi bob')
+        >>> greet("ann")
+        Traceback (most recent call last):
+        ...
+        tailguard._errors.RateLimitedError: rate limited: the next token comes in 60s, after the call's deadline
+        """
+        limiter = self
+
+        def decorate(fn: F) -> F:
+            if asyncio.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def limited_async(*args: Any, **kwargs: Any) -> Any:
+                    await limiter.acquire_async(key(*args, **kwargs))
+                    return await fn(*args, **kwargs)
+
+                limited_async.limiter = limiter  # type: ignore[attr-defined]
+                return limited_async  # type: ignore[return-value]
+
+            @functools.wraps(fn)
+            def limited(*args: Any, **kwargs: Any) -> Any:
+                limiter.acquire(key(*args, **kwargs))
+                return fn(*args, **kwargs)
+
+            limited.limiter = limiter  # type: ignore[attr-defined]
+            return limited  # type: ignore[return-value]
+
+        return decorate
 
 
 class Throttle(_native.Throttle):

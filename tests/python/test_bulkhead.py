@@ -63,6 +63,9 @@ def test_a_sync_wait_ends_at_its_timeout_and_a_full_queue_refuses_at_once() -> N
 
     asyncio.run(main())
     assert (bulkhead.in_flight, bulkhead.queued) == (0, 0)
+    # Counted once each: the sync wait that ran out, the async call refused by the full queue
+    # (the waiter that got its slot is not a refusal).
+    assert bulkhead.rejected == (1, 1)
 
 
 @pytest.mark.parametrize("order, first", [("fifo", 0), ("lifo", 2)])

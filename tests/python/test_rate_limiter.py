@@ -122,6 +122,28 @@ def test_keyed_buckets_are_independent_and_bounded() -> None:
         per_key.try_acquire(1.5)  # type: ignore[arg-type]
 
 
+def test_the_keyed_decorator_limits_each_key_on_its_own() -> None:
+    clock = ManualClock()
+    per_user = tg.KeyedRateLimiter(1, per=10.0, max_wait=0, clock=clock)
+
+    @per_user.limit(lambda user, *_: user)
+    def fetch(user: str, item: int) -> int:
+        return item
+
+    @per_user.limit(lambda user: f"async-{user}")
+    async def afetch(user: str) -> str:
+        return user
+
+    assert fetch("ann", 1) == 1 and fetch("bob", 2) == 2
+    with pytest.raises(tg.RateLimitedError):
+        fetch("ann", 3)
+    assert asyncio.run(afetch("ann")) == "ann"
+    with pytest.raises(tg.RateLimitedError):
+        asyncio.run(afetch("ann"))
+    clock.advance(10)
+    assert fetch("ann", 4) == 4
+
+
 @given(
     rate=st.integers(1, 100),
     burst=st.integers(1, 10),

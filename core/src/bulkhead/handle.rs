@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::acquire::{Acquire, AcquireOwned};
+#[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::BulkheadBuilder;
 use super::permit::{OwnedPermit, Permit};
 use super::rejected::Rejected;

@@ -215,3 +215,32 @@ fn a_waiter_is_woken_with_the_lock_released() {
         .poll(&mut Context::from_waker(&waker))
         .is_ready());
 }
+
+#[test]
+fn bad_settings_are_refused_naming_the_field() {
+    let field = |b: BulkheadBuilder| b.build_with(ManualTimer::new()).unwrap_err().field();
+    assert_eq!(
+        field(BulkheadBuilder::new().max_concurrent(0)),
+        "max_concurrent"
+    );
+    assert_eq!(
+        field(BulkheadBuilder::new().max_queue(1_000_001)),
+        "max_queue"
+    );
+    assert!(BulkheadBuilder::new()
+        .max_concurrent(u32::MAX)
+        .max_queue(1_000_000)
+        .build_with(ManualTimer::new())
+        .is_ok());
+}
+
+#[test]
+fn a_dropped_wait_leaves_no_sleep_behind() {
+    let (timer, b) = bulkhead(1, 1, QueueOrder::Fifo);
+    let _held = b.try_acquire().unwrap();
+    let mut waiting = b.acquire_within(Duration::from_secs(1));
+    assert!(poll(&mut waiting).is_pending());
+    assert_eq!(timer.pending_sleeps(), 1);
+    drop(waiting);
+    assert_eq!((timer.pending_sleeps(), b.metrics().queued), (0, 0));
+}

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::RateLimiterBuilder;
 use super::gcra::{Gcra, Params};
 use super::rejected::Rejected;

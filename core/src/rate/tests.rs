@@ -167,3 +167,18 @@ fn a_full_shard_forgets_idle_keys_before_active_ones() {
     );
     assert_eq!(l.len(), 2);
 }
+
+#[test]
+fn a_dropped_wait_holds_nothing() {
+    let (timer, l) = limiter(10, 1);
+    l.try_acquire().unwrap();
+    let mut waiting = Box::pin(l.until_ready());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::future::Future::poll(waiting.as_mut(), &mut cx).is_pending());
+    assert_eq!(timer.pending_sleeps(), 1);
+    drop(waiting);
+    assert_eq!(timer.pending_sleeps(), 0, "its sleep is gone");
+    // Nothing was reserved: the next token is there at its time for anyone.
+    timer.advance(100 * MS);
+    assert!(l.try_acquire().is_ok());
+}

@@ -185,16 +185,24 @@ impl Bulkhead {
         }
     }
 
-    /// Internal, for ``acquire_async``: a waiter for a slot, until ``timeout`` (or
-    /// ``max_wait``).
+    /// Internal, for ``acquire_async``: starts a wait for a slot (at most ``timeout``, or
+    /// ``max_wait``) and polls it once: a permit if a slot was free, else the waiter, queued
+    /// (poll it again with the task's waker); raises ``BulkheadFullError`` if refused.
     #[pyo3(signature = (timeout = None))]
-    fn _waiter(&self, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<BulkheadWaiter> {
+    fn _start(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let timeout = convert::opt_seconds("timeout", timeout)?;
-        Ok(BulkheadWaiter {
-            wait: Mutex::new(Some(
-                self.inner.acquire_within_owned(self.longest_wait(timeout)),
-            )),
-        })
+        let mut wait = self.inner.acquire_within_owned(self.longest_wait(timeout));
+        match Pin::new(&mut wait).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(permit)) => Ok(Bulkhead::permit(py, permit)?.into_any()),
+            Poll::Ready(Err(rejected)) => Err(full_error(py, rejected)),
+            Poll::Pending => Ok(Py::new(
+                py,
+                BulkheadWaiter {
+                    wait: Mutex::new(Some(wait)),
+                },
+            )?
+            .into_any()),
+        }
     }
 
     /// Internal, for ``async with``: keeps a permit's slot as a ``with`` block's.
