@@ -83,6 +83,45 @@
 //! first attempt of a call is never refused on a prediction: only the deadline having passed
 //! stops it.
 //!
+//! ## Fan-out under the same deadline
+//!
+//! A fan-out gives every leg the caller's deadline: each leg is a
+//! [`call_until`](Pipeline::call_until) with it, so no leg retries, hedges or waits for a slot
+//! past it, and the [`scatter_gather_with`](crate::fanout::scatter_gather_with) around them stops
+//! at the same instant. A leg whose replica stalls ends with the deadline; the others answer.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tailguard::fanout::scatter_gather_with;
+//! use tailguard::pipeline::{Pipeline, PipelineError};
+//! use tailguard::time::{ManualTimer, Timer};
+//! use tailguard::timeout::Deadline;
+//!
+//! let timer = ManualTimer::new();
+//! let pipeline = Pipeline::with_timer(timer.clone())
+//!     .max_attempts(3)
+//!     .attempt_timeout(Duration::from_millis(30))
+//!     .build()?;
+//! let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(50));
+//! let legs = (0..4u64).map(|key| {
+//!     let t = timer.clone();
+//!     pipeline.call_until(deadline, move |_| {
+//!         // Key 2 always stalls; the others take 5 ms.
+//!         let sleep = t.sleep(Duration::from_millis(if key == 2 { 1_000 } else { 5 }));
+//!         async move {
+//!             sleep.await;
+//!             Ok::<_, std::io::Error>(key)
+//!         }
+//!     })
+//! });
+//! let answers = timer.block_on(scatter_gather_with(timer.clone(), legs, deadline));
+//! assert!(matches!(answers[0], Ok(Ok(0))));
+//! // Key 2's first attempt was cut at 30 ms; a second attempt could not finish by 50 ms.
+//! assert!(matches!(answers[2], Ok(Err(PipelineError::DeadlineTooShort { .. }))));
+//! assert!(timer.elapsed() <= Duration::from_millis(50)); // nothing ran past the deadline
+//! # Ok::<(), tailguard::ConfigError>(())
+//! ```
+//!
 //! # Rejections are not failures
 //!
 //! A call the breaker refuses ([`PipelineError::BreakerOpen`], with its retry-after), the
