@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use pin_project::pin_project;
-use tailguard::retry::{Decision, Next, RetryState};
+use tailguard::retry::{AttemptError, Decision, Next, RetryState};
 use tailguard::time::Timer;
 use tailguard::timeout::Elapsed;
 use tower_service::Service;
@@ -13,12 +13,16 @@ use tower_service::Service;
 use super::Policy;
 use crate::BoxError;
 
-enum Phase<R> {
+/// An attempt's outcome, kept as it is (not boxed) until it is returned: a retried failure
+/// costs no allocation.
+type Outcome<R, E> = Result<R, AttemptError<E>>;
+
+enum Phase<R, E> {
     /// An attempt is in flight; `armed` once its time limit (if any) is set.
     Attempt { armed: bool },
     /// Sleeping before the next attempt; holds the last outcome, returned if the deadline
     /// passes during the sleep.
-    Backoff(Result<R, BoxError>),
+    Backoff(Outcome<R, E>),
     /// Waiting for the service to be ready for the next attempt.
     Ready,
     /// Finished.
@@ -40,7 +44,7 @@ pub struct ResponseFuture<S: Service<Req>, Req, P, T: Timer> {
     request: Req,
     policy: P,
     state: RetryState<tailguard::retry::Retry<T>>,
-    phase: Phase<S::Response>,
+    phase: Phase<S::Response, S::Error>,
     /// The attempt's time limit, or the backoff sleep; reused from one to the next.
     sleep: Option<T::Sleep>,
 }
@@ -102,7 +106,7 @@ where
                                 *this.phase = Phase::Done;
                                 return Poll::Ready(result.map_err(Into::into));
                             }
-                            (result.map_err(Into::into), decision)
+                            (result.map_err(AttemptError::Failed), decision)
                         }
                         Poll::Pending => {
                             if !*armed {
@@ -111,7 +115,7 @@ where
                             }
                             match this.sleep.as_mut().map(|sleep| Pin::new(sleep).poll(cx)) {
                                 Some(Poll::Ready(_)) => (
-                                    Err(Box::new(Elapsed::new()) as BoxError),
+                                    Err(AttemptError::TimedOut(Elapsed::new())),
                                     this.state.config().on_timeout(),
                                 ),
                                 _ => return Poll::Pending,
@@ -149,7 +153,7 @@ where
                         Next::GiveUp(_) => {
                             *this.sleep = None;
                             *this.phase = Phase::Done;
-                            return Poll::Ready(outcome);
+                            return Poll::Ready(finish(outcome));
                         }
                     }
                 }
@@ -165,7 +169,7 @@ where
                         else {
                             unreachable!("in the backoff phase")
                         };
-                        return Poll::Ready(last);
+                        return Poll::Ready(finish(last));
                     }
                 }
                 Phase::Ready => {
@@ -181,6 +185,15 @@ where
                 Phase::Done => panic!("retry ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+/// The caller's answer from an attempt's outcome: its response, or its error boxed.
+fn finish<R, E: Into<BoxError>>(outcome: Outcome<R, E>) -> Result<R, BoxError> {
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(AttemptError::Failed(error)) => Err(error.into()),
+        Err(AttemptError::TimedOut(elapsed)) => Err(Box::new(elapsed)),
     }
 }
 
