@@ -145,7 +145,7 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for Budgeted {
 
 /// Three attempts, no delay between them; with a budget of `ratio` retries per call (at least
 /// 10 retries a second, over 10 s), as tower's above.
-fn tailguard_retry(budget: Option<f64>) -> RetryLayer<tailguard::time::AsyncIoTimer> {
+fn tailguard_retry(budget: Option<f64>) -> RetryLayer<Retry<tailguard::time::AsyncIoTimer>> {
     let retry = Retry::builder().max_attempts(3).backoff(
         Backoff::constant(Duration::ZERO)
             .jitter(Jitter::None)
@@ -166,6 +166,14 @@ fn tailguard_retry(budget: Option<f64>) -> RetryLayer<tailguard::time::AsyncIoTi
     RetryLayer::new(retry.build().unwrap())
 }
 
+/// The same, holding the policy as a `&'static` (leaked once): no reference count per call.
+fn tailguard_retry_static(
+    budget: Option<f64>,
+) -> RetryLayer<&'static Retry<tailguard::time::AsyncIoTimer>> {
+    let policy = tailguard_retry(budget).retry().clone();
+    RetryLayer::new(&*Box::leak(Box::new(policy)))
+}
+
 fn retry_first_try(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("tower-layers/retry-first-try");
@@ -177,11 +185,15 @@ fn retry_first_try(c: &mut Criterion) {
         tailguard_retry(None).layer(echo()),
         1,
     );
+    let tailguard = tailguard_retry_static(None).layer(echo());
+    row(&mut group, &rt, "tailguard-static", tailguard, 1);
     let tower = tower::retry::RetryLayer::new(RetryErrors).layer(echo());
     row(&mut group, &rt, "tower", tower, 1);
     // Budgets of 20 % of calls.
     let tailguard = tailguard_retry(Some(0.2)).layer(echo());
     row(&mut group, &rt, "tailguard+budget", tailguard, 1);
+    let tailguard = tailguard_retry_static(Some(0.2)).layer(echo());
+    row(&mut group, &rt, "tailguard-static+budget", tailguard, 1);
     let tower = tower::retry::RetryLayer::new(Budgeted::new(0.2)).layer(echo());
     row(&mut group, &rt, "tower+budget", tower, 1);
     group.finish();
@@ -236,6 +248,14 @@ fn retry_two_failures(c: &mut Criterion) {
     retry_row(
         &mut group,
         &rt,
+        "tailguard-static",
+        tailguard_retry_static(None)
+            .policy(retry_errors)
+            .layer(fails_twice()),
+    );
+    retry_row(
+        &mut group,
+        &rt,
         "tower",
         tower::retry::RetryLayer::new(RetryErrors).layer(fails_twice()),
     );
@@ -245,6 +265,14 @@ fn retry_two_failures(c: &mut Criterion) {
         "tailguard+budget",
         // Budgets of 3 retries per call: every call's two retries are granted.
         tailguard_retry(Some(3.0))
+            .policy(retry_errors)
+            .layer(fails_twice()),
+    );
+    retry_row(
+        &mut group,
+        &rt,
+        "tailguard-static+budget",
+        tailguard_retry_static(Some(3.0))
             .policy(retry_errors)
             .layer(fails_twice()),
     );
