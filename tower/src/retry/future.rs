@@ -112,13 +112,16 @@ where
     }
 }
 
+/// An attempt's first poll, made inline, with the policy's decision if it was asked.
+type FirstPoll<R, E> = (Poll<Result<R, E>>, Option<Decision>);
+
 /// Drives the loop; `first` is the result of an attempt's first poll (and the policy's decision,
 /// if it was asked) when that poll was made inline and not handled there.
 #[inline(never)]
 fn poll_slow<S, Req, P, R>(
     mut this: ResponseFutureProj<'_, S, Req, P, R>,
     cx: &mut Context<'_>,
-    mut first: Option<(Poll<Result<S::Response, S::Error>>, Option<Decision>)>,
+    mut first: Option<FirstPoll<S::Response, S::Error>>,
 ) -> Poll<Result<S::Response, BoxError>>
 where
     S: Service<Req>,
