@@ -194,11 +194,10 @@ where
                 return Poll::Pending;
             };
             if now >= due {
-                if state.launch(now) {
-                    continue;
-                }
-                state.sleep = None;
-                return Poll::Pending;
+                // Launched, or refused by the budget: either way the next due time moved on
+                // (a refused hedge's next chance comes later; past the last one, none).
+                state.launch(now);
+                continue;
             }
             let timer = &state.timer;
             let (sleep, armed_for) = state
@@ -223,8 +222,8 @@ where
     Fut: TryFuture,
     T: Timer,
 {
-    /// Starts the next attempt if the state allows; `false` if it refuses (the budget then ends
-    /// hedging for this call).
+    /// Starts the next attempt if the state allows; `false` if it refuses (a budget refusal
+    /// moves the hedge to its next chance).
     fn launch(&mut self, now: Instant) -> bool {
         let Some(number) = self.call.try_hedge_at(now) else {
             return false;

@@ -12,7 +12,8 @@ pub struct HedgeStats {
     pub hedges_sent: u64,
     /// Calls whose first success came from a hedge rather than the primary.
     pub hedges_won: u64,
-    /// Hedges not sent because the budget was spent.
+    /// Hedges the budget refused when due, counted once per hedge: a later chance (at twice
+    /// the delay, ...) may still have sent it, and then it is in `hedges_sent` too.
     pub budget_refusals: u64,
 }
 

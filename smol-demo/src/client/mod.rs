@@ -261,7 +261,7 @@ impl Pool {
         let lease = self.inner.lease().await;
         let mut sent = false;
         self.inner
-            .exchange(lease, method, uri, body, &mut sent)
+            .exchange(lease, method, uri, body, None, &mut sent)
             .await
     }
 
@@ -301,6 +301,20 @@ impl Pool {
         path: &str,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
+        self.send_headed_within(limits, method, path, body, None)
+            .await
+    }
+
+    /// Like [`send_within`](Pool::send_within), with `headers` added to the request (the
+    /// tied-request headers, for one).
+    pub async fn send_headed_within(
+        &self,
+        limits: Limits,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<Reply, ClientError> {
         let uri = parse_path(path)?;
         let inner = &self.inner;
         let start = Instant::now();
@@ -316,7 +330,7 @@ impl Pool {
         let mut sent = false;
         let result = timeout_until(
             deadline,
-            inner.exchange(lease, method, uri, body, &mut sent),
+            inner.exchange(lease, method, uri, body, headers, &mut sent),
         )
         .await;
         result.unwrap_or(Err(ClientError::TimedOut {
@@ -374,12 +388,16 @@ impl Inner {
         method: Method,
         uri: http::Uri,
         body: Bytes,
+        headers: Option<&http::HeaderMap>,
         sent: &mut bool,
     ) -> Result<Reply, ClientError> {
         let build = || {
             let mut request = Request::new(Full::new(body.clone()));
             *request.method_mut() = method.clone();
             *request.uri_mut() = uri.clone();
+            if let Some(headers) = headers {
+                *request.headers_mut() = headers.clone();
+            }
             request
                 .headers_mut()
                 .insert(header::HOST, self.host.clone());
