@@ -40,13 +40,33 @@ pub const HEDGE_SENT: &str = "tailguard_hedge_sent_total";
 pub const HEDGE_WON: &str = "tailguard_hedge_won_total";
 /// `tailguard_hedge_budget_refusals_total{name}`: hedges the budget refused.
 pub const HEDGE_BUDGET_REFUSALS: &str = "tailguard_hedge_budget_refusals_total";
-/// `tailguard_breaker_rejections_total{name}`: calls the breaker turned away.
+/// `tailguard_breaker_rejections_total{name, host}`: calls the breaker turned away.
 pub const BREAKER_REJECTIONS: &str = "tailguard_breaker_rejections_total";
-/// `tailguard_breaker_transitions_total{name, from, to}`: state changes.
+/// `tailguard_breaker_transitions_total{name, host, from, to}`: state changes.
 pub const BREAKER_TRANSITIONS: &str = "tailguard_breaker_transitions_total";
+/// `tailguard_breaker_state{name, host, state}` (a gauge): 1 for the breaker's state, 0 for the
+/// others.
+pub const BREAKER_STATE: &str = "tailguard_breaker_state";
+
+/// Every metric above, in the order of the table.
+pub const ALL: [&str; 9] = [
+    RETRY_RETRIES,
+    RETRY_BUDGET_REFUSALS,
+    HEDGE_PRIMARIES,
+    HEDGE_SENT,
+    HEDGE_WON,
+    HEDGE_BUDGET_REFUSALS,
+    BREAKER_TRANSITIONS,
+    BREAKER_REJECTIONS,
+    BREAKER_STATE,
+];
 
 /// The `name` label of a policy built without a name.
 pub const DEFAULT_NAME: &str = "default";
+
+/// The `host` label of a breaker that is not kept per host: every Rust breaker (Python's HTTP
+/// integrations keep one per host and label it).
+pub const NO_HOST: &str = "";
 
 /// A counter handle registered when its policy is built: one relaxed atomic add per event with
 /// the feature on, nothing at all (a zero-sized type) with it off.
@@ -63,6 +83,15 @@ impl Counter {
         Counter {
             #[cfg(feature = "metrics")]
             handle: ::metrics::counter!(metric, "name" => name.label()),
+        }
+    }
+
+    /// Registers a breaker's `metric{name, host=""}` with the recorder installed now.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn breaker(metric: &'static str, name: &PolicyName) -> Self {
+        Counter {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::counter!(metric, "name" => name.label(), "host" => NO_HOST),
         }
     }
 
@@ -106,10 +135,87 @@ impl PolicyName {
     }
 }
 
-/// Counts a breaker transition (rare, behind the breaker's lock: looked up when it happens).
+/// Counts a breaker transition (rare, after the breaker's lock: looked up when it happens).
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn breaker_transition(name: &PolicyName, from: &'static str, to: &'static str) {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!(BREAKER_TRANSITIONS, "name" => name.label(), "from" => from, "to" => to)
-        .increment(1);
+    ::metrics::counter!(
+        BREAKER_TRANSITIONS,
+        "name" => name.label(),
+        "host" => NO_HOST,
+        "from" => from,
+        "to" => to
+    )
+    .increment(1);
+}
+
+/// A breaker's `tailguard_breaker_state` gauges, one per state, registered when it is built
+/// (closed at 1); a transition moves the 1. Nothing at all with the feature off.
+pub(crate) struct StateGauges {
+    #[cfg(feature = "metrics")]
+    gauges: [::metrics::Gauge; 5],
+}
+
+impl StateGauges {
+    /// Registers the five gauges of breaker `name`, the breaker closed.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(name: &PolicyName) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::breaker::State;
+            let gauges = [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+            ]
+            .map(|state| {
+                ::metrics::gauge!(
+                    BREAKER_STATE,
+                    "name" => name.label(),
+                    "host" => NO_HOST,
+                    "state" => state.as_str()
+                )
+            });
+            gauges[0].set(1.0);
+            StateGauges { gauges }
+        }
+        #[cfg(not(feature = "metrics"))]
+        StateGauges {}
+    }
+
+    /// The breaker left `from` for `to`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn moved(&self, from: crate::breaker::State, to: crate::breaker::State) {
+        #[cfg(feature = "metrics")]
+        {
+            self.gauges[from.code() as usize].set(0.0);
+            self.gauges[to.code() as usize].set(1.0);
+        }
+    }
+}
+
+impl std::fmt::Debug for StateGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateGauges")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every metric of the table in docs/metrics.md, in its order.
+    fn documented() -> Vec<String> {
+        include_str!("../../docs/metrics.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `tailguard_"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(|name| format!("tailguard_{name}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_constants_are_the_documented_table() {
+        assert_eq!(documented(), super::ALL);
+    }
 }

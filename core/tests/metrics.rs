@@ -38,7 +38,8 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// Every counter the recorder holds, read once (reading resets the recorder's counters).
+/// Every counter and gauge the recorder holds, read once (reading resets the recorder's
+/// counters).
 struct Counters(Vec<(String, Labels, u64)>);
 
 /// A counter's labels, sorted.
@@ -51,17 +52,20 @@ impl Counters {
                 .snapshot()
                 .into_vec()
                 .into_iter()
-                .filter_map(|(key, .., value)| match value {
-                    DebugValue::Counter(count) => {
-                        let key = key.key();
-                        let mut labels: Vec<_> = key
-                            .labels()
-                            .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                            .collect();
-                        labels.sort();
-                        Some((key.name().to_owned(), labels, count))
-                    }
-                    _ => None,
+                .filter_map(|(key, .., value)| {
+                    // Counters as they are, gauges as the whole numbers they hold here (0 or 1).
+                    let value = match value {
+                        DebugValue::Counter(count) => count,
+                        DebugValue::Gauge(value) => value.into_inner() as u64,
+                        DebugValue::Histogram(_) => return None,
+                    };
+                    let key = key.key();
+                    let mut labels: Vec<_> = key
+                        .labels()
+                        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                        .collect();
+                    labels.sort();
+                    Some((key.name().to_owned(), labels, value))
                 })
                 .collect(),
         )
@@ -165,17 +169,25 @@ fn breaker_transitions_and_rejections_are_counted_readiness_checks_included() {
         breaker.try_acquire().unwrap().success();
     });
     let counters = Counters::read(&snapshotter);
-    let db = ("name", "db");
-    assert_eq!(counters.get(names::BREAKER_REJECTIONS, &[db]), Some(2));
+    let (db, host) = (("name", "db"), ("host", names::NO_HOST));
+    assert_eq!(
+        counters.get(names::BREAKER_REJECTIONS, &[db, host]),
+        Some(2)
+    );
     let transition = |from, to| {
         counters.get(
             names::BREAKER_TRANSITIONS,
-            &[db, ("from", from), ("to", to)],
+            &[db, host, ("from", from), ("to", to)],
         )
     };
     assert_eq!(transition("closed", "open"), Some(1));
     assert_eq!(transition("open", "half_open"), Some(1));
     assert_eq!(transition("half_open", "closed"), Some(1));
+    let state = |state| counters.get(names::BREAKER_STATE, &[db, host, ("state", state)]);
+    assert_eq!(state("closed"), Some(1));
+    for other in ["open", "half_open", "forced_open", "disabled"] {
+        assert_eq!(state(other), Some(0), "{other}");
+    }
 }
 
 #[test]
@@ -190,7 +202,7 @@ fn an_unnamed_policy_is_labelled_default() {
         assert!(breaker.try_acquire().is_err());
     });
     let counters = Counters::read(&snapshotter);
-    let default = [("name", names::DEFAULT_NAME)];
+    let default = [("name", names::DEFAULT_NAME), ("host", names::NO_HOST)];
     assert_eq!(counters.get(names::BREAKER_REJECTIONS, &default), Some(1));
 }
 

@@ -11,7 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
-use crate::metrics::{self, Counter, PolicyName};
+use crate::metrics::{self, Counter, PolicyName, StateGauges};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -117,6 +117,8 @@ pub struct StateMachine {
     name: PolicyName,
     /// `tailguard_breaker_rejections_total` (see [`crate::metrics`]).
     rejected: Counter,
+    /// `tailguard_breaker_state`.
+    state_gauges: StateGauges,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -186,7 +188,8 @@ impl StateMachine {
             config,
             origin: now,
             listener,
-            rejected: Counter::new(metrics::BREAKER_REJECTIONS, &name),
+            rejected: Counter::breaker(metrics::BREAKER_REJECTIONS, &name),
+            state_gauges: StateGauges::new(&name),
             name,
         }
     }
@@ -656,6 +659,7 @@ impl StateMachine {
                 transition.from.as_str(),
                 transition.to.as_str(),
             );
+            self.state_gauges.moved(transition.from, transition.to);
             if let Some(listener) = &self.listener {
                 listener(transition);
             }

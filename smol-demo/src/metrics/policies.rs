@@ -1,24 +1,29 @@
-//! The policies' own counters (the core's `metrics` feature, names in docs/metrics.md) in
-//! `/metrics`: [`PolicyMetrics`], a `metrics` recorder that keeps counters and writes them as
-//! Prometheus text.
+//! The policies' own metrics (the core's `metrics` feature, names in docs/metrics.md) in
+//! `/metrics`: [`PolicyMetrics`], a `metrics` recorder that keeps counters and gauges and writes
+//! them as Prometheus text.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 use super::{Kind, PromText};
 
-/// A recorder for the counters tailguard's policies emit (`tailguard_<policy>_<event>_total`).
+/// Series by key; a counter's count, or a gauge's `f64` as bits.
+type Series = Mutex<BTreeMap<Key, Arc<AtomicU64>>>;
+
+/// A recorder for the counters (`tailguard_<policy>_<event>_total`) and gauges
+/// (`tailguard_breaker_state`) tailguard's policies emit.
 ///
 /// Install it with [`install`](PolicyMetrics::install) before building the policies: they
-/// register their counters when built. Counting is a relaxed atomic add on a handle; only
-/// registering (once per policy) and writing take the lock. Gauges and histograms, which the
-/// policies do not emit, are dropped.
+/// register their series when built. Counting is a relaxed atomic add on a handle; only
+/// registering (once per policy) and writing take a lock. Histograms, which the policies do not
+/// emit, are dropped.
 #[derive(Debug, Default)]
 pub struct PolicyMetrics {
-    counters: Mutex<BTreeMap<Key, Arc<AtomicU64>>>,
+    counters: Series,
+    gauges: Series,
 }
 
 /// The recorder [`PolicyMetrics::install`] installed, or `None` if another was there first.
@@ -41,35 +46,50 @@ impl PolicyMetrics {
         INSTALLED.get().copied().flatten()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Arc<AtomicU64>>> {
-        self.counters
+    fn lock(series: &Series) -> MutexGuard<'_, BTreeMap<Key, Arc<AtomicU64>>> {
+        series
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes every counter whose name starts with `tailguard_` (a family per name, a series per
-    /// label set), in name order.
+    /// Writes every counter, then every gauge, whose name starts with `tailguard_` (a family per
+    /// name, a series per label set), in name order.
     pub fn write(&self, out: &mut PromText) {
-        let counters = self.lock();
-        let mut family = None;
-        for (key, count) in counters.iter() {
-            let name = key.name();
-            if !name.starts_with("tailguard_") {
-                continue;
+        let kinds = [
+            (
+                &self.counters,
+                Kind::Counter,
+                "A tailguard policy's events (docs/metrics.md).",
+            ),
+            (
+                &self.gauges,
+                Kind::Gauge,
+                "A tailguard policy's state (docs/metrics.md).",
+            ),
+        ];
+        for (series, kind, help) in kinds {
+            let series = Self::lock(series);
+            let mut family = None;
+            for (key, value) in series.iter() {
+                let name = key.name();
+                if !name.starts_with("tailguard_") {
+                    continue;
+                }
+                if family != Some(name) {
+                    out.family(name, kind, help);
+                    family = Some(name);
+                }
+                let labels: Vec<(&str, &str)> = key
+                    .labels()
+                    .map(|label| (label.key(), label.value()))
+                    .collect();
+                let value = value.load(Relaxed);
+                let value = match kind {
+                    Kind::Gauge => f64::from_bits(value),
+                    _ => value as f64,
+                };
+                out.sample(name, &labels, value);
             }
-            if family != Some(name) {
-                out.family(
-                    name,
-                    Kind::Counter,
-                    "A tailguard policy's events (see docs/metrics.md).",
-                );
-                family = Some(name);
-            }
-            let labels: Vec<(&str, &str)> = key
-                .labels()
-                .map(|label| (label.key(), label.value()))
-                .collect();
-            out.sample(name, &labels, count.load(Relaxed) as f64);
         }
     }
 }
@@ -80,12 +100,13 @@ impl Recorder for PolicyMetrics {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let count = Arc::clone(self.lock().entry(key.clone()).or_default());
+        let count = Arc::clone(Self::lock(&self.counters).entry(key.clone()).or_default());
         Counter::from_arc(count)
     }
 
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let value = Arc::clone(Self::lock(&self.gauges).entry(key.clone()).or_default());
+        Gauge::from_arc(value)
     }
 
     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
@@ -128,11 +149,21 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tailguard_breaker_rejections_total{name=\"replica-1\"} 2\n"),
+            text.contains("tailguard_breaker_rejections_total{name=\"replica-1\",host=\"\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE tailguard_breaker_state gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tailguard_breaker_state{name=\"replica-1\",host=\"\",state=\"open\"} 1\n"
+            ),
             "{text}"
         );
         assert!(text.contains(
-            "tailguard_breaker_transitions_total{name=\"replica-1\",from=\"closed\",to=\"open\"} 1\n"
+            "tailguard_breaker_transitions_total{name=\"replica-1\",host=\"\",from=\"closed\",to=\"open\"} 1\n"
         ));
     }
 }
