@@ -135,18 +135,77 @@ impl PolicyName {
     }
 }
 
-/// Counts a breaker transition (rare, after the breaker's lock: looked up when it happens).
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn breaker_transition(name: &PolicyName, from: &'static str, to: &'static str) {
+/// A breaker's `tailguard_breaker_transitions_total` counters, one per transition the breaker
+/// can make (15 of the 20 pairs of different states), registered when it is built: a
+/// transition is then an atomic add, no lookup and no allocation. Nothing at all with the
+/// feature off.
+pub(crate) struct TransitionCounters {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!(
-        BREAKER_TRANSITIONS,
-        "name" => name.label(),
-        "host" => NO_HOST,
-        "from" => from,
-        "to" => to
-    )
-    .increment(1);
+    table: [[::metrics::Counter; 5]; 5],
+}
+
+impl TransitionCounters {
+    /// Registers the transition counters of breaker `name`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(name: &PolicyName) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::breaker::State;
+            let states = [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+            ];
+            let table = states.map(|from| {
+                states.map(|to| {
+                    if Self::possible(from, to) {
+                        ::metrics::counter!(
+                            BREAKER_TRANSITIONS,
+                            "name" => name.label(),
+                            "host" => NO_HOST,
+                            "from" => from.as_str(),
+                            "to" => to.as_str()
+                        )
+                    } else {
+                        ::metrics::Counter::noop()
+                    }
+                })
+            });
+            TransitionCounters { table }
+        }
+        #[cfg(not(feature = "metrics"))]
+        TransitionCounters {}
+    }
+
+    /// Whether a breaker can go from `from` to `to` (a transition changes the state): a reset
+    /// closes it from any other state, `force_open` and `disable` reach their state from any
+    /// other, and the rest is the closed → open → half-open → closed or open cycle.
+    #[cfg(feature = "metrics")]
+    fn possible(from: crate::breaker::State, to: crate::breaker::State) -> bool {
+        use crate::breaker::State;
+        match to {
+            State::Closed => from != to,
+            State::ForcedOpen | State::Disabled => from != to,
+            State::Open => matches!(from, State::Closed | State::HalfOpen),
+            State::HalfOpen => from == State::Open,
+        }
+    }
+
+    /// Counts a transition from `from` to `to`.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn count(&self, from: crate::breaker::State, to: crate::breaker::State) {
+        #[cfg(feature = "metrics")]
+        self.table[from.code() as usize][to.code() as usize].increment(1);
+    }
+}
+
+impl std::fmt::Debug for TransitionCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransitionCounters")
+    }
 }
 
 /// A breaker's `tailguard_breaker_state` gauges, one per state, registered when it is built

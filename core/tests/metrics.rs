@@ -264,3 +264,71 @@ fn counting_allocates_nothing_on_the_hot_path() {
 }
 
 use std::future::Future as _;
+
+#[test]
+fn every_transition_a_breaker_makes_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    metrics::with_local_recorder(&recorder, || {
+        let timer = ManualTimer::new();
+        let listener = seen.clone();
+        let breaker = CircuitBreaker::builder()
+            .name("all")
+            .count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_calls(1)
+            .on_transition(move |_| {
+                listener.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .build_with(timer.clone())
+            .unwrap();
+        let trip = || breaker.try_acquire().unwrap().failure();
+        let probe = |ok: bool| {
+            timer.advance(Duration::from_secs(3600));
+            let permit = breaker.try_acquire().unwrap();
+            if ok {
+                permit.success()
+            } else {
+                permit.failure()
+            }
+        };
+        trip(); // closed -> open
+        probe(false); // open -> half_open -> open
+        probe(true); // open -> half_open -> closed
+                     // Every manual move from every state.
+        for from in 0..5 {
+            for to in ["forced_open", "disabled", "closed"] {
+                match from {
+                    0 => breaker.reset(),
+                    1 => {
+                        breaker.reset();
+                        trip();
+                    }
+                    2 => {
+                        breaker.reset();
+                        trip();
+                        timer.advance(Duration::from_secs(3600));
+                        drop(breaker.try_acquire().unwrap());
+                    }
+                    3 => breaker.force_open(),
+                    _ => breaker.disable(),
+                }
+                match to {
+                    "forced_open" => breaker.force_open(),
+                    "disabled" => breaker.disable(),
+                    _ => breaker.reset(),
+                }
+            }
+        }
+    });
+    let counted: u64 = Counters::read(&snapshotter)
+        .0
+        .iter()
+        .filter(|(name, ..)| name == names::BREAKER_TRANSITIONS)
+        .map(|(.., count)| count)
+        .sum();
+    assert_eq!(counted, seen.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(counted > 30, "{counted}");
+}

@@ -11,7 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
-use crate::metrics::{self, Counter, PolicyName, StateGauges};
+use crate::metrics::{self, Counter, PolicyName, StateGauges, TransitionCounters};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -119,6 +119,8 @@ pub struct StateMachine {
     rejected: Counter,
     /// `tailguard_breaker_state`.
     state_gauges: StateGauges,
+    /// `tailguard_breaker_transitions_total`.
+    transitions: TransitionCounters,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -190,6 +192,7 @@ impl StateMachine {
             listener,
             rejected: Counter::breaker(metrics::BREAKER_REJECTIONS, &name),
             state_gauges: StateGauges::new(&name),
+            transitions: TransitionCounters::new(&name),
             name,
         }
     }
@@ -654,11 +657,7 @@ impl StateMachine {
 
     fn notify(&self, notes: Notes) {
         for transition in notes.transitions.iter().flatten() {
-            metrics::breaker_transition(
-                &self.name,
-                transition.from.as_str(),
-                transition.to.as_str(),
-            );
+            self.transitions.count(transition.from, transition.to);
             self.state_gauges.moved(transition.from, transition.to);
             if let Some(listener) = &self.listener {
                 listener(transition);
