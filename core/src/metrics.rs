@@ -44,9 +44,29 @@ pub const HEDGE_BUDGET_REFUSALS: &str = "tailguard_hedge_budget_refusals_total";
 pub const BREAKER_REJECTIONS: &str = "tailguard_breaker_rejections_total";
 /// `tailguard_breaker_transitions_total{name, host, from, to}`: state changes.
 pub const BREAKER_TRANSITIONS: &str = "tailguard_breaker_transitions_total";
+/// `tailguard_breaker_state{name, host, state}` (a gauge): 1 for the breaker's state, 0 for the
+/// others.
+pub const BREAKER_STATE: &str = "tailguard_breaker_state";
+
+/// Every metric above, in the order of the table.
+pub const ALL: [&str; 9] = [
+    RETRY_RETRIES,
+    RETRY_BUDGET_REFUSALS,
+    HEDGE_PRIMARIES,
+    HEDGE_SENT,
+    HEDGE_WON,
+    HEDGE_BUDGET_REFUSALS,
+    BREAKER_TRANSITIONS,
+    BREAKER_REJECTIONS,
+    BREAKER_STATE,
+];
 
 /// The `name` label of a policy built without a name.
 pub const DEFAULT_NAME: &str = "default";
+
+/// The `host` label of a breaker that is not kept per host: every Rust breaker (Python's HTTP
+/// integrations keep one per host and label it).
+pub const NO_HOST: &str = "";
 
 /// A counter handle registered when its policy is built: one relaxed atomic add per event with
 /// the feature on, nothing at all (a zero-sized type) with it off.
@@ -63,6 +83,15 @@ impl Counter {
         Counter {
             #[cfg(feature = "metrics")]
             handle: ::metrics::counter!(metric, "name" => name.label()),
+        }
+    }
+
+    /// Registers a breaker's `metric{name, host=""}` with the recorder installed now.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn breaker(metric: &'static str, name: &PolicyName) -> Self {
+        Counter {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::counter!(metric, "name" => name.label(), "host" => NO_HOST),
         }
     }
 
@@ -106,116 +135,146 @@ impl PolicyName {
     }
 }
 
-/// `tailguard_breaker_state{name,host,state}`: 1 for the state a breaker is in, 0 for the
-/// others (a gauge).
-pub const BREAKER_STATE: &str = "tailguard_breaker_state";
-
-/// The states a breaker reports, in the order of their codes (the `from`, `to` and `state`
-/// labels).
-#[cfg(feature = "metrics")]
-const BREAKER_STATES: [&str; 5] = ["closed", "open", "half_open", "forced_open", "disabled"];
-
-/// A breaker's metrics, registered when it is built: its rejections, its state gauge, and one
-/// counter per kind of transition, registered the first time that transition happens (there are
-/// 20 possible pairs; most never occur). After that first time, nothing allocates. The `host`
-/// label is empty: a Rust breaker is not kept per host (the Python HTTP integrations' are).
-pub(crate) struct BreakerMetrics {
-    rejected: Counter,
+/// A breaker's `tailguard_breaker_transitions_total` counters, one per transition the breaker
+/// can make (15 of the 20 pairs of different states), registered when it is built: a
+/// transition is then an atomic add, no lookup and no allocation. Nothing at all with the
+/// feature off.
+pub(crate) struct TransitionCounters {
     #[cfg(feature = "metrics")]
-    name: ::metrics::SharedString,
-    #[cfg(feature = "metrics")]
-    transitions: [std::sync::OnceLock<::metrics::Counter>; 25],
-    #[cfg(feature = "metrics")]
-    state: [::metrics::Gauge; 5],
+    table: [[::metrics::Counter; 5]; 5],
 }
 
-impl BreakerMetrics {
+impl TransitionCounters {
+    /// Registers the transition counters of breaker `name`.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(name: &PolicyName) -> Self {
         #[cfg(feature = "metrics")]
-        let label = name.label();
-        #[cfg(feature = "metrics")]
-        let state = BREAKER_STATES.map(|state| {
-            ::metrics::gauge!(BREAKER_STATE, "name" => label.clone(), "host" => "", "state" => state)
-        });
-        #[cfg(feature = "metrics")]
-        state[0].set(1.0);
-        BreakerMetrics {
-            rejected: Counter {
-                #[cfg(feature = "metrics")]
-                handle: ::metrics::counter!(BREAKER_REJECTIONS, "name" => label.clone(), "host" => ""),
-            },
-            #[cfg(feature = "metrics")]
-            name: label,
-            #[cfg(feature = "metrics")]
-            transitions: Default::default(),
-            #[cfg(feature = "metrics")]
-            state,
+        {
+            use crate::breaker::State;
+            let states = [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+            ];
+            let table = states.map(|from| {
+                states.map(|to| {
+                    if Self::possible(from, to) {
+                        ::metrics::counter!(
+                            BREAKER_TRANSITIONS,
+                            "name" => name.label(),
+                            "host" => NO_HOST,
+                            "from" => from.as_str(),
+                            "to" => to.as_str()
+                        )
+                    } else {
+                        ::metrics::Counter::noop()
+                    }
+                })
+            });
+            TransitionCounters { table }
+        }
+        #[cfg(not(feature = "metrics"))]
+        TransitionCounters {}
+    }
+
+    /// Whether a breaker can go from `from` to `to` (a transition changes the state): a reset
+    /// closes it from any other state, `force_open` and `disable` reach their state from any
+    /// other, and the rest is the closed → open → half-open → closed or open cycle.
+    #[cfg(feature = "metrics")]
+    fn possible(from: crate::breaker::State, to: crate::breaker::State) -> bool {
+        use crate::breaker::State;
+        match to {
+            State::Closed => from != to,
+            State::ForcedOpen | State::Disabled => from != to,
+            State::Open => matches!(from, State::Closed | State::HalfOpen),
+            State::HalfOpen => from == State::Open,
         }
     }
 
-    /// Counts a call turned away.
-    #[inline(always)]
-    pub(crate) fn rejected(&self) {
-        self.rejected.increment();
-    }
-
-    /// Counts a change of state (`from` and `to` are state codes, 0 to 4) and moves the gauge.
+    /// Counts a transition from `from` to `to`.
+    #[inline]
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn transition(&self, from: u64, to: u64) {
+    pub(crate) fn count(&self, from: crate::breaker::State, to: crate::breaker::State) {
+        #[cfg(feature = "metrics")]
+        self.table[from.code() as usize][to.code() as usize].increment(1);
+    }
+}
+
+impl std::fmt::Debug for TransitionCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransitionCounters")
+    }
+}
+
+/// A breaker's `tailguard_breaker_state` gauges, one per state, registered when it is built
+/// (closed at 1); a transition moves the 1. Nothing at all with the feature off.
+pub(crate) struct StateGauges {
+    #[cfg(feature = "metrics")]
+    gauges: [::metrics::Gauge; 5],
+}
+
+impl StateGauges {
+    /// Registers the five gauges of breaker `name`, the breaker closed.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(name: &PolicyName) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let (from, to) = (from.min(4) as usize, to.min(4) as usize);
-            self.transitions[from * 5 + to]
-                .get_or_init(|| {
-                    ::metrics::counter!(
-                        BREAKER_TRANSITIONS,
-                        "name" => self.name.clone(),
-                        "host" => "",
-                        "from" => BREAKER_STATES[from],
-                        "to" => BREAKER_STATES[to]
-                    )
-                })
-                .increment(1);
-            self.state[from].set(0.0);
-            self.state[to].set(1.0);
+            use crate::breaker::State;
+            let gauges = [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+            ]
+            .map(|state| {
+                ::metrics::gauge!(
+                    BREAKER_STATE,
+                    "name" => name.label(),
+                    "host" => NO_HOST,
+                    "state" => state.as_str()
+                )
+            });
+            gauges[0].set(1.0);
+            StateGauges { gauges }
+        }
+        #[cfg(not(feature = "metrics"))]
+        StateGauges {}
+    }
+
+    /// The breaker left `from` for `to`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn moved(&self, from: crate::breaker::State, to: crate::breaker::State) {
+        #[cfg(feature = "metrics")]
+        {
+            self.gauges[from.code() as usize].set(0.0);
+            self.gauges[to.code() as usize].set(1.0);
         }
     }
 }
 
-impl std::fmt::Debug for BreakerMetrics {
+impl std::fmt::Debug for StateGauges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BreakerMetrics")
+        f.write_str("StateGauges")
     }
 }
 
 #[cfg(test)]
 mod tests {
-    /// The constants are the names docs/metrics.md lists, and it lists no other.
-    #[test]
-    fn the_constants_are_the_documented_names() {
-        let doc = include_str!("../../docs/metrics.md");
-        let mut documented: Vec<&str> = doc
+    /// Every metric of the table in docs/metrics.md, in its order.
+    fn documented() -> Vec<String> {
+        include_str!("../../docs/metrics.md")
             .lines()
             .filter_map(|line| line.strip_prefix("| `tailguard_"))
             .filter_map(|rest| rest.split('`').next())
-            .collect();
-        documented.sort_unstable();
-        let mut ours: Vec<String> = [
-            super::RETRY_RETRIES,
-            super::RETRY_BUDGET_REFUSALS,
-            super::HEDGE_PRIMARIES,
-            super::HEDGE_SENT,
-            super::HEDGE_WON,
-            super::HEDGE_BUDGET_REFUSALS,
-            super::BREAKER_REJECTIONS,
-            super::BREAKER_TRANSITIONS,
-            super::BREAKER_STATE,
-        ]
-        .iter()
-        .map(|name| name.trim_start_matches("tailguard_").to_owned())
-        .collect();
-        ours.sort_unstable();
-        assert_eq!(documented, ours);
+            .map(|name| format!("tailguard_{name}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_constants_are_the_documented_table() {
+        assert_eq!(documented(), super::ALL);
     }
 }

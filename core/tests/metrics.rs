@@ -38,7 +38,8 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// Every counter the recorder holds, read once (reading resets the recorder's counters).
+/// Every counter and gauge the recorder holds, read once (reading resets the recorder's
+/// counters).
 struct Counters(Vec<(String, Labels, u64)>);
 
 /// A counter's labels, sorted.
@@ -51,23 +52,20 @@ impl Counters {
                 .snapshot()
                 .into_vec()
                 .into_iter()
-                .filter_map(|(key, .., value)| match value {
-                    // A gauge is read as a whole number too (the breaker's state: 0 or 1).
-                    DebugValue::Counter(_) | DebugValue::Gauge(_) => {
-                        let count = match value {
-                            DebugValue::Counter(count) => count,
-                            DebugValue::Gauge(level) => level.0 as u64,
-                            _ => unreachable!(),
-                        };
-                        let key = key.key();
-                        let mut labels: Vec<_> = key
-                            .labels()
-                            .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                            .collect();
-                        labels.sort();
-                        Some((key.name().to_owned(), labels, count))
-                    }
-                    _ => None,
+                .filter_map(|(key, .., value)| {
+                    // Counters as they are, gauges as the whole numbers they hold here (0 or 1).
+                    let value = match value {
+                        DebugValue::Counter(count) => count,
+                        DebugValue::Gauge(value) => value.into_inner() as u64,
+                        DebugValue::Histogram(_) => return None,
+                    };
+                    let key = key.key();
+                    let mut labels: Vec<_> = key
+                        .labels()
+                        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                        .collect();
+                    labels.sort();
+                    Some((key.name().to_owned(), labels, value))
                 })
                 .collect(),
         )
@@ -171,7 +169,7 @@ fn breaker_transitions_and_rejections_are_counted_readiness_checks_included() {
         breaker.try_acquire().unwrap().success();
     });
     let counters = Counters::read(&snapshotter);
-    let (db, host) = (("name", "db"), ("host", ""));
+    let (db, host) = (("name", "db"), ("host", names::NO_HOST));
     assert_eq!(
         counters.get(names::BREAKER_REJECTIONS, &[db, host]),
         Some(2)
@@ -186,10 +184,10 @@ fn breaker_transitions_and_rejections_are_counted_readiness_checks_included() {
     assert_eq!(transition("open", "half_open"), Some(1));
     assert_eq!(transition("half_open", "closed"), Some(1));
     let state = |state| counters.get(names::BREAKER_STATE, &[db, host, ("state", state)]);
-    assert_eq!(
-        (state("closed"), state("open"), state("half_open")),
-        (Some(1), Some(0), Some(0))
-    );
+    assert_eq!(state("closed"), Some(1));
+    for other in ["open", "half_open", "forced_open", "disabled"] {
+        assert_eq!(state(other), Some(0), "{other}");
+    }
 }
 
 #[test]
@@ -204,7 +202,7 @@ fn an_unnamed_policy_is_labelled_default() {
         assert!(breaker.try_acquire().is_err());
     });
     let counters = Counters::read(&snapshotter);
-    let default = [("name", names::DEFAULT_NAME), ("host", "")];
+    let default = [("name", names::DEFAULT_NAME), ("host", names::NO_HOST)];
     assert_eq!(counters.get(names::BREAKER_REJECTIONS, &default), Some(1));
 }
 
@@ -266,3 +264,71 @@ fn counting_allocates_nothing_on_the_hot_path() {
 }
 
 use std::future::Future as _;
+
+#[test]
+fn every_transition_a_breaker_makes_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    metrics::with_local_recorder(&recorder, || {
+        let timer = ManualTimer::new();
+        let listener = seen.clone();
+        let breaker = CircuitBreaker::builder()
+            .name("all")
+            .count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_calls(1)
+            .on_transition(move |_| {
+                listener.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .build_with(timer.clone())
+            .unwrap();
+        let trip = || breaker.try_acquire().unwrap().failure();
+        let probe = |ok: bool| {
+            timer.advance(Duration::from_secs(3600));
+            let permit = breaker.try_acquire().unwrap();
+            if ok {
+                permit.success()
+            } else {
+                permit.failure()
+            }
+        };
+        trip(); // closed -> open
+        probe(false); // open -> half_open -> open
+        probe(true); // open -> half_open -> closed
+                     // Every manual move from every state.
+        for from in 0..5 {
+            for to in ["forced_open", "disabled", "closed"] {
+                match from {
+                    0 => breaker.reset(),
+                    1 => {
+                        breaker.reset();
+                        trip();
+                    }
+                    2 => {
+                        breaker.reset();
+                        trip();
+                        timer.advance(Duration::from_secs(3600));
+                        drop(breaker.try_acquire().unwrap());
+                    }
+                    3 => breaker.force_open(),
+                    _ => breaker.disable(),
+                }
+                match to {
+                    "forced_open" => breaker.force_open(),
+                    "disabled" => breaker.disable(),
+                    _ => breaker.reset(),
+                }
+            }
+        }
+    });
+    let counted: u64 = Counters::read(&snapshotter)
+        .0
+        .iter()
+        .filter(|(name, ..)| name == names::BREAKER_TRANSITIONS)
+        .map(|(.., count)| count)
+        .sum();
+    assert_eq!(counted, seen.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(counted > 30, "{counted}");
+}

@@ -28,6 +28,9 @@ use std::time::Duration;
 
 use tailguard::latency::LatencyHistogram;
 
+mod policies;
+pub use self::policies::PolicyMetrics;
+
 /// The quantiles every summary reports.
 pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
@@ -281,9 +284,13 @@ impl HttpMetrics {
     }
 
     /// Writes `tailguard_http_requests_total{route,status}` and
-    /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series, and
-    /// `tailguard_http_handler_panics_total`.
+    /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series,
+    /// `tailguard_http_handler_panics_total`, and the policies' counters if a
+    /// [`PolicyMetrics`] is installed.
     pub fn write(&self, out: &mut PromText) {
+        if let Some(policies) = PolicyMetrics::installed() {
+            policies.write(out);
+        }
         out.single(
             "tailguard_http_handler_panics_total",
             Kind::Counter,

@@ -11,7 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
-use crate::metrics::{BreakerMetrics, PolicyName};
+use crate::metrics::{self, Counter, PolicyName, StateGauges, TransitionCounters};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -115,8 +115,12 @@ pub struct StateMachine {
     listener: Option<Listener>,
     /// The `name` label of the breaker's metrics.
     name: PolicyName,
-    /// Its rejections, transitions and state (see [`crate::metrics`]).
-    metrics: BreakerMetrics,
+    /// `tailguard_breaker_rejections_total` (see [`crate::metrics`]).
+    rejected: Counter,
+    /// `tailguard_breaker_state`.
+    state_gauges: StateGauges,
+    /// `tailguard_breaker_transitions_total`.
+    transitions: TransitionCounters,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -186,7 +190,9 @@ impl StateMachine {
             config,
             origin: now,
             listener,
-            metrics: BreakerMetrics::new(&name),
+            rejected: Counter::breaker(metrics::BREAKER_REJECTIONS, &name),
+            state_gauges: StateGauges::new(&name),
+            transitions: TransitionCounters::new(&name),
             name,
         }
     }
@@ -486,7 +492,7 @@ impl StateMachine {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         let stripe = &self.rejections[thread_token() & (self.rejections.len() - 1)];
         stripe.0.fetch_add(1, Ordering::Relaxed);
-        self.metrics.rejected();
+        self.rejected.increment();
         Rejected { state, retry_after }
     }
 
@@ -651,8 +657,8 @@ impl StateMachine {
 
     fn notify(&self, notes: Notes) {
         for transition in notes.transitions.iter().flatten() {
-            self.metrics
-                .transition(transition.from.code(), transition.to.code());
+            self.transitions.count(transition.from, transition.to);
+            self.state_gauges.moved(transition.from, transition.to);
             if let Some(listener) = &self.listener {
                 listener(transition);
             }

@@ -5,20 +5,24 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use pin_project::pin_project;
-use tailguard::retry::{Decision, Next, RetryState};
+use tailguard::retry::{AttemptError, Decision, Next, RetryState};
 use tailguard::time::Timer;
 use tailguard::timeout::Elapsed;
 use tower_service::Service;
 
-use super::Policy;
+use super::{Handle, Policy};
 use crate::BoxError;
 
-enum Phase<R> {
+/// An attempt's outcome, kept as it is (not boxed) until it is returned: a retried failure
+/// costs no allocation.
+type Outcome<R, E> = Result<R, AttemptError<E>>;
+
+enum Phase<R, E> {
     /// An attempt is in flight; `armed` once its time limit (if any) is set.
     Attempt { armed: bool },
     /// Sleeping before the next attempt; holds the last outcome, returned if the deadline
     /// passes during the sleep.
-    Backoff(Result<R, BoxError>),
+    Backoff(Outcome<R, E>),
     /// Waiting for the service to be ready for the next attempt.
     Ready,
     /// Finished.
@@ -31,28 +35,22 @@ enum Phase<R> {
 /// It owns the attempt in flight, a clone of the service and the request, and the sleep between
 /// attempts; no allocation, no task. Dropping it cancels the attempt and refunds a budget retry
 /// granted but not made.
-#[pin_project]
+#[pin_project(project = ResponseFutureProj)]
 #[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture<S: Service<Req>, Req, P, T: Timer> {
+pub struct ResponseFuture<S: Service<Req>, Req, P, R: Handle> {
     #[pin]
     attempt: Option<S::Future>,
     service: S,
     request: Req,
     policy: P,
-    state: RetryState<tailguard::retry::Retry<T>>,
-    phase: Phase<S::Response>,
+    state: RetryState<R>,
+    phase: Phase<S::Response, S::Error>,
     /// The attempt's time limit, or the backoff sleep; reused from one to the next.
-    sleep: Option<T::Sleep>,
+    sleep: Option<<R::Timer as Timer>::Sleep>,
 }
 
-impl<S: Service<Req>, Req, P, T: Timer> ResponseFuture<S, Req, P, T> {
-    pub(super) fn new(
-        service: S,
-        request: Req,
-        policy: P,
-        retry: tailguard::retry::Retry<T>,
-        first: S::Future,
-    ) -> Self {
+impl<S: Service<Req>, Req, P, R: Handle> ResponseFuture<S, Req, P, R> {
+    pub(super) fn new(service: S, request: Req, policy: P, retry: R, first: S::Future) -> Self {
         let mut state = RetryState::new(retry);
         // No deadline can have passed before the first attempt: no clock needed.
         state.begin_attempt_untimed();
@@ -68,33 +66,94 @@ impl<S: Service<Req>, Req, P, T: Timer> ResponseFuture<S, Req, P, T> {
     }
 }
 
-impl<S, Req, P, T> Future for ResponseFuture<S, Req, P, T>
+impl<S, Req, P, R> Future for ResponseFuture<S, Req, P, R>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     P: Policy<Req, S::Response, S::Error>,
-    T: Timer,
+    R: Handle,
     Req: Clone,
 {
     type Output = Result<S::Response, BoxError>;
 
+    /// An attempt's first poll is made inline, and an accepted answer returns at once;
+    /// everything else (failures, waiting, sleeping) is in `poll_slow`, out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let first = if let Phase::Attempt { armed: false } = this.phase {
+            let attempt = this
+                .attempt
+                .as_mut()
+                .as_pin_mut()
+                .expect("attempt in flight");
+            let polled = attempt.poll(cx);
+            let mut decided = None;
+            if let Poll::Ready(Ok(response)) = &polled {
+                let decision = this.policy.decide(this.request, Ok(response));
+                if decision == Decision::Stop {
+                    // Accepted: the call is over.
+                    if this.state.needs_clock_on_success() {
+                        let now = this.state.get_ref().policy().timer().now();
+                        this.state.on_success_at(now);
+                    }
+                    this.attempt.set(None);
+                    *this.sleep = None;
+                    *this.phase = Phase::Done;
+                    return polled.map_err(Into::into);
+                }
+                decided = Some(decision);
+            }
+            Some((polled, decided))
+        } else {
+            None
+        };
+        poll_slow(this, cx, first)
+    }
+}
+
+/// An attempt's first poll, made inline, with the policy's decision if it was asked.
+type FirstPoll<R, E> = (Poll<Result<R, E>>, Option<Decision>);
+
+/// Drives the loop; `first` is the result of an attempt's first poll (and the policy's decision,
+/// if it was asked) when that poll was made inline and not handled there.
+#[inline(never)]
+fn poll_slow<S, Req, P, R>(
+    mut this: ResponseFutureProj<'_, S, Req, P, R>,
+    cx: &mut Context<'_>,
+    mut first: Option<FirstPoll<S::Response, S::Error>>,
+) -> Poll<Result<S::Response, BoxError>>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response, S::Error>,
+    R: Handle,
+    Req: Clone,
+{
+    {
         loop {
             match this.phase {
                 Phase::Attempt { armed } => {
-                    let attempt = this
-                        .attempt
-                        .as_mut()
-                        .as_pin_mut()
-                        .expect("attempt in flight");
-                    let (outcome, decision) = match attempt.poll(cx) {
+                    let (polled, decided) = match first.take() {
+                        Some(first) => first,
+                        None => (
+                            this.attempt
+                                .as_mut()
+                                .as_pin_mut()
+                                .expect("attempt in flight")
+                                .poll(cx),
+                            None,
+                        ),
+                    };
+                    let (outcome, decision) = match polled {
                         Poll::Ready(result) => {
-                            let decision = this.policy.decide(this.request, result.as_ref());
+                            let decision = decided.unwrap_or_else(|| {
+                                this.policy.decide(this.request, result.as_ref())
+                            });
                             if let (Ok(_), Decision::Stop) = (&result, decision) {
                                 // Accepted: the call is over.
                                 if this.state.needs_clock_on_success() {
-                                    let now = this.state.get_ref().timer().now();
+                                    let now = this.state.get_ref().policy().timer().now();
                                     this.state.on_success_at(now);
                                 }
                                 this.attempt.set(None);
@@ -102,7 +161,7 @@ where
                                 *this.phase = Phase::Done;
                                 return Poll::Ready(result.map_err(Into::into));
                             }
-                            (result.map_err(Into::into), decision)
+                            (result.map_err(AttemptError::Failed), decision)
                         }
                         Poll::Pending => {
                             if !*armed {
@@ -111,7 +170,7 @@ where
                             }
                             match this.sleep.as_mut().map(|sleep| Pin::new(sleep).poll(cx)) {
                                 Some(Poll::Ready(_)) => (
-                                    Err(Box::new(Elapsed::new()) as BoxError),
+                                    Err(AttemptError::TimedOut(Elapsed::new())),
                                     this.state.config().on_timeout(),
                                 ),
                                 _ => return Poll::Pending,
@@ -119,7 +178,7 @@ where
                         }
                     };
                     this.attempt.set(None);
-                    let timer = this.state.get_ref().timer().clone();
+                    let timer = this.state.get_ref().policy().timer().clone();
                     let (next, now) = if this.state.needs_clock_on_failure() {
                         let now = timer.now();
                         (this.state.on_failure_at(now, decision), Some(now))
@@ -149,14 +208,14 @@ where
                         Next::GiveUp(_) => {
                             *this.sleep = None;
                             *this.phase = Phase::Done;
-                            return Poll::Ready(outcome);
+                            return Poll::Ready(finish(outcome));
                         }
                     }
                 }
                 Phase::Backoff(_) => {
                     let sleep = this.sleep.as_mut().expect("backoff sleep");
                     ready!(Pin::new(sleep).poll(cx));
-                    let now = this.state.get_ref().timer().now();
+                    let now = this.state.get_ref().policy().timer().now();
                     if this.state.begin_attempt_at(now).is_ok() {
                         *this.phase = Phase::Ready;
                     } else {
@@ -165,7 +224,7 @@ where
                         else {
                             unreachable!("in the backoff phase")
                         };
-                        return Poll::Ready(last);
+                        return Poll::Ready(finish(last));
                     }
                 }
                 Phase::Ready => {
@@ -184,13 +243,22 @@ where
     }
 }
 
+/// The caller's answer from an attempt's outcome: its response, or its error boxed.
+fn finish<R, E: Into<BoxError>>(outcome: Outcome<R, E>) -> Result<R, BoxError> {
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(AttemptError::Failed(error)) => Err(error.into()),
+        Err(AttemptError::TimedOut(elapsed)) => Err(Box::new(elapsed)),
+    }
+}
+
 /// Sets the time limit of an attempt that has to wait, if it has one.
 #[inline(never)]
-fn arm_attempt_limit<T: Timer>(
-    state: &mut RetryState<tailguard::retry::Retry<T>>,
-    sleep: &mut Option<T::Sleep>,
+fn arm_attempt_limit<R: Handle>(
+    state: &mut RetryState<R>,
+    sleep: &mut Option<<R::Timer as Timer>::Sleep>,
 ) {
-    let timer = state.get_ref().timer().clone();
+    let timer = state.get_ref().policy().timer().clone();
     match state.attempt_deadline_at(timer.now()) {
         Some(limit) => set_sleep(&timer, sleep, limit),
         None => *sleep = None,
@@ -205,7 +273,7 @@ fn set_sleep<T: Timer>(timer: &T, sleep: &mut Option<T::Sleep>, deadline: Instan
     }
 }
 
-impl<S: Service<Req>, Req, P, T: Timer> fmt::Debug for ResponseFuture<S, Req, P, T> {
+impl<S: Service<Req>, Req, P, R: Handle> fmt::Debug for ResponseFuture<S, Req, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("state", &self.state)

@@ -1,21 +1,20 @@
-use tailguard::time::Timer;
 use tower_layer::Layer;
 
-use super::{Retry, RetryErrors};
+use super::{Handle, Retry, RetryErrors};
 
 /// Wraps services in a [`Retry`] under one tailguard [`Retry`](tailguard::retry::Retry) policy
 /// (attempts, backoff, deadline, budget, timer) and a [`Policy`](super::Policy) saying which
 /// outcomes to retry.
 ///
 /// Every service the layer makes shares the policy: its budget, and its seeded backoff's stream
-/// counter.
+/// counter. `R` is how the services hold it (see [`Handle`]).
 #[derive(Debug, Clone)]
-pub struct RetryLayer<T, P = RetryErrors> {
-    retry: tailguard::retry::Retry<T>,
+pub struct RetryLayer<R, P = RetryErrors> {
+    retry: R,
     policy: P,
 }
 
-impl<T: Timer> RetryLayer<T> {
+impl<R: Handle> RetryLayer<R> {
     /// Retries every error, accepts every response ([`RetryErrors`]).
     ///
     /// ```
@@ -27,7 +26,7 @@ impl<T: Timer> RetryLayer<T> {
     /// # let _ = layer;
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
-    pub fn new(retry: tailguard::retry::Retry<T>) -> Self {
+    pub fn new(retry: R) -> Self {
         RetryLayer {
             retry,
             policy: RetryErrors,
@@ -35,9 +34,9 @@ impl<T: Timer> RetryLayer<T> {
     }
 }
 
-impl<T: Timer, P> RetryLayer<T, P> {
+impl<R: Handle, P> RetryLayer<R, P> {
     /// The same layer, deciding which outcomes to retry with `policy`.
-    pub fn policy<P2>(self, policy: P2) -> RetryLayer<T, P2> {
+    pub fn policy<P2>(self, policy: P2) -> RetryLayer<R, P2> {
         RetryLayer {
             retry: self.retry,
             policy,
@@ -45,13 +44,13 @@ impl<T: Timer, P> RetryLayer<T, P> {
     }
 
     /// The tailguard policy the services follow.
-    pub fn retry(&self) -> &tailguard::retry::Retry<T> {
-        &self.retry
+    pub fn retry(&self) -> &tailguard::retry::Retry<R::Timer> {
+        self.retry.policy()
     }
 }
 
-impl<S, T: Timer, P: Clone> Layer<S> for RetryLayer<T, P> {
-    type Service = Retry<S, P, T>;
+impl<S, R: Handle, P: Clone> Layer<S> for RetryLayer<R, P> {
+    type Service = Retry<S, P, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry::new(inner, self.retry.clone(), self.policy.clone())

@@ -59,29 +59,33 @@
 //! ```
 
 mod future;
+mod handle;
 mod layer;
 mod policy;
 
 pub use self::future::ResponseFuture;
+pub use self::handle::Handle;
 pub use self::layer::RetryLayer;
 pub use self::policy::{Policy, RetryErrors};
 
 use std::task::{Context, Poll};
 
-use tailguard::time::Timer;
 use tower_service::Service;
 
 use crate::BoxError;
 
 /// A service that retries its calls; see the [module docs](self).
+///
+/// `R` is how it holds the tailguard policy (see [`Handle`]): a
+/// [`Retry`](tailguard::retry::Retry), or a `&'static` one.
 #[derive(Debug)]
-pub struct Retry<S, P, T> {
+pub struct Retry<S, P, R> {
     inner: S,
-    retry: tailguard::retry::Retry<T>,
+    retry: R,
     policy: P,
 }
 
-impl<S: Clone, P: Clone, T> Clone for Retry<S, P, T> {
+impl<S: Clone, P: Clone, R: Clone> Clone for Retry<S, P, R> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
@@ -91,9 +95,9 @@ impl<S: Clone, P: Clone, T> Clone for Retry<S, P, T> {
     }
 }
 
-impl<S, P, T: Timer> Retry<S, P, T> {
+impl<S, P, R: Handle> Retry<S, P, R> {
     /// `inner`, retried under `retry` where `policy` says so.
-    pub fn new(inner: S, retry: tailguard::retry::Retry<T>, policy: P) -> Self {
+    pub fn new(inner: S, retry: R, policy: P) -> Self {
         Retry {
             inner,
             retry,
@@ -102,8 +106,8 @@ impl<S, P, T: Timer> Retry<S, P, T> {
     }
 
     /// The tailguard policy this service follows.
-    pub fn retry(&self) -> &tailguard::retry::Retry<T> {
-        &self.retry
+    pub fn retry(&self) -> &tailguard::retry::Retry<R::Timer> {
+        self.retry.policy()
     }
 
     /// The wrapped service.
@@ -122,17 +126,17 @@ impl<S, P, T: Timer> Retry<S, P, T> {
     }
 }
 
-impl<S, P, T, Req> Service<Req> for Retry<S, P, T>
+impl<S, P, R, Req> Service<Req> for Retry<S, P, R>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     P: Policy<Req, S::Response, S::Error> + Clone,
-    T: Timer,
+    R: Handle,
     Req: Clone,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, Req, P, T>;
+    type Future = ResponseFuture<S, Req, P, R>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
