@@ -50,6 +50,11 @@ pub struct GatewayArgs {
     /// Hedges allowed as a fraction of calls.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub hedge_budget: f64,
+    /// How each key's replica is picked: home (key k on replica k mod n first, each hedge or
+    /// retry one further along) or p2c (power of two choices over a peak-EWMA of latency;
+    /// hedges and retries only to replicas not running the key, hedges only to healthy ones).
+    #[arg(long, default_value = "home")]
+    pub balance: super::Balance,
     /// A replica's breaker opens at this failure rate over its last 20 calls.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub breaker_failure_rate: f64,
@@ -77,6 +82,7 @@ impl GatewayArgs {
             retry_budget_ratio: self.retry_budget,
             hedge: self.hedge,
             hedge_budget_ratio: self.hedge_budget,
+            balance: self.balance,
             breaker: BreakerSettings {
                 failure_rate: self.breaker_failure_rate,
                 open_duration: self.breaker_open,

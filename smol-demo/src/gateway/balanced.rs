@@ -112,8 +112,15 @@ impl Inner {
         };
         let now = Instant::now();
         let call = lock(replicas);
+        // Without a pick, a first call or a retry goes to the home replica, where the breakers
+        // decide (all open: `AllBreakersOpen`); only a hedge may go nowhere.
+        let home = (key + offset) % n;
         if offset == 0 {
-            return balancer.pick_where_at(now, |i, _| !self.is_open(i));
+            return Some(
+                balancer
+                    .pick_where_at(now, |i, _| !self.is_open(i))
+                    .unwrap_or(home),
+            );
         }
         let kind = if hedge > 1 {
             AttemptKind::Hedge
@@ -131,7 +138,11 @@ impl Inner {
             },
             cost: balancer.cost_at(i, now).unwrap_or(f64::INFINITY),
         });
-        call.pick(kind, candidates)
+        match (call.pick(kind, candidates), kind) {
+            (Some(replica), _) => Some(replica),
+            (None, AttemptKind::Hedge) => None,
+            (None, _) => Some(home),
+        }
     }
 
     fn is_open(&self, replica: usize) -> bool {

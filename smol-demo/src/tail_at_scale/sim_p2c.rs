@@ -10,7 +10,7 @@
 //!   reads that age, or has answered late, so it is avoided;
 //! - a **hedge** goes to the cheapest copy not running this read and not on probation for
 //!   being slow ([`Balancer::is_slow_against_at`]), as
-//!   [`CallReplicas`](tailguard::hedge::CallReplicas) picks; only if every copy left is slow
+//!   [`CallReplicas`] picks; only if every copy left is slow
 //!   does it go to the cheapest of those (the hedge was already paid for);
 //! - each attempt's [`Load`] is finished when the read completes, and cancelled (the time out
 //!   learnt as a lower bound) when a hedge wins first.
