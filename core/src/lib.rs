@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`time`] | the [`Timer`](time::Timer) trait; real timers; a virtual clock |
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
+//! | [`deadline_header`] | a call's remaining time over the wire: the `tailguard-timeout` header's [`encode`](deadline_header::encode) and [`decode`](deadline_header::decode) (`grpc-timeout` syntax) |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
 //! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
@@ -72,6 +73,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod deadline_header;
 mod error;
 pub mod fanout;
 pub mod hedge;
