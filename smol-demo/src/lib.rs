@@ -20,3 +20,4 @@ pub mod signals;
 pub mod tail_at_scale;
 pub mod tour;
 pub mod verdict;
+pub mod wire_deadline;

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use tailguard::latency::LatencyHistogram;
 
+use crate::wire_deadline::DeadlineCounts;
+
 /// The quantiles every summary reports.
 pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
@@ -240,6 +242,7 @@ pub struct HttpMetrics {
     requests: [[AtomicU64; STATUS_SLOTS]; Route::ALL.len()],
     latency: [LatencyHistogram; Route::ALL.len()],
     panics: Counter,
+    deadlines: DeadlineCounts,
 }
 
 impl HttpMetrics {
@@ -249,6 +252,7 @@ impl HttpMetrics {
             requests: Default::default(),
             latency: std::array::from_fn(|_| LatencyHistogram::new()),
             panics: Counter::default(),
+            deadlines: DeadlineCounts::default(),
         }
     }
 
@@ -275,6 +279,12 @@ impl HttpMetrics {
         self.panics.get()
     }
 
+    /// Requests refused, or stopped, for their caller's deadline (the `tailguard-timeout`
+    /// header; see [`wire_deadline`](crate::wire_deadline)).
+    pub fn deadlines(&self) -> &DeadlineCounts {
+        &self.deadlines
+    }
+
     /// The latency histogram of `route`.
     pub fn latency(&self, route: Route) -> &LatencyHistogram {
         &self.latency[route as usize]
@@ -282,8 +292,10 @@ impl HttpMetrics {
 
     /// Writes `tailguard_http_requests_total{route,status}` and
     /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series, and
-    /// `tailguard_http_handler_panics_total`.
+    /// `tailguard_http_handler_panics_total`, and the deadline refusals
+    /// ([`DeadlineCounts::write`]).
     pub fn write(&self, out: &mut PromText) {
+        self.deadlines.write(out);
         out.single(
             "tailguard_http_handler_panics_total",
             Kind::Counter,

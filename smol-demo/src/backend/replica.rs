@@ -22,6 +22,7 @@ use super::{OutageMode, ReplicaStats, Shared};
 use crate::metrics::Counter;
 use crate::respond::{text, Body};
 use crate::rt::Exec;
+use crate::wire_deadline::{admit_at, stopped, Reason, Refusal};
 
 pub(super) struct Replica {
     index: usize,
@@ -36,6 +37,9 @@ pub(super) struct Replica {
     errors: Counter,
     unavailable: Counter,
     stalled: Counter,
+    deadline_refused: Counter,
+    deadline_stopped: Counter,
+    malformed: Counter,
     in_flight: AtomicU64,
 }
 
@@ -47,6 +51,8 @@ struct Behaviour {
 
 /// What happens to one request: when it is answered, and how.
 struct Plan {
+    /// The work itself, stalls aside: what the replica knows it will take.
+    work: Duration,
     finish: Duration,
     stalled: bool,
     fail: bool,
@@ -76,6 +82,9 @@ impl Replica {
             errors: Counter::default(),
             unavailable: Counter::default(),
             stalled: Counter::default(),
+            deadline_refused: Counter::default(),
+            deadline_stopped: Counter::default(),
+            malformed: Counter::default(),
             in_flight: AtomicU64::new(0),
         }
     }
@@ -108,6 +117,9 @@ impl Replica {
             errors: self.errors.get(),
             unavailable: self.unavailable.get(),
             stalled: self.stalled.get(),
+            deadline_refused: self.deadline_refused.get(),
+            deadline_stopped: self.deadline_stopped.get(),
+            malformed: self.malformed.get(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
         }
     }
@@ -145,6 +157,7 @@ impl Replica {
             Some(schedule) => Duration::from_nanos(schedule.finish(nanos(arrival), nanos(work))),
         };
         Plan {
+            work,
             stalled: finish > arrival + work,
             finish,
             fail,
@@ -285,6 +298,13 @@ async fn handle(shared: &Shared, index: usize, request: Request<Incoming>) -> Re
             format!("replica {index} is down\n"),
         );
     }
+    // The caller's deadline: a malformed header or one already passed is refused before
+    // anything else.
+    let arrival = Instant::now();
+    let deadline = match admit_at(request.headers(), arrival, Duration::ZERO) {
+        Ok(deadline) => deadline,
+        Err(refusal) => return refused(replica, index, refusal),
+    };
     let in_flight = replica.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = InFlight(&replica.in_flight);
     if let Some(capacity) = replica.capacity() {
@@ -296,13 +316,26 @@ async fn handle(shared: &Shared, index: usize, request: Request<Incoming>) -> Re
             );
         }
     }
-    let arrival = Instant::now();
     let plan = replica.plan(arrival.saturating_duration_since(shared.origin));
+    // Work longer than the caller has left is refused at once: the replica knows what its work
+    // takes (the draw), though not that a stall may come and stretch it.
+    if deadline.is_some() {
+        if let Err(refusal) = admit_at(request.headers(), arrival, plan.work) {
+            return refused(replica, index, refusal);
+        }
+    }
     if plan.stalled {
         replica.stalled.bump();
     }
-    smol::Timer::at(shared.origin + plan.finish).await;
-    let mut response = if plan.fail {
+    let finish = shared.origin + plan.finish;
+    if let Some(deadline) = deadline.filter(|d| d.instant() < finish) {
+        // A stall would take the work past the caller's deadline: stop there.
+        smol::Timer::at(deadline.instant()).await;
+        replica.deadline_stopped.bump();
+        return tagged(stopped(arrival.elapsed()), index);
+    }
+    smol::Timer::at(finish).await;
+    let response = if plan.fail {
         replica.errors.bump();
         text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -312,8 +345,22 @@ async fn handle(shared: &Shared, index: usize, request: Request<Incoming>) -> Re
         replica.ok.bump();
         text(StatusCode::OK, format!("{path} from replica {index}"))
     };
+    tagged(response, index)
+}
+
+/// `response` with the `x-replica` header.
+fn tagged(mut response: Response<Body>, index: usize) -> Response<Body> {
     response
         .headers_mut()
         .insert("x-replica", HeaderValue::from(index));
     response
+}
+
+/// Counts a request refused for its deadline, and answers it.
+fn refused(replica: &Replica, index: usize, refusal: Refusal) -> Response<Body> {
+    match refusal.reason {
+        Reason::Malformed => replica.malformed.bump(),
+        Reason::Expired | Reason::TooShort => replica.deadline_refused.bump(),
+    }
+    tagged(refusal.into_response(), index)
 }

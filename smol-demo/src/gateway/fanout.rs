@@ -18,6 +18,7 @@ use tailguard::timeout::Deadline;
 use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
+use crate::wire_deadline::is_deadline_504;
 
 /// Why one key got no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,14 @@ pub enum KeyError {
     /// `timeout_unsent`: `call_timeout` ran out before the request was sent). Not the
     /// replica's doing: not retried, and not held against its breaker.
     Unsent(&'static str),
+    /// The call was in flight when its caller's deadline (the fan-out's, nearer than
+    /// `call_timeout`) came: not retried (there is no time left), and not held against the
+    /// replica.
+    Deadline,
+    /// The replica answered 504 for the caller's deadline (the fan-out's, nearer than
+    /// `call_timeout`): it had too little time left for the work, or a stall took it to the
+    /// deadline. Another replica may be faster: retried, but not held against this one.
+    DeadlineRefused,
 }
 
 impl KeyError {
@@ -46,6 +55,8 @@ impl KeyError {
             KeyError::CallTimeout => "call_timeout".into(),
             KeyError::Client(kind) | KeyError::Unsent(kind) => (*kind).into(),
             KeyError::AllBreakersOpen => "all_breakers_open".into(),
+            KeyError::Deadline => "deadline".into(),
+            KeyError::DeadlineRefused => "deadline_refused".into(),
         }
     }
 
@@ -55,8 +66,8 @@ impl KeyError {
     fn is_retryable(&self) -> bool {
         match self {
             KeyError::Status(status) => *status >= 500,
-            KeyError::AllBreakersOpen | KeyError::Unsent(_) => false,
-            KeyError::CallTimeout | KeyError::Client(_) => true,
+            KeyError::AllBreakersOpen | KeyError::Unsent(_) | KeyError::Deadline => false,
+            KeyError::CallTimeout | KeyError::Client(_) | KeyError::DeadlineRefused => true,
         }
     }
 }
@@ -72,6 +83,10 @@ impl fmt::Display for KeyError {
                 f,
                 "the gateway's own limits stopped the call before it was sent ({kind})"
             ),
+            KeyError::Deadline => f.write_str("the fan-out's deadline came during the call"),
+            KeyError::DeadlineRefused => {
+                f.write_str("the replica answered 504 for the fan-out's deadline")
+            }
         }
     }
 }
@@ -160,16 +175,24 @@ impl Gateway {
     /// Reads keys `0..keys` from the replicas (see the [module documentation](super)) and
     /// answers within the fan-out deadline, partially if need be.
     pub async fn fanout(&self, keys: usize) -> FanoutReport {
+        self.fanout_until(keys, Deadline::after(self.inner.config.fanout_deadline))
+            .await
+    }
+
+    /// Like [`fanout`](Gateway::fanout), by the caller's `deadline` when it is nearer than the
+    /// fan-out deadline: every call's `tailguard-timeout` header then carries the time left
+    /// until the nearer of the two (and its own `call_timeout`).
+    pub async fn fanout_until(&self, keys: usize, deadline: Deadline) -> FanoutReport {
         let inner = &*self.inner;
         let started = Instant::now();
         let counts = FanoutCounts::default();
-        let deadline = Deadline::after(inner.config.fanout_deadline);
+        let deadline = deadline.min(Deadline::after(inner.config.fanout_deadline));
         // At most `fanout_concurrency` keys at once: a key's call timeout starts with its turn.
         let turns = Semaphore::new(inner.config.fanout_concurrency);
         let (turns, counts_ref) = (&turns, &counts);
         let reads = (0..keys).map(|key| async move {
             let _turn = turns.acquire().await;
-            inner.read_key(key, counts_ref).await
+            inner.read_key(key, counts_ref, deadline).await
         });
         let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
 
@@ -201,17 +224,18 @@ impl Gateway {
                     report.values.push(Some(served.value));
                     inner.totals.keys_ok.bump();
                 }
+                // Cut in flight by the deadline, or cut waiting: both timed out.
+                Ok(Err(KeyError::Deadline)) | Err(_) => {
+                    report.timed_out += 1;
+                    *report.errors.entry("deadline".into()).or_default() += 1;
+                    report.values.push(None);
+                    inner.totals.keys_timed_out.bump();
+                }
                 Ok(Err(error)) => {
                     report.failed += 1;
                     *report.errors.entry(error.name()).or_default() += 1;
                     report.values.push(None);
                     inner.totals.keys_failed.bump();
-                }
-                Err(_elapsed) => {
-                    report.timed_out += 1;
-                    *report.errors.entry("deadline".into()).or_default() += 1;
-                    report.values.push(None);
-                    inner.totals.keys_timed_out.bump();
                 }
             }
         }
@@ -224,8 +248,13 @@ impl Gateway {
 
 impl Inner {
     /// One key: retried, each try hedged, each call through a breaker and a timeout.
-    async fn read_key(&self, key: usize, counts: &FanoutCounts) -> Result<Served, KeyError> {
-        let result = self.retried(key, counts).await;
+    async fn read_key(
+        &self,
+        key: usize,
+        counts: &FanoutCounts,
+        deadline: Deadline,
+    ) -> Result<Served, KeyError> {
+        let result = self.retried(key, counts, deadline).await;
         result.map_err(|error| {
             if error.reason() == GaveUp::BudgetExhausted {
                 counts.budget_refusals.bump();
@@ -241,7 +270,12 @@ impl Inner {
     /// The retry loop of one key, boxed as `Send` here, where its lifetimes are known: inside
     /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
     /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
-    fn retried<'a>(&'a self, key: usize, counts: &'a FanoutCounts) -> Retried<'a> {
+    fn retried<'a>(
+        &'a self,
+        key: usize,
+        counts: &'a FanoutCounts,
+        deadline: Deadline,
+    ) -> Retried<'a> {
         Box::pin(self.retry.run_numbered(move |attempt| {
             if attempt > 1 {
                 counts.retries.bump();
@@ -254,18 +288,20 @@ impl Inner {
                     counts.hedges_sent.bump();
                 }
                 let offset = (attempt + hedge) as usize - 2;
-                self.call(key, offset, hedge, counts)
+                self.call(key, offset, hedge, counts, deadline)
             })
         }))
     }
 
-    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it.
+    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it,
+    /// within `call_timeout` and never past the fan-out's `deadline`.
     async fn call(
         &self,
         key: usize,
         offset: usize,
         hedge: u32,
         counts: &FanoutCounts,
+        deadline: Deadline,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
         let first = (key + offset) % n;
@@ -297,13 +333,37 @@ impl Inner {
             },
             total: self.config.call_timeout,
         };
-        match replica.pool.get_within(&path, limits).await {
+        // Whose limit ends the call: the fan-out's deadline, or the call's own timeout. Only
+        // the second says anything about the replica.
+        let by_caller = Instant::now()
+            .checked_add(self.config.call_timeout)
+            .is_none_or(|own| deadline.instant() <= own);
+        match replica.pool.get_until(&path, limits, deadline).await {
             // The gateway's own limit, not the replica's doing: the permit is released
             // uncounted (dropped), so the breaker sees neither a success nor a failure.
             Err(error) if error.is_local() => {
                 drop(permit);
                 replica.counts.unsent.bump();
                 Err(KeyError::Unsent(error.kind()))
+            }
+            // The caller's deadline, not the replica's: uncounted too.
+            Err(ClientError::TimedOut { .. }) if by_caller => {
+                drop(permit);
+                replica.counts.deadline.bump();
+                Err(KeyError::Deadline)
+            }
+            Ok(reply) if is_deadline_504(reply.status, &reply.headers) => {
+                if by_caller {
+                    drop(permit);
+                    replica.counts.deadline.bump();
+                    Err(KeyError::DeadlineRefused)
+                } else {
+                    // Told it had `call_timeout`, the replica could not do the work in it:
+                    // the call would have timed out, sooner said.
+                    permit.failure();
+                    replica.counts.timed_out.bump();
+                    Err(KeyError::CallTimeout)
+                }
             }
             Err(ClientError::TimedOut { .. }) => {
                 permit.failure();

@@ -6,7 +6,7 @@
 //! | layer | what it does | from |
 //! |---|---|---|
 //! | keep-alive pool | one pool of at most `pool_size` HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
-//! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included | [`tailguard::timeout`] |
+//! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included, and never past the fan-out's deadline; the request tells the replica the time it has left (`tailguard-timeout` header) | [`tailguard::timeout`], [`tailguard::deadline_header`] |
 //! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts after sending are failures | [`tailguard::breaker`] |
 //! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::hedge`] |
 //! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::retry`] |
@@ -17,6 +17,13 @@
 //! while connecting) releases its breaker permit uncounted, is not retried, and is reported as
 //! [`KeyError::Unsent`]: a burst beyond what the pools carry slows the gateway down, but
 //! cannot open a healthy replica's breaker.
+//!
+//! The fan-out's deadline is `fanout_deadline`, or the caller's when nearer
+//! ([`Gateway::fanout_until`]; the server passes the deadline of a request's
+//! `tailguard-timeout` header). What that deadline ends is the caller's doing too, never held
+//! against a replica: a call cut in flight ([`KeyError::Deadline`], reported as timed out), or
+//! a replica's `504` for it ([`KeyError::DeadlineRefused`], retried on the next replica). A
+//! replica that cannot do its work within `call_timeout` itself is a failure, as a timeout is.
 //!
 //! A [`FanoutReport`] says how the answer was obtained: keys ok, failed and timed out, retries,
 //! budget refusals, hedges sent and won, breaker rejections and which replicas served. The
@@ -108,6 +115,7 @@ struct ReplicaCounts {
     timed_out: Counter,
     rejected: Counter,
     unsent: Counter,
+    deadline: Counter,
     /// Breaker transitions, by `[from][to]` state index (see [`state_index`]).
     transitions: [[Counter; STATES.len()]; STATES.len()],
 }
