@@ -9,6 +9,7 @@ use super::state::Transition;
 use super::window::Window;
 use super::CircuitBreaker;
 use crate::backoff::Backoff;
+use crate::metrics::PolicyName;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -77,6 +78,7 @@ pub struct CircuitBreakerBuilder {
     half_open_timeout: Duration,
     stripes: Option<usize>,
     listener: Option<Listener>,
+    name: PolicyName,
 }
 
 impl Default for CircuitBreakerBuilder {
@@ -100,6 +102,7 @@ impl CircuitBreakerBuilder {
             half_open_timeout: Duration::from_secs(60),
             stripes: None,
             listener: None,
+            name: PolicyName::DEFAULT,
         }
     }
 
@@ -253,6 +256,13 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// Names the breaker: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
+        self
+    }
+
     /// Builds a breaker on the [`DefaultTimer`].
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn build(self) -> Result<CircuitBreaker<DefaultTimer>, ConfigError> {
@@ -277,6 +287,7 @@ impl CircuitBreakerBuilder {
             config,
             OpenDurations::new(backoff),
             self.listener,
+            self.name,
             now,
         ))
     }
@@ -398,6 +409,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("stripes", &self.stripes)
             .field("open_backoff", &self.open_durations)
             .field("listener", &self.listener.is_some())
+            .field("name", &self.name.as_str())
             .finish_non_exhaustive()
     }
 }

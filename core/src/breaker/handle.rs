@@ -119,6 +119,25 @@ impl<T: Timer> CircuitBreaker<T> {
         Ok(OwnedPermit::new(self.clone(), ticket))
     }
 
+    /// Whether a call would be admitted now, without taking a permit or a probe slot (see
+    /// [`StateMachine::check_at`]): for readiness checks such as tower's `poll_ready`. In the
+    /// closed state this is one atomic load and reads no clock.
+    ///
+    /// ```
+    /// use tailguard::breaker::CircuitBreaker;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let breaker = CircuitBreaker::builder().build_with(ManualTimer::new())?;
+    /// assert!(breaker.check().is_ok());
+    /// breaker.force_open();
+    /// assert!(breaker.check().is_err());
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    #[inline(always)]
+    pub fn check(&self) -> Result<(), Rejected> {
+        self.machine.check_with(&self.clocks())
+    }
+
     /// The current state (open turns half-open on the first acquire after the open duration).
     pub fn state(&self) -> State {
         self.machine.state()

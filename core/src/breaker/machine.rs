@@ -11,6 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
+use crate::metrics::{self, Counter, PolicyName};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -112,6 +113,10 @@ pub struct StateMachine {
     slow_nanos: u64,
     origin: Instant,
     listener: Option<Listener>,
+    /// The `name` label of the breaker's metrics.
+    name: PolicyName,
+    /// `tailguard_breaker_rejections_total` (see [`crate::metrics`]).
+    rejected: Counter,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -152,6 +157,7 @@ impl StateMachine {
         config: Config,
         open_durations: OpenDurations,
         listener: Option<Listener>,
+        name: PolicyName,
         now: Instant,
     ) -> Self {
         let probes = (0..config.half_open_calls).map(|_| None).collect();
@@ -180,6 +186,8 @@ impl StateMachine {
             config,
             origin: now,
             listener,
+            rejected: Counter::new(metrics::BREAKER_REJECTIONS, &name),
+            name,
         }
     }
 
@@ -190,6 +198,47 @@ impl StateMachine {
     /// round has room. Forced open: rejected.
     pub fn try_acquire_at(&self, now: Instant) -> Result<Ticket, Rejected> {
         self.acquire_with(&At(now))
+    }
+
+    /// Whether a call asked for at `now` would be admitted, without taking a ticket or a probe
+    /// slot: `Ok` where [`try_acquire_at`](Self::try_acquire_at) would admit, the same
+    /// [`Rejected`] (counted as a rejection) where it would refuse. The bookkeeping an acquire
+    /// does on the way is done too: an open breaker past its open duration turns half-open, and
+    /// probes out longer than `half_open_timeout` count as failed. As nothing is reserved, an
+    /// acquire that follows may still be refused if other callers took the last probe slots in
+    /// between. This is what a readiness check (tower's `poll_ready`) needs.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tailguard::breaker::{CircuitBreakerBuilder, Outcome, State};
+    ///
+    /// let start = Instant::now();
+    /// let machine = CircuitBreakerBuilder::new()
+    ///     .count_window(2)
+    ///     .minimum_calls(2)
+    ///     .open_duration(Duration::from_secs(30))
+    ///     .half_open_calls(1)
+    ///     .build_state_machine_at(start)?;
+    /// assert!(machine.check_at(start).is_ok());
+    /// for _ in 0..2 {
+    ///     let ticket = machine.try_acquire_at(start).unwrap();
+    ///     machine.record_at(ticket, Outcome::Failure, start);
+    /// }
+    /// let rejected = machine.check_at(start).unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+    ///
+    /// // Past the open duration: a probe would be admitted, and checking takes no slot.
+    /// let later = start + Duration::from_secs(30);
+    /// assert!(machine.check_at(later).is_ok());
+    /// assert!(machine.check_at(later).is_ok());
+    /// assert_eq!(machine.state(), State::HalfOpen);
+    /// let probe = machine.try_acquire_at(later).unwrap();
+    /// assert!(machine.check_at(later).is_err()); // the one probe is out
+    /// machine.release(probe);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn check_at(&self, now: Instant) -> Result<(), Rejected> {
+        self.check_with(&At(now))
     }
 
     /// Reports what the call of `ticket` did, at `now`. A ticket issued before the breaker last
@@ -205,6 +254,11 @@ impl StateMachine {
         if ticket.slot != WINDOW {
             self.release_probe(ticket.generation, ticket.slot, ticket.id);
         }
+    }
+
+    /// The breaker's name, the `name` label of its [metrics](crate::metrics).
+    pub fn name(&self) -> &str {
+        self.name.as_str()
     }
 
     /// The current state. Open turns half-open on the first acquire after the open duration,
@@ -304,6 +358,31 @@ impl StateMachine {
         }
     }
 
+    /// `check_at`, reading the clock only when it must: a closed breaker never does.
+    #[inline(always)]
+    pub(crate) fn check_with(&self, clocks: &impl Clocks) -> Result<(), Rejected> {
+        let code = self.state.load(Ordering::Acquire) & CODE_MASK;
+        if code == CLOSED || code == DISABLED {
+            Ok(())
+        } else {
+            self.check_slow(clocks.now())
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_slow(&self, now: Instant) -> Result<(), Rejected> {
+        let word = self.state.load(Ordering::Acquire);
+        if word & CODE_MASK == OPEN {
+            let until = self.open_until.load(Ordering::Acquire);
+            let nanos = self.nanos(now);
+            if nanos < until {
+                return Err(self.reject(State::Open, Some(Duration::from_nanos(until - nanos))));
+            }
+        }
+        self.locked(now, false).map(drop)
+    }
+
     /// Whether a clock lagging by up to `resolution` may serve this breaker's measurements
     /// (see [`Clocks::coarse`]): its lag is at most 1/25 of the slow-call limit and of a time
     /// bucket. A zero resolution (an exact clock) always may.
@@ -354,13 +433,22 @@ impl StateMachine {
     #[cold]
     #[inline(never)]
     fn acquire_locked(&self, now: Instant) -> Result<Ticket, Rejected> {
+        self.locked(now, true)
+            .map(|ticket| ticket.expect("a reserving acquire returns a ticket"))
+    }
+
+    /// The acquire under the lock: with `reserve`, a ticket (a probe slot in half-open);
+    /// without, only whether one would be given (`Ok(None)`).
+    fn locked(&self, now: Instant, reserve: bool) -> Result<Option<Ticket>, Rejected> {
         let mut notes = Notes::default();
         let result = {
             let mut control = self.lock();
             let mut word = self.state.load(Ordering::Acquire);
             loop {
                 match word & CODE_MASK {
-                    CLOSED | DISABLED => break Ok(self.window_ticket(word, &At(now))),
+                    CLOSED | DISABLED => {
+                        break Ok(reserve.then(|| self.window_ticket(word, &At(now))))
+                    }
                     OPEN => {
                         let until = control.open_until.unwrap_or(now);
                         if now < until {
@@ -382,7 +470,10 @@ impl StateMachine {
                             word = reopened;
                             continue;
                         }
-                        break self.admit_probe(&mut control, word, now);
+                        if reserve {
+                            break self.admit_probe(&mut control, word, now).map(Some);
+                        }
+                        break self.probe_room(&control, now).map(|_| None);
                     }
                     _ => break Err(self.reject(State::ForcedOpen, None)),
                 }
@@ -395,6 +486,7 @@ impl StateMachine {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         let stripe = &self.rejections[thread_token() & (self.rejections.len() - 1)];
         stripe.0.fetch_add(1, Ordering::Relaxed);
+        self.rejected.increment();
         Rejected { state, retry_after }
     }
 
@@ -558,8 +650,13 @@ impl StateMachine {
     }
 
     fn notify(&self, notes: Notes) {
-        if let Some(listener) = &self.listener {
-            for transition in notes.transitions.iter().flatten() {
+        for transition in notes.transitions.iter().flatten() {
+            metrics::breaker_transition(
+                &self.name,
+                transition.from.as_str(),
+                transition.to.as_str(),
+            );
+            if let Some(listener) = &self.listener {
                 listener(transition);
             }
         }

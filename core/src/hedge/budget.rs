@@ -134,6 +134,41 @@ impl HedgeBudget {
             || inner.reserve.try_take_at(now)
     }
 
+    /// Takes one hedge at `now` for a call that can still wait: from the deposits only if at
+    /// least `keep` whole hedges stay saved after it, else from the reserve; `false` (and
+    /// nothing taken) otherwise.
+    ///
+    /// [`HedgeState`](super::HedgeState) draws a hedge at its first chance this way, keeping
+    /// half of [`max_burst`](HedgeBudget::max_burst) for the calls still stuck at their later
+    /// chances, which [`try_withdraw_at`](HedgeBudget::try_withdraw_at).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tailguard::hedge::HedgeBudget;
+    ///
+    /// let now = Instant::now();
+    /// let budget = HedgeBudget::builder().ratio(1.0).min_per_second(0).build()?;
+    /// for _ in 0..3 {
+    ///     budget.deposit();
+    /// }
+    /// assert!(budget.try_withdraw_keeping_at(now, 2), "3 saved: one may go, 2 stay");
+    /// assert!(!budget.try_withdraw_keeping_at(now, 2), "2 saved are kept");
+    /// assert!(budget.try_withdraw_at(now), "but a call that cannot wait takes one");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn try_withdraw_keeping_at(&self, now: Instant, keep: u64) -> bool {
+        let inner = &*self.inner;
+        let need = keep.saturating_add(1).saturating_mul(UNIT);
+        inner
+            .balance
+            .fetch_update(Relaxed, Relaxed, |balance| {
+                (balance >= need).then(|| balance - UNIT)
+            })
+            .is_ok()
+            || inner.reserve.try_take_at(now)
+    }
+
     /// [`try_withdraw_at`](HedgeBudget::try_withdraw_at) the system clock's now.
     pub fn try_withdraw(&self) -> bool {
         self.try_withdraw_at(Instant::now())

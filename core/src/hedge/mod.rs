@@ -95,6 +95,7 @@
 mod budget;
 mod error;
 mod policy;
+mod replicas;
 mod run;
 mod state;
 mod stats;
@@ -102,7 +103,8 @@ mod stats;
 pub use self::budget::{HedgeBudget, HedgeBudgetBuilder};
 pub use self::error::HedgeError;
 pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
-pub use self::run::HedgedRun;
+pub use self::replicas::{AttemptKind, CallReplicas, Candidate, ReplicaHealth};
+pub use self::run::{HedgedRun, MakeAttempt};
 pub use self::state::{AttemptOutcome, HedgeState};
 pub use self::stats::HedgeStats;
 

@@ -9,6 +9,7 @@ use super::budget::HedgeBudget;
 use super::run::HedgedRun;
 use super::stats::{Counters, HedgeStats};
 use crate::latency::{RollingHistogram, MAX_SLOTS};
+use crate::metrics::PolicyName;
 use crate::time::Timer;
 use crate::{validate, ConfigError};
 
@@ -160,6 +161,11 @@ impl Hedge {
         }
     }
 
+    /// The policy's name, the `name` label of its [metrics](crate::metrics).
+    pub fn name(&self) -> &str {
+        self.inner.counters.name.as_str()
+    }
+
     /// The most attempts one call makes, primary included.
     pub fn max_attempts(&self) -> u32 {
         self.inner.max_attempts
@@ -211,6 +217,7 @@ pub struct HedgeBuilder {
     window_slots: Option<usize>,
     max_attempts: u32,
     budget: BudgetChoice,
+    name: PolicyName,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +247,7 @@ impl Default for HedgeBuilder {
             window_slots: None,
             max_attempts: 2,
             budget: BudgetChoice::Ratio(DEFAULT_BUDGET_RATIO),
+            name: PolicyName::DEFAULT,
         }
     }
 }
@@ -318,6 +326,13 @@ impl HedgeBuilder {
         self
     }
 
+    /// Names the policy: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
+        self
+    }
+
     /// Checks every value and builds the policy.
     pub fn build(self) -> Result<Hedge, ConfigError> {
         validate::count_in(
@@ -354,7 +369,7 @@ impl HedgeBuilder {
                 delay,
                 max_attempts: self.max_attempts,
                 budget,
-                counters: Counters::default(),
+                counters: Counters::new(self.name.clone()),
             }),
         })
     }

@@ -12,7 +12,43 @@ use super::policy::Hedge;
 use super::state::{AttemptOutcome, HedgeState};
 use crate::time::Timer;
 
-/// One hedged call in progress, made by [`Hedge::run_with`] or [`Hedge::run`].
+/// Starts attempt `n` of a hedged call (1 is the primary, 2.. are hedges).
+///
+/// Implemented for every `FnMut(u32) -> Fut`, which is what [`Hedge::run_with`] takes. Implement
+/// it for a type of your own to give [`HedgedRun`] a maker whose type can be named (a tower
+/// service's `Future` type, say), and start the call with [`HedgedRun::new`].
+///
+/// ```
+/// use tailguard::hedge::{Hedge, HedgedRun, MakeAttempt};
+/// use tailguard::time::ManualTimer;
+///
+/// struct Replicas;
+/// impl MakeAttempt<std::future::Ready<Result<u32, ()>>> for Replicas {
+///     fn make_attempt(&mut self, attempt: u32) -> std::future::Ready<Result<u32, ()>> {
+///         std::future::ready(Ok(attempt))
+///     }
+/// }
+///
+/// let timer = ManualTimer::new();
+/// let hedge = Hedge::builder().build()?;
+/// let call: HedgedRun<Replicas, _, ManualTimer> = HedgedRun::new(hedge, timer.clone(), Replicas);
+/// assert_eq!(timer.block_on(call), Ok(1));
+/// # Ok::<(), tailguard::ConfigError>(())
+/// ```
+pub trait MakeAttempt<Fut> {
+    /// Starts attempt number `attempt`.
+    fn make_attempt(&mut self, attempt: u32) -> Fut;
+}
+
+impl<F: FnMut(u32) -> Fut, Fut> MakeAttempt<Fut> for F {
+    #[inline(always)]
+    fn make_attempt(&mut self, attempt: u32) -> Fut {
+        self(attempt)
+    }
+}
+
+/// One hedged call in progress, made by [`Hedge::run_with`] or [`Hedge::run`] (or
+/// [`HedgedRun::new`], with a [`MakeAttempt`] of your own).
 ///
 /// Resolves to the first `Ok` of any attempt, or to a [`HedgeError`] holding every attempt's
 /// error. Dropping it drops every attempt in flight and its timer.
@@ -43,11 +79,13 @@ struct State<F, Fut: TryFuture, T: Timer> {
 
 impl<F, Fut, T> HedgedRun<F, Fut, T>
 where
-    F: FnMut(u32) -> Fut,
+    F: MakeAttempt<Fut>,
     Fut: TryFuture,
     T: Timer,
 {
-    pub(crate) fn new(hedge: Hedge, timer: T, make_attempt: F) -> Self {
+    /// One call under `hedge` on `timer`, starting its attempts with `make_attempt`; the same
+    /// as [`Hedge::run_with`], for a maker that is not a closure.
+    pub fn new(hedge: Hedge, timer: T, make_attempt: F) -> Self {
         HedgedRun {
             primary: None,
             state: State {
@@ -65,7 +103,7 @@ where
 
 impl<F, Fut, T> Future for HedgedRun<F, Fut, T>
 where
-    F: FnMut(u32) -> Fut,
+    F: MakeAttempt<Fut>,
     Fut: TryFuture,
     T: Timer,
 {
@@ -78,7 +116,7 @@ where
         if state.call.attempts() == 0 {
             // No clock yet: the primary may well be ready on its first poll.
             state.call.begin();
-            this.primary.set(Some((state.make_attempt)(1)));
+            this.primary.set(Some(state.make_attempt.make_attempt(1)));
         }
         loop {
             let mut failed = false;
@@ -156,11 +194,10 @@ where
                 return Poll::Pending;
             };
             if now >= due {
-                if state.launch(now) {
-                    continue;
-                }
-                state.sleep = None;
-                return Poll::Pending;
+                // Launched, or refused by the budget: either way the next due time moved on
+                // (a refused hedge's next chance comes later; past the last one, none).
+                state.launch(now);
+                continue;
             }
             let timer = &state.timer;
             let (sleep, armed_for) = state
@@ -181,17 +218,17 @@ where
 
 impl<F, Fut, T> State<F, Fut, T>
 where
-    F: FnMut(u32) -> Fut,
+    F: MakeAttempt<Fut>,
     Fut: TryFuture,
     T: Timer,
 {
-    /// Starts the next attempt if the state allows; `false` if it refuses (the budget then ends
-    /// hedging for this call).
+    /// Starts the next attempt if the state allows; `false` if it refuses (a budget refusal
+    /// moves the hedge to its next chance).
     fn launch(&mut self, now: Instant) -> bool {
         let Some(number) = self.call.try_hedge_at(now) else {
             return false;
         };
-        let attempt = (self.make_attempt)(number);
+        let attempt = self.make_attempt.make_attempt(number);
         self.hedges.push(Some(Box::pin(attempt)));
         true
     }

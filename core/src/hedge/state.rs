@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::policy::{Delay, Hedge};
-use super::stats::Counters;
 use crate::time::deadline_after;
 
 /// How an attempt ended, for [`HedgeState::attempt_done_at`].
@@ -57,11 +56,22 @@ pub enum AttemptOutcome {
 ///   ([`Hedge::delay_at`](super::Hedge::delay_at)).
 /// - The next hedge is due `delay` after the latest attempt started
 ///   ([`next_hedge_at`](HedgeState::next_hedge_at)); none is due on time while an adaptive policy
-///   is short of samples, after `max_attempts` attempts, or once the budget refused one.
+///   is short of samples, or after `max_attempts` attempts.
+/// - The budget is **rationed by lateness**. A hedge at its first chance (when the delay has
+///   passed) may not take the last half of the budget's savings
+///   ([`HedgeBudget::try_withdraw_keeping_at`](super::HedgeBudget::try_withdraw_keeping_at));
+///   a refused hedge gets another chance at twice the delay, then four times, up to
+///   [`MAX_CHANCES`](HedgeState::MAX_CHANCES) chances, and those later chances may take the
+///   last hedge. Calls that are merely a little slow finish before their second chance; the
+///   ones stuck behind a stall come back and get the hedge. (A budget spent first-come,
+///   first-served goes to the many calls just past the delay, and the stalled calls, the ones
+///   hedging is for, find it empty.)
 /// - A failed attempt frees its place: the caller may send the next one at once, without waiting
 ///   for the delay ([`try_hedge_at`](HedgeState::try_hedge_at) right after the failure).
 /// - [`try_hedge_at`](HedgeState::try_hedge_at) withdraws one hedge from the budget, on the
-///   budget's reserve as of `now`; a refusal is counted and ends hedging for this call.
+///   budget's reserve as of `now`; a refusal is counted once per hedge due (its later chances
+///   are not counted again). A refusal with nothing in flight (right after a failure) ends the
+///   call: there is nothing to wait for.
 /// - Only the primary's latency is recorded into an adaptive policy's window, one sample per
 ///   call, whether it succeeded, failed, or was cancelled (then the time it had been out, a lower
 ///   bound): see the [module documentation](super) for why this keeps the percentile honest.
@@ -85,8 +95,10 @@ pub struct HedgeState<H: Borrow<Hedge>> {
     phase: Phase,
     /// The primary has started and is not done: its latency is still to be recorded.
     primary_open: bool,
-    /// The budget refused a hedge: this call sends no more.
+    /// The budget refused a hedge of this call at least once.
     refused: bool,
+    /// Chances the due hedge has had and been refused (0: none yet); reset when one starts.
+    chances: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +109,10 @@ enum Phase {
 }
 
 impl<H: Borrow<Hedge>> HedgeState<H> {
+    /// How many chances a due hedge gets when the budget refuses it: at the delay, then at 2,
+    /// 4, 8 and 16 times the delay after the latest attempt started.
+    pub const MAX_CHANCES: u32 = 5;
+
     /// A call about to start; does nothing yet. `hedge` is a `&Hedge`, a `Hedge` (a clone shares
     /// everything with the original) or anything else that borrows one.
     pub fn new(hedge: H) -> Self {
@@ -111,6 +127,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
             phase: Phase::NotStarted,
             primary_open: false,
             refused: false,
+            chances: 0,
         }
     }
 
@@ -131,7 +148,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// Starts the call without the time: the async runner polls the primary before it reads a
     /// clock, and gives the time to [`arm_at`](Self::arm_at) only if the primary is pending.
-    pub(super) fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         if self.phase != Phase::NotStarted {
             return;
         }
@@ -140,14 +157,14 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         self.in_flight = 1;
         self.primary_open = true;
         let inner = &self.hedge.borrow().inner;
-        Counters::bump(&inner.counters.primaries);
+        inner.counters.primary();
         if let Some(budget) = &inner.budget {
             budget.deposit();
         }
     }
 
     /// Gives the call its start time, once: the primary's start, and the delay as of `now`.
-    pub(super) fn arm_at(&mut self, now: Instant) {
+    pub(crate) fn arm_at(&mut self, now: Instant) {
         if self.phase == Phase::NotStarted || self.primary_start.is_some() {
             return;
         }
@@ -157,33 +174,39 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// Whether the call has been given a time (the primary's start).
-    pub(super) fn is_armed(&self) -> bool {
+    pub(crate) fn is_armed(&self) -> bool {
         self.primary_start.is_some()
     }
 
-    /// Whether another attempt may start, the budget aside: the call is running, the budget has
-    /// not refused a hedge, and fewer than `max_attempts` have started.
+    /// Whether another attempt may start, the budget aside: the call is running, the due hedge
+    /// has not used up its [`MAX_CHANCES`](HedgeState::MAX_CHANCES), and fewer than
+    /// `max_attempts` have started.
     pub fn may_hedge(&self) -> bool {
         self.phase == Phase::Running
-            && !self.refused
+            && self.chances < Self::MAX_CHANCES
             && self.started < self.hedge.borrow().inner.max_attempts
     }
 
-    /// When the next hedge is due: the delay after the latest attempt started. `None` if no hedge
-    /// will start on time: the call is not running, [`may_hedge`](HedgeState::may_hedge) says no,
-    /// or the policy has no delay yet (an adaptive one short of samples hedges only after a
-    /// failure).
+    /// When the next hedge is due: the delay after the latest attempt started, or after a
+    /// refusal, 2, 4, 8 ... times the delay (its next chance). `None` if no hedge will start
+    /// on time: the call is not running, [`may_hedge`](HedgeState::may_hedge) says no, or the
+    /// policy has no delay yet (an adaptive one short of samples hedges only after a failure).
     pub fn next_hedge_at(&self) -> Option<Instant> {
         if !self.may_hedge() {
             return None;
         }
-        Some(deadline_after(self.last_start?, self.delay?))
+        let wait = self.delay?.saturating_mul(1 << self.chances);
+        Some(deadline_after(self.last_start?, wait))
     }
 
     /// Asks to start another attempt at `now` (the delay passed, or an attempt just failed):
     /// returns its number if the attempt cap and the budget allow it, and counts it as a hedge
     /// sent. `None` if [`may_hedge`](HedgeState::may_hedge) says no; also `None` if the budget
-    /// refuses, which is counted and ends hedging for this call.
+    /// refuses: counted (once per hedge due), and the hedge's next chance is due at twice the
+    /// wait ([`next_hedge_at`](HedgeState::next_hedge_at)).
+    ///
+    /// At its first chance a hedge may not take the last half of the budget's savings; at a
+    /// later chance, or right after a failure, it may take the last one (see the rules above).
     pub fn try_hedge_at(&mut self, now: Instant) -> Option<u32> {
         if !self.may_hedge() {
             return None;
@@ -191,14 +214,29 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         self.arm_at(now);
         let inner = &self.hedge.borrow().inner;
         if let Some(budget) = &inner.budget {
-            if !budget.try_withdraw_at(now) {
-                Counters::bump(&inner.counters.budget_refusals);
+            // A failover (nothing in flight) or a later chance is as late as a call gets.
+            let first_chance = self.chances == 0 && self.in_flight > 0;
+            let granted = if first_chance {
+                budget.try_withdraw_keeping_at(now, budget.max_burst() / 2)
+            } else {
+                budget.try_withdraw_at(now)
+            };
+            if !granted {
+                if self.chances == 0 {
+                    inner.counters.budget_refused();
+                }
                 self.refused = true;
+                self.chances += 1;
+                if self.in_flight == 0 {
+                    // Nothing running to wait on: the call has failed.
+                    self.chances = Self::MAX_CHANCES;
+                }
                 self.end_if_all_failed();
                 return None;
             }
         }
-        Counters::bump(&inner.counters.hedges_sent);
+        inner.counters.hedge_sent();
+        self.chances = 0;
         self.started += 1;
         self.in_flight += 1;
         self.last_start = Some(now);
@@ -219,7 +257,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// [`attempt_done_at`](Self::attempt_done_at), reading the time only if it is needed: to
     /// record a primary that was given a start time.
-    pub(super) fn attempt_done(
+    pub(crate) fn attempt_done(
         &mut self,
         now: impl FnOnce() -> Instant,
         attempt: u32,
@@ -237,7 +275,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         match outcome {
             AttemptOutcome::Succeeded => {
                 if attempt > 1 {
-                    Counters::bump(&self.hedge.borrow().inner.counters.hedges_won);
+                    self.hedge.borrow().inner.counters.hedge_won();
                 }
                 self.winner = Some(attempt);
                 self.phase = Phase::Over;
@@ -254,7 +292,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// [`cancel_at`](Self::cancel_at), reading the time only if it is needed.
-    pub(super) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
+    pub(crate) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
         if self.phase != Phase::Running {
             return;
         }
@@ -298,7 +336,8 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
         self.phase == Phase::Over
     }
 
-    /// Whether the budget refused a hedge of this call.
+    /// Whether the budget refused a hedge of this call (at least once; a later chance may have
+    /// sent it).
     pub fn budget_refused(&self) -> bool {
         self.refused
     }

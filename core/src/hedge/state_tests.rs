@@ -92,7 +92,7 @@ fn a_single_attempt_policy_never_hedges() {
 }
 
 #[test]
-fn the_budget_is_drawn_on_the_time_given_and_a_refusal_ends_hedging() {
+fn the_budget_is_drawn_on_the_time_given_and_a_refused_hedge_gets_later_chances() {
     // No ratio to speak of, a reserve of one hedge a second.
     let budget = HedgeBudget::builder()
         .ratio(0.0)
@@ -113,19 +113,63 @@ fn the_budget_is_drawn_on_the_time_given_and_a_refusal_ends_hedging() {
         Some(2),
         "the reserve's one"
     );
+    assert_eq!(first.next_hedge_at(), Some(t0 + ms(20)));
     assert_eq!(
         first.try_hedge_at(t0 + ms(20)),
         None,
         "empty until a second has passed"
     );
     assert!(first.budget_refused());
-    assert_eq!(first.next_hedge_at(), None, "no more hedges for this call");
+    // Its next chances come at 2, 4, 8 and 16 times the delay after attempt 2 started.
+    for wait in [20, 40, 80, 160] {
+        let due = first.next_hedge_at().unwrap();
+        assert_eq!(due, t0 + ms(10 + wait));
+        assert_eq!(first.try_hedge_at(due), None);
+    }
+    assert_eq!(first.next_hedge_at(), None, "out of chances");
     assert_eq!(first.try_hedge_at(t0 + Duration::from_secs(5)), None);
     // Another call, a second later on the time given (no clock is read): refilled.
     let mut second = HedgeState::new(&hedge);
     second.begin_at(t0 + ms(1010));
     assert_eq!(second.try_hedge_at(t0 + ms(1020)), Some(2));
+    // Refused once per hedge due, however many chances it had.
     assert_eq!(stats(&hedge), (2, 2, 0, 1));
+}
+
+#[test]
+fn a_later_chance_takes_the_savings_a_first_chance_must_keep() {
+    // Savings only (no reserve), up to 4 hedges: a first chance must leave 2.
+    let budget = HedgeBudget::builder()
+        .ratio(1.0)
+        .max_burst(4)
+        .min_per_second(0)
+        .build()
+        .unwrap();
+    let hedge = Hedge::builder()
+        .fixed_delay(ms(10))
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut calls: Vec<HedgeState<&Hedge>> = (0..3).map(|_| HedgeState::new(&hedge)).collect();
+    for call in &mut calls {
+        call.begin_at(t0); // 3 primaries: 3 hedges saved
+    }
+    assert_eq!(
+        calls[0].try_hedge_at(t0 + ms(10)),
+        Some(2),
+        "3 saved, 2 stay"
+    );
+    assert_eq!(calls[1].try_hedge_at(t0 + ms(10)), None, "2 saved are kept");
+    assert_eq!(calls[1].next_hedge_at(), Some(t0 + ms(20)));
+    // Still out at twice the delay: a stuck call may take what was kept.
+    assert_eq!(calls[1].try_hedge_at(t0 + ms(20)), Some(2));
+    assert_eq!(budget.available_at(t0), 1);
+    // A call whose primary answers before its second chance took nothing.
+    assert_eq!(calls[2].try_hedge_at(t0 + ms(10)), None);
+    calls[2].attempt_done_at(t0 + ms(15), 1, AttemptOutcome::Succeeded);
+    assert_eq!(budget.available_at(t0), 1);
+    assert_eq!(stats(&hedge), (3, 2, 0, 2));
 }
 
 #[test]

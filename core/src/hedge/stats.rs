@@ -1,3 +1,4 @@
+use crate::metrics::{self, Counter, PolicyName};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// What a [`Hedge`](super::Hedge) policy and its clones have done so far.
@@ -11,7 +12,8 @@ pub struct HedgeStats {
     pub hedges_sent: u64,
     /// Calls whose first success came from a hedge rather than the primary.
     pub hedges_won: u64,
-    /// Hedges not sent because the budget was spent.
+    /// Hedges the budget refused when due, counted once per hedge: a later chance (at twice
+    /// the delay, ...) may still have sent it, and then it is in `hedges_sent` too.
     pub budget_refusals: u64,
 }
 
@@ -26,17 +28,53 @@ impl HedgeStats {
     }
 }
 
-#[derive(Debug, Default)]
+/// The statistics, and (with the `metrics` feature) the same events as metric counters.
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) primaries: AtomicU64,
-    pub(crate) hedges_sent: AtomicU64,
-    pub(crate) hedges_won: AtomicU64,
-    pub(crate) budget_refusals: AtomicU64,
+    primaries: AtomicU64,
+    hedges_sent: AtomicU64,
+    hedges_won: AtomicU64,
+    budget_refusals: AtomicU64,
+    pub(crate) name: PolicyName,
+    metrics: [Counter; 4],
 }
 
 impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    /// Counters for the policy `name`, registering its metrics.
+    pub(crate) fn new(name: PolicyName) -> Self {
+        Counters {
+            primaries: AtomicU64::new(0),
+            hedges_sent: AtomicU64::new(0),
+            hedges_won: AtomicU64::new(0),
+            budget_refusals: AtomicU64::new(0),
+            metrics: [
+                Counter::new(metrics::HEDGE_PRIMARIES, &name),
+                Counter::new(metrics::HEDGE_SENT, &name),
+                Counter::new(metrics::HEDGE_WON, &name),
+                Counter::new(metrics::HEDGE_BUDGET_REFUSALS, &name),
+            ],
+            name,
+        }
+    }
+
+    pub(crate) fn primary(&self) {
+        self.primaries.fetch_add(1, Relaxed);
+        self.metrics[0].increment();
+    }
+
+    pub(crate) fn hedge_sent(&self) {
+        self.hedges_sent.fetch_add(1, Relaxed);
+        self.metrics[1].increment();
+    }
+
+    pub(crate) fn hedge_won(&self) {
+        self.hedges_won.fetch_add(1, Relaxed);
+        self.metrics[2].increment();
+    }
+
+    pub(crate) fn budget_refused(&self) {
+        self.budget_refusals.fetch_add(1, Relaxed);
+        self.metrics[3].increment();
     }
 
     pub(crate) fn snapshot(&self) -> HedgeStats {

@@ -75,6 +75,7 @@ mod policy;
 mod run;
 mod state;
 
+pub(crate) use self::budget::Grant;
 pub use self::budget::{RetryBudget, RetryBudgetBuilder};
 pub use self::error::{AttemptError, GaveUp, RetryError};
 pub use self::policy::{

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::budget::RetryBudget;
 use super::error::AttemptError;
 use crate::backoff::{Backoff, Cursor};
+use crate::metrics::{self, Counter, PolicyName};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -103,6 +104,11 @@ pub struct RetryConfig {
     pub(super) budget: Option<RetryBudget>,
     /// Counts runs that failed at least once, to give each its own stream of a seeded backoff.
     pub(super) runs: AtomicU64,
+    pub(super) name: PolicyName,
+    /// `tailguard_retry_retries_total` (see [`crate::metrics`]).
+    pub(super) retries: Counter,
+    /// `tailguard_retry_budget_refusals_total`.
+    pub(super) budget_refusals: Counter,
 }
 
 impl RetryConfig {
@@ -141,6 +147,11 @@ impl RetryConfig {
         self.budget.as_ref()
     }
 
+    /// The policy's name, the `name` label of its [metrics](crate::metrics).
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
     /// A fresh backoff position for one call.
     pub(super) fn fork_backoff(&self) -> Cursor {
         let stream = match self.backoff.seed() {
@@ -162,6 +173,9 @@ impl Clone for RetryConfig {
             backoff: self.backoff.clone(),
             budget: self.budget.clone(),
             runs: AtomicU64::new(self.runs.load(Ordering::Relaxed)),
+            name: self.name.clone(),
+            retries: self.retries.clone(),
+            budget_refusals: self.budget_refusals.clone(),
         }
     }
 }
@@ -176,6 +190,7 @@ impl fmt::Debug for RetryConfig {
             .field("on_timeout", &self.on_timeout)
             .field("backoff", &self.backoff)
             .field("budget", &self.budget)
+            .field("name", &self.name.as_str())
             .finish()
     }
 }
@@ -236,6 +251,7 @@ impl<T: Timer> Retry<T> {
                 on_timeout: Decision::Retry,
                 backoff: None,
                 budget: None,
+                name: PolicyName::DEFAULT,
             },
         }
     }
@@ -296,6 +312,7 @@ struct Settings {
     on_timeout: Decision,
     backoff: Option<Backoff>,
     budget: Option<RetryBudget>,
+    name: PolicyName,
 }
 
 impl<T: Timer, C, H> RetryBuilder<T, C, H> {
@@ -341,6 +358,13 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
     /// limits the attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.settings.backoff = Some(backoff);
+        self
+    }
+
+    /// Names the policy: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set).
+    pub fn name(mut self, name: &str) -> Self {
+        self.settings.name = PolicyName::new(name);
         self
     }
 
@@ -478,6 +502,9 @@ impl<T: Timer, C, H> RetryBuilder<T, C, H> {
                     backoff: settings.backoff.unwrap_or_default(),
                     budget: settings.budget,
                     runs: AtomicU64::new(0),
+                    retries: Counter::new(metrics::RETRY_RETRIES, &settings.name),
+                    budget_refusals: Counter::new(metrics::RETRY_BUDGET_REFUSALS, &settings.name),
+                    name: settings.name,
                 },
                 timer: self.timer,
                 classifier: self.classifier,

@@ -161,8 +161,20 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// Starts the next attempt without the time; the call starts at the first instant given
     /// later. Only valid before any attempt (no deadline can have passed yet), or when
     /// [`needs_clock_on_failure`](RetryState::needs_clock_on_failure) is false (no deadline to
-    /// check, no budget retry held).
-    pub(super) fn begin_attempt_untimed(&mut self) -> u32 {
+    /// check, no budget retry held). Async loops outside this crate (the tower adapter) use it
+    /// to keep a first-try success free of clock reads.
+    ///
+    /// ```
+    /// use tailguard::retry::{Retry, RetryState};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let policy = Retry::with_timer(ManualTimer::new()).build()?;
+    /// let mut state = RetryState::new(policy.config());
+    /// assert_eq!(state.begin_attempt_untimed(), 1);
+    /// assert_eq!(state.started_at(), None); // no clock was read
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn begin_attempt_untimed(&mut self) -> u32 {
         debug_assert!(self.progress.attempts == 0 || !self.needs_clock_on_failure());
         self.next_attempt_number()
     }
@@ -201,7 +213,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// Whether a failure needs the time: only with a deadline (`max_elapsed`) or a budget. Without
     /// them, [`on_failure_untimed`](RetryState::on_failure_untimed) decides the same as
     /// [`on_failure_at`](RetryState::on_failure_at), and a zero delay needs no clock at all.
-    pub(super) fn needs_clock_on_failure(&self) -> bool {
+    pub fn needs_clock_on_failure(&self) -> bool {
         let config = self.config.borrow();
         config.max_elapsed.is_some() || config.budget.is_some()
     }
@@ -221,6 +233,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
         }
         if let Some(budget) = &self.config.borrow().budget {
             let Some(grant) = budget.try_grant_at(now) else {
+                self.config.borrow().budget_refusals.increment();
                 return Next::GiveUp(GaveUp::BudgetExhausted);
             };
             self.progress.from_floor = grant == Grant::Floor;
@@ -229,6 +242,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
                 u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
             self.progress.withdrawn = true;
         }
+        self.config.borrow().retries.increment();
         Next::Retry(delay)
     }
 
@@ -236,10 +250,25 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     /// deadline nor a budget (see [`needs_clock_on_failure`](RetryState::needs_clock_on_failure)):
     /// the same decision, and the call does not start. The async loop uses it so that failures
     /// followed by zero delays read no clock.
-    pub(super) fn on_failure_untimed(&mut self, decision: Decision) -> Next {
+    ///
+    /// ```
+    /// use tailguard::retry::{Decision, GaveUp, Next, Retry, RetryState};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let policy = Retry::with_timer(ManualTimer::new()).max_attempts(1).build()?;
+    /// let mut state = RetryState::new(policy.config());
+    /// assert!(!state.needs_clock_on_failure());
+    /// state.begin_attempt_untimed();
+    /// assert_eq!(state.on_failure_untimed(Decision::Retry), Next::GiveUp(GaveUp::Exhausted));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn on_failure_untimed(&mut self, decision: Decision) -> Next {
         debug_assert!(!self.needs_clock_on_failure());
         match self.retry_delay(decision) {
-            Ok(delay) => Next::Retry(delay),
+            Ok(delay) => {
+                self.config.borrow().retries.increment();
+                Next::Retry(delay)
+            }
             Err(reason) => Next::GiveUp(reason),
         }
     }

@@ -6,8 +6,12 @@
 
 mod support;
 
+mod balance;
 mod breaker;
 mod hedge;
 mod latency;
+mod limit;
+mod limits;
+mod pipeline;
 mod retry;
 mod timeout_io_tracker;

@@ -91,6 +91,10 @@ pub struct Args {
     /// Most requests a replica serves at once; more get 503.
     #[arg(long)]
     pub capacity: Option<NonZeroUsize>,
+    /// Workers per replica: the most requests in service at once; more wait in its queue,
+    /// where a tied request's twin can cancel them (default: a worker per request).
+    #[arg(long)]
+    pub workers: Option<NonZeroUsize>,
     /// A scheduled outage, REPLICA@FROM..TO after start (repeatable), e.g. 1@5s..10s.
     #[arg(long = "outage")]
     pub outages: Vec<Outage>,
@@ -117,6 +121,7 @@ impl Args {
             stalls,
             error_rate: self.error_rate,
             capacity: self.capacity.map(NonZeroUsize::get),
+            workers: self.workers.map(NonZeroUsize::get),
         };
         BackendConfig {
             host: self.host,

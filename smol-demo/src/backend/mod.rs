@@ -56,6 +56,7 @@ pub mod command;
 mod config;
 mod control;
 mod profile;
+mod queue;
 mod replica;
 
 use std::fmt;
@@ -70,6 +71,7 @@ use tailguard::shutdown::{Shutdown, TaskTracker};
 pub use self::config::{BackendConfig, Outage, OutageMode, MAX_REPLICAS};
 pub(crate) use self::profile::{mix, nanos};
 pub use self::profile::{LatencyDist, Profile, StallSchedule, Stalls, MAX_SAMPLE};
+pub use self::queue::{parse_tag, CANCEL_TIMEOUT, QUEUE_LIMIT, REQUEST_ID, TIED_TO};
 use self::replica::Replica;
 use crate::rt::Exec;
 
@@ -86,6 +88,9 @@ struct Shared {
     origin: Instant,
     mode: OutageMode,
     replicas: Vec<Replica>,
+    /// Runs the replicas' own tasks: cancels sent to twins, wake-ups at the end of stalls.
+    ex: Exec,
+    cancel_pools: queue::CancelPools,
 }
 
 /// What one replica has done, from [`Backends::stats`].
@@ -114,8 +119,28 @@ pub struct ReplicaStats {
     pub deadline_stopped: u64,
     /// Answered 400: a malformed or repeated `tailguard-timeout` header.
     pub malformed: u64,
-    /// Requests in service now.
+    /// Requests in service or queued now.
     pub in_flight: u64,
+    /// Requests that entered the queue.
+    pub queued: u64,
+    /// Requests a worker started.
+    pub started: u64,
+    /// Requests cancelled by their twin while they waited in the queue.
+    pub cancelled_in_queue: u64,
+    /// Cancels received (`POST /cancel/{id}`).
+    pub cancels_received: u64,
+    /// Cancels received after their request had started (both copies ran).
+    pub cancels_too_late: u64,
+    /// Cancels received before their request (which is refused when it arrives).
+    pub cancels_early: u64,
+    /// Copies refused on arrival because their twin had cancelled them already.
+    pub refused_cancelled: u64,
+    /// Cancels sent to a twin's replica and acknowledged.
+    pub cancels_sent: u64,
+    /// Cancels that could not be delivered within the timeout.
+    pub cancel_failures: u64,
+    /// Time workers spent on requests, in microseconds (stalls included).
+    pub work_us: u64,
 }
 
 /// A replica index that does not exist.
@@ -200,6 +225,8 @@ impl Backends {
                 .enumerate()
                 .map(|(i, profile)| Replica::new(i, addrs[i], profile.clone(), config.seed))
                 .collect(),
+            ex: ex.clone(),
+            cancel_pools: Default::default(),
         });
         let stop = Shutdown::new();
         let tasks = TaskTracker::new();

@@ -259,6 +259,10 @@ pub struct Profile {
     pub error_rate: f64,
     /// The most requests served at once; more are answered 503 at once. `None`: no limit.
     pub capacity: Option<usize>,
+    /// Workers: the most requests in service at once; more wait in the replica's queue (where
+    /// a tied request's twin can cancel them). `None`: a worker for every request, so requests
+    /// only wait out stalls.
+    pub workers: Option<usize>,
 }
 
 impl Default for Profile {
@@ -269,6 +273,7 @@ impl Default for Profile {
             stalls: None,
             error_rate: 0.0,
             capacity: None,
+            workers: None,
         }
     }
 }
@@ -284,6 +289,12 @@ impl Profile {
             return Err(ConfigError::new(
                 "error_rate",
                 format!("must be in [0, 1], got {}", self.error_rate),
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError::new(
+                "workers",
+                "must be at least 1 (or one per request), got 0",
             ));
         }
         if self.capacity == Some(0) {

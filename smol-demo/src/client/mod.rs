@@ -258,8 +258,31 @@ impl Pool {
         let lease = self.inner.lease().await;
         let mut sent = false;
         self.inner
-            .exchange(lease, method, uri, body, None, &mut sent)
+            .exchange(lease, Outgoing::plain(method, uri, body), &mut sent)
             .await
+    }
+}
+
+/// One request to send: what, and with which extra headers and deadline.
+struct Outgoing<'a> {
+    method: Method,
+    uri: http::Uri,
+    body: Bytes,
+    /// Headers to send besides `Host`.
+    headers: Option<&'a HeaderMap>,
+    /// The call's deadline, sent as the time left in `tailguard-timeout`.
+    deadline: Option<Instant>,
+}
+
+impl Outgoing<'_> {
+    fn plain(method: Method, uri: http::Uri, body: Bytes) -> Self {
+        Outgoing {
+            method,
+            uri,
+            body,
+            headers: None,
+            deadline: None,
+        }
     }
 }
 
@@ -292,16 +315,23 @@ impl Inner {
     async fn exchange(
         self: &Arc<Self>,
         mut lease: Lease,
-        method: Method,
-        uri: http::Uri,
-        body: Bytes,
-        deadline: Option<Instant>,
+        outgoing: Outgoing<'_>,
         sent: &mut bool,
     ) -> Result<Reply, ClientError> {
+        let Outgoing {
+            method,
+            uri,
+            body,
+            headers,
+            deadline,
+        } = outgoing;
         let build = || {
             let mut request = Request::new(Full::new(body.clone()));
             *request.method_mut() = method.clone();
             *request.uri_mut() = uri.clone();
+            if let Some(headers) = headers {
+                *request.headers_mut() = headers.clone();
+            }
             let headers = request.headers_mut();
             headers.insert(header::HOST, self.host.clone());
             if let Some(deadline) = deadline {

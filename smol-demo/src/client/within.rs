@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::Method;
 use tailguard::timeout::{timeout_until, Deadline};
 
-use super::{parse_path, ClientError, Pool, Reply};
+use super::{parse_path, ClientError, Outgoing, Pool, Reply};
 
 /// The time limits of one call, for [`Pool::send_within`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,20 @@ impl Pool {
         path: &str,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
-        self.call(None, limits, method, path, body).await
+        self.call(None, limits, method, path, body, None).await
+    }
+
+    /// Like [`send_within`](Pool::send_within), with `headers` added to the request (the
+    /// tied-request headers, for one).
+    pub async fn send_headed_within(
+        &self,
+        limits: Limits,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<Reply, ClientError> {
+        self.call(None, limits, method, path, body, headers).await
     }
 
     /// Like [`send_within`](Pool::send_within), but never past `deadline` either (the caller's,
@@ -111,7 +124,7 @@ impl Pool {
         path: &str,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
-        self.call(Some(deadline.instant()), limits, method, path, body)
+        self.call(Some(deadline.instant()), limits, method, path, body, None)
             .await
     }
 
@@ -122,6 +135,7 @@ impl Pool {
         method: Method,
         path: &str,
         body: Bytes,
+        headers: Option<&http::HeaderMap>,
     ) -> Result<Reply, ClientError> {
         let uri = parse_path(path)?;
         let inner = &self.inner;
@@ -139,7 +153,17 @@ impl Pool {
         let mut sent = false;
         let result = timeout_until(
             deadline,
-            inner.exchange(lease, method, uri, body, Some(deadline), &mut sent),
+            inner.exchange(
+                lease,
+                Outgoing {
+                    method,
+                    uri,
+                    body,
+                    headers,
+                    deadline: Some(deadline),
+                },
+                &mut sent,
+            ),
         )
         .await;
         result.unwrap_or(Err(ClientError::TimedOut {

@@ -11,21 +11,26 @@ impl StateMachine {
         word: u64,
         now: Instant,
     ) -> Result<Ticket, Rejected> {
+        let slot = self.probe_room(control, now)?;
+        let id = control.next_probe_id;
+        control.next_probe_id = id.wrapping_add(1);
+        control.probes[slot] = Some(Probe { id, started: now });
+        control.probes_in_flight += 1;
+        Ok(Ticket {
+            generation: word >> 8,
+            started: self.nanos(now),
+            slot: slot as u32,
+            id,
+        })
+    }
+
+    /// The free probe slot a probe admitted at `now` would take, or the rejection (counted)
+    /// if the round has no room. Takes nothing.
+    pub(super) fn probe_room(&self, control: &Control, now: Instant) -> Result<usize, Rejected> {
         let taken = control.probes_in_flight + control.probe_successes + control.probe_failures;
         let free = control.probes.iter().position(Option::is_none);
         match free {
-            Some(slot) if taken < self.config.half_open_calls => {
-                let id = control.next_probe_id;
-                control.next_probe_id = id.wrapping_add(1);
-                control.probes[slot] = Some(Probe { id, started: now });
-                control.probes_in_flight += 1;
-                Ok(Ticket {
-                    generation: word >> 8,
-                    started: self.nanos(now),
-                    slot: slot as u32,
-                    id,
-                })
-            }
+            Some(slot) if taken < self.config.half_open_calls => Ok(slot),
             _ => {
                 let oldest = control.probes.iter().flatten().map(|p| p.started).min();
                 let retry_after = oldest.map_or(Duration::ZERO, |started| {

@@ -1,0 +1,316 @@
+//! One attempt through the inner layers: breaker permit (taken by the caller) → limiter slot →
+//! attempt timeout → operation.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_core::TryFuture;
+use pin_project::pin_project;
+
+use super::builder::Inner;
+use super::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
+use super::Attempt;
+use crate::breaker::Permit;
+use crate::time::{deadline_after, Timer};
+
+/// The time within one poll of the call: read at most once, and only if something needs it.
+pub(super) struct Clock<'a, T> {
+    timer: &'a T,
+    now: Cell<Option<Instant>>,
+}
+
+impl<'a, T: Timer> Clock<'a, T> {
+    pub(super) fn new(timer: &'a T) -> Self {
+        Clock {
+            timer,
+            now: Cell::new(None),
+        }
+    }
+
+    /// The time, read on first use in this poll.
+    #[inline]
+    pub(super) fn now(&self) -> Instant {
+        match self.now.get() {
+            Some(now) => now,
+            None => {
+                let now = self.timer.now();
+                self.now.set(Some(now));
+                now
+            }
+        }
+    }
+
+    /// Forgets the time read, so that the next use reads it again (after a sleep fired).
+    pub(super) fn forget(&self) {
+        self.now.set(None);
+    }
+
+    /// The time if it has been read in this poll.
+    #[inline]
+    pub(super) fn known(&self) -> Option<Instant> {
+        self.now.get()
+    }
+}
+
+/// How a leg ended.
+pub(super) enum LegEnd<V, E> {
+    /// The operation succeeded.
+    Ok(V),
+    /// The operation failed.
+    Failed(E),
+    /// The attempt ran out of its own time limit.
+    TimedOut,
+    /// The call's deadline fell while the leg waited for a slot or ran.
+    DeadlineReached,
+    /// The limiter refused a slot.
+    Rejected(LimiterRejected),
+}
+
+#[pin_project(project = StageProj)]
+enum Stage<A, F> {
+    /// Nothing in flight.
+    Idle,
+    /// The breaker admitted the attempt and the slot (if any) is held: the operation starts on
+    /// the next poll.
+    Admitted,
+    /// Waiting for a limiter slot.
+    Waiting(#[pin] A),
+    /// The operation is running.
+    Running(#[pin] F),
+}
+
+/// What a leg needs from its call to start the operation.
+pub(super) struct Start<'a, Op> {
+    pub(super) op: &'a mut Op,
+    /// Operations started by the call so far; the new one is numbered after them.
+    pub(super) attempts: &'a mut u32,
+}
+
+/// One attempt: its breaker permit, its limiter slot (or the wait for one), the operation and
+/// the sleep that bounds the wait and the attempt. Dropping it releases both permits uncounted.
+#[pin_project]
+pub(super) struct Leg<'p, T: Timer, L: Limiter + 'p, Fut> {
+    #[pin]
+    stage: Stage<L::Acquire<'p>, Fut>,
+    breaker: Option<Permit<'p, T>>,
+    permit: Option<L::Permit>,
+    attempt: Attempt,
+    /// The call's deadline.
+    call_deadline: Option<Instant>,
+    /// When the operation started, if known.
+    started: Option<Instant>,
+    /// The operation was pending at least once (else it kept nobody waiting).
+    waited: bool,
+    /// Bounds the wait for a slot (by the call's deadline) and then the attempt.
+    sleep: Option<T::Sleep>,
+    sleep_at: Option<Instant>,
+}
+
+impl<'p, T, L, Fut> Leg<'p, T, L, Fut>
+where
+    T: Timer,
+    L: Limiter + 'p,
+    Fut: TryFuture,
+{
+    pub(super) fn idle() -> Self {
+        Leg {
+            stage: Stage::Idle,
+            breaker: None,
+            permit: None,
+            attempt: Attempt::UNSTARTED,
+            call_deadline: None,
+            started: None,
+            waited: false,
+            sleep: None,
+            sleep_at: None,
+        }
+    }
+
+    /// Whether an attempt is in flight (waiting for a slot or running).
+    pub(super) fn is_active(&self) -> bool {
+        !matches!(self.stage, Stage::Idle)
+    }
+
+    /// Whether the operation has started.
+    pub(super) fn is_running(&self) -> bool {
+        matches!(self.stage, Stage::Running(_))
+    }
+
+    /// The attempt's numbers (its number is set once the operation starts).
+    pub(super) fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    /// Starts a leg admitted by the breaker (`breaker`): asks the limiter for a slot at `now`
+    /// (which must be known when there is a limiter), or holds `permit` if it was already given.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start(
+        mut self: Pin<&mut Self>,
+        inner: &'p Inner<T, impl Sized, L>,
+        attempt: Attempt,
+        breaker: Option<Permit<'p, T>>,
+        permit: Option<L::Permit>,
+        now: Option<Instant>,
+        call_deadline: Option<Instant>,
+    ) {
+        let stage = match (L::PRESENT, permit.is_some(), now) {
+            (true, false, Some(now)) => {
+                Stage::Waiting(inner.limiter.acquire_at(now, call_deadline))
+            }
+            _ => Stage::Admitted,
+        };
+        self.as_mut().project().stage.set(stage);
+        let this = self.project();
+        *this.breaker = breaker;
+        *this.permit = permit;
+        *this.attempt = attempt;
+        *this.call_deadline = call_deadline;
+        *this.started = None;
+        *this.waited = false;
+        *this.sleep_at = None;
+    }
+
+    /// Drops whatever is in flight, releasing both permits uncounted.
+    pub(super) fn cancel(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        this.stage.set(Stage::Idle);
+        *this.breaker = None;
+        *this.permit = None;
+        *this.sleep = None;
+    }
+
+    /// Drives the leg; `Ready` once it has ended (it is then idle again).
+    pub(super) fn poll_leg<C, Op>(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        inner: &'p Inner<T, C, L>,
+        clock: &Clock<'_, T>,
+        start: Start<'_, Op>,
+    ) -> Poll<LegEnd<Fut::Ok, Fut::Error>>
+    where
+        Op: FnMut(Attempt) -> Fut,
+    {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.stage.as_mut().project() {
+                StageProj::Idle => panic!("pipeline leg polled while idle"),
+                StageProj::Admitted => {
+                    let now = match inner.attempt_timeout {
+                        Some(_) => Some(clock.now()),
+                        None => clock.known(),
+                    };
+                    *this.started = now;
+                    let own = inner
+                        .attempt_timeout
+                        .zip(now)
+                        .map(|(limit, now)| deadline_after(now, limit));
+                    this.attempt.deadline = match (own, *this.call_deadline) {
+                        (Some(own), Some(call)) => Some(own.min(call)),
+                        (own, call) => own.or(call),
+                    };
+                    *start.attempts += 1;
+                    this.attempt.number = *start.attempts;
+                    let fut = (start.op)(*this.attempt);
+                    this.stage.set(Stage::Running(fut));
+                    *this.sleep_at = None;
+                }
+                StageProj::Waiting(acquire) => match acquire.poll(cx) {
+                    Poll::Ready(Ok(permit)) => {
+                        *this.permit = Some(permit);
+                        this.stage.set(Stage::Admitted);
+                    }
+                    Poll::Ready(Err(rejected)) => {
+                        self.as_mut().cancel();
+                        return Poll::Ready(LegEnd::Rejected(rejected));
+                    }
+                    Poll::Pending => {
+                        let Some(deadline) = *this.call_deadline else {
+                            return Poll::Pending;
+                        };
+                        if poll_sleep(inner, this.sleep, this.sleep_at, deadline, cx).is_ready() {
+                            self.as_mut().cancel();
+                            return Poll::Ready(LegEnd::DeadlineReached);
+                        }
+                        return Poll::Pending;
+                    }
+                },
+                StageProj::Running(fut) => {
+                    let (end, outcome) = match fut.try_poll(cx) {
+                        Poll::Ready(Ok(value)) => (LegEnd::Ok(value), Outcome::Success),
+                        Poll::Ready(Err(error)) => (LegEnd::Failed(error), Outcome::Failure),
+                        Poll::Pending => {
+                            if !*this.waited {
+                                *this.waited = true;
+                                if this.started.is_none() {
+                                    *this.started = Some(clock.now());
+                                }
+                            }
+                            let Some(limit) = this.attempt.deadline else {
+                                return Poll::Pending;
+                            };
+                            if poll_sleep(inner, this.sleep, this.sleep_at, limit, cx).is_pending()
+                            {
+                                return Poll::Pending;
+                            }
+                            if *this.call_deadline == Some(limit) {
+                                // The call's deadline, not the attempt's own limit: the work is
+                                // cut, and counted as neither success nor failure.
+                                self.as_mut().cancel();
+                                return Poll::Ready(LegEnd::DeadlineReached);
+                            }
+                            (LegEnd::TimedOut, Outcome::TimedOut)
+                        }
+                    };
+                    this.stage.set(Stage::Idle);
+                    let latency = if *this.waited {
+                        let now = clock.now();
+                        let latency = now.saturating_duration_since(this.started.unwrap_or(now));
+                        inner.predictor.record_at(now, latency);
+                        latency
+                    } else {
+                        inner.predictor.record(Duration::ZERO);
+                        Duration::ZERO
+                    };
+                    if let Some(permit) = this.breaker.take() {
+                        match outcome {
+                            Outcome::Success => permit.success(),
+                            Outcome::Failure | Outcome::TimedOut => permit.failure(),
+                        }
+                    }
+                    if let Some(permit) = this.permit.take() {
+                        permit.finish(outcome, latency);
+                    }
+                    *this.sleep = None;
+                    return Poll::Ready(end);
+                }
+            }
+        }
+    }
+}
+
+/// Polls `sleep` set for `at`, creating or moving it first if needed.
+fn poll_sleep<T: Timer, C, L: Limiter>(
+    inner: &Inner<T, C, L>,
+    sleep: &mut Option<T::Sleep>,
+    sleep_at: &mut Option<Instant>,
+    at: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if *sleep_at != Some(at) {
+        set_sleep(&inner.timer, sleep, at);
+        *sleep_at = Some(at);
+    }
+    let sleep = sleep.as_mut().expect("armed above");
+    Pin::new(sleep).poll(cx).map(|_| ())
+}
+
+/// Points `sleep` at `at`, reusing its registration if there is one.
+pub(super) fn set_sleep<T: Timer>(timer: &T, sleep: &mut Option<T::Sleep>, at: Instant) {
+    match sleep {
+        Some(sleep) => timer.reset(sleep, at),
+        None => *sleep = Some(timer.sleep_until(at)),
+    }
+}

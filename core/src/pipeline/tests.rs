@@ -1,0 +1,643 @@
+//! Each decision of the pipeline, in virtual time.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::backoff::{Backoff, Jitter};
+use crate::breaker::{CircuitBreaker, State};
+use crate::hedge::Hedge;
+use crate::retry::{Decision, RetryBudget};
+use crate::time::{ManualTimer, Timer};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A concurrency limit with a queue: an attempt waits until a slot is free. A slot is taken
+/// only by the poll that returns it, so dropping a waiting acquire takes nothing.
+#[derive(Clone, Default)]
+struct TestLimiter(Arc<Mutex<Slots>>);
+
+#[derive(Default)]
+struct Slots {
+    free: usize,
+    queue: bool,
+    waiters: Vec<Waker>,
+    finished: Vec<(Outcome, Duration)>,
+    released: usize,
+}
+
+impl TestLimiter {
+    fn new(free: usize, queue: bool) -> Self {
+        TestLimiter(Arc::new(Mutex::new(Slots {
+            free,
+            queue,
+            ..Slots::default()
+        })))
+    }
+    fn free(&self) -> usize {
+        self.0.lock().unwrap().free
+    }
+    fn finished(&self) -> Vec<(Outcome, Duration)> {
+        self.0.lock().unwrap().finished.clone()
+    }
+}
+
+struct TestPermit(Option<TestLimiter>, Option<(Outcome, Duration)>);
+
+impl Drop for TestPermit {
+    fn drop(&mut self) {
+        if let Some(limiter) = self.0.take() {
+            let mut slots = limiter.0.lock().unwrap();
+            slots.free += 1;
+            match self.1.take() {
+                Some(finished) => slots.finished.push(finished),
+                None => slots.released += 1,
+            }
+            for waker in slots.waiters.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl LimiterPermit for TestPermit {
+    fn finish(mut self, outcome: Outcome, latency: Duration) {
+        self.1 = Some((outcome, latency));
+    }
+}
+
+struct TestAcquire(TestLimiter);
+
+impl Future for TestAcquire {
+    type Output = Result<TestPermit, LimiterRejected>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slots = self.0 .0.lock().unwrap();
+        if slots.free > 0 {
+            slots.free -= 1;
+            return Poll::Ready(Ok(TestPermit(Some(self.0.clone()), None)));
+        }
+        if !slots.queue {
+            return Poll::Ready(Err(LimiterRejected::new("full")));
+        }
+        slots.waiters.push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Limiter for TestLimiter {
+    type Permit = TestPermit;
+    type Acquire<'a> = TestAcquire;
+    fn acquire_at(&self, _now: Instant, _deadline: Option<Instant>) -> TestAcquire {
+        TestAcquire(self.clone())
+    }
+}
+
+fn constant(delay: Duration) -> Backoff {
+    Backoff::constant(delay)
+        .jitter(Jitter::None)
+        .build()
+        .unwrap()
+}
+
+/// An operation whose attempt `n` takes `plan[n - 1]` ms and fails if that entry is odd.
+fn planned(
+    timer: &ManualTimer,
+    plan: &'static [u64],
+) -> impl FnMut(Attempt) -> Pin<Box<dyn Future<Output = Result<u32, &'static str>>>> {
+    let timer = timer.clone();
+    move |attempt| {
+        let took = plan[attempt.number() as usize - 1];
+        let sleep = timer.sleep(Duration::from_millis(took));
+        Box::pin(async move {
+            sleep.await;
+            if took % 2 == 1 {
+                Err("odd")
+            } else {
+                Ok(attempt.number())
+            }
+        })
+    }
+}
+
+#[test]
+fn a_ready_success_reads_no_clock_and_creates_no_sleep() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(3)
+        .hedge(Hedge::builder().fixed_delay(MS).build().unwrap())
+        .breaker(CircuitBreaker::builder().build_with(timer.clone()).unwrap())
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(|a| async move { Ok::<_, ()>(a.number()) }));
+    assert_eq!(out, Ok(1));
+    assert_eq!(timer.pending_sleeps(), 0);
+    assert_eq!(pipeline.breaker().unwrap().metrics().calls, 1);
+}
+
+#[test]
+fn retries_follow_the_backoff_and_the_classifier() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(4)
+        .backoff(constant(10 * MS))
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[1, 3, 2, 2])));
+    assert_eq!(out, Ok(3));
+    assert_eq!(timer.elapsed(), (1 + 10 + 3 + 10 + 2) * MS);
+
+    let stop = Pipeline::with_timer(timer.clone())
+        .max_attempts(4)
+        .classify(|_: &&str| Decision::Stop)
+        .build()
+        .unwrap();
+    let out = timer.block_on(stop.call(planned(&timer, &[1, 2])));
+    assert_eq!(
+        out,
+        Err(PipelineError::GaveUp {
+            attempts: 1,
+            error: "odd"
+        })
+    );
+}
+
+#[test]
+fn a_retry_without_delay_starts_in_the_same_poll() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(3)
+        .backoff(constant(Duration::ZERO))
+        .build()
+        .unwrap();
+    let tries = Cell::new(0);
+    let out = timer.block_on(pipeline.call(|a| {
+        tries.set(tries.get() + 1);
+        async move {
+            if a.number() < 3 {
+                Err("busy")
+            } else {
+                Ok(a.number())
+            }
+        }
+    }));
+    assert_eq!((out, tries.get()), (Ok(3), 3));
+}
+
+#[test]
+fn the_attempt_timeout_is_a_retried_failure_and_the_total_timeout_ends_the_call() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(2)
+        .backoff(constant(MS))
+        .attempt_timeout(50 * MS)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[100, 100])));
+    assert_eq!(out, Err(PipelineError::AttemptTimedOut { attempts: 2 }));
+    assert_eq!(timer.elapsed(), 101 * MS);
+    assert_eq!(timer.pending_sleeps(), 0);
+
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(5)
+        .backoff(constant(MS))
+        .attempt_timeout(50 * MS)
+        .total_timeout(80 * MS)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[100, 100, 100])));
+    // The second attempt starts at 51 ms and is cut by the call's deadline at 80 ms.
+    assert_eq!(
+        out,
+        Err(PipelineError::DeadlineReached {
+            attempts: 2,
+            last: None
+        })
+    );
+    assert_eq!(timer.elapsed(), 80 * MS);
+}
+
+#[test]
+fn a_deadline_in_the_past_is_refused_before_anything_is_asked() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::builder()
+        .min_per_second(0)
+        .build_with(timer.clone())
+        .unwrap();
+    let breaker = CircuitBreaker::builder().build_with(timer.clone()).unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .retry_budget(budget.clone())
+        .breaker(breaker.clone())
+        .build()
+        .unwrap();
+    let start = timer.now();
+    timer.advance(MS);
+    let called = Cell::new(false);
+    let out = timer.block_on(pipeline.call_until(start, |_| {
+        called.set(true);
+        async { Ok::<_, ()>(()) }
+    }));
+    assert_eq!(out, Err(PipelineError::DeadlinePassed));
+    assert!(!called.get());
+    assert_eq!(breaker.metrics().calls, 0);
+    for _ in 0..5 {
+        budget.deposit_at(timer.now()); // 5 calls at 0.2 earn one retry: nothing else was deposited
+    }
+    assert_eq!(budget.available_at(timer.now()), 1);
+}
+
+#[test]
+fn a_backoff_that_would_end_past_the_deadline_is_not_taken() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(3)
+        .backoff(constant(100 * MS))
+        .total_timeout(120 * MS)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[21, 2])));
+    assert_eq!(
+        out,
+        Err(PipelineError::DeadlineTooShort {
+            remaining: Duration::ZERO,
+            predicted: Duration::ZERO,
+            attempts: 1,
+            last: Some("odd")
+        })
+    );
+    assert_eq!(timer.elapsed(), 21 * MS, "ended at once, without the sleep");
+}
+
+#[test]
+fn a_retry_is_not_started_when_the_predicted_latency_exceeds_the_time_left() {
+    let timer = ManualTimer::new();
+    // Until 3 samples are known, attempts are predicted to take 30 ms.
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .max_attempts(5)
+        .backoff(constant(MS))
+        .predict_floor(30 * MS)
+        .predict_min_samples(3)
+        .predict_percentile(0.5)
+        .build()
+        .unwrap();
+    let deadline = timer.now() + 50 * MS;
+    let out = timer.block_on(pipeline.call_until(deadline, planned(&timer, &[11, 11, 2])));
+    // 11 ms, then 1 ms sleep leaves 38 ≥ 30: retry. 11 more: 26 left < 30: refused.
+    assert_eq!(
+        out,
+        Err(PipelineError::DeadlineTooShort {
+            remaining: 26 * MS,
+            predicted: 30 * MS,
+            attempts: 2,
+            last: Some("odd")
+        })
+    );
+    assert_eq!(timer.elapsed(), 23 * MS);
+
+    // Once the window holds enough samples, its percentile is the prediction.
+    for _ in 0..3 {
+        pipeline.latency().record_at(timer.now(), 5 * MS);
+    }
+    let predicted = pipeline.predicted_latency_at(timer.now());
+    assert!(predicted >= 4 * MS && predicted <= 6 * MS, "{predicted:?}");
+}
+
+#[test]
+fn hedges_are_sent_on_time_only_when_the_deadline_leaves_room() {
+    let timer = ManualTimer::new();
+    let build = |floor: Duration| {
+        Pipeline::with_timer(timer.clone())
+            .hedge(
+                Hedge::builder()
+                    .fixed_delay(10 * MS)
+                    .unbudgeted()
+                    .build()
+                    .unwrap(),
+            )
+            .predict_floor(floor)
+            .total_timeout(100 * MS)
+            .build()
+            .unwrap()
+    };
+    let roomy = build(20 * MS);
+    let out = timer.block_on(roomy.call(planned(&timer, &[60, 4])));
+    assert_eq!(out, Ok(2));
+    assert_eq!(timer.elapsed(), 14 * MS);
+    assert_eq!(roomy.hedge().unwrap().stats().hedges_sent, 1);
+
+    let timer2 = ManualTimer::new();
+    let tight = Pipeline::with_timer(timer2.clone())
+        .hedge(
+            Hedge::builder()
+                .fixed_delay(10 * MS)
+                .unbudgeted()
+                .build()
+                .unwrap(),
+        )
+        .predict_floor(95 * MS)
+        .total_timeout(100 * MS)
+        .build()
+        .unwrap();
+    let out = timer2.block_on(tight.call(planned(&timer2, &[60, 4])));
+    assert_eq!(out, Ok(1), "90 ms left < 95 ms predicted: no hedge");
+    assert_eq!(tight.hedge().unwrap().stats().hedges_sent, 0);
+}
+
+#[test]
+fn an_open_breaker_refuses_without_counting_anywhere() {
+    let timer = ManualTimer::new();
+    let breaker = CircuitBreaker::builder()
+        .count_window(2)
+        .minimum_calls(2)
+        .open_duration(Duration::from_secs(10))
+        .build_with(timer.clone())
+        .unwrap();
+    let budget = RetryBudget::builder()
+        .ratio(1.0)
+        .min_per_second(5)
+        .build_with(timer.clone())
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .breaker(breaker.clone())
+        .retry_budget(budget.clone())
+        .max_attempts(3)
+        .backoff(constant(MS))
+        .build()
+        .unwrap();
+    // Two failures open the breaker, which refuses the second retry; the budget had granted
+    // it, and takes it back.
+    let out = timer.block_on(pipeline.call(planned(&timer, &[1, 1, 2])));
+    match out {
+        Err(PipelineError::BreakerOpen {
+            rejected,
+            attempts: 2,
+            last: Some("odd"),
+        }) => assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10) - MS)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(breaker.state(), State::Open);
+    // 1 call at ratio 1.0 earned 1 retry, spent; the floor's 5 are all there again.
+    assert_eq!(budget.available_at(timer.now()), 5);
+    let calls = breaker.metrics().calls;
+    let available = budget.available_at(timer.now());
+    let out = timer.block_on(pipeline.call(planned(&timer, &[2])));
+    assert!(matches!(
+        out,
+        Err(PipelineError::BreakerOpen { attempts: 0, .. })
+    ));
+    assert_eq!(breaker.metrics().calls, calls);
+    assert_eq!(budget.available_at(timer.now()), available, "no deposit");
+}
+
+#[test]
+fn a_full_limiter_refuses_and_releases_the_breaker_permit_uncounted() {
+    let timer = ManualTimer::new();
+    let limiter = TestLimiter::new(0, false);
+    let breaker = CircuitBreaker::builder()
+        .half_open_calls(1)
+        .build_with(timer.clone())
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .limiter(limiter.clone())
+        .breaker(breaker.clone())
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[2])));
+    match out {
+        Err(PipelineError::LimiterFull { rejected, .. }) => assert_eq!(rejected.reason(), "full"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(breaker.metrics().calls, 0);
+    assert_eq!(limiter.free(), 0);
+}
+
+#[test]
+fn the_limiter_is_told_each_outcome_and_latency() {
+    let timer = ManualTimer::new();
+    let limiter = TestLimiter::new(1, false);
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .limiter(limiter.clone())
+        .max_attempts(3)
+        .backoff(constant(MS))
+        .attempt_timeout(20 * MS)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[3, 30, 4])));
+    assert_eq!(out, Ok(3));
+    assert_eq!(
+        limiter.finished(),
+        [
+            (Outcome::Failure, 3 * MS),
+            (Outcome::TimedOut, 20 * MS),
+            (Outcome::Success, 4 * MS)
+        ]
+    );
+    assert_eq!(limiter.free(), 1);
+}
+
+#[test]
+fn a_wait_for_a_slot_is_bounded_by_the_deadline_and_leaves_nothing_behind() {
+    let timer = ManualTimer::new();
+    let limiter = TestLimiter::new(0, true);
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .limiter(limiter.clone())
+        .attempt_timeout(10 * MS)
+        .total_timeout(30 * MS)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[2])));
+    assert_eq!(
+        out,
+        Err(PipelineError::DeadlineReached {
+            attempts: 0,
+            last: None
+        })
+    );
+    // The attempt timeout does not bound the wait: only the call's deadline does.
+    assert_eq!(timer.elapsed(), 30 * MS);
+    assert_eq!(limiter.free(), 0);
+    assert_eq!(timer.pending_sleeps(), 0);
+}
+
+#[test]
+fn an_empty_budget_ends_the_call_with_the_last_error() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::builder()
+        .ratio(0.1)
+        .min_per_second(0)
+        .build_with(timer.clone())
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .retry_budget(budget)
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[1, 2])));
+    assert_eq!(
+        out,
+        Err(PipelineError::BudgetEmpty {
+            attempts: 1,
+            last: Some("odd")
+        })
+    );
+}
+
+#[test]
+fn dropping_a_call_in_its_backoff_refunds_the_retry() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::builder()
+        .ratio(1.0)
+        .min_per_second(0)
+        .build_with(timer.clone())
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .retry_budget(budget.clone())
+        .max_attempts(3)
+        .backoff(constant(100 * MS))
+        .build()
+        .unwrap();
+    let mut call = Box::pin(pipeline.call(planned(&timer, &[1, 2])));
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    assert!(call.as_mut().poll(&mut cx).is_pending());
+    timer.advance(MS);
+    assert!(call.as_mut().poll(&mut cx).is_pending()); // failed; sleeping, retry withdrawn
+    assert_eq!(budget.available_at(timer.now()), 0);
+    drop(call);
+    assert_eq!(budget.available_at(timer.now()), 1);
+    assert_eq!(timer.pending_sleeps(), 0);
+}
+
+#[test]
+fn attempts_are_told_their_deadline() {
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .attempt_timeout(10 * MS)
+        .total_timeout(15 * MS)
+        .max_attempts(2)
+        .backoff(constant(MS))
+        .build()
+        .unwrap();
+    let start = timer.now();
+    let seen = RefCell::new(Vec::new());
+    let t = timer.clone();
+    let _ = timer.block_on(pipeline.call(|attempt| {
+        seen.borrow_mut()
+            .push(attempt.deadline().map(|d| d - start));
+        let sleep = t.sleep(Duration::from_secs(1));
+        async move {
+            sleep.await;
+            Ok::<_, ()>(())
+        }
+    }));
+    assert_eq!(*seen.borrow(), [Some(10 * MS), Some(15 * MS)]);
+}
+
+#[test]
+fn every_invalid_setting_is_refused_naming_its_field() {
+    let timer = ManualTimer::new();
+    let b = || Pipeline::with_timer(timer.clone());
+    let field = |r: Result<Pipeline<ManualTimer>, crate::ConfigError>| r.unwrap_err().field();
+    assert_eq!(
+        field(b().total_timeout(Duration::ZERO).build()),
+        "total_timeout"
+    );
+    assert_eq!(
+        field(b().attempt_timeout(Duration::ZERO).build()),
+        "attempt_timeout"
+    );
+    assert_eq!(field(b().max_attempts(0).build()), "max_attempts");
+    assert_eq!(
+        field(b().predict_percentile(0.0).build()),
+        "predict_percentile"
+    );
+    assert_eq!(
+        field(b().predict_percentile(f64::NAN).build()),
+        "predict_percentile"
+    );
+    assert_eq!(
+        field(b().predict_min_samples(0).build()),
+        "predict_min_samples"
+    );
+    assert_eq!(
+        field(b().latency_window(Duration::from_secs(1), 0).build()),
+        "latency_window.slots"
+    );
+    assert_eq!(
+        field(b().latency_window(Duration::ZERO, 4).build()),
+        "latency_window.window"
+    );
+}
+
+#[test]
+fn errors_say_which_layer_ended_the_call() {
+    let e: PipelineError<std::io::Error> = PipelineError::GaveUp {
+        attempts: 3,
+        error: std::io::ErrorKind::ConnectionRefused.into(),
+    };
+    assert!(e.to_string().starts_with("gave up after 3 attempt(s): "));
+    assert!(std::error::Error::source(&e).is_some());
+    assert!(!e.is_rejection());
+    let e: PipelineError<std::io::Error> = PipelineError::LimiterFull {
+        rejected: LimiterRejected::new("full"),
+        attempts: 0,
+        last: None,
+    };
+    assert!(e.is_rejection());
+    assert_eq!(e.to_string(), "limiter refused the attempt: full");
+    assert!(std::error::Error::source(&e).is_some());
+    let e: PipelineError<()> = PipelineError::DeadlinePassed;
+    assert!(e.is_deadline() && e.is_rejection());
+}
+
+#[test]
+fn futures_are_send_when_the_operation_is() {
+    fn assert_send<F: Future + Send>(_: &F) {}
+    let timer = ManualTimer::new();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .limiter(TestLimiter::new(1, true))
+        .breaker(CircuitBreaker::builder().build_with(timer.clone()).unwrap())
+        .hedge(Hedge::builder().build().unwrap())
+        .build()
+        .unwrap();
+    let t = timer.clone();
+    let call = pipeline.call(move |_| {
+        let sleep = t.sleep(MS);
+        async move {
+            sleep.await;
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    assert_send(&call);
+    assert_send(&pipeline.call_owned(|_| async { Ok::<_, std::io::Error>(()) }));
+}
+
+#[test]
+fn a_lost_hedge_releases_its_slot_and_breaker_permit_uncounted() {
+    let timer = ManualTimer::new();
+    let limiter = TestLimiter::new(2, false);
+    let breaker = CircuitBreaker::builder().build_with(timer.clone()).unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .limiter(limiter.clone())
+        .breaker(breaker.clone())
+        .hedge(
+            Hedge::builder()
+                .fixed_delay(10 * MS)
+                .unbudgeted()
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = timer.block_on(pipeline.call(planned(&timer, &[60, 4])));
+    assert_eq!(out, Ok(2));
+    assert_eq!(limiter.finished(), [(Outcome::Success, 4 * MS)]);
+    assert_eq!(limiter.0.lock().unwrap().released, 1);
+    assert_eq!(limiter.free(), 2);
+    assert_eq!(breaker.metrics().calls, 1);
+    assert_eq!(timer.pending_sleeps(), 0);
+}

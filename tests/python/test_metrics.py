@@ -1,0 +1,162 @@
+"""tailguard.metrics: the Recorder's counts, and the same series through prometheus_client and
+through OpenTelemetry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Dict, Tuple
+
+import httpx
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from prometheus_client import CollectorRegistry, generate_latest
+
+import tailguard as tg
+import tailguard.httpx as tgx
+from http_server import Reply, Server
+from tailguard.metrics import METRICS, Recorder
+from tailguard.metrics.otel import observe
+from tailguard.metrics.prometheus import TailguardCollector
+from tailguard.testing import ManualClock
+
+
+def test_breaker_transitions_rejections_and_state() -> None:
+    recorder = Recorder()
+    breaker = tg.CircuitBreaker(consecutive_failures=1, open_duration=10.0, clock=ManualClock())
+    recorder.watch_breaker(breaker, policy="db")
+    recorder.watch_breaker(breaker, policy="db")  # twice: counted once
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    for _ in range(3):
+        with pytest.raises(tg.CircuitOpenError):
+            breaker.call(lambda: 1)
+    labels = {"policy": "db", "host": ""}
+    assert (
+        recorder.value(
+            "tailguard_breaker_transitions_total", **labels, **{"from": "closed", "to": "open"}
+        )
+        == 1
+    )
+    assert recorder.value("tailguard_breaker_rejections_total", **labels) == 3
+    assert recorder.value("tailguard_breaker_state", **labels, state="open") == 1
+    assert recorder.value("tailguard_breaker_state", **labels, state="closed") == 0
+    # Forgotten: the state goes, the rejections stay (a counter never goes back).
+    recorder.unwatch_breaker(breaker)
+    assert recorder.value("tailguard_breaker_rejections_total", **labels) == 3
+    assert recorder.value("tailguard_breaker_state", **labels, state="open") is None
+    breaker.reset()
+    assert (
+        recorder.value(
+            "tailguard_breaker_transitions_total", **labels, **{"from": "open", "to": "closed"}
+        )
+        is None
+    )
+
+
+def test_retry_hook_and_budget_refusals() -> None:
+    recorder = Recorder()
+    calls = 0
+
+    @tg.retry(on=ValueError, attempts=3, backoff=tg.Backoff.constant(0), on_retry=recorder.retry_hook("job"))
+    def job() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError
+
+    with pytest.raises(tg.RetryError):
+        job()
+    assert recorder.value("tailguard_retries_total", policy="job") == 2
+    recorder.budget_refused("job", "retry")
+    assert recorder.value("tailguard_budget_refusals_total", policy="job", budget="retry") == 1
+
+
+def test_hedge_statistics() -> None:
+    recorder = Recorder()
+    hedge = tg.Hedge(0.01, budget="unlimited")
+    recorder.watch_hedge(hedge, policy="search")
+
+    async def main() -> str:
+        attempt = 0
+
+        async def call() -> str:
+            nonlocal attempt
+            attempt += 1
+            await asyncio.sleep(5.0 if attempt == 1 else 0)
+            return f"attempt {attempt}"
+
+        return await hedge.run(call)
+
+    assert asyncio.run(main()) == "attempt 2"
+    assert recorder.value("tailguard_hedges_sent_total", policy="search") == 1
+    assert recorder.value("tailguard_hedges_won_total", policy="search") == 1
+    assert recorder.value("tailguard_budget_refusals_total", policy="search", budget="hedge") == 0
+
+
+def _flow(recorder: Recorder) -> str:
+    """Real requests: two retries to one host, and a breaker that opens on another (whose
+    host it returns)."""
+    with Server() as ok, Server() as bad:
+        ok.script("/", Reply(503), Reply(503), Reply(200))
+        bad.script("/", Reply(500))
+        transport = tgx.Transport(
+            backoff=tg.Backoff.constant(0.01),
+            breaker={"consecutive_failures": 1, "open_duration": 60.0},
+            failure_statuses=[500],
+            metrics=recorder,
+            name="api",
+        )
+        with httpx.Client(transport=transport) as client:
+            assert client.get(ok.url + "/").status_code == 200
+            assert client.get(bad.url + "/").status_code == 500
+            with pytest.raises(tg.CircuitOpenError):
+                client.get(bad.url + "/")
+        return bad.host
+
+
+def test_prometheus_collector_exports_the_vocabulary() -> None:
+    recorder = Recorder()
+    registry = CollectorRegistry()
+    registry.register(TailguardCollector(recorder))
+    bad = _flow(recorder)
+    text = generate_latest(registry).decode()
+    assert 'tailguard_retries_total{policy="api"} 2.0' in text
+    assert (
+        f'tailguard_breaker_transitions_total{{from="closed",host="{bad}",policy="api",to="open"}} 1.0'
+        in text
+    )
+    assert f'tailguard_breaker_rejections_total{{host="{bad}",policy="api"}} 1.0' in text
+    assert f'tailguard_breaker_state{{host="{bad}",policy="api",state="open"}} 1.0' in text
+    for name, metric in METRICS.items():
+        assert f"# TYPE {name} {metric.kind}" in text
+
+
+def test_opentelemetry_instruments_report_the_same_series() -> None:
+    recorder = Recorder()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    assert len(observe(recorder, provider)) == len(METRICS)
+    _flow(recorder)
+    data = reader.get_metrics_data()
+    assert data is not None
+    seen: Dict[Tuple[str, Tuple[Tuple[str, object], ...]], float] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    attributes = tuple(sorted((point.attributes or {}).items()))
+                    seen[(metric.name, attributes)] = point.value  # type: ignore[union-attr]
+    assert seen[("tailguard_retries", (("policy", "api"),))] == 2
+    opened = [
+        value
+        for (name, attributes), value in seen.items()
+        if name == "tailguard_breaker_state" and ("state", "open") in attributes
+    ]
+    assert sorted(opened) == [0, 1]  # one host's breaker open, the other's not
+
+
+def test_exporters_refuse_what_is_not_a_recorder() -> None:
+    with pytest.raises(TypeError):
+        TailguardCollector(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        observe(object())  # type: ignore[arg-type]

@@ -1,0 +1,175 @@
+//! The overload limits (bulkhead, rate limiter) under several executors — smol,
+//! `futures::executor` (block_on and a thread pool) and tokio (current-thread and multi-thread)
+//! — with both real timers: waiters are woken by whichever executor polls them, deadlines fire
+//! on the real clock, and dropped waiters give everything back.
+//!
+//! Real clocks on purpose (the point is that the real timers and wakers work under each
+//! executor), with short limits and generous bounds; only shapes are judged.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tailguard::bulkhead::{Bulkhead, QueueOrder, Reason};
+use tailguard::rate::RateLimiter;
+use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::timeout::FutureExt;
+
+const SHORT: Duration = Duration::from_millis(20);
+const GENEROUS: Duration = Duration::from_secs(10);
+
+async fn bulkhead_scenarios<T: Timer>(timer: T) {
+    for order in [QueueOrder::Fifo, QueueOrder::Lifo] {
+        let bulkhead = Bulkhead::builder()
+            .max_concurrent(2)
+            .max_queue(8)
+            .queue_order(order)
+            .build_with(timer.clone())
+            .unwrap();
+        // Six callers, two at a time: the four who wait are woken as slots free up.
+        let inside = AtomicU32::new(0);
+        let deadline = timer.now() + GENEROUS;
+        let call = |_| async {
+            let _permit = bulkhead
+                .acquire_until(deadline)
+                .await
+                .expect("a slot in time");
+            assert!(inside.fetch_add(1, Ordering::SeqCst) < 2);
+            timer.sleep(Duration::from_millis(5)).await;
+            inside.fetch_sub(1, Ordering::SeqCst);
+        };
+        futures::future::join_all((0..6).map(call)).await;
+
+        // With both slots held, a waiter gives up at its deadline, not much later.
+        let held = (
+            bulkhead.try_acquire().unwrap(),
+            bulkhead.try_acquire().unwrap(),
+        );
+        let start = Instant::now();
+        let refused = bulkhead
+            .acquire_until(timer.now() + SHORT)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason(), Reason::Deadline);
+        let took = start.elapsed();
+        assert!(took >= SHORT && took < GENEROUS, "{took:?}");
+
+        // A waiter dropped by an outer timeout leaves the queue.
+        let waiting = bulkhead.acquire_until(timer.now() + GENEROUS);
+        assert!(waiting.timeout_with(timer.clone(), SHORT).await.is_err());
+        assert_eq!(bulkhead.metrics().queued, 0);
+        drop(held);
+        assert_eq!(bulkhead.metrics().in_flight, 0);
+    }
+}
+
+async fn rate_scenarios<T: Timer>(timer: T) {
+    // 200 a second, evenly spaced: five calls take at least four intervals (20 ms).
+    let limiter = RateLimiter::builder()
+        .rate(200, Duration::from_secs(1))
+        .build_with(timer.clone())
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..5 {
+        limiter
+            .acquire_until(timer.now() + GENEROUS)
+            .await
+            .expect("a token in time");
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(20) && took < GENEROUS,
+        "{took:?}"
+    );
+    // A deadline shorter than the next interval is refused at once.
+    limiter.try_acquire().ok();
+    let refused = limiter
+        .acquire_until(timer.now() + Duration::from_micros(100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), tailguard::rate::Reason::Deadline);
+}
+
+async fn scenarios<T: Timer>(timer: T) {
+    bulkhead_scenarios(timer.clone()).await;
+    rate_scenarios(timer).await;
+}
+
+/// Runs the scenarios several times concurrently, as spawned `Send` tasks.
+fn spawned<T: Timer>(timer: T, spawn: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)) {
+    for _ in 0..3 {
+        spawn(Box::pin(scenarios(timer.clone())));
+    }
+}
+
+macro_rules! on_every_timer {
+    ($name:ident, |$timer:ident| $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn async_io_timer() {
+                let $timer = AsyncIoTimer;
+                $body
+            }
+
+            #[test]
+            fn futures_timer() {
+                let $timer = FuturesTimer;
+                $body
+            }
+        }
+    };
+}
+
+on_every_timer!(smol_block_on, |timer| smol::block_on(scenarios(timer)));
+
+on_every_timer!(smol_spawned, |timer| {
+    let tasks = std::sync::Mutex::new(Vec::new());
+    spawned(timer, |f| tasks.lock().unwrap().push(smol::spawn(f)));
+    smol::block_on(futures::future::join_all(tasks.into_inner().unwrap()));
+});
+
+on_every_timer!(futures_block_on, |timer| futures::executor::block_on(
+    scenarios(timer)
+));
+
+on_every_timer!(futures_thread_pool, |timer| {
+    let pool = futures::executor::ThreadPool::builder()
+        .pool_size(2)
+        .create()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawned(timer, |f| {
+        let tx = tx.clone();
+        pool.spawn_ok(async move {
+            f.await;
+            tx.send(()).unwrap();
+        })
+    });
+    for _ in 0..3 {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("task finished");
+    }
+});
+
+on_every_timer!(tokio_current_thread, |timer| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(scenarios(timer))
+});
+
+on_every_timer!(tokio_multi_thread, |timer| {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let handles = std::sync::Mutex::new(Vec::new());
+    spawned(timer, |f| handles.lock().unwrap().push(rt.spawn(f)));
+    rt.block_on(async {
+        for h in handles.into_inner().unwrap() {
+            h.await.expect("task did not panic");
+        }
+    });
+});
