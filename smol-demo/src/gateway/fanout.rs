@@ -1,17 +1,15 @@
-//! One fan-out: every key through retry, hedging, breakers and per-call timeouts, gathered under
-//! a deadline.
+//! One fan-out: every key through the pipeline (retry, hedging, the deadline), each attempt
+//! through a replica's breaker and the call timeout, gathered under the fan-out's deadline.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use smol::lock::Semaphore;
 use tailguard::fanout::scatter_gather_with;
-use tailguard::hedge::HedgeError;
-use tailguard::retry::{Classify, Decision, GaveUp, RetryError};
+use tailguard::pipeline::{Attempt, PipelineError};
+use tailguard::retry::{Classify, Decision};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
 
@@ -91,12 +89,12 @@ impl fmt::Display for KeyError {
     }
 }
 
-/// Retries a key when any of its hedged attempts failed in a way another try may fix.
+/// Retries a key when its last attempt failed in a way another try may fix.
 pub(super) struct KeyClassifier;
 
-impl Classify<HedgeError<KeyError>> for KeyClassifier {
-    fn classify(&self, error: &HedgeError<KeyError>) -> Decision {
-        if error.errors().iter().any(KeyError::is_retryable) {
+impl Classify<KeyError> for KeyClassifier {
+    fn classify(&self, error: &KeyError) -> Decision {
+        if error.is_retryable() {
             Decision::Retry
         } else {
             Decision::Stop
@@ -157,10 +155,6 @@ struct Served {
     hedge: u32,
     value: String,
 }
-
-/// One key's retry loop, boxed (see [`Inner::retried`]).
-type Retried<'a> =
-    Pin<Box<dyn Future<Output = Result<Served, RetryError<HedgeError<KeyError>>>> + Send + 'a>>;
 
 /// Counters of one fan-out, shared by its keys.
 #[derive(Default)]
@@ -247,50 +241,44 @@ impl Gateway {
 }
 
 impl Inner {
-    /// One key: retried, each try hedged, each call through a breaker and a timeout.
+    /// One key through the pipeline: retried, each try hedged, by the fan-out's `deadline`;
+    /// each attempt one call through a replica's breaker and the call timeout.
     async fn read_key(
         &self,
         key: usize,
         counts: &FanoutCounts,
         deadline: Deadline,
     ) -> Result<Served, KeyError> {
-        let result = self.retried(key, counts, deadline).await;
-        result.map_err(|error| {
-            if error.reason() == GaveUp::BudgetExhausted {
+        let result = self
+            .pipeline
+            .call_until(deadline, |attempt: Attempt| {
+                if attempt.is_hedge() {
+                    counts.hedges_sent.bump();
+                } else if attempt.round() > 1 {
+                    counts.retries.bump();
+                    self.totals.retries.bump();
+                }
+                // Each try starts one replica further along, and so does each hedge: the first
+                // attempt of the first try (both numbered from 1) goes to the key's home
+                // replica.
+                let offset = (attempt.round() + attempt.hedge()) as usize - 2;
+                self.call(key, offset, attempt.hedge(), counts, deadline)
+            })
+            .await;
+        result.map_err(|error| match error {
+            PipelineError::GaveUp { error, .. } => error,
+            PipelineError::BudgetEmpty { last, .. } => {
                 counts.budget_refusals.bump();
                 self.totals.retry_budget_refusals.bump();
+                last.unwrap_or(KeyError::CallTimeout)
             }
-            match error.into_inner() {
-                Some(hedged) => hedged.last().clone(),
-                None => KeyError::CallTimeout,
-            }
+            // No time left for another try: the key failed with its last error.
+            PipelineError::DeadlineTooShort {
+                last: Some(last), ..
+            } => last,
+            // The deadline came during a try, or before any: timed out.
+            _ => KeyError::Deadline,
         })
-    }
-
-    /// The retry loop of one key, boxed as `Send` here, where its lifetimes are known: inside
-    /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
-    /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
-    fn retried<'a>(
-        &'a self,
-        key: usize,
-        counts: &'a FanoutCounts,
-        deadline: Deadline,
-    ) -> Retried<'a> {
-        Box::pin(self.retry.run_numbered(move |attempt| {
-            if attempt > 1 {
-                counts.retries.bump();
-                self.totals.retries.bump();
-            }
-            // Each try starts one replica further along, and so does each hedge: the first
-            // attempt of the first try (both numbered from 1) goes to the key's home replica.
-            self.hedge.run_with(AsyncIoTimer, move |hedge| {
-                if hedge > 1 {
-                    counts.hedges_sent.bump();
-                }
-                let offset = (attempt + hedge) as usize - 2;
-                self.call(key, offset, hedge, counts, deadline)
-            })
-        }))
     }
 
     /// One call for `key`, to the first replica from `home + offset` whose breaker admits it,
@@ -403,38 +391,17 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn hedged(errors: Vec<KeyError>) -> HedgeError<KeyError> {
-        // A HedgeError is only built by a hedged run: make one that fails with `errors`.
-        let hedge = tailguard::hedge::Hedge::builder()
-            .max_attempts(errors.len() as u32)
-            .unbudgeted()
-            .build()
-            .unwrap();
-        let timer = tailguard::time::ManualTimer::new();
-        let run = hedge.run_with(timer.clone(), |attempt| {
-            let error = errors[attempt as usize - 1].clone();
-            async move { Err::<(), _>(error) }
-        });
-        timer.block_on(run).unwrap_err()
-    }
-
     #[test]
     fn only_faults_another_try_may_fix_are_retried() {
-        let classify = |errors| KeyClassifier.classify(&hedged(errors));
-        assert_eq!(classify(vec![KeyError::Status(503)]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::CallTimeout]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::Client("connect")]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::Status(404)]), Decision::Stop);
-        assert_eq!(classify(vec![KeyError::AllBreakersOpen]), Decision::Stop);
-        assert_eq!(
-            classify(vec![KeyError::Unsent("pool_exhausted")]),
-            Decision::Stop
-        );
-        // One retryable failure among the attempts is enough.
-        assert_eq!(
-            classify(vec![KeyError::AllBreakersOpen, KeyError::Status(500)]),
-            Decision::Retry
-        );
+        let classify = |error: KeyError| KeyClassifier.classify(&error);
+        assert_eq!(classify(KeyError::Status(503)), Decision::Retry);
+        assert_eq!(classify(KeyError::CallTimeout), Decision::Retry);
+        assert_eq!(classify(KeyError::Client("connect")), Decision::Retry);
+        assert_eq!(classify(KeyError::DeadlineRefused), Decision::Retry);
+        assert_eq!(classify(KeyError::Status(404)), Decision::Stop);
+        assert_eq!(classify(KeyError::AllBreakersOpen), Decision::Stop);
+        assert_eq!(classify(KeyError::Unsent("pool_exhausted")), Decision::Stop);
+        assert_eq!(classify(KeyError::Deadline), Decision::Stop);
     }
 
     #[test]
