@@ -6,6 +6,7 @@
 pub mod args;
 pub mod backend;
 pub mod client;
+pub mod deadline;
 pub mod experiment;
 pub mod gateway;
 pub mod herd;

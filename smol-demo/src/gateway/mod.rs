@@ -13,7 +13,7 @@
 //! | deadline | every key's retries, backoff sleeps and hedges under the fan-out's deadline: none is started when less time is left than the p90 of recent calls | [`tailguard::pipeline`] |
 //! | scatter-gather | every key under the fan-out's deadline, at most `fanout_concurrency` at once (a key's call timeout starts with its turn); what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
 //!
-//! Retry, hedging and the deadline are one [`Pipeline`](tailguard::pipeline::Pipeline) per
+//! Retry, hedging and the deadline are one [`tailguard::pipeline::Pipeline`] per
 //! gateway, which composes them in its fixed order (nothing nested by hand, nothing boxed); each
 //! of its attempts is one call, which picks its replica by the breakers (a routing decision
 //! per attempt, so the breakers stay per replica, inside the attempt) and bounds itself by
