@@ -53,13 +53,13 @@ numbers.
 callers (20,000) arriving as a Poisson process at --rate per second (200), 0.5 ms of network \
 each way, a backend with no queue that cannot foresee its service time (it stops at the \
 deadline it is told, and refuses only a request whose deadline has passed); attempt n of call \
-c is served in the same drawn time in both modes. Takes a few seconds (a minute in a debug \
-build).";
+c is served in the same drawn time in both modes. Takes half a second in a release build \
+(about 10 s of CPU in a debug build).";
 
 /// Examples and exit statuses, after `deadline --help`.
 pub const AFTER_HELP: &str = "Examples:
   tailguard-demo deadline                  # about 7 s, live
-  tailguard-demo deadline --sim            # deterministic, a few seconds
+  tailguard-demo deadline --sim            # deterministic, half a second (release)
   tailguard-demo deadline --sim --seed 7 --calls 50000 --json
   tailguard-demo deadline --deadline 150ms --rate 200
 
