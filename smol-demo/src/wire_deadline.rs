@@ -107,6 +107,20 @@ impl Refusal {
         Refusal { reason, message }
     }
 
+    /// The refusal of work that takes `work` when the caller's deadline leaves `left`: for a
+    /// server that learns what its work takes only after [`admit_at`] (say, once a worker
+    /// picks the request up), judged against the same deadline.
+    pub fn too_short(left: Duration, work: Duration) -> Refusal {
+        Refusal::new(
+            Reason::TooShort,
+            format!(
+                "the caller's deadline leaves {} but this work takes {}; nothing was done\n",
+                crate::ms::text(left),
+                crate::ms::text(work)
+            ),
+        )
+    }
+
     /// `400` for a malformed header, `504` otherwise.
     pub fn status(&self) -> StatusCode {
         match self.reason {
@@ -165,14 +179,7 @@ pub fn admit_at(
         ));
     }
     if left < work {
-        return Err(Refusal::new(
-            Reason::TooShort,
-            format!(
-                "the caller's deadline leaves {} but this work takes {}; nothing was done\n",
-                crate::ms::text(left),
-                crate::ms::text(work)
-            ),
-        ));
+        return Err(Refusal::too_short(left, work));
     }
     Ok(Some(deadline))
 }

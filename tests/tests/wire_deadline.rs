@@ -190,6 +190,58 @@ fn a_replica_refuses_work_longer_than_the_time_left_without_doing_it() {
     rt.block_on(backends.stop());
 }
 
+#[test]
+fn a_replica_judges_the_time_left_after_its_queue_against_the_callers_deadline() {
+    // One worker, 100 ms of work: a request that waits its turn behind another has 100 ms less.
+    let rt = Runtime::new(2.try_into().unwrap());
+    let profile = tailguard_demo::backend::Profile {
+        workers: Some(1),
+        ..fixed(100)
+    };
+    let backends = rt
+        .block_on(Backends::start(
+            BackendConfig::uniform(1, profile),
+            rt.executor(),
+        ))
+        .unwrap();
+    let addr = backends.addrs()[0];
+    let busy = |headers: &'static str| thread::spawn(move || raw_get(addr, "/k", headers));
+
+    // 160 ms, of which about 100 go to the wait: 60 ms left for 100 ms of work, refused when
+    // the worker picks it up (not when it arrives, and not run to the deadline).
+    let first = busy("");
+    thread::sleep(Duration::from_millis(20));
+    let (late, took) = raw_get(addr, "/k", "tailguard-timeout: 160m\r\n");
+    assert_eq!(late.status, 504, "{late:?}");
+    assert_eq!(
+        late.field("tailguard-refused"),
+        Some("too_short"),
+        "{late:?}"
+    );
+    assert!(took < Duration::from_millis(150), "{took:?}");
+    assert_eq!(first.join().unwrap().0.status, 200);
+
+    // 40 ms: the deadline passes in the queue, and the wait ends there.
+    let first = busy("");
+    thread::sleep(Duration::from_millis(20));
+    let (waited, took) = raw_get(addr, "/k", "tailguard-timeout: 40m\r\n");
+    assert_eq!(
+        waited.field("tailguard-refused"),
+        Some("stopped"),
+        "{waited:?}"
+    );
+    assert!(took < Duration::from_millis(75), "{took:?}");
+    assert_eq!(first.join().unwrap().0.status, 200);
+
+    let stats = backends.stats()[0];
+    assert_eq!(
+        (stats.deadline_refused, stats.deadline_stopped, stats.ok),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+    rt.block_on(backends.stop());
+}
+
 /// A replica that records the `tailguard-timeout` of every request (decoded), then answers 200
 /// after `delay`.
 struct Recorder {

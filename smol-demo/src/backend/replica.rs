@@ -398,11 +398,13 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
         arrival.saturating_duration_since(shared.origin),
         start.saturating_duration_since(shared.origin),
     );
-    // Work longer than the caller has left is refused at once: the replica knows what its work
-    // takes (the draw), though not that a stall may come and stretch it.
-    if deadline.is_some() {
-        if let Err(refusal) = admit_at(request.headers(), start, plan.work) {
-            return refused(replica, index, refusal);
+    // Work longer than the caller has left (after the wait for a worker) is refused at once:
+    // the replica knows what its work takes (the draw), though not that a stall may come and
+    // stretch it.
+    if let Some(deadline) = deadline {
+        let left = deadline.instant().saturating_duration_since(start);
+        if left < plan.work {
+            return refused(replica, index, Refusal::too_short(left, plan.work));
         }
     }
     if plan.stalled {
