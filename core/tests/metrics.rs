@@ -52,7 +52,13 @@ impl Counters {
                 .into_vec()
                 .into_iter()
                 .filter_map(|(key, .., value)| match value {
-                    DebugValue::Counter(count) => {
+                    // A gauge is read as a whole number too (the breaker's state: 0 or 1).
+                    DebugValue::Counter(_) | DebugValue::Gauge(_) => {
+                        let count = match value {
+                            DebugValue::Counter(count) => count,
+                            DebugValue::Gauge(level) => level.0 as u64,
+                            _ => unreachable!(),
+                        };
                         let key = key.key();
                         let mut labels: Vec<_> = key
                             .labels()
@@ -165,17 +171,25 @@ fn breaker_transitions_and_rejections_are_counted_readiness_checks_included() {
         breaker.try_acquire().unwrap().success();
     });
     let counters = Counters::read(&snapshotter);
-    let db = ("name", "db");
-    assert_eq!(counters.get(names::BREAKER_REJECTIONS, &[db]), Some(2));
+    let (db, host) = (("name", "db"), ("host", ""));
+    assert_eq!(
+        counters.get(names::BREAKER_REJECTIONS, &[db, host]),
+        Some(2)
+    );
     let transition = |from, to| {
         counters.get(
             names::BREAKER_TRANSITIONS,
-            &[db, ("from", from), ("to", to)],
+            &[db, host, ("from", from), ("to", to)],
         )
     };
     assert_eq!(transition("closed", "open"), Some(1));
     assert_eq!(transition("open", "half_open"), Some(1));
     assert_eq!(transition("half_open", "closed"), Some(1));
+    let state = |state| counters.get(names::BREAKER_STATE, &[db, host, ("state", state)]);
+    assert_eq!(
+        (state("closed"), state("open"), state("half_open")),
+        (Some(1), Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -190,7 +204,7 @@ fn an_unnamed_policy_is_labelled_default() {
         assert!(breaker.try_acquire().is_err());
     });
     let counters = Counters::read(&snapshotter);
-    let default = [("name", names::DEFAULT_NAME)];
+    let default = [("name", names::DEFAULT_NAME), ("host", "")];
     assert_eq!(counters.get(names::BREAKER_REJECTIONS, &default), Some(1));
 }
 

@@ -228,3 +228,47 @@ impl ManualClock {
         format!("ManualClock(now={})", self.now())
     }
 }
+
+impl Clock {
+    /// Waits `delay` as a limiter does: a manual clock is advanced (and nothing is slept); the
+    /// system clock's delay is returned to sleep. Testing mode does not shorten it: a rate
+    /// limiter that slept zero on the system clock would only spin until the token came.
+    pub(crate) fn wait_for(&self, delay: Duration) -> Duration {
+        match self {
+            Clock::Manual(inner) => {
+                inner.advance(delay);
+                Duration::ZERO
+            }
+            Clock::System => delay,
+        }
+    }
+}
+
+/// The binding's [`Clock`] as a core [`Timer`](tailguard::time::Timer), for the policies built
+/// on one (the limiters): `now` reads the clock. Sleeps are real on the system clock; on a
+/// manual clock they never end (the binding waits on a manual clock by advancing it instead).
+#[derive(Clone, Debug)]
+pub(crate) struct ClockTimer(pub(crate) Clock);
+
+impl tailguard::time::Timer for ClockTimer {
+    type Sleep = <tailguard::time::AsyncIoTimer as tailguard::time::Timer>::Sleep;
+
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        use tailguard::time::AsyncIoTimer;
+        match self.0 {
+            Clock::System => AsyncIoTimer.sleep_until(deadline),
+            Clock::Manual(_) => AsyncIoTimer.sleep_until(far_future()),
+        }
+    }
+}
+
+/// About thirty years from now: "never" for a sleep.
+pub(crate) fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(86_400 * 365 * 30))
+        .unwrap_or(now)
+}

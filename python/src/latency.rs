@@ -190,6 +190,23 @@ impl RollingHistogram {
     }
 }
 
+impl RollingHistogram {
+    /// The time on the histogram's clock.
+    #[inline]
+    pub(crate) fn now(&self) -> std::time::Instant {
+        self.clock.now()
+    }
+
+    /// Records the latency of something started at `started` and ended now; returns now.
+    #[inline]
+    pub(crate) fn record_since(&self, started: std::time::Instant) -> std::time::Instant {
+        let now = self.clock.now();
+        self.inner
+            .record_at(now, now.saturating_duration_since(started));
+        now
+    }
+}
+
 /// `None` or the number, as Python prints them.
 fn py_opt(value: Option<f64>) -> String {
     value.map_or_else(|| "None".to_owned(), |v| v.to_string())

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod adaptive_timeout;
 mod backoff;
 mod breaker;
 mod clock;
@@ -14,6 +15,8 @@ mod convert;
 mod errors;
 mod hedge;
 mod latency;
+mod limits;
+mod pipeline;
 mod retry;
 
 use pyo3::prelude::*;
@@ -22,6 +25,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<adaptive_timeout::AdaptiveTimeout>()?;
     m.add_class::<backoff::Backoff>()?;
     m.add_class::<backoff::BackoffIterator>()?;
     m.add_class::<retry::RetryBudget>()?;
@@ -41,6 +45,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::BreakerPermit>()?;
     m.add_class::<breaker::BreakerMetrics>()?;
     m.add_class::<breaker::BreakerTransition>()?;
+    m.add_class::<pipeline::Piped>()?;
+    m.add_class::<limits::bulkhead::Bulkhead>()?;
+    m.add_class::<limits::bulkhead::BulkheadPermit>()?;
+    m.add_class::<limits::bulkhead::BulkheadWaiter>()?;
+    m.add_class::<limits::bulkhead::Bulkheaded>()?;
+    m.add_class::<limits::rate::RateLimiter>()?;
+    m.add_class::<limits::rate::RateLimited>()?;
+    m.add_class::<limits::rate::KeyedRateLimiter>()?;
+    m.add_class::<limits::throttle::Throttle>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

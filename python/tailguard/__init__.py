@@ -1,5 +1,6 @@
-"""tailguard: retry with backoff and budgets, circuit breakers, hedging and latency histograms,
-for sync and asyncio code, on a Rust core.
+"""tailguard: retry with backoff and budgets, circuit breakers, hedging, latency histograms and
+overload limits (bulkheads, rate limiters, client-side throttling), for sync and asyncio code,
+on a Rust core.
 
 >>> import tailguard as tg
 >>> @tg.retry(on=ConnectionError, attempts=3, backoff=tg.Backoff.exponential(0.01))
@@ -15,26 +16,37 @@ from tailguard._errors import (
     AllFailedError,
     AttemptTimeoutError,
     BudgetExhaustedError,
+    BulkheadFullError,
     CircuitOpenError,
     ConfigError,
+    DeadlineExceededError,
     QuorumError,
+    RateLimitedError,
     RetryError,
     TailguardError,
+    ThrottledError,
 )
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
-from tailguard._hedge import hedge
+from tailguard._hedge import NoTargetError, hedge
+from tailguard._pipeline import Pipeline
+from tailguard._limits import Bulkhead, KeyedRateLimiter, RateLimiter, Throttle
 from tailguard._native import (
+    AdaptiveTimeout,
     Backoff,
     BreakerMetrics,
     BreakerPermit,
     BreakerTransition,
+    BulkheadPermit,
+    Bulkheaded,
     Guarded,
     Hedge,
     HedgeBudget,
     HedgeStats,
     LatencyHistogram,
+    Piped,
+    RateLimited,
     Retry,
     RetryBudget,
     RetryEvent,
@@ -48,6 +60,7 @@ from tailguard._retry import retry
 from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
+    "AdaptiveTimeout",
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
@@ -55,15 +68,27 @@ __all__ = [
     "BreakerPermit",
     "BreakerTransition",
     "BudgetExhaustedError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadPermit",
+    "Bulkheaded",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
+    "DeadlineExceededError",
     "Guarded",
     "Hedge",
     "HedgeBudget",
     "HedgeStats",
+    "KeyedRateLimiter",
     "LatencyHistogram",
+    "Piped",
+    "Pipeline",
+    "NoTargetError",
     "QuorumError",
+    "RateLimited",
+    "RateLimitedError",
+    "RateLimiter",
     "Retry",
     "RetryBudget",
     "RetryError",
@@ -71,6 +96,8 @@ __all__ = [
     "Retrying",
     "RollingHistogram",
     "TailguardError",
+    "Throttle",
+    "ThrottledError",
     "__version__",
     "first_ok",
     "hedge",

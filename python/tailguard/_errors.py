@@ -7,6 +7,7 @@ from typing import Literal, Optional
 # What `RetryError.reason` can be, and the states in which a breaker refuses a call.
 _GaveUpReason = Literal["exhausted", "deadline", "budget"]
 _RefusingState = Literal["open", "half_open", "forced_open"]
+_DeadlineReason = Literal["passed", "reached", "too_short"]
 
 
 class TailguardError(Exception):
@@ -65,6 +66,44 @@ class AttemptTimeoutError(TailguardError, TimeoutError):
     was left of its ``deadline``). Also a :class:`TimeoutError`."""
 
 
+class DeadlineExceededError(TailguardError, TimeoutError):
+    """A :class:`~tailguard.Pipeline` call ended on its deadline. Also a :class:`TimeoutError`.
+
+    ``reason`` says how: ``"passed"`` (the deadline had passed before the call started: nothing
+    was tried), ``"reached"`` (it fell while an attempt was running, which was cancelled, or
+    before a failed attempt could be retried) or ``"too_short"`` (a retry was due, but the time
+    left after its backoff was shorter than an attempt is predicted to take: neither the sleep nor
+    the retry was started). ``attempts`` is how many attempts were made; ``remaining`` and
+    ``predicted`` (seconds) are the two figures a ``"too_short"`` decision compared, else
+    ``None``. The last attempt's exception, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: _DeadlineReason,
+        attempts: int,
+        remaining: Optional[float] = None,
+        predicted: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason: _DeadlineReason = reason
+        self.attempts = attempts
+        self.remaining = remaining
+        self.predicted = predicted
+
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[DeadlineExceededError],
+        tuple[str, _DeadlineReason, int, Optional[float], Optional[float]],
+    ]:
+        return (
+            type(self),
+            (str(self), self.reason, self.attempts, self.remaining, self.predicted),
+        )
+
+
 class CircuitOpenError(TailguardError):
     """The circuit breaker refused the call without running it.
 
@@ -119,3 +158,58 @@ class QuorumError(TailguardError):
         self.required = required
         self.successes = successes
         self.exceptions = exceptions
+
+
+# What `BulkheadFullError.reason` and `RateLimitedError.reason` can be.
+_BulkheadReason = Literal["full", "deadline"]
+_RateReason = Literal["empty", "deadline", "too_many"]
+
+
+class BulkheadFullError(TailguardError):
+    """The bulkhead refused the call without running it: a rejection, not a failure.
+
+    ``reason`` is ``"full"`` (every slot was taken and the wait queue was full, or there is
+    none) or ``"deadline"`` (the wait for a slot ran out).
+    """
+
+    def __init__(self, message: str, reason: _BulkheadReason = "full") -> None:
+        super().__init__(message)
+        self.reason: _BulkheadReason = reason
+
+    def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[str, _BulkheadReason]]:
+        return (type(self), (str(self), self.reason))
+
+
+class RateLimitedError(TailguardError):
+    """The rate limiter refused the call without running it: a rejection, not a failure.
+
+    ``reason`` is ``"empty"`` (no token now and no wait allowed), ``"deadline"`` (the next
+    token comes after the wait's limit: refused at once, not slept through) or ``"too_many"``
+    (more tokens asked at once than the burst holds). ``retry_after`` is the number of seconds
+    until the tokens asked for are there, ``None`` for ``"too_many"``.
+    """
+
+    def __init__(
+        self, message: str, retry_after: Optional[float], reason: _RateReason = "empty"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason: _RateReason = reason
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[RateLimitedError], tuple[str, Optional[float], _RateReason]]:
+        return (type(self), (str(self), self.retry_after, self.reason))
+
+
+class ThrottledError(TailguardError):
+    """The client-side throttle refused the request locally, without sending it, because the
+    backend has been rejecting requests. ``probability`` is the chance of refusal it was
+    drawn against."""
+
+    def __init__(self, message: str, probability: float) -> None:
+        super().__init__(message)
+        self.probability = probability
+
+    def __reduce__(self) -> tuple[type[ThrottledError], tuple[str, float]]:
+        return (type(self), (str(self), self.probability))

@@ -7,7 +7,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Optional, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Literal,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from tailguard._errors import AllFailedError, ConfigError
 from tailguard._native import Hedge, HedgeBudget
@@ -17,6 +28,7 @@ if TYPE_CHECKING:
     from tailguard._native import _Number, _Seconds
 
 T = TypeVar("T")
+Target = TypeVar("Target")
 
 
 async def run_hedged(policy: Hedge, factory: Callable[[], Awaitable[T]]) -> T:
@@ -109,6 +121,55 @@ _POLICIES: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Hedge]]" = (
 )
 
 
+class NoTargetError(LookupError):
+    """A hedge found no target worth sending to: every target not already running the call
+    is unhealthy. The hedge counts as a failed attempt."""
+
+
+def _replica_aware(
+    factory: Callable[[Target], Awaitable[T]],
+    targets: Sequence[Target],
+    healthy: Optional[Callable[[Target], bool]],
+) -> Callable[[], Awaitable[T]]:
+    """A factory of attempts over ``targets``, the rules of the core's ``CallReplicas``: the
+    primary goes to the first healthy target (the first target if none is); each hedge to the
+    first target that is healthy and not running an attempt of this call, or nowhere
+    (:class:`NoTargetError`)."""
+    running: set[int] = set()
+    started = False
+
+    def is_healthy(index: int) -> bool:
+        return healthy is None or bool(healthy(targets[index]))
+
+    async def leg(index: int) -> T:
+        try:
+            return await factory(targets[index])
+        finally:
+            running.discard(index)
+
+    async def nowhere() -> T:
+        raise NoTargetError(
+            "no healthy target free for a hedge: every other target is running this call or "
+            "unhealthy"
+        )
+
+    def make() -> Awaitable[T]:
+        nonlocal started
+        free = [i for i in range(len(targets)) if i not in running and is_healthy(i)]
+        if not started:
+            started = True
+            index = free[0] if free else 0
+        elif free:
+            index = free[0]
+        else:
+            return nowhere()
+        running.add(index)
+        return leg(index)
+
+    return make
+
+
+@overload
 async def hedge(
     factory: Callable[[], Awaitable[T]],
     *,
@@ -116,6 +177,31 @@ async def hedge(
     max_attempts: Optional[int] = None,
     budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = None,
     policy: Optional[Hedge] = None,
+) -> T: ...
+
+
+@overload
+async def hedge(
+    factory: Callable[[Target], Awaitable[T]],
+    *,
+    delay: Union[_Seconds, str, None] = None,
+    max_attempts: Optional[int] = None,
+    budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = None,
+    policy: Optional[Hedge] = None,
+    targets: Sequence[Target],
+    healthy: Optional[Callable[[Target], bool]] = None,
+) -> T: ...
+
+
+async def hedge(
+    factory: Callable[..., Awaitable[T]],
+    *,
+    delay: Union[_Seconds, str, None] = None,
+    max_attempts: Optional[int] = None,
+    budget: Union[_Number, HedgeBudget, Literal["unlimited"], None] = None,
+    policy: Optional[Hedge] = None,
+    targets: Optional[Sequence[Any]] = None,
+    healthy: Optional[Callable[[Any], bool]] = None,
 ) -> T:
     """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a
     percentile of recent latency such as ``"p95"``, the default), starts another copy, up to
@@ -124,9 +210,26 @@ async def hedge(
     single attempt raises that attempt's exception as it is; one that made several raises
     :class:`~tailguard.AllFailedError` with all of them (the last as ``__cause__``).
 
+    With ``targets`` (replicas, hosts...), hedging is replica-aware: ``factory(target)`` is
+    called with the target of each attempt; the primary goes to the first target, each hedge
+    to the first target not still running an attempt of this call, and, with ``healthy``, only
+    to a target ``healthy(target)`` accepts (a half-open breaker or a slow replica is no place
+    for a hedge; the primary skips unhealthy targets while there is another). A hedge with
+    nowhere to go fails at once with :class:`NoTargetError`.
+
     Without ``policy``, one :class:`~tailguard.Hedge` is kept per call site (the factory's code)
     and settings, so ``"p95"`` learns from that site's calls. Pass ``policy=`` to share one.
     """
+    if targets is not None:
+        if isinstance(targets, (str, bytes)) or len(targets) == 0:
+            raise ConfigError(
+                f"invalid `targets`: must be a non-empty sequence of targets, got {targets!r}",
+                "targets",
+            )
+        if healthy is not None and not callable(healthy):
+            raise TypeError(f"`healthy` must be callable or None, got {type(healthy).__name__}")
+    elif healthy is not None:
+        raise ConfigError("invalid `healthy`: applies to `targets` only", "healthy")
     if policy is None:
         code = getattr(factory, "__code__", None)
         key = (delay, max_attempts, id(budget) if isinstance(budget, HedgeBudget) else budget)
@@ -146,5 +249,6 @@ async def hedge(
             "budget), not both",
             "policy",
         )
-    result: T = await policy.run(factory)
+    attempts = factory if targets is None else _replica_aware(factory, targets, healthy)
+    result: T = await policy.run(attempts)
     return result

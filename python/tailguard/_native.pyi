@@ -2,6 +2,7 @@
 
 import datetime
 from typing import (
+    ContextManager,
     Any,
     Awaitable,
     Callable,
@@ -134,25 +135,35 @@ class _Hedged(Protocol[_P, _R]):
 
 __version__: str
 __all__ = [
+    "AdaptiveTimeout",
     "Backoff",
     "BackoffIterator",
     "BreakerMetrics",
     "BreakerPermit",
     "BreakerTransition",
+    "Bulkhead",
+    "BulkheadPermit",
+    "Bulkheaded",
     "CircuitBreaker",
     "Guarded",
     "Hedge",
     "HedgeBudget",
     "HedgeCall",
     "HedgeStats",
+    "KeyedRateLimiter",
     "LatencyHistogram",
     "ManualClock",
+    "Piped",
+    "RateLimited",
+    "RateLimiter",
     "Retry",
     "RetryBudget",
     "RetryEvent",
     "RetryRun",
     "Retrying",
     "RollingHistogram",
+    "Throttle",
+    "_BulkheadWaiter",
     "__version__",
     "_set_testing",
     "is_testing",
@@ -363,6 +374,33 @@ class Retrying(Generic[_P, _R]):
         """The policy this function is retried under."""
 
 @final
+class Piped(Generic[_P, _R]):
+    """A sync function decorated with a :class:`~tailguard.Pipeline`: called as the function,
+    with the pipeline as ``.pipeline``. Its first attempt runs in Rust; a failure continues in
+    the pipeline's Python loop."""
+
+    def __new__(
+        cls,
+        pipeline: Any,
+        func: Callable[_P, _R],
+        breaker: Optional[CircuitBreaker],
+        latency: RollingHistogram,
+        scopes: Any,
+        deadline: Optional[float],
+        fast: bool,
+    ) -> Piped[_P, _R]: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    @overload
+    def __get__(self, instance: None, owner: Optional[type] = None, /) -> Piped[_P, _R]: ...
+    @overload
+    def __get__(
+        self: Piped[Concatenate[_S, _Q], _R], instance: _S, owner: Optional[type] = None, /
+    ) -> Callable[_Q, _R]: ...
+    @property
+    def pipeline(self) -> Any:
+        """The pipeline this function is called through."""
+
+@final
 class RetryRun:
     """One async call's retry state (internal)."""
 
@@ -411,6 +449,61 @@ class LatencyHistogram:
     def reset(self) -> None:
         """Forgets every sample."""
     def __len__(self) -> int: ...
+
+@final
+class AdaptiveTimeout:
+    """An attempt timeout learnt from recent latency: ``percentile`` × ``factor``, within
+    ``floor`` and ``ceiling`` (seconds); the floor until ``min_samples`` are known."""
+
+    def __new__(
+        cls,
+        percentile: Optional[_Number] = ...,
+        *,
+        factor: Optional[_Number] = ...,
+        floor: Optional[_Seconds] = ...,
+        ceiling: Optional[_Seconds] = ...,
+        min_samples: Optional[int] = ...,
+        window: Optional[_Seconds] = ...,
+        slots: Optional[int] = ...,
+        clock: Optional[ManualClock] = None,
+    ) -> AdaptiveTimeout: ...
+    def timeout(self) -> float:
+        """The attempt timeout now, in seconds."""
+    def record(self, seconds: _Seconds) -> None:
+        """An attempt completed in time (success or failure) after ``seconds``."""
+    def record_timeout(self, seconds: _Seconds) -> None:
+        """An attempt was cut by the timeout after ``seconds``: recorded as a lower bound on its
+        latency (leaving it out would shrink the timeout), and counted."""
+    def record_late(self, succeeded: bool) -> None:
+        """The outcome of an attempt the timeout cut, learnt later (left to finish in the
+        background): ``succeeded`` makes it a false timeout."""
+    @property
+    def completed(self) -> int:
+        """Attempts that completed in time."""
+    @property
+    def timed_out(self) -> int:
+        """Attempts the timeout cut."""
+    @property
+    def timeout_rate(self) -> Optional[float]:
+        """The share of attempts the timeout cut, or ``None`` before any."""
+    @property
+    def false_timeout_rate(self) -> Optional[float]:
+        """Of the cut attempts whose outcome was learnt (``record_late``), the share that
+        succeeded: an estimate of how many timeouts were false. ``None`` without any."""
+    @property
+    def false_timeout_share(self) -> Optional[float]:
+        """The estimated share of all attempts cut although they would have succeeded."""
+    def attempt(self) -> ContextManager[float]:
+        """A context manager for one sync attempt: yields the timeout in seconds (pass it to
+        your client), and on exit records the attempt's latency, or, if it raised a
+        ``TimeoutError``, records it as cut."""
+    def run(self, factory: Callable[[], Awaitable[_R]]) -> Awaitable[_R]:
+        """Awaits ``factory()`` within the timeout: its result, or
+        :class:`~tailguard.AttemptTimeoutError` (after cancelling it) when it runs past.
+        Records the latency, or the cut, either way."""
+    @property
+    def clock(self) -> Optional[ManualClock]:
+        """The clock it reads (``None``: the system's monotonic clock)."""
 
 @final
 class RollingHistogram:
@@ -707,3 +800,223 @@ class Guarded(Generic[_P, _R]):
     @property
     def breaker(self) -> _PublicBreaker:
         """The breaker guarding this function."""
+
+# The overload limits (python/src/limits/); use the public subclasses in `tailguard`.
+
+_QueueOrder = Literal["fifo", "lifo"]
+_Key = Union[str, int, bytes]
+
+@final
+class BulkheadPermit:
+    """One of a bulkhead's slots, held until ``release()`` (or the end of a ``with`` block, or
+    garbage collection)."""
+
+    def release(self) -> None:
+        """Gives the slot back (once; later calls do nothing)."""
+    @property
+    def held(self) -> bool:
+        """Whether the slot is still held."""
+    def __enter__(self) -> BulkheadPermit: ...
+    def __exit__(self, *_exc: object) -> None: ...
+
+@final
+class _BulkheadWaiter:
+    def poll(
+        self, event_loop: object, future: object, wake: Callable[[Any], object]
+    ) -> Optional[BulkheadPermit]: ...
+    def cancel(self) -> None: ...
+
+@disjoint_base
+class Bulkhead:
+    """The native bulkhead; use ``tailguard.Bulkhead``, which adds the async forms."""
+
+    def __new__(
+        cls,
+        max_concurrent: Optional[int] = ...,
+        *,
+        max_queue: Optional[int] = ...,
+        queue_order: Optional[_QueueOrder] = ...,
+        max_wait: Optional[_Seconds] = ...,
+    ) -> Bulkhead: ...
+    def acquire(self, timeout: Optional[_Seconds] = None) -> BulkheadPermit:
+        """Takes a slot, waiting in the queue (at most ``timeout`` seconds, by default
+        ``max_wait``; ``None``: until a slot frees) if every slot is taken. Raises
+        ``BulkheadFullError`` if the queue is full or the wait runs out. Release the permit
+        with ``release()`` or a ``with`` block."""
+    def try_acquire(self) -> Optional[BulkheadPermit]:
+        """A slot now, or ``None`` (never waits, never raises)."""
+    def _waiter(self, timeout: Optional[_Seconds] = None) -> _BulkheadWaiter: ...
+    def _push(self, permit: BulkheadPermit) -> None: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *_exc: object) -> None: ...
+    def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]:
+        """Decorates a function: a sync function gets a native wrapper (a :class:`Bulkheaded`),
+        an ``async def`` a coroutine function. Each call holds a slot while it runs."""
+    @property
+    def max_concurrent(self) -> int:
+        """Calls allowed at once."""
+    @property
+    def max_queue(self) -> int:
+        """Callers allowed to wait at once."""
+    @property
+    def queue_order(self) -> _QueueOrder:
+        """``"fifo"`` or ``"lifo"``: which waiter a released slot goes to."""
+    @property
+    def max_wait(self) -> Optional[float]:
+        """The default wait, in seconds (``None``: until a slot frees)."""
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a slot now."""
+    @property
+    def queued(self) -> int:
+        """Callers waiting for a slot now."""
+    @property
+    def rejected(self) -> Tuple[int, int]:
+        """Calls refused so far: ``(full, deadline)``."""
+
+@final
+class Bulkheaded(Generic[_P, _R]):
+    """A sync function behind a :class:`Bulkhead`: called as the function, with the bulkhead
+    as ``.bulkhead``."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
+    @property
+    def bulkhead(self) -> Bulkhead:
+        """The bulkhead guarding this function."""
+
+@disjoint_base
+class RateLimiter:
+    """The native rate limiter; use ``tailguard.RateLimiter``, which adds the async forms,
+    the context managers and the decorator."""
+
+    def __new__(
+        cls,
+        rate: int,
+        per: Optional[_Seconds] = ...,
+        *,
+        burst: Optional[int] = ...,
+        max_wait: Optional[_Seconds] = ...,
+        clock: Optional[ManualClock] = ...,
+    ) -> RateLimiter: ...
+    def try_acquire(self, n: int = 1) -> bool:
+        """Takes ``n`` tokens now if there are: ``True``, or ``False`` (never waits, never raises
+        for an empty bucket). ``n`` above the burst raises ``RateLimitedError``."""
+    def acquire(self, n: int = 1, timeout: Optional[_Seconds] = None) -> None:
+        """Takes ``n`` tokens, sleeping until they come, at most ``timeout`` seconds (by default
+        ``max_wait``; ``None``: as long as it takes). Raises ``RateLimitedError`` at once if they
+        would come after that."""
+    def _wrap_sync(self, func: Callable[_P, _R]) -> RateLimited[_P, _R]: ...
+    def _deadline(self, timeout: Optional[_Seconds] = None) -> Optional[int]: ...
+    def _step(self, n: int, deadline: Optional[int]) -> Optional[float]: ...
+    @property
+    def available(self) -> int:
+        """Whole tokens in the bucket now."""
+    @property
+    def burst(self) -> int:
+        """Tokens the bucket holds when full."""
+    @property
+    def interval(self) -> float:
+        """Seconds between two tokens."""
+    @property
+    def max_wait(self) -> Optional[float]:
+        """The default wait, in seconds (``None``: as long as it takes)."""
+    @property
+    def clock(self) -> Optional[ManualClock]:
+        """The clock: ``None`` for the system clock, or the ``ManualClock`` given."""
+
+@final
+class RateLimited(Generic[_P, _R]):
+    """A sync function behind a :class:`RateLimiter`: called as the function, with the limiter
+    as ``.limiter``."""
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    def __get__(self, instance: object, owner: Optional[type] = None, /) -> Any: ...
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter guarding this function."""
+
+@disjoint_base
+class KeyedRateLimiter:
+    """The native keyed rate limiter; use ``tailguard.KeyedRateLimiter``, which adds the async
+    wait."""
+
+    def __new__(
+        cls,
+        rate: int,
+        per: Optional[_Seconds] = ...,
+        *,
+        burst: Optional[int] = ...,
+        max_keys: Optional[int] = ...,
+        shards: Optional[int] = ...,
+        max_wait: Optional[_Seconds] = ...,
+        clock: Optional[ManualClock] = ...,
+    ) -> KeyedRateLimiter: ...
+    def try_acquire(self, key: _Key, n: int = 1) -> bool:
+        """Takes ``n`` tokens from ``key``'s bucket now if there are: ``True`` or ``False``."""
+    def acquire(self, key: _Key, n: int = 1, timeout: Optional[_Seconds] = None) -> None:
+        """Takes ``n`` tokens from ``key``'s bucket, sleeping until they come, at most ``timeout``
+        seconds (by default ``max_wait``; ``None``: as long as it takes)."""
+    def _deadline(self, timeout: Optional[_Seconds] = None) -> Optional[int]: ...
+    def _step(self, key: _Key, n: int, deadline: Optional[int]) -> Optional[float]: ...
+    def available(self, key: _Key) -> int:
+        """Whole tokens in ``key``'s bucket now."""
+    def retain_recent(self) -> int:
+        """Forgets every key whose bucket has refilled (which changes no decision); returns how
+        many keys remain."""
+    def __len__(self) -> int: ...
+    @property
+    def max_keys(self) -> int:
+        """The most keys remembered at once."""
+    @property
+    def burst(self) -> int:
+        """Tokens each bucket holds when full."""
+    @property
+    def clock(self) -> Optional[ManualClock]:
+        """The clock: ``None`` for the system clock, or the ``ManualClock`` given."""
+
+@disjoint_base
+class Throttle:
+    """The native client-side throttle; use ``tailguard.Throttle``, which adds the decorator
+    and the async context manager."""
+
+    def __new__(
+        cls,
+        k: Optional[_Number] = ...,
+        *,
+        window: Optional[_Seconds] = ...,
+        buckets: Optional[int] = ...,
+        seed: Optional[int] = ...,
+        on: Optional[_BreakerOn] = ...,
+        clock: Optional[ManualClock] = ...,
+    ) -> Throttle: ...
+    def acquire(self) -> None:
+        """Decides whether to send a request: returns nothing, or raises ``ThrottledError`` (the
+        refusal counts as a request the backend did not accept). Then report what the backend
+        did with ``record(accepted)``."""
+    def record(self, accepted: bool) -> None:
+        """Counts a request sent: ``accepted`` if the backend took it (whatever it answered),
+        ``False`` if it rejected it for overload."""
+    def _finish(self, exc: Optional[BaseException]) -> None: ...
+    def __enter__(self) -> None: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        _tb: object,
+    ) -> None: ...
+    @property
+    def rejection_probability(self) -> float:
+        """The probability that a request now is refused locally."""
+    @property
+    def requests(self) -> int:
+        """Requests counted in the window now."""
+    @property
+    def accepts(self) -> int:
+        """Requests the backend accepted in the window now."""
+    @property
+    def k(self) -> float:
+        """The multiplier ``k``."""
+    @property
+    def clock(self) -> Optional[ManualClock]:
+        """The clock: ``None`` for the system clock, or the ``ManualClock`` given."""

@@ -19,6 +19,7 @@ never shorter than asked. This module needs no HTTP library.
 from __future__ import annotations
 
 import collections
+import datetime
 import email.utils
 import math
 import threading
@@ -93,14 +94,14 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(int(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # "-0000": RFC 5322's "no zone information"; HTTP-dates are GMT
-        return None
+    if when.tzinfo is None:  # asctime's form carries no zone: every HTTP-date is GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
     wait = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, wait)
 
@@ -239,7 +240,7 @@ class HttpPolicy:
             )
         self.metrics = metrics
         if metrics is not None and hedge is not None:
-            metrics.watch_hedge(hedge, policy=name)
+            metrics.watch_hedge(hedge, name=name)
         self._breakers: "collections.OrderedDict[str, CircuitBreaker]" = collections.OrderedDict()
         self._lock = threading.Lock()
         self._retries: Dict[Optional[float], Retry] = {}
@@ -269,7 +270,7 @@ class HttpPolicy:
             while len(self._breakers) > self.max_hosts:
                 evicted.append(self._breakers.popitem(last=False)[1])
         if self.metrics is not None:
-            self.metrics.watch_breaker(made, policy=self.name, host=host)
+            self.metrics.watch_breaker(made, name=self.name, host=host)
             for old in evicted:
                 self.metrics.unwatch_breaker(old)
         return made

@@ -23,6 +23,11 @@ Each wraps an inner transport (default ``httpx.HTTPTransport()`` /
 - any other error as the inner transport raised it (an error of a method that is not retried,
   say), unchanged.
 
+Retried errors (for the methods retried): ``httpx.NetworkError`` (connect, read, write,
+close), ``httpx.TimeoutException`` and ``httpx.RemoteProtocolError`` (the server closed the
+connection before answering); they, and attempts cut by the deadline, count against the host's
+breaker. ``ProxyError``, ``UnsupportedProtocol`` and ``LocalProtocolError`` are raised at once.
+
 Every response not handed to the caller (retried ones, hedges that lost) is closed, and a
 hedge that lost is cancelled, which closes its connection.
 

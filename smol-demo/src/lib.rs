@@ -13,6 +13,7 @@ pub mod herd;
 pub mod load;
 pub mod metrics;
 pub mod ms;
+pub mod overload;
 pub mod percentile;
 pub mod respond;
 pub mod rt;

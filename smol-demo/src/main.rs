@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tailguard_demo::{backend, deadline, herd, load, server, tail_at_scale, tour};
+use tailguard_demo::{backend, deadline, herd, load, overload, server, tail_at_scale, tour};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
@@ -79,6 +79,12 @@ enum Command {
         after_help = load::command::AFTER_HELP
     )]
     Load(load::command::Args),
+    #[command(
+        about = overload::command::ABOUT,
+        long_about = overload::command::LONG_ABOUT,
+        after_help = overload::command::AFTER_HELP
+    )]
+    Overload(overload::command::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         Some(Command::Deadline(args)) => deadline::command::run(args),
         Some(Command::Backend(args)) => backend::command::run(args),
         Some(Command::Load(args)) => load::command::run(args),
+        Some(Command::Overload(args)) => overload::command::run(args),
         None => tour::command::run(cli.tour),
     }
 }

@@ -71,7 +71,7 @@ def test_retries_and_closes_the_retried_responses(server: Server) -> None:
     assert [s.status for s in server.seen("/a")] == [503, 429, 200]
     assert len(recording.responses) == 3
     assert [r.closed for r in recording.responses[:2]] == [True, True]
-    assert recorder.value("tailguard_retries_total", policy="aiohttp") == 2
+    assert recorder.value("tailguard_retry_retries_total", name="aiohttp") == 2
 
 
 def test_when_retries_end_the_last_response_is_returned(server: Server) -> None:

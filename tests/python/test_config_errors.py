@@ -47,7 +47,7 @@ def test_the_users_exception_is_what_a_bad_on_can_no_longer_replace() -> None:
 
 def test_hedge_refuses_a_policy_that_is_not_a_hedge() -> None:
     async def main() -> int:
-        return await tg.hedge(lambda: asyncio.sleep(0, 1), policy="x")  # type: ignore[arg-type]
+        return await tg.hedge(lambda: asyncio.sleep(0, 1), policy="x")  # type: ignore[call-overload,no-any-return]
 
     with pytest.raises(TypeError, match="`policy` must be a tailguard.Hedge"):
         asyncio.run(main())

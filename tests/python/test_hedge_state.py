@@ -47,7 +47,7 @@ def test_a_call_says_when_each_hedge_is_due_and_counts_them() -> None:
     assert "winner=2" in repr(call)
 
 
-def test_the_budget_is_drawn_on_the_policys_clock_and_a_refusal_ends_hedging() -> None:
+def test_the_budget_is_drawn_on_the_policys_clock_and_a_refused_hedge_comes_back() -> None:
     clock = ManualClock()
     policy = tg.Hedge(
         0.01, max_attempts=3, budget=tg.HedgeBudget(0.0, min_per_second=1), clock=clock
@@ -56,12 +56,12 @@ def test_the_budget_is_drawn_on_the_policys_clock_and_a_refusal_ends_hedging() -
     assert first.try_hedge() == 2  # the reserve's one hedge
     second = policy._start()
     assert second.try_hedge() is None  # refused, and counted
-    assert second.timeout() is None  # no more hedges for this call
+    assert second.timeout() == pytest.approx(0.02)  # its next chance: twice the delay
     clock.advance(1.0)
-    assert second.try_hedge() is None
+    assert second.try_hedge() == 2  # refilled a second later: the call still stuck gets it
     third = policy._start()
-    assert third.try_hedge() == 2  # refilled, a second later on the manual clock
-    assert stats(policy) == (3, 2, 0, 1)
+    assert third.try_hedge() is None
+    assert stats(policy) == (3, 2, 0, 2)
 
 
 def test_an_adaptive_delay_learns_exact_primary_latencies_from_a_manual_clock() -> None:

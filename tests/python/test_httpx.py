@@ -78,7 +78,7 @@ def test_retries_the_retried_statuses_and_counts_the_retries(server: Server, get
     response = get(server.url + "/a", attempts=4, backoff=FAST, metrics=recorder)
     assert response.status_code == 200 and response.content == b"done"
     assert [s.status for s in server.seen("/a")] == [503, 429, 502, 200]
-    assert recorder.value("tailguard_retries_total", policy="httpx") == 3
+    assert recorder.value("tailguard_retry_retries_total", name="httpx") == 3
 
 
 @pytest.mark.parametrize("get", GETS)
@@ -264,6 +264,10 @@ def test_hedging_cancels_the_loser_and_its_connection_closes(server: Server) -> 
     assert transport.policy.hedge is not None
     stats = transport.policy.hedge.stats()
     assert (stats.hedges_sent, stats.hedges_won) == (1, 1)
+    # The cancelled loser counts as neither success nor failure against its host.
+    breaker = transport.policy.breaker(server.host)
+    assert breaker is not None
+    assert (breaker.metrics().calls, breaker.metrics().failures) == (1, 0)
 
 
 def test_hedge_losers_that_answered_are_closed(server: Server) -> None:

@@ -20,9 +20,12 @@ def test_the_public_signatures_are_unchanged() -> None:
     assert str(inspect.signature(tg.retry)) == (
         "(func: 'Optional[Callable[..., Any]]' = None, /, **settings: 'Any') -> 'Any'"
     )
+    # `targets` and `healthy` (replica-aware hedging) were added after the others.
     assert str(inspect.signature(tg.hedge)) == (
-        "(factory: 'Callable[[], Awaitable[T]]', *, delay: 'Union[_Seconds, str, None]' = None, "
+        "(factory: 'Callable[..., Awaitable[T]]', *, delay: 'Union[_Seconds, str, None]' = None, "
         "max_attempts: 'Optional[int]' = None, budget: \"Union[_Number, HedgeBudget, "
-        "Literal['unlimited'], None]\" = None, policy: 'Optional[Hedge]' = None) -> 'T'"
+        "Literal['unlimited'], None]\" = None, policy: 'Optional[Hedge]' = None, "
+        "targets: 'Optional[Sequence[Any]]' = None, "
+        "healthy: 'Optional[Callable[[Any], bool]]' = None) -> 'T'"
     )
     assert {"retry", "hedge", "first_ok", "quorum", "scatter_gather"} <= set(tg.__all__)

@@ -24,14 +24,14 @@ from tailguard.testing import ManualClock
 def test_breaker_transitions_rejections_and_state() -> None:
     recorder = Recorder()
     breaker = tg.CircuitBreaker(consecutive_failures=1, open_duration=10.0, clock=ManualClock())
-    recorder.watch_breaker(breaker, policy="db")
-    recorder.watch_breaker(breaker, policy="db")  # twice: counted once
+    recorder.watch_breaker(breaker, name="db")
+    recorder.watch_breaker(breaker, name="db")  # twice: counted once
     with pytest.raises(ZeroDivisionError):
         breaker.call(lambda: 1 / 0)
     for _ in range(3):
         with pytest.raises(tg.CircuitOpenError):
             breaker.call(lambda: 1)
-    labels = {"policy": "db", "host": ""}
+    labels = {"name": "db", "host": ""}
     assert (
         recorder.value(
             "tailguard_breaker_transitions_total", **labels, **{"from": "closed", "to": "open"}
@@ -66,15 +66,15 @@ def test_retry_hook_and_budget_refusals() -> None:
 
     with pytest.raises(tg.RetryError):
         job()
-    assert recorder.value("tailguard_retries_total", policy="job") == 2
+    assert recorder.value("tailguard_retry_retries_total", name="job") == 2
     recorder.budget_refused("job", "retry")
-    assert recorder.value("tailguard_budget_refusals_total", policy="job", budget="retry") == 1
+    assert recorder.value("tailguard_retry_budget_refusals_total", name="job") == 1
 
 
 def test_hedge_statistics() -> None:
     recorder = Recorder()
     hedge = tg.Hedge(0.01, budget="unlimited")
-    recorder.watch_hedge(hedge, policy="search")
+    recorder.watch_hedge(hedge, name="search")
 
     async def main() -> str:
         attempt = 0
@@ -88,9 +88,9 @@ def test_hedge_statistics() -> None:
         return await hedge.run(call)
 
     assert asyncio.run(main()) == "attempt 2"
-    assert recorder.value("tailguard_hedges_sent_total", policy="search") == 1
-    assert recorder.value("tailguard_hedges_won_total", policy="search") == 1
-    assert recorder.value("tailguard_budget_refusals_total", policy="search", budget="hedge") == 0
+    assert recorder.value("tailguard_hedge_sent_total", name="search") == 1
+    assert recorder.value("tailguard_hedge_won_total", name="search") == 1
+    assert recorder.value("tailguard_hedge_budget_refusals_total", name="search") == 0
 
 
 def _flow(recorder: Recorder) -> str:
@@ -120,13 +120,13 @@ def test_prometheus_collector_exports_the_vocabulary() -> None:
     registry.register(TailguardCollector(recorder))
     bad = _flow(recorder)
     text = generate_latest(registry).decode()
-    assert 'tailguard_retries_total{policy="api"} 2.0' in text
+    assert 'tailguard_retry_retries_total{name="api"} 2.0' in text
     assert (
-        f'tailguard_breaker_transitions_total{{from="closed",host="{bad}",policy="api",to="open"}} 1.0'
+        f'tailguard_breaker_transitions_total{{from="closed",host="{bad}",name="api",to="open"}} 1.0'
         in text
     )
-    assert f'tailguard_breaker_rejections_total{{host="{bad}",policy="api"}} 1.0' in text
-    assert f'tailguard_breaker_state{{host="{bad}",policy="api",state="open"}} 1.0' in text
+    assert f'tailguard_breaker_rejections_total{{host="{bad}",name="api"}} 1.0' in text
+    assert f'tailguard_breaker_state{{host="{bad}",name="api",state="open"}} 1.0' in text
     for name, metric in METRICS.items():
         assert f"# TYPE {name} {metric.kind}" in text
 
@@ -146,7 +146,7 @@ def test_opentelemetry_instruments_report_the_same_series() -> None:
                 for point in metric.data.data_points:
                     attributes = tuple(sorted((point.attributes or {}).items()))
                     seen[(metric.name, attributes)] = point.value  # type: ignore[union-attr]
-    assert seen[("tailguard_retries", (("policy", "api"),))] == 2
+    assert seen[("tailguard_retry_retries", (("name", "api"),))] == 2
     opened = [
         value
         for (name, attributes), value in seen.items()
@@ -160,3 +160,13 @@ def test_exporters_refuse_what_is_not_a_recorder() -> None:
         TailguardCollector(object())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         observe(object())  # type: ignore[arg-type]
+
+
+def test_add_refuses_what_is_not_in_the_vocabulary() -> None:
+    recorder = Recorder()
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_retry_retries", (("name", "x"),))
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_breaker_state", (("name", "x"),))  # a gauge
+    with pytest.raises(ValueError):
+        recorder.add("tailguard_retry_retries_total", (("host", "x"),))

@@ -37,7 +37,7 @@ fn series_lines(svg: &str) -> Vec<(String, usize)> {
 }
 
 #[test]
-fn three_modes_run_and_the_plot_has_three_lines() {
+fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     let config = LiveConfig {
         rate: 100.0,
         duration: Duration::from_secs(2),
@@ -76,7 +76,7 @@ fn three_modes_run_and_the_plot_has_three_lines() {
         );
         assert_eq!(r.load.histogram.count(), r.load.sent);
     }
-    let (none, fixed, adaptive) = (&reports[0], &reports[1], &reports[2]);
+    let (none, fixed, adaptive, p2c) = (&reports[0], &reports[1], &reports[2], &reports[3]);
     // Without hedging, nothing is sent twice.
     assert_eq!(none.hedges_sent, 0);
     assert!(none.extra_pct.abs() < 0.5, "{none:?}");
@@ -85,21 +85,28 @@ fn three_modes_run_and_the_plot_has_three_lines() {
         fixed.hedges_sent > 0,
         "stalls trigger fixed hedges: {fixed:?}"
     );
-    assert!(
-        adaptive.extra_pct <= 100.0 * config.budget_ratio + 3.0,
-        "{adaptive:?}"
-    );
+    for hedged in [adaptive, p2c] {
+        assert!(
+            hedged.extra_pct <= 100.0 * config.budget_ratio + 3.0,
+            "{hedged:?}"
+        );
+    }
+    assert_eq!(p2c.hedge, "p2c+adaptive:0.95");
     // Adaptive hedging does not make the tail worse (a generous margin for a noisy machine).
-    let (p99_none, p99_adaptive) = (none.load.latency.p99_ms, adaptive.load.latency.p99_ms);
-    assert!(
-        p99_adaptive <= 1.5 * p99_none + 10.0,
-        "adaptive p99 {p99_adaptive:.1} ms vs none {p99_none:.1} ms"
-    );
+    let p99_none = none.load.latency.p99_ms;
+    for hedged in [adaptive, p2c] {
+        let p99 = hedged.load.latency.p99_ms;
+        assert!(
+            p99 <= 1.5 * p99_none + 10.0,
+            "{} p99 {p99:.1} ms vs none {p99_none:.1} ms",
+            hedged.mode
+        );
+    }
 
     // 200 samples per mode support p50 and p90, not p99 (1,000) nor p99.9 (10,000): the JSON
     // says null next to the sample count, the table n/a, and no sentence claims them.
     let json = live::to_json(&reports);
-    for mode in ["none", "fixed", "adaptive"] {
+    for mode in ["none", "fixed", "adaptive", "p2c"] {
         assert_eq!(json[mode]["samples"], 200, "{json}");
         assert!(json[mode]["p90_ms"].is_f64(), "{json}");
         assert!(json[mode]["p99_ms"].is_null(), "{json}");
@@ -129,14 +136,20 @@ fn three_modes_run_and_the_plot_has_three_lines() {
     );
     let lines = series_lines(&svg);
     let curves: Vec<&(String, usize)> = lines.iter().filter(|(_, points)| *points > 20).collect();
-    assert_eq!(curves.len(), 3, "{lines:?}");
+    assert_eq!(curves.len(), 4, "{lines:?}");
     let colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
-    // Black, orange and blue (Okabe-Ito): none, fixed, adaptive, told apart by every reader.
-    assert_eq!(colours, ["#000000", "#E69F00", "#0072B2"], "{lines:?}");
+    // Black, orange, blue and pink (Okabe-Ito): none, fixed, adaptive, p2c, told apart by
+    // every reader.
+    assert_eq!(
+        colours,
+        ["#000000", "#E69F00", "#0072B2", "#CC79A7"],
+        "{lines:?}"
+    );
     for name in [
         "none (off)",
         "fixed (fixed:10ms)",
         "adaptive (adaptive:0.95)",
+        "p2c (p2c+adaptive:0.95)",
     ] {
         assert!(svg.contains(name), "the legend names {name}");
     }

@@ -56,6 +56,24 @@ fn adaptive_hedging_cuts_p999_tenfold_on_the_default_model() {
 }
 
 #[test]
+fn p2c_with_replica_aware_hedging_is_no_worse_than_adaptive_hedging_alone_at_p99() {
+    let config = SimConfig {
+        requests: 1_000,
+        ..SimConfig::default()
+    };
+    let reports = run_modes(&config, &[Mode::Adaptive, Mode::P2c]).unwrap();
+    let (adaptive, p2c) = (&reports[0], &reports[1]);
+    eprintln!("{adaptive:?}\n{p2c:?}");
+    let p99 = |r: &ModeReport| r.p99.expect("1,000 requests support p99");
+    assert!(p99(p2c) <= p99(adaptive), "{p2c:?} vs {adaptive:?}");
+    assert!(
+        p2c.extra_pct <= 100.0 * config.budget_ratio + 1e-9,
+        "{p2c:?}"
+    );
+    assert_eq!(p2c.timed_out_keys, 0);
+}
+
+#[test]
 fn the_simulation_is_deterministic() {
     let config = SimConfig {
         requests: 30,
@@ -63,14 +81,17 @@ fn the_simulation_is_deterministic() {
         keys_per_request: 200,
         ..SimConfig::default()
     };
-    let a = run_modes(&config, &[Mode::Fixed]).unwrap();
-    let b = run_modes(&config, &[Mode::Fixed]).unwrap();
+    let a = run_modes(&config, &[Mode::Fixed, Mode::P2c]).unwrap();
+    let b = run_modes(&config, &[Mode::Fixed, Mode::P2c]).unwrap();
     assert_eq!(a, b);
     let other_seed = SimConfig {
         seed: config.seed + 1,
         ..config.clone()
     };
-    assert_ne!(run_modes(&other_seed, &[Mode::Fixed]).unwrap(), a);
+    assert_ne!(
+        run_modes(&other_seed, &[Mode::Fixed, Mode::P2c]).unwrap(),
+        a
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use super::open_duration::OpenDurations;
 use super::state::{Reason, State, Transition};
 use super::ticket::{Outcome, Rejected, Ticket, UNTIMED, WINDOW};
 use super::window::{thread_token, CachePadded, Counts, Record, Window};
-use crate::metrics::{self, Counter, PolicyName};
+use crate::metrics::{BreakerMetrics, PolicyName};
 use crate::time::deadline_after;
 
 type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -115,8 +115,8 @@ pub struct StateMachine {
     listener: Option<Listener>,
     /// The `name` label of the breaker's metrics.
     name: PolicyName,
-    /// `tailguard_breaker_rejections_total` (see [`crate::metrics`]).
-    rejected: Counter,
+    /// Its rejections, transitions and state (see [`crate::metrics`]).
+    metrics: BreakerMetrics,
 }
 
 /// Everything only touched on transitions and in half-open, behind the lock.
@@ -186,7 +186,7 @@ impl StateMachine {
             config,
             origin: now,
             listener,
-            rejected: Counter::new(metrics::BREAKER_REJECTIONS, &name),
+            metrics: BreakerMetrics::new(&name),
             name,
         }
     }
@@ -486,7 +486,7 @@ impl StateMachine {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         let stripe = &self.rejections[thread_token() & (self.rejections.len() - 1)];
         stripe.0.fetch_add(1, Ordering::Relaxed);
-        self.rejected.increment();
+        self.metrics.rejected();
         Rejected { state, retry_after }
     }
 
@@ -651,11 +651,8 @@ impl StateMachine {
 
     fn notify(&self, notes: Notes) {
         for transition in notes.transitions.iter().flatten() {
-            metrics::breaker_transition(
-                &self.name,
-                transition.from.as_str(),
-                transition.to.as_str(),
-            );
+            self.metrics
+                .transition(transition.from.code(), transition.to.code());
             if let Some(listener) = &self.listener {
                 listener(transition);
             }

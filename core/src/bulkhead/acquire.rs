@@ -5,28 +5,27 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use super::permit::{OwnedPermit, Permit};
 use super::rejected::Rejected;
-use super::slots::Wait;
+use super::slots::{Limit, Wait};
 use super::Bulkhead;
 use crate::time::Timer;
 
-/// The future of [`Bulkhead::acquire_until`]: a [`Permit`], or a [`Rejected`] when the queue is
+/// The future of [`Bulkhead::acquire_until`] and [`Bulkhead::acquire_within`]: a [`Permit`], or a [`Rejected`] when the queue is
 /// full or the deadline comes first. Dropping it leaves the queue and never loses a slot.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a, T: Timer> {
     bulkhead: &'a Bulkhead<T>,
-    deadline: Instant,
+    limit: Limit,
     wait: Wait<T::Sleep>,
 }
 
 impl<'a, T: Timer> Acquire<'a, T> {
-    pub(super) fn new(bulkhead: &'a Bulkhead<T>, deadline: Instant) -> Self {
+    pub(super) fn new(bulkhead: &'a Bulkhead<T>, limit: Limit) -> Self {
         Acquire {
             bulkhead,
-            deadline,
+            limit,
             wait: bulkhead.new_wait(),
         }
     }
@@ -39,7 +38,7 @@ impl<'a, T: Timer> Future for Acquire<'a, T> {
         let this = self.get_mut();
         let bulkhead = this.bulkhead;
         this.wait
-            .poll(&bulkhead.slots, &bulkhead.timer, this.deadline, cx)
+            .poll(&bulkhead.slots, &bulkhead.timer, this.limit, cx)
             .map_ok(|()| Permit::new(&bulkhead.slots))
     }
 }
@@ -53,26 +52,26 @@ impl<T: Timer> Drop for Acquire<'_, T> {
 impl<T: Timer> fmt::Debug for Acquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
-            .field("deadline", &self.deadline)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }
 
-/// The future of [`Bulkhead::acquire_until_owned`]: like [`Acquire`], but it owns a clone of
+/// The future of [`Bulkhead::acquire_until_owned`] and [`Bulkhead::acquire_within_owned`]: like [`Acquire`], but it owns a clone of
 /// the bulkhead, so it is `'static` and can be spawned; it gives an [`OwnedPermit`].
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireOwned<T: Timer> {
     bulkhead: Bulkhead<T>,
-    deadline: Instant,
+    limit: Limit,
     wait: Wait<T::Sleep>,
 }
 
 impl<T: Timer> AcquireOwned<T> {
-    pub(super) fn new(bulkhead: Bulkhead<T>, deadline: Instant) -> Self {
+    pub(super) fn new(bulkhead: Bulkhead<T>, limit: Limit) -> Self {
         let wait = bulkhead.new_wait();
         AcquireOwned {
             bulkhead,
-            deadline,
+            limit,
             wait,
         }
     }
@@ -88,7 +87,7 @@ impl<T: Timer> Future for AcquireOwned<T> {
         let this = self.get_mut();
         let bulkhead = &this.bulkhead;
         this.wait
-            .poll(&bulkhead.slots, &bulkhead.timer, this.deadline, cx)
+            .poll(&bulkhead.slots, &bulkhead.timer, this.limit, cx)
             .map_ok(|()| OwnedPermit::new(Arc::clone(&bulkhead.slots)))
     }
 }
@@ -102,7 +101,7 @@ impl<T: Timer> Drop for AcquireOwned<T> {
 impl<T: Timer> fmt::Debug for AcquireOwned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireOwned")
-            .field("deadline", &self.deadline)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }

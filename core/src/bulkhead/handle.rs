@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::acquire::{Acquire, AcquireOwned};
 use super::config::BulkheadBuilder;
 use super::permit::{OwnedPermit, Permit};
 use super::rejected::Rejected;
-use super::slots::{Metrics, Slots, Wait};
+use super::slots::{Limit, Metrics, Slots, Wait};
 use super::waiters::QueueOrder;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
@@ -105,13 +105,38 @@ impl<T: Timer> Bulkhead<T> {
     /// next waiter. A slot that is free on the first poll is taken without reading the clock;
     /// only a caller who waits reads it and arms a sleep.
     pub fn acquire_until(&self, deadline: Instant) -> Acquire<'_, T> {
-        Acquire::new(self, deadline)
+        Acquire::new(self, Limit::Until(deadline))
+    }
+
+    /// Like [`acquire_until`](Self::acquire_until), but waits at most `max_wait`, counted from
+    /// when it finds every slot taken: a free slot is taken without reading the clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::bulkhead::{Bulkhead, Reason};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let bulkhead = Bulkhead::builder().max_concurrent(1).max_queue(4).build_with(timer.clone())?;
+    /// let _held = bulkhead.try_acquire().unwrap();
+    /// let refused = timer.block_on(bulkhead.acquire_within(Duration::from_millis(20))).unwrap_err();
+    /// assert_eq!(refused.reason(), Reason::Deadline);
+    /// assert_eq!(timer.elapsed(), Duration::from_millis(20));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn acquire_within(&self, max_wait: Duration) -> Acquire<'_, T> {
+        Acquire::new(self, Limit::Within(max_wait))
+    }
+
+    /// [`acquire_within`](Self::acquire_within), owning a clone of this handle.
+    pub fn acquire_within_owned(&self, max_wait: Duration) -> AcquireOwned<T> {
+        AcquireOwned::new(self.clone(), Limit::Within(max_wait))
     }
 
     /// Like [`acquire_until`](Self::acquire_until), but the future (and the permit) own a
     /// clone of this handle, so it can be spawned.
     pub fn acquire_until_owned(&self, deadline: Instant) -> AcquireOwned<T> {
-        AcquireOwned::new(self.clone(), deadline)
+        AcquireOwned::new(self.clone(), Limit::Until(deadline))
     }
 
     /// Calls allowed at once.

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::rejected::{Reason, Rejected};
 use super::waiters::{Polled, QueueOrder, Waiters};
@@ -26,6 +26,12 @@ const ONE_WAITER: u64 = 1 << 32;
 /// Queue nodes allocated up front (at most `max_queue` of them): waiting allocates nothing
 /// until more callers wait at once.
 const PREALLOCATED_WAITERS: usize = 1024;
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
 
 fn free(state: u64) -> u32 {
     (state & FREE) as u32
@@ -153,23 +159,24 @@ impl Slots {
 
     #[cold]
     fn hand_over(&self) {
-        let mut waiters = self.waiters();
-        self.hand_over_locked(&mut waiters);
+        let waker = self.hand_over_locked(&mut self.waiters());
+        // Woken with the lock released: a waker may run arbitrary code (the Python binding's
+        // takes the interpreter lock), which must never wait on this lock's holder.
+        wake(waker);
     }
 
     /// Under the lock: the slot goes to the next waiter, or (none left) to the free count.
-    fn hand_over_locked(&self, waiters: &mut MutexGuard<'_, Waiters>) {
+    /// Returns the waiter's waker, to wake once the lock is released.
+    #[must_use = "the waiter must be woken after the lock is released"]
+    fn hand_over_locked(&self, waiters: &mut MutexGuard<'_, Waiters>) -> Option<Waker> {
         match waiters.grant_next(self.order) {
             Some(waker) => {
                 self.state.fetch_sub(ONE_WAITER, Ordering::AcqRel);
-                // Waking under the lock is safe (a waker may not block); it keeps the
-                // hand-over in one critical section.
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
+                waker
             }
             None => {
                 self.state.fetch_add(1, Ordering::Release);
+                None
             }
         }
     }
@@ -224,7 +231,9 @@ impl Slots {
         let mut waiters = self.waiters();
         if waiters.cancel(node) {
             if !keep {
-                self.hand_over_locked(&mut waiters);
+                let waker = self.hand_over_locked(&mut waiters);
+                drop(waiters);
+                wake(waker);
             }
             true
         } else {
@@ -245,6 +254,14 @@ impl Slots {
     }
 }
 
+/// How long a caller may wait: until an instant, or for a duration from when it starts
+/// waiting (read from the clock only then).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Limit {
+    Until(Instant),
+    Within(Duration),
+}
+
 /// One caller's wait for a slot, bounded by a deadline: the state shared by the borrowing and
 /// the owning acquire futures. It must be [`cancel`](Self::cancel)led when dropped unfinished.
 #[derive(Debug)]
@@ -263,7 +280,7 @@ impl<S: std::future::Future + Unpin> Wait<S> {
         &mut self,
         slots: &Slots,
         timer: &T,
-        deadline: Instant,
+        limit: Limit,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Rejected>> {
         loop {
@@ -277,7 +294,12 @@ impl<S: std::future::Future + Unpin> Wait<S> {
                         *self = Wait::Done;
                         return Poll::Ready(Err(slots.refuse(Reason::Full)));
                     }
-                    if timer.now() >= deadline {
+                    let now = timer.now();
+                    let deadline = match limit {
+                        Limit::Until(deadline) => deadline,
+                        Limit::Within(wait) => crate::time::deadline_after(now, wait),
+                    };
+                    if now >= deadline {
                         *self = Wait::Done;
                         return Poll::Ready(Err(slots.refuse(Reason::Deadline)));
                     }

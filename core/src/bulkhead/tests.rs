@@ -182,3 +182,36 @@ fn waiters_are_served_under_virtual_time() {
     // Two at a time, 100 ms each: 500 ms.
     assert_eq!(timer.elapsed(), 500 * MS);
 }
+
+/// A waker that, when woken, joins and leaves the queue itself (as the Python binding's waker
+/// may run code that uses the bulkhead).
+struct Reentrant(Bulkhead<ManualTimer>, AtomicUsize);
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        let far = self.0.timer().now() + Duration::from_secs(60);
+        let mut again = self.0.acquire_until(far);
+        let _ = poll(&mut again);
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_waiter_is_woken_with_the_lock_released() {
+    let (timer, b) = bulkhead(1, 4, QueueOrder::Fifo);
+    let held = b.try_acquire().unwrap();
+    let reentrant = Arc::new(Reentrant(b.clone(), AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&reentrant));
+    let mut waiting = pin!(b.acquire_until(timer.now() + Duration::from_secs(60)));
+    assert!(waiting
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    // Woken from the release (would deadlock if woken under the queue's lock).
+    drop(held);
+    assert_eq!(reentrant.1.load(Ordering::SeqCst), 1);
+    assert!(waiting
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready());
+}

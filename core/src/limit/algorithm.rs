@@ -15,10 +15,10 @@ pub struct Sample {
     /// How long it took, from admission to its report; `None` when its permit was dropped
     /// without a report, so nothing measured it.
     pub rtt: Option<Duration>,
-    /// Calls in flight when it was admitted, itself included. A call that took the last slot
-    /// its [class](crate::priority::Criticality) may use counts as the whole limit in flight
-    /// (the limit was what bound it), so a class whose share is below half can still grow
-    /// the limit.
+    /// Calls in flight when it was admitted, itself included, divided by the share of the
+    /// limit its [class](crate::priority::Criticality) may fill (rounded up): a class that may
+    /// fill 30 % of the limit uses all of it with 30 % in flight, so shares never keep a limit
+    /// from growing.
     pub in_flight: u32,
     /// Whether the call was dropped: it timed out, was shed further down, or its permit was
     /// dropped without a report (see [`Outcome::Dropped`](super::Outcome::Dropped)).

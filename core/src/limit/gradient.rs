@@ -8,22 +8,29 @@ use crate::validate;
 use crate::ConfigError;
 
 /// Samples averaged plainly before the baseline becomes an exponential average.
-const WARMUP: u32 = 10;
+const WARMUP: u32 = 100;
 
 /// Latency-gradient limit, Gradient2-style.
 ///
-/// Each sample's latency (the *short* RTT) is compared with a *long* RTT, an exponential
-/// average over [`long_window`](Self::long_window) of time:
+/// The *short* RTT, an exponential average over about one round of the calls in flight (the
+/// last `limit` samples, and at least [`short_window`](Self::short_window)) (concurrency-limits takes the raw sample, or a window's aggregate: one
+/// sample's noise alone would hold the limit down), is compared with a *long* RTT, an
+/// exponential average over [`long_window`](Self::long_window) of time:
 ///
 /// ```text
 /// gradient  = clamp(long / short, 0.5, 1.0)
-/// new       = limit × gradient + queue_size
-/// limit'    = limit × (1 − smoothing) + new × smoothing
+/// new       = limit × gradient + max(queue_size, √limit)
+/// limit'    = limit × (1 − w) + new × w,   w = smoothing / limit
 /// ```
+///
+/// A sample moves the limit `1/limit` of the way `smoothing` says, so that the limit moves by
+/// about `smoothing` per round trip (about `limit` samples) whatever its size (concurrency-limits
+/// gets the same from updating once per window of samples).
 ///
 /// While latency stays at the baseline the gradient is 1 and the limit grows by the queue
 /// allowance (smoothed); once calls queue, latency rises, the gradient falls and the limit
-/// settles where `queue_size` calls wait. A gradient is never below 0.5, so one outlier cannot
+/// settles where about `max(queue_size, √limit)` calls wait (the square root, as Envoy's
+/// headroom, so the allowance scales with the backend). A gradient is never below 0.5, so one outlier cannot
 /// more than halve the limit. When the long RTT is more than twice the short one (latency has
 /// come back down after a long overload), the long RTT decays by 5 % per sample so the limit
 /// recovers without waiting for the average. Dropped calls are treated as concurrency-limits
@@ -52,6 +59,9 @@ pub struct Gradient2 {
     smoothing: f64,
     queue_size: u32,
     long_window: Duration,
+    short_window: u32,
+    /// The short RTT in nanoseconds, once there is a sample.
+    short: Option<f64>,
     /// The long RTT in nanoseconds, once there is a sample.
     long: Option<f64>,
     warmup: u32,
@@ -59,12 +69,14 @@ pub struct Gradient2 {
 }
 
 impl Gradient2 {
-    /// Smoothing 0.2, queue allowance 4, a 60 s long window.
+    /// Smoothing 0.2, queue allowance 4, a short window of 10 samples, a 10 s long window.
     pub fn new() -> Self {
         Gradient2 {
             smoothing: 0.2,
             queue_size: 4,
-            long_window: Duration::from_secs(60),
+            long_window: Duration::from_secs(10),
+            short_window: 10,
+            short: None,
             long: None,
             warmup: 0,
             last: None,
@@ -78,8 +90,9 @@ impl Gradient2 {
         Ok(self)
     }
 
-    /// How many calls may wait beyond the no-load concurrency (at least 1, so that a limit can
-    /// always grow again). Field: `gradient2.queue_size`.
+    /// How many calls may wait beyond the no-load concurrency, at least (at least 1, so that a
+    /// limit can always grow again; the allowance is `max(queue_size, √limit)`). Field:
+    /// `gradient2.queue_size`.
     pub fn queue_size(mut self, queue_size: u32) -> Result<Self, ConfigError> {
         self.queue_size = validate::at_least_one(
             "gradient2.queue_size",
@@ -92,6 +105,13 @@ impl Gradient2 {
     /// The time constant of the long RTT's exponential average. Field: `gradient2.long_window`.
     pub fn long_window(mut self, long_window: Duration) -> Result<Self, ConfigError> {
         self.long_window = validate::positive_duration("gradient2.long_window", long_window, "")?;
+        Ok(self)
+    }
+
+    /// How many samples the short RTT averages over at least (an exponential average, weight
+    /// `2 / (max(n, limit) + 1)`). Field: `gradient2.short_window`.
+    pub fn short_window(mut self, samples: u32) -> Result<Self, ConfigError> {
+        self.short_window = validate::at_least_one("gradient2.short_window", samples, "")?;
         Ok(self)
     }
 
@@ -132,14 +152,23 @@ impl Algorithm for Gradient2 {
         let Some(rtt) = sample.rtt else {
             return limit; // dropped unreported: nothing measured
         };
-        let short = (rtt.as_nanos() as f64).max(1.0);
+        let rtt = (rtt.as_nanos() as f64).max(1.0);
+        // About one round of the calls in flight, and at least `short_window` samples.
+        let alpha = 2.0 / (f64::from(self.short_window).max(limit) + 1.0);
+        let short = self
+            .short
+            .map_or(rtt, |short| short + (rtt - short) * alpha);
+        self.short = Some(short);
         let long = self.average(sample, short);
         if f64::from(sample.in_flight) < limit / 2.0 {
             return limit; // application-limited: the sample says nothing about the limit
         }
         let gradient = (long / short).clamp(0.5, 1.0);
-        let new = limit * gradient + f64::from(self.queue_size);
-        limit * (1.0 - self.smoothing) + new * self.smoothing
+        let queue = f64::from(self.queue_size).max(limit.sqrt());
+        let new = limit * gradient + queue;
+        // Each sample is about 1/limit of a round trip's samples: `smoothing` per round trip.
+        let weight = self.smoothing / limit.max(1.0);
+        limit * (1.0 - weight) + new * weight
     }
 
     fn wants_probe(&self) -> bool {
@@ -171,12 +200,12 @@ mod tests {
         let origin = Instant::now();
         let mut g = Gradient2::new();
         let mut limit = 20.0;
-        for i in 0..20 {
+        for i in 0..400 {
             limit = g.update(limit, &at(origin, i, 10, 20));
         }
         assert!(limit > 30.0, "{limit}");
         let before = limit;
-        for i in 20..40 {
+        for i in 400..800 {
             limit = g.update(limit, &at(origin, i, 40, limit as u32));
         }
         assert!(limit < before * 0.7, "{before} -> {limit}");
@@ -210,6 +239,10 @@ mod tests {
     #[test]
     fn bad_configuration_names_the_field() {
         let g = Gradient2::new;
+        assert_eq!(
+            g().short_window(0).unwrap_err().field(),
+            "gradient2.short_window"
+        );
         assert_eq!(
             g().smoothing(0.0).unwrap_err().field(),
             "gradient2.smoothing"

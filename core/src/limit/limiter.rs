@@ -49,7 +49,13 @@ pub(crate) struct Shared {
     /// `[reason][class]`: refused calls (in monitor-only mode, calls that would have been).
     rejected: [[AtomicU64; 3]; 3],
     monitor_only: bool,
+    /// The algorithm's limit never moves ([`Algorithm::fixed`]): samples take no lock.
+    fixed: bool,
+    /// Samples taken.
+    samples: AtomicU64,
     shares: Shares,
+    /// Per class: 1 / its share of the limit.
+    scale: [f64; 3],
     state: Mutex<State>,
 }
 
@@ -69,7 +75,6 @@ struct Probe {
 
 struct State {
     algorithm: Box<dyn Algorithm>,
-    fixed: bool,
     limit: f64,
     min: u32,
     max: u32,
@@ -79,7 +84,6 @@ struct State {
     probing: Option<Probe>,
     rng: fastrand::Rng,
     last_now: Option<Instant>,
-    samples: u64,
     probes: u64,
 }
 
@@ -145,10 +149,16 @@ impl AdaptiveLimiter {
             epoch: AtomicU32::new(0),
             rejected: Default::default(),
             monitor_only,
+            fixed,
+            samples: AtomicU64::new(0),
             shares,
+            scale: [
+                1.0 / shares.sheddable_share(),
+                1.0 / shares.default_share(),
+                1.0,
+            ],
             state: Mutex::new(State {
                 algorithm,
-                fixed,
                 limit: f64::from(initial),
                 min,
                 max,
@@ -158,7 +168,6 @@ impl AdaptiveLimiter {
                 probing: None,
                 rng: fastrand::Rng::with_seed(seed),
                 last_now: None,
-                samples: 0,
                 probes: 0,
             }),
         };
@@ -205,14 +214,12 @@ impl AdaptiveLimiter {
                 Err(actual) => current = actual,
             }
         }
+        // A class that may fill only a share of the limit uses all of it at that share: its
+        // in-flight count is scaled up by 1 / share, so shares never keep a limit from growing.
         let in_flight = current.saturating_add(1);
-        // A call that took the last slot its class may use saw the limit binding, even when
-        // its class's share is below half: it counts as the whole limit in flight, so shares
-        // never keep a limit from growing.
-        let in_flight = if in_flight >= cap {
-            in_flight.max(shared.limit.load(Ordering::Relaxed))
-        } else {
-            in_flight
+        let in_flight = match class {
+            Criticality::Critical => in_flight,
+            _ => (f64::from(in_flight) * shared.scale[class.index()]).ceil() as u32,
         };
         Ok(Permit {
             shared: Arc::clone(shared),
@@ -252,7 +259,7 @@ impl AdaptiveLimiter {
             limit: self.limit(),
             in_flight: self.in_flight(),
             rejected,
-            samples: state.samples,
+            samples: self.shared.samples.load(Ordering::Relaxed),
             probes: state.probes,
             probing: state.probing.is_some(),
             slow_start: state.slow_start,
@@ -300,17 +307,21 @@ impl Shared {
     }
 
     /// One finished call: feed it to the probe, or to the algorithm.
-    pub(super) fn sample(&self, mut sample: Sample, epoch: u32) {
+    #[inline]
+    pub(super) fn sample(&self, sample: Sample, epoch: u32) {
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        if !self.fixed {
+            self.adapt(sample, epoch);
+        }
+    }
+
+    fn adapt(&self, mut sample: Sample, epoch: u32) {
         let mut state = self.lock();
         match sample.rtt {
             Some(_) => {
                 state.last_now = Some(state.last_now.map_or(sample.now, |l| l.max(sample.now)));
             }
             None => sample.now = state.last_now.unwrap_or(sample.now),
-        }
-        state.samples += 1;
-        if state.fixed {
-            return;
         }
         if state.probing.is_some() {
             self.probe_sample(&mut state, &sample, epoch);

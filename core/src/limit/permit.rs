@@ -177,8 +177,8 @@ impl Permit {
         self.class
     }
 
-    /// Calls in flight when it was admitted, itself included (the whole limit if it took the
-    /// last slot of its class; see [`Sample::in_flight`]).
+    /// Calls in flight when it was admitted, itself included, scaled by its class's share
+    /// (see [`Sample::in_flight`]).
     pub fn in_flight_at_start(&self) -> u32 {
         self.in_flight
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use futures_core::TryFuture;
 use pin_project::{pin_project, pinned_drop};
 
 use super::builder::Inner;
+use super::hedging::{launch_hedge, Round};
 use super::leg::{set_sleep, Clock, Leg, LegEnd, Start};
 use super::limiter::Limiter;
 use super::{Attempt, PipelineError};
@@ -33,7 +34,7 @@ impl<E> Failure<E> {
 }
 
 /// A hedge's leg, boxed (hedges exist only on the slow path); `None` once it ended.
-type HedgeLeg<'p, T, L, Fut> = Option<Pin<Box<Leg<'p, T, L, Fut>>>>;
+pub(super) type HedgeLeg<'p, T, L, Fut> = Option<Pin<Box<Leg<'p, T, L, Fut>>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -179,6 +180,7 @@ where
 
 /// Starts a round: the retry's next attempt number, the breaker's permit, then the primary leg
 /// (which asks the limiter). A refusal ends the call.
+#[inline]
 fn start_round<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -216,6 +218,7 @@ where
 
 /// Ends the call with an error built from the attempts and the last failure: drops everything
 /// in flight and refunds a retry withdrawn but not made.
+#[inline(never)]
 fn fail<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     error: impl FnOnce(u32, Option<Fut::Error>) -> PipelineError<Fut::Error>,
@@ -242,6 +245,7 @@ fn refund<T: Timer, C, L>(inner: &Inner<T, C, L>, grant: &mut Option<(Grant, Ins
 
 /// Polls the round's legs, sends hedges when due, and decides after the last leg failed.
 /// `Some` once the call is over.
+#[inline]
 fn poll_round<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     cx: &mut Context<'_>,
@@ -311,7 +315,14 @@ where
         let due = hedge.next_hedge_at()?;
         let now = clock.now();
         if now >= due {
-            if !launch_hedge(this, cx, now) {
+            let round = Round {
+                inner,
+                deadline: *this.deadline,
+                hedge: this.hedge.as_mut().expect("hedging"),
+                round: this.retry.attempts(),
+                hedges: this.hedges,
+            };
+            if !launch_hedge(round, cx, now) {
                 *this.hedging = false;
                 *this.sleep = None;
                 *this.sleep_at = None;
@@ -334,6 +345,7 @@ where
 
 /// The round's primary has started its operation (or ended before it could, `ended`): the
 /// call deposits into the budget once, the withdrawn retry is spent, the hedge starts.
+#[inline]
 fn admit<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -362,6 +374,7 @@ fn admit<T, C, L, Op, Fut>(
 
 /// Leg number `number` of the round (1 the primary) ended: a success ends the call, a failure
 /// is remembered, a deadline or a refusal ends the call.
+#[inline]
 fn leg_ended<T, C, L, Op, Fut>(
     this: &mut Proj<'_, '_, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -382,7 +395,9 @@ where
     }
     match ended {
         LegEnd::Ok(value) => {
-            this.primary.as_mut().cancel();
+            if this.primary.is_active() {
+                this.primary.as_mut().cancel();
+            }
             this.hedges.clear();
             *this.sleep = None;
             *this.phase = Phase::Done;
@@ -411,6 +426,7 @@ where
 
 /// Every attempt of the round failed: retry (after the backoff, if the deadline leaves time
 /// for an attempt and the budget allows) or give up.
+#[inline(never)]
 fn round_failed<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     clock: &Clock<'_, T>,
@@ -469,64 +485,6 @@ where
     *this.sleep_at = Some(resume);
     *this.phase = Phase::Backoff;
     Ok(())
-}
-
-/// Sends the next hedge at `now` if the deadline leaves time for it, the breaker admits it, the
-/// limiter has a slot at once and the hedge budget allows; `false` (and hedging stops for this
-/// round) otherwise.
-fn launch_hedge<'p, T, C, L, Op, Fut>(
-    this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
-    cx: &mut Context<'_>,
-    now: Instant,
-) -> bool
-where
-    T: Timer,
-    L: Limiter + 'p,
-    Fut: TryFuture,
-{
-    let inner: &'p Inner<T, C, L> = this.inner;
-    if let Some(deadline) = *this.deadline {
-        let remaining = deadline.saturating_duration_since(now);
-        if remaining.is_zero() || remaining < inner.predictor.predict_at(now) {
-            return false;
-        }
-    }
-    let breaker = match &inner.breaker {
-        Some(breaker) => match breaker.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => return false,
-        },
-        None => None,
-    };
-    let permit = if L::PRESENT {
-        let acquire = pin!(inner.limiter.acquire_at(now, *this.deadline));
-        match acquire.poll(cx) {
-            Poll::Ready(Ok(permit)) => Some(permit),
-            _ => return false,
-        }
-    } else {
-        None
-    };
-    let hedge = this.hedge.as_mut().expect("hedging");
-    let Some(number) = hedge.try_hedge_at(now) else {
-        return false;
-    };
-    let round = this.retry.attempts();
-    let mut leg = Box::pin(Leg::idle());
-    leg.as_mut().start(
-        inner,
-        Attempt::new(round, number),
-        breaker,
-        permit,
-        Some(now),
-        *this.deadline,
-    );
-    let index = number as usize - 2;
-    if this.hedges.len() <= index {
-        this.hedges.resize_with(index + 1, || None);
-    }
-    this.hedges[index] = Some(leg);
-    true
 }
 
 #[pinned_drop]

@@ -146,7 +146,7 @@ where
 
     /// Starts a leg admitted by the breaker (`breaker`): asks the limiter for a slot at `now`
     /// (which must be known when there is a limiter), or holds `permit` if it was already given.
-    #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn start(
         mut self: Pin<&mut Self>,
         inner: &'p Inner<T, impl Sized, L>,
@@ -156,11 +156,11 @@ where
         now: Option<Instant>,
         call_deadline: Option<Instant>,
     ) {
-        let stage = match (L::PRESENT, permit.is_some(), now) {
-            (true, false, Some(now)) => {
-                Stage::Waiting(inner.limiter.acquire_at(now, call_deadline))
-            }
-            _ => Stage::Admitted,
+        let stage = if L::PRESENT && permit.is_none() {
+            let now = now.unwrap_or_else(|| inner.timer.now());
+            Stage::Waiting(inner.limiter.acquire_at(now, call_deadline))
+        } else {
+            Stage::Admitted
         };
         self.as_mut().project().stage.set(stage);
         let this = self.project();
@@ -183,6 +183,7 @@ where
     }
 
     /// Drives the leg; `Ready` once it has ended (it is then idle again).
+    #[inline]
     pub(super) fn poll_leg<C, Op>(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -7,6 +7,11 @@
 //! | [`RateLimiter`] | a token | until the next token, refused at once if it comes after the deadline | no |
 //! | [`AdaptiveLimiter`] | one of its current limit, as a [`Default`](crate::priority::Criticality::Default) call | never | latency and drops (a timed-out attempt is a drop) |
 //! | [`Throttle`] | permission to send | never | accepted = the attempt succeeded |
+//! | `(A, B)` | a slot of `A`, then one of `B` | as `A`, then as `B` | both are told |
+//!
+//! Two limiters compose as a pair: `(throttle, adaptive)` asks the throttle first and the
+//! adaptive limit only for what the throttle lets through; a refusal by the second gives the
+//! first's slot back uncounted.
 //!
 //! A refusal is never a failure: the pipeline releases the breaker's permit uncounted and
 //! refunds the retry budget. The refusal's reason and retry-after carry over into
@@ -229,6 +234,96 @@ impl<T: Timer> Limiter for Throttle<T> {
     }
 }
 
+/// The wait for a pair of limiters: `A`'s slot first, then `B`'s. A refusal by `B` drops `A`'s
+/// permit (released uncounted), and dropping the future releases whatever it holds.
+// The bounds are needed (`Acquire<'a>` requires `Self: 'a`); the lint does not see through the
+// associated type.
+#[allow(explicit_outlives_requirements)]
+#[pin_project::pin_project]
+#[must_use = "futures do nothing unless polled"]
+pub struct PairSlot<'a, A: Limiter + 'a, B: Limiter + 'a> {
+    #[pin]
+    first: Option<A::Acquire<'a>>,
+    #[pin]
+    second: Option<B::Acquire<'a>>,
+    held: Option<A::Permit>,
+    b: &'a B,
+    now: Instant,
+    deadline: Option<Instant>,
+}
+
+impl<A: Limiter, B: Limiter> std::fmt::Debug for PairSlot<'_, A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSlot")
+            .field("first_done", &self.held.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, A: Limiter, B: Limiter> Future for PairSlot<'a, A, B> {
+    type Output = Result<(A::Permit, B::Permit), LimiterRejected>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(first) = this.first.as_mut().as_pin_mut() {
+            let permit = match first.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(refused)) => return Poll::Ready(Err(refused)),
+                Poll::Ready(Ok(permit)) => permit,
+            };
+            this.first.set(None);
+            *this.held = Some(permit);
+            let b: &'a B = this.b;
+            this.second
+                .set(Some(b.acquire_at(*this.now, *this.deadline)));
+        }
+        let Some(second) = this.second.as_mut().as_pin_mut() else {
+            panic!("PairSlot polled after completion");
+        };
+        match second.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(answer) => {
+                this.second.set(None);
+                let first = this.held.take();
+                Poll::Ready(match (answer, first) {
+                    (Ok(second), Some(first)) => Ok((first, second)),
+                    (Err(refused), _) => Err(refused), // drops the first permit, uncounted
+                    (Ok(_), None) => unreachable!("the first permit is held until the second"),
+                })
+            }
+        }
+    }
+}
+
+impl<A: Limiter, B: Limiter> Limiter for (A, B) {
+    type Permit = (A::Permit, B::Permit);
+    type Acquire<'a>
+        = PairSlot<'a, A, B>
+    where
+        Self: 'a;
+
+    const PRESENT: bool = A::PRESENT || B::PRESENT;
+
+    fn acquire_at(&self, now: Instant, deadline: Option<Instant>) -> PairSlot<'_, A, B> {
+        PairSlot {
+            first: Some(self.0.acquire_at(now, deadline)),
+            second: None,
+            held: None,
+            b: &self.1,
+            now,
+            deadline,
+        }
+    }
+}
+
+impl<A: LimiterPermit, B: LimiterPermit> LimiterPermit for (A, B) {
+    #[inline]
+    fn finish(self, outcome: Outcome, latency: Duration) {
+        self.1.finish(outcome, latency);
+        self.0.finish(outcome, latency);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -355,5 +450,36 @@ mod tests {
         }
         let counts = throttle.counts_at(timer.now());
         assert_eq!((counts.requests, counts.accepts), (5, 5));
+    }
+
+    #[test]
+    fn a_pair_asks_both_and_a_refusal_by_the_second_returns_the_first_slot() {
+        let timer = ManualTimer::new();
+        let outer = Bulkhead::builder()
+            .max_concurrent(1)
+            .build_with(timer.clone())
+            .unwrap();
+        let inner = Bulkhead::builder()
+            .max_concurrent(1)
+            .build_with(timer.clone())
+            .unwrap();
+        let pipeline = Pipeline::with_timer(timer.clone())
+            .limiter((outer.clone(), inner.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(timer.block_on(pipeline.call(|_| ok_call())).unwrap(), 7);
+        let held = inner.try_acquire().unwrap();
+        let out = timer.block_on(pipeline.call(|_| ok_call()));
+        assert!(
+            matches!(out, Err(PipelineError::LimiterFull { .. })),
+            "{out:?}"
+        );
+        assert_eq!(outer.metrics().in_flight, 0, "the first slot came back");
+        drop(held);
+        assert_eq!(timer.block_on(pipeline.call(|_| ok_call())).unwrap(), 7);
+        assert_eq!(
+            (outer.metrics().in_flight, inner.metrics().in_flight),
+            (0, 0)
+        );
     }
 }

@@ -114,6 +114,7 @@
 mod builder;
 mod error;
 mod future;
+mod hedging;
 mod leg;
 mod limiter;
 mod limiters;
@@ -125,7 +126,7 @@ pub use self::builder::{Pipeline, PipelineBuilder};
 pub use self::error::PipelineError;
 pub use self::future::PipelineFuture;
 pub use self::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
-pub use self::limiters::{BulkheadSlot, RateSlot, ThrottlePermit};
+pub use self::limiters::{BulkheadSlot, PairSlot, RateSlot, ThrottlePermit};
 
 /// What the operation is told about the attempt it makes.
 ///
@@ -202,5 +203,7 @@ impl Attempt {
     }
 }
 
+#[cfg(test)]
+mod limiter_tests;
 #[cfg(test)]
 mod tests;

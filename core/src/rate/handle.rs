@@ -18,6 +18,17 @@ use crate::time::Timer;
 #[non_exhaustive]
 pub struct Permit;
 
+/// Nanoseconds from `origin` to `now`: 0 before it; saturating 584 years after it (a limiter
+/// that old refuses everything, safely). In `u64` arithmetic, not through `u128`.
+#[inline(always)]
+pub(super) fn nanos_since(origin: Instant, now: Instant) -> u64 {
+    let elapsed = now.saturating_duration_since(origin);
+    elapsed
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(elapsed.subsec_nanos()))
+}
+
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) gcra: Gcra,
@@ -84,9 +95,7 @@ impl<T: Timer> RateLimiter<T> {
 
     #[inline(always)]
     fn since_origin(&self, now: Instant) -> u64 {
-        // 584 years of nanoseconds fit; later than that saturates (and stays refused, safely).
-        u64::try_from(now.saturating_duration_since(self.shared.origin).as_nanos())
-            .unwrap_or(u64::MAX)
+        nanos_since(self.shared.origin, now)
     }
 
     /// Takes a token at `now` if there is one (sans-IO: no clock read). Lock-free, no

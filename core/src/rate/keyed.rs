@@ -99,7 +99,7 @@ impl<K: Hash + Eq + Clone, T: Timer> KeyedRateLimiter<K, T> {
     }
 
     fn since_origin(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+        super::handle::nanos_since(self.origin, now)
     }
 
     fn shard(&self, key: &K) -> &Shard<K> {

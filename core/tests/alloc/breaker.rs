@@ -69,6 +69,23 @@ fn transitions_and_rejections_allocate_nothing() {
     let transitions = Arc::new(AtomicUsize::new(0));
     for breaker in breakers(&timer, &transitions) {
         breaker.try_acquire().unwrap().success();
+        // One round first: with the `metrics` feature, each kind of transition registers its
+        // counter the first time it happens (and only then).
+        let cycle = |breaker: &CircuitBreaker<ManualTimer>| {
+            while breaker.state() == State::Closed {
+                breaker.try_acquire().unwrap().failure();
+            }
+            timer.advance(Duration::from_secs(3600));
+            let probe = breaker.try_acquire().unwrap();
+            drop(breaker.try_acquire().unwrap());
+            probe.success();
+            breaker.try_acquire().unwrap().success();
+            assert_eq!(breaker.state(), State::Closed);
+            breaker.force_open();
+            breaker.disable();
+            breaker.reset();
+        };
+        cycle(&breaker);
         let before = transitions.load(Ordering::Relaxed);
         let allocations = allocations_in(|| {
             for _ in 0..3 {

@@ -154,6 +154,25 @@ impl CircuitBreaker {
         Ok(())
     }
 
+    /// For the pipeline's sync fast path: a ticket, or `CircuitOpenError`.
+    #[inline]
+    pub(crate) fn pipeline_acquire(&self, py: Python<'_>) -> PyResult<Ticket> {
+        self.acquire_ticket(py)
+    }
+
+    /// For the pipeline's sync fast path: the call of `ticket` worked.
+    #[inline]
+    pub(crate) fn pipeline_succeeded(&self, ticket: Ticket) {
+        self.machine
+            .record_at(ticket, Outcome::Success, self.clock.now());
+    }
+
+    /// For the pipeline's sync fast path: keeps `ticket` under a number, which the Python loop
+    /// hands back with `_settle` (as the async decorator's tickets).
+    pub(crate) fn pipeline_keep(&self, ticket: Ticket) -> usize {
+        self.lock_tickets().insert(ticket)
+    }
+
     fn lock_tickets(&self) -> std::sync::MutexGuard<'_, Tickets> {
         self.tickets.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -7,14 +7,18 @@ A :class:`Recorder` keeps the counts. The HTTP integrations report to the one th
 :meth:`Recorder.watch_hedge` and :meth:`Recorder.retry_hook`. The names and labels, the same in
 Rust and Python, are listed in ``docs/metrics.md`` and in :data:`METRICS`:
 
-- ``tailguard_retries_total{policy}``: retries made (counter);
-- ``tailguard_budget_refusals_total{policy,budget}``: retries (``budget="retry"``) or hedges
-  (``"hedge"``) a budget refused (counter);
-- ``tailguard_hedges_sent_total{policy}``, ``tailguard_hedges_won_total{policy}`` (counters);
-- ``tailguard_breaker_transitions_total{policy,host,from,to}``: changes of state (counter);
-- ``tailguard_breaker_rejections_total{policy,host}``: calls refused (counter);
-- ``tailguard_breaker_state{policy,host,state}``: 1 for the current state, 0 for the others
+- ``tailguard_retry_retries_total{name}``: retries made (counter);
+- ``tailguard_retry_budget_refusals_total{name}``: retries the retry budget refused (counter);
+- ``tailguard_hedge_primaries_total{name}``, ``tailguard_hedge_sent_total{name}``,
+  ``tailguard_hedge_won_total{name}``, ``tailguard_hedge_budget_refusals_total{name}``
+  (counters);
+- ``tailguard_breaker_transitions_total{name,host,from,to}``: changes of state (counter);
+- ``tailguard_breaker_rejections_total{name,host}``: calls refused (counter);
+- ``tailguard_breaker_state{name,host,state}``: 1 for the current state, 0 for the others
   (gauge).
+
+``name`` is the policy's name (``name=`` here, the builder's ``name(..)`` in Rust); ``host`` is
+set for a breaker kept per host (the HTTP integrations) and empty otherwise.
 
 Importing this module imports neither prometheus_client nor OpenTelemetry.
 
@@ -22,7 +26,7 @@ Importing this module imports neither prometheus_client nor OpenTelemetry.
 >>> from tailguard.metrics import Recorder
 >>> recorder = Recorder()
 >>> breaker = tg.CircuitBreaker()
->>> recorder.watch_breaker(breaker, policy="db")
+>>> recorder.watch_breaker(breaker, name="db")
 >>> breaker.force_open()
 >>> [s.value for s in recorder.samples() if s.name == "tailguard_breaker_transitions_total"]
 [1]
@@ -56,40 +60,52 @@ METRICS: Dict[str, Metric] = {
     m.name: m
     for m in (
         Metric(
-            "tailguard_retries_total",
+            "tailguard_retry_retries_total",
             "counter",
-            ("policy",),
+            ("name",),
             "Retries made (attempts after the first).",
         ),
         Metric(
-            "tailguard_budget_refusals_total",
+            "tailguard_retry_budget_refusals_total",
             "counter",
-            ("policy", "budget"),
-            "Retries (budget=retry) or hedges (budget=hedge) a budget refused.",
+            ("name",),
+            "Retries the retry budget refused.",
         ),
-        Metric("tailguard_hedges_sent_total", "counter", ("policy",), "Hedges sent."),
         Metric(
-            "tailguard_hedges_won_total",
+            "tailguard_hedge_primaries_total",
             "counter",
-            ("policy",),
+            ("name",),
+            "Hedged calls started (each call's first attempt).",
+        ),
+        Metric("tailguard_hedge_sent_total", "counter", ("name",), "Hedges sent."),
+        Metric(
+            "tailguard_hedge_won_total",
+            "counter",
+            ("name",),
             "Calls won by a hedge rather than the primary.",
+        ),
+        Metric(
+            "tailguard_hedge_budget_refusals_total",
+            "counter",
+            ("name",),
+            "Hedges the hedge budget refused.",
         ),
         Metric(
             "tailguard_breaker_transitions_total",
             "counter",
-            ("policy", "host", "from", "to"),
+            ("name", "host", "from", "to"),
             "Circuit breaker changes of state.",
         ),
         Metric(
             "tailguard_breaker_rejections_total",
             "counter",
-            ("policy", "host"),
+            ("name", "host"),
             "Calls a circuit breaker refused without running them.",
         ),
         Metric(
             "tailguard_breaker_state",
             "gauge",
-            ("policy", "host", "state"),
+            ("name", "host", "state"),
             "1 for the state a circuit breaker is in, 0 for the others.",
         ),
     )
@@ -106,7 +122,7 @@ class Sample(NamedTuple):
 
 class _Breaker(NamedTuple):
     breaker: Any  # a tailguard.CircuitBreaker
-    policy: str
+    name: str
     host: str
     listener: Callable[[BreakerTransition], None]
 
@@ -130,33 +146,38 @@ class Recorder:
     def add(self, name: str, labels: Tuple[Tuple[str, str], ...], value: float = 1) -> None:
         """Adds ``value`` to the counter ``name`` (one of :data:`METRICS`) with ``labels``
         (``(label, value)`` pairs in the order the metric lists them)."""
+        metric = METRICS.get(name)
+        if metric is None or metric.kind != "counter":
+            raise ValueError(f"{name!r} is not a counter of tailguard.metrics.METRICS")
+        if tuple(label for label, _ in labels) != metric.labels:
+            raise ValueError(f"{name} takes the labels {metric.labels}, got {labels!r}")
         key = (name, labels)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + value
 
-    def retried(self, policy: str) -> None:
-        """One retry was made by ``policy``."""
-        self.add("tailguard_retries_total", (("policy", policy),))
+    def retried(self, name: str) -> None:
+        """One retry was made by the policy ``name``."""
+        self.add("tailguard_retry_retries_total", (("name", name),))
 
-    def budget_refused(self, policy: str, budget: Literal["retry", "hedge"]) -> None:
-        """A budget refused ``policy`` a retry or a hedge."""
-        self.add("tailguard_budget_refusals_total", (("policy", policy), ("budget", budget)))
+    def budget_refused(self, name: str, budget: Literal["retry", "hedge"]) -> None:
+        """A budget refused the policy ``name`` a retry or a hedge."""
+        self.add(f"tailguard_{budget}_budget_refusals_total", (("name", name),))
 
-    def retry_hook(self, policy: str) -> Callable[[RetryEvent], None]:
+    def retry_hook(self, name: str) -> Callable[[RetryEvent], None]:
         """An ``on_retry=`` hook for a :func:`tailguard.retry` policy that counts its retries."""
 
         def on_retry(event: RetryEvent) -> None:
-            self.retried(policy)
+            self.retried(name)
 
         return on_retry
 
     # -- watched policies --------------------------------------------------------------------
 
-    def watch_breaker(self, breaker: Any, *, policy: str, host: str = "") -> None:
-        """Reports ``breaker`` (a :class:`tailguard.CircuitBreaker`) as ``policy`` (and
+    def watch_breaker(self, breaker: Any, *, name: str, host: str = "") -> None:
+        """Reports ``breaker`` (a :class:`tailguard.CircuitBreaker`) as ``name`` (and
         ``host``, for a breaker per host): its transitions are counted as they happen, its
         rejections and state read when collected. Watching it again does nothing."""
-        labels = (("policy", policy), ("host", host))
+        labels = (("name", name), ("host", host))
 
         def listener(t: BreakerTransition) -> None:
             self.add(
@@ -167,7 +188,7 @@ class Recorder:
         with self._lock:
             if id(breaker) in self._breakers:
                 return
-            self._breakers[id(breaker)] = _Breaker(breaker, policy, host, listener)
+            self._breakers[id(breaker)] = _Breaker(breaker, name, host, listener)
         breaker.add_listener(listener)
 
     def unwatch_breaker(self, breaker: Any) -> None:
@@ -182,14 +203,14 @@ class Recorder:
         if rejections:
             self.add(
                 "tailguard_breaker_rejections_total",
-                (("policy", watched.policy), ("host", watched.host)),
+                (("name", watched.name), ("host", watched.host)),
                 rejections,
             )
 
-    def watch_hedge(self, hedge: Hedge, *, policy: str) -> None:
-        """Reports ``hedge``'s hedges sent and won and its budget's refusals as ``policy``."""
+    def watch_hedge(self, hedge: Hedge, *, name: str) -> None:
+        """Reports ``hedge``'s calls, hedges sent and won and its budget's refusals as ``name``."""
         with self._lock:
-            self._hedges[id(hedge)] = (hedge, policy)
+            self._hedges[id(hedge)] = (hedge, name)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -203,21 +224,19 @@ class Recorder:
             rejections = watched.breaker.metrics().rejections
             key = (
                 "tailguard_breaker_rejections_total",
-                (("policy", watched.policy), ("host", watched.host)),
+                (("name", watched.name), ("host", watched.host)),
             )
             counts[key] = counts.get(key, 0) + rejections
-        for hedge, policy in hedges:
+        for hedge, hedge_name in hedges:
             stats = hedge.stats()
-            for name, labels, value in (
-                ("tailguard_hedges_sent_total", (("policy", policy),), stats.hedges_sent),
-                ("tailguard_hedges_won_total", (("policy", policy),), stats.hedges_won),
-                (
-                    "tailguard_budget_refusals_total",
-                    (("policy", policy), ("budget", "hedge")),
-                    stats.budget_refusals,
-                ),
+            labels = (("name", hedge_name),)
+            for metric, value in (
+                ("tailguard_hedge_primaries_total", stats.primaries),
+                ("tailguard_hedge_sent_total", stats.hedges_sent),
+                ("tailguard_hedge_won_total", stats.hedges_won),
+                ("tailguard_hedge_budget_refusals_total", stats.budget_refusals),
             ):
-                counts[(name, labels)] = counts.get((name, labels), 0) + value
+                counts[(metric, labels)] = counts.get((metric, labels), 0) + value
         order = {name: index for index, name in enumerate(METRICS)}
         out = [Sample(name, labels, value) for (name, labels), value in counts.items()]
         out.sort(key=lambda s: (order[s.name], s.labels))
@@ -231,18 +250,18 @@ class Recorder:
             for state in BREAKER_STATES:
                 yield Sample(
                     "tailguard_breaker_state",
-                    (("policy", watched.policy), ("host", watched.host), ("state", state)),
+                    (("name", watched.name), ("host", watched.host), ("state", state)),
                     1 if state == current else 0,
                 )
 
-    def value(self, name: str, **labels: str) -> Optional[float]:
+    def value(self, metric: str, /, **labels: str) -> Optional[float]:
         """The current value of one series (labels by name), or ``None`` if it has none yet.
 
-        >>> Recorder().value("tailguard_retries_total", policy="api") is None
+        >>> Recorder().value("tailguard_retry_retries_total", name="api") is None
         True
         """
         wanted = set(labels.items())
         for sample in self.samples():
-            if sample.name == name and set(sample.labels) == wanted:
+            if sample.name == metric and set(sample.labels) == wanted:
                 return sample.value
         return None

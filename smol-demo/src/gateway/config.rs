@@ -130,6 +130,9 @@ pub struct GatewayConfig {
     /// Calls per try when hedging, the primary included (2: one backup); each backup goes one
     /// replica further along.
     pub hedge_max_attempts: u32,
+    /// How each key's replica is picked: its home replica first (the default), or by power of
+    /// two choices over latency with replica-aware hedges and retries.
+    pub balance: super::Balance,
     /// The per-replica circuit breakers.
     pub breaker: BreakerSettings,
     /// Seeds the retry jitter (`None`: random).
@@ -159,6 +162,7 @@ impl Default for GatewayConfig {
             hedge_budget_ratio: 0.1,
             hedge_min_samples: 50,
             hedge_max_attempts: 2,
+            balance: super::Balance::Home,
             breaker: BreakerSettings::default(),
             seed: None,
             log_transitions: false,

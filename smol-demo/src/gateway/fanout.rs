@@ -13,6 +13,7 @@ use tailguard::retry::{Classify, Decision};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
 
+use super::balanced::KeyReplicas;
 use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
@@ -249,6 +250,9 @@ impl Inner {
         counts: &FanoutCounts,
         deadline: Deadline,
     ) -> Result<Served, KeyError> {
+        // The replicas running this key's attempts, so that a hedge goes to another one.
+        let replicas = KeyReplicas::default();
+        let replicas = &replicas;
         let result = self
             .pipeline
             .call_until(deadline, |attempt: Attempt| {
@@ -262,7 +266,7 @@ impl Inner {
                 // attempt of the first try (both numbered from 1) goes to the key's home
                 // replica.
                 let offset = (attempt.round() + attempt.hedge()) as usize - 2;
-                self.call(key, offset, attempt.hedge(), counts, deadline)
+                self.call(key, offset, attempt.hedge(), counts, deadline, replicas)
             })
             .await;
         result.map_err(|error| match error {
@@ -281,7 +285,8 @@ impl Inner {
         })
     }
 
-    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it,
+    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it
+    /// (with [`Balance::P2c`](super::Balance::P2c), from the replica the balancer picks),
     /// within `call_timeout` and never past the fan-out's `deadline`.
     async fn call(
         &self,
@@ -290,9 +295,12 @@ impl Inner {
         hedge: u32,
         counts: &FanoutCounts,
         deadline: Deadline,
+        replicas: &KeyReplicas,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
-        let first = (key + offset) % n;
+        let Some(first) = self.first_replica(key, offset, hedge, replicas) else {
+            return Err(KeyError::Unsent("no_replica_for_hedge"));
+        };
         let mut chosen = None;
         for step in 0..n {
             let replica = &self.replicas[(first + step) % n];
@@ -326,7 +334,10 @@ impl Inner {
         let by_caller = Instant::now()
             .checked_add(self.config.call_timeout)
             .is_none_or(|own| deadline.instant() <= own);
-        match replica.pool.get_until(&path, limits, deadline).await {
+        let tracked = self.track(replica.index, replicas);
+        let reply = replica.pool.get_until(&path, limits, deadline).await;
+        tracked.finish();
+        match reply {
             // The gateway's own limit, not the replica's doing: the permit is released
             // uncounted (dropped), so the breaker sees neither a success nor a failure.
             Err(error) if error.is_local() => {

@@ -58,6 +58,7 @@
 //! ```
 
 pub mod args;
+mod balanced;
 mod config;
 mod fanout;
 mod metrics;
@@ -73,6 +74,7 @@ use tailguard::retry::RetryBudget;
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
+pub use self::balanced::Balance;
 pub use self::config::{BreakerSettings, GatewayConfig, HedgeMode};
 use self::fanout::KeyClassifier;
 pub use self::fanout::{FanoutReport, KeyError};
@@ -94,6 +96,8 @@ struct Inner {
     pipeline: Pipeline<AsyncIoTimer, KeyClassifier>,
     retry_budget: RetryBudget,
     hedge: Hedge,
+    /// Least-loaded replica choice, in `Balance::P2c`.
+    balancer: Option<tailguard::balance::Balancer<usize>>,
     totals: Totals,
 }
 
@@ -159,6 +163,7 @@ impl Gateway {
             .hedge(hedge.clone())
             .classify(KeyClassifier)
             .build()?;
+        let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
@@ -187,6 +192,7 @@ impl Gateway {
                 pipeline,
                 retry_budget,
                 hedge,
+                balancer,
                 totals: Totals::default(),
             }),
         })

@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::admission::AdmissionConfig;
 use super::{log, Server, ServerConfig};
 use crate::args::{flag_error, parse_duration, USAGE};
 use crate::gateway::args::GatewayArgs;
@@ -23,7 +24,10 @@ gracefully.
 
 Routes: GET /{name} answers \"Hi there, I love {name}!\"; POST /echo reads the body within the \
 body limits and answers its length; GET /slow?ms=N answers after N ms; GET /healthz; \
-GET /metrics (Prometheus text); with --backend, GET /fanout?keys=N reads N keys from the \
+GET /metrics (Prometheus text); with --admission on, an adaptive concurrency limit sheds \
+what the server cannot do without queueing (503 with Retry-After), sheddable requests first, \
+then default ones, critical ones last (request header tailguard-criticality: \
+critical|default|sheddable; any other value is 400); with --backend, GET /fanout?keys=N reads N keys from the \
 backends with per-call timeouts, retries, per-replica circuit breakers and hedging, and answers \
 the values and how they were obtained (JSON). Exit status: 0 when every connection drained \
 before the shutdown deadline, 1 when some had to be closed by force or a listener could not be \
@@ -82,6 +86,17 @@ pub struct Args {
     /// measure what they cost.
     #[arg(long, hide = true)]
     pub no_io_timeouts: bool,
+    /// Admission control: `off`, `on` (an adaptive concurrency limit with priority from the
+    /// tailguard-criticality header; what it sheds is answered 503 with Retry-After) or
+    /// `monitor` (admit everything, count in /metrics what would have been shed).
+    #[arg(long, default_value = "off", value_parser = ["off", "on", "monitor"])]
+    pub admission: String,
+    /// The admission limit to start from (it adapts to latency from there).
+    #[arg(long, default_value_t = AdmissionConfig::default().initial_limit)]
+    pub admission_initial_limit: u32,
+    /// The most the admission limit may grow to.
+    #[arg(long, default_value_t = AdmissionConfig::default().max_limit)]
+    pub admission_max_limit: u32,
     #[command(flatten)]
     pub gateway: GatewayArgs,
 }
@@ -100,6 +115,11 @@ impl Args {
             max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes,
             io_timeouts: !self.no_io_timeouts,
+            admission: (self.admission != "off").then_some(AdmissionConfig {
+                initial_limit: self.admission_initial_limit,
+                max_limit: self.admission_max_limit,
+                monitor_only: self.admission == "monitor",
+            }),
         }
     }
 }
@@ -114,6 +134,9 @@ const FLAGS: &[(&str, &str)] = &[
     ("shutdown_deadline", "--shutdown-deadline"),
     ("max_connections", "--max-connections"),
     ("max_body_bytes", "--max-body-bytes"),
+    ("initial_limit", "--admission-initial-limit"),
+    ("max_limit", "--admission-max-limit"),
+    ("min_limit", "--admission-max-limit"),
     ("replicas", "--backend"),
     ("call_timeout", "--call-timeout"),
     ("connect_timeout", "--connect-timeout"),

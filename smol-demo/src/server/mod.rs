@@ -44,6 +44,7 @@
 //! comes first). `GET /metrics` answers in the Prometheus text format: requests by route and
 //! status, latency quantiles by route, open connections, and the gateway's series.
 
+pub mod admission;
 mod checks;
 pub mod command;
 mod conn;
@@ -100,6 +101,9 @@ pub struct ServerConfig {
     /// connection reading its next head from an idle one, so at `max_connections` it may close
     /// such a connection for room.
     pub io_timeouts: bool,
+    /// Admission control: an adaptive concurrency limit with priority from the
+    /// `tailguard-criticality` header, shedding with `503` and `Retry-After` (`None`: off).
+    pub admission: Option<admission::AdmissionConfig>,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +119,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_body_bytes: 1 << 20,
             io_timeouts: true,
+            admission: None,
         }
     }
 }
@@ -149,6 +154,9 @@ impl ServerConfig {
                 "max_body_bytes",
                 "must be at least 1, got 0",
             ));
+        }
+        if let Some(admission) = &self.admission {
+            admission.limiter()?;
         }
         Ok(())
     }

@@ -10,9 +10,11 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
+use tailguard::limit::{AdaptiveLimiter, Permit};
 use tailguard::shutdown::ShutdownSignal;
 use tailguard::timeout::{timeout_until, Deadline};
 
+use super::admission;
 use super::checks::{
     allowing, host_problem, is_known, other_form, unknown_coding, ALLOW_GET, ALLOW_POST,
 };
@@ -35,6 +37,7 @@ pub(crate) struct App {
     gateway: Option<Gateway>,
     extra: Option<(&'static str, ExtraRoute)>,
     epoch: Instant,
+    admission: Option<AdaptiveLimiter>,
 }
 
 /// A `GET` route added with [`Server::with_route`](super::Server::with_route).
@@ -57,6 +60,8 @@ impl App {
         gateway: Option<Gateway>,
         extra: Option<(&'static str, ExtraRoute)>,
     ) -> Self {
+        // Checked by `ServerConfig::validate` before the server binds.
+        let admission = config.admission.and_then(|a| a.limiter().ok());
         App {
             config,
             stats,
@@ -65,6 +70,7 @@ impl App {
             gateway,
             extra,
             epoch: Instant::now(),
+            admission,
         }
     }
 
@@ -84,12 +90,23 @@ impl App {
         let (route, response) = match self.target(&request) {
             Target::Answered(response) => (Route::Other, response),
             Target::Served(route) => {
+                // The caller's deadline first: work that cannot finish takes no admission permit.
                 match admit_at(request.headers(), started, work(route, &request)) {
                     Err(refusal) => {
                         self.metrics.deadlines().refused(refusal.reason);
                         (route, refusal.into_response())
                     }
-                    Ok(deadline) => self.guarded(route, request, deadline).await,
+                    Ok(deadline) => match self.admit(route, &request, started) {
+                        Err(response) => (route, response),
+                        Ok(permit) => {
+                            let (response, completed) =
+                                self.guarded(route, request, deadline).await;
+                            if let (Some(permit), true) = (permit, completed) {
+                                admission::finish(permit, route, Instant::now());
+                            }
+                            (route, response)
+                        }
+                    },
                 }
             }
         };
@@ -100,25 +117,48 @@ impl App {
         (response, self.since_epoch(done))
     }
 
-    /// Runs `route`'s handler, answering 500 (and counting it) if it panics.
+    /// Runs `route`'s handler, answering 500 (and counting it) if it panics; `false` then.
     async fn guarded(
         &self,
         route: Route,
         request: Request<Incoming>,
         deadline: Option<Deadline>,
-    ) -> (Route, Response<Body>) {
+    ) -> (Response<Body>, bool) {
         match Guarded::new(self.serve(route, request, deadline)).await {
-            Ok(response) => (route, response),
+            Ok(response) => (response, true),
             Err(()) => {
                 self.metrics.record_panic();
                 (
-                    route,
                     closing(text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the request's handler failed; the server logged why\n",
                     )),
+                    false,
                 )
             }
+        }
+    }
+
+    /// Admission control: a permit (or none, when off or for an unlimited route), or the
+    /// answer: 503 when shed, 400 for a criticality header that is not a class.
+    #[allow(clippy::result_large_err)] // the error is the answer, sent at once
+    fn admit(
+        &self,
+        route: Route,
+        request: &Request<Incoming>,
+        now: Instant,
+    ) -> Result<Option<Permit>, Response<Body>> {
+        let Some(limiter) = self
+            .admission
+            .as_ref()
+            .filter(|_| admission::limited(route))
+        else {
+            return Ok(None);
+        };
+        let class = admission::criticality(request)?;
+        match limiter.try_acquire_class_at(class, now) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(rejected) => Err(admission::shed(&rejected)),
         }
     }
 
@@ -312,6 +352,9 @@ impl App {
         );
         if let Some(gateway) = &self.gateway {
             gateway.write_metrics(&mut out);
+        }
+        if let Some(limiter) = &self.admission {
+            admission::write_metrics(limiter, &mut out);
         }
         with_type(
             StatusCode::OK,

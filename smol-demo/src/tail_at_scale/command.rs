@@ -15,24 +15,29 @@ use crate::backend::Stalls;
 /// One line of help for `tail-at-scale`.
 pub const ABOUT: &str =
     "The Tail at Scale experiment: fan-out reads over replicas that stall, unhedged vs \
-             fixed-delay vs adaptive hedging (live, or simulated with --sim)";
+             fixed-delay vs adaptive hedging vs least-loaded (p2c) with replica-aware hedging (live, \
+             or simulated with --sim)";
 
 /// The full `tail-at-scale --help`: the model, stated.
 pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
 reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
 common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
-that tail. Three modes are compared: none (no hedging); fixed (hedge each read after a fixed \
+that tail. Four modes are compared: none (no hedging); fixed (hedge each read after a fixed \
 delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
-within a budget of extra reads).
+within a budget of extra reads, the budget rationed by lateness: a hedge at its first chance \
+keeps half the savings for calls still stuck at 2x, 4x ... the delay); p2c (the same adaptive \
+hedging, but each read's replica picked by power of two choices over a peak-EWMA of latency, \
+and each hedge sent only to a replica that is not running the read, not slow and not \
+half-open).
 
 Live (the default): in this process, start replicas that stall like a garbage collector \
 (default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
 2 s), the gateway behind an HTTP server, and the open-loop load generator against \
 GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
-for 5 s: about 16 s in all). Each mode starts fresh replicas with the same seed, so all three \
-meet the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
+for 5 s: about 22 s in all). Each mode starts fresh replicas with the same seed, so every mode \
+meets the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
 request's due time) and the extra calls the replicas received, and writes the latency CDF of \
-the three modes to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
+every mode to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
 directory) whose path it prints. Under the table, one sentence per percentile names the best \
 mode with its extra calls, and says when a simpler mode did as well (within noise: less than \
 10% or 0.5 ms apart). Real timing on a shared machine is noisy, and one run can order fixed \
@@ -56,16 +61,16 @@ by scatter-gather; attempt n of a key read goes to the key's n-th copy on anothe
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
 primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
 the extra reads per mode, and for each percentile the best mode against no hedging and \
-against fixed hedging. Duration: about 25 s of CPU in a release build, shared by the three \
-modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \
+against fixed hedging. Duration: about 35 s of CPU in a release build, shared by the four \
+modes in parallel threads, so 20-35 s of wall time on 2 idle cores and more on a busy machine \
 (several times longer in a debug build; fewer --requests or --keys take proportionally less); \
 on a terminal, a progress line on stderr shows the modes done and the time spent.";
 
 /// Examples and exit statuses, after `tail-at-scale --help`.
 pub const AFTER_HELP: &str = "Examples:
-  tailguard-demo tail-at-scale                 # about 17 s; the table and the path of the CDF plot
+  tailguard-demo tail-at-scale                 # about 22 s; the table and the path of the CDF plot
   tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
-  tailguard-demo tail-at-scale --sim           # about 25 s of CPU (release build); deterministic
+  tailguard-demo tail-at-scale --sim           # about 35 s of CPU (release build); deterministic
   tailguard-demo tail-at-scale --sim --requests 2000 --json
   tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
   tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive

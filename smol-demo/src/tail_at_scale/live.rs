@@ -36,7 +36,7 @@ use super::measured::{row_json, text_table, Measured};
 use super::sim::Mode;
 use crate::backend::{BackendConfig, Backends, LatencyDist, Profile, Stalls};
 use crate::experiment::ExperimentError;
-use crate::gateway::{Gateway, GatewayConfig, HedgeMode};
+use crate::gateway::{Balance, Gateway, GatewayConfig, HedgeMode};
 use crate::load::{self, LoadConfig, LoadReport};
 use crate::rt::Exec;
 use crate::server::{Server, ServerConfig};
@@ -162,10 +162,15 @@ impl LiveConfig {
                 (HedgeMode::Fixed(self.fixed_delay), self.budget_ratio)
             }
             Mode::Fixed => (HedgeMode::Fixed(self.fixed_delay), UNLIMITED_BUDGET),
-            Mode::Adaptive => (
+            Mode::Adaptive | Mode::P2c => (
                 HedgeMode::Adaptive(self.adaptive_percentile),
                 self.budget_ratio,
             ),
+        };
+        let balance = if mode == Mode::P2c {
+            Balance::P2c
+        } else {
+            Balance::Home
         };
         GatewayConfig {
             max_keys: self.keys.max(1),
@@ -179,6 +184,7 @@ impl LiveConfig {
             call_timeout: Duration::from_secs(1),
             fanout_deadline: Duration::from_secs(2),
             seed: Some(self.seed),
+            balance,
             ..GatewayConfig::new(replicas)
         }
     }
@@ -218,6 +224,9 @@ pub struct LiveModeReport {
     pub hedge_budget_refusals: u64,
     /// Keys not answered (failed or cut by the fan-out's deadline).
     pub keys_missing: u64,
+    /// The hedge delay the gateway used at the end of the run, in milliseconds (`None`
+    /// without hedging, or before an adaptive delay had enough samples).
+    pub hedge_delay_ms: Option<f64>,
 }
 
 fn mode_name<S: serde::Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
@@ -248,7 +257,10 @@ pub async fn run_mode(
 ) -> Result<LiveModeReport, ExperimentError> {
     let backends = Backends::start(config.backend_config(), ex).await?;
     let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
-    let hedge = gateway_config.hedge.to_string();
+    let hedge = match gateway_config.balance {
+        Balance::Home => gateway_config.hedge.to_string(),
+        balance => format!("{balance}+{}", gateway_config.hedge),
+    };
     let gateway = Gateway::new(gateway_config, ex.clone())?;
     let server = Server::bind(ServerConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -271,6 +283,10 @@ pub async fn run_mode(
 
     let stats = gateway.stats();
     let keys = stats.fanouts * config.keys as u64;
+    let hedge_delay_ms = (mode != Mode::None)
+        .then(|| gateway.hedge().delay_at(std::time::Instant::now()))
+        .flatten()
+        .map(crate::ms::of);
     Ok(LiveModeReport {
         mode,
         hedge,
@@ -287,6 +303,7 @@ pub async fn run_mode(
         hedges_won: stats.hedge.hedges_won,
         hedge_budget_refusals: stats.hedge.budget_refusals,
         keys_missing: stats.keys_failed + stats.keys_timed_out,
+        hedge_delay_ms,
     })
 }
 
@@ -312,6 +329,7 @@ pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
         ] {
             mode.insert(key.into(), value.into());
         }
+        mode.insert("hedge_delay_ms".into(), r.hedge_delay_ms.into());
         object.insert(r.mode.name().to_owned(), serde_json::Value::Object(mode));
     }
     serde_json::Value::Object(object)

@@ -9,6 +9,7 @@ pub mod measured;
 pub mod plot;
 pub mod repeat;
 pub mod sim;
+pub mod sim_p2c;
 mod single;
 pub mod sweep;
 
@@ -136,7 +137,7 @@ fn repeated_text(heading: &str, repeated: &repeat::Repeated) -> String {
     out
 }
 
-/// The live experiment: runs the three modes (`--repeat` times), writes the plot, returns the
+/// The live experiment: runs every mode (`--repeat` times), writes the plot, returns the
 /// table (or JSON).
 fn run_live(args: &Args) -> Result<String, String> {
     let config = args.live_config()?;
@@ -177,7 +178,7 @@ fn run_live(args: &Args) -> Result<String, String> {
             json.to_string()
         } else {
             let mut text = live::table(&config, reports);
-            let _ = writeln!(text, "latency CDF of the three modes: {}", path.display());
+            let _ = writeln!(text, "latency CDF of every mode: {}", path.display());
             text
         });
     }
@@ -192,7 +193,7 @@ fn run_live(args: &Args) -> Result<String, String> {
         let mut text = repeated_text(&live::heading(&config), &repeated);
         let _ = writeln!(
             text,
-            "latency CDF of the three modes, all {repeat} runs pooled: {}",
+            "latency CDF of every mode, all {repeat} runs pooled: {}",
             path.display()
         );
         text

@@ -33,6 +33,10 @@
 //! - `fixed`: hedge each key read after a fixed 10 ms, as in the paper, without a budget.
 //! - `adaptive`: hedge at the p99 of recent primary latency (tailguard's adaptive delay), within
 //!   a budget of 2 % extra reads.
+//! - `p2c`: the same adaptive hedging, but each read picks its replica among the key's copies
+//!   by power of two choices over a peak-EWMA of latency ([`tailguard::balance`]), and each
+//!   hedge goes to the cheapest copy that is healthy and not already running the read
+//!   ([`CallReplicas`](tailguard::hedge::CallReplicas)); see [`p2c`](super::sim_p2c).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -187,11 +191,14 @@ pub enum Mode {
     Fixed,
     /// A hedge at a percentile of recent latency, within a budget.
     Adaptive,
+    /// Adaptive hedging, with each read's replica picked by power of two choices over a
+    /// peak-EWMA of latency, and hedges sent only to healthy replicas not running the read.
+    P2c,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 3] = [Mode::None, Mode::Fixed, Mode::Adaptive];
+    pub const ALL: [Mode; 4] = [Mode::None, Mode::Fixed, Mode::Adaptive, Mode::P2c];
 
     /// The mode's name in reports and JSON.
     pub fn name(self) -> &'static str {
@@ -199,6 +206,7 @@ impl Mode {
             Mode::None => "none",
             Mode::Fixed => "fixed",
             Mode::Adaptive => "adaptive",
+            Mode::P2c => "p2c",
         }
     }
 
@@ -214,6 +222,11 @@ impl Mode {
             Mode::Fixed => format!("{:?}, no budget", config.fixed_delay),
             Mode::Adaptive => format!(
                 "p{}, {}% budget",
+                config.adaptive_percentile * 100.0,
+                config.budget_ratio * 100.0
+            ),
+            Mode::P2c => format!(
+                "p2c + p{}, {}% budget",
                 config.adaptive_percentile * 100.0,
                 config.budget_ratio * 100.0
             ),
@@ -237,7 +250,7 @@ impl Mode {
                 .max_attempts(config.max_attempts)
                 .unbudgeted()
                 .build(),
-            Mode::Adaptive => Hedge::builder()
+            Mode::Adaptive | Mode::P2c => Hedge::builder()
                 .adaptive_delay(config.adaptive_percentile)
                 .min_samples(config.keys_per_request.max(100) as u64)
                 .delay_floor(Duration::from_micros(100))
@@ -321,7 +334,7 @@ fn exponential(rng: &mut fastrand::Rng, mean: f64) -> f64 {
 }
 
 /// The world every mode runs in: replicas with their stalls, request arrival times.
-struct World {
+pub(super) struct World {
     replicas: Vec<Replica>,
     arrivals: Vec<u64>,
 }
@@ -395,6 +408,9 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     let hedge = mode.policy(config)?;
     let timer = ManualTimer::new();
     let origin = timer.now();
+    let balancer = (mode == Mode::P2c).then(|| super::sim_p2c::balancer(config));
+    let balancer = balancer.transpose()?;
+    let balancer = balancer.as_ref();
 
     let requests = world.arrivals.iter().enumerate().map(|(r, &arrival)| {
         let timer = timer.clone();
@@ -404,8 +420,23 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
                 .sleep_until(origin + Duration::from_nanos(arrival))
                 .await;
             let started = timer.now();
-            let reads = (0..config.keys_per_request)
-                .map(|k| read_key(config, world, &timer, &hedge, origin, r as u64, k as u64));
+            let reads = (0..config.keys_per_request).map(|k| {
+                let read = Read {
+                    config,
+                    world,
+                    timer: &timer,
+                    hedge: &hedge,
+                    origin,
+                    request: r as u64,
+                    key: k as u64,
+                };
+                match balancer {
+                    None => futures_util::future::Either::Left(read_key(read)),
+                    Some(balancer) => futures_util::future::Either::Right(
+                        super::sim_p2c::read_key(read, balancer),
+                    ),
+                }
+            });
             let deadline = Deadline::after_with(timer.clone(), config.request_deadline);
             let results = scatter_gather_with(timer.clone(), reads, deadline).await;
             let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
@@ -438,33 +469,54 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     })
 }
 
+/// One key read of one request, and everything it runs in.
+#[derive(Clone, Copy)]
+pub(super) struct Read<'a> {
+    pub(super) config: &'a SimConfig,
+    pub(super) world: &'a World,
+    pub(super) timer: &'a ManualTimer,
+    pub(super) hedge: &'a Hedge,
+    pub(super) origin: Instant,
+    pub(super) request: u64,
+    pub(super) key: u64,
+}
+
+/// The result of one hedged key read.
+pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>;
+
+impl Read<'_> {
+    /// The read's identity: seeds its placement and service times.
+    pub(super) fn id(&self) -> u64 {
+        mix(self.config.seed ^ mix(self.request << 20 | self.key))
+    }
+
+    /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
+    /// distinct for every copy up to the number of replicas.
+    pub(super) fn copy(&self, copy: usize) -> usize {
+        let id = self.id();
+        let n = self.world.replicas.len();
+        let home = (id % n as u64) as usize;
+        let stride = 1 + (mix(id) % (n as u64 - 1)) as usize;
+        (home + stride * copy) % n
+    }
+
+    /// When a read of attempt `attempt` sent to `replica` now would finish.
+    pub(super) fn finish_at(&self, replica: usize, attempt: u32) -> Instant {
+        let base = nanos(self.config.service_base);
+        let mean_extra = self.config.service_mean_extra.as_nanos() as f64;
+        let service = base + (-mean_extra * unit(mix(self.id() ^ u64::from(attempt))).ln()) as u64;
+        let start = nanos(self.timer.now() - self.origin);
+        let finish = self.world.replicas[replica].finish(start, service);
+        self.origin + Duration::from_nanos(finish)
+    }
+}
+
 /// One key read, hedged by `hedge`: attempt `n` (from 1) goes to the key's `n`-th copy.
-fn read_key<'a>(
-    config: &'a SimConfig,
-    world: &'a World,
-    timer: &ManualTimer,
-    hedge: &Hedge,
-    origin: Instant,
-    request: u64,
-    key: u64,
-) -> impl std::future::Future<
-    Output = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>,
-> + 'a {
-    let id = mix(config.seed ^ mix(request << 20 | key));
-    let home = (id % world.replicas.len() as u64) as usize;
-    // Copies sit at a fixed stride from home: distinct replicas for every attempt.
-    let stride = 1 + (mix(id) % (world.replicas.len() as u64 - 1)) as usize;
-    let base = nanos(config.service_base);
-    let mean_extra = config.service_mean_extra.as_nanos() as f64;
-    let attempt_timer = timer.clone();
-    hedge.run_with(timer.clone(), move |attempt| {
+fn read_key(read: Read<'_>) -> impl std::future::Future<Output = ReadResult> + '_ {
+    read.hedge.run_with(read.timer.clone(), move |attempt| {
         // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
-        let copy = attempt as usize - 1;
-        let replica = &world.replicas[(home + stride * copy) % world.replicas.len()];
-        let service = base + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64;
-        let start = nanos(attempt_timer.now() - origin);
-        let finish = replica.finish(start, service);
-        let sleep = attempt_timer.sleep_until(origin + Duration::from_nanos(finish));
+        let replica = read.copy(attempt as usize - 1);
+        let sleep = read.timer.sleep_until(read.finish_at(replica, attempt));
         async move {
             sleep.await;
             Ok::<(), std::convert::Infallible>(())

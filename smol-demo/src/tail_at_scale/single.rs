@@ -47,7 +47,7 @@ fn interrupted_note(
 
 /// The CPU time the default simulation takes in a release build, measured (the work grows with
 /// requests x keys).
-const DEFAULT_SIM_SECONDS: f64 = 25.0;
+const DEFAULT_SIM_SECONDS: f64 = 35.0;
 
 /// How long the simulation should take, as a note for the progress line: scaled from the
 /// default size's CPU time in a release build.
@@ -55,13 +55,14 @@ fn expected_time(config: &SimConfig) -> String {
     let defaults = SimConfig::default();
     let size = |c: &SimConfig| c.requests as f64 * c.keys_per_request as f64;
     let seconds = DEFAULT_SIM_SECONDS * size(config) / size(&defaults);
+    let threads = Mode::ALL.len();
     if cfg!(debug_assertions) {
         format!(
-            " (about {seconds:.0} s of CPU over 3 threads in a release build; this debug build \
-             is several times slower)"
+            " (about {seconds:.0} s of CPU over {threads} threads in a release build; this \
+             debug build is several times slower)"
         )
     } else {
-        format!(" (about {seconds:.0} s of CPU over 3 threads; longer on a busy machine)")
+        format!(" (about {seconds:.0} s of CPU over {threads} threads; longer on a busy machine)")
     }
 }
 
@@ -70,7 +71,7 @@ enum Event {
     Signal(Signal),
 }
 
-/// `--sim`: the three modes in parallel, one thread each, with a progress line on a terminal.
+/// `--sim`: every mode in parallel, one thread each, with a progress line on a terminal.
 pub(super) fn run_sim(args: &Args, config: &SimConfig) -> ExitCode {
     let (events, received) = mpsc::channel();
     match interruption() {

@@ -286,7 +286,7 @@ pub fn run(args: &Args) -> Result<String, String> {
     let setting = |mode: Mode, delay: Duration, budget: f64| match mode {
         Mode::None => "off".to_string(),
         Mode::Fixed => format!("{delay:?}"),
-        Mode::Adaptive => format!("{}% budget", budget * 100.0),
+        Mode::Adaptive | Mode::P2c => format!("{}% budget", budget * 100.0),
     };
     let (heading, points) = if args.sim {
         let config = args.config()?;

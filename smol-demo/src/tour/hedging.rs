@@ -16,7 +16,7 @@ use crate::tail_at_scale::measured::Measured;
 use crate::tail_at_scale::repeat;
 use crate::tail_at_scale::sim::Mode;
 
-/// Rounds of the hedging section: each runs the three modes on a stall schedule of its own.
+/// Rounds of the hedging section: each runs every mode on a stall schedule of its own.
 fn rounds(quick: bool) -> usize {
     if quick {
         2
@@ -64,8 +64,11 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          for whole requests. Hedging sends a slow read again to another replica and takes \
          the first answer. {} replicas, each stalling about {} every {}; fan-outs of {} keys \
          at {}/s through the gateway over HTTP. Fixed hedging waits {}; adaptive hedging waits \
-         for the p{:.0} of recent calls; both may send at most {:.0}% extra calls, so they are \
-         compared at equal cost. One run varies a lot from the next, so the three modes run \
+         for the p{:.0} of recent calls, and a hedge refused at that point comes back at twice \
+         the delay, when only the calls stuck in a stall are still out; p2c adds least-loaded \
+         replica choice and sends hedges only to healthy replicas not running the call. All \
+         may send at most {:.0}% extra calls, so they are compared at equal cost. One run \
+         varies a lot from the next, so every mode runs \
          {} rounds of {} each, every round on a stall schedule of its own (all modes of a \
          round meet the same stalls): the table gives the median and range over the rounds.",
         config.replicas,
@@ -108,7 +111,7 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
         Ok(()) => {
             let _ = write!(
                 note,
-                " Latency CDF of the three modes, rounds pooled: {}",
+                " Latency CDF of every mode, rounds pooled: {}",
                 path.display()
             );
         }
@@ -138,7 +141,9 @@ fn table(repeated: &repeat::Repeated) -> Table {
     for r in &repeated.rows {
         let name = match r.mode {
             Mode::None => "none".to_string(),
-            Mode::Fixed | Mode::Adaptive => format!("{} ({})", r.mode.name(), r.setting),
+            Mode::Fixed | Mode::Adaptive | Mode::P2c => {
+                format!("{} ({})", r.mode.name(), r.setting)
+            }
         };
         let mut row = vec![name];
         row.extend(shown.iter().map(|&p| {

@@ -2,7 +2,8 @@
 
 Measures the median nanoseconds per call of a function that succeeds at once, called through
 each library's retry decorator (sync and async) and circuit breaker in the closed state (sync and
-async), next to the bare function, so overhead = total - bare. Rounds are interleaved (every
+async), and through tailguard's bulkhead, rate limiter and throttle (issue 12), next to the bare
+function, so overhead = total - bare. Rounds are interleaved (every
 library once per round, in a shuffled order) and repeated, and each figure is the median over the
 rounds, so a noisy neighbour hits every library alike. ``--stat min`` takes the minimum instead
 (what a loaded machine disturbs least, for before/after comparisons); ``--only retry`` runs only
@@ -125,6 +126,75 @@ def breaker_async() -> dict[str, AsyncFn]:
     return found
 
 
+def pipeline_sync() -> dict[str, SyncFn]:
+    # A sync call cannot be interrupted, so its time bound is the call's deadline.
+    pipeline = tg.Pipeline(
+        retry=tg.retry(on=ConnectionError, attempts=3), breaker=tg.CircuitBreaker(), deadline=10.0
+    )
+    return {"bare function": work, "tailguard": pipeline(work)}
+
+
+def pipeline_async() -> dict[str, AsyncFn]:
+    pipeline = tg.Pipeline(
+        retry=tg.retry(on=ConnectionError, attempts=3), breaker=tg.CircuitBreaker(), timeout=10.0
+    )
+    return {"bare function": awork, "tailguard": pipeline(awork)}
+def semaphore_sync(sem: Any) -> SyncFn:
+    """The standard library's nearest thing to a bulkhead, as a reference."""
+
+    def guarded(x: int) -> int:
+        with sem:
+            return work(x)
+
+    return guarded
+
+
+def bulkhead_sync() -> dict[str, SyncFn]:
+    import threading
+
+    bulkhead = tg.Bulkhead(64)
+
+    def with_block(x: int) -> int:
+        with bulkhead:
+            return work(x)
+
+    return {
+        "bare function": work,
+        "tailguard": bulkhead(work),
+        "tailguard (with block)": with_block,
+        "threading.BoundedSemaphore (with block)": semaphore_sync(threading.BoundedSemaphore(64)),
+    }
+
+
+def bulkhead_async() -> dict[str, AsyncFn]:
+    return {"bare function": awork, "tailguard": tg.Bulkhead(64)(awork)}
+
+
+def rate_sync() -> dict[str, SyncFn]:
+    # A rate no run reaches, with a burst no run spends: every call takes a token at once.
+    limiter = tg.RateLimiter(1_000_000_000, burst=1_000_000_000)
+
+    def try_block(x: int) -> int:
+        if limiter.try_acquire():
+            return work(x)
+        raise RuntimeError("rate limited")
+
+    return {
+        "bare function": work,
+        "tailguard": limiter(work),
+        "tailguard (try_acquire)": try_block,
+    }
+
+
+def rate_async() -> dict[str, AsyncFn]:
+    limiter = tg.RateLimiter(1_000_000_000, burst=1_000_000_000)
+    return {"bare function": awork, "tailguard": limiter(awork)}
+
+
+def throttle_sync() -> dict[str, SyncFn]:
+    return {"bare function": work, "tailguard": tg.Throttle(seed=1)(work)}
+
+
 # Each sample starts with a collection, outside the timing: the garbage one library leaves (a
 # peer that creates reference cycles) would otherwise trigger a full collection, over every
 # library's live objects, in whichever library's sample runs next (it made tailguard's async
@@ -187,6 +257,12 @@ GOALS = {
     "retry success, async": 250.0,
     "closed breaker, sync": 400.0,
     "closed breaker, async": 350.0,
+    # Issue 11: a pipeline of retry + breaker + timeout (a deadline, sync) around a success.
+    "pipeline success, sync": 500.0,
+    "pipeline success, async": 1000.0,
+    # Issue 12: a bulkhead or a rate limiter around a sync call adds at most 0.3 µs.
+    "bulkhead, sync": 300.0,
+    "rate limiter, sync": 300.0,
 }
 
 
@@ -209,6 +285,13 @@ def main() -> None:
         ("retry success, async", lambda: rounds_async(retry_async(), rounds, calls)),
         ("closed breaker, sync", lambda: rounds_sync(breaker_sync(), rounds, calls)),
         ("closed breaker, async", lambda: rounds_async(breaker_async(), rounds, calls)),
+        ("pipeline success, sync", lambda: rounds_sync(pipeline_sync(), rounds, calls)),
+        ("pipeline success, async", lambda: rounds_async(pipeline_async(), rounds, calls)),
+        ("bulkhead, sync", lambda: rounds_sync(bulkhead_sync(), rounds, calls)),
+        ("bulkhead, async", lambda: rounds_async(bulkhead_async(), rounds, calls)),
+        ("rate limiter, sync", lambda: rounds_sync(rate_sync(), rounds, calls)),
+        ("rate limiter, async", lambda: rounds_async(rate_async(), rounds, calls)),
+        ("throttle, sync", lambda: rounds_sync(throttle_sync(), rounds, calls)),
     ]
     scenarios = [(name, run()) for name, run in runs if args.only in name]
 
@@ -229,6 +312,8 @@ def main() -> None:
             print(f"| {scenario} | {name} | {total:,.0f} | {shown} | {ratio} |")
     print()
     for scenario, medians in scenarios:
+        if scenario not in GOALS:
+            continue
         overhead = medians["tailguard"] - medians["bare function"]
         goal = GOALS[scenario]
         verdict = "meets" if overhead <= goal else "MISSES"
