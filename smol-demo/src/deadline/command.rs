@@ -54,7 +54,7 @@ callers (20,000) arriving as a Poisson process at --rate per second (200), 0.5 m
 each way, a backend with no queue that cannot foresee its service time (it stops at the \
 deadline it is told, and refuses only a request whose deadline has passed); attempt n of call \
 c is served in the same drawn time in both modes. Takes half a second in a release build \
-(about 10 s of CPU in a debug build).";
+(about 2 s in a debug build).";
 
 /// Examples and exit statuses, after `deadline --help`.
 pub const AFTER_HELP: &str = "Examples:
