@@ -14,6 +14,7 @@
 //! | [`time`] | the [`Timer`](time::Timer) trait; real timers; a virtual clock |
 //! | [`adaptive_timeout`] | [`AdaptiveTimeout`](adaptive_timeout::AdaptiveTimeout): an attempt timeout from a percentile of recent latency × a factor, clamped |
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
+//! | [`deadline_header`] | a call's remaining time over the wire: the `tailguard-timeout` header's [`encode`](deadline_header::encode) and [`decode`](deadline_header::decode) (`grpc-timeout` syntax) |
 //! | [`io`] | [`TimeoutIo`](io::TimeoutIo): idle and total limits on reads and writes |
 //! | [`shutdown`] | [`Shutdown`](shutdown::Shutdown) signals and the [`TaskTracker`](shutdown::TaskTracker) |
 //! | [`backoff`] | [`Backoff`](backoff::Backoff): capped, jittered, seedable retry delays |
@@ -85,6 +86,7 @@ pub mod backoff;
 pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
+pub mod deadline_header;
 mod error;
 pub mod fanout;
 pub mod hedge;

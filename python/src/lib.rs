@@ -15,8 +15,8 @@ mod convert;
 mod errors;
 mod hedge;
 mod latency;
-mod pipeline;
 mod limits;
+mod pipeline;
 mod retry;
 
 use pyo3::prelude::*;

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod backend;
 pub mod client;
+pub mod deadline;
 pub mod experiment;
 pub mod gateway;
 pub mod herd;
@@ -21,3 +22,4 @@ pub mod signals;
 pub mod tail_at_scale;
 pub mod tour;
 pub mod verdict;
+pub mod wire_deadline;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tailguard_demo::{backend, herd, load, overload, server, tail_at_scale, tour};
+use tailguard_demo::{backend, deadline, herd, load, overload, server, tail_at_scale, tour};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
@@ -24,6 +24,7 @@ use tailguard_demo::{backend, herd, load, overload, server, tail_at_scale, tour}
   tailguard-demo load --url http://127.0.0.1:8080/gophers --rate 1000 --duration 20s
   tailguard-demo tail-at-scale --sim
   tailguard-demo herd
+  tailguard-demo deadline --sim
 
 Every command has --help, with its model, examples and exit statuses."
 )]
@@ -61,6 +62,12 @@ enum Command {
     )]
     TailAtScale(tail_at_scale::command::Args),
     #[command(
+        about = deadline::command::ABOUT,
+        long_about = deadline::command::LONG_ABOUT,
+        after_help = deadline::command::AFTER_HELP
+    )]
+    Deadline(deadline::command::Args),
+    #[command(
         about = backend::command::ABOUT,
         long_about = backend::command::LONG_ABOUT,
         after_help = backend::command::AFTER_HELP
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => server::command::run(args),
         Some(Command::Herd(args)) => herd::command::run(args),
         Some(Command::TailAtScale(args)) => tail_at_scale::command::run(args),
+        Some(Command::Deadline(args)) => deadline::command::run(args),
         Some(Command::Backend(args)) => backend::command::run(args),
         Some(Command::Load(args)) => load::command::run(args),
         Some(Command::Overload(args)) => overload::command::run(args),

@@ -30,6 +30,7 @@ use tailguard::latency::LatencyHistogram;
 
 mod policies;
 pub use self::policies::PolicyMetrics;
+use crate::wire_deadline::DeadlineCounts;
 
 /// The quantiles every summary reports.
 pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
@@ -243,6 +244,7 @@ pub struct HttpMetrics {
     requests: [[AtomicU64; STATUS_SLOTS]; Route::ALL.len()],
     latency: [LatencyHistogram; Route::ALL.len()],
     panics: Counter,
+    deadlines: DeadlineCounts,
 }
 
 impl HttpMetrics {
@@ -252,6 +254,7 @@ impl HttpMetrics {
             requests: Default::default(),
             latency: std::array::from_fn(|_| LatencyHistogram::new()),
             panics: Counter::default(),
+            deadlines: DeadlineCounts::default(),
         }
     }
 
@@ -278,6 +281,12 @@ impl HttpMetrics {
         self.panics.get()
     }
 
+    /// Requests refused, or stopped, for their caller's deadline (the `tailguard-timeout`
+    /// header; see [`wire_deadline`](crate::wire_deadline)).
+    pub fn deadlines(&self) -> &DeadlineCounts {
+        &self.deadlines
+    }
+
     /// The latency histogram of `route`.
     pub fn latency(&self, route: Route) -> &LatencyHistogram {
         &self.latency[route as usize]
@@ -285,12 +294,14 @@ impl HttpMetrics {
 
     /// Writes `tailguard_http_requests_total{route,status}` and
     /// `tailguard_http_request_duration_seconds{route}` (a summary), skipping empty series,
-    /// `tailguard_http_handler_panics_total`, and the policies' counters if a
-    /// [`PolicyMetrics`] is installed.
+    /// `tailguard_http_handler_panics_total`, the deadline refusals
+    /// ([`DeadlineCounts::write`]), and the policies' counters if a [`PolicyMetrics`] is
+    /// installed.
     pub fn write(&self, out: &mut PromText) {
         if let Some(policies) = PolicyMetrics::installed() {
             policies.write(out);
         }
+        self.deadlines.write(out);
         out.single(
             "tailguard_http_handler_panics_total",
             Kind::Counter,

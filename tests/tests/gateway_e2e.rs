@@ -118,7 +118,13 @@ fn hedges_win_against_a_stalled_replica_and_the_deadline_answers_partially() {
     hedged.shutdown();
 
     // No hedging, a 150 ms deadline: replica 2's keys are missing, the rest is answered.
+    // Replica 2 is silent here (it accepts, never answers): a replica as slow as the one above
+    // would now refuse at once, told by the tailguard-timeout header that the fan-out has
+    // 150 ms for its 600 ms (see `a_replica_refuses_at_once_what_the_fanout_cannot_wait_for`).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
     let partial = Stack::start(backends, |c| {
+        c.replicas[2] = silent_addr;
         c.hedge = HedgeMode::Off;
         c.call_timeout = Duration::from_secs(2);
         c.fanout_deadline = Duration::from_millis(150);
@@ -136,6 +142,35 @@ fn hedges_win_against_a_stalled_replica_and_the_deadline_answers_partially() {
         "{took:?}"
     );
     partial.shutdown();
+    drop(silent);
+}
+
+#[test]
+fn a_replica_refuses_at_once_what_the_fanout_cannot_wait_for() {
+    // Replica 2 takes 600 ms; the fan-out has 150 ms. Each call tells its replica the time it
+    // has left (tailguard-timeout): replica 2 answers 504 at once, doing nothing, and the key's
+    // retry reads it from the next replica well before the deadline.
+    let mut backends = BackendConfig::uniform(3, fixed(2));
+    backends.profiles[2] = fixed(600);
+    let stack = Stack::start(backends, |c| {
+        c.hedge = HedgeMode::Off;
+        c.call_timeout = Duration::from_secs(2);
+        c.fanout_deadline = Duration::from_millis(150);
+    });
+    let started = Instant::now();
+    let report = stack.fanout(6);
+    let took = started.elapsed();
+    assert_eq!(n(&report["ok"]), 6, "{report}");
+    assert_eq!(n(&report["retries"]), 2, "{report}");
+    assert_eq!(n(&report["served_by"]["2"]), 0, "{report}");
+    assert!(took < Duration::from_millis(150), "{took:?} {report}");
+    let replica = stack.backends.stats()[2];
+    assert_eq!(
+        (replica.deadline_refused, replica.ok),
+        (2, 0),
+        "{replica:?}"
+    );
+    stack.shutdown();
 }
 
 /// A parsed `/metrics` document: samples by name and sorted labels.

@@ -12,6 +12,14 @@
 //! 3. then answered `200` with the body `"{path} from replica {i}"` and an `x-replica: {i}`
 //!    header, or `500` with probability `error_rate`.
 //!
+//! A request may carry its caller's deadline in the `tailguard-timeout` header (see
+//! [`wire_deadline`](crate::wire_deadline)). A replica answers `400` to a malformed one, and
+//! `504` at once, without doing the work, when the deadline has passed or is nearer than the
+//! request's drawn base latency (a replica knows what its work takes, not that a stall will
+//! stretch it); a request a stall would take past the deadline is answered `504` at the
+//! deadline. [`ReplicaStats`] counts them (`deadline_refused`, `deadline_stopped`,
+//! `malformed`).
+//!
 //! With a `capacity`, a replica serving that many requests answers more with `503` at once.
 //!
 //! Everything random comes from the seed: each replica has its own seeded generator for
@@ -104,6 +112,13 @@ pub struct ReplicaStats {
     pub unavailable: u64,
     /// Requests whose service was stretched by a stall.
     pub stalled: u64,
+    /// Answered 504 at once, nothing done: the caller's deadline (`tailguard-timeout`) had
+    /// passed, or left less time than the request's work.
+    pub deadline_refused: u64,
+    /// Answered 504 when the caller's deadline passed during a stall (the work was stopped).
+    pub deadline_stopped: u64,
+    /// Answered 400: a malformed or repeated `tailguard-timeout` header.
+    pub malformed: u64,
     /// Requests in service or queued now.
     pub in_flight: u64,
     /// Requests that entered the queue.

@@ -16,7 +16,8 @@ use hyper::service::service_fn;
 use smol::net::{TcpListener, TcpStream};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use tailguard::shutdown::{ShutdownSignal, TaskTracker};
-use tailguard::tied::{Cancelled, Refusal};
+use tailguard::tied::{Cancelled, Refusal as QueueRefusal};
+use tailguard::timeout::timeout_until;
 
 use super::profile::{nanos, Profile, StallSchedule};
 use super::queue::{self, NotStarted, Queue};
@@ -24,6 +25,7 @@ use super::{OutageMode, ReplicaStats, Shared};
 use crate::metrics::{Counter, Kind, PromText};
 use crate::respond::{text, with_type, Body};
 use crate::rt::Exec;
+use crate::wire_deadline::{admit_at, stopped, Reason, Refusal};
 
 pub(super) struct Replica {
     index: usize,
@@ -38,6 +40,9 @@ pub(super) struct Replica {
     errors: Counter,
     unavailable: Counter,
     stalled: Counter,
+    deadline_refused: Counter,
+    deadline_stopped: Counter,
+    malformed: Counter,
     in_flight: AtomicU64,
     pub(super) queue: Queue,
 }
@@ -50,6 +55,8 @@ struct Behaviour {
 
 /// What happens to one request: when it is answered, and how.
 struct Plan {
+    /// The work itself, stalls aside: what the replica knows it will take.
+    work: Duration,
     finish: Duration,
     stalled: bool,
     fail: bool,
@@ -79,6 +86,9 @@ impl Replica {
             errors: Counter::default(),
             unavailable: Counter::default(),
             stalled: Counter::default(),
+            deadline_refused: Counter::default(),
+            deadline_stopped: Counter::default(),
+            malformed: Counter::default(),
             in_flight: AtomicU64::new(0),
             queue: Queue::new(),
         }
@@ -113,6 +123,9 @@ impl Replica {
             errors: self.errors.get(),
             unavailable: self.unavailable.get(),
             stalled: self.stalled.get(),
+            deadline_refused: self.deadline_refused.get(),
+            deadline_stopped: self.deadline_stopped.get(),
+            malformed: self.malformed.get(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             queued: q.queued,
             started: q.started,
@@ -178,6 +191,7 @@ impl Replica {
             Some(schedule) => schedule.finish(nanos(arrival), 0) > nanos(arrival),
         };
         Plan {
+            work,
             stalled: held || finish > start + work,
             finish,
             fail,
@@ -324,6 +338,13 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
             format!("replica {index} is down\n"),
         );
     }
+    // The caller's deadline: a malformed header or one already passed is refused before
+    // anything else.
+    let arrival = Instant::now();
+    let deadline = match admit_at(request.headers(), arrival, Duration::ZERO) {
+        Ok(deadline) => deadline,
+        Err(refusal) => return refused(replica, index, refusal),
+    };
     let tag = match queue::parse_tag(request.headers()) {
         Ok(tag) => tag,
         Err(message) => return text(StatusCode::BAD_REQUEST, format!("{message}\n")),
@@ -339,9 +360,18 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
             );
         }
     }
-    let arrival = Instant::now();
     let started = match queue::enter(shared, index, arrival, tag) {
-        Ok(waiting) => waiting.started().await,
+        // The wait for a worker ends at the caller's deadline too.
+        Ok(waiting) => match deadline {
+            None => waiting.started().await,
+            Some(deadline) => match timeout_until(deadline.instant(), waiting.started()).await {
+                Ok(started) => started,
+                Err(_) => {
+                    replica.deadline_stopped.bump();
+                    return tagged(stopped(arrival.elapsed()), index);
+                }
+            },
+        },
         Err(refused) => Err(refused),
     };
     let _worker = match started {
@@ -354,11 +384,11 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
         }
         Err(NotStarted::Refused(rejected)) => {
             let status = match rejected.reason {
-                Refusal::Full { .. } => {
+                QueueRefusal::Full { .. } => {
                     replica.unavailable.bump();
                     StatusCode::SERVICE_UNAVAILABLE
                 }
-                Refusal::DuplicateId(_) | Refusal::Cancelled(_) => StatusCode::CONFLICT,
+                QueueRefusal::DuplicateId(_) | QueueRefusal::Cancelled(_) => StatusCode::CONFLICT,
             };
             return text(status, format!("replica {index}: {rejected}\n"));
         }
@@ -368,11 +398,27 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
         arrival.saturating_duration_since(shared.origin),
         start.saturating_duration_since(shared.origin),
     );
+    // Work longer than the caller has left (after the wait for a worker) is refused at once:
+    // the replica knows what its work takes (the draw), though not that a stall may come and
+    // stretch it.
+    if let Some(deadline) = deadline {
+        let left = deadline.instant().saturating_duration_since(start);
+        if left < plan.work {
+            return refused(replica, index, Refusal::too_short(left, plan.work));
+        }
+    }
     if plan.stalled {
         replica.stalled.bump();
     }
-    smol::Timer::at(shared.origin + plan.finish).await;
-    let mut response = if plan.fail {
+    let finish = shared.origin + plan.finish;
+    if let Some(deadline) = deadline.filter(|d| d.instant() < finish) {
+        // A stall would take the work past the caller's deadline: stop there.
+        smol::Timer::at(deadline.instant()).await;
+        replica.deadline_stopped.bump();
+        return tagged(stopped(arrival.elapsed()), index);
+    }
+    smol::Timer::at(finish).await;
+    let response = if plan.fail {
         replica.errors.bump();
         text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -382,10 +428,24 @@ async fn handle(shared: &Arc<Shared>, index: usize, request: Request<Incoming>) 
         replica.ok.bump();
         text(StatusCode::OK, format!("{path} from replica {index}"))
     };
+    tagged(response, index)
+}
+
+/// `response` with the `x-replica` header.
+fn tagged(mut response: Response<Body>, index: usize) -> Response<Body> {
     response
         .headers_mut()
         .insert("x-replica", HeaderValue::from(index));
     response
+}
+
+/// Counts a request refused for its deadline, and answers it.
+fn refused(replica: &Replica, index: usize, refusal: Refusal) -> Response<Body> {
+    match refusal.reason {
+        Reason::Malformed => replica.malformed.bump(),
+        Reason::Expired | Reason::TooShort => replica.deadline_refused.bump(),
+    }
+    tagged(refusal.into_response(), index)
 }
 
 /// `POST /cancel/{id}`: cancels request `id` if it is still queued; says what it found in the
@@ -419,11 +479,26 @@ fn cancel(replica: &Replica, method: &Method, id: &str) -> Response<Body> {
 fn metrics(replica: &Replica) -> Response<Body> {
     let stats = replica.stats();
     let mut out = PromText::new();
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 14] = [
         (
             "tailguard_backend_requests_total",
             "Requests received.",
             stats.requests,
+        ),
+        (
+            "tailguard_backend_deadline_refusals_total",
+            "Requests answered 504 at once for the caller's deadline (tailguard-timeout): passed, or shorter than the work.",
+            stats.deadline_refused,
+        ),
+        (
+            "tailguard_backend_deadline_stopped_total",
+            "Requests answered 504 when the caller's deadline passed while they waited or stalled.",
+            stats.deadline_stopped,
+        ),
+        (
+            "tailguard_backend_deadline_malformed_total",
+            "Requests answered 400 for a malformed or repeated tailguard-timeout header.",
+            stats.malformed,
         ),
         (
             "tailguard_backend_queued_total",

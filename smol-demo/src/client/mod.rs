@@ -60,16 +60,19 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
-use tailguard::timeout::{timeout, timeout_until};
+use tailguard::deadline_header::{encode_deadline_at, HEADER_NAME};
+use tailguard::timeout::{timeout, Deadline};
 
 pub use self::error::ClientError;
 use self::fifo::Fifo;
 use self::lease::{Conn, Lease, Open, Park};
+pub use self::within::Limits;
 use crate::rt::Exec;
 
 mod error;
 mod fifo;
 mod lease;
+mod within;
 
 type Body = Full<Bytes>;
 
@@ -243,12 +246,6 @@ impl Pool {
         self.send(Method::GET, path, Bytes::new()).await
     }
 
-    /// `GET path` within `limits` (see [`send_within`](Pool::send_within)).
-    pub async fn get_within(&self, path: &str, limits: Limits) -> Result<Reply, ClientError> {
-        self.send_within(limits, Method::GET, path, Bytes::new())
-            .await
-    }
-
     /// Sends one request and reads the whole response, waiting as long as it takes for a slot
     /// of a bounded pool.
     pub async fn send(
@@ -261,100 +258,32 @@ impl Pool {
         let lease = self.inner.lease().await;
         let mut sent = false;
         self.inner
-            .exchange(lease, method, uri, body, None, &mut sent)
+            .exchange(lease, Outgoing::plain(method, uri, body), &mut sent)
             .await
-    }
-
-    /// Sends one request and reads the whole response within `limits.total`, after waiting at
-    /// most `limits.pool_wait` for a slot. When a limit runs out, the error says where: waiting
-    /// for a slot ([`ClientError::PoolExhausted`]), before the request was sent, or after
-    /// ([`ClientError::TimedOut`]).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tailguard_demo::backend::{BackendConfig, Backends, LatencyDist, Profile};
-    /// use tailguard_demo::client::{ClientConfig, Limits, Pool};
-    /// use tailguard_demo::rt::Runtime;
-    ///
-    /// let rt = Runtime::new(2.try_into().unwrap());
-    /// let slow = Profile { latency: LatencyDist::Fixed(Duration::from_millis(300)), ..Profile::default() };
-    /// let backends = rt.block_on(Backends::start(BackendConfig::uniform(1, slow), rt.executor()))?;
-    /// let pool = Pool::bounded(backends.addrs()[0], ClientConfig::default(), 1.try_into()?, rt.executor().clone());
-    /// let limits = Limits { pool_wait: Duration::from_millis(50), total: Duration::from_millis(100) };
-    /// let busy = rt.spawn({
-    ///     let pool = pool.clone();
-    ///     async move { pool.get_within("/key/1", limits).await }
-    /// });
-    /// std::thread::sleep(Duration::from_millis(20));
-    /// // The one connection is busy: nothing is sent, and the error says it is the caller's.
-    /// let waited = rt.block_on(pool.get_within("/key/2", limits)).unwrap_err();
-    /// assert_eq!((waited.kind(), waited.is_local()), ("pool_exhausted", true));
-    /// // The first call was sent, and timed out: that one is the server's.
-    /// let late = rt.block_on(busy).unwrap_err();
-    /// assert_eq!((late.kind(), late.is_local()), ("timeout", false));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub async fn send_within(
-        &self,
-        limits: Limits,
-        method: Method,
-        path: &str,
-        body: Bytes,
-    ) -> Result<Reply, ClientError> {
-        self.send_headed_within(limits, method, path, body, None)
-            .await
-    }
-
-    /// Like [`send_within`](Pool::send_within), with `headers` added to the request (the
-    /// tied-request headers, for one).
-    pub async fn send_headed_within(
-        &self,
-        limits: Limits,
-        method: Method,
-        path: &str,
-        body: Bytes,
-        headers: Option<&http::HeaderMap>,
-    ) -> Result<Reply, ClientError> {
-        let uri = parse_path(path)?;
-        let inner = &self.inner;
-        let start = Instant::now();
-        let deadline = later(start, limits.total);
-        let wait = deadline.min(later(start, limits.pool_wait));
-        let lease =
-            timeout_until(wait, inner.lease())
-                .await
-                .map_err(|_| ClientError::PoolExhausted {
-                    max_connections: self.max_connections().map_or(0, NonZeroUsize::get),
-                    waited: limits.pool_wait.min(limits.total),
-                })?;
-        let mut sent = false;
-        let result = timeout_until(
-            deadline,
-            inner.exchange(lease, method, uri, body, headers, &mut sent),
-        )
-        .await;
-        result.unwrap_or(Err(ClientError::TimedOut {
-            limit: limits.total,
-            sent,
-        }))
     }
 }
 
-/// The time limits of one call, for [`Pool::send_within`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// The longest wait for a free slot of a bounded pool (never past `total`).
-    pub pool_wait: Duration,
-    /// The whole call: waiting, connecting, sending and reading the response.
-    pub total: Duration,
+/// One request to send: what, and with which extra headers and deadline.
+struct Outgoing<'a> {
+    method: Method,
+    uri: http::Uri,
+    body: Bytes,
+    /// Headers to send besides `Host`.
+    headers: Option<&'a HeaderMap>,
+    /// The call's deadline, sent as the time left in `tailguard-timeout`.
+    deadline: Option<Instant>,
 }
 
-/// `now + duration`, or a century from now if that does not fit in an `Instant`.
-fn later(now: Instant, duration: Duration) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
-    now.checked_add(duration)
-        .or_else(|| now.checked_add(CENTURY))
-        .unwrap_or(now)
+impl Outgoing<'_> {
+    fn plain(method: Method, uri: http::Uri, body: Bytes) -> Self {
+        Outgoing {
+            method,
+            uri,
+            body,
+            headers: None,
+            deadline: None,
+        }
+    }
 }
 
 fn host_of(addr: SocketAddr) -> HeaderValue {
@@ -381,16 +310,21 @@ impl Inner {
     }
 
     /// Sends the request on an idle connection, or a new one, and reads the response; sets
-    /// `sent` while the request is with a connection.
+    /// `sent` while the request is with a connection. With a `deadline`, the request carries
+    /// the time left until it, as it is sent, in the `tailguard-timeout` header.
     async fn exchange(
         self: &Arc<Self>,
         mut lease: Lease,
-        method: Method,
-        uri: http::Uri,
-        body: Bytes,
-        headers: Option<&http::HeaderMap>,
+        outgoing: Outgoing<'_>,
         sent: &mut bool,
     ) -> Result<Reply, ClientError> {
+        let Outgoing {
+            method,
+            uri,
+            body,
+            headers,
+            deadline,
+        } = outgoing;
         let build = || {
             let mut request = Request::new(Full::new(body.clone()));
             *request.method_mut() = method.clone();
@@ -398,9 +332,14 @@ impl Inner {
             if let Some(headers) = headers {
                 *request.headers_mut() = headers.clone();
             }
-            request
-                .headers_mut()
-                .insert(header::HOST, self.host.clone());
+            let headers = request.headers_mut();
+            headers.insert(header::HOST, self.host.clone());
+            if let Some(deadline) = deadline {
+                let left = encode_deadline_at(Deadline::at(deadline), Instant::now());
+                if let Ok(value) = HeaderValue::from_bytes(left.as_bytes()) {
+                    headers.insert(HEADER_NAME, value);
+                }
+            }
             request
         };
         if let Some(mut conn) = self.checkout().await {
@@ -564,15 +503,5 @@ mod tests {
             "{err}"
         );
         assert_eq!(pool.stats().connects, 0);
-    }
-
-    #[test]
-    fn limits_too_long_for_the_clock_mean_a_century() {
-        let now = Instant::now();
-        assert_eq!(
-            later(now, Duration::from_secs(1)),
-            now + Duration::from_secs(1)
-        );
-        assert!(later(now, Duration::MAX) >= now + Duration::from_secs(86_400 * 365));
     }
 }

@@ -1,17 +1,15 @@
-//! One fan-out: every key through retry, hedging, breakers and per-call timeouts, gathered under
-//! a deadline.
+//! One fan-out: every key through the pipeline (retry, hedging, the deadline), each attempt
+//! through a replica's breaker and the call timeout, gathered under the fan-out's deadline.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use smol::lock::Semaphore;
 use tailguard::fanout::scatter_gather_with;
-use tailguard::hedge::HedgeError;
-use tailguard::retry::{Classify, Decision, GaveUp, RetryError};
+use tailguard::pipeline::{Attempt, PipelineError};
+use tailguard::retry::{Classify, Decision};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
 
@@ -19,6 +17,7 @@ use super::balanced::KeyReplicas;
 use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
+use crate::wire_deadline::is_deadline_504;
 
 /// Why one key got no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +35,14 @@ pub enum KeyError {
     /// `timeout_unsent`: `call_timeout` ran out before the request was sent). Not the
     /// replica's doing: not retried, and not held against its breaker.
     Unsent(&'static str),
+    /// The call was in flight when its caller's deadline (the fan-out's, nearer than
+    /// `call_timeout`) came: not retried (there is no time left), and not held against the
+    /// replica.
+    Deadline,
+    /// The replica answered 504 for the caller's deadline (the fan-out's, nearer than
+    /// `call_timeout`): it had too little time left for the work, or a stall took it to the
+    /// deadline. Another replica may be faster: retried, but not held against this one.
+    DeadlineRefused,
 }
 
 impl KeyError {
@@ -47,6 +54,8 @@ impl KeyError {
             KeyError::CallTimeout => "call_timeout".into(),
             KeyError::Client(kind) | KeyError::Unsent(kind) => (*kind).into(),
             KeyError::AllBreakersOpen => "all_breakers_open".into(),
+            KeyError::Deadline => "deadline".into(),
+            KeyError::DeadlineRefused => "deadline_refused".into(),
         }
     }
 
@@ -56,8 +65,8 @@ impl KeyError {
     fn is_retryable(&self) -> bool {
         match self {
             KeyError::Status(status) => *status >= 500,
-            KeyError::AllBreakersOpen | KeyError::Unsent(_) => false,
-            KeyError::CallTimeout | KeyError::Client(_) => true,
+            KeyError::AllBreakersOpen | KeyError::Unsent(_) | KeyError::Deadline => false,
+            KeyError::CallTimeout | KeyError::Client(_) | KeyError::DeadlineRefused => true,
         }
     }
 }
@@ -73,16 +82,20 @@ impl fmt::Display for KeyError {
                 f,
                 "the gateway's own limits stopped the call before it was sent ({kind})"
             ),
+            KeyError::Deadline => f.write_str("the fan-out's deadline came during the call"),
+            KeyError::DeadlineRefused => {
+                f.write_str("the replica answered 504 for the fan-out's deadline")
+            }
         }
     }
 }
 
-/// Retries a key when any of its hedged attempts failed in a way another try may fix.
+/// Retries a key when its last attempt failed in a way another try may fix.
 pub(super) struct KeyClassifier;
 
-impl Classify<HedgeError<KeyError>> for KeyClassifier {
-    fn classify(&self, error: &HedgeError<KeyError>) -> Decision {
-        if error.errors().iter().any(KeyError::is_retryable) {
+impl Classify<KeyError> for KeyClassifier {
+    fn classify(&self, error: &KeyError) -> Decision {
+        if error.is_retryable() {
             Decision::Retry
         } else {
             Decision::Stop
@@ -144,10 +157,6 @@ struct Served {
     value: String,
 }
 
-/// One key's retry loop, boxed (see [`Inner::retried`]).
-type Retried<'a> =
-    Pin<Box<dyn Future<Output = Result<Served, RetryError<HedgeError<KeyError>>>> + Send + 'a>>;
-
 /// Counters of one fan-out, shared by its keys.
 #[derive(Default)]
 struct FanoutCounts {
@@ -161,16 +170,24 @@ impl Gateway {
     /// Reads keys `0..keys` from the replicas (see the [module documentation](super)) and
     /// answers within the fan-out deadline, partially if need be.
     pub async fn fanout(&self, keys: usize) -> FanoutReport {
+        self.fanout_until(keys, Deadline::after(self.inner.config.fanout_deadline))
+            .await
+    }
+
+    /// Like [`fanout`](Gateway::fanout), by the caller's `deadline` when it is nearer than the
+    /// fan-out deadline: every call's `tailguard-timeout` header then carries the time left
+    /// until the nearer of the two (and its own `call_timeout`).
+    pub async fn fanout_until(&self, keys: usize, deadline: Deadline) -> FanoutReport {
         let inner = &*self.inner;
         let started = Instant::now();
         let counts = FanoutCounts::default();
-        let deadline = Deadline::after(inner.config.fanout_deadline);
+        let deadline = deadline.min(Deadline::after(inner.config.fanout_deadline));
         // At most `fanout_concurrency` keys at once: a key's call timeout starts with its turn.
         let turns = Semaphore::new(inner.config.fanout_concurrency);
         let (turns, counts_ref) = (&turns, &counts);
         let reads = (0..keys).map(|key| async move {
             let _turn = turns.acquire().await;
-            inner.read_key(key, counts_ref).await
+            inner.read_key(key, counts_ref, deadline).await
         });
         let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
 
@@ -202,17 +219,18 @@ impl Gateway {
                     report.values.push(Some(served.value));
                     inner.totals.keys_ok.bump();
                 }
+                // Cut in flight by the deadline, or cut waiting: both timed out.
+                Ok(Err(KeyError::Deadline)) | Err(_) => {
+                    report.timed_out += 1;
+                    *report.errors.entry("deadline".into()).or_default() += 1;
+                    report.values.push(None);
+                    inner.totals.keys_timed_out.bump();
+                }
                 Ok(Err(error)) => {
                     report.failed += 1;
                     *report.errors.entry(error.name()).or_default() += 1;
                     report.values.push(None);
                     inner.totals.keys_failed.bump();
-                }
-                Err(_elapsed) => {
-                    report.timed_out += 1;
-                    *report.errors.entry("deadline".into()).or_default() += 1;
-                    report.values.push(None);
-                    inner.totals.keys_timed_out.bump();
                 }
             }
         }
@@ -224,56 +242,59 @@ impl Gateway {
 }
 
 impl Inner {
-    /// One key: retried, each try hedged, each call through a breaker and a timeout.
-    async fn read_key(&self, key: usize, counts: &FanoutCounts) -> Result<Served, KeyError> {
+    /// One key through the pipeline: retried, each try hedged, by the fan-out's `deadline`;
+    /// each attempt one call through a replica's breaker and the call timeout.
+    async fn read_key(
+        &self,
+        key: usize,
+        counts: &FanoutCounts,
+        deadline: Deadline,
+    ) -> Result<Served, KeyError> {
+        // The replicas running this key's attempts, so that a hedge goes to another one.
         let replicas = KeyReplicas::default();
-        let result = self.retried(key, counts, &replicas).await;
-        result.map_err(|error| {
-            if error.reason() == GaveUp::BudgetExhausted {
+        let replicas = &replicas;
+        let result = self
+            .pipeline
+            .call_until(deadline, |attempt: Attempt| {
+                if attempt.is_hedge() {
+                    counts.hedges_sent.bump();
+                } else if attempt.round() > 1 {
+                    counts.retries.bump();
+                    self.totals.retries.bump();
+                }
+                // Each try starts one replica further along, and so does each hedge: the first
+                // attempt of the first try (both numbered from 1) goes to the key's home
+                // replica.
+                let offset = (attempt.round() + attempt.hedge()) as usize - 2;
+                self.call(key, offset, attempt.hedge(), counts, deadline, replicas)
+            })
+            .await;
+        result.map_err(|error| match error {
+            PipelineError::GaveUp { error, .. } => error,
+            PipelineError::BudgetEmpty { last, .. } => {
                 counts.budget_refusals.bump();
                 self.totals.retry_budget_refusals.bump();
+                last.unwrap_or(KeyError::CallTimeout)
             }
-            match error.into_inner() {
-                Some(hedged) => hedged.last().clone(),
-                None => KeyError::CallTimeout,
-            }
+            // No time left for another try: the key failed with its last error.
+            PipelineError::DeadlineTooShort {
+                last: Some(last), ..
+            } => last,
+            // The deadline came during a try, or before any: timed out.
+            _ => KeyError::Deadline,
         })
     }
 
-    /// The retry loop of one key, boxed as `Send` here, where its lifetimes are known: inside
-    /// an `async fn` the compiler cannot prove the retry and hedge futures `Send` for every
-    /// lifetime, because their fields name `<Fut as TryFuture>::Error` (rust-lang/rust#64552).
-    fn retried<'a>(
-        &'a self,
-        key: usize,
-        counts: &'a FanoutCounts,
-        replicas: &'a KeyReplicas,
-    ) -> Retried<'a> {
-        Box::pin(self.retry.run_numbered(move |attempt| {
-            if attempt > 1 {
-                counts.retries.bump();
-                self.totals.retries.bump();
-            }
-            // Each try starts one replica further along, and so does each hedge: the first
-            // attempt of the first try (both numbered from 1) goes to the key's home replica.
-            self.hedge.run_with(AsyncIoTimer, move |hedge| {
-                if hedge > 1 {
-                    counts.hedges_sent.bump();
-                }
-                let offset = (attempt + hedge) as usize - 2;
-                self.call(key, offset, hedge, counts, replicas)
-            })
-        }))
-    }
-
     /// One call for `key`, to the first replica from `home + offset` whose breaker admits it
-    /// (with [`Balance::P2c`](super::Balance::P2c), from the replica the balancer picks).
+    /// (with [`Balance::P2c`](super::Balance::P2c), from the replica the balancer picks),
+    /// within `call_timeout` and never past the fan-out's `deadline`.
     async fn call(
         &self,
         key: usize,
         offset: usize,
         hedge: u32,
         counts: &FanoutCounts,
+        deadline: Deadline,
         replicas: &KeyReplicas,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
@@ -308,8 +329,13 @@ impl Inner {
             },
             total: self.config.call_timeout,
         };
+        // Whose limit ends the call: the fan-out's deadline, or the call's own timeout. Only
+        // the second says anything about the replica.
+        let by_caller = Instant::now()
+            .checked_add(self.config.call_timeout)
+            .is_none_or(|own| deadline.instant() <= own);
         let tracked = self.track(replica.index, replicas);
-        let reply = replica.pool.get_within(&path, limits).await;
+        let reply = replica.pool.get_until(&path, limits, deadline).await;
         tracked.finish();
         match reply {
             // The gateway's own limit, not the replica's doing: the permit is released
@@ -318,6 +344,25 @@ impl Inner {
                 drop(permit);
                 replica.counts.unsent.bump();
                 Err(KeyError::Unsent(error.kind()))
+            }
+            // The caller's deadline, not the replica's: uncounted too.
+            Err(ClientError::TimedOut { .. }) if by_caller => {
+                drop(permit);
+                replica.counts.deadline.bump();
+                Err(KeyError::Deadline)
+            }
+            Ok(reply) if is_deadline_504(reply.status, &reply.headers) => {
+                if by_caller {
+                    drop(permit);
+                    replica.counts.deadline.bump();
+                    Err(KeyError::DeadlineRefused)
+                } else {
+                    // Told it had `call_timeout`, the replica could not do the work in it:
+                    // the call would have timed out, sooner said.
+                    permit.failure();
+                    replica.counts.timed_out.bump();
+                    Err(KeyError::CallTimeout)
+                }
             }
             Err(ClientError::TimedOut { .. }) => {
                 permit.failure();
@@ -357,38 +402,17 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn hedged(errors: Vec<KeyError>) -> HedgeError<KeyError> {
-        // A HedgeError is only built by a hedged run: make one that fails with `errors`.
-        let hedge = tailguard::hedge::Hedge::builder()
-            .max_attempts(errors.len() as u32)
-            .unbudgeted()
-            .build()
-            .unwrap();
-        let timer = tailguard::time::ManualTimer::new();
-        let run = hedge.run_with(timer.clone(), |attempt| {
-            let error = errors[attempt as usize - 1].clone();
-            async move { Err::<(), _>(error) }
-        });
-        timer.block_on(run).unwrap_err()
-    }
-
     #[test]
     fn only_faults_another_try_may_fix_are_retried() {
-        let classify = |errors| KeyClassifier.classify(&hedged(errors));
-        assert_eq!(classify(vec![KeyError::Status(503)]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::CallTimeout]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::Client("connect")]), Decision::Retry);
-        assert_eq!(classify(vec![KeyError::Status(404)]), Decision::Stop);
-        assert_eq!(classify(vec![KeyError::AllBreakersOpen]), Decision::Stop);
-        assert_eq!(
-            classify(vec![KeyError::Unsent("pool_exhausted")]),
-            Decision::Stop
-        );
-        // One retryable failure among the attempts is enough.
-        assert_eq!(
-            classify(vec![KeyError::AllBreakersOpen, KeyError::Status(500)]),
-            Decision::Retry
-        );
+        let classify = |error: KeyError| KeyClassifier.classify(&error);
+        assert_eq!(classify(KeyError::Status(503)), Decision::Retry);
+        assert_eq!(classify(KeyError::CallTimeout), Decision::Retry);
+        assert_eq!(classify(KeyError::Client("connect")), Decision::Retry);
+        assert_eq!(classify(KeyError::DeadlineRefused), Decision::Retry);
+        assert_eq!(classify(KeyError::Status(404)), Decision::Stop);
+        assert_eq!(classify(KeyError::AllBreakersOpen), Decision::Stop);
+        assert_eq!(classify(KeyError::Unsent("pool_exhausted")), Decision::Stop);
+        assert_eq!(classify(KeyError::Deadline), Decision::Stop);
     }
 
     #[test]

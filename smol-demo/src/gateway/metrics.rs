@@ -49,6 +49,10 @@ pub struct ReplicaView {
     /// Calls the gateway's own limits stopped before they were sent (no pooled connection in
     /// time, or `call_timeout` ran out while connecting): not held against the replica.
     pub unsent: u64,
+    /// Calls ended by the fan-out's deadline (nearer than `call_timeout`): cut in flight, or
+    /// answered 504 by the replica for it (see [`wire_deadline`](crate::wire_deadline)). Not
+    /// held against the replica.
+    pub deadline: u64,
     /// Breaker transitions so far, as `(from, to, count)`.
     pub transitions: Vec<(State, State, u64)>,
     /// Connections open to it now.
@@ -104,6 +108,7 @@ impl Gateway {
                         timed_out: c.timed_out.get(),
                         rejected: c.rejected.get(),
                         unsent: c.unsent.get(),
+                        deadline: c.deadline.get(),
                         transitions,
                         connections_open: pool.open,
                         connections_peak: pool.peak_open,
@@ -189,7 +194,8 @@ impl Gateway {
             "tailguard_backend_calls_total",
             Kind::Counter,
             "Calls to each replica, by outcome (rejected: skipped by its open breaker; unsent: \
-             stopped by the gateway's own limits before sending, not held against the replica).",
+             stopped by the gateway's own limits before sending; deadline: ended by the fan-out's \
+             deadline, or refused by the replica for it; neither held against the replica).",
         );
         for r in &stats.replicas {
             let index = r.index.to_string();
@@ -199,6 +205,7 @@ impl Gateway {
                 ("timed_out", r.timed_out),
                 ("rejected", r.rejected),
                 ("unsent", r.unsent),
+                ("deadline", r.deadline),
             ] {
                 out.sample(
                     "tailguard_backend_calls_total",

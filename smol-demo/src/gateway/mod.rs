@@ -6,17 +6,31 @@
 //! | layer | what it does | from |
 //! |---|---|---|
 //! | keep-alive pool | one pool of at most `pool_size` HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
-//! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included | [`tailguard::timeout`] |
+//! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included, and never past the fan-out's deadline; the request tells the replica the time it has left (`tailguard-timeout` header) | [`client`](crate::client), [`tailguard::deadline_header`] |
 //! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts after sending are failures | [`tailguard::breaker`] |
-//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::hedge`] |
-//! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::retry`] |
+//! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::pipeline`] with a [`tailguard::hedge::Hedge`] |
+//! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::pipeline`] with a [`tailguard::retry::RetryBudget`] |
+//! | deadline | every key's retries, backoff sleeps and hedges under the fan-out's deadline: none is started when less time is left than the p90 of recent calls | [`tailguard::pipeline`] |
 //! | scatter-gather | every key under the fan-out's deadline, at most `fanout_concurrency` at once (a key's call timeout starts with its turn); what is not done then is reported as timed out, and the rest is answered | [`tailguard::fanout`] |
+//!
+//! Retry, hedging and the deadline are one [`tailguard::pipeline::Pipeline`] per
+//! gateway, which composes them in its fixed order (nothing nested by hand, nothing boxed); each
+//! of its attempts is one call, which picks its replica by the breakers (a routing decision
+//! per attempt, so the breakers stay per replica, inside the attempt) and bounds itself by
+//! `call_timeout` in the client, which knows whether the request was sent.
 //!
 //! Only what a replica did counts against its breaker. A call stopped by the gateway's own
 //! limits before anything was sent (no pooled connection came free, or `call_timeout` ran out
 //! while connecting) releases its breaker permit uncounted, is not retried, and is reported as
 //! [`KeyError::Unsent`]: a burst beyond what the pools carry slows the gateway down, but
 //! cannot open a healthy replica's breaker.
+//!
+//! The fan-out's deadline is `fanout_deadline`, or the caller's when nearer
+//! ([`Gateway::fanout_until`]; the server passes the deadline of a request's
+//! `tailguard-timeout` header). What that deadline ends is the caller's doing too, never held
+//! against a replica: a call cut in flight ([`KeyError::Deadline`], reported as timed out), or
+//! a replica's `504` for it ([`KeyError::DeadlineRefused`], retried on the next replica). A
+//! replica that cannot do its work within `call_timeout` itself is a failure, as a timeout is.
 //!
 //! A [`FanoutReport`] says how the answer was obtained: keys ok, failed and timed out, retries,
 //! budget refusals, hedges sent and won, breaker rejections and which replicas served. The
@@ -55,7 +69,8 @@ use std::sync::Arc;
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::hedge::Hedge;
-use tailguard::retry::{Retry, RetryBudget};
+use tailguard::pipeline::Pipeline;
+use tailguard::retry::RetryBudget;
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
@@ -77,7 +92,8 @@ pub struct Gateway {
 struct Inner {
     config: GatewayConfig,
     replicas: Vec<Replica>,
-    retry: Retry<AsyncIoTimer, KeyClassifier>,
+    /// Retry (within `retry_budget`), hedging (`hedge`) and the fan-out's deadline.
+    pipeline: Pipeline<AsyncIoTimer, KeyClassifier>,
     retry_budget: RetryBudget,
     hedge: Hedge,
     /// Least-loaded replica choice, in `Balance::P2c`.
@@ -112,6 +128,7 @@ struct ReplicaCounts {
     timed_out: Counter,
     rejected: Counter,
     unsent: Counter,
+    deadline: Counter,
     /// Breaker transitions, by `[from][to]` state index (see [`state_index`]).
     transitions: [[Counter; STATES.len()]; STATES.len()],
 }
@@ -138,13 +155,14 @@ impl Gateway {
             .ratio(config.retry_budget_ratio)
             .min_per_second(config.retry_budget_min_per_second)
             .build()?;
-        let retry = Retry::with_timer(AsyncIoTimer)
+        let hedge = config.hedge_policy()?;
+        let pipeline = Pipeline::with_timer(AsyncIoTimer)
             .max_attempts(config.retry_attempts)
             .backoff(config.backoff()?)
-            .budget(retry_budget.clone())
+            .retry_budget(retry_budget.clone())
+            .hedge(hedge.clone())
             .classify(KeyClassifier)
             .build()?;
-        let hedge = config.hedge_policy()?;
         let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
@@ -171,7 +189,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 config,
                 replicas,
-                retry,
+                pipeline,
                 retry_budget,
                 hedge,
                 balancer,

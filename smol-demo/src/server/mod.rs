@@ -30,6 +30,14 @@
 //! line and counted in `/metrics` (`tailguard_http_handler_panics_total`). A client that shuts
 //! down its write side after its request still gets the answer (see the `conn` module).
 //!
+//! A request may carry its caller's deadline in the `tailguard-timeout` header (see
+//! [`wire_deadline`](crate::wire_deadline)): a malformed one is answered `400`, one that has
+//! passed or is shorter than the route's known minimum (`GET /slow?ms=N`: N ms) `504` at once,
+//! without running the handler; otherwise the handler is stopped with `504` at the deadline
+//! (a fan-out instead runs by the nearer of the caller's and the gateway's deadline). `/metrics`
+//! counts them (`tailguard_http_deadline_refusals_total{reason}`,
+//! `tailguard_http_deadline_stopped_total`).
+//!
 //! With a [`Gateway`] ([`Server::with_gateway`]) it also serves `GET /fanout?keys=N`: a fan-out
 //! to the backend replicas under the gateway's deadline, so a fan-out in flight at shutdown
 //! finishes within that deadline (or is dropped, cancelling its calls, if the shutdown deadline

@@ -23,6 +23,7 @@ use super::{ServerConfig, ServerStats};
 use crate::gateway::Gateway;
 use crate::metrics::{HttpMetrics, Kind, PromText, Route};
 use crate::respond::{json, query_param, text, with_type, Body};
+use crate::wire_deadline::{admit_at, stopped};
 
 /// The longest `GET /slow?ms=` accepts.
 pub const MAX_SLOW_MS: u64 = 60_000;
@@ -88,33 +89,54 @@ impl App {
         let started = Instant::now();
         let (route, response) = match self.target(&request) {
             Target::Answered(response) => (Route::Other, response),
-            Target::Served(route) => match self.admit(route, &request, started) {
-                Err(response) => (route, response),
-                Ok(permit) => match Guarded::new(self.serve(route, request)).await {
-                    Ok(response) => {
-                        if let Some(permit) = permit {
-                            admission::finish(permit, route, Instant::now());
+            Target::Served(route) => {
+                // The caller's deadline first: work that cannot finish takes no admission permit.
+                match admit_at(request.headers(), started, work(route, &request)) {
+                    Err(refusal) => {
+                        self.metrics.deadlines().refused(refusal.reason);
+                        (route, refusal.into_response())
+                    }
+                    Ok(deadline) => match self.admit(route, &request, started) {
+                        Err(response) => (route, response),
+                        Ok(permit) => {
+                            let (response, completed) =
+                                self.guarded(route, request, deadline).await;
+                            if let (Some(permit), true) = (permit, completed) {
+                                admission::finish(permit, route, Instant::now());
+                            }
+                            (route, response)
                         }
-                        (route, response)
-                    }
-                    Err(()) => {
-                        self.metrics.record_panic();
-                        (
-                            route,
-                            closing(text(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "the request's handler failed; the server logged why\n",
-                            )),
-                        )
-                    }
-                },
-            },
+                    },
+                }
+            }
         };
         let done = Instant::now();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .record(route, response.status().as_u16(), done - started);
         (response, self.since_epoch(done))
+    }
+
+    /// Runs `route`'s handler, answering 500 (and counting it) if it panics; `false` then.
+    async fn guarded(
+        &self,
+        route: Route,
+        request: Request<Incoming>,
+        deadline: Option<Deadline>,
+    ) -> (Response<Body>, bool) {
+        match Guarded::new(self.serve(route, request, deadline)).await {
+            Ok(response) => (response, true),
+            Err(()) => {
+                self.metrics.record_panic();
+                (
+                    closing(text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the request's handler failed; the server logged why\n",
+                    )),
+                    false,
+                )
+            }
+        }
     }
 
     /// Admission control: a permit (or none, when off or for an unlimited route), or the
@@ -213,13 +235,43 @@ impl App {
         }
     }
 
+    /// Runs `route`'s handler, stopped with 504 at the caller's `deadline` if it has one (a
+    /// fan-out is bounded by the gateway instead, which answers what it has by then).
+    async fn serve(
+        &self,
+        route: Route,
+        request: Request<Incoming>,
+        deadline: Option<Deadline>,
+    ) -> Response<Body> {
+        if route == Route::Fanout {
+            return self.fanout(request.uri().query(), deadline).await;
+        }
+        let Some(deadline) = deadline else {
+            return self.work(route, request).await;
+        };
+        let begun = Instant::now();
+        match timeout_until(deadline.instant(), self.work(route, request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                self.metrics.deadlines().stopped();
+                let response = stopped(begun.elapsed());
+                // An echo stopped mid-body leaves the rest unread: the connection cannot go on.
+                if route == Route::Echo {
+                    closing(response)
+                } else {
+                    response
+                }
+            }
+        }
+    }
+
     /// Runs `route`'s handler (HEAD as GET: hyper sends the head alone).
-    async fn serve(&self, route: Route, request: Request<Incoming>) -> Response<Body> {
+    async fn work(&self, route: Route, request: Request<Incoming>) -> Response<Body> {
         match route {
             Route::Healthz => self.healthz(),
             Route::Echo => self.echo(request.into_body()).await,
             Route::Slow => slow(request.uri().query()).await,
-            Route::Fanout => self.fanout(request.uri().query()).await,
+            Route::Fanout => self.fanout(request.uri().query(), None).await,
             Route::Metrics => self.metrics(),
             Route::Hello => hello(request.uri().path().strip_prefix('/').unwrap_or_default()),
             Route::Other => match &self.extra {
@@ -229,9 +281,10 @@ impl App {
         }
     }
 
-    /// Reads `keys` keys through the gateway: 200 with the report when at least one key was
-    /// read (`partial` says whether some are missing), 502 or 504 when none was.
-    async fn fanout(&self, query: Option<&str>) -> Response<Body> {
+    /// Reads `keys` keys through the gateway, by the caller's `deadline` if it is nearer than
+    /// the gateway's own: 200 with the report when at least one key was read (`partial` says
+    /// whether some are missing), 502 or 504 when none was.
+    async fn fanout(&self, query: Option<&str>, deadline: Option<Deadline>) -> Response<Body> {
         let Some(gateway) = &self.gateway else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -248,7 +301,10 @@ impl App {
                 )
             }
         };
-        let report = gateway.fanout(keys).await;
+        let report = match deadline {
+            Some(deadline) => gateway.fanout_until(keys, deadline).await,
+            None => gateway.fanout(keys).await,
+        };
         let status = if report.ok > 0 {
             StatusCode::OK
         } else if report.timed_out == report.keys {
@@ -378,11 +434,27 @@ fn hello(name: &str) -> Response<Body> {
     text(StatusCode::OK, format!("Hi there, I love {name}!"))
 }
 
+/// The least time `route`'s handler takes for `request`, known before it starts: what a
+/// caller's deadline must leave for the work to be started. `GET /slow?ms=N` takes N ms;
+/// every other route, no known minimum.
+fn work(route: Route, request: &Request<Incoming>) -> Duration {
+    match (route, slow_ms(request.uri().query())) {
+        (Route::Slow, Some(ms)) => Duration::from_millis(ms),
+        _ => Duration::ZERO,
+    }
+}
+
+/// The `ms` of a valid `GET /slow?ms=N`.
+fn slow_ms(query: Option<&str>) -> Option<u64> {
+    query_param(query, "ms")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|&ms| ms <= MAX_SLOW_MS)
+}
+
 /// Answers after `ms` milliseconds: a request that is in flight long enough to watch.
 async fn slow(query: Option<&str>) -> Response<Body> {
-    let ms = query_param(query, "ms").map(str::parse::<u64>);
-    match ms {
-        Some(Ok(ms)) if ms <= MAX_SLOW_MS => {
+    match slow_ms(query) {
+        Some(ms) => {
             smol::Timer::after(Duration::from_millis(ms)).await;
             text(StatusCode::OK, format!("slept {ms} ms\n"))
         }

@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::out::Out;
-use super::{breaker, hedging, herd, shutdown, timeouts, HEADINGS};
+use super::{breaker, deadline, hedging, herd, shutdown, timeouts, HEADINGS};
 use crate::experiment::ExperimentError;
 use crate::rt::{self, Runtime};
 
 /// One line of help for `tour`.
 pub const ABOUT: &str = "The guided tour (the default with no command): timeouts, graceful \
-shutdown, retry and the herd, the circuit breaker, hedging, each explained and measured live";
+shutdown, retry and the herd, the circuit breaker, hedging, deadlines, each explained and \
+measured live";
 
 /// Examples, after `tour --help`.
 pub const AFTER_HELP: &str = "Examples:
@@ -35,18 +36,19 @@ pub fn run(args: Args) -> ExitCode {
     let started = Instant::now();
     let rt = Runtime::new(rt::default_threads());
     out.para(&format!(
-        "tailguard tour: five resilience patterns, each measured live in this process over \
+        "tailguard tour: six resilience patterns, each measured live in this process over \
          real sockets on 127.0.0.1 (free ports picked by the system). About {} s; real timings \
          on a shared machine vary, so read the shapes, not the exact numbers.",
         if args.quick { 10 } else { 20 }
     ));
     let mut failed = Vec::new();
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         (HEADINGS[0], timeouts::section),
         (HEADINGS[1], shutdown::section),
         (HEADINGS[2], herd::section),
         (HEADINGS[3], breaker::section),
         (HEADINGS[4], hedging::section),
+        (HEADINGS[5], deadline::section),
     ];
     for (heading, section) in sections {
         out.heading(heading);
@@ -60,7 +62,7 @@ pub fn run(args: Args) -> ExitCode {
     out.para(&format!(
         "The tour took {:.1} s. Each part also runs on its own, with flags to change it: \
          `tailguard-demo serve` (the server and gateway), `backend` (flaky replicas), `load` \
-         (open-loop load), `herd` and `tail-at-scale` (add --sim for the virtual-time \
+         (open-loop load), `herd`, `tail-at-scale` and `deadline` (add --sim for the virtual-time \
          versions); `--help` on each says more.",
         started.elapsed().as_secs_f64()
     ));

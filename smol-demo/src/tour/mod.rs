@@ -1,7 +1,7 @@
 //! The guided tour: `tailguard-demo` with no arguments.
 //!
 //! It starts everything it needs in this process on free ports of 127.0.0.1 and walks through
-//! five patterns, each with a short explanation and a table of what was measured:
+//! six patterns, each with a short explanation and a table of what was measured:
 //!
 //! 1. [timeouts]: a slow request head, a stalled body and a trickled body, each cut at its
 //!    limit while an ordinary request is served;
@@ -10,7 +10,9 @@
 //! 3. [retry and the herd](herd): the live [`herd`](crate::herd::live), short;
 //! 4. the [circuit breaker](breaker) of one replica tripping during its outage and closing after;
 //! 5. [hedging] against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live),
-//!    short, in rounds, with fixed and adaptive hedging at one budget.
+//!    short, in rounds, with fixed and adaptive hedging at one budget;
+//! 6. [deadlines](deadline): the live [`deadline`](crate::deadline::live) experiment, short, a
+//!    retry + hedge pipeline blind to its callers' deadlines or aware of them.
 //!
 //! Each section is a module of its own with the same shape: a `section` that prints its
 //! explanation, runs, and prints its table and what the table shows; [`command`] runs them in
@@ -25,6 +27,7 @@
 
 pub mod breaker;
 pub mod command;
+pub mod deadline;
 pub mod hedging;
 pub mod herd;
 pub mod out;
@@ -43,12 +46,13 @@ use crate::rt::Runtime;
 use crate::server::{ServeReport, Server, ServerConfig};
 
 /// The section headings, in order.
-pub const HEADINGS: [&str; 5] = [
+pub const HEADINGS: [&str; 6] = [
     "1. Timeouts: every wait has a limit",
     "2. Graceful shutdown: finish what was accepted, within a deadline",
     "3. Retry and the herd: jitter and a budget",
     "4. The circuit breaker: stop calling a dead replica",
     "5. Hedging against stalls: the tail at scale",
+    "6. Deadlines: never start work that cannot finish in time",
 ];
 
 /// Formats a duration in seconds, to the hundredth: `1.5s`, `0.25s`, `2s`.
