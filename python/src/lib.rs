@@ -14,6 +14,7 @@ mod convert;
 mod errors;
 mod hedge;
 mod latency;
+mod limit;
 mod retry;
 
 use pyo3::prelude::*;
@@ -41,6 +42,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::BreakerPermit>()?;
     m.add_class::<breaker::BreakerMetrics>()?;
     m.add_class::<breaker::BreakerTransition>()?;
+    m.add_class::<limit::AdaptiveLimiter>()?;
+    m.add_class::<limit::LimitPermit>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

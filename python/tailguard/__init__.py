@@ -17,6 +17,7 @@ from tailguard._errors import (
     BudgetExhaustedError,
     CircuitOpenError,
     ConfigError,
+    LimitExceededError,
     QuorumError,
     RetryError,
     TailguardError,
@@ -24,6 +25,7 @@ from tailguard._errors import (
 from tailguard import testing
 from tailguard._breaker import CircuitBreaker
 from tailguard._fanout import first_ok, quorum, scatter_gather
+from tailguard._limit import AdaptiveLimiter, Limited
 from tailguard._hedge import hedge
 from tailguard._native import (
     Backoff,
@@ -35,6 +37,7 @@ from tailguard._native import (
     HedgeBudget,
     HedgeStats,
     LatencyHistogram,
+    LimitPermit,
     Retry,
     RetryBudget,
     RetryEvent,
@@ -48,6 +51,7 @@ from tailguard._retry import retry
 from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
+    "AdaptiveLimiter",
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
@@ -63,6 +67,9 @@ __all__ = [
     "HedgeBudget",
     "HedgeStats",
     "LatencyHistogram",
+    "LimitExceededError",
+    "LimitPermit",
+    "Limited",
     "QuorumError",
     "Retry",
     "RetryBudget",
