@@ -1,7 +1,7 @@
 //! The guided tour: `tailguard-demo` with no arguments.
 //!
 //! It starts everything it needs in this process on free ports of 127.0.0.1 and walks through
-//! five patterns, each with a short explanation and a table of what was measured:
+//! six patterns, each with a short explanation and a table of what was measured:
 //!
 //! 1. [timeouts]: a slow request head, a stalled body and a trickled body, each cut at its
 //!    limit while an ordinary request is served;
@@ -10,7 +10,9 @@
 //! 3. [retry and the herd](herd): the live [`herd`](crate::herd::live), short;
 //! 4. the [circuit breaker](breaker) of one replica tripping during its outage and closing after;
 //! 5. [hedging] against stalls: the live [`tail-at-scale`](crate::tail_at_scale::live),
-//!    short, in rounds, with fixed and adaptive hedging at one budget.
+//!    short, in rounds, with fixed and adaptive hedging at one budget;
+//! 6. [overload]: the [`overload`](crate::overload) experiment in virtual time, no limit
+//!    against a fixed and the adaptive limit with priority shedding.
 //!
 //! Each section is a module of its own with the same shape: a `section` that prints its
 //! explanation, runs, and prints its table and what the table shows; [`command`] runs them in
@@ -28,6 +30,7 @@ pub mod command;
 pub mod hedging;
 pub mod herd;
 pub mod out;
+pub mod overload;
 pub mod raw;
 pub mod shutdown;
 pub mod timeouts;
@@ -43,12 +46,13 @@ use crate::rt::Runtime;
 use crate::server::{ServeReport, Server, ServerConfig};
 
 /// The section headings, in order.
-pub const HEADINGS: [&str; 5] = [
+pub const HEADINGS: [&str; 6] = [
     "1. Timeouts: every wait has a limit",
     "2. Graceful shutdown: finish what was accepted, within a deadline",
     "3. Retry and the herd: jitter and a budget",
     "4. The circuit breaker: stop calling a dead replica",
     "5. Hedging against stalls: the tail at scale",
+    "6. Overload: shed what cannot be served in time, least critical first",
 ];
 
 /// Formats a duration in seconds, to the hundredth: `1.5s`, `0.25s`, `2s`.
