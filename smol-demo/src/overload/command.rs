@@ -43,8 +43,11 @@ pub const AFTER_HELP: &str = "Examples:
   tailguard-demo overload                      # live over HTTP, about 25 s
   tailguard-demo overload --sim --servers 20 --service 5ms --deadline 50ms --out overload.svg
 
+Ctrl-C (SIGINT) or SIGTERM stops a live run and prints the modes that finished, and which did \
+not.
+
 Exit status: 0 when it ran; 1 when it failed; 2 for a refused flag (every flag is checked \
-before anything runs).";
+before anything runs); 130 after SIGINT, 143 after SIGTERM.";
 
 /// Command-line arguments of `overload`.
 #[derive(Debug, Clone, clap::Args)]
@@ -122,6 +125,55 @@ impl Args {
     }
 }
 
+/// The live run; on SIGINT or SIGTERM, the modes that finished are printed (and which were
+/// not) and the exit status says which signal.
+fn live(args: &Args, config: &SimConfig) -> Result<super::Report, ExitCode> {
+    let threads = args.threads.unwrap_or_else(crate::rt::default_threads);
+    let rt = crate::rt::Runtime::new(threads);
+    let interrupted = match crate::signals::interruption() {
+        Ok(interrupted) => interrupted,
+        Err(error) => {
+            eprintln!("overload: cannot listen for SIGINT/SIGTERM: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let started = std::time::Instant::now();
+    let done = std::sync::Mutex::new(Vec::new());
+    let outcome = rt.block_on(futures_lite::future::or(
+        async { Ok(super::live::run_recording(config, rt.executor(), &done).await) },
+        async { Err(interrupted.await) },
+    ));
+    match outcome {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(error)) => {
+            eprintln!("overload: {error}");
+            Err(ExitCode::FAILURE)
+        }
+        Err(signal) => {
+            eprintln!(); // past any ^C the terminal echoed
+            let rows = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
+            let finished = rows.len();
+            let report = super::live::report(config, rows);
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+            let missing: Vec<&str> = super::Mode::ALL[finished..]
+                .iter()
+                .map(|m| m.name())
+                .collect();
+            eprintln!(
+                "overload: interrupted by {} after {:.1} s: {} not measured",
+                crate::signals::signal_name(signal),
+                started.elapsed().as_secs_f64(),
+                missing.join(", ")
+            );
+            Err(crate::signals::interrupted_status(signal))
+        }
+    }
+}
+
 /// Runs `tailguard-demo overload`: the table (or JSON) on stdout, the plot's path on stderr.
 pub fn run(args: Args) -> ExitCode {
     let config = match args.config() {
@@ -134,14 +186,9 @@ pub fn run(args: Args) -> ExitCode {
     let report = if args.sim {
         super::simulate(&config)
     } else {
-        let threads = args.threads.unwrap_or_else(crate::rt::default_threads);
-        let rt = crate::rt::Runtime::new(threads);
-        match rt.block_on(super::live::run(&config, rt.executor())) {
+        match live(&args, &config) {
             Ok(report) => report,
-            Err(e) => {
-                eprintln!("overload: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(status) => return status,
         }
     };
     let svg = match super::plot::svg(&report, (900, 420)) {

@@ -188,18 +188,34 @@ async fn run_one(
 
 /// Every mode at every load, live (no recovery run: that is the simulation's).
 pub async fn run(config: &SimConfig, ex: &Exec) -> Result<Report, ExperimentError> {
-    let mut points = Vec::new();
+    let done = Mutex::new(Vec::new());
+    run_recording(config, ex, &done).await
+}
+
+/// As [`run`], pushing each mode's row onto `done` as it finishes (modes in [`Mode::ALL`]
+/// order), so that an interrupted run can still report the modes it finished.
+pub async fn run_recording(
+    config: &SimConfig,
+    ex: &Exec,
+    done: &Mutex<Vec<Vec<Point>>>,
+) -> Result<Report, ExperimentError> {
     for mode in Mode::ALL {
         let mut row = Vec::new();
         for &load in &config.loads {
             row.push(run_one(config, mode, load, ex).await?);
         }
-        points.push(row);
+        done.lock().unwrap_or_else(|e| e.into_inner()).push(row);
     }
-    Ok(Report {
+    let points = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(report(config, points))
+}
+
+/// A report of the rows measured so far.
+pub fn report(config: &SimConfig, points: Vec<Vec<Point>>) -> Report {
+    Report {
         loads: config.loads.clone(),
         capacity: config.capacity(),
         points,
         recovery: None,
-    })
+    }
 }
