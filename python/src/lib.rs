@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod hedge;
 mod latency;
+mod limit;
 mod limits;
 mod pipeline;
 mod retry;
@@ -54,6 +55,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limits::rate::RateLimited>()?;
     m.add_class::<limits::rate::KeyedRateLimiter>()?;
     m.add_class::<limits::throttle::Throttle>()?;
+    m.add_class::<limit::AdaptiveLimiter>()?;
+    m.add_class::<limit::LimitPermit>()?;
     m.add_function(wrap_pyfunction!(clock::set_testing, m)?)?;
     m.add_function(wrap_pyfunction!(clock::is_testing, m)?)?;
     Ok(())

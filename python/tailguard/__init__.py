@@ -20,6 +20,7 @@ from tailguard._errors import (
     CircuitOpenError,
     ConfigError,
     DeadlineExceededError,
+    LimitExceededError,
     QuorumError,
     RateLimitedError,
     RetryError,
@@ -32,6 +33,7 @@ from tailguard._fanout import first_ok, quorum, scatter_gather
 from tailguard._hedge import NoTargetError, hedge
 from tailguard._pipeline import Pipeline
 from tailguard._limits import Bulkhead, KeyedRateLimiter, RateLimiter, Throttle
+from tailguard._limit import AdaptiveLimiter, Limited
 from tailguard._native import (
     AdaptiveTimeout,
     Backoff,
@@ -47,6 +49,7 @@ from tailguard._native import (
     LatencyHistogram,
     Piped,
     RateLimited,
+    LimitPermit,
     Retry,
     RetryBudget,
     RetryEvent,
@@ -61,6 +64,7 @@ from tailguard.testing import ManualClock, set_testing
 
 __all__ = [
     "AdaptiveTimeout",
+    "AdaptiveLimiter",
     "AllFailedError",
     "AttemptTimeoutError",
     "Backoff",
@@ -85,6 +89,9 @@ __all__ = [
     "Piped",
     "Pipeline",
     "NoTargetError",
+    "LimitExceededError",
+    "LimitPermit",
+    "Limited",
     "QuorumError",
     "RateLimited",
     "RateLimitedError",

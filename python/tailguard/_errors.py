@@ -128,6 +128,43 @@ class CircuitOpenError(TailguardError):
         return (type(self), (str(self), self.retry_after, self.state))
 
 
+_LimitReason = Literal["limit", "shed", "probe"]
+_Criticality = Literal["critical", "default", "sheddable"]
+
+
+class LimitExceededError(TailguardError):
+    """The :class:`~tailguard.AdaptiveLimiter` refused the call without running it.
+
+    ``reason`` says why: ``"limit"`` (as many calls as the limit allows are in flight),
+    ``"shed"`` (the calls in flight fill this criticality's share of the limit; the rest is kept
+    for more critical work) or ``"probe"`` (the limit is held low while the no-load latency is
+    re-measured). ``criticality`` is the refused call's class; ``limit`` and ``in_flight`` the
+    figures that refused it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: _LimitReason,
+        criticality: _Criticality,
+        limit: int,
+        in_flight: int,
+    ) -> None:
+        super().__init__(message)
+        self.reason: _LimitReason = reason
+        self.criticality: _Criticality = criticality
+        self.limit = limit
+        self.in_flight = in_flight
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[LimitExceededError], tuple[str, _LimitReason, _Criticality, int, int]]:
+        return (
+            type(self),
+            (str(self), self.reason, self.criticality, self.limit, self.in_flight),
+        )
+
+
 class AllFailedError(TailguardError):
     """Every attempt failed (a hedged call, or :func:`~tailguard.first_ok`). ``exceptions``
     holds each one in the order they failed; the last is also the ``__cause__``.

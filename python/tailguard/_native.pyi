@@ -136,6 +136,7 @@ class _Hedged(Protocol[_P, _R]):
 __version__: str
 __all__ = [
     "AdaptiveTimeout",
+    "AdaptiveLimiter",
     "Backoff",
     "BackoffIterator",
     "BreakerMetrics",
@@ -152,6 +153,7 @@ __all__ = [
     "HedgeStats",
     "KeyedRateLimiter",
     "LatencyHistogram",
+    "LimitPermit",
     "ManualClock",
     "Piped",
     "RateLimited",
@@ -1022,3 +1024,56 @@ class Throttle:
     @property
     def clock(self) -> Optional[ManualClock]:
         """The clock: ``None`` for the system clock, or the ``ManualClock`` given."""
+
+@final
+class LimitPermit:
+    """Permission for one call through an adaptive limiter; report it once (a second report
+    is ignored). Released as a drop if garbage-collected unreported."""
+
+    def success(self) -> None:
+        """The call finished: its latency is a sample."""
+    def dropped(self) -> None:
+        """The call was dropped because of load (a timeout, a 503 further down)."""
+    def ignore(self) -> None:
+        """Release without a sample: the call says nothing about load."""
+    def record(self, outcome: str) -> None:
+        """Reports "success", "dropped" or "ignored". A second report is ignored."""
+    @property
+    def done(self) -> bool:
+        """Whether it has been reported."""
+
+@disjoint_base
+class AdaptiveLimiter:
+    """The native adaptive limiter; use ``tailguard.AdaptiveLimiter``, which adds the decorator
+    and the context managers."""
+
+    def __new__(
+        cls,
+        *,
+        algorithm: str = "gradient2",
+        limit: Optional[int] = None,
+        initial_limit: int = 20,
+        min_limit: int = 1,
+        max_limit: int = 1000,
+        backoff: Optional[float] = None,
+        sheddable_share: float = 0.5,
+        default_share: float = 0.9,
+        monitor_only: bool = False,
+        probe_interval: Optional[float] = ...,
+        clock: Optional[ManualClock] = None,
+    ) -> AdaptiveLimiter: ...
+    def acquire(self, criticality: str = "default") -> LimitPermit:
+        """Admits a call of `criticality` ("critical", "default" or "sheddable") now, or raises
+        `tailguard.LimitExceededError`."""
+    @property
+    def limit(self) -> int:
+        """The current limit."""
+    @property
+    def in_flight(self) -> int:
+        """Calls in flight now."""
+    @property
+    def monitor_only(self) -> bool:
+        """Whether it only counts what it would refuse."""
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot: limit, in_flight, samples, probes, probing, slow_start, monitor_only, and
+        rejected: {reason: {class: count}}."""

@@ -3,9 +3,10 @@
 //! and 4× of it, behind no limit (`none`), a fixed limit sized at its servers (`static`, a
 //! bulkhead) and tailguard's adaptive limit with priority shedding (`adaptive`). Goodput counts
 //! answers that arrived within their deadline; the offered load mixes critical, default and
-//! sheddable requests. `--sim` runs it in virtual time ([`sim`]).
+//! sheddable requests. `--sim` runs it in virtual time ([`sim`]); without, over HTTP ([`live`]).
 
 pub mod command;
+pub mod live;
 pub mod plot;
 pub mod sim;
 

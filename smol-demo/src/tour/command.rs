@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::out::Out;
-use super::{breaker, deadline, hedging, herd, shutdown, timeouts, HEADINGS};
+use super::{breaker, deadline, hedging, herd, overload, shutdown, timeouts, HEADINGS};
 use crate::experiment::ExperimentError;
 use crate::rt::{self, Runtime};
 
@@ -42,13 +42,14 @@ pub fn run(args: Args) -> ExitCode {
         if args.quick { 10 } else { 20 }
     ));
     let mut failed = Vec::new();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         (HEADINGS[0], timeouts::section),
         (HEADINGS[1], shutdown::section),
         (HEADINGS[2], herd::section),
         (HEADINGS[3], breaker::section),
         (HEADINGS[4], hedging::section),
         (HEADINGS[5], deadline::section),
+        (HEADINGS[6], overload::section),
     ];
     for (heading, section) in sections {
         out.heading(heading);

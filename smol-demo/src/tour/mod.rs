@@ -13,6 +13,8 @@
 //!    short, in rounds, with fixed and adaptive hedging at one budget;
 //! 6. [deadlines](deadline): the live [`deadline`](crate::deadline::live) experiment, short, a
 //!    retry + hedge pipeline blind to its callers' deadlines or aware of them.
+//! 7. [overload]: the [`overload`](crate::overload) experiment in virtual time, no limit
+//!    against a fixed and the adaptive limit with priority shedding.
 //!
 //! Each section is a module of its own with the same shape: a `section` that prints its
 //! explanation, runs, and prints its table and what the table shows; [`command`] runs them in
@@ -31,6 +33,7 @@ pub mod deadline;
 pub mod hedging;
 pub mod herd;
 pub mod out;
+pub mod overload;
 pub mod raw;
 pub mod shutdown;
 pub mod timeouts;
@@ -46,13 +49,14 @@ use crate::rt::Runtime;
 use crate::server::{ServeReport, Server, ServerConfig};
 
 /// The section headings, in order.
-pub const HEADINGS: [&str; 6] = [
+pub const HEADINGS: [&str; 7] = [
     "1. Timeouts: every wait has a limit",
     "2. Graceful shutdown: finish what was accepted, within a deadline",
     "3. Retry and the herd: jitter and a budget",
     "4. The circuit breaker: stop calling a dead replica",
     "5. Hedging against stalls: the tail at scale",
     "6. Deadlines: never start work that cannot finish in time",
+    "7. Overload: shed what cannot be served in time, least critical first",
 ];
 
 /// Formats a duration in seconds, to the hundredth: `1.5s`, `0.25s`, `2s`.
