@@ -16,17 +16,25 @@ pub(crate) struct Entry {
     /// fleet): an id of that open period (the wall-clock millisecond it opened), so a reader
     /// can tell a new opening from one it has already followed.
     pub(crate) opened: u64,
+    /// Whether that open period began with the fleet's failure rate crossing the threshold
+    /// (seen by this publisher), rather than the publisher's own window or probes.
+    pub(crate) by_rate: bool,
 }
 
 /// The format's version, the first field of every value.
 const VERSION: &str = "1";
 
 impl Entry {
-    /// `1:at_ms:calls:failures:slow:opened`.
+    /// `1:at_ms:calls:failures:slow:opened:by_rate`.
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{VERSION}:{}:{}:{}:{}:{}",
-            self.at_ms, self.calls, self.failures, self.slow, self.opened
+            "{VERSION}:{}:{}:{}:{}:{}:{}",
+            self.at_ms,
+            self.calls,
+            self.failures,
+            self.slow,
+            self.opened,
+            u8::from(self.by_rate)
         )
     }
 
@@ -44,6 +52,11 @@ impl Entry {
             failures: next()?,
             slow: next()?,
             opened: next()?,
+            by_rate: match next()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
         };
         parts.next().is_none().then_some(entry)
     }
@@ -61,8 +74,9 @@ mod tests {
             failures: 7,
             slow: 3,
             opened: 0,
+            by_rate: true,
         };
-        assert_eq!(entry.encode(), "1:1764000000123:100:7:3:0");
+        assert_eq!(entry.encode(), "1:1764000000123:100:7:3:0:1");
         assert_eq!(Entry::decode(&entry.encode()), Some(entry));
     }
 

@@ -16,6 +16,9 @@ pub(crate) enum Why {
     FleetRate,
     /// Another instance's breaker opened on its own evidence.
     PeerOpened,
+    /// Another instance's breaker opened on the fleet's failure rate (always followed: the
+    /// rate it saw may no longer be visible once instances open and stop counting).
+    PeerSawRate,
 }
 
 /// What a read of the hash decided.
@@ -29,12 +32,26 @@ pub(crate) struct Verdict {
     pub(crate) peers: usize,
 }
 
+/// How a read is judged: who reads, when, and the fleet's settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules<'a> {
+    /// The reader's own field, never counted twice.
+    pub(crate) me: &'a str,
+    /// The wall-clock time of the read.
+    pub(crate) now_ms: u64,
+    /// Entries older than this are stale.
+    pub(crate) stale_after_ms: u64,
+    /// Whether peers' own openings trip this breaker.
+    pub(crate) follow_open: bool,
+}
+
 /// One shared breaker's memory between syncs.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    /// When the fleet last tripped this breaker (its `since` right after): that open period is
-    /// not this instance's own evidence, so it is not published as an opening.
-    tripped_since: Option<Instant>,
+    /// When the fleet last tripped this breaker (its `since` right after), and why: an opening
+    /// that followed another instance is not published (openings do not echo), one on the
+    /// fleet's rate is.
+    tripped: Option<(Instant, Why)>,
     /// This instance's current own open period: its `since`, and the id published for it.
     own_open: Option<(Instant, u64)>,
     /// The last opening id seen from each peer, so one opening trips this breaker once.
@@ -46,8 +63,14 @@ impl Ledger {
     /// (the wall clock).
     pub(crate) fn entry(&mut self, metrics: &Metrics, now: Instant, now_ms: u64) -> Entry {
         let counting = matches!(metrics.state, State::Closed | State::Disabled);
-        let own_open = metrics.state == State::Open && self.tripped_since != Some(metrics.since);
-        let opened = if own_open {
+        let (published, by_rate) = match self.tripped {
+            _ if metrics.state != State::Open => (false, false),
+            Some((since, why)) if since == metrics.since => {
+                (why == Why::FleetRate, why == Why::FleetRate)
+            }
+            _ => (true, false),
+        };
+        let opened = if published {
             match self.own_open {
                 Some((since, id)) if since == metrics.since => id,
                 _ => {
@@ -69,26 +92,30 @@ impl Ledger {
             failures: if counting { metrics.failures } else { 0 },
             slow: if counting { metrics.slow_calls } else { 0 },
             opened,
+            by_rate,
         }
     }
 
-    /// Judges the hash read at `now_ms` (field = instance id) against the local breaker's
-    /// `metrics`: entries older than `stale_after_ms` are ignored and listed for removal;
+    /// Judges the hash read (field = instance id) against the local breaker's `metrics` by
+    /// `rules`: entries older than `stale_after_ms` are ignored and listed for removal;
     /// `crosses(calls, failures, slow)` is the breaker's own threshold.
     pub(crate) fn judge(
         &mut self,
         metrics: &Metrics,
         hash: &HashMap<String, String>,
-        me: &str,
-        now_ms: u64,
-        stale_after_ms: u64,
-        follow_open: bool,
+        rules: Rules<'_>,
         crosses: impl Fn(u64, u64, u64) -> bool,
     ) -> Verdict {
+        let Rules {
+            me,
+            now_ms,
+            stale_after_ms,
+            follow_open,
+        } = rules;
         let mut verdict = Verdict::default();
         let (mut calls, mut failures, mut slow) =
             (metrics.calls, metrics.failures, metrics.slow_calls);
-        let mut new_opening = false;
+        let mut new_opening = None;
         for (id, value) in hash {
             if id == me {
                 continue;
@@ -107,7 +134,11 @@ impl Ledger {
             failures += entry.failures;
             slow += entry.slow;
             if entry.opened != 0 && self.seen_open.get(id) != Some(&entry.opened) {
-                new_opening = true;
+                if entry.by_rate {
+                    new_opening = Some(Why::PeerSawRate);
+                } else if follow_open && new_opening.is_none() {
+                    new_opening = Some(Why::PeerOpened);
+                }
                 self.seen_open.insert(id.clone(), entry.opened);
             }
         }
@@ -117,15 +148,15 @@ impl Ledger {
         }
         if crosses(calls, failures, slow) {
             verdict.trip = Some(Why::FleetRate);
-        } else if follow_open && new_opening {
-            verdict.trip = Some(Why::PeerOpened);
+        } else {
+            verdict.trip = new_opening;
         }
         verdict
     }
 
-    /// The fleet opened the breaker, which now shows `since`.
-    pub(crate) fn tripped(&mut self, since: Instant) {
-        self.tripped_since = Some(since);
+    /// The fleet opened the breaker for `why`; it now shows `since`.
+    pub(crate) fn tripped(&mut self, since: Instant, why: Why) {
+        self.tripped = Some((since, why));
     }
 }
 
@@ -159,6 +190,15 @@ mod tests {
         }
     }
 
+    fn rules(now_ms: u64, follow_open: bool) -> Rules<'static> {
+        Rules {
+            me: "me",
+            now_ms,
+            stale_after_ms: STALE,
+            follow_open,
+        }
+    }
+
     fn hash(entries: &[(&str, Entry)]) -> HashMap<String, String> {
         entries
             .iter()
@@ -173,6 +213,7 @@ mod tests {
             failures,
             slow: 0,
             opened,
+            by_rate: false,
         }
     }
 
@@ -183,15 +224,9 @@ mod tests {
         h: &HashMap<String, String>,
         now_ms: u64,
     ) -> Verdict {
-        ledger.judge(
-            &m.metrics_at(now),
-            h,
-            "me",
-            now_ms,
-            STALE,
-            true,
-            |c, f, s| m.crosses_threshold(c, f, s),
-        )
+        ledger.judge(&m.metrics_at(now), h, rules(now_ms, true), |c, f, s| {
+            m.crosses_threshold(c, f, s)
+        })
     }
 
     #[test]
@@ -243,7 +278,7 @@ mod tests {
             Some(Why::PeerOpened)
         );
         assert!(m.trip_at(t0));
-        ledger.tripped(m.metrics_at(t0).since);
+        ledger.tripped(m.metrics_at(t0).since, Why::PeerOpened);
         // Our probe succeeds and closes the breaker; b still shows the same opening: no trip.
         let later = t0 + 10 * SEC;
         let probe = m.try_acquire_at(later).unwrap();
@@ -280,15 +315,9 @@ mod tests {
         let m = machine(t0);
         let mut ledger = Ledger::default();
         let h = hash(&[("b", entry(1_000, 0, 0, 900))]);
-        let verdict = ledger.judge(
-            &m.metrics_at(t0),
-            &h,
-            "me",
-            1_000,
-            STALE,
-            false,
-            |c, f, s| m.crosses_threshold(c, f, s),
-        );
+        let verdict = ledger.judge(&m.metrics_at(t0), &h, rules(1_000, false), |c, f, s| {
+            m.crosses_threshold(c, f, s)
+        });
         assert_eq!(verdict.trip, None);
     }
 
@@ -311,7 +340,30 @@ mod tests {
         let m = machine(t0);
         let mut ledger = Ledger::default();
         assert!(m.trip_at(t0));
-        ledger.tripped(m.metrics_at(t0).since);
+        ledger.tripped(m.metrics_at(t0).since, Why::PeerOpened);
         assert_eq!(ledger.entry(&m.metrics_at(t0), t0, 50_000).opened, 0);
+        // Tripped on the fleet's rate: published, marked so, for the others to follow.
+        let m = machine(t0);
+        let mut ledger = Ledger::default();
+        assert!(m.trip_at(t0));
+        ledger.tripped(m.metrics_at(t0).since, Why::FleetRate);
+        let e = ledger.entry(&m.metrics_at(t0), t0, 50_000);
+        assert_eq!((e.opened, e.by_rate), (50_000, true));
+    }
+
+    #[test]
+    fn an_opening_on_the_fleets_rate_is_followed_even_when_openings_are_not() {
+        // Once one instance opens on the fleet's rate it stops counting, and the rest may no
+        // longer see the rate: they follow its opening instead.
+        let t0 = Instant::now();
+        let m = machine(t0);
+        let mut ledger = Ledger::default();
+        let mut by_rate = entry(1_000, 0, 0, 900);
+        by_rate.by_rate = true;
+        let h = hash(&[("b", by_rate)]);
+        let verdict = ledger.judge(&m.metrics_at(t0), &h, rules(1_000, false), |c, f, s| {
+            m.crosses_threshold(c, f, s)
+        });
+        assert_eq!(verdict.trip, Some(Why::PeerSawRate));
     }
 }

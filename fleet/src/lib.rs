@@ -58,6 +58,7 @@
 
 mod entry;
 mod ledger;
+pub mod local;
 mod status;
 mod sync;
 
@@ -97,7 +98,7 @@ pub struct FleetBuilder {
     instance_id: Option<String>,
     interval: Duration,
     stale_after: Option<Duration>,
-    io_timeout: Duration,
+    io_timeout: Option<Duration>,
     follow_open: bool,
     log: Option<Log>,
 }
@@ -130,10 +131,10 @@ impl FleetBuilder {
         self
     }
 
-    /// The bound on connecting to Redis and on each read and write (default 100 ms; 1 ms to
-    /// the interval).
+    /// The bound on connecting to Redis and on each read and write (default 100 ms or the
+    /// interval, whichever is shorter; 1 ms to the interval).
     pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
+        self.io_timeout = Some(timeout);
         self
     }
 
@@ -184,12 +185,15 @@ impl FleetBuilder {
                 ),
             ));
         }
-        if self.io_timeout < Duration::from_millis(1) || self.io_timeout > self.interval {
+        let io_timeout = self
+            .io_timeout
+            .unwrap_or(Duration::from_millis(100).min(self.interval));
+        if io_timeout < Duration::from_millis(1) || io_timeout > self.interval {
             return Err(ConfigError::new(
                 "io_timeout",
                 format!(
                     "must be between 1 ms and the interval ({:?}), got {:?}",
-                    self.interval, self.io_timeout
+                    self.interval, io_timeout
                 ),
             ));
         }
@@ -199,7 +203,7 @@ impl FleetBuilder {
             instance_id,
             interval: self.interval,
             stale_after,
-            io_timeout: self.io_timeout,
+            io_timeout,
             follow_open: self.follow_open,
             log: self
                 .log
@@ -253,7 +257,7 @@ impl Fleet {
             instance_id: None,
             interval: Duration::from_millis(250),
             stale_after: None,
-            io_timeout: Duration::from_millis(100),
+            io_timeout: None,
             follow_open: true,
             log: None,
         }

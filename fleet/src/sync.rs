@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tailguard::breaker::{CircuitBreaker, Metrics};
 use tailguard::time::Timer;
 
-use crate::ledger::{Ledger, Why};
+use crate::ledger::{Ledger, Rules, Why};
 use crate::status::Counters;
 use crate::Settings;
 
@@ -181,11 +181,17 @@ impl Worker {
         let mut peers = 0;
         for ((slot, m), hash) in self.slots.iter_mut().zip(&metrics).zip(&hashes) {
             let breaker = &slot.breaker;
-            let verdict =
-                slot.ledger
-                    .judge(m, hash, &me, now_ms, stale_ms, follow_open, |c, f, s| {
-                        breaker.crosses(c, f, s)
-                    });
+            let verdict = slot.ledger.judge(
+                m,
+                hash,
+                Rules {
+                    me: &me,
+                    now_ms,
+                    stale_after_ms: stale_ms,
+                    follow_open,
+                },
+                |c, f, s| breaker.crosses(c, f, s),
+            );
             peers += verdict.peers;
             if !verdict.stale.is_empty() {
                 any_stale = true;
@@ -194,7 +200,7 @@ impl Worker {
             if let Some(why) = verdict.trip {
                 if breaker.trip() {
                     let (after, _) = breaker.metrics_now();
-                    slot.ledger.tripped(after.since);
+                    slot.ledger.tripped(after.since, why);
                     self.inner
                         .counters
                         .fleet_trips
@@ -202,6 +208,9 @@ impl Worker {
                     let why = match why {
                         Why::FleetRate => "the fleet's failure rate crossed its threshold",
                         Why::PeerOpened => "another instance opened its breaker",
+                        Why::PeerSawRate => {
+                            "another instance saw the fleet's failure rate cross its threshold"
+                        }
                     };
                     (settings.log)(&format!(
                         "breaker {} opened by the fleet: {why}",
