@@ -7,6 +7,7 @@ pub mod args;
 pub mod backend;
 pub mod client;
 pub mod experiment;
+pub mod fleet;
 pub mod gateway;
 pub mod herd;
 pub mod load;

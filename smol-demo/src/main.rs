@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tailguard_demo::{backend, herd, load, server, tail_at_scale, tour};
+use tailguard_demo::{backend, fleet, herd, load, server, tail_at_scale, tour};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
@@ -24,6 +24,7 @@ use tailguard_demo::{backend, herd, load, server, tail_at_scale, tour};
   tailguard-demo load --url http://127.0.0.1:8080/gophers --rate 1000 --duration 20s
   tailguard-demo tail-at-scale --sim
   tailguard-demo herd
+  tailguard-demo fleet
 
 Every command has --help, with its model, examples and exit statuses."
 )]
@@ -72,6 +73,12 @@ enum Command {
         after_help = load::command::AFTER_HELP
     )]
     Load(load::command::Args),
+    #[command(
+        about = fleet::command::ABOUT,
+        long_about = fleet::command::LONG_ABOUT,
+        after_help = fleet::command::AFTER_HELP
+    )]
+    Fleet(fleet::command::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
         Some(Command::TailAtScale(args)) => tail_at_scale::command::run(args),
         Some(Command::Backend(args)) => backend::command::run(args),
         Some(Command::Load(args)) => load::command::run(args),
+        Some(Command::Fleet(args)) => fleet::command::run(args),
         None => tour::command::run(cli.tour),
     }
 }
