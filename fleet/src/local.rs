@@ -89,6 +89,38 @@ impl LocalRedis {
         }
     }
 
+    /// Freezes the server (`SIGSTOP`): it keeps its port and connections but answers nothing,
+    /// like a Redis stuck in a long command or a stalled host. [`thaw`](Self::thaw) resumes it.
+    ///
+    /// # Errors
+    ///
+    /// If it is not running or the signal could not be sent.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.signal("-STOP")
+    }
+
+    /// Resumes a [frozen](Self::freeze) server (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// If it is not running or the signal could not be sent.
+    pub fn thaw(&self) -> Result<(), String> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("the server is not running")?;
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .map_err(|e| format!("could not run kill: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill {signal} failed: {status}"))
+        }
+    }
+
     /// Starts the server again on its port (empty: nothing is persisted) and waits until it
     /// answers `PING`.
     ///
@@ -128,6 +160,7 @@ impl LocalRedis {
 
 impl Drop for LocalRedis {
     fn drop(&mut self) {
+        let _ = self.thaw();
         self.stop();
     }
 }

@@ -184,6 +184,39 @@ fn redis_down_means_local_decisions_and_redis_back_means_shared_again() {
     );
 }
 
+#[test]
+fn a_slow_redis_means_local_decisions_not_slow_calls() {
+    let Some(redis) = redis() else { return };
+    let lines = Lines::default();
+    let (a, b) = (breaker(), breaker());
+    let fleets = [fleet(&redis, "a", &lines), fleet(&redis, "b", &lines)];
+    fleets[0].share(&a).unwrap();
+    fleets[1].share(&b).unwrap();
+    assert!(eventually(|| shared(&[&fleets[0], &fleets[1]])));
+
+    // Redis hangs: every sync times out after io_timeout (40 ms), in the fleets' threads.
+    redis.freeze().unwrap();
+    assert!(eventually(|| fleets.iter().all(|f| f.status().mode
+        == Mode::Local
+        && f.status().syncs_failed >= 2)));
+    // Calls go on meanwhile, and decisions are local.
+    calls(&b, 0, 1_000);
+    calls(&a, 10, 0);
+    assert_eq!(a.state(), State::Open);
+    std::thread::sleep(INTERVAL * 4);
+    assert_eq!(b.state(), State::Closed);
+
+    redis.thaw().unwrap();
+    assert!(eventually(|| shared(&[&fleets[0], &fleets[1]])
+        && fleets.iter().all(|f| f.status().mode == Mode::Shared)));
+    assert!(eventually(|| b.state() == State::Open));
+    let lines = lines.lock().unwrap();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("unreachable")).count(),
+        2
+    );
+}
+
 fn now_ms() -> u64 {
     u64::try_from(
         SystemTime::now()
