@@ -160,7 +160,7 @@ pub async fn run(
                     redis.expect("shared").lock().expect("redis").stop();
                     redis_down = true;
                 }
-                if ph == 1 && at > down_at + config.interval * 4 {
+                if ph == 1 && at > down_at + config.interval * 4 + Duration::from_millis(250) {
                     local_during &= fleets.iter().all(|f| f.status().mode == Mode::Local);
                 }
                 if ph == 2 && redis_down {
