@@ -9,6 +9,10 @@ use tailguard::breaker::{Metrics, State};
 
 use crate::entry::Entry;
 
+/// A breaker's `(calls, failures, slow_calls)`: those this instance contributes to the fleet's
+/// window (its newest `window / instances` calls, see `StateMachine::newest_counts_at`).
+pub(crate) type Counts = (u64, u64, u64);
+
 /// Why the fleet trips a breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Why {
@@ -60,8 +64,14 @@ pub(crate) struct Ledger {
 
 impl Ledger {
     /// What to publish for a breaker showing `metrics` at `now` (its clock), at `now_ms`
-    /// (the wall clock).
-    pub(crate) fn entry(&mut self, metrics: &Metrics, now: Instant, now_ms: u64) -> Entry {
+    /// (the wall clock), contributing `own` to the fleet's window.
+    pub(crate) fn entry(
+        &mut self,
+        metrics: &Metrics,
+        own: Counts,
+        now: Instant,
+        now_ms: u64,
+    ) -> Entry {
         let counting = matches!(metrics.state, State::Closed | State::Disabled);
         let (published, by_rate) = match self.tripped {
             _ if metrics.state != State::Open => (false, false),
@@ -88,9 +98,9 @@ impl Ledger {
         };
         Entry {
             at_ms: now_ms,
-            calls: if counting { metrics.calls } else { 0 },
-            failures: if counting { metrics.failures } else { 0 },
-            slow: if counting { metrics.slow_calls } else { 0 },
+            calls: if counting { own.0 } else { 0 },
+            failures: if counting { own.1 } else { 0 },
+            slow: if counting { own.2 } else { 0 },
             opened,
             by_rate,
         }
@@ -102,6 +112,7 @@ impl Ledger {
     pub(crate) fn judge(
         &mut self,
         metrics: &Metrics,
+        own: Counts,
         hash: &HashMap<String, String>,
         rules: Rules<'_>,
         crosses: impl Fn(u64, u64, u64) -> bool,
@@ -113,8 +124,7 @@ impl Ledger {
             follow_open,
         } = rules;
         let mut verdict = Verdict::default();
-        let (mut calls, mut failures, mut slow) =
-            (metrics.calls, metrics.failures, metrics.slow_calls);
+        let (mut calls, mut failures, mut slow) = own;
         let mut new_opening = None;
         for (id, value) in hash {
             if id == me {
@@ -190,6 +200,10 @@ mod tests {
         }
     }
 
+    fn whole(m: &StateMachine, now: Instant) -> Counts {
+        m.newest_counts_at(now, u64::MAX)
+    }
+
     fn rules(now_ms: u64, follow_open: bool) -> Rules<'static> {
         Rules {
             me: "me",
@@ -224,9 +238,13 @@ mod tests {
         h: &HashMap<String, String>,
         now_ms: u64,
     ) -> Verdict {
-        ledger.judge(&m.metrics_at(now), h, rules(now_ms, true), |c, f, s| {
-            m.crosses_threshold(c, f, s)
-        })
+        ledger.judge(
+            &m.metrics_at(now),
+            whole(m, now),
+            h,
+            rules(now_ms, true),
+            |c, f, s| m.crosses_threshold(c, f, s),
+        )
     }
 
     #[test]
@@ -315,9 +333,13 @@ mod tests {
         let m = machine(t0);
         let mut ledger = Ledger::default();
         let h = hash(&[("b", entry(1_000, 0, 0, 900))]);
-        let verdict = ledger.judge(&m.metrics_at(t0), &h, rules(1_000, false), |c, f, s| {
-            m.crosses_threshold(c, f, s)
-        });
+        let verdict = ledger.judge(
+            &m.metrics_at(t0),
+            whole(&m, t0),
+            &h,
+            rules(1_000, false),
+            |c, f, s| m.crosses_threshold(c, f, s),
+        );
         assert_eq!(verdict.trip, None);
     }
 
@@ -327,27 +349,42 @@ mod tests {
         let m = machine(t0);
         let mut ledger = Ledger::default();
         calls(&m, 3, Outcome::Failure, t0);
-        let e = ledger.entry(&m.metrics_at(t0), t0, 50_000);
+        let e = ledger.entry(&m.metrics_at(t0), whole(&m, t0), t0, 50_000);
         assert_eq!((e.at_ms, e.calls, e.failures, e.opened), (50_000, 3, 3, 0));
         // Open on its own window, 2 s ago: published with the wall-clock time it opened,
         // the same id on every sync.
         calls(&m, 7, Outcome::Failure, t0);
-        let e = ledger.entry(&m.metrics_at(t0 + 2 * SEC), t0 + 2 * SEC, 52_000);
+        let e = ledger.entry(
+            &m.metrics_at(t0 + 2 * SEC),
+            whole(&m, t0 + 2 * SEC),
+            t0 + 2 * SEC,
+            52_000,
+        );
         assert_eq!((e.calls, e.failures, e.opened), (0, 0, 50_000));
-        let e = ledger.entry(&m.metrics_at(t0 + 3 * SEC), t0 + 3 * SEC, 53_001);
+        let e = ledger.entry(
+            &m.metrics_at(t0 + 3 * SEC),
+            whole(&m, t0 + 3 * SEC),
+            t0 + 3 * SEC,
+            53_001,
+        );
         assert_eq!(e.opened, 50_000);
         // Tripped by the fleet: not published as an opening.
         let m = machine(t0);
         let mut ledger = Ledger::default();
         assert!(m.trip_at(t0));
         ledger.tripped(m.metrics_at(t0).since, Why::PeerOpened);
-        assert_eq!(ledger.entry(&m.metrics_at(t0), t0, 50_000).opened, 0);
+        assert_eq!(
+            ledger
+                .entry(&m.metrics_at(t0), whole(&m, t0), t0, 50_000)
+                .opened,
+            0
+        );
         // Tripped on the fleet's rate: published, marked so, for the others to follow.
         let m = machine(t0);
         let mut ledger = Ledger::default();
         assert!(m.trip_at(t0));
         ledger.tripped(m.metrics_at(t0).since, Why::FleetRate);
-        let e = ledger.entry(&m.metrics_at(t0), t0, 50_000);
+        let e = ledger.entry(&m.metrics_at(t0), whole(&m, t0), t0, 50_000);
         assert_eq!((e.opened, e.by_rate), (50_000, true));
     }
 
@@ -361,9 +398,13 @@ mod tests {
         let mut by_rate = entry(1_000, 0, 0, 900);
         by_rate.by_rate = true;
         let h = hash(&[("b", by_rate)]);
-        let verdict = ledger.judge(&m.metrics_at(t0), &h, rules(1_000, false), |c, f, s| {
-            m.crosses_threshold(c, f, s)
-        });
+        let verdict = ledger.judge(
+            &m.metrics_at(t0),
+            whole(&m, t0),
+            &h,
+            rules(1_000, false),
+            |c, f, s| m.crosses_threshold(c, f, s),
+        );
         assert_eq!(verdict.trip, Some(Why::PeerSawRate));
     }
 }

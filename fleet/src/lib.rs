@@ -286,6 +286,7 @@ impl Fleet {
             breaker: Box::new(breaker.clone()) as Box<dyn Shared>,
             key,
             ledger: Default::default(),
+            instances: 1,
         });
         self.inner
             .counters

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tailguard::breaker::{CircuitBreaker, Metrics};
 use tailguard::time::Timer;
 
-use crate::ledger::{Ledger, Rules, Why};
+use crate::ledger::{Counts, Ledger, Rules, Why};
 use crate::status::Counters;
 use crate::Settings;
 
@@ -17,6 +17,8 @@ use crate::Settings;
 pub(crate) trait Shared: Send + 'static {
     fn name(&self) -> &str;
     fn metrics_now(&self) -> (Metrics, Instant);
+    /// The newest `1 / instances` of the window (see `StateMachine::newest_counts_at`).
+    fn share_of(&self, now: Instant, instances: u64) -> Counts;
     fn trip(&self) -> bool;
     fn crosses(&self, calls: u64, failures: u64, slow: u64) -> bool;
 }
@@ -28,6 +30,13 @@ impl<T: Timer> Shared for CircuitBreaker<T> {
     fn metrics_now(&self) -> (Metrics, Instant) {
         let now = self.timer().now();
         (self.state_machine().metrics_at(now), now)
+    }
+    fn share_of(&self, now: Instant, instances: u64) -> Counts {
+        let machine = self.state_machine();
+        let limit = machine
+            .window_calls()
+            .map_or(u64::MAX, |size| size.div_ceil(instances.max(1)));
+        machine.newest_counts_at(now, limit)
     }
     fn trip(&self) -> bool {
         CircuitBreaker::trip(self)
@@ -43,6 +52,8 @@ pub(crate) struct Slot {
     pub(crate) breaker: Box<dyn Shared>,
     pub(crate) key: String,
     pub(crate) ledger: Ledger,
+    /// Instances sharing this breaker at the last sync, this one included (1 before any).
+    pub(crate) instances: u64,
 }
 
 /// What the handle and the thread share.
@@ -166,11 +177,12 @@ impl Worker {
         let mut metrics = Vec::with_capacity(self.slots.len());
         for slot in &mut self.slots {
             let (m, now) = slot.breaker.metrics_now();
-            let entry = slot.ledger.entry(&m, now, now_ms);
+            let own = slot.breaker.share_of(now, slot.instances);
+            let entry = slot.ledger.entry(&m, own, now, now_ms);
             pipe.hset(&slot.key, &me, entry.encode()).ignore();
             pipe.pexpire(&slot.key, ttl).ignore();
             pipe.hgetall(&slot.key);
-            metrics.push(m);
+            metrics.push((m, own));
         }
         let hashes: Vec<HashMap<String, String>> = {
             let connection = self.connect()?;
@@ -179,10 +191,11 @@ impl Worker {
         let mut stale = redis::pipe();
         let mut any_stale = false;
         let mut peers = 0;
-        for ((slot, m), hash) in self.slots.iter_mut().zip(&metrics).zip(&hashes) {
+        for ((slot, (m, own)), hash) in self.slots.iter_mut().zip(&metrics).zip(&hashes) {
             let breaker = &slot.breaker;
             let verdict = slot.ledger.judge(
                 m,
+                *own,
                 hash,
                 Rules {
                     me: &me,
@@ -193,6 +206,7 @@ impl Worker {
                 |c, f, s| breaker.crosses(c, f, s),
             );
             peers += verdict.peers;
+            slot.instances = 1 + verdict.peers as u64;
             if !verdict.stale.is_empty() {
                 any_stale = true;
                 stale.hdel(&slot.key, &verdict.stale).ignore();

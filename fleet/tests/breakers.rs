@@ -131,10 +131,12 @@ fn the_fleets_failure_rate_opens_breakers_no_instance_would_open_alone() {
         })
         .collect();
     assert!(eventually(|| shared(&fleets.iter().collect::<Vec<_>>())));
-    // Each sees 4 failures in 8 calls: under its minimum of 10, so each stays closed alone;
-    // the fleet sees 12 in 24, half, at the threshold.
+    // Each sees 4 successes then 4 failures: 8 calls, under its minimum of 10, so each stays
+    // closed alone. The fleet's window is the last 20 calls across the fleet, the newest 7 of
+    // each instance: 21 calls, 12 failures, over the threshold.
     for breaker in &breakers {
-        calls(breaker, 4, 4);
+        calls(breaker, 0, 4);
+        calls(breaker, 4, 0);
         assert_eq!(breaker.state(), State::Closed);
     }
     assert!(eventually(|| breakers

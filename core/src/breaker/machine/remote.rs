@@ -55,6 +55,42 @@ impl StateMachine {
         tripped
     }
 
+    /// The window's counts at `now`, over at most its newest `calls` calls: `(calls,
+    /// failures, slow_calls)`, like [`metrics_at`](Self::metrics_at)'s but cut to the newest
+    /// calls. A sharing layer publishes each instance's newest `window / instances` calls so
+    /// that the fleet judges the last `window` calls *across the fleet*, as one breaker would.
+    /// A time window is not cut (its calls have no order): it gives its whole counts. Reads
+    /// what the window keeps (under the transition lock, briefly, as `metrics_at` does).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tailguard::breaker::{CircuitBreakerBuilder, Outcome};
+    ///
+    /// let now = Instant::now();
+    /// let machine = CircuitBreakerBuilder::new()
+    ///     .count_window(10)
+    ///     .minimum_calls(10)
+    ///     .build_state_machine_at(now)?;
+    /// for outcome in [Outcome::Success, Outcome::Success, Outcome::Failure] {
+    ///     let ticket = machine.try_acquire_at(now).unwrap();
+    ///     machine.record_at(ticket, outcome, now);
+    /// }
+    /// assert_eq!(machine.newest_counts_at(now, 2), (2, 1, 0));
+    /// assert_eq!(machine.newest_counts_at(now, 100), (3, 1, 0));
+    /// assert_eq!(machine.window_calls(), Some(10));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn newest_counts_at(&self, now: Instant, calls: u64) -> (u64, u64, u64) {
+        let epoch = self.lock().window_epoch;
+        let counts = self.window.newest_counts(epoch, self.nanos(now), calls);
+        (counts.calls, counts.failures, counts.slow)
+    }
+
+    /// The calls a count window holds (`count_window`), or `None` for a time window.
+    pub fn window_calls(&self) -> Option<u64> {
+        self.window.count_size()
+    }
+
     /// Whether a window holding these counts would open this breaker by its own rules: at
     /// least `minimum_calls` calls, and the failure rate (or, if slow calls are measured, the
     /// slow-call rate) at its threshold. For judging counts summed over several instances.
@@ -180,6 +216,44 @@ mod tests {
             *seen.lock().unwrap(),
             vec![(State::Closed, State::Open, Reason::Fleet)]
         );
+    }
+
+    #[test]
+    fn newest_counts_cut_a_count_window_to_its_newest_calls() {
+        let t0 = Instant::now();
+        let m = CircuitBreakerBuilder::new()
+            .count_window(8)
+            .minimum_calls(8)
+            .failure_rate(0.9)
+            .stripes(1)
+            .build_state_machine_at(t0)
+            .unwrap();
+        let record = |outcome| {
+            let ticket = m.try_acquire_at(t0).unwrap();
+            m.record_at(ticket, outcome, t0);
+        };
+        for _ in 0..6 {
+            record(Outcome::Success);
+        }
+        for _ in 0..4 {
+            record(Outcome::Failure);
+        }
+        assert_eq!(m.newest_counts_at(t0, 3), (3, 3, 0));
+        assert_eq!(m.newest_counts_at(t0, 6), (6, 4, 0));
+        assert_eq!(m.newest_counts_at(t0, 100), (8, 4, 0), "at most the window");
+        assert_eq!(m.newest_counts_at(t0, 0), (0, 0, 0));
+        assert_eq!(m.window_calls(), Some(8));
+        // A time window is not cut.
+        let timed = CircuitBreakerBuilder::new()
+            .time_window(10 * SEC, 10)
+            .build_state_machine_at(t0)
+            .unwrap();
+        for _ in 0..3 {
+            let ticket = timed.try_acquire_at(t0).unwrap();
+            timed.record_at(ticket, Outcome::Failure, t0);
+        }
+        assert_eq!(timed.newest_counts_at(t0, 1), (3, 3, 0));
+        assert_eq!(timed.window_calls(), None);
     }
 
     #[test]
