@@ -188,6 +188,7 @@ impl Worker {
             let connection = self.connect()?;
             pipe.query(connection)?
         };
+        // The second round trip, if needed: stale fields to remove, openings to publish at once.
         let mut stale = redis::pipe();
         let mut any_stale = false;
         let mut peers = 0;
@@ -213,8 +214,14 @@ impl Worker {
             }
             if let Some(why) = verdict.trip {
                 if breaker.trip() {
-                    let (after, _) = breaker.metrics_now();
+                    let (after, now) = breaker.metrics_now();
                     slot.ledger.tripped(after.since, why);
+                    if why == Why::FleetRate {
+                        // Tell the others now, not at the next sync: they follow this opening.
+                        let entry = slot.ledger.entry(&after, (0, 0, 0), now, now_ms);
+                        any_stale = true;
+                        stale.hset(&slot.key, &me, entry.encode()).ignore();
+                    }
                     self.inner
                         .counters
                         .fleet_trips

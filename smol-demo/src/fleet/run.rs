@@ -60,6 +60,9 @@ fn breaker(config: &FleetConfig, replica: usize) -> CircuitBreaker {
         .count_window(config.window)
         .minimum_calls(u64::from(config.minimum_calls))
         .failure_rate(0.5)
+        // One exact global window: the newest calls are the newest, whichever thread made
+        // them (with per-thread stripes the window's order is approximate, see count_window).
+        .stripes(0)
         .open_duration(Duration::from_secs(60))
         .build()
         .expect("the experiment's breaker settings are valid")
