@@ -8,8 +8,10 @@
 //!
 //! 1. publishes this instance's entry for each shared breaker into the Redis hash
 //!    `tailguard:{namespace}:breaker:{name}`, field = the instance id, value = the time, the
-//!    window's calls, failures and slow calls (only while closed) and whether the breaker is
-//!    open on its own evidence; the key gets a `PEXPIRE` of [`stale_after`](FleetBuilder::stale_after),
+//!    calls, failures and slow calls of its share of the fleet's window (only while closed:
+//!    its newest `window / instances` calls, so the fleet judges the last `window` calls across
+//!    the fleet; a time window gives all its calls) and whether the breaker is open on its own
+//!    evidence; the key gets a `PEXPIRE` of [`stale_after`](FleetBuilder::stale_after),
 //! 2. reads the other instances' entries, ignores (and removes) those older than
 //!    `stale_after`, and
 //! 3. trips the local breaker ([`CircuitBreaker::trip`]) when the **fleet's** failure rate
