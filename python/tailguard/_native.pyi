@@ -51,6 +51,7 @@ _TransitionReason = Literal[
     "probe_failed",
     "probe_timed_out",
     "manual",
+    "fleet",
     "other",
 ]
 _R = TypeVar("_R")
@@ -719,8 +720,8 @@ class BreakerTransition:
     def reason(self) -> _TransitionReason:
         """Why: `"failure_rate"`, `"slow_call_rate"`, `"consecutive_failures"`,
         `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`,
-        `"manual"`, or `"other"` for a reason a newer core gives that this binding does not
-        name."""
+        `"manual"`, `"fleet"` (opened from outside, by a sharing layer), or `"other"` for a
+        reason a newer core gives that this binding does not name."""
     @property
     def generation(self) -> int:
         """Counts transitions since the breaker was built; orders reports from several threads."""

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod client;
 pub mod deadline;
 pub mod experiment;
+pub mod fleet;
 pub mod gateway;
 pub mod herd;
 pub mod load;

@@ -6,7 +6,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tailguard_demo::{backend, deadline, herd, load, overload, server, tail_at_scale, tour};
+use tailguard_demo::{
+    backend, deadline, fleet, herd, load, overload, server, tail_at_scale, tour,
+};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
@@ -25,6 +27,7 @@ use tailguard_demo::{backend, deadline, herd, load, overload, server, tail_at_sc
   tailguard-demo tail-at-scale --sim
   tailguard-demo herd
   tailguard-demo deadline --sim
+  tailguard-demo fleet
 
 Every command has --help, with its model, examples and exit statuses."
 )]
@@ -85,6 +88,11 @@ enum Command {
         after_help = overload::command::AFTER_HELP
     )]
     Overload(overload::command::Args),
+        about = fleet::command::ABOUT,
+        long_about = fleet::command::LONG_ABOUT,
+        after_help = fleet::command::AFTER_HELP
+    )]
+    Fleet(fleet::command::Args),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
         Some(Command::Backend(args)) => backend::command::run(args),
         Some(Command::Load(args)) => load::command::run(args),
         Some(Command::Overload(args)) => overload::command::run(args),
+        Some(Command::Fleet(args)) => fleet::command::run(args),
         None => tour::command::run(cli.tour),
     }
 }

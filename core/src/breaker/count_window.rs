@@ -64,6 +64,11 @@ pub(crate) struct CountLayout {
 }
 
 impl CountLayout {
+    /// `N`, the calls the window holds.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
     pub(crate) fn new(size: u32) -> Self {
         let size = u64::from(size.max(1));
         let words_per_chunk = size
@@ -325,13 +330,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Counts the `N` calls with the highest positions over `stripes`, merging their chunks from
-/// the newest back.
+/// Counts the `min(N, limit)` calls with the highest positions over `stripes`, merging their
+/// chunks from the newest back.
 pub(crate) fn counts<'a>(
     stripes: impl Iterator<Item = &'a Stripe>,
     layout: &CountLayout,
     epoch: u8,
+    limit: u64,
 ) -> Counts {
+    let size = layout.size.min(limit);
     let mut cursors: [Option<Cursor<'a>>; MAX_STRIPES] = [None; MAX_STRIPES];
     let mut live = 0;
     for stripe in stripes.take(MAX_STRIPES) {
@@ -342,7 +349,7 @@ pub(crate) fn counts<'a>(
     }
     let cursors = &mut cursors[..live];
     let mut counts = Counts::default();
-    while counts.calls < layout.size {
+    while counts.calls < size {
         let mut newest: Option<(usize, u64)> = None;
         for (i, cursor) in cursors.iter().enumerate() {
             if let Some(cursor) = cursor {
@@ -353,7 +360,7 @@ pub(crate) fn counts<'a>(
         }
         let Some((i, _)) = newest else { break };
         let Some(cursor) = &mut cursors[i] else { break };
-        let take = cursor.calls.min(layout.size - counts.calls);
+        let take = cursor.calls.min(size - counts.calls);
         let (failed, slow) = cursor.count_newest(layout, take);
         counts.calls += take;
         counts.failures += failed;

@@ -159,6 +159,23 @@ impl<T: Timer> CircuitBreaker<T> {
         self.machine.disable_at(self.timer.now());
     }
 
+    /// Opens a closed breaker now as if its own window had crossed its threshold (reason
+    /// [`Fleet`](super::Reason::Fleet)); see [`StateMachine::trip_at`]. Returns whether it
+    /// opened it.
+    ///
+    /// ```
+    /// use tailguard::breaker::{CircuitBreaker, State};
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let breaker = CircuitBreaker::builder().build_with(ManualTimer::new())?;
+    /// assert!(breaker.trip());
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn trip(&self) -> bool {
+        self.machine.trip_at(self.timer.now())
+    }
+
     /// Closes the breaker with an empty window and the open duration back at its start.
     pub fn reset(&self) {
         self.machine.reset_at(self.timer.now());

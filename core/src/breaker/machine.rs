@@ -690,6 +690,7 @@ impl fmt::Debug for StateMachine {
 }
 
 mod probes;
+mod remote;
 mod streak;
 #[cfg(test)]
 mod tests;

@@ -81,6 +81,10 @@ pub enum Reason {
     /// [`force_open`](super::CircuitBreaker::force_open),
     /// [`disable`](super::CircuitBreaker::disable) or [`reset`](super::CircuitBreaker::reset).
     Manual,
+    /// Tripped from outside, as if the window had crossed its threshold:
+    /// [`trip_at`](super::StateMachine::trip_at), called by a sharing layer (such as the
+    /// `tailguard-fleet` crate) when the fleet's counts cross it.
+    Fleet,
 }
 
 /// A change of state, as reported to the listener set with

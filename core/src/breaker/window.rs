@@ -245,6 +245,14 @@ impl Window {
         matches!(self.layout, Layout::Time(_))
     }
 
+    /// The calls a count window holds; `None` for a time window.
+    pub(crate) fn count_size(&self) -> Option<u64> {
+        match self.layout {
+            Layout::Count(layout) => Some(layout.size()),
+            Layout::Time(_) => None,
+        }
+    }
+
     /// The width of a time bucket in nanoseconds; `None` for a count window.
     pub(crate) fn bucket_nanos(&self) -> Option<u64> {
         match &self.layout {
@@ -328,13 +336,19 @@ impl Window {
 
     /// Sums the window for `epoch` as of `nanos` since the origin.
     pub(crate) fn counts(&self, epoch: u8, nanos: u64) -> Counts {
+        self.newest_counts(epoch, nanos, u64::MAX)
+    }
+
+    /// Like [`counts`](Self::counts), over the newest `limit` calls of a count window (a time
+    /// window ignores `limit`).
+    pub(crate) fn newest_counts(&self, epoch: u8, nanos: u64, limit: u64) -> Counts {
         let claimable = self
             .owned
             .iter()
             .filter(|s| s.0.owner.load(Ordering::Relaxed) != NO_OWNER);
         let stripes = claimable.chain(Some(&self.shared)).map(|stripe| &stripe.0);
         let mut counts = match self.layout {
-            Layout::Count(layout) => count_window::counts(stripes, &layout, epoch),
+            Layout::Count(layout) => count_window::counts(stripes, &layout, epoch, limit),
             Layout::Time(layout) => time_window::counts(stripes, &layout, epoch, nanos),
         };
         // Under concurrency a bad outcome may be counted an instant before its call is.

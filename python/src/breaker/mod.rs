@@ -63,6 +63,7 @@ fn reason_name(reason: Reason) -> &'static str {
         Reason::ProbeFailed => "probe_failed",
         Reason::ProbeTimedOut => "probe_timed_out",
         Reason::Manual => "manual",
+        Reason::Fleet => "fleet",
         _ => "other",
     }
 }
