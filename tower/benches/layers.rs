@@ -391,6 +391,21 @@ fn pipeline_first_try(c: &mut Criterion) {
         .limiter(bulkhead())
         .build()
         .unwrap();
+    {
+        // The core's pipeline alone, polled once: what the layer adds is the difference.
+        let pipeline = pipeline.clone();
+        let _context = rt.enter();
+        group.bench_function("tailguard-core-call", |b| {
+            b.iter(|| {
+                let mut cx = Context::from_waker(noop_waker_ref());
+                let mut call = pin!(pipeline.call(|_| ready(Ok::<_, Infallible>(black_box(1u64)))));
+                match call.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(response)) => black_box(response),
+                    _ => panic!("the call did not answer at once"),
+                }
+            })
+        });
+    }
     row(
         &mut group,
         &rt,

@@ -62,8 +62,30 @@ use tower_service::Service;
 
 use crate::BoxError;
 
-/// The response future of a [`Pipeline`] service: the whole call, boxed.
-pub type ResponseFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+/// The response future of a [`Pipeline`] service: the whole call (boxed), its
+/// [`PipelineError`] boxed into a [`BoxError`] when it ends.
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture<R, E> {
+    call: Pin<Box<dyn Future<Output = Result<R, PipelineError<E>>> + Send>>,
+}
+
+impl<R, E> std::fmt::Debug for ResponseFuture<R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<R, E: std::error::Error + Send + Sync + 'static> Future for ResponseFuture<R, E> {
+    type Output = Result<R, BoxError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.call
+            .as_mut()
+            .poll(cx)
+            .map_err(|error| Box::new(error) as BoxError)
+    }
+}
 
 /// Wraps services in a [`Pipeline`]; every service made from it shares the one pipeline (its
 /// breaker, budget, limiter and latency window).
@@ -144,7 +166,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Response>;
+    type Future = ResponseFuture<S::Response, S::Error>;
 
     #[inline]
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -170,7 +192,9 @@ where
                 service.call(request).await
             }
         });
-        Box::pin(async move { call.await.map_err(|error| Box::new(error) as BoxError) })
+        ResponseFuture {
+            call: Box::pin(call),
+        }
     }
 }
 

@@ -20,6 +20,8 @@ struct Scripted {
     script: &'static [(u64, bool)],
     calls: Arc<AtomicU32>,
     readied: Arc<AtomicU32>,
+    /// The first this many readiness checks fail.
+    unready: u32,
 }
 
 impl Scripted {
@@ -29,6 +31,7 @@ impl Scripted {
             script,
             calls: Arc::default(),
             readied: Arc::default(),
+            unready: 0,
         }
     }
 }
@@ -39,7 +42,9 @@ impl Service<u32> for Scripted {
     type Future = Pin<Box<dyn Future<Output = Result<(u32, u32), std::io::Error>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.readied.fetch_add(1, Ordering::SeqCst);
+        if self.readied.fetch_add(1, Ordering::SeqCst) < self.unready {
+            return Poll::Ready(Err(std::io::Error::other("not ready")));
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -73,6 +78,25 @@ fn each_attempt_runs_on_a_ready_clone_with_a_clone_of_the_request() {
         backend.readied.load(Ordering::SeqCst),
         3,
         "each clone was asked"
+    );
+}
+
+#[test]
+fn a_clone_that_fails_readiness_fails_its_attempt_and_the_pipeline_retries() {
+    let timer = ManualTimer::new();
+    let mut backend = Scripted::new(&timer, &[(0, true)]);
+    backend.unready = 1;
+    let pipeline = Policy::with_timer(timer.clone())
+        .max_attempts(2)
+        .build()
+        .unwrap();
+    let service = PipelineLayer::new(pipeline).layer(backend.clone());
+    assert_eq!(timer.block_on(service.oneshot(4)).unwrap(), (4, 0));
+    assert_eq!(backend.readied.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        backend.calls.load(Ordering::SeqCst),
+        1,
+        "the unready clone was not called"
     );
 }
 
@@ -178,7 +202,7 @@ fn the_limiter_slot_is_per_attempt_and_a_dropped_call_releases_it() {
     let mut service = PipelineLayer::new(pipeline).layer(backend);
     let mut first = service.call(1);
     let mut cx = Context::from_waker(Waker::noop());
-    assert!(first.as_mut().poll(&mut cx).is_pending());
+    assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
     assert_eq!(bulkhead.metrics().in_flight, 1);
     let refused = timer.block_on(service.call(2)).unwrap_err();
     assert!(
