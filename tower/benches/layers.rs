@@ -1,4 +1,5 @@
-//! tailguard's tower layers against tower's own `Timeout`, `Retry` and `Hedge`, in one run.
+//! tailguard's tower layers against tower's own `Timeout`, `Retry`, `Hedge` and
+//! `ConcurrencyLimit` (and a whole pipeline against a `ServiceBuilder` stack), in one run.
 //!
 //! tower's layers need tokio's timer, so every row runs inside the same current-thread tokio
 //! runtime's context, and every row does the same thing: `poll_ready`, `call`, and one poll of
@@ -22,7 +23,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use futures::task::noop_waker_ref;
 use tailguard::backoff::{Backoff, Jitter};
 use tailguard::retry::{Decision, Retry, RetryBudget};
-use tailguard_tower::{HedgeLayer, RetryLayer, TimeoutLayer};
+use tailguard_tower::{
+    AdaptiveLimitLayer, BulkheadLayer, HedgeLayer, PipelineLayer, RetryLayer, TimeoutLayer,
+};
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::{service_fn, Layer, Service};
 
@@ -337,11 +340,98 @@ fn hedge_primary_ready(c: &mut Criterion) {
     group.finish();
 }
 
+/// Slots for every row: the limit is never reached (the rows measure taking and giving back a
+/// slot, not waiting for one).
+const SLOTS: u32 = 1024;
+
+fn bulkhead() -> tailguard::bulkhead::Bulkhead {
+    tailguard::bulkhead::Bulkhead::builder()
+        .max_concurrent(SLOTS)
+        .build()
+        .unwrap()
+}
+
+fn limit_ready(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("tower-layers/limit-ready");
+    row(&mut group, &rt, "bare", echo(), 1);
+    row(
+        &mut group,
+        &rt,
+        "tailguard-bulkhead",
+        BulkheadLayer::new(bulkhead()).layer(echo()),
+        1,
+    );
+    let adaptive = tailguard::limit::AdaptiveLimiter::builder()
+        .initial_limit(SLOTS)
+        .max_limit(SLOTS)
+        .build()
+        .unwrap();
+    row(
+        &mut group,
+        &rt,
+        "tailguard-adaptive",
+        AdaptiveLimitLayer::new(adaptive).layer(echo()),
+        1,
+    );
+    let tower = tower::limit::ConcurrencyLimitLayer::new(SLOTS as usize).layer(echo());
+    row(&mut group, &rt, "tower", tower, 1);
+    group.finish();
+}
+
+/// A whole pipeline (attempt timeout, retry, bulkhead) against tower's equivalent stack
+/// (retry, concurrency limit, timeout), on a call that succeeds at once.
+fn pipeline_first_try(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("tower-layers/pipeline-first-try");
+    row(&mut group, &rt, "bare", echo(), 1);
+    let pipeline = tailguard::pipeline::Pipeline::builder()
+        .attempt_timeout(Duration::from_secs(1))
+        .max_attempts(3)
+        .limiter(bulkhead())
+        .build()
+        .unwrap();
+    {
+        // The core's pipeline alone, polled once: what the layer adds is the difference.
+        let pipeline = pipeline.clone();
+        let _context = rt.enter();
+        group.bench_function("tailguard-core-call", |b| {
+            b.iter(|| {
+                let mut cx = Context::from_waker(noop_waker_ref());
+                let mut call = pin!(pipeline.call(|_| ready(Ok::<_, Infallible>(black_box(1u64)))));
+                match call.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(response)) => black_box(response),
+                    _ => panic!("the call did not answer at once"),
+                }
+            })
+        });
+    }
+    row(
+        &mut group,
+        &rt,
+        "tailguard",
+        PipelineLayer::new(pipeline).layer(echo()),
+        1,
+    );
+    let tower = {
+        let _guard = rt.enter();
+        tower::ServiceBuilder::new()
+            .retry(RetryErrors)
+            .concurrency_limit(SLOTS as usize)
+            .timeout(Duration::from_secs(1))
+            .service(echo())
+    };
+    row(&mut group, &rt, "tower", tower, 1);
+    group.finish();
+}
+
 criterion_group!(
     benches,
     timeout,
     retry_first_try,
     retry_two_failures,
-    hedge_primary_ready
+    hedge_primary_ready,
+    limit_ready,
+    pipeline_first_try
 );
 criterion_main!(benches);

@@ -2,11 +2,17 @@
 //!
 //! ```text
 //! HandleErrorLayer     a refusal becomes 503 + Retry-After, a timeout 504
-//!  └ CircuitBreaker      admission control: once half the recent requests failed (a 5xx or a
-//!     │                  timeout), requests are turned away at once, until a probe succeeds
-//!     └ Timeout            a handler gets 200 ms; past that its future is dropped
-//!        └ the routes       /hello, /slow/{ms}
+//!  └ AdaptiveLimit       admission control: at most the adaptive limit of requests at once
+//!     │                  (learnt from their latency, at most 8); past it, shed at once
+//!     └ CircuitBreaker     once half the recent requests failed (a 5xx or a timeout),
+//!        │                 requests are turned away at once, until a probe succeeds
+//!        └ Timeout           a handler gets 200 ms; past that its future is dropped
+//!           └ the routes       /hello, /slow/{ms}
 //! ```
+//!
+//! The limiter sheds rather than queues: a request over the limit is answered 503 with a
+//! `Retry-After` at once, instead of waiting behind the ones a saturated server is already
+//! late with.
 //!
 //! The layers run on tailguard's default timer (async-io's), not tokio's: the same stack runs
 //! under any executor.
@@ -25,9 +31,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tailguard::breaker::{CircuitBreaker, Outcome, Rejected};
+use tailguard::limit::AdaptiveLimiter;
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Elapsed;
-use tailguard_tower::{BoxError, CircuitBreakerLayer, TimeoutLayer};
+use tailguard_tower::{AdaptiveLimitLayer, BoxError, CircuitBreakerLayer, TimeoutLayer};
 use tower::ServiceBuilder;
 
 /// How long a handler may take.
@@ -45,6 +52,28 @@ pub fn breaker() -> Result<CircuitBreaker<AsyncIoTimer>, tailguard::ConfigError>
         .build()
 }
 
+/// The admission limit the routes share: it starts at 4 concurrent requests and adapts to
+/// their latency, between 1 and 8.
+pub fn limiter() -> Result<AdaptiveLimiter, tailguard::ConfigError> {
+    AdaptiveLimiter::builder()
+        .initial_limit(4)
+        .min_limit(1)
+        .max_limit(8)
+        .build()
+}
+
+/// What a request tells the limiter about load: a timeout or a server error is a drop; a
+/// request the breaker turned away says nothing (it did no work).
+fn load(result: Result<&Response<axum::body::Body>, &BoxError>) -> tailguard::limit::Outcome {
+    use tailguard::limit::Outcome;
+    match result {
+        Ok(response) if response.status().is_server_error() => Outcome::Dropped,
+        Ok(_) => Outcome::Success,
+        Err(error) if error.is::<Rejected>() => Outcome::Ignored,
+        Err(_) => Outcome::Dropped,
+    }
+}
+
 /// A server error or a timeout is a failure; anything else (a 404 included) a success.
 fn server_errors(result: Result<&Response<axum::body::Body>, &BoxError>) -> Outcome {
     match result {
@@ -54,8 +83,18 @@ fn server_errors(result: Result<&Response<axum::body::Body>, &BoxError>) -> Outc
     }
 }
 
-/// The layers' errors as responses: the breaker's refusal says when to come back.
+/// The layers' errors as responses: a refusal (the limiter's or the breaker's) says when to
+/// come back.
 async fn error_response(error: BoxError) -> axum::response::Response {
+    if error.is::<tailguard::limit::Rejected>() {
+        // The limit frees as requests finish: a second is a polite, honest hint.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "overloaded: shed, try again later\n",
+        )
+            .into_response();
+    }
     if let Some(rejected) = error.downcast_ref::<Rejected>() {
         // Whole seconds, rounded up: never earlier than the breaker asks.
         let seconds = rejected
@@ -80,21 +119,26 @@ async fn slow(Path(ms): Path<u64>) -> String {
 }
 
 /// The application: the routes under the layers.
-pub fn app(breaker: CircuitBreaker<AsyncIoTimer>) -> Router {
+pub fn app(limiter: AdaptiveLimiter, breaker: CircuitBreaker<AsyncIoTimer>) -> Router {
     Router::new()
         .route("/hello", get(|| async { "hello\n" }))
         .route("/slow/{ms}", get(slow))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(error_response))
+                .layer(AdaptiveLimitLayer::new(limiter).classify(load))
                 .layer(CircuitBreakerLayer::new(breaker).classify(server_errors))
                 .layer(TimeoutLayer::new(HANDLER_LIMIT)),
         )
 }
 
 /// Serves `app` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, breaker: CircuitBreaker<AsyncIoTimer>) {
-    axum::serve(listener, app(breaker))
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    limiter: AdaptiveLimiter,
+    breaker: CircuitBreaker<AsyncIoTimer>,
+) {
+    axum::serve(listener, app(limiter, breaker))
         .await
         .expect("the server runs until dropped");
 }
@@ -126,16 +170,49 @@ pub async fn self_test() -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let breaker = breaker()?;
-    let server = tokio::spawn(serve(listener, breaker.clone()));
-    let result = checks(addr, &breaker).await;
+    let limiter = limiter()?;
+    let server = tokio::spawn(serve(listener, limiter.clone(), breaker.clone()));
+    let result = checks(addr, &limiter, &breaker).await;
     server.abort();
     result
 }
 
-async fn checks(addr: SocketAddr, breaker: &CircuitBreaker<AsyncIoTimer>) -> Result<(), BoxError> {
+async fn checks(
+    addr: SocketAddr,
+    limiter: &AdaptiveLimiter,
+    breaker: &CircuitBreaker<AsyncIoTimer>,
+) -> Result<(), BoxError> {
     let (status, _, body) = fetch(addr, "/hello").await?;
     println!("GET /hello            -> {status} {}", body.trim());
     expect(status == 200 && body == "hello\n", "a fast handler answers")?;
+
+    // A burst of 24 requests of 150 ms each, all at once, against a limit of at most 8: the
+    // limiter admits what it can and sheds the rest at once with 503 + Retry-After.
+    let burst = (0..24).map(|_| fetch(addr, "/slow/150"));
+    let answers = futures::future::join_all(burst).await;
+    let (mut served, mut shed) = (0, 0);
+    for answer in answers {
+        match answer? {
+            (200, _, _) => served += 1,
+            (503, Some(retry_after), _) if retry_after == "1" => shed += 1,
+            (status, retry_after, body) => {
+                return Err(format!("burst: unexpected {status} {retry_after:?} {body}").into())
+            }
+        }
+    }
+    println!(
+        "burst of 24           -> {served} served, {shed} shed (limit {})",
+        limiter.limit()
+    );
+    expect(served > 0, "the limiter admits requests under a burst")?;
+    expect(
+        shed > 0,
+        "the limiter sheds a burst over its limit with 503 + Retry-After",
+    )?;
+    expect(
+        limiter.in_flight() == 0,
+        "every admitted request gave its slot back",
+    )?;
 
     let started = Instant::now();
     let (status, _, body) = fetch(addr, "/slow/5000").await?;
@@ -210,6 +287,6 @@ async fn main() -> Result<(), BoxError> {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, breaker()?).await;
+    serve(listener, limiter()?, breaker()?).await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! [tower] `Layer`s and `Service`s for [tailguard]'s policies: [`timeout`], [`retry`] (with a
-//! budget), [`breaker`] (a circuit breaker whose `poll_ready` tells the truth) and [`hedge`].
+//! budget), [`breaker`] (a circuit breaker whose `poll_ready` tells the truth), [`hedge`], the
+//! limiters ([`limit`]: readiness holds a slot) and a whole [`pipeline`].
 //!
 //! Each adapter is a thin shell around the core's state machine, so a service stacked with
 //! these layers decides exactly as `tailguard` does elsewhere (and as the Python binding does),
@@ -15,6 +16,8 @@
 //! | [`retry`] | [`RetryLayer`] | [`Retry`] | an attempt's [`Elapsed`](tailguard::timeout::Elapsed) |
 //! | [`breaker`] | [`CircuitBreakerLayer`] | [`CircuitBreaker`] | [`Rejected`](tailguard::breaker::Rejected) |
 //! | [`hedge`] | [`HedgeLayer`] | [`Hedge`] | none (the last attempt's error) |
+//! | [`limit`] | [`BulkheadLayer`], [`RateLimitLayer`], [`AdaptiveLimitLayer`], [`ThrottleLayer`] | [`limit::Bulkhead`], [`limit::RateLimit`], [`limit::AdaptiveLimit`], [`limit::Throttle`] | each limiter's `Rejected` |
+//! | [`pipeline`] | [`PipelineLayer`] | [`Pipeline`] | [`PipelineError`](tailguard::pipeline::PipelineError) of the inner error |
 //!
 //! Errors follow tower's convention: a service that adds errors of its own returns a
 //! [`BoxError`], from which they are recovered with `downcast_ref`; the inner service's error
@@ -65,11 +68,15 @@
 
 pub mod breaker;
 pub mod hedge;
+pub mod limit;
+pub mod pipeline;
 pub mod retry;
 pub mod timeout;
 
 pub use breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use hedge::{Hedge, HedgeLayer};
+pub use limit::{AdaptiveLimitLayer, BulkheadLayer, RateLimitLayer, ThrottleLayer};
+pub use pipeline::{Pipeline, PipelineLayer};
 pub use retry::{Retry, RetryLayer};
 pub use timeout::{Timeout, TimeoutLayer};
 

@@ -99,3 +99,138 @@ fn the_timeout_and_the_breaker_fail_fast_under_smol() {
         assert!(refused.is::<Rejected>(), "{refused}");
     });
 }
+
+#[test]
+fn the_limiter_layers_hold_and_give_back_their_slots_under_smol() {
+    use tailguard::bulkhead::Bulkhead;
+    use tailguard::limit::AdaptiveLimiter;
+    use tailguard::rate::RateLimiter;
+    use tailguard::throttle::Throttle;
+    use tailguard_tower::{AdaptiveLimitLayer, BulkheadLayer, RateLimitLayer, ThrottleLayer};
+
+    smol::block_on(async {
+        // A bulkhead of 2 with a queue: 6 concurrent calls of 20 ms all finish, never more
+        // than 2 at once, and every slot comes back.
+        let bulkhead = Bulkhead::builder()
+            .max_concurrent(2)
+            .max_queue(8)
+            .build()
+            .unwrap();
+        let (service, calls) = backend(&[Ok(20)]);
+        let stack = BulkheadLayer::new(bulkhead.clone()).layer(service);
+        let answers = futures::future::join_all((0..6).map(|n| stack.clone().oneshot(n))).await;
+        assert!(answers.into_iter().all(|answer| answer.is_ok()));
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        assert_eq!(
+            (bulkhead.metrics().in_flight, bulkhead.metrics().queued),
+            (0, 0)
+        );
+
+        // A rate limit of one call per 10 ms, burst 1: the readiness of the fourth call waits
+        // on async-io's timer for about 30 ms.
+        let rate = RateLimiter::builder()
+            .rate(100, Duration::from_secs(1))
+            .burst(1)
+            .build()
+            .unwrap();
+        let (service, _) = backend(&[Ok(0)]);
+        let stack = RateLimitLayer::new(rate).layer(service);
+        let started = std::time::Instant::now();
+        for n in 0..4 {
+            assert_eq!(stack.clone().oneshot(n).await.unwrap(), n * 2);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(25));
+
+        // An adaptive limiter sheds a ready-and-unused clone's rival, then gets every slot
+        // back; a throttle counts what the backend did.
+        let limiter = AdaptiveLimiter::builder()
+            .initial_limit(1)
+            .min_limit(1)
+            .max_limit(1)
+            .build()
+            .unwrap();
+        let throttle = Throttle::builder().build().unwrap();
+        let (service, _) = backend(&[Ok(5), Err(())]);
+        let layers = (
+            AdaptiveLimitLayer::new(limiter.clone()),
+            ThrottleLayer::new(throttle.clone()),
+        );
+        let mut holder = layers.layer(service);
+        let rival = holder.clone();
+        holder.ready().await.unwrap();
+        let refused = rival.oneshot(1).await.unwrap_err();
+        assert!(refused.is::<tailguard::limit::Rejected>(), "{refused}");
+        assert_eq!(holder.call(1).await.unwrap(), 2);
+        assert!(holder.ready().await.unwrap().call(2).await.is_err());
+        assert_eq!(limiter.in_flight(), 0);
+        let counts = throttle.counts_at(std::time::Instant::now());
+        assert_eq!((counts.requests, counts.accepts), (2, 1));
+    });
+}
+
+#[test]
+fn the_pipeline_layer_retries_and_hedges_under_smol() {
+    use tailguard::bulkhead::Bulkhead;
+    use tailguard::pipeline::{Pipeline, PipelineError};
+    use tailguard_tower::PipelineLayer;
+
+    #[derive(Debug)]
+    struct Failed;
+    impl std::fmt::Display for Failed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("backend failed")
+        }
+    }
+    impl std::error::Error for Failed {}
+
+    smol::block_on(async {
+        // Fails, then stalls 5 s (hedged after 30 ms by a call that answers in 5 ms).
+        let (service, calls) = backend(&[Err(()), Ok(5_000), Ok(5)]);
+        let service = tower::ServiceExt::map_err(service, |_| Failed);
+        let bulkhead = Bulkhead::builder().max_concurrent(4).build().unwrap();
+        let pipeline = Pipeline::builder()
+            .max_attempts(3)
+            .backoff(
+                tailguard::backoff::Backoff::constant(Duration::from_millis(1))
+                    .build()
+                    .unwrap(),
+            )
+            .hedge(
+                Hedge::builder()
+                    .fixed_delay(Duration::from_millis(30))
+                    .unbudgeted()
+                    .build()
+                    .unwrap(),
+            )
+            .attempt_timeout(Duration::from_secs(2))
+            .limiter(bulkhead.clone())
+            .build()
+            .unwrap();
+        let stack = PipelineLayer::new(pipeline).layer(service);
+        let started = std::time::Instant::now();
+        assert_eq!(stack.clone().oneshot(21).await.unwrap(), 42);
+        assert!(started.elapsed() < Duration::from_millis(1_900));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            bulkhead.metrics().in_flight,
+            0,
+            "the stalled attempt gave its slot back"
+        );
+
+        let (failing, _) = backend(&[Err(())]);
+        let failing = tower::ServiceExt::map_err(failing, |_| Failed);
+        let pipeline = Pipeline::builder().max_attempts(2).build().unwrap();
+        let error = PipelineLayer::new(pipeline)
+            .layer(failing)
+            .oneshot(1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error.downcast_ref::<PipelineError<Failed>>(),
+                Some(PipelineError::GaveUp { attempts: 2, .. })
+            ),
+            "{error}"
+        );
+    });
+}
