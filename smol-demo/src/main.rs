@@ -6,9 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tailguard_demo::{
-    backend, deadline, fleet, herd, load, overload, server, tail_at_scale, tour,
-};
+use tailguard_demo::{backend, deadline, fleet, herd, load, overload, server, tail_at_scale, tour};
 
 /// tailguard at work: timeouts, graceful shutdown, retry, circuit breakers and hedging on a real
 /// smol + hyper server. With no command: the guided tour (about 30 s), which starts everything
@@ -27,6 +25,7 @@ use tailguard_demo::{
   tailguard-demo tail-at-scale --sim
   tailguard-demo herd
   tailguard-demo deadline --sim
+  tailguard-demo overload --sim
   tailguard-demo fleet
 
 Every command has --help, with its model, examples and exit statuses."
@@ -88,6 +87,7 @@ enum Command {
         after_help = overload::command::AFTER_HELP
     )]
     Overload(overload::command::Args),
+    #[command(
         about = fleet::command::ABOUT,
         long_about = fleet::command::LONG_ABOUT,
         after_help = fleet::command::AFTER_HELP
