@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p tailguard --example pipeline_calls
-//! for row in baseline three tower; do
+//! for row in baseline all three tower timeout retry hedge breaker limiter; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/pipeline_calls $row 100000 2>&1 | grep refs
 //! done
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use tailguard::breaker::CircuitBreaker;
 use tailguard::hedge::Hedge;
 use tailguard::pipeline::{Limiter, LimiterPermit, LimiterRejected, Outcome, Pipeline};
-use tailguard::retry::RetryBudget;
+use tailguard::retry::{Retry, RetryBudget};
+use tailguard::time::{AsyncIoTimer, Timer};
+use tailguard::timeout::timeout_with;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::{Policy, RetryLayer};
 use tower::timeout::TimeoutLayer;
@@ -63,6 +65,26 @@ fn slots() -> Slots {
     Slots(Arc::new(AtomicUsize::new(100)))
 }
 
+/// The default timer, with `now_coarse` left at its default (`now`).
+#[derive(Clone, Copy)]
+struct Precise;
+
+impl Timer for Precise {
+    type Sleep = <AsyncIoTimer as Timer>::Sleep;
+
+    fn now(&self) -> Instant {
+        AsyncIoTimer.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        AsyncIoTimer.sleep_until(deadline)
+    }
+
+    fn reset(&self, sleep: &mut Self::Sleep, deadline: Instant) {
+        AsyncIoTimer.reset(sleep, deadline)
+    }
+}
+
 /// tower's retry: up to 3 attempts, every error retried.
 #[derive(Clone)]
 struct Attempts(u32);
@@ -98,15 +120,16 @@ fn main() {
         .enable_time()
         .build()
         .unwrap();
-    // Each row builds only its own stack: a breaker reads the coarse clock through rustix's
-    // vDSO lookup, which valgrind does not support, so the `all` row cannot run under it.
+    // Each row builds only its own stack. The `all` row runs on `Precise`: the default timer
+    // without its coarse clock, whose vDSO lookup (rustix's) valgrind does not support; the
+    // breaker's count window reads no clock on a success, so the count is the same.
     let all = || {
-        Pipeline::builder()
+        Pipeline::with_timer(Precise)
             .total_timeout(Duration::from_secs(1))
             .retry_budget(RetryBudget::builder().build().unwrap())
             .max_attempts(3)
             .hedge(Hedge::builder().build().unwrap())
-            .breaker(CircuitBreaker::builder().build().unwrap())
+            .breaker(CircuitBreaker::builder().build_with(Precise).unwrap())
             .limiter(slots())
             .attempt_timeout(Duration::from_millis(100))
             .build()
@@ -159,6 +182,56 @@ fn main() {
                 }
             })
         }
-        other => panic!("unknown row {other}: baseline, all, three or tower"),
+        // Each layer alone, as in the bench.
+        "timeout" => rt.block_on(async {
+            for _ in 0..n {
+                let limit = Duration::from_millis(100);
+                black_box(timeout_with(Precise, limit, op(black_box(1))).await.ok());
+            }
+        }),
+        "retry" => {
+            let budget = RetryBudget::builder().build().unwrap();
+            let retry = Retry::builder()
+                .max_attempts(3)
+                .budget(budget)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(retry.run(|| op(black_box(1))).await.ok());
+                }
+            })
+        }
+        "hedge" => {
+            let hedge = Hedge::builder().build().unwrap();
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(hedge.run_with(Precise, |_| op(black_box(1))).await.ok());
+                }
+            })
+        }
+        "breaker" => {
+            let breaker = CircuitBreaker::builder().build_with(Precise).unwrap();
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(breaker.call(|| op(black_box(1))).await.ok());
+                }
+            })
+        }
+        "limiter" => {
+            let limiter = slots();
+            rt.block_on(async {
+                for _ in 0..n {
+                    let permit = limiter.acquire_at(Precise.now(), None).await.unwrap();
+                    let out = op(black_box(1)).await;
+                    permit.finish(Outcome::Success, Duration::ZERO);
+                    black_box(out.ok());
+                }
+            })
+        }
+        other => panic!(
+            "unknown row {other}: baseline, all, three, tower, timeout, retry, hedge, breaker \
+             or limiter"
+        ),
     }
 }
