@@ -20,10 +20,12 @@ from tailguard import _native
 from tailguard._errors import AttemptTimeoutError, ConfigError, DeadlineExceededError
 from tailguard._native import ManualClock, Retry, RetryRun, RollingHistogram
 from tailguard._pipeline_wrap import (
+    _COROUTINE,
     _PENDING,
     _PIPED,
     _PIPED_TIMED,
     _SCOPES,
+    _Resume,
     _first_step,
     _no_report,
     _no_ticket,
@@ -243,8 +245,8 @@ class Pipeline:
                 else:
                     wrapper = _PIPED_TIMED.wrap(
                         func,
-                        first_step=_first_step,
-                        pending=_PENDING,
+                        coroutine=_COROUTINE,
+                        resume=_Resume,
                         rest=self._rest_of_first,
                         **closure,
                     )

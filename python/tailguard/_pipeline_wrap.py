@@ -7,6 +7,7 @@ import contextvars
 import datetime
 import inspect
 import math
+import types
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Type
 
@@ -122,6 +123,10 @@ def _first_step(awaitable: Any) -> Any:
     return (_PENDING, _Resume(awaitable, yielded))
 
 
+# The type of a native coroutine, for the timed template's first step.
+_COROUTINE = types.CoroutineType
+
+
 def _no_ticket() -> None:
     return None
 
@@ -133,8 +138,8 @@ def _no_report(ticket: Optional[int]) -> None:
 # The async decorator's first attempt, compiled with the function's own parameters: outside a
 # `scope()` and without a retry state to start first, a success costs a clock read at each end,
 # the breaker's ticket and one coroutine; everything else (a scope, a failure) goes to the loop.
-# The timed variant runs the attempt's first step before arming a timer: one that finishes at
-# once needs none.
+# The timed variant runs the attempt's first step (inline, as `_first_step` does) before arming a
+# timer: one that finishes at once needs none.
 _PIPED = Template(
     """\
 def make(fn, now, scopes, enter, succeeded, record, full, slow):
@@ -157,16 +162,23 @@ def make(fn, now, scopes, enter, succeeded, record, full, slow):
 
 _PIPED_TIMED = Template(
     """\
-def make(fn, now, scopes, enter, succeeded, record, full, slow, first_step, pending, rest):
+def make(fn, now, scopes, enter, succeeded, record, full, slow, coroutine, resume, rest):
     async def piped({params}):
         if scopes():
             return await full(fn, {args}, {kwargs})
         started = now()
         ticket = enter()
         try:
-            result = first_step(fn({call}))
-            if result.__class__ is tuple and len(result) == 2 and result[0] is pending:
-                result = await rest(result[1], started)
+            attempt = fn({call})
+            if attempt.__class__ is coroutine:
+                try:
+                    yielded = attempt.send(None)
+                except StopIteration as stop:
+                    result = stop.value
+                else:
+                    result = await rest(resume(attempt, yielded), started)
+            else:
+                result = await rest(attempt, started)
         except BaseException as exc:
             return await slow(fn, {args}, {kwargs}, started, ticket, exc)
         succeeded(ticket)

@@ -116,3 +116,14 @@ def test_rolling_histogram_validation() -> None:
         tg.RollingHistogram(10.0, slots=0)
     with pytest.raises(ValueError, match="`window`"):
         tg.RollingHistogram(0)
+
+
+def test_system_clock_samples_are_in_the_window_at_once_for_coarse_and_precise_slices() -> None:
+    # 1 s slices record with the coarse clock (its tick, 1-4 ms, is at most 1/25 of a slice),
+    # 78 ms slices with the precise one: either way a sample counts at once, never behind.
+    for window, slots in ((10.0, 10), (5.0, 64)):
+        recent = tg.RollingHistogram(window, slots=slots)
+        for _ in range(100):
+            recent.record(0.002)
+        assert recent.count == 100
+        assert recent.quantile(0.5) == pytest.approx(0.002, rel=0.05)

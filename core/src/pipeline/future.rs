@@ -86,6 +86,8 @@ pub struct PipelineFuture<'p, T: Timer, C, L: Limiter, Op, Fut: TryFuture> {
     /// A retry withdrawn from the budget and not yet made, with when.
     grant: Option<(Grant, Instant)>,
     last: Option<Failure<Fut::Error>>,
+    /// The primary was polled inline by the call's first poll: the round skips it once.
+    first: bool,
     phase: Phase,
 }
 
@@ -113,6 +115,7 @@ where
             deposited: false,
             grant: None,
             last: None,
+            first: false,
             phase: Phase::Start,
         }
     }
@@ -149,6 +152,32 @@ where
             }
             if let Err(error) = start_round(&mut this, &clock) {
                 return Poll::Ready(Err(error));
+            }
+            // The first attempt, inline: an operation ready at once ends the call here, without
+            // the round's loop (hedges, retries) that only a wait or a failure needs.
+            let start = Start {
+                op: &mut *this.op,
+                attempts: &mut *this.attempts,
+            };
+            let polled = this.primary.as_mut().poll_leg(cx, inner, &clock, start);
+            if this.primary.is_running() || polled.is_ready() {
+                admit(&mut this, &clock, polled.is_ready());
+            }
+            match polled {
+                Poll::Ready(LegEnd::Ok(value)) => {
+                    if let Some(hedge) = this.hedge.as_mut() {
+                        hedge.attempt_done(|| clock.now(), 1, AttemptOutcome::Succeeded);
+                    }
+                    *this.phase = Phase::Done;
+                    return Poll::Ready(Ok(value));
+                }
+                Poll::Ready(ended) => {
+                    if let Some(done) = leg_ended(&mut this, &clock, 1, ended) {
+                        return Poll::Ready(done);
+                    }
+                    *this.first = true;
+                }
+                Poll::Pending => *this.first = true,
             }
         }
         loop {
@@ -245,7 +274,7 @@ fn refund<T: Timer, C, L>(inner: &Inner<T, C, L>, grant: &mut Option<(Grant, Ins
 
 /// Polls the round's legs, sends hedges when due, and decides after the last leg failed.
 /// `Some` once the call is over.
-#[inline]
+#[inline(never)]
 fn poll_round<'p, T, C, L, Op, Fut>(
     this: &mut Proj<'_, 'p, T, C, L, Op, Fut>,
     cx: &mut Context<'_>,
@@ -260,7 +289,9 @@ where
 {
     let inner: &'p Inner<T, C, L> = this.inner;
     loop {
-        if this.primary.is_active() {
+        if std::mem::take(this.first) {
+            // The primary was polled (or ended) inline in this same poll.
+        } else if this.primary.is_active() {
             let start = Start {
                 op: &mut *this.op,
                 attempts: &mut *this.attempts,

@@ -91,7 +91,7 @@ pub(super) struct Start<'a, Op> {
 
 /// One attempt: its breaker permit, its limiter slot (or the wait for one), the operation and
 /// the sleep that bounds the wait and the attempt. Dropping it releases both permits uncounted.
-#[pin_project]
+#[pin_project(project = LegProj)]
 pub(super) struct Leg<'p, T: Timer, L: Limiter + 'p, Fut> {
     #[pin]
     stage: Stage<L::Acquire<'p>, Fut>,
@@ -189,7 +189,7 @@ where
         cx: &mut Context<'_>,
         inner: &'p Inner<T, C, L>,
         clock: &Clock<'_, T>,
-        start: Start<'_, Op>,
+        mut start: Start<'_, Op>,
     ) -> Poll<LegEnd<Fut::Ok, Fut::Error>>
     where
         Op: FnMut(Attempt) -> Fut,
@@ -199,29 +199,15 @@ where
             match this.stage.as_mut().project() {
                 StageProj::Idle => panic!("pipeline leg polled while idle"),
                 StageProj::Admitted => {
-                    let now = match inner.attempt_timeout {
-                        Some(_) => Some(clock.now()),
-                        None => clock.known(),
-                    };
-                    *this.started = now;
-                    let own = inner
-                        .attempt_timeout
-                        .zip(now)
-                        .map(|(limit, now)| deadline_after(now, limit));
-                    this.attempt.deadline = match (own, *this.call_deadline) {
-                        (Some(own), Some(call)) => Some(own.min(call)),
-                        (own, call) => own.or(call),
-                    };
-                    *start.attempts += 1;
-                    this.attempt.number = *start.attempts;
-                    let fut = (start.op)(*this.attempt);
+                    let fut = begin(&mut this, inner, clock, &mut start);
                     this.stage.set(Stage::Running(fut));
-                    *this.sleep_at = None;
                 }
                 StageProj::Waiting(acquire) => match acquire.poll(cx) {
                     Poll::Ready(Ok(permit)) => {
+                        // Admitted: the operation starts at once (no stop at `Admitted`).
                         *this.permit = Some(permit);
-                        this.stage.set(Stage::Admitted);
+                        let fut = begin(&mut this, inner, clock, &mut start);
+                        this.stage.set(Stage::Running(fut));
                     }
                     Poll::Ready(Err(rejected)) => {
                         self.as_mut().cancel();
@@ -290,6 +276,39 @@ where
             }
         }
     }
+}
+
+/// Starts the admitted leg's operation: its start time (read if it has a timeout of its own),
+/// its deadline and number; the caller sets the stage to `Running`.
+#[inline]
+fn begin<'p, T, L, Fut, C, Op>(
+    this: &mut LegProj<'_, 'p, T, L, Fut>,
+    inner: &'p Inner<T, C, L>,
+    clock: &Clock<'_, T>,
+    start: &mut Start<'_, Op>,
+) -> Fut
+where
+    T: Timer,
+    L: Limiter + 'p,
+    Op: FnMut(Attempt) -> Fut,
+{
+    let now = match inner.attempt_timeout {
+        Some(_) => Some(clock.now()),
+        None => clock.known(),
+    };
+    *this.started = now;
+    let own = inner
+        .attempt_timeout
+        .zip(now)
+        .map(|(limit, now)| deadline_after(now, limit));
+    this.attempt.deadline = match (own, *this.call_deadline) {
+        (Some(own), Some(call)) => Some(own.min(call)),
+        (own, call) => own.or(call),
+    };
+    *start.attempts += 1;
+    this.attempt.number = *start.attempts;
+    *this.sleep_at = None;
+    (start.op)(*this.attempt)
 }
 
 /// Polls `sleep` set for `at`, creating or moving it first if needed.
