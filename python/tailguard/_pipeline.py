@@ -60,8 +60,9 @@ class Pipeline:
     how many attempts, the backoff, the budget, the hook; its own ``timeout`` must be left unset:
     the pipeline's applies), ``breaker`` (a :class:`~tailguard.CircuitBreaker`, asked before every
     attempt), ``timeout`` (seconds or a ``timedelta``: each attempt's limit, async calls only),
-    ``deadline`` (seconds from the start of each call: the whole call, attempts and backoff
-    sleeps, ends by then), ``predict_percentile`` (0.9), ``predict_floor`` (0 s),
+    ``deadline`` (seconds from the start of each call: no attempt starts, and no backoff sleep
+    is taken, that could not end by then; an async call is cancelled at it, while a sync attempt
+    already running cannot be interrupted and is let finish), ``predict_percentile`` (0.9), ``predict_floor`` (0 s),
     ``predict_min_samples`` (20), ``latency_window`` (10 s), ``clock`` (a
     :class:`~tailguard.testing.ManualClock`; default: the retry policy's).
 

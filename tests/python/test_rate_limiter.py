@@ -181,3 +181,15 @@ def test_the_error_pickles() -> None:
     err = tg.RateLimitedError("slow down", 0.5, "deadline")
     again = pickle.loads(pickle.dumps(err))
     assert (again.retry_after, again.reason) == (0.5, "deadline")
+
+
+def test_a_token_count_below_one_is_refused_naming_n() -> None:
+    # Review found -1 raising OverflowError and 0 always succeeding.
+    limiter = tg.RateLimiter(10)
+    keyed = tg.KeyedRateLimiter(10)
+    for bad in (-1, 0, 2**32):
+        with pytest.raises(tg.ConfigError) as info:
+            limiter.try_acquire(bad)
+        assert info.value.parameter == "n"
+        with pytest.raises(tg.ConfigError):
+            keyed.try_acquire("k", bad)

@@ -164,7 +164,10 @@ impl AdaptiveLimiterBuilder {
         let probe = match self.probe_interval {
             None => None,
             Some(interval) => Some(ProbeConfig {
-                interval: validate::positive_duration("probe_interval", interval, "")?,
+                interval: {
+                    validate::nanos("probe_interval", interval)?;
+                    validate::positive_duration("probe_interval", interval, "")?
+                },
                 limit: validate::at_least_one("probe_limit", self.probe_limit, "")?,
                 samples: validate::at_least_one("probe_samples", self.probe_samples, "")?,
             }),
@@ -205,6 +208,7 @@ mod tests {
         assert_eq!(field(b().initial_limit(0)), "initial_limit");
         assert_eq!(field(b().initial_limit(2000)), "initial_limit");
         assert_eq!(field(b().probe_interval(Duration::ZERO)), "probe_interval");
+        assert_eq!(field(b().probe_interval(Duration::MAX)), "probe_interval");
         assert_eq!(field(b().probe_limit(0)), "probe_limit");
         assert_eq!(field(b().probe_samples(0)), "probe_samples");
         // Without probes, the probe settings are not used and not checked.

@@ -362,7 +362,7 @@ impl Shared {
             Some(due) => due,
             None => {
                 let next = jittered(&mut state.rng, probe.interval);
-                state.next_probe = Some(now + next);
+                state.next_probe = Some(crate::time::deadline_after(now, next));
                 return false;
             }
         };
@@ -402,7 +402,7 @@ impl Shared {
         }
         state.probing = None;
         let next = jittered(&mut state.rng, config.interval);
-        state.next_probe = Some(sample.now + next);
+        state.next_probe = Some(crate::time::deadline_after(sample.now, next));
         self.epoch.fetch_add(1, Ordering::Relaxed); // even: done
         self.publish(state.limit as u32);
     }
@@ -410,6 +410,7 @@ impl Shared {
 
 /// `interval` × a factor in [0.9, 1.1), so a fleet does not probe in step.
 fn jittered(rng: &mut fastrand::Rng, interval: Duration) -> Duration {
+    // At most 584 years × 1.1: within `Duration`'s range (checked when built).
     interval.mul_f64(0.9 + 0.2 * rng.f64())
 }
 

@@ -212,3 +212,19 @@ fn call_with_measures_on_the_timer_and_cancel_releases() {
     assert_eq!(failed, Err(CallError::Inner("boom")));
     assert_eq!(limiter.metrics().samples, 1); // the cancel (a drop); the error was ignored
 }
+
+/// The longest probe interval the builder takes never overflows an `Instant` (found by review:
+/// `Duration::MAX` was accepted and the first success panicked).
+#[test]
+fn the_longest_probe_interval_is_scheduled_without_overflow() {
+    let limiter = AdaptiveLimiter::builder()
+        .probe_interval(Duration::from_nanos(u64::MAX))
+        .build()
+        .unwrap();
+    let now = Instant::now();
+    for i in 0..3 {
+        let permit = limiter.try_acquire_at(now).unwrap();
+        permit.success_at(now + Duration::from_millis(1 + i));
+    }
+    assert!(limiter.limit() >= 1);
+}

@@ -11,7 +11,9 @@
 //!
 //! Two limiters compose as a pair: `(throttle, adaptive)` asks the throttle first and the
 //! adaptive limit only for what the throttle lets through; a refusal by the second gives the
-//! first's slot back uncounted.
+//! first's slot back uncounted. A pair holds its first slot while it waits for the second, so
+//! put first the limiter that never waits (a throttle, an adaptive limit, a bulkhead without a
+//! queue) and second the one that may (a queued bulkhead, a rate limiter).
 //!
 //! A refusal is never a failure: the pipeline releases the breaker's permit uncounted and
 //! refunds the retry budget. The refusal's reason and retry-after carry over into
@@ -92,15 +94,14 @@ impl<T: Timer> Limiter for Bulkhead<T> {
         T: 'a;
 
     fn acquire_at(&self, now: Instant, deadline: Option<Instant>) -> BulkheadSlot<T> {
-        match self.try_acquire_owned() {
-            Ok(permit) => BulkheadSlot::Now(Some(Ok(permit))),
-            Err(refused) if self.max_queue() == 0 => {
-                BulkheadSlot::Now(Some(Err(bulkhead_rejected(refused))))
-            }
-            Err(_) => {
-                BulkheadSlot::Queued(self.acquire_until_owned(deadline.unwrap_or(now + FOREVER)))
-            }
+        if self.max_queue() == 0 {
+            // Nothing to wait in: a free slot or a refusal, decided now.
+            return BulkheadSlot::Now(Some(self.try_acquire_owned().map_err(bulkhead_rejected)));
         }
+        // With a queue, the wait takes a free slot on its first poll without a clock read, and
+        // only a full queue (or the deadline) counts as a refusal in the bulkhead's metrics.
+        let until = deadline.unwrap_or_else(|| crate::time::deadline_after(now, FOREVER));
+        BulkheadSlot::Queued(self.acquire_until_owned(until))
     }
 }
 
@@ -379,6 +380,12 @@ mod tests {
         assert!(out.is_err(), "{out:?}");
         assert_eq!(timer.elapsed(), Duration::from_millis(50));
         assert_eq!(bulkhead.metrics().queued, 0, "the waiter left the queue");
+        let metrics = bulkhead.metrics();
+        assert_eq!(
+            (metrics.rejected_full, metrics.rejected_deadline),
+            (0, 1),
+            "a wait is not a refusal; running out of time is"
+        );
         // A slot freed while the call waits is taken.
         let t = timer.clone();
         let freer = async move {

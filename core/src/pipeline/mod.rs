@@ -16,7 +16,8 @@
 //! - the **breaker** sees every attempt, hedges included, and a call it refuses never reaches the
 //!   limiter nor waits for a slot;
 //! - the **limiter** slot is taken last, just before the operation, so a slot is never held
-//!   while waiting for anything else;
+//!   while waiting for another layer (a pair of limiters, `(A, B)`, holds `A`'s slot while it
+//!   waits for `B`'s: put the one that may wait second);
 //! - the **attempt timeout** is innermost: it bounds the operation alone, not the wait for a slot.
 //!   It is a separate setting from the total timeout.
 //!

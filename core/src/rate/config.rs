@@ -110,6 +110,18 @@ impl RateLimiterBuilder {
                 ),
             ));
         }
+        // The interval is whole nanoseconds: refuse a rate it would change by more than 1%
+        // rather than round it silently (999_999_999 per second would become 10^9).
+        let remainder = per % u64::from(self.count);
+        if remainder.saturating_mul(100) > interval {
+            return Err(ConfigError::new(
+                "rate.count",
+                format!(
+                    "must divide `rate.per` into whole nanoseconds within 1% ({:?} / {} is {interval} ns and {remainder} ns over); use a longer `rate.per`",
+                    self.per, self.count
+                ),
+            ));
+        }
         validate::at_least_one("burst", self.burst, "a call needs one token")?;
         let limit = interval.checked_mul(u64::from(self.burst)).ok_or_else(|| {
             ConfigError::new(

@@ -97,6 +97,20 @@ fn bad_rates_are_refused_naming_the_field() {
         field(RateLimiterBuilder::new().rate(10, Duration::from_nanos(5))),
         "rate.count"
     );
+    // Whole nanoseconds would change these rates by more than 1%: refused, not rounded.
+    assert_eq!(
+        field(RateLimiterBuilder::new().rate(999_999_999, Duration::from_secs(1))),
+        "rate.count"
+    );
+    assert_eq!(
+        field(RateLimiterBuilder::new().rate(3, Duration::from_nanos(5))),
+        "rate.count"
+    );
+    // Within 1%: taken (1 s / 3 is 333_333_333 ns and 1 ns over).
+    assert!(RateLimiterBuilder::new()
+        .rate(3, Duration::from_secs(1))
+        .build_with(ManualTimer::new())
+        .is_ok());
     assert_eq!(field(RateLimiterBuilder::new().burst(0)), "burst");
     assert_eq!(
         field(

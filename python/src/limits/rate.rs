@@ -206,7 +206,8 @@ impl RateLimiter {
     /// Takes ``n`` tokens now if there are: ``True``, or ``False`` (never waits, never raises
     /// for an empty bucket). ``n`` above the burst raises ``RateLimitedError``.
     #[pyo3(signature = (n = 1))]
-    fn try_acquire(&self, py: Python<'_>, n: u32) -> PyResult<bool> {
+    fn try_acquire(&self, py: Python<'_>, n: i64) -> PyResult<bool> {
+        let n = tokens(py, n)?;
         match self.inner.try_acquire_n_at(n, self.clock.now()) {
             Ok(_) => Ok(true),
             Err(rejected) if rejected.reason() == Reason::TooMany => {
@@ -220,7 +221,8 @@ impl RateLimiter {
     /// ``max_wait``; ``None``: as long as it takes). Raises ``RateLimitedError`` at once if they
     /// would come after that.
     #[pyo3(signature = (n = 1, timeout = None))]
-    fn acquire(&self, py: Python<'_>, n: u32, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn acquire(&self, py: Python<'_>, n: i64, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let n = tokens(py, n)?;
         let timeout = convert::opt_seconds("timeout", timeout)?;
         let deadline = deadline(&self.clock, timeout, self.max_wait);
         wait_blocking(
@@ -254,7 +256,8 @@ impl RateLimiter {
     }
 
     /// Internal: one attempt of an async wait: ``None`` (taken) or the seconds to sleep.
-    fn _step(&self, py: Python<'_>, n: u32, deadline: Option<u64>) -> PyResult<Option<f64>> {
+    fn _step(&self, py: Python<'_>, n: i64, deadline: Option<u64>) -> PyResult<Option<f64>> {
+        let n = tokens(py, n)?;
         let deadline = deadline_from_nanos(self.origin, deadline);
         step(
             &self.clock,
@@ -434,7 +437,8 @@ impl KeyedRateLimiter {
 
     /// Takes ``n`` tokens from ``key``'s bucket now if there are: ``True`` or ``False``.
     #[pyo3(signature = (key, n = 1))]
-    fn try_acquire(&self, py: Python<'_>, key: &Bound<'_, PyAny>, n: u32) -> PyResult<bool> {
+    fn try_acquire(&self, py: Python<'_>, key: &Bound<'_, PyAny>, n: i64) -> PyResult<bool> {
+        let n = tokens(py, n)?;
         let key = self::key(key)?;
         match self.inner.try_acquire_n_at(&key, n, self.clock.now()) {
             Ok(_) => Ok(true),
@@ -452,9 +456,10 @@ impl KeyedRateLimiter {
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
-        n: u32,
+        n: i64,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let n = tokens(py, n)?;
         let key = self::key(key)?;
         let timeout = convert::opt_seconds("timeout", timeout)?;
         let deadline = deadline(&self.clock, timeout, self.max_wait);
@@ -481,9 +486,10 @@ impl KeyedRateLimiter {
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
-        n: u32,
+        n: i64,
         deadline: Option<u64>,
     ) -> PyResult<Option<f64>> {
+        let n = tokens(py, n)?;
         let key = self::key(key)?;
         let deadline = deadline_from_nanos(self.origin, deadline);
         step(
@@ -535,5 +541,21 @@ impl KeyedRateLimiter {
             self.inner.max_keys(),
             self.inner.len()
         )
+    }
+}
+
+/// A token count from Python: at least 1 (taking none would always succeed and say nothing),
+/// at most `u32::MAX`; anything else is a `ConfigError` naming `n`.
+fn tokens(py: Python<'_>, n: i64) -> PyResult<u32> {
+    match u32::try_from(n) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(crate::errors::config_error(
+            py,
+            "n",
+            format!(
+                "n must be a whole number of tokens in [1, {}], got {n}",
+                u32::MAX
+            ),
+        )),
     }
 }
