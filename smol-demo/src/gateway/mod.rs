@@ -62,6 +62,7 @@ mod balanced;
 mod config;
 mod fanout;
 mod metrics;
+mod overload;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -69,8 +70,10 @@ use std::sync::Arc;
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::hedge::Hedge;
+use tailguard::limit::AdaptiveLimiter;
 use tailguard::pipeline::Pipeline;
 use tailguard::retry::RetryBudget;
+use tailguard::throttle::Throttle;
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
@@ -79,8 +82,10 @@ pub use self::config::{BreakerSettings, GatewayConfig, HedgeMode};
 use self::fanout::KeyClassifier;
 pub use self::fanout::{FanoutReport, KeyError};
 pub use self::metrics::{GatewayStats, ReplicaView};
+use self::overload::Refusals;
+pub use self::overload::ReplicaLimit;
 use crate::client::{ClientConfig, Pool};
-use crate::metrics::Counter;
+use crate::metrics::{Counter, PolicyMetrics};
 use crate::rt::Exec;
 
 /// A gateway to a set of replicas; cheap to clone (clones share everything).
@@ -99,6 +104,12 @@ struct Inner {
     /// Least-loaded replica choice, in `Balance::P2c`.
     balancer: Option<tailguard::balance::Balancer<usize>>,
     totals: Totals,
+    /// The header forwarding each class to the replicas, by [`Criticality::index`](tailguard::priority::Criticality::index)
+    /// (none for the default class).
+    class_headers: [Option<http::HeaderMap>; 3],
+    /// Whether the policies report to an installed [`PolicyMetrics`] (it was installed before
+    /// the gateway was built): their series then replace the gateway's own of the same name.
+    policy_metrics: bool,
 }
 
 /// One backend replica as the gateway sees it.
@@ -106,6 +117,12 @@ struct Replica {
     index: usize,
     pool: Pool,
     breaker: CircuitBreaker<AsyncIoTimer>,
+    /// Its adaptive concurrency limit (`--replica-limit`), if on.
+    limiter: Option<AdaptiveLimiter>,
+    /// Client-side throttling of it (`--throttle-k`), if on.
+    throttle: Option<Throttle<AsyncIoTimer>>,
+    /// Calls its throttle refused, by class (its limiter counts its own).
+    refusals: Refusals,
     counts: Arc<ReplicaCounts>,
 }
 
@@ -181,6 +198,9 @@ impl Gateway {
                     index,
                     pool: Pool::bounded(addr, client, pool_size, ex.clone()),
                     breaker,
+                    limiter: overload::limiter(&config)?,
+                    throttle: overload::throttle(&config, index)?,
+                    refusals: Refusals::default(),
                     counts,
                 })
             })
@@ -194,6 +214,8 @@ impl Gateway {
                 hedge,
                 balancer,
                 totals: Totals::default(),
+                class_headers: overload::class_headers(),
+                policy_metrics: PolicyMetrics::installed().is_some(),
             }),
         })
     }
@@ -214,6 +236,17 @@ impl Gateway {
         &self.inner.hedge
     }
 
+    /// The adaptive concurrency limit in front of replica `replica`, if it exists and
+    /// `replica_limit` is on.
+    pub fn limiter(&self, replica: usize) -> Option<&AdaptiveLimiter> {
+        self.inner.replicas.get(replica)?.limiter.as_ref()
+    }
+
+    /// The client-side throttle of replica `replica`, if it exists and `throttle_k` is set.
+    pub fn throttle(&self, replica: usize) -> Option<&Throttle<AsyncIoTimer>> {
+        self.inner.replicas.get(replica)?.throttle.as_ref()
+    }
+
     /// The retry budget shared by every key.
     pub fn retry_budget(&self) -> &RetryBudget {
         &self.inner.retry_budget
@@ -229,6 +262,7 @@ fn breaker(
     let settings = config.breaker;
     let log = config.log_transitions;
     CircuitBreaker::builder()
+        .name(&format!("replica-{index}"))
         .failure_rate(settings.failure_rate)
         .count_window(settings.window)
         .minimum_calls(settings.minimum_calls)

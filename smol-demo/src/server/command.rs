@@ -11,6 +11,7 @@ use super::{log, Server, ServerConfig};
 use crate::args::{flag_error, parse_duration, USAGE};
 use crate::gateway::args::GatewayArgs;
 use crate::gateway::Gateway;
+use crate::metrics::PolicyMetrics;
 use crate::rt;
 use crate::signals::termination;
 
@@ -147,6 +148,9 @@ const FLAGS: &[(&str, &str)] = &[
     ("adaptive_delay", "--hedge"),
     ("budget_ratio", "--hedge-budget"),
     ("failure_rate", "--breaker-failure-rate"),
+    ("replica_limit_initial", "--replica-limit-initial"),
+    ("replica_limit_max", "--replica-limit-max"),
+    ("throttle_k", "--throttle-k"),
     ("open_duration", "--breaker-open"),
 ];
 
@@ -158,6 +162,12 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(USAGE);
     }
     let threads = args.threads.unwrap_or_else(rt::default_threads);
+    // Before any policy is built: they register their series when built (docs/metrics.md).
+    if PolicyMetrics::install().is_none() {
+        log(format_args!(
+            "another metrics recorder is installed: the policies' series are not in /metrics"
+        ));
+    }
     rt::run(threads, |ex| async move {
         let gateway = match args.gateway.config() {
             None => None,
