@@ -16,8 +16,8 @@ use tailguard::timeout::Deadline;
 use tailguard::priority::Criticality;
 
 use super::balanced::KeyReplicas;
-use super::overload::{Admitted, Verdict};
-use super::{Gateway, Inner, Replica};
+use super::overload::Verdict;
+use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
 use crate::wire_deadline::is_deadline_504;
@@ -459,43 +459,6 @@ impl Inner {
         };
         admitted.finish(verdict);
         result
-    }
-
-    /// Asks `replica`'s adaptive limit (for a call of `class`), then its throttle: both
-    /// permits, or the kind of the refusal (`replica_limit`, `throttled`), counted.
-    fn admit<'a>(
-        &self,
-        replica: &'a Replica,
-        class: Criticality,
-    ) -> Result<Admitted<'a>, &'static str> {
-        if replica.limiter.is_none() && replica.throttle.is_none() {
-            return Ok(Admitted::none());
-        }
-        let now = Instant::now();
-        let limit = match &replica.limiter {
-            None => None,
-            // The limiter counts its refusals by reason and class itself.
-            Some(limiter) => match limiter.try_acquire_class_at(class, now) {
-                Ok(permit) => Some(permit),
-                Err(_) => return Err("replica_limit"),
-            },
-        };
-        let throttle = match &replica.throttle {
-            None => None,
-            Some(throttle) => match throttle.try_acquire_at(now) {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    replica.refusals.throttled[class.index()].bump();
-                    // Dropping the limit's permit with `Admitted` ignores it: no sample.
-                    drop(Admitted {
-                        limit,
-                        throttle: None,
-                    });
-                    return Err("throttled");
-                }
-            },
-        };
-        Ok(Admitted { limit, throttle })
     }
 }
 

@@ -31,7 +31,7 @@ use tailguard::throttle::Throttle;
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
-use super::{GatewayConfig, Replica};
+use super::{GatewayConfig, Inner, Replica};
 use crate::metrics::{Counter, Kind, PromText};
 
 /// The adaptive concurrency limit in front of each replica.
@@ -202,6 +202,45 @@ impl Drop for Admitted<'_> {
         if let Some(permit) = self.limit.take() {
             permit.ignore();
         }
+    }
+}
+
+impl Inner {
+    /// Asks `replica`'s adaptive limit (for a call of `class`), then its throttle: both
+    /// permits, or the kind of the refusal (`replica_limit`, `throttled`), counted.
+    pub(super) fn admit<'a>(
+        &self,
+        replica: &'a Replica,
+        class: Criticality,
+    ) -> Result<Admitted<'a>, &'static str> {
+        if replica.limiter.is_none() && replica.throttle.is_none() {
+            return Ok(Admitted::none());
+        }
+        let now = Instant::now();
+        let limit = match &replica.limiter {
+            None => None,
+            // The limiter counts its refusals by reason and class itself.
+            Some(limiter) => match limiter.try_acquire_class_at(class, now) {
+                Ok(permit) => Some(permit),
+                Err(_) => return Err("replica_limit"),
+            },
+        };
+        let throttle = match &replica.throttle {
+            None => None,
+            Some(throttle) => match throttle.try_acquire_at(now) {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    replica.refusals.throttled[class.index()].bump();
+                    // Dropping the limit's permit with `Admitted` ignores it: no sample.
+                    drop(Admitted {
+                        limit,
+                        throttle: None,
+                    });
+                    return Err("throttled");
+                }
+            },
+        };
+        Ok(Admitted { limit, throttle })
     }
 }
 
