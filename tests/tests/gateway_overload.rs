@@ -209,3 +209,30 @@ fn a_replica_answering_503_is_throttled_locally() {
     // Only the throttle is on: no limit series.
     assert!(!text.contains("tailguard_replica_limit{"), "{text}");
 }
+
+#[test]
+fn a_criticality_that_is_not_a_class_is_refused_naming_the_header() {
+    let stack = Stack::start(replicas(fixed(2)), |_| {});
+    let mut headers = HeaderMap::new();
+    headers.insert("tailguard-criticality", HeaderValue::from_static("urgent"));
+    let limits = Limits {
+        pool_wait: Duration::from_secs(5),
+        total: Duration::from_secs(5),
+    };
+    let reply = stack
+        .rt
+        .block_on(stack.client.send_headed_within(
+            limits,
+            Method::GET,
+            "/fanout?keys=3",
+            Bytes::new(),
+            Some(&headers),
+        ))
+        .expect("GET /fanout");
+    assert_eq!(reply.status, 400);
+    assert!(String::from_utf8_lossy(&reply.body).contains("tailguard-criticality"));
+    // Nothing was read for it.
+    assert_eq!(stack.gateway.stats().fanouts, 0);
+    // A class is taken, and the keys are read.
+    assert_eq!(n(&fanout_as(&stack, 3, "sheddable")["ok"]), 3);
+}

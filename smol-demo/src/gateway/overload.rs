@@ -3,22 +3,8 @@
 //! ([`tailguard::throttle::Throttle`]) in front of each replica, and how a call's outcome is
 //! reported to them.
 //!
-//! An attempt asks, for the replica it picked, its breaker, then its limiter (in the caller's
-//! class: the `tailguard-criticality` header of the gateway request), then its throttle. A
-//! refusal by the limiter or the throttle moves the attempt to the next replica, like an open
-//! breaker; with every replica refusing, the key fails with
-//! [`KeyError::LocalLimit`](super::KeyError::LocalLimit) (`replica_limit` or `throttled`), not
-//! retried and never held against a breaker (the breaker's permit is released uncounted).
-//!
-//! | what the call got | limiter | throttle |
-//! |---|---|---|
-//! | 2xx | success (latency sampled) | accepted |
-//! | 503 or 429 (the replica refused: overloaded) | dropped | not accepted |
-//! | `call_timeout` (or the replica's 504 for it) | dropped | not accepted |
-//! | another 5xx, a 4xx | ignored | accepted (the replica took it) |
-//! | no answer (connection refused or reset) | ignored | not counted |
-//! | stopped by the gateway before sending, or by the caller's deadline | ignored | not counted |
-//! | cancelled (a hedge won, the fan-out was cut) | ignored | not counted |
+//! The rules (the order of the checks, what a refusal does, and the table of what each outcome
+//! tells the limit and the throttle) are in the [gateway's documentation](super).
 
 use std::fmt;
 use std::str::FromStr;
@@ -365,6 +351,19 @@ mod tests {
             .parse::<ReplicaLimit>()
             .unwrap_err()
             .contains("gradient2"));
+    }
+
+    #[test]
+    fn the_callers_class_is_forwarded_unless_it_is_the_default() {
+        let headers = class_headers();
+        for class in Criticality::ALL {
+            let sent = headers[class.index()]
+                .as_ref()
+                .and_then(|h| h.get(HEADER))
+                .map(|v| v.to_str().unwrap().to_owned());
+            let expected = (class != Criticality::Default).then(|| class.as_str().to_owned());
+            assert_eq!(sent, expected, "{class}");
+        }
     }
 
     #[test]
