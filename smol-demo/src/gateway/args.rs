@@ -74,7 +74,7 @@ pub struct GatewayArgs {
     /// Client-side throttling of each replica: off, or K (2 is the SRE book's); calls are
     /// refused locally with probability max(0, (requests - K*accepts) / (requests + 1)) over
     /// the last two minutes, where 503, 429 and timeouts are not accepted.
-    #[arg(long, default_value = "off", value_parser = parse_throttle_k)]
+    #[arg(long, default_value = "off", value_parser = parse_throttle_k, allow_negative_numbers = true)]
     pub throttle_k: ThrottleK,
 }
 

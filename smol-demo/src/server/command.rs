@@ -29,7 +29,9 @@ GET /metrics (Prometheus text); with --admission on, an adaptive concurrency lim
 what the server cannot do without queueing (503 with Retry-After), sheddable requests first, \
 then default ones, critical ones last (request header tailguard-criticality: \
 critical|default|sheddable; any other value is 400); with --backend, GET /fanout?keys=N reads N keys from the \
-backends with per-call timeouts, retries, per-replica circuit breakers and hedging, and answers \
+backends with per-call timeouts, retries, per-replica circuit breakers and hedging (with \
+--replica-limit and --throttle-k, a per-replica adaptive limit in the caller's \
+tailguard-criticality class and client-side throttling), and answers \
 the values and how they were obtained (JSON). Exit status: 0 when every connection drained \
 before the shutdown deadline, 1 when some had to be closed by force or a listener could not be \
 bound (the message names the port), 2 for a refused flag.";
