@@ -236,3 +236,30 @@ fn a_criticality_that_is_not_a_class_is_refused_naming_the_header() {
     // A class is taken, and the keys are read.
     assert_eq!(n(&fanout_as(&stack, 3, "sheddable")["ok"]), 3);
 }
+
+#[test]
+fn gradient2_brings_a_replicas_limit_down_when_it_slows() {
+    let stack = Stack::start(replicas(fixed(2)), |config| {
+        patient_breakers(config);
+        config.replica_limit = ReplicaLimit::Gradient2;
+        // At most the ten keys each replica gets at once: a limit learns only from samples
+        // taken while at least half of it is in use.
+        config.replica_limit_initial = 6;
+        config.replica_limit_max = 10;
+    });
+    // Every replica at 2 ms: the limits learn the no-load latency.
+    for _ in 0..10 {
+        fanout_as(&stack, 30, "critical");
+    }
+    let before = stack.gateway.limiter(1).unwrap().limit();
+    // Replica 1 now takes 30 times as long (still within the call timeout).
+    stack.backends.set_profile(1, fixed(60)).unwrap();
+    let mut moved = 0;
+    for _ in 0..10 {
+        moved += n(&fanout_as(&stack, 30, "critical")["limit_rejections"]);
+    }
+    let slow = stack.gateway.limiter(1).unwrap().limit();
+    assert!(slow < before, "replica 1's limit {slow}, before {before}");
+    // Below the ten keys it is offered, it refuses some, which the others read.
+    assert!(moved > 0, "no call moved off replica 1");
+}
