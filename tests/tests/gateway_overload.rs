@@ -263,3 +263,35 @@ fn gradient2_brings_a_replicas_limit_down_when_it_slows() {
     // Below the ten keys it is offered, it refuses some, which the others read.
     assert!(moved > 0, "no call moved off replica 1");
 }
+
+#[test]
+fn with_every_replica_at_its_limit_a_key_fails_locally_and_nothing_more_is_sent() {
+    // One call in flight per replica, and every replica 20 ms: three keys at a time get in.
+    let stack = Stack::start(BackendConfig::uniform(3, fixed(20)), |config| {
+        patient_breakers(config);
+        config.replica_limit = ReplicaLimit::Aimd;
+        config.replica_limit_initial = 1;
+        config.replica_limit_max = 1;
+    });
+    let report = fanout_as(&stack, 12, "critical");
+    let ok = n(&report["ok"]);
+    let refused = n(&report["errors"]["replica_limit"]);
+    assert!(refused > 0, "{report}");
+    assert_eq!(ok + refused, 12, "{report}");
+    // Refused keys are not retried, and what was refused reached no replica and no breaker.
+    assert_eq!(n(&report["retries"]), 0, "{report}");
+    let sent: u64 = stack.backends.stats().iter().map(|r| r.requests).sum();
+    assert_eq!(sent, ok, "{report}");
+    for view in stack.gateway.stats().replicas {
+        assert_eq!(
+            (view.failed, view.rejected, view.unsent),
+            (0, 0, 0),
+            "{view:?}"
+        );
+        assert_eq!(
+            stack.gateway.breaker(view.index).unwrap().metrics().calls,
+            view.ok,
+            "only the calls sent are in the breaker's window"
+        );
+    }
+}
