@@ -41,6 +41,20 @@ impl Pool {
             .await
     }
 
+    /// Like [`get_until`](Pool::get_until), with `headers` added to the request (the caller's
+    /// class, for one).
+    pub async fn get_headed_until(
+        &self,
+        path: &str,
+        limits: Limits,
+        deadline: Deadline,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<Reply, ClientError> {
+        let cap = Some(deadline.instant());
+        self.call(cap, limits, Method::GET, path, Bytes::new(), headers)
+            .await
+    }
+
     /// Sends one request and reads the whole response within `limits.total`, after waiting at
     /// most `limits.pool_wait` for a slot. When a limit runs out, the error says where: waiting
     /// for a slot ([`ClientError::PoolExhausted`]), before the request was sent, or after

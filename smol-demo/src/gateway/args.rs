@@ -61,6 +61,35 @@ pub struct GatewayArgs {
     /// How long an open breaker keeps traffic away before probing.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub breaker_open: Duration,
+    /// An adaptive concurrency limit in front of each replica: off, gradient2 or aimd. A call
+    /// the limit refuses goes to another replica; it learns from latency, 503s and timeouts.
+    #[arg(long, default_value = "off")]
+    pub replica_limit: super::ReplicaLimit,
+    /// The replica limit to start from.
+    #[arg(long, default_value_t = 20)]
+    pub replica_limit_initial: u32,
+    /// The most the replica limit may grow to.
+    #[arg(long, default_value_t = 200)]
+    pub replica_limit_max: u32,
+    /// Client-side throttling of each replica: off, or K (2 is the SRE book's); calls are
+    /// refused locally with probability max(0, (requests - K*accepts) / (requests + 1)) over
+    /// the last two minutes, where 503, 429 and timeouts are not accepted.
+    #[arg(long, default_value = "off", value_parser = parse_throttle_k, allow_negative_numbers = true)]
+    pub throttle_k: ThrottleK,
+}
+
+/// `--throttle-k`: off, or K.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleK(pub Option<f64>);
+
+/// `off`, or a number (checked when the gateway is built, naming `--throttle-k`).
+fn parse_throttle_k(text: &str) -> Result<ThrottleK, String> {
+    if text == "off" {
+        return Ok(ThrottleK(None));
+    }
+    text.parse::<f64>()
+        .map(|k| ThrottleK(Some(k)))
+        .map_err(|_| format!("`{text}` is not off or a number K, like 2"))
 }
 
 impl GatewayArgs {
@@ -88,6 +117,10 @@ impl GatewayArgs {
                 open_duration: self.breaker_open,
                 ..BreakerSettings::default()
             },
+            replica_limit: self.replica_limit,
+            replica_limit_initial: self.replica_limit_initial,
+            replica_limit_max: self.replica_limit_max,
+            throttle_k: self.throttle_k.0,
             log_transitions: true,
             ..GatewayConfig::default()
         })
@@ -120,6 +153,10 @@ mod tests {
         assert_eq!(config.pool_timeout, defaults.pool_timeout);
         assert_eq!(config.fanout_concurrency, defaults.fanout_concurrency);
         assert_eq!(config.call_timeout, defaults.call_timeout);
+        assert_eq!(config.replica_limit, defaults.replica_limit);
+        assert_eq!(config.replica_limit_initial, defaults.replica_limit_initial);
+        assert_eq!(config.replica_limit_max, defaults.replica_limit_max);
+        assert_eq!(config.throttle_k, defaults.throttle_k);
         assert!(config.validate().is_ok());
     }
 
@@ -132,6 +169,20 @@ mod tests {
         assert_eq!((config.max_keys, config.pool_size), (256, 8));
         for flag in ["--max-keys", "--pool-size", "--fanout-concurrency"] {
             let err = parse(&[flag, "0"]).expect_err("0 refused").to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+    }
+
+    #[test]
+    fn overload_control_is_set_by_flags() {
+        let config = parse(&["--replica-limit", "aimd", "--throttle-k", "2"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(config.replica_limit, super::super::ReplicaLimit::Aimd);
+        assert_eq!(config.throttle_k, Some(2.0));
+        for (flag, bad) in [("--replica-limit", "vegas"), ("--throttle-k", "lots")] {
+            let err = parse(&[flag, bad]).expect_err("refused").to_string();
             assert!(err.contains(flag), "{err}");
         }
     }

@@ -135,6 +135,16 @@ pub struct GatewayConfig {
     pub balance: super::Balance,
     /// The per-replica circuit breakers.
     pub breaker: BreakerSettings,
+    /// The adaptive concurrency limit in front of each replica (off by default; see the
+    /// gateway's module docs for what it is told).
+    pub replica_limit: super::ReplicaLimit,
+    /// The replica limit to start from (it adapts from there).
+    pub replica_limit_initial: u32,
+    /// The most the replica limit may grow to.
+    pub replica_limit_max: u32,
+    /// Client-side throttling of each replica with this K (`None`: off): calls are refused
+    /// locally with probability max(0, (requests − K·accepts) / (requests + 1)).
+    pub throttle_k: Option<f64>,
     /// Seeds the retry jitter (`None`: random).
     pub seed: Option<u64>,
     /// Log every breaker transition to stderr.
@@ -164,6 +174,10 @@ impl Default for GatewayConfig {
             hedge_max_attempts: 2,
             balance: super::Balance::Home,
             breaker: BreakerSettings::default(),
+            replica_limit: super::ReplicaLimit::Off,
+            replica_limit_initial: 20,
+            replica_limit_max: 200,
+            throttle_k: None,
             seed: None,
             log_transitions: false,
         }
@@ -240,7 +254,9 @@ impl GatewayConfig {
     }
 
     pub(super) fn hedge_policy(&self) -> Result<Hedge, ConfigError> {
-        let builder = Hedge::builder().budget_ratio(self.hedge_budget_ratio);
+        let builder = Hedge::builder()
+            .name("gateway")
+            .budget_ratio(self.hedge_budget_ratio);
         match self.hedge {
             // One attempt: no hedging, but the same statistics and code path.
             HedgeMode::Off => builder

@@ -13,7 +13,10 @@ use tailguard::retry::{Classify, Decision};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
 
+use tailguard::priority::Criticality;
+
 use super::balanced::KeyReplicas;
+use super::overload::Verdict;
 use super::{Gateway, Inner};
 use crate::client::{ClientError, Limits};
 use crate::metrics::Counter;
@@ -30,6 +33,11 @@ pub enum KeyError {
     Client(&'static str),
     /// Every replica's breaker was open.
     AllBreakersOpen,
+    /// Every replica whose breaker admitted the call was refused locally, by its adaptive
+    /// concurrency limit (`replica_limit`) or its client-side throttle (`throttled`; the
+    /// kind of the last refusal). Nothing was sent: not retried (another call would add to the
+    /// overload), and not held against any breaker.
+    LocalLimit(&'static str),
     /// The gateway's own limits stopped the call before it was sent: the client error's kind
     /// (`pool_exhausted`: no pooled connection came free within `pool_timeout`;
     /// `timeout_unsent`: `call_timeout` ran out before the request was sent). Not the
@@ -52,7 +60,9 @@ impl KeyError {
         match self {
             KeyError::Status(status) => format!("status_{status}"),
             KeyError::CallTimeout => "call_timeout".into(),
-            KeyError::Client(kind) | KeyError::Unsent(kind) => (*kind).into(),
+            KeyError::Client(kind) | KeyError::Unsent(kind) | KeyError::LocalLimit(kind) => {
+                (*kind).into()
+            }
             KeyError::AllBreakersOpen => "all_breakers_open".into(),
             KeyError::Deadline => "deadline".into(),
             KeyError::DeadlineRefused => "deadline_refused".into(),
@@ -65,7 +75,10 @@ impl KeyError {
     fn is_retryable(&self) -> bool {
         match self {
             KeyError::Status(status) => *status >= 500,
-            KeyError::AllBreakersOpen | KeyError::Unsent(_) | KeyError::Deadline => false,
+            KeyError::AllBreakersOpen
+            | KeyError::Unsent(_)
+            | KeyError::LocalLimit(_)
+            | KeyError::Deadline => false,
             KeyError::CallTimeout | KeyError::Client(_) | KeyError::DeadlineRefused => true,
         }
     }
@@ -81,6 +94,10 @@ impl fmt::Display for KeyError {
             KeyError::Unsent(kind) => write!(
                 f,
                 "the gateway's own limits stopped the call before it was sent ({kind})"
+            ),
+            KeyError::LocalLimit(kind) => write!(
+                f,
+                "every replica was refused locally by its overload control ({kind}): nothing sent"
             ),
             KeyError::Deadline => f.write_str("the fan-out's deadline came during the call"),
             KeyError::DeadlineRefused => {
@@ -126,6 +143,8 @@ pub struct FanoutReport {
     pub hedges_won: u64,
     /// Times a call skipped a replica because its breaker was open.
     pub breaker_rejections: u64,
+    /// Times a call skipped a replica because its adaptive limit or its throttle refused it.
+    pub limit_rejections: u64,
     /// Keys answered, by replica index (in JSON, an object keyed by the index: `{"0": 5,
     /// "1": 3}`, the numbering of the gateway's logs and the backends' control endpoint).
     #[serde(serialize_with = "by_replica")]
@@ -164,6 +183,7 @@ struct FanoutCounts {
     budget_refusals: Counter,
     hedges_sent: Counter,
     breaker_rejections: Counter,
+    limit_rejections: Counter,
 }
 
 impl Gateway {
@@ -178,6 +198,19 @@ impl Gateway {
     /// fan-out deadline: every call's `tailguard-timeout` header then carries the time left
     /// until the nearer of the two (and its own `call_timeout`).
     pub async fn fanout_until(&self, keys: usize, deadline: Deadline) -> FanoutReport {
+        self.fanout_as_until(keys, Criticality::Default, deadline)
+            .await
+    }
+
+    /// Like [`fanout_until`](Gateway::fanout_until), for a caller of `class` (its
+    /// `tailguard-criticality` header): the class the replicas' adaptive limits admit each
+    /// call in, forwarded to the replicas in the same header.
+    pub async fn fanout_as_until(
+        &self,
+        keys: usize,
+        class: Criticality,
+        deadline: Deadline,
+    ) -> FanoutReport {
         let inner = &*self.inner;
         let started = Instant::now();
         let counts = FanoutCounts::default();
@@ -187,7 +220,7 @@ impl Gateway {
         let (turns, counts_ref) = (&turns, &counts);
         let reads = (0..keys).map(|key| async move {
             let _turn = turns.acquire().await;
-            inner.read_key(key, counts_ref, deadline).await
+            inner.read_key(key, class, counts_ref, deadline).await
         });
         let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
 
@@ -203,6 +236,7 @@ impl Gateway {
             hedges_sent: counts.hedges_sent.get(),
             hedges_won: 0,
             breaker_rejections: counts.breaker_rejections.get(),
+            limit_rejections: counts.limit_rejections.get(),
             served_by: vec![0; inner.replicas.len()],
             errors: BTreeMap::new(),
             elapsed_ms: 0.0,
@@ -247,6 +281,7 @@ impl Inner {
     async fn read_key(
         &self,
         key: usize,
+        class: Criticality,
         counts: &FanoutCounts,
         deadline: Deadline,
     ) -> Result<Served, KeyError> {
@@ -266,7 +301,13 @@ impl Inner {
                 // attempt of the first try (both numbered from 1) goes to the key's home
                 // replica.
                 let offset = (attempt.round() + attempt.hedge()) as usize - 2;
-                self.call(key, offset, attempt.hedge(), counts, deadline, replicas)
+                let call = Call {
+                    key,
+                    offset,
+                    hedge: attempt.hedge(),
+                    class,
+                };
+                self.call(call, counts, deadline, replicas)
             })
             .await;
         result.map_err(|error| match error {
@@ -285,38 +326,53 @@ impl Inner {
         })
     }
 
-    /// One call for `key`, to the first replica from `home + offset` whose breaker admits it
-    /// (with [`Balance::P2c`](super::Balance::P2c), from the replica the balancer picks),
-    /// within `call_timeout` and never past the fan-out's `deadline`.
+    /// One call for `key`, to the first replica from `home + offset` whose breaker, adaptive
+    /// limit and throttle admit it (with [`Balance::P2c`](super::Balance::P2c), from the
+    /// replica the balancer picks), within `call_timeout` and never past the fan-out's
+    /// `deadline`.
     async fn call(
         &self,
-        key: usize,
-        offset: usize,
-        hedge: u32,
+        call: Call,
         counts: &FanoutCounts,
         deadline: Deadline,
         replicas: &KeyReplicas,
     ) -> Result<Served, KeyError> {
+        let Call {
+            key,
+            offset,
+            hedge,
+            class,
+        } = call;
         let n = self.replicas.len();
         let Some(first) = self.first_replica(key, offset, hedge, replicas) else {
             return Err(KeyError::Unsent("no_replica_for_hedge"));
         };
         let mut chosen = None;
+        let mut refused = None;
         for step in 0..n {
             let replica = &self.replicas[(first + step) % n];
-            match replica.breaker.try_acquire() {
-                Ok(permit) => {
-                    chosen = Some((replica, permit));
-                    break;
-                }
+            let permit = match replica.breaker.try_acquire() {
+                Ok(permit) => permit,
                 Err(_) => {
                     counts.breaker_rejections.bump();
                     replica.counts.rejected.bump();
+                    continue;
+                }
+            };
+            // A local refusal drops the breaker's permit unreported: uncounted.
+            match self.admit(replica, class) {
+                Ok(admitted) => {
+                    chosen = Some((replica, permit, admitted));
+                    break;
+                }
+                Err(kind) => {
+                    counts.limit_rejections.bump();
+                    refused = Some(kind);
                 }
             }
         }
-        let Some((replica, permit)) = chosen else {
-            return Err(KeyError::AllBreakersOpen);
+        let Some((replica, permit, admitted)) = chosen else {
+            return Err(refused.map_or(KeyError::AllBreakersOpen, KeyError::LocalLimit));
         };
         let path = format!("/key/{key}");
         // A backup is only worth sending on a spare connection: waiting in line behind the
@@ -335,53 +391,58 @@ impl Inner {
             .checked_add(self.config.call_timeout)
             .is_none_or(|own| deadline.instant() <= own);
         let tracked = self.track(replica.index, replicas);
-        let reply = replica.pool.get_until(&path, limits, deadline).await;
+        let headers = self.class_headers[class.index()].as_ref();
+        let reply = replica
+            .pool
+            .get_headed_until(&path, limits, deadline, headers)
+            .await;
         tracked.finish();
-        match reply {
+        let (verdict, result) = match reply {
             // The gateway's own limit, not the replica's doing: the permit is released
             // uncounted (dropped), so the breaker sees neither a success nor a failure.
             Err(error) if error.is_local() => {
                 drop(permit);
                 replica.counts.unsent.bump();
-                Err(KeyError::Unsent(error.kind()))
+                (Verdict::Nothing, Err(KeyError::Unsent(error.kind())))
             }
             // The caller's deadline, not the replica's: uncounted too.
             Err(ClientError::TimedOut { .. }) if by_caller => {
                 drop(permit);
                 replica.counts.deadline.bump();
-                Err(KeyError::Deadline)
+                (Verdict::Nothing, Err(KeyError::Deadline))
             }
             Ok(reply) if is_deadline_504(reply.status, &reply.headers) => {
                 if by_caller {
                     drop(permit);
                     replica.counts.deadline.bump();
-                    Err(KeyError::DeadlineRefused)
+                    (Verdict::Nothing, Err(KeyError::DeadlineRefused))
                 } else {
                     // Told it had `call_timeout`, the replica could not do the work in it:
                     // the call would have timed out, sooner said.
                     permit.failure();
                     replica.counts.timed_out.bump();
-                    Err(KeyError::CallTimeout)
+                    (Verdict::Overload, Err(KeyError::CallTimeout))
                 }
             }
             Err(ClientError::TimedOut { .. }) => {
                 permit.failure();
                 replica.counts.timed_out.bump();
-                Err(KeyError::CallTimeout)
+                (Verdict::Overload, Err(KeyError::CallTimeout))
             }
             Err(error) => {
                 permit.failure();
                 replica.counts.failed.bump();
-                Err(KeyError::Client(error.kind()))
+                (Verdict::Nothing, Err(KeyError::Client(error.kind())))
             }
             Ok(reply) if reply.status.is_success() => {
                 permit.success();
                 replica.counts.ok.bump();
-                Ok(Served {
+                let served = Served {
                     replica: replica.index,
                     hedge,
                     value: String::from_utf8_lossy(&reply.body).into_owned(),
-                })
+                };
+                (Verdict::Success, Ok(served))
             }
             Ok(reply) => {
                 // A 5xx is the replica's fault; a 4xx is the request's, and the replica is fine.
@@ -392,10 +453,24 @@ impl Inner {
                     permit.success();
                     replica.counts.ok.bump();
                 }
-                Err(KeyError::Status(reply.status.as_u16()))
+                let verdict = Verdict::of_status(reply.status);
+                (verdict, Err(KeyError::Status(reply.status.as_u16())))
             }
-        }
+        };
+        admitted.finish(verdict);
+        result
     }
+}
+
+/// Which call of a key an attempt makes.
+struct Call {
+    key: usize,
+    /// Replicas further along from the key's home (0 for the first try's primary).
+    offset: usize,
+    /// Which attempt of the try, from 1 (the primary).
+    hedge: u32,
+    /// The caller's class.
+    class: Criticality,
 }
 
 #[cfg(test)]
@@ -413,6 +488,7 @@ mod tests {
         assert_eq!(classify(KeyError::AllBreakersOpen), Decision::Stop);
         assert_eq!(classify(KeyError::Unsent("pool_exhausted")), Decision::Stop);
         assert_eq!(classify(KeyError::Deadline), Decision::Stop);
+        assert_eq!(classify(KeyError::LocalLimit("throttled")), Decision::Stop);
     }
 
     #[test]

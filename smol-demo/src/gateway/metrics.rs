@@ -120,9 +120,14 @@ impl Gateway {
 
     /// Writes the gateway's series: fan-outs and keys, retries and budget refusals, hedges
     /// sent, won and refused, and per replica calls by outcome, breaker state and transitions,
-    /// and open connections (now and at the peak).
+    /// and open connections (now and at the peak); with `replica_limit` or `throttle_k` on, each
+    /// replica's limit, calls in flight, local refusals by reason and class, and throttle
+    /// probability. With a [`PolicyMetrics`](crate::metrics::PolicyMetrics) installed before
+    /// the gateway was built, the breakers' and the hedging policy's own series replace the
+    /// gateway's of the same names.
     pub fn write_metrics(&self, out: &mut PromText) {
         let stats = self.stats();
+        let inner = &*self.inner;
         out.single(
             "tailguard_fanouts_total",
             Kind::Counter,
@@ -151,18 +156,27 @@ impl Gateway {
             "Retries made (tries after a key's first).",
             stats.retries as f64,
         );
-        out.single(
-            "tailguard_retry_budget_refusals_total",
-            Kind::Counter,
-            "Retries the shared retry budget refused.",
-            stats.retry_budget_refusals as f64,
-        );
-        out.single(
-            "tailguard_hedge_primaries_total",
-            Kind::Counter,
-            "First calls made under the hedging policy.",
-            stats.hedge.primaries as f64,
-        );
+        // With a `PolicyMetrics` installed, the pipeline's retries (named `default`: the
+        // pipeline takes no name), the hedging policy (`gateway`) and each replica's breaker
+        // (`replica-N`) write these families themselves, with a `name` label
+        // (docs/metrics.md); writing them here too would repeat a family.
+        let policies = inner.policy_metrics;
+        if !policies {
+            out.single(
+                "tailguard_retry_budget_refusals_total",
+                Kind::Counter,
+                "Retries the shared retry budget refused.",
+                stats.retry_budget_refusals as f64,
+            );
+        }
+        if !policies {
+            out.single(
+                "tailguard_hedge_primaries_total",
+                Kind::Counter,
+                "First calls made under the hedging policy.",
+                stats.hedge.primaries as f64,
+            );
+        }
         out.single(
             "tailguard_hedges_sent_total",
             Kind::Counter,
@@ -175,13 +189,15 @@ impl Gateway {
             "Hedged calls whose backup answered first.",
             stats.hedge.hedges_won as f64,
         );
-        out.single(
-            "tailguard_hedge_budget_refusals_total",
-            Kind::Counter,
-            "Backup calls the hedge budget refused.",
-            stats.hedge.budget_refusals as f64,
-        );
-        if let Some(delay) = self.inner.hedge.delay_at(std::time::Instant::now()) {
+        if !policies {
+            out.single(
+                "tailguard_hedge_budget_refusals_total",
+                Kind::Counter,
+                "Backup calls the hedge budget refused.",
+                stats.hedge.budget_refusals as f64,
+            );
+        }
+        if let Some(delay) = inner.hedge.delay_at(std::time::Instant::now()) {
             out.single(
                 "tailguard_hedge_delay_seconds",
                 Kind::Gauge,
@@ -214,38 +230,40 @@ impl Gateway {
                 );
             }
         }
-        out.family(
-            "tailguard_breaker_state",
-            Kind::Gauge,
-            "Each replica's circuit breaker state: 1 for the current state, 0 for the others.",
-        );
-        for r in &stats.replicas {
-            let index = r.index.to_string();
-            for state in STATES {
-                out.sample(
-                    "tailguard_breaker_state",
-                    &[("replica", &index), ("state", state.as_str())],
-                    if r.state == state { 1.0 } else { 0.0 },
-                );
+        if !policies {
+            out.family(
+                "tailguard_breaker_state",
+                Kind::Gauge,
+                "Each replica's circuit breaker state: 1 for the current state, 0 for the others.",
+            );
+            for r in &stats.replicas {
+                let index = r.index.to_string();
+                for state in STATES {
+                    out.sample(
+                        "tailguard_breaker_state",
+                        &[("replica", &index), ("state", state.as_str())],
+                        if r.state == state { 1.0 } else { 0.0 },
+                    );
+                }
             }
-        }
-        out.family(
-            "tailguard_breaker_transitions_total",
-            Kind::Counter,
-            "Circuit breaker state changes, by replica and states left and entered.",
-        );
-        for r in &stats.replicas {
-            let index = r.index.to_string();
-            for (from, to, count) in &r.transitions {
-                out.sample(
-                    "tailguard_breaker_transitions_total",
-                    &[
-                        ("replica", &index),
-                        ("from", from.as_str()),
-                        ("to", to.as_str()),
-                    ],
-                    *count as f64,
-                );
+            out.family(
+                "tailguard_breaker_transitions_total",
+                Kind::Counter,
+                "Circuit breaker state changes, by replica and states left and entered.",
+            );
+            for r in &stats.replicas {
+                let index = r.index.to_string();
+                for (from, to, count) in &r.transitions {
+                    out.sample(
+                        "tailguard_breaker_transitions_total",
+                        &[
+                            ("replica", &index),
+                            ("from", from.as_str()),
+                            ("to", to.as_str()),
+                        ],
+                        *count as f64,
+                    );
+                }
             }
         }
         out.family(
@@ -272,5 +290,6 @@ impl Gateway {
                 r.connections_peak as f64,
             );
         }
+        super::overload::write_metrics(&inner.replicas, out);
     }
 }

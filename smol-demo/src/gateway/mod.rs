@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | keep-alive pool | one pool of at most `pool_size` HTTP/1 connections per replica, `connect_timeout` | [`client`](crate::client) |
 //! | per-call timeout | each call gets `call_timeout`, waiting for a pooled connection included, and never past the fan-out's deadline; the request tells the replica the time it has left (`tailguard-timeout` header) | [`client`](crate::client), [`tailguard::deadline_header`] |
+//! | overload control | per replica, off by default: an adaptive concurrency limit (`replica_limit`: Gradient2 or AIMD, in the caller's class) and client-side throttling (`throttle_k`); a call either refuses moves to the next replica, and with every replica refusing the key fails with [`KeyError::LocalLimit`], nothing sent (see below) | [`tailguard::limit`], [`tailguard::throttle`] |
 //! | circuit breaker | one per replica; a call picks the first replica, from its own, whose breaker admits it, so traffic moves away from an open one; 5xx, connection errors and timeouts after sending are failures | [`tailguard::breaker`] |
 //! | hedging | a backup call to the next replica when the first is slower than the adaptive delay (p95 of recent calls), within a budget of 10 % extra calls, and only on a spare pooled connection (a backup never waits for one) | [`tailguard::pipeline`] with a [`tailguard::hedge::Hedge`] |
 //! | retry | up to 3 tries, the next on the next replica, after an exponential backoff with full jitter, within a shared budget of 20 % of first tries | [`tailguard::pipeline`] with a [`tailguard::retry::RetryBudget`] |
@@ -24,6 +25,35 @@
 //! while connecting) releases its breaker permit uncounted, is not retried, and is reported as
 //! [`KeyError::Unsent`]: a burst beyond what the pools carry slows the gateway down, but
 //! cannot open a healthy replica's breaker.
+//!
+//! ## Overload control per replica
+//!
+//! An attempt asks the replica it picked for its breaker's permit, then its adaptive limit's
+//! (in the caller's [`Criticality`](tailguard::priority::Criticality): the
+//! `tailguard-criticality` header of the gateway request, [`Gateway::fanout_as_until`]; under
+//! overload sheddable calls are refused first), then its throttle's. A limit or throttle
+//! refusal releases the breaker's permit uncounted and tries the next replica; when none can
+//! take the call, the key fails with [`KeyError::LocalLimit`] (`replica_limit` or
+//! `throttled`), not retried. The caller's class is forwarded to the replicas in the same
+//! header (nothing is sent for the default class, which is what no header means). What each
+//! outcome tells them:
+//!
+//! | what the call got | adaptive limit | throttle |
+//! |---|---|---|
+//! | 2xx | success (its latency a sample) | accepted |
+//! | 503 or 429 (the replica refused it: overloaded) | dropped | not accepted |
+//! | `call_timeout` (or the replica's 504 for it) | dropped | not accepted |
+//! | another 5xx, a 4xx | ignored | accepted (the replica took the request) |
+//! | no answer (connection refused or reset) | ignored | not counted |
+//! | stopped by the gateway before sending, or by the caller's deadline | ignored | not counted |
+//! | cancelled (a hedge won, the fan-out was cut) | ignored | not counted |
+//!
+//! Both are off by default: the limit starts at `replica_limit_initial` (20), below which a
+//! burst's calls to a healthy replica would be refused, and the throttle, once a replica has
+//! answered 503s, refuses calls for up to its two-minute window; switched on by default they
+//! would change what the existing demos show. `/metrics` then has each replica's limit, calls
+//! in flight, refusals by reason (`limit`, `shed`, `probe`, `throttle`) and class, and
+//! throttle probability ([`Gateway::write_metrics`]).
 //!
 //! The fan-out's deadline is `fanout_deadline`, or the caller's when nearer
 //! ([`Gateway::fanout_until`]; the server passes the deadline of a request's
@@ -62,6 +92,7 @@ mod balanced;
 mod config;
 mod fanout;
 mod metrics;
+mod overload;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -69,8 +100,10 @@ use std::sync::Arc;
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::hedge::Hedge;
+use tailguard::limit::AdaptiveLimiter;
 use tailguard::pipeline::Pipeline;
 use tailguard::retry::RetryBudget;
+use tailguard::throttle::Throttle;
 use tailguard::time::AsyncIoTimer;
 use tailguard::ConfigError;
 
@@ -79,8 +112,10 @@ pub use self::config::{BreakerSettings, GatewayConfig, HedgeMode};
 use self::fanout::KeyClassifier;
 pub use self::fanout::{FanoutReport, KeyError};
 pub use self::metrics::{GatewayStats, ReplicaView};
+use self::overload::Refusals;
+pub use self::overload::ReplicaLimit;
 use crate::client::{ClientConfig, Pool};
-use crate::metrics::Counter;
+use crate::metrics::{Counter, PolicyMetrics};
 use crate::rt::Exec;
 
 /// A gateway to a set of replicas; cheap to clone (clones share everything).
@@ -99,6 +134,12 @@ struct Inner {
     /// Least-loaded replica choice, in `Balance::P2c`.
     balancer: Option<tailguard::balance::Balancer<usize>>,
     totals: Totals,
+    /// The header forwarding each class to the replicas, by [`Criticality::index`](tailguard::priority::Criticality::index)
+    /// (none for the default class).
+    class_headers: [Option<http::HeaderMap>; 3],
+    /// Whether the policies report to an installed [`PolicyMetrics`] (it was installed before
+    /// the gateway was built): their series then replace the gateway's own of the same name.
+    policy_metrics: bool,
 }
 
 /// One backend replica as the gateway sees it.
@@ -106,6 +147,12 @@ struct Replica {
     index: usize,
     pool: Pool,
     breaker: CircuitBreaker<AsyncIoTimer>,
+    /// Its adaptive concurrency limit (`--replica-limit`), if on.
+    limiter: Option<AdaptiveLimiter>,
+    /// Client-side throttling of it (`--throttle-k`), if on.
+    throttle: Option<Throttle<AsyncIoTimer>>,
+    /// Calls its throttle refused, by class (its limiter counts its own).
+    refusals: Refusals,
     counts: Arc<ReplicaCounts>,
 }
 
@@ -181,6 +228,9 @@ impl Gateway {
                     index,
                     pool: Pool::bounded(addr, client, pool_size, ex.clone()),
                     breaker,
+                    limiter: overload::limiter(&config)?,
+                    throttle: overload::throttle(&config, index)?,
+                    refusals: Refusals::default(),
                     counts,
                 })
             })
@@ -194,6 +244,8 @@ impl Gateway {
                 hedge,
                 balancer,
                 totals: Totals::default(),
+                class_headers: overload::class_headers(),
+                policy_metrics: PolicyMetrics::installed().is_some(),
             }),
         })
     }
@@ -214,6 +266,17 @@ impl Gateway {
         &self.inner.hedge
     }
 
+    /// The adaptive concurrency limit in front of replica `replica`, if it exists and
+    /// `replica_limit` is on.
+    pub fn limiter(&self, replica: usize) -> Option<&AdaptiveLimiter> {
+        self.inner.replicas.get(replica)?.limiter.as_ref()
+    }
+
+    /// The client-side throttle of replica `replica`, if it exists and `throttle_k` is set.
+    pub fn throttle(&self, replica: usize) -> Option<&Throttle<AsyncIoTimer>> {
+        self.inner.replicas.get(replica)?.throttle.as_ref()
+    }
+
     /// The retry budget shared by every key.
     pub fn retry_budget(&self) -> &RetryBudget {
         &self.inner.retry_budget
@@ -229,6 +292,7 @@ fn breaker(
     let settings = config.breaker;
     let log = config.log_transitions;
     CircuitBreaker::builder()
+        .name(&format!("replica-{index}"))
         .failure_rate(settings.failure_rate)
         .count_window(settings.window)
         .minimum_calls(settings.minimum_calls)

@@ -11,6 +11,7 @@ use super::{log, Server, ServerConfig};
 use crate::args::{flag_error, parse_duration, USAGE};
 use crate::gateway::args::GatewayArgs;
 use crate::gateway::Gateway;
+use crate::metrics::PolicyMetrics;
 use crate::rt;
 use crate::signals::termination;
 
@@ -28,7 +29,9 @@ GET /metrics (Prometheus text); with --admission on, an adaptive concurrency lim
 what the server cannot do without queueing (503 with Retry-After), sheddable requests first, \
 then default ones, critical ones last (request header tailguard-criticality: \
 critical|default|sheddable; any other value is 400); with --backend, GET /fanout?keys=N reads N keys from the \
-backends with per-call timeouts, retries, per-replica circuit breakers and hedging, and answers \
+backends with per-call timeouts, retries, per-replica circuit breakers and hedging (with \
+--replica-limit and --throttle-k, a per-replica adaptive limit in the caller's \
+tailguard-criticality class and client-side throttling), and answers \
 the values and how they were obtained (JSON). Exit status: 0 when every connection drained \
 before the shutdown deadline, 1 when some had to be closed by force or a listener could not be \
 bound (the message names the port), 2 for a refused flag.";
@@ -147,6 +150,9 @@ const FLAGS: &[(&str, &str)] = &[
     ("adaptive_delay", "--hedge"),
     ("budget_ratio", "--hedge-budget"),
     ("failure_rate", "--breaker-failure-rate"),
+    ("replica_limit_initial", "--replica-limit-initial"),
+    ("replica_limit_max", "--replica-limit-max"),
+    ("throttle_k", "--throttle-k"),
     ("open_duration", "--breaker-open"),
 ];
 
@@ -158,6 +164,12 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(USAGE);
     }
     let threads = args.threads.unwrap_or_else(rt::default_threads);
+    // Before any policy is built: they register their series when built (docs/metrics.md).
+    if PolicyMetrics::install().is_none() {
+        log(format_args!(
+            "another metrics recorder is installed: the policies' series are not in /metrics"
+        ));
+    }
     rt::run(threads, |ex| async move {
         let gateway = match args.gateway.config() {
             None => None,

@@ -244,7 +244,7 @@ impl App {
         deadline: Option<Deadline>,
     ) -> Response<Body> {
         if route == Route::Fanout {
-            return self.fanout(request.uri().query(), deadline).await;
+            return self.fanout(&request, deadline).await;
         }
         let Some(deadline) = deadline else {
             return self.work(route, request).await;
@@ -271,7 +271,7 @@ impl App {
             Route::Healthz => self.healthz(),
             Route::Echo => self.echo(request.into_body()).await,
             Route::Slow => slow(request.uri().query()).await,
-            Route::Fanout => self.fanout(request.uri().query(), None).await,
+            Route::Fanout => self.fanout(&request, None).await,
             Route::Metrics => self.metrics(),
             Route::Hello => hello(request.uri().path().strip_prefix('/').unwrap_or_default()),
             Route::Other => match &self.extra {
@@ -284,7 +284,10 @@ impl App {
     /// Reads `keys` keys through the gateway, by the caller's `deadline` if it is nearer than
     /// the gateway's own: 200 with the report when at least one key was read (`partial` says
     /// whether some are missing), 502 or 504 when none was.
-    async fn fanout(&self, query: Option<&str>, deadline: Option<Deadline>) -> Response<Body> {
+    /// The caller's `tailguard-criticality` header is the class the gateway's per-replica
+    /// limits admit its calls in, and is forwarded to the replicas (400 if not a class).
+    async fn fanout<B>(&self, request: &Request<B>, deadline: Option<Deadline>) -> Response<Body> {
+        let query = request.uri().query();
         let Some(gateway) = &self.gateway else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -301,10 +304,12 @@ impl App {
                 )
             }
         };
-        let report = match deadline {
-            Some(deadline) => gateway.fanout_until(keys, deadline).await,
-            None => gateway.fanout(keys).await,
+        let class = match admission::criticality(request) {
+            Ok(class) => class,
+            Err(refused) => return refused,
         };
+        let deadline = deadline.unwrap_or(Deadline::after(gateway.config().fanout_deadline));
+        let report = gateway.fanout_as_until(keys, class, deadline).await;
         let status = if report.ok > 0 {
             StatusCode::OK
         } else if report.timed_out == report.keys {
