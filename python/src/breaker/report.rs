@@ -86,7 +86,8 @@ pub(crate) struct BreakerTransition {
     to_state: &'static str,
     /// Why: `"failure_rate"`, `"slow_call_rate"`, `"consecutive_failures"`,
     /// `"open_duration_elapsed"`, `"probes_succeeded"`, `"probe_failed"`, `"probe_timed_out"`,
-    /// `"manual"`, or `"other"` for a reason a newer core gives that this binding does not name.
+    /// `"manual"`, `"fleet"` (opened from outside, by a sharing layer), or `"other"` for a
+    /// reason a newer core gives that this binding does not name.
     reason: &'static str,
     /// Counts transitions since the breaker was built; orders reports from several threads.
     generation: u64,
