@@ -15,6 +15,9 @@ use tailguard::shutdown::{Shutdown, TaskTracker};
 use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
 use tailguard::timeout::{timeout_with, Deadline, FutureExt};
 
+#[macro_use]
+mod executors;
+
 const SHORT: Duration = Duration::from_millis(20);
 const GENEROUS: Duration = Duration::from_secs(5);
 
@@ -78,81 +81,4 @@ async fn scenarios<T: Timer>(timer: T) {
     assert_eq!(err.remaining, 1);
 }
 
-/// Runs the scenarios several times concurrently, as spawned `Send` tasks.
-fn spawned<T: Timer>(timer: T, spawn: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)) {
-    for _ in 0..4 {
-        spawn(Box::pin(scenarios(timer.clone())));
-    }
-}
-
-macro_rules! on_every_timer {
-    ($name:ident, |$timer:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn async_io_timer() {
-                let $timer = AsyncIoTimer;
-                $body
-            }
-
-            #[test]
-            fn futures_timer() {
-                let $timer = FuturesTimer;
-                $body
-            }
-        }
-    };
-}
-
-on_every_timer!(smol_block_on, |timer| smol::block_on(scenarios(timer)));
-
-on_every_timer!(smol_spawned, |timer| {
-    let tasks = std::sync::Mutex::new(Vec::new());
-    spawned(timer, |f| tasks.lock().unwrap().push(smol::spawn(f)));
-    smol::block_on(futures::future::join_all(tasks.into_inner().unwrap()));
-});
-
-on_every_timer!(futures_block_on, |timer| futures::executor::block_on(
-    scenarios(timer)
-));
-
-on_every_timer!(futures_thread_pool, |timer| {
-    let pool = futures::executor::ThreadPool::builder()
-        .pool_size(2)
-        .create()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    spawned(timer, |f| {
-        let tx = tx.clone();
-        pool.spawn_ok(async move {
-            f.await;
-            tx.send(()).unwrap();
-        })
-    });
-    for _ in 0..4 {
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("task finished");
-    }
-});
-
-on_every_timer!(tokio_current_thread, |timer| {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(scenarios(timer))
-});
-
-on_every_timer!(tokio_multi_thread, |timer| {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let handles = std::sync::Mutex::new(Vec::new());
-    spawned(timer, |f| handles.lock().unwrap().push(rt.spawn(f)));
-    rt.block_on(async {
-        for h in handles.into_inner().unwrap() {
-            h.await.expect("task did not panic");
-        }
-    });
-});
+every_executor!(4);
