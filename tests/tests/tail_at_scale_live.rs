@@ -37,7 +37,7 @@ fn series_lines(svg: &str) -> Vec<(String, usize)> {
 }
 
 #[test]
-fn three_modes_run_and_the_plot_has_three_lines() {
+fn four_modes_run_and_the_plot_has_four_lines() {
     let config = LiveConfig {
         rate: 100.0,
         duration: Duration::from_secs(2),
@@ -76,7 +76,12 @@ fn three_modes_run_and_the_plot_has_three_lines() {
         );
         assert_eq!(r.load.histogram.count(), r.load.sent);
     }
-    let (none, fixed, adaptive) = (&reports[0], &reports[1], &reports[2]);
+    let (none, fixed, adaptive, tied) = (&reports[0], &reports[1], &reports[2], &reports[3]);
+    // Tied requests send second copies; most are cancelled before they start, by the twin's
+    // replica over HTTP.
+    assert!(tied.extra_pct > 10.0, "{tied:?}");
+    assert!(tied.cancelled_copies > 0, "{tied:?}");
+    assert_eq!(none.duplicate_work_pct, 0.0, "{none:?}");
     // Without hedging, nothing is sent twice.
     assert_eq!(none.hedges_sent, 0);
     assert!(none.extra_pct.abs() < 0.5, "{none:?}");
@@ -99,8 +104,9 @@ fn three_modes_run_and_the_plot_has_three_lines() {
     // 200 samples per mode support p50 and p90, not p99 (1,000) nor p99.9 (10,000): the JSON
     // says null next to the sample count, the table n/a, and no sentence claims them.
     let json = live::to_json(&reports);
-    for mode in ["none", "fixed", "adaptive"] {
+    for mode in ["none", "fixed", "adaptive", "tied"] {
         assert_eq!(json[mode]["samples"], 200, "{json}");
+        assert!(json[mode]["duplicate_work_pct"].is_f64(), "{json}");
         assert!(json[mode]["p90_ms"].is_f64(), "{json}");
         assert!(json[mode]["p99_ms"].is_null(), "{json}");
         assert!(json[mode]["p999_ms"].is_null(), "{json}");
@@ -129,14 +135,20 @@ fn three_modes_run_and_the_plot_has_three_lines() {
     );
     let lines = series_lines(&svg);
     let curves: Vec<&(String, usize)> = lines.iter().filter(|(_, points)| *points > 20).collect();
-    assert_eq!(curves.len(), 3, "{lines:?}");
+    assert_eq!(curves.len(), 4, "{lines:?}");
     let colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
-    // Black, orange and blue (Okabe-Ito): none, fixed, adaptive, told apart by every reader.
-    assert_eq!(colours, ["#000000", "#E69F00", "#0072B2"], "{lines:?}");
+    // Black, orange, blue and pink (Okabe-Ito): none, fixed, adaptive, tied, told apart by
+    // every reader.
+    assert_eq!(
+        colours,
+        ["#000000", "#E69F00", "#0072B2", "#CC79A7"],
+        "{lines:?}"
+    );
     for name in [
         "none (off)",
         "fixed (fixed:10ms)",
         "adaptive (adaptive:0.95)",
+        "tied (tied:1ms)",
     ] {
         assert!(svg.contains(name), "the legend names {name}");
     }

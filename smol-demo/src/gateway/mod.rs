@@ -47,6 +47,7 @@ pub mod args;
 mod config;
 mod fanout;
 mod metrics;
+mod tied;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -78,6 +79,8 @@ struct Inner {
     retry: Retry<AsyncIoTimer, KeyClassifier>,
     retry_budget: RetryBudget,
     hedge: Hedge,
+    /// Tied requests, in `HedgeMode::Tied`.
+    tied: Option<tailguard::tied::Tied>,
     totals: Totals,
 }
 
@@ -141,6 +144,10 @@ impl Gateway {
             .classify(KeyClassifier)
             .build()?;
         let hedge = config.hedge_policy()?;
+        let tied = match config.hedge {
+            HedgeMode::Tied(delay) => Some(tailguard::tied::Tied::new(delay)?),
+            _ => None,
+        };
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
@@ -169,6 +176,7 @@ impl Gateway {
                 retry,
                 retry_budget,
                 hedge,
+                tied,
                 totals: Totals::default(),
             }),
         })

@@ -147,6 +147,48 @@ pub struct Args {
     /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
     #[arg(long, conflicts_with = "repeat")]
     pub sweep: bool,
+    /// Workers per replica: the most reads a replica serves at once, more waiting in its
+    /// queue (where a tied copy's twin cancels it), or `unlimited` (reads wait only for
+    /// stalls) [default: 1 with --sim, unlimited live].
+    #[arg(long, value_parser = parse_workers)]
+    pub workers: Option<Workers>,
+    /// How long after a key's first tied copy the second is sent (the `tied` mode).
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub tied_delay: Duration,
+    /// How long a replica's cancel takes to reach the twin's replica (--sim only; live, it is
+    /// a real HTTP request) [default: 0.1ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub cancel_delay: Option<Duration>,
+}
+
+/// `--workers`: a count, or as many as there are reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// At most this many at once.
+    Limit(usize),
+    /// A worker for every read.
+    Unlimited,
+}
+
+impl Workers {
+    fn limit(self) -> Option<usize> {
+        match self {
+            Workers::Limit(n) => Some(n),
+            Workers::Unlimited => None,
+        }
+    }
+}
+
+fn parse_workers(text: &str) -> Result<Workers, String> {
+    if text == "unlimited" {
+        return Ok(Workers::Unlimited);
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Workers::Limit(n)),
+        _ => Err(format!(
+            "`{text}` is not a number of workers: write a whole number of at least 1, or unlimited"
+        )),
+    }
 }
 
 /// The flags of `tail-at-scale`, by the field their errors name.
@@ -164,6 +206,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("duration", "--duration"),
     ("stall_every", "--stall-every"),
     ("stall_for", "--stall-for"),
+    ("delay", "--tied-delay"),
 ];
 
 impl Args {
@@ -186,6 +229,9 @@ impl Args {
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             fixed_delay: self.fixed_delay(),
             equal_budget: self.equal_budget,
+            workers: self.workers.map_or(defaults.workers, Workers::limit),
+            tied_delay: self.tied_delay,
+            cancel_delay: self.cancel_delay.unwrap_or(defaults.cancel_delay),
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;
@@ -198,6 +244,11 @@ impl Args {
             return Err(
                 "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
                     .into(),
+            );
+        }
+        if self.cancel_delay.is_some() {
+            return Err(
+                "`--cancel-delay` is for --sim; live, a cancel is a real HTTP request".into(),
             );
         }
         let defaults = LiveConfig::default();
@@ -215,6 +266,8 @@ impl Args {
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             seed: self.seed,
+            workers: self.workers.map_or(defaults.workers, Workers::limit),
+            tied_delay: self.tied_delay,
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;

@@ -11,6 +11,7 @@ pub mod repeat;
 pub mod sim;
 mod single;
 pub mod sweep;
+mod tied_sim;
 
 use std::fmt::Write as _;
 
@@ -91,6 +92,14 @@ pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
             ("timed_out_keys", r.timed_out_keys),
         ] {
             mode.insert(key.into(), value.into());
+        }
+        if r.mode == sim::Mode::Tied {
+            for (key, value) in [
+                ("seconds_sent", r.stats.hedges_sent),
+                ("won_by_second", r.stats.hedges_won),
+            ] {
+                mode.insert(key.into(), value.into());
+            }
         }
         object.insert(r.mode.name().to_owned(), serde_json::Value::Object(mode));
     }

@@ -33,8 +33,26 @@
 //! - `fixed`: hedge each key read after a fixed 10 ms, as in the paper, without a budget.
 //! - `adaptive`: hedge at the p99 of recent primary latency (tailguard's adaptive delay), within
 //!   a budget of 2 % extra reads.
+//! - `tied`: tied requests ([`tied_sim`](super::tied_sim)): each key read goes to its home
+//!   replica now and to its first copy `tied_delay` (1 ms) later, each copy tagged with the
+//!   other; each replica holds its reads in a [`TiedQueue`](tailguard::tied::TiedQueue), which
+//!   a stall stops draining; when one copy starts, its replica's cancel reaches the twin's
+//!   replica `cancel_delay` (0.1 ms, a network hop in a data centre) later and removes the
+//!   twin from its queue (or refuses it when it arrives).
+//!
+//! ## Duplicate work
+//!
+//! `duplicate_work_pct` counts the reads that *started service* beyond one per key, in percent
+//! of keys: a hedge or a tied copy that began work on a replica although another attempt
+//! answered the key. A read cancelled (or dropped) while it waited out a stall did no work and
+//! does not count; one dropped part-way counts as a whole read, so this is an upper bound on
+//! the work wasted. It is 0 without hedging.
 
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tailguard::fanout::scatter_gather_with;
@@ -87,6 +105,13 @@ pub struct SimConfig {
     pub max_attempts: u32,
     /// Deadline of each request's scatter-gather; keys not read by then count as timed out.
     pub request_deadline: Duration,
+    /// Workers per replica: the most reads it serves at once; more wait in its queue, first
+    /// come first served. `None`: a worker for every read, so reads only wait out stalls.
+    pub workers: Option<usize>,
+    /// The `tied` mode: how long after the first copy of a read the second is sent.
+    pub tied_delay: Duration,
+    /// The `tied` mode: how long a replica's cancel takes to reach the twin's replica.
+    pub cancel_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -109,6 +134,9 @@ impl Default for SimConfig {
             budget_ratio: 0.02,
             max_attempts: 3,
             request_deadline: Duration::from_secs(10),
+            workers: Some(1),
+            tied_delay: Duration::from_millis(1),
+            cancel_delay: Duration::from_micros(100),
         }
     }
 }
@@ -152,6 +180,7 @@ impl SimConfig {
                 ),
             ));
         }
+        tailguard::tied::Tied::new(self.tied_delay)?;
         // The hedging policies check the percentile, budget and delay: before any work.
         for mode in Mode::ALL {
             mode.policy(self)?;
@@ -187,11 +216,13 @@ pub enum Mode {
     Fixed,
     /// A hedge at a percentile of recent latency, within a budget.
     Adaptive,
+    /// Tied requests: two copies, each cancelling the other when it starts.
+    Tied,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 3] = [Mode::None, Mode::Fixed, Mode::Adaptive];
+    pub const ALL: [Mode; 4] = [Mode::None, Mode::Fixed, Mode::Adaptive, Mode::Tied];
 
     /// The mode's name in reports and JSON.
     pub fn name(self) -> &'static str {
@@ -199,6 +230,7 @@ impl Mode {
             Mode::None => "none",
             Mode::Fixed => "fixed",
             Mode::Adaptive => "adaptive",
+            Mode::Tied => "tied",
         }
     }
 
@@ -217,12 +249,14 @@ impl Mode {
                 config.adaptive_percentile * 100.0,
                 config.budget_ratio * 100.0
             ),
+            Mode::Tied => format!("second copy after {:?}", config.tied_delay),
         }
     }
 
     fn policy(self, config: &SimConfig) -> Result<Hedge, ConfigError> {
         match self {
-            Mode::None => Hedge::builder()
+            // Tied requests use no hedge: their policy is checked in `tied_sim`.
+            Mode::None | Mode::Tied => Hedge::builder()
                 .fixed_delay(Duration::MAX)
                 .max_attempts(1)
                 .unbudgeted()
@@ -277,6 +311,9 @@ pub struct ModeReport {
     pub extra_pct: f64,
     /// The hedging policy's counters.
     pub stats: HedgeStats,
+    /// Reads that started service beyond one per key, in percent of keys (see the module
+    /// documentation, "Duplicate work").
+    pub duplicate_work_pct: f64,
     /// Key reads that missed the request deadline.
     pub timed_out_keys: u64,
     /// Number of requests measured.
@@ -285,14 +322,14 @@ pub struct ModeReport {
 
 /// A replica's stalls: sorted, disjoint `[start, end)` intervals in nanoseconds since the start.
 #[derive(Debug, Clone)]
-struct Replica {
+pub(super) struct Replica {
     stalls: Vec<(u64, u64)>,
 }
 
 impl Replica {
     /// When a read arriving at `start` with `service` nanoseconds of work finishes: pauses
     /// delay its start and freeze it mid-service.
-    fn finish(&self, start: u64, service: u64) -> u64 {
+    pub(super) fn finish(&self, start: u64, service: u64) -> u64 {
         let mut t = start;
         let mut remaining = service;
         // The first stall that ends after `t`.
@@ -321,9 +358,9 @@ fn exponential(rng: &mut fastrand::Rng, mean: f64) -> f64 {
 }
 
 /// The world every mode runs in: replicas with their stalls, request arrival times.
-struct World {
-    replicas: Vec<Replica>,
-    arrivals: Vec<u64>,
+pub(super) struct World {
+    pub(super) replicas: Vec<Replica>,
+    pub(super) arrivals: Vec<u64>,
 }
 
 impl World {
@@ -392,7 +429,12 @@ pub fn run_all(config: &SimConfig) -> Result<Vec<ModeReport>, ConfigError> {
 }
 
 fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, ConfigError> {
+    if mode == Mode::Tied {
+        return super::tied_sim::run(config, world);
+    }
     let hedge = mode.policy(config)?;
+    let workers = Workers::new(config);
+    let workers = &workers;
     let timer = ManualTimer::new();
     let origin = timer.now();
 
@@ -404,8 +446,10 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
                 .sleep_until(origin + Duration::from_nanos(arrival))
                 .await;
             let started = timer.now();
-            let reads = (0..config.keys_per_request)
-                .map(|k| read_key(config, world, &timer, &hedge, origin, r as u64, k as u64));
+            let reads = (0..config.keys_per_request).map(|k| {
+                let key = (r as u64, k as u64);
+                read_key(config, world, workers, &timer, &hedge, origin, key)
+            });
             let deadline = Deadline::after_with(timer.clone(), config.request_deadline);
             let results = scatter_gather_with(timer.clone(), reads, deadline).await;
             let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
@@ -424,6 +468,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     }
     latencies.sort_unstable();
     let stats = hedge.stats();
+    let keys = world.arrivals.len() as u64 * config.keys_per_request as u64;
     Ok(ModeReport {
         mode,
         setting: mode.setting(config),
@@ -432,38 +477,102 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
         p999: percentile::of_sorted(&latencies, 0.999),
         max: *latencies.last().expect("at least one request"),
         extra_pct: stats.extra_load() * 100.0,
+        duplicate_work_pct: duplicate_pct(workers.served.load(Relaxed), keys),
         stats,
         timed_out_keys,
         requests: latencies.len(),
     })
 }
 
+/// Reads that started beyond one per key, in percent of `keys`.
+pub(super) fn duplicate_pct(started: u64, keys: u64) -> f64 {
+    if keys == 0 {
+        0.0
+    } else {
+        100.0 * started.saturating_sub(keys) as f64 / keys as f64
+    }
+}
+
+/// Where key `key` of request `request` lives: its hash, its home replica and the stride to
+/// its copies (attempt `n` goes to `home + stride × (n - 1)`, distinct replicas).
+pub(super) fn placement(
+    config: &SimConfig,
+    replicas: usize,
+    request: u64,
+    key: u64,
+) -> (u64, usize, usize) {
+    let id = mix(config.seed ^ mix(request << 20 | key));
+    let home = (id % replicas as u64) as usize;
+    let stride = 1 + (mix(id) % (replicas as u64 - 1)) as usize;
+    (id, home, stride)
+}
+
+/// The service time of attempt `attempt` (from 1) of the read hashed `id`, in nanoseconds.
+pub(super) fn service(config: &SimConfig, id: u64, attempt: u32) -> u64 {
+    let mean_extra = config.service_mean_extra.as_nanos() as f64;
+    nanos(config.service_base) + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64
+}
+
+/// The workers of every replica in one mode's run: when each is next free, in nanoseconds.
+/// `None`: a worker for every read (no queueing but for stalls).
+pub(super) struct Workers {
+    free: Option<Vec<RefCell<BinaryHeap<Reverse<u64>>>>>,
+    /// Reads served (each runs to its end).
+    served: AtomicU64,
+}
+
+impl Workers {
+    pub(super) fn new(config: &SimConfig) -> Workers {
+        Workers {
+            free: config.workers.map(|w| {
+                (0..config.replicas)
+                    .map(|_| RefCell::new((0..w).map(|_| Reverse(0)).collect()))
+                    .collect()
+            }),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// A read of `service` nanoseconds reaching `replica` at `arrival`: it waits for the
+    /// first free worker, first come first served (reads reach a replica in time order, as
+    /// virtual time only moves forward), and for stalls. Returns when it finishes. A read
+    /// once queued runs to the end, like a request sent to an ordinary server, even if the
+    /// call it belongs to has been answered by another attempt.
+    fn serve(&self, world: &World, replica: usize, arrival: u64, service: u64) -> u64 {
+        self.served.fetch_add(1, Relaxed);
+        let Some(free) = &self.free else {
+            return world.replicas[replica].finish(arrival, service);
+        };
+        let mut free = free[replica].borrow_mut();
+        let Reverse(first_free) = free.pop().expect("at least one worker");
+        let done = world.replicas[replica].finish(arrival.max(first_free), service);
+        free.push(Reverse(done));
+        done
+    }
+}
+
 /// One key read, hedged by `hedge`: attempt `n` (from 1) goes to the key's `n`-th copy.
+/// Every attempt does its work (see [`Workers::serve`]).
 fn read_key<'a>(
     config: &'a SimConfig,
     world: &'a World,
+    workers: &'a Workers,
     timer: &ManualTimer,
     hedge: &Hedge,
     origin: Instant,
-    request: u64,
-    key: u64,
+    (request, key): (u64, u64),
 ) -> impl std::future::Future<
     Output = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>,
 > + 'a {
-    let id = mix(config.seed ^ mix(request << 20 | key));
-    let home = (id % world.replicas.len() as u64) as usize;
-    // Copies sit at a fixed stride from home: distinct replicas for every attempt.
-    let stride = 1 + (mix(id) % (world.replicas.len() as u64 - 1)) as usize;
-    let base = nanos(config.service_base);
-    let mean_extra = config.service_mean_extra.as_nanos() as f64;
+    let (id, home, stride) = placement(config, world.replicas.len(), request, key);
     let attempt_timer = timer.clone();
     hedge.run_with(timer.clone(), move |attempt| {
         // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
         let copy = attempt as usize - 1;
-        let replica = &world.replicas[(home + stride * copy) % world.replicas.len()];
-        let service = base + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64;
+        let replica = (home + stride * copy) % world.replicas.len();
+        let service = service(config, id, attempt);
         let start = nanos(attempt_timer.now() - origin);
-        let finish = replica.finish(start, service);
+        let finish = workers.serve(world, replica, start, service);
         let sleep = attempt_timer.sleep_until(origin + Duration::from_nanos(finish));
         async move {
             sleep.await;
