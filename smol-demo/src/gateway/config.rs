@@ -285,6 +285,15 @@ mod tests {
             "adaptive:0.9"
         );
         assert!("adaptive:1.5".parse::<HedgeMode>().is_err());
+        assert_eq!(
+            "tied".parse::<HedgeMode>(),
+            Ok(HedgeMode::Tied(Duration::from_millis(1)))
+        );
+        assert_eq!(
+            "tied:2ms".parse::<HedgeMode>().unwrap().to_string(),
+            "tied:2ms"
+        );
+        assert!("tied:soon".parse::<HedgeMode>().is_err());
         assert!("sometimes".parse::<HedgeMode>().is_err());
     }
 

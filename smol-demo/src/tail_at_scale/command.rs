@@ -21,9 +21,13 @@ pub const ABOUT: &str =
 pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
 reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
 common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
-that tail. Three modes are compared: none (no hedging); fixed (hedge each read after a fixed \
+that tail. Four modes are compared: none (no hedging); fixed (hedge each read after a fixed \
 delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
-within a budget of extra reads).
+within a budget of extra reads); tied (tied requests, as in the paper: each read goes to two \
+replicas, the second copy --tied-delay later, each naming the other, and the replica that \
+starts one cancels the other in its twin's queue). Next to extra_pct (calls or reads sent \
+beyond one per key), duplicate_work_pct counts those that started work beyond one per key, in \
+percent of keys: a losing hedge, or a tied copy whose cancel came too late.
 
 Live (the default): in this process, start replicas that stall like a garbage collector \
 (default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
@@ -54,7 +58,10 @@ wait, reads in service freeze). A replica is paused 0.055% of the time, so a req
 arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read their keys \
 by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
-primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
+primary latency within a 2% budget. Each replica has one worker (--workers; reads wait their \
+turn, first come first served, and a read once queued runs to its end even if another \
+attempt answered, as on an ordinary server); tied copies wait in each replica's TiedQueue, \
+and a cancel reaches the twin's replica --cancel-delay (0.1 ms) after its copy starts. Prints p50 / p99 / p99.9 of whole-request latency and \
 the extra reads per mode, and for each percentile the best mode against no hedging and \
 against fixed hedging. Duration: about 25 s of CPU in a release build, shared by the three \
 modes in parallel threads, so 15-25 s of wall time on 2 idle cores and more on a busy machine \

@@ -312,8 +312,9 @@ mod tests {
     fn small() -> SimConfig {
         SimConfig {
             requests: 1000,
-            keys_per_request: 50,
-            replicas: 20,
+            // Ten keys per replica and request, as in the default model.
+            keys_per_request: 100,
+            replicas: 10,
             // Stalls ten times as often as the default, so a few hundred requests meet some.
             stall_every: std::time::Duration::from_secs(200),
             ..SimConfig::default()
