@@ -81,6 +81,8 @@ struct Inner {
     hedge: Hedge,
     /// Tied requests, in `HedgeMode::Tied`.
     tied: Option<tailguard::tied::Tied>,
+    /// Runs a tied call's copies, so that a losing copy ends on its own (see `tied.rs`).
+    ex: Exec,
     totals: Totals,
 }
 
@@ -177,6 +179,7 @@ impl Gateway {
                 retry_budget,
                 hedge,
                 tied,
+                ex: ex.clone(),
                 totals: Totals::default(),
             }),
         })

@@ -14,6 +14,33 @@ use super::{Inner, Replica};
 use crate::backend::{REQUEST_ID, TIED_TO};
 use crate::client::{ClientError, Limits};
 
+/// A task awaited, detached rather than cancelled if dropped first.
+struct Detach<T>(Option<smol::Task<T>>);
+
+impl<T> std::future::Future for Detach<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let task = self.0.as_mut().expect("polled after completion");
+        let out = std::pin::Pin::new(task).poll(cx);
+        if out.is_ready() {
+            self.0 = None;
+        }
+        out
+    }
+}
+
+impl<T> Drop for Detach<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
+}
+
 impl Inner {
     /// One tied call for `key`: copies to the first two replicas from `home + offset` whose
     /// breakers admit a call (a plain call when only one does). The second copy counts as a
@@ -102,10 +129,16 @@ impl Inner {
             },
             total: self.config.call_timeout,
         };
-        let reply = replica
-            .pool
-            .send_headed_within(limits, Method::GET, &path, Bytes::new(), headers.as_ref())
-            .await;
+        // The exchange runs in a task of its own: when the other copy wins and this one's
+        // future is dropped, the request still ends on its own (most often at once, with a
+        // 409 from the queue that cancelled it), so its pooled connection is reused instead of
+        // closed mid-request.
+        let pool = replica.pool.clone();
+        let exchange = self.ex.spawn(async move {
+            pool.send_headed_within(limits, Method::GET, &path, Bytes::new(), headers.as_ref())
+                .await
+        });
+        let reply = Detach(Some(exchange)).await;
         match reply {
             Err(error) if error.is_local() => {
                 drop(permit);

@@ -187,6 +187,13 @@ impl LiveConfig {
             call_timeout: Duration::from_secs(1),
             fanout_deadline: Duration::from_secs(2),
             seed: Some(self.seed),
+            // A tied call holds a connection to each of two replicas for as long as it runs:
+            // twice the connections, so that tying does not halve the gateway's capacity.
+            pool_size: if mode == Mode::Tied {
+                2 * GatewayConfig::new(Vec::new()).pool_size
+            } else {
+                GatewayConfig::new(Vec::new()).pool_size
+            },
             ..GatewayConfig::new(replicas)
         }
     }
