@@ -33,7 +33,7 @@
 //! - `fixed`: hedge each key read after a fixed 10 ms, as in the paper, without a budget.
 //! - `adaptive`: hedge at the p99 of recent primary latency (tailguard's adaptive delay), within
 //!   a budget of 2 % extra reads.
-//! - `tied`: tied requests ([`tied_sim`](super::tied_sim)): each key read goes to its home
+//! - `tied`: tied requests (the `tied_sim` module): each key read goes to its home
 //!   replica now and to its first copy `tied_delay` (1 ms) later, each copy tagged with the
 //!   other; each replica holds its reads in a [`TiedQueue`](tailguard::tied::TiedQueue), which
 //!   a stall stops draining; when one copy starts, its replica's cancel reaches the twin's
