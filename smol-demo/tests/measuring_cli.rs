@@ -280,7 +280,7 @@ fn ctrl_c_during_tail_at_scale_keeps_the_modes_that_finished() {
     assert!(stdout.contains("none (off)"), "the finished mode: {stdout}");
     assert!(
         stdout.contains("interrupted by SIGINT")
-            && stdout.contains("during fixed: fixed, adaptive not measured"),
+            && stdout.contains("during fixed: fixed, adaptive, p2c, tied not measured"),
         "{stdout}"
     );
     assert!(out_svg.exists(), "the plot of the finished mode");

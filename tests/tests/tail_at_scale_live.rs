@@ -76,7 +76,18 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
         );
         assert_eq!(r.load.histogram.count(), r.load.sent);
     }
-    let (none, fixed, adaptive, p2c) = (&reports[0], &reports[1], &reports[2], &reports[3]);
+    let (none, fixed, adaptive, p2c, tied) = (
+        &reports[0],
+        &reports[1],
+        &reports[2],
+        &reports[3],
+        &reports[4],
+    );
+    // Tied requests send second copies; most are cancelled before they start, by the twin's
+    // replica over HTTP.
+    assert!(tied.extra_pct > 10.0, "{tied:?}");
+    assert!(tied.cancelled_copies > 0, "{tied:?}");
+    assert_eq!(none.duplicate_work_pct, 0.0, "{none:?}");
     // Without hedging, nothing is sent twice.
     assert_eq!(none.hedges_sent, 0);
     assert!(none.extra_pct.abs() < 0.5, "{none:?}");
@@ -106,8 +117,9 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     // 200 samples per mode support p50 and p90, not p99 (1,000) nor p99.9 (10,000): the JSON
     // says null next to the sample count, the table n/a, and no sentence claims them.
     let json = live::to_json(&reports);
-    for mode in ["none", "fixed", "adaptive", "p2c"] {
+    for mode in ["none", "fixed", "adaptive", "p2c", "tied"] {
         assert_eq!(json[mode]["samples"], 200, "{json}");
+        assert!(json[mode]["duplicate_work_pct"].is_f64(), "{json}");
         assert!(json[mode]["p90_ms"].is_f64(), "{json}");
         assert!(json[mode]["p99_ms"].is_null(), "{json}");
         assert!(json[mode]["p999_ms"].is_null(), "{json}");
@@ -138,7 +150,7 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     let curves: Vec<&(String, usize)> = lines.iter().filter(|(_, points)| *points > 20).collect();
     assert_eq!(curves.len(), 4, "{lines:?}");
     let colours: Vec<&str> = curves.iter().map(|(c, _)| c.as_str()).collect();
-    // Black, orange, blue and pink (Okabe-Ito): none, fixed, adaptive, p2c, told apart by
+    // Black, orange, blue, pink and ... (Okabe-Ito): none, fixed, adaptive, p2c, tied, told apart by
     // every reader.
     assert_eq!(
         colours,
@@ -150,6 +162,7 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
         "fixed (fixed:10ms)",
         "adaptive (adaptive:0.95)",
         "p2c (p2c+adaptive:0.95)",
+        "tied (tied:1ms)",
     ] {
         assert!(svg.contains(name), "the legend names {name}");
     }

@@ -24,9 +24,10 @@ fn assert_the_claim(config: &SimConfig) -> (ModeReport, ModeReport) {
     eprintln!("{none:?}\n{adaptive:?}");
     assert_eq!(none.requests, config.requests);
     assert_eq!(none.p999.is_some(), config.requests >= 10_000);
-    // The model has the shape of the paper's: a fast median, a tail made of stalls.
+    // The model has the shape of the paper's: a fast median (each replica's one worker serves
+    // the request's ~10 reads in turn: ~27 ms), a tail made of stalls.
     let p50 = |r: &ModeReport| r.p50.expect("the median is supported");
-    assert!(p50(&none) < Duration::from_millis(20), "{none:?}");
+    assert!(p50(&none) < Duration::from_millis(40), "{none:?}");
     assert!(tail(&none) > Duration::from_millis(200), "{none:?}");
     assert_eq!(none.stats.hedges_sent, 0);
     // The claim.

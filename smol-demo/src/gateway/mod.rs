@@ -62,6 +62,7 @@ mod balanced;
 mod config;
 mod fanout;
 mod metrics;
+mod tied;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -98,6 +99,10 @@ struct Inner {
     hedge: Hedge,
     /// Least-loaded replica choice, in `Balance::P2c`.
     balancer: Option<tailguard::balance::Balancer<usize>>,
+    /// Tied requests, in `HedgeMode::Tied`.
+    tied: Option<tailguard::tied::Tied>,
+    /// Runs a tied call's copies, so that a losing copy ends on its own (see `tied.rs`).
+    ex: Exec,
     totals: Totals,
 }
 
@@ -164,6 +169,10 @@ impl Gateway {
             .classify(KeyClassifier)
             .build()?;
         let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
+        let tied = match config.hedge {
+            HedgeMode::Tied(delay) => Some(tailguard::tied::Tied::new(delay)?),
+            _ => None,
+        };
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
@@ -193,6 +202,8 @@ impl Gateway {
                 retry_budget,
                 hedge,
                 balancer,
+                tied,
+                ex: ex.clone(),
                 totals: Totals::default(),
             }),
         })
