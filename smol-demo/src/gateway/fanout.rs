@@ -298,7 +298,7 @@ impl Inner {
         replicas: &KeyReplicas,
     ) -> Result<Served, KeyError> {
         if let Some(tied) = &self.tied {
-            return self.call_tied(tied, key, offset, counts).await;
+            return self.call_tied(tied, key, offset, counts, deadline).await;
         }
         let n = self.replicas.len();
         let Some(first) = self.first_replica(key, offset, hedge, replicas) else {

@@ -1,18 +1,20 @@
 //! Tied requests through the gateway (`--hedge tied:1ms`): one key, two copies to two
 //! replicas, each tagged with the other, the first answer wins.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use tailguard::breaker::Permit;
 use tailguard::tied::{Leg, Outgoing, Tied};
 use tailguard::time::AsyncIoTimer;
+use tailguard::timeout::Deadline;
 
 use super::fanout::{FanoutCounts, KeyError, Served};
 use super::{Inner, Replica};
 use crate::backend::{REQUEST_ID, TIED_TO};
 use crate::client::{ClientError, Limits};
+use crate::wire_deadline::is_deadline_504;
 
 /// A task awaited, detached rather than cancelled if dropped first.
 struct Detach<T>(Option<smol::Task<T>>);
@@ -45,13 +47,16 @@ impl Inner {
     /// One tied call for `key`: copies to the first two replicas from `home + offset` whose
     /// breakers admit a call (a plain call when only one does). The second copy counts as a
     /// hedge in the statistics; a copy its twin cancelled answers 409, and the other's answer
-    /// is the key's.
+    /// is the key's. Each copy carries the time left until the nearer of `call_timeout` and
+    /// the fan-out's `deadline` in `tailguard-timeout`, so a replica neither queues nor starts
+    /// a copy nobody will wait for.
     pub(super) async fn call_tied(
         &self,
         tied: &Tied,
         key: usize,
         offset: usize,
         counts: &FanoutCounts,
+        deadline: Deadline,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
         let first = (key + offset) % n;
@@ -78,7 +83,9 @@ impl Inner {
         let Some(second) = second else {
             // One replica admits calls: an untied call to it.
             let (replica, permit) = first;
-            return self.send_copy(replica, permit, key, 1, None).await;
+            return self
+                .send_copy(replica, permit, key, 1, None, deadline)
+                .await;
         };
         let call = tied.call(first.0.index, second.0.index);
         let mut permits = [Some(first), Some(second)];
@@ -99,7 +106,14 @@ impl Inner {
                 if let Ok(value) = HeaderValue::from_str(&tied_to) {
                     headers.insert(TIED_TO, value);
                 }
-                self.send_copy(replica, permit, key, leg as u32 + 1, Some(headers))
+                self.send_copy(
+                    replica,
+                    permit,
+                    key,
+                    leg as u32 + 1,
+                    Some(headers),
+                    deadline,
+                )
             })
             .await;
         match result {
@@ -110,8 +124,9 @@ impl Inner {
         }
     }
 
-    /// Sends one copy of `key` to `replica` with `headers`, and records the outcome against
-    /// its breaker.
+    /// Sends one copy of `key` to `replica` with `headers`, never past `deadline`, and records
+    /// the outcome against its breaker (nothing that the caller's deadline caused, as in a
+    /// plain call).
     async fn send_copy(
         &self,
         replica: &Replica,
@@ -119,6 +134,7 @@ impl Inner {
         key: usize,
         hedge: u32,
         headers: Option<HeaderMap>,
+        deadline: Deadline,
     ) -> Result<Served, KeyError> {
         let path = format!("/key/{key}");
         let limits = Limits {
@@ -133,10 +149,22 @@ impl Inner {
         // future is dropped, the request still ends on its own (most often at once, with a
         // 409 from the queue that cancelled it), so its pooled connection is reused instead of
         // closed mid-request.
+        // Whose limit ends the copy: the fan-out's deadline, or the call's own timeout. Only
+        // the second says anything about the replica.
+        let by_caller = Instant::now()
+            .checked_add(self.config.call_timeout)
+            .is_none_or(|own| deadline.instant() <= own);
         let pool = replica.pool.clone();
         let exchange = self.ex.spawn(async move {
-            pool.send_headed_within(limits, Method::GET, &path, Bytes::new(), headers.as_ref())
-                .await
+            pool.send_headed_until(
+                deadline,
+                limits,
+                Method::GET,
+                &path,
+                Bytes::new(),
+                headers.as_ref(),
+            )
+            .await
         });
         let reply = Detach(Some(exchange)).await;
         match reply {
@@ -144,6 +172,23 @@ impl Inner {
                 drop(permit);
                 replica.counts.unsent.bump();
                 Err(KeyError::Unsent(error.kind()))
+            }
+            // The caller's deadline, not the replica's: uncounted.
+            Err(ClientError::TimedOut { .. }) if by_caller => {
+                drop(permit);
+                replica.counts.deadline.bump();
+                Err(KeyError::Deadline)
+            }
+            Ok(reply) if is_deadline_504(reply.status, &reply.headers) => {
+                if by_caller {
+                    drop(permit);
+                    replica.counts.deadline.bump();
+                    Err(KeyError::DeadlineRefused)
+                } else {
+                    permit.failure();
+                    replica.counts.timed_out.bump();
+                    Err(KeyError::CallTimeout)
+                }
             }
             Err(ClientError::TimedOut { .. }) => {
                 permit.failure();

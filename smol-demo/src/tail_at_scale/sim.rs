@@ -229,7 +229,13 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 5] = [Mode::None, Mode::Fixed, Mode::Adaptive, Mode::P2c, Mode::Tied];
+    pub const ALL: [Mode; 5] = [
+        Mode::None,
+        Mode::Fixed,
+        Mode::Adaptive,
+        Mode::P2c,
+        Mode::Tied,
+    ];
 
     /// The mode's name in reports and JSON.
     pub fn name(self) -> &'static str {
@@ -562,14 +568,24 @@ pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::conver
 impl Read<'_> {
     /// The read's identity: seeds its placement and service times.
     pub(super) fn id(&self) -> u64 {
-        placement(self.config, self.world.replicas.len(), self.request, self.key).0
+        placement(
+            self.config,
+            self.world.replicas.len(),
+            self.request,
+            self.key,
+        )
+        .0
     }
 
     /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
     /// distinct for every copy up to the number of replicas.
     pub(super) fn copy(&self, copy: usize) -> usize {
-        let (_, home, stride) =
-            placement(self.config, self.world.replicas.len(), self.request, self.key);
+        let (_, home, stride) = placement(
+            self.config,
+            self.world.replicas.len(),
+            self.request,
+            self.key,
+        );
         (home + stride * copy) % self.world.replicas.len()
     }
 
