@@ -75,6 +75,26 @@ fn p2c_with_replica_aware_hedging_is_no_worse_than_adaptive_hedging_alone_at_p99
 }
 
 #[test]
+fn tied_requests_beat_adaptive_hedging_at_p99_with_at_most_one_percent_duplicate_work() {
+    // The default model (one worker per replica), where tied copies wait in queues that their
+    // twins cancel. At full size: p99 0.75x adaptive's, p99.9 0.76x, 0.93 % duplicate work
+    // (BENCHMARKS.md); issue 14's 0.7x at p99.9 is not met, so it is not asserted.
+    let config = SimConfig {
+        requests: 1_000,
+        ..SimConfig::default()
+    };
+    let reports = run_modes(&config, &[Mode::Adaptive, Mode::Tied]).unwrap();
+    let (adaptive, tied) = (&reports[0], &reports[1]);
+    eprintln!("{adaptive:?}\n{tied:?}");
+    let p99 = |r: &ModeReport| r.p99.expect("1,000 requests support p99");
+    assert!(p99(tied) < p99(adaptive), "{tied:?} vs {adaptive:?}");
+    assert!(tied.duplicate_work_pct <= 1.0, "{tied:?}");
+    // Nearly every second copy is cancelled: it did no work.
+    assert!(tied.extra_pct > 50.0, "{tied:?}");
+    assert_eq!(tied.timed_out_keys, 0);
+}
+
+#[test]
 fn the_simulation_is_deterministic() {
     let config = SimConfig {
         requests: 30,
