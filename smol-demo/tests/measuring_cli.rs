@@ -280,7 +280,7 @@ fn ctrl_c_during_tail_at_scale_keeps_the_modes_that_finished() {
     assert!(stdout.contains("none (off)"), "the finished mode: {stdout}");
     assert!(
         stdout.contains("interrupted by SIGINT")
-            && stdout.contains("during fixed: fixed, adaptive not measured"),
+            && stdout.contains("during fixed: fixed, adaptive, p2c, tied not measured"),
         "{stdout}"
     );
     assert!(out_svg.exists(), "the plot of the finished mode");
@@ -340,7 +340,10 @@ fn every_help_has_examples_and_exit_statuses() {
         assert!(help.contains("Exit status"), "{command} --help:\n{help}");
     }
     let help = text(&run(&["tail-at-scale", "--help"]).stdout);
-    assert!(help.contains("about 25 s"), "the duration of --sim: {help}");
+    assert!(
+        help.contains("about 60 s of CPU"),
+        "the duration of --sim: {help}"
+    );
     let help = text(&run(&["--help"]).stdout);
     assert!(help.contains("Examples"), "{help}");
 }

@@ -24,9 +24,10 @@ fn assert_the_claim(config: &SimConfig) -> (ModeReport, ModeReport) {
     eprintln!("{none:?}\n{adaptive:?}");
     assert_eq!(none.requests, config.requests);
     assert_eq!(none.p999.is_some(), config.requests >= 10_000);
-    // The model has the shape of the paper's: a fast median, a tail made of stalls.
+    // The model has the shape of the paper's: a fast median (each replica's one worker serves
+    // the request's ~10 reads in turn: ~27 ms), a tail made of stalls.
     let p50 = |r: &ModeReport| r.p50.expect("the median is supported");
-    assert!(p50(&none) < Duration::from_millis(20), "{none:?}");
+    assert!(p50(&none) < Duration::from_millis(40), "{none:?}");
     assert!(tail(&none) > Duration::from_millis(200), "{none:?}");
     assert_eq!(none.stats.hedges_sent, 0);
     // The claim.
@@ -74,6 +75,26 @@ fn p2c_with_replica_aware_hedging_is_no_worse_than_adaptive_hedging_alone_at_p99
 }
 
 #[test]
+fn tied_requests_beat_adaptive_hedging_at_p99_with_at_most_one_percent_duplicate_work() {
+    // The default model (one worker per replica), where tied copies wait in queues that their
+    // twins cancel. At full size: p99 0.75x adaptive's, p99.9 0.76x, 0.93 % duplicate work
+    // (BENCHMARKS.md); issue 14's 0.7x at p99.9 is not met, so it is not asserted.
+    let config = SimConfig {
+        requests: 1_000,
+        ..SimConfig::default()
+    };
+    let reports = run_modes(&config, &[Mode::Adaptive, Mode::Tied]).unwrap();
+    let (adaptive, tied) = (&reports[0], &reports[1]);
+    eprintln!("{adaptive:?}\n{tied:?}");
+    let p99 = |r: &ModeReport| r.p99.expect("1,000 requests support p99");
+    assert!(p99(tied) < p99(adaptive), "{tied:?} vs {adaptive:?}");
+    assert!(tied.duplicate_work_pct <= 1.0, "{tied:?}");
+    // Nearly every second copy is cancelled: it did no work.
+    assert!(tied.extra_pct > 50.0, "{tied:?}");
+    assert_eq!(tied.timed_out_keys, 0);
+}
+
+#[test]
 fn the_simulation_is_deterministic() {
     let config = SimConfig {
         requests: 30,
@@ -81,17 +102,19 @@ fn the_simulation_is_deterministic() {
         keys_per_request: 200,
         ..SimConfig::default()
     };
-    let a = run_modes(&config, &[Mode::Fixed, Mode::P2c]).unwrap();
-    let b = run_modes(&config, &[Mode::Fixed, Mode::P2c]).unwrap();
+    // Every mode, each on its own thread: the same seed gives the same reports.
+    let a = run_modes(&config, &Mode::ALL).unwrap();
+    let b = run_modes(&config, &Mode::ALL).unwrap();
     assert_eq!(a, b);
     let other_seed = SimConfig {
         seed: config.seed + 1,
         ..config.clone()
     };
-    assert_ne!(
-        run_modes(&other_seed, &[Mode::Fixed, Mode::P2c]).unwrap(),
-        a
-    );
+    let c = run_modes(&other_seed, &Mode::ALL).unwrap();
+    for (a, c) in a.iter().zip(&c) {
+        // And each mode's figures depend on the seed.
+        assert_ne!(a, c, "{} did not depend on the seed", a.mode);
+    }
 }
 
 #[test]

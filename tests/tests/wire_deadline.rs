@@ -357,3 +357,45 @@ fn the_gateway_sends_each_call_the_time_it_has_left_never_more_than_its_callers(
     assert_eq!(recorder.seen().len(), 6, "nothing more was sent");
     stack.shutdown();
 }
+
+#[test]
+fn tied_copies_carry_the_callers_deadline_too() {
+    // Tied requests: each key goes to two replicas, and each copy is told the time its caller
+    // has left (300 ms here), not the gateway's 5 s call timeout.
+    let recorders = [
+        Recorder::start(Duration::from_millis(30)),
+        Recorder::start(Duration::from_millis(30)),
+    ];
+    let stack = Stack::start(BackendConfig::uniform(1, fixed(1)), |c| {
+        c.replicas = recorders.iter().map(|r| r.addr).collect();
+        c.hedge = HedgeMode::Tied(Duration::from_millis(1));
+        c.call_timeout = Duration::from_secs(5);
+        c.fanout_deadline = Duration::from_secs(2);
+    });
+    let (status, body) = {
+        let mut c = TcpStream::connect(stack.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            c,
+            "GET /fanout?keys=2 HTTP/1.1\r\nHost: t\r\ntailguard-timeout: 300m\r\n\r\n"
+        )
+        .unwrap();
+        let answer = read_answer(&mut c, false).expect("an answer");
+        (answer.status, answer.body)
+    };
+    assert_eq!(status, 200, "{body}");
+    // Both copies of both keys were sent (these replicas never cancel): give the losing copies
+    // a moment to arrive.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorders.iter().map(|r| r.seen().len()).sum::<usize>() < 4 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let told: Vec<Option<Duration>> = recorders.iter().flat_map(|r| r.seen()).collect();
+    assert_eq!(told.len(), 4, "{told:?}");
+    assert!(
+        told.iter()
+            .all(|t| t.is_some_and(|t| t <= Duration::from_millis(300))),
+        "{told:?}"
+    );
+    stack.shutdown();
+}

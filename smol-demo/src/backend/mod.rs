@@ -22,6 +22,18 @@
 //!
 //! With a `capacity`, a replica serving that many requests answers more with `503` at once.
 //!
+//! Every request waits in the replica's **queue** (tailguard's
+//! [`TiedQueue`](tailguard::tied::TiedQueue), at most [`QUEUE_LIMIT`]) until one of its
+//! `workers` is free ([`Profile::workers`]; by default one per request) and the replica is not
+//! stalled. **Tied requests**: a request with a `tailguard-request-id: ID` header ([`REQUEST_ID`])
+//! can be cancelled while it waits by `POST /cancel/ID`, which answers 200 with a
+//! `tailguard-cancel` header: `in-queue` (removed; the request is answered 409), `too-late` (it
+//! started) or `not-here` (remembered: the request is refused with 409 if it arrives). With
+//! `tailguard-tied-to: ADDR/TWIN` too ([`TIED_TO`]) it is one copy of a tied pair: when a worker
+//! starts it, the replica sends `POST /cancel/TWIN` to `ADDR` in a task of its own, within
+//! [`CANCEL_TIMEOUT`]. A malformed header is answered 400. `GET /metrics` gives the replica's
+//! counters in the Prometheus text format.
+//!
 //! Everything random comes from the seed: each replica has its own seeded generator for
 //! latency and errors, and its stall schedule is a function of the seed, its index and the
 //! time since the start. (Concurrent requests draw from a replica's generator in arrival

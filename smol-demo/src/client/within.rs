@@ -142,6 +142,28 @@ impl Pool {
             .await
     }
 
+    /// Like [`send_until`](Pool::send_until), with `headers` added to the request (a tied
+    /// copy's, for one).
+    pub async fn send_headed_until(
+        &self,
+        deadline: Deadline,
+        limits: Limits,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<Reply, ClientError> {
+        self.call(
+            Some(deadline.instant()),
+            limits,
+            method,
+            path,
+            body,
+            headers,
+        )
+        .await
+    }
+
     async fn call(
         &self,
         cap: Option<Instant>,

@@ -20,16 +20,23 @@ pub enum HedgeMode {
     Fixed(Duration),
     /// At this percentile (in (0, 1)) of recent primary latency (see [`tailguard::hedge`]).
     Adaptive(f64),
+    /// No hedging: tied requests ([`tailguard::tied`]). Each key goes to two replicas, the
+    /// second copy this long after the first, each tagged with the other
+    /// (`tailguard-request-id`, `tailguard-tied-to`), and the replica that starts one cancels
+    /// the other in its twin's queue.
+    Tied(Duration),
 }
 
 impl FromStr for HedgeMode {
     type Err = String;
 
-    /// `off`, `fixed:10ms`, `adaptive` (p95) or `adaptive:0.9`.
+    /// `off`, `fixed:10ms`, `adaptive` (p95), `adaptive:0.9`, `tied` (1 ms) or `tied:2ms`.
     fn from_str(text: &str) -> Result<Self, String> {
-        let usage = "write off, fixed:10ms, adaptive (p95) or adaptive:0.9";
+        let usage = "write off, fixed:10ms, adaptive (p95), adaptive:0.9, tied (1ms) or tied:2ms";
         match text.split_once(':') {
             None if text == "off" => Ok(HedgeMode::Off),
+            None if text == "tied" => Ok(HedgeMode::Tied(Duration::from_millis(1))),
+            Some(("tied", delay)) => Ok(HedgeMode::Tied(parse_duration(delay)?)),
             None if text == "adaptive" => Ok(HedgeMode::Adaptive(0.95)),
             Some(("fixed", delay)) => Ok(HedgeMode::Fixed(parse_duration(delay)?)),
             Some(("adaptive", p)) => match p.parse::<f64>() {
@@ -49,6 +56,7 @@ impl fmt::Display for HedgeMode {
             HedgeMode::Off => f.write_str("off"),
             HedgeMode::Fixed(delay) => write!(f, "fixed:{}ms", delay.as_secs_f64() * 1e3),
             HedgeMode::Adaptive(p) => write!(f, "adaptive:{p}"),
+            HedgeMode::Tied(delay) => write!(f, "tied:{}ms", delay.as_secs_f64() * 1e3),
         }
     }
 }
@@ -258,8 +266,9 @@ impl GatewayConfig {
             .name("gateway")
             .budget_ratio(self.hedge_budget_ratio);
         match self.hedge {
-            // One attempt: no hedging, but the same statistics and code path.
-            HedgeMode::Off => builder
+            // One attempt: no hedging, but the same statistics and code path (a tied call is
+            // that one attempt).
+            HedgeMode::Off | HedgeMode::Tied(_) => builder
                 .fixed_delay(self.call_timeout)
                 .max_attempts(1)
                 .build(),
@@ -296,6 +305,15 @@ mod tests {
             "adaptive:0.9"
         );
         assert!("adaptive:1.5".parse::<HedgeMode>().is_err());
+        assert_eq!(
+            "tied".parse::<HedgeMode>(),
+            Ok(HedgeMode::Tied(Duration::from_millis(1)))
+        );
+        assert_eq!(
+            "tied:2ms".parse::<HedgeMode>().unwrap().to_string(),
+            "tied:2ms"
+        );
+        assert!("tied:soon".parse::<HedgeMode>().is_err());
         assert!("sometimes".parse::<HedgeMode>().is_err());
     }
 

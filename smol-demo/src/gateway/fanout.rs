@@ -169,20 +169,20 @@ fn by_replica<S: serde::Serializer>(counts: &[u64], s: S) -> Result<S::Ok, S::Er
 }
 
 /// One key's answer.
-struct Served {
-    replica: usize,
+pub(super) struct Served {
+    pub(super) replica: usize,
     /// Which attempt of the hedged call answered, from 1 (the primary).
-    hedge: u32,
-    value: String,
+    pub(super) hedge: u32,
+    pub(super) value: String,
 }
 
 /// Counters of one fan-out, shared by its keys.
 #[derive(Default)]
-struct FanoutCounts {
+pub(super) struct FanoutCounts {
     retries: Counter,
     budget_refusals: Counter,
-    hedges_sent: Counter,
-    breaker_rejections: Counter,
+    pub(super) hedges_sent: Counter,
+    pub(super) breaker_rejections: Counter,
     limit_rejections: Counter,
 }
 
@@ -343,6 +343,9 @@ impl Inner {
             hedge,
             class,
         } = call;
+        if let Some(tied) = &self.tied {
+            return self.call_tied(tied, key, offset, counts, deadline).await;
+        }
         let n = self.replicas.len();
         let Some(first) = self.first_replica(key, offset, hedge, replicas) else {
             return Err(KeyError::Unsent("no_replica_for_hedge"));

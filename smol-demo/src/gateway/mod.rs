@@ -93,6 +93,7 @@ mod config;
 mod fanout;
 mod metrics;
 mod overload;
+mod tied;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -133,6 +134,10 @@ struct Inner {
     hedge: Hedge,
     /// Least-loaded replica choice, in `Balance::P2c`.
     balancer: Option<tailguard::balance::Balancer<usize>>,
+    /// Tied requests, in `HedgeMode::Tied`.
+    tied: Option<tailguard::tied::Tied>,
+    /// Runs a tied call's copies, so that a losing copy ends on its own (see `tied.rs`).
+    ex: Exec,
     totals: Totals,
     /// The header forwarding each class to the replicas, by [`Criticality::index`](tailguard::priority::Criticality::index)
     /// (none for the default class).
@@ -211,6 +216,10 @@ impl Gateway {
             .classify(KeyClassifier)
             .build()?;
         let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
+        let tied = match config.hedge {
+            HedgeMode::Tied(delay) => Some(tailguard::tied::Tied::new(delay)?),
+            _ => None,
+        };
         let pool_size = NonZeroUsize::new(config.pool_size)
             .ok_or_else(|| ConfigError::new("pool_size", "must be at least 1, got 0"))?;
         let client = ClientConfig {
@@ -243,6 +252,8 @@ impl Gateway {
                 retry_budget,
                 hedge,
                 balancer,
+                tied,
+                ex: ex.clone(),
                 totals: Totals::default(),
                 class_headers: overload::class_headers(),
                 policy_metrics: PolicyMetrics::installed().is_some(),

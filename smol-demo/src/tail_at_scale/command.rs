@@ -22,19 +22,23 @@ pub const ABOUT: &str =
 pub const LONG_ABOUT: &str = "The Tail at Scale experiment (Dean & Barroso, 2013): a request that \
 reads many keys is as slow as its slowest key, so rare stalls of single replicas become the \
 common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
-that tail. Four modes are compared: none (no hedging); fixed (hedge each read after a fixed \
+that tail. Five modes are compared: none (no hedging); fixed (hedge each read after a fixed \
 delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
 within a budget of extra reads, the budget rationed by lateness: a hedge at its first chance \
 keeps half the savings for calls still stuck at 2x, 4x ... the delay); p2c (the same adaptive \
 hedging, but each read's replica picked by power of two choices over a peak-EWMA of latency, \
 and each hedge sent only to a replica that is not running the read, not slow and not \
-half-open).
+half-open); tied (tied requests, as in the paper: each read goes to two replicas, the second \
+copy --tied-delay later, each naming the other, and the replica that starts one cancels the \
+other in its twin's queue). Next to extra_pct (calls or reads sent beyond one per key), \
+duplicate_work_pct counts those that started work beyond one per key, in percent of keys: a \
+losing hedge, or a tied copy whose cancel came too late.
 
 Live (the default): in this process, start replicas that stall like a garbage collector \
 (default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
 2 s), the gateway behind an HTTP server, and the open-loop load generator against \
 GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
-for 5 s: about 22 s in all). Each mode starts fresh replicas with the same seed, so every mode \
+for 5 s: about 27 s in all). Each mode starts fresh replicas with the same seed, so every mode \
 meets the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
 request's due time) and the extra calls the replicas received, and writes the latency CDF of \
 every mode to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
@@ -59,18 +63,21 @@ wait, reads in service freeze). A replica is paused 0.055% of the time, so a req
 arrive as a Poisson process (mean every 2 s, the first 20 not measured) and read their keys \
 by scatter-gather; attempt n of a key read goes to the key's n-th copy on another replica. \
 Every mode sees the same stalls and service times; adaptive hedges at the p99 of recent \
-primary latency within a 2% budget. Prints p50 / p99 / p99.9 of whole-request latency and \
+primary latency within a 2% budget. Each replica has one worker (--workers; reads wait their \
+turn, first come first served, and a read once queued runs to its end even if another \
+attempt answered, as on an ordinary server); tied copies wait in each replica's TiedQueue, \
+and a cancel reaches the twin's replica --cancel-delay (0.1 ms) after its copy starts. Prints p50 / p99 / p99.9 of whole-request latency and \
 the extra reads per mode, and for each percentile the best mode against no hedging and \
-against fixed hedging. Duration: about 35 s of CPU in a release build, shared by the four \
-modes in parallel threads, so 20-35 s of wall time on 2 idle cores and more on a busy machine \
+against fixed hedging. Duration: about 60 s of CPU in a release build, shared by the five \
+modes in parallel threads, so 30-60 s of wall time on 2 idle cores and more on a busy machine \
 (several times longer in a debug build; fewer --requests or --keys take proportionally less); \
 on a terminal, a progress line on stderr shows the modes done and the time spent.";
 
 /// Examples and exit statuses, after `tail-at-scale --help`.
 pub const AFTER_HELP: &str = "Examples:
-  tailguard-demo tail-at-scale                 # about 22 s; the table and the path of the CDF plot
+  tailguard-demo tail-at-scale                 # about 27 s; the table and the path of the CDF plot
   tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
-  tailguard-demo tail-at-scale --sim           # about 35 s of CPU (release build); deterministic
+  tailguard-demo tail-at-scale --sim           # about 60 s of CPU (release build); deterministic
   tailguard-demo tail-at-scale --sim --requests 2000 --json
   tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
   tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive
@@ -152,6 +159,48 @@ pub struct Args {
     /// within 1, 2, 5 and 10% budgets, and plot p99 and p99.9 against extra load (SVG).
     #[arg(long, conflicts_with = "repeat")]
     pub sweep: bool,
+    /// Workers per replica: the most reads a replica serves at once, more waiting in its
+    /// queue (where a tied copy's twin cancels it), or `unlimited` (reads wait only for
+    /// stalls) [default: 1 with --sim, unlimited live].
+    #[arg(long, value_parser = parse_workers)]
+    pub workers: Option<Workers>,
+    /// How long after a key's first tied copy the second is sent (the `tied` mode).
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub tied_delay: Duration,
+    /// How long a replica's cancel takes to reach the twin's replica (--sim only; live, it is
+    /// a real HTTP request) [default: 0.1ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub cancel_delay: Option<Duration>,
+}
+
+/// `--workers`: a count, or as many as there are reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// At most this many at once.
+    Limit(usize),
+    /// A worker for every read.
+    Unlimited,
+}
+
+impl Workers {
+    fn limit(self) -> Option<usize> {
+        match self {
+            Workers::Limit(n) => Some(n),
+            Workers::Unlimited => None,
+        }
+    }
+}
+
+fn parse_workers(text: &str) -> Result<Workers, String> {
+    if text == "unlimited" {
+        return Ok(Workers::Unlimited);
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Workers::Limit(n)),
+        _ => Err(format!(
+            "`{text}` is not a number of workers: write a whole number of at least 1, or unlimited"
+        )),
+    }
 }
 
 /// The flags of `tail-at-scale`, by the field their errors name.
@@ -169,6 +218,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("duration", "--duration"),
     ("stall_every", "--stall-every"),
     ("stall_for", "--stall-for"),
+    ("delay", "--tied-delay"),
 ];
 
 impl Args {
@@ -191,6 +241,9 @@ impl Args {
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             fixed_delay: self.fixed_delay(),
             equal_budget: self.equal_budget,
+            workers: self.workers.map_or(defaults.workers, Workers::limit),
+            tied_delay: self.tied_delay,
+            cancel_delay: self.cancel_delay.unwrap_or(defaults.cancel_delay),
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;
@@ -203,6 +256,11 @@ impl Args {
             return Err(
                 "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
                     .into(),
+            );
+        }
+        if self.cancel_delay.is_some() {
+            return Err(
+                "`--cancel-delay` is for --sim; live, a cancel is a real HTTP request".into(),
             );
         }
         let defaults = LiveConfig::default();
@@ -220,6 +278,8 @@ impl Args {
             adaptive_percentile: self.percentile.unwrap_or(defaults.adaptive_percentile),
             budget_ratio: self.budget.unwrap_or(defaults.budget_ratio),
             seed: self.seed,
+            workers: self.workers.map_or(defaults.workers, Workers::limit),
+            tied_delay: self.tied_delay,
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;

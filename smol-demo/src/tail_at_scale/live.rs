@@ -66,6 +66,10 @@ pub struct LiveConfig {
     pub adaptive_percentile: f64,
     /// The `adaptive` mode's budget: hedges ≤ ratio × calls.
     pub budget_ratio: f64,
+    /// The `tied` mode: how long after a key's first copy its second is sent.
+    pub tied_delay: Duration,
+    /// Workers per replica (`None`: one per request, so requests wait only for stalls).
+    pub workers: Option<usize>,
     /// Seeds the replicas' latency, errors and stalls (the same in every mode).
     pub seed: u64,
 }
@@ -93,6 +97,8 @@ impl Default for LiveConfig {
             equal_budget: false,
             adaptive_percentile: 0.95,
             budget_ratio: 0.05,
+            tied_delay: Duration::from_millis(1),
+            workers: None,
             seed: 2013,
         }
     }
@@ -145,6 +151,7 @@ impl LiveConfig {
         let profile = Profile {
             latency: self.latency,
             stalls: Some(self.stalls),
+            workers: self.workers,
             ..Profile::default()
         };
         BackendConfig {
@@ -166,6 +173,7 @@ impl LiveConfig {
                 HedgeMode::Adaptive(self.adaptive_percentile),
                 self.budget_ratio,
             ),
+            Mode::Tied => (HedgeMode::Tied(self.tied_delay), self.budget_ratio),
         };
         let balance = if mode == Mode::P2c {
             Balance::P2c
@@ -185,6 +193,13 @@ impl LiveConfig {
             fanout_deadline: Duration::from_secs(2),
             seed: Some(self.seed),
             balance,
+            // A tied call holds a connection to each of two replicas for as long as it runs:
+            // twice the connections, so that tying does not halve the gateway's capacity.
+            pool_size: if mode == Mode::Tied {
+                2 * GatewayConfig::new(Vec::new()).pool_size
+            } else {
+                GatewayConfig::new(Vec::new()).pool_size
+            },
             ..GatewayConfig::new(replicas)
         }
     }
@@ -216,6 +231,13 @@ pub struct LiveModeReport {
     pub backend_calls: u64,
     /// Calls beyond one per key, in percent of keys.
     pub extra_pct: f64,
+    /// Calls the replicas started serving beyond one per key, in percent of keys: the work
+    /// of losing hedges and of tied copies whose cancel came too late.
+    pub duplicate_work_pct: f64,
+    /// Tied copies cancelled in a replica's queue, or refused on arrival, by their twin.
+    pub cancelled_copies: u64,
+    /// Cancels that reached a copy already started (both ran).
+    pub cancels_too_late: u64,
     /// Backup calls the gateway sent.
     pub hedges_sent: u64,
     /// Keys answered by a backup call.
@@ -277,7 +299,14 @@ pub async fn run_mode(
     let load = load::run(ex, &config.load_config(url)).await;
     stop.trigger();
     let _ = serving.await;
-    let backend_calls: u64 = backends.stats().iter().map(|r| r.requests).sum();
+    let replica_stats = backends.stats();
+    let backend_calls: u64 = replica_stats.iter().map(|r| r.requests).sum();
+    let started: u64 = replica_stats.iter().map(|r| r.started).sum();
+    let cancelled_copies: u64 = replica_stats
+        .iter()
+        .map(|r| r.cancelled_in_queue + r.refused_cancelled)
+        .sum();
+    let cancels_too_late: u64 = replica_stats.iter().map(|r| r.cancels_too_late).sum();
     backends.stop().await;
     let load = load?;
 
@@ -299,6 +328,9 @@ pub async fn run_mode(
         } else {
             100.0 * (backend_calls as f64 - keys as f64) / keys as f64
         },
+        duplicate_work_pct: super::sim::duplicate_pct(started, keys),
+        cancelled_copies,
+        cancels_too_late,
         hedges_sent: stats.hedge.hedges_sent,
         hedges_won: stats.hedge.hedges_won,
         hedge_budget_refusals: stats.hedge.budget_refusals,
@@ -326,6 +358,8 @@ pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
             ("hedges_won", r.hedges_won),
             ("hedge_budget_refusals", r.hedge_budget_refusals),
             ("keys_missing", r.keys_missing),
+            ("cancelled_copies", r.cancelled_copies),
+            ("cancels_too_late", r.cancels_too_late),
         ] {
             mode.insert(key.into(), value.into());
         }

@@ -31,6 +31,9 @@ pub struct Row {
     pub max_ms: Option<f64>,
     /// Extra calls (or reads) beyond one per key, in percent.
     pub extra_pct: f64,
+    /// Calls (or reads) that started work beyond one per key, in percent of keys: the work a
+    /// losing hedge or tied copy did although another answered.
+    pub duplicate_work_pct: f64,
     /// Requests that failed (their latency is in the samples too).
     pub errors: u64,
 }
@@ -65,6 +68,7 @@ impl Measured {
                         .collect(),
                     max_ms: r.load.histogram.max().map(crate::ms::of),
                     extra_pct: r.extra_pct,
+                    duplicate_work_pct: r.duplicate_work_pct,
                     errors: r.load.errors,
                 })
                 .collect(),
@@ -87,6 +91,7 @@ impl Measured {
                     values: vec![ms(r.p50), ms(r.p99), ms(r.p999)],
                     max_ms: ms(Some(r.max)),
                     extra_pct: r.extra_pct,
+                    duplicate_work_pct: r.duplicate_work_pct,
                     errors: 0,
                 })
                 .collect(),
@@ -101,12 +106,21 @@ impl Measured {
     }
 
     /// What `row` paid: `1.4% extra calls` (nothing for no hedging).
+    /// Tied requests also say their duplicate work: their extra copies are mostly cancelled
+    /// before they cost anything.
     pub fn cost(&self, row: &Row) -> Option<String> {
         (row.mode != Mode::None).then(|| {
-            format!(
+            let mut cost = format!(
                 "{:.*}% extra {}",
                 self.cost_decimals, row.extra_pct, self.unit
-            )
+            );
+            if row.mode == Mode::Tied {
+                cost.push_str(&format!(
+                    ", {:.*}% duplicate work",
+                    self.cost_decimals, row.duplicate_work_pct
+                ));
+            }
+            cost
         })
     }
 
@@ -201,6 +215,7 @@ pub fn text_table(measured: &Measured, extra: &[(&str, Vec<String>)]) -> String 
     );
     header.push("max ms".into());
     header.push(format!("extra {} %", measured.unit));
+    header.push("dup work %".into());
     header.extend(extra.iter().map(|(name, _)| name.to_string()));
     let mut rows = vec![header];
     for (i, r) in measured.rows.iter().enumerate() {
@@ -215,6 +230,10 @@ pub fn text_table(measured: &Measured, extra: &[(&str, Vec<String>)]) -> String 
         );
         row.push(r.max_ms.map_or_else(|| "-".into(), |v| format!("{v:.1}")));
         row.push(format!("{:.*}", measured.cost_decimals, r.extra_pct));
+        row.push(format!(
+            "{:.*}",
+            measured.cost_decimals, r.duplicate_work_pct
+        ));
         row.extend(extra.iter().map(|(_, cells)| cells[i].clone()));
         rows.push(row);
     }
@@ -262,6 +281,10 @@ pub fn row_json(measured: &Measured, row: &Row) -> serde_json::Map<String, serde
         "extra_pct".into(),
         serde_json::json!((row.extra_pct * 1000.0).round() / 1000.0),
     );
+    object.insert(
+        "duplicate_work_pct".into(),
+        serde_json::json!((row.duplicate_work_pct * 1000.0).round() / 1000.0),
+    );
     object
 }
 
@@ -284,6 +307,7 @@ pub(crate) mod tests {
                     values: values.to_vec(),
                     max_ms: values[3].or(values[2]),
                     extra_pct,
+                    duplicate_work_pct: 0.0,
                     errors: 0,
                 })
                 .collect(),

@@ -12,6 +12,7 @@ pub mod sim;
 pub mod sim_p2c;
 mod single;
 pub mod sweep;
+mod tied_sim;
 
 use std::fmt::Write as _;
 
@@ -92,6 +93,14 @@ pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
             ("timed_out_keys", r.timed_out_keys),
         ] {
             mode.insert(key.into(), value.into());
+        }
+        if r.mode == sim::Mode::Tied {
+            for (key, value) in [
+                ("seconds_sent", r.stats.hedges_sent),
+                ("won_by_second", r.stats.hedges_won),
+            ] {
+                mode.insert(key.into(), value.into());
+            }
         }
         object.insert(r.mode.name().to_owned(), serde_json::Value::Object(mode));
     }

@@ -21,6 +21,8 @@ pub struct RepeatRow {
     pub wins: Vec<usize>,
     /// The spread of its extra load, in percent.
     pub extra: Spread,
+    /// The spread of its duplicate work, in percent of keys.
+    pub duplicate: Spread,
     /// Its failed requests over every run.
     pub errors: u64,
 }
@@ -63,6 +65,8 @@ pub fn aggregate(runs: &[Measured]) -> Option<Repeated> {
             wins: win_counts.iter().map(|w| w[m]).collect(),
             extra: spread(runs.iter().map(|r| Some(r.rows[m].extra_pct)))
                 .expect("every run has an extra load"),
+            duplicate: spread(runs.iter().map(|r| Some(r.rows[m].duplicate_work_pct)))
+                .expect("every run has a duplicate work"),
             errors: runs.iter().map(|r| r.rows[m].errors).sum(),
         })
         .collect();
@@ -185,6 +189,7 @@ impl Repeated {
         let mut header = vec!["mode".to_string(), "samples/run".to_string()];
         header.extend(labels.iter().map(|l| format!("{l} ms")));
         header.push(format!("extra {} %", self.unit));
+        header.push("dup work %".into());
         header.push(format!("lowest in ({})", labels.join("/")));
         let mut rows = vec![header];
         for r in &self.rows {
@@ -203,6 +208,13 @@ impl Repeated {
                 r.extra.median,
                 r.extra.min,
                 r.extra.max,
+                d = self.cost_decimals
+            ));
+            row.push(format!(
+                "{:.d$} [{:.d$}-{:.d$}]",
+                r.duplicate.median,
+                r.duplicate.min,
+                r.duplicate.max,
                 d = self.cost_decimals
             ));
             let w: Vec<String> = r.wins.iter().map(usize::to_string).collect();
@@ -245,6 +257,7 @@ impl Repeated {
                 );
             }
             mode.insert("extra_pct".into(), spread_json(&r.extra, None));
+            mode.insert("duplicate_work_pct".into(), spread_json(&r.duplicate, None));
             mode.insert("samples".into(), r.samples.into());
             object.insert(r.mode.name().into(), serde_json::Value::Object(mode));
         }

@@ -37,8 +37,26 @@
 //!   by power of two choices over a peak-EWMA of latency ([`tailguard::balance`]), and each
 //!   hedge goes to the cheapest copy that is healthy and not already running the read
 //!   ([`CallReplicas`](tailguard::hedge::CallReplicas)); see [`p2c`](super::sim_p2c).
+//! - `tied`: tied requests (the `tied_sim` module): each key read goes to its home
+//!   replica now and to its first copy `tied_delay` (1 ms) later, each copy tagged with the
+//!   other; each replica holds its reads in a [`TiedQueue`](tailguard::tied::TiedQueue), which
+//!   a stall stops draining; when one copy starts, its replica's cancel reaches the twin's
+//!   replica `cancel_delay` (0.1 ms, a network hop in a data centre) later and removes the
+//!   twin from its queue (or refuses it when it arrives).
+//!
+//! ## Duplicate work
+//!
+//! `duplicate_work_pct` counts the reads that *started service* beyond one per key, in percent
+//! of keys: a hedge or a tied copy that began work on a replica although another attempt
+//! answered the key. A read cancelled (or dropped) while it waited out a stall did no work and
+//! does not count; one dropped part-way counts as a whole read, so this is an upper bound on
+//! the work wasted. It is 0 without hedging.
 
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tailguard::fanout::scatter_gather_with;
@@ -91,6 +109,13 @@ pub struct SimConfig {
     pub max_attempts: u32,
     /// Deadline of each request's scatter-gather; keys not read by then count as timed out.
     pub request_deadline: Duration,
+    /// Workers per replica: the most reads it serves at once; more wait in its queue, first
+    /// come first served. `None`: a worker for every read, so reads only wait out stalls.
+    pub workers: Option<usize>,
+    /// The `tied` mode: how long after the first copy of a read the second is sent.
+    pub tied_delay: Duration,
+    /// The `tied` mode: how long a replica's cancel takes to reach the twin's replica.
+    pub cancel_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -113,6 +138,9 @@ impl Default for SimConfig {
             budget_ratio: 0.02,
             max_attempts: 3,
             request_deadline: Duration::from_secs(10),
+            workers: Some(1),
+            tied_delay: Duration::from_millis(1),
+            cancel_delay: Duration::from_micros(100),
         }
     }
 }
@@ -156,6 +184,7 @@ impl SimConfig {
                 ),
             ));
         }
+        tailguard::tied::Tied::new(self.tied_delay)?;
         // The hedging policies check the percentile, budget and delay: before any work.
         for mode in Mode::ALL {
             mode.policy(self)?;
@@ -194,11 +223,19 @@ pub enum Mode {
     /// Adaptive hedging, with each read's replica picked by power of two choices over a
     /// peak-EWMA of latency, and hedges sent only to healthy replicas not running the read.
     P2c,
+    /// Tied requests: two copies, each cancelling the other when it starts.
+    Tied,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 4] = [Mode::None, Mode::Fixed, Mode::Adaptive, Mode::P2c];
+    pub const ALL: [Mode; 5] = [
+        Mode::None,
+        Mode::Fixed,
+        Mode::Adaptive,
+        Mode::P2c,
+        Mode::Tied,
+    ];
 
     /// The mode's name in reports and JSON.
     pub fn name(self) -> &'static str {
@@ -207,6 +244,7 @@ impl Mode {
             Mode::Fixed => "fixed",
             Mode::Adaptive => "adaptive",
             Mode::P2c => "p2c",
+            Mode::Tied => "tied",
         }
     }
 
@@ -230,12 +268,14 @@ impl Mode {
                 config.adaptive_percentile * 100.0,
                 config.budget_ratio * 100.0
             ),
+            Mode::Tied => format!("second copy after {:?}", config.tied_delay),
         }
     }
 
     fn policy(self, config: &SimConfig) -> Result<Hedge, ConfigError> {
         match self {
-            Mode::None => Hedge::builder()
+            // Tied requests use no hedge: their policy is checked in `tied_sim`.
+            Mode::None | Mode::Tied => Hedge::builder()
                 .fixed_delay(Duration::MAX)
                 .max_attempts(1)
                 .unbudgeted()
@@ -290,6 +330,9 @@ pub struct ModeReport {
     pub extra_pct: f64,
     /// The hedging policy's counters.
     pub stats: HedgeStats,
+    /// Reads that started service beyond one per key, in percent of keys (see the module
+    /// documentation, "Duplicate work").
+    pub duplicate_work_pct: f64,
     /// Key reads that missed the request deadline.
     pub timed_out_keys: u64,
     /// Number of requests measured.
@@ -298,14 +341,14 @@ pub struct ModeReport {
 
 /// A replica's stalls: sorted, disjoint `[start, end)` intervals in nanoseconds since the start.
 #[derive(Debug, Clone)]
-struct Replica {
+pub(super) struct Replica {
     stalls: Vec<(u64, u64)>,
 }
 
 impl Replica {
     /// When a read arriving at `start` with `service` nanoseconds of work finishes: pauses
     /// delay its start and freeze it mid-service.
-    fn finish(&self, start: u64, service: u64) -> u64 {
+    pub(super) fn finish(&self, start: u64, service: u64) -> u64 {
         let mut t = start;
         let mut remaining = service;
         // The first stall that ends after `t`.
@@ -335,8 +378,8 @@ fn exponential(rng: &mut fastrand::Rng, mean: f64) -> f64 {
 
 /// The world every mode runs in: replicas with their stalls, request arrival times.
 pub(super) struct World {
-    replicas: Vec<Replica>,
-    arrivals: Vec<u64>,
+    pub(super) replicas: Vec<Replica>,
+    pub(super) arrivals: Vec<u64>,
 }
 
 impl World {
@@ -405,7 +448,12 @@ pub fn run_all(config: &SimConfig) -> Result<Vec<ModeReport>, ConfigError> {
 }
 
 fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, ConfigError> {
+    if mode == Mode::Tied {
+        return super::tied_sim::run(config, world);
+    }
     let hedge = mode.policy(config)?;
+    let workers = Workers::new(config);
+    let workers = &workers;
     let timer = ManualTimer::new();
     let origin = timer.now();
     let balancer = (mode == Mode::P2c).then(|| super::sim_p2c::balancer(config));
@@ -424,6 +472,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
                 let read = Read {
                     config,
                     world,
+                    workers,
                     timer: &timer,
                     hedge: &hedge,
                     origin,
@@ -455,6 +504,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     }
     latencies.sort_unstable();
     let stats = hedge.stats();
+    let keys = world.arrivals.len() as u64 * config.keys_per_request as u64;
     Ok(ModeReport {
         mode,
         setting: mode.setting(config),
@@ -463,10 +513,40 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
         p999: percentile::of_sorted(&latencies, 0.999),
         max: *latencies.last().expect("at least one request"),
         extra_pct: stats.extra_load() * 100.0,
+        duplicate_work_pct: duplicate_pct(workers.served.load(Relaxed), keys),
         stats,
         timed_out_keys,
         requests: latencies.len(),
     })
+}
+
+/// Reads that started beyond one per key, in percent of `keys`.
+pub(super) fn duplicate_pct(started: u64, keys: u64) -> f64 {
+    if keys == 0 {
+        0.0
+    } else {
+        100.0 * started.saturating_sub(keys) as f64 / keys as f64
+    }
+}
+
+/// Where key `key` of request `request` lives: its hash, its home replica and the stride to
+/// its copies (attempt `n` goes to `home + stride × (n - 1)`, distinct replicas).
+pub(super) fn placement(
+    config: &SimConfig,
+    replicas: usize,
+    request: u64,
+    key: u64,
+) -> (u64, usize, usize) {
+    let id = mix(config.seed ^ mix(request << 20 | key));
+    let home = (id % replicas as u64) as usize;
+    let stride = 1 + (mix(id) % (replicas as u64 - 1)) as usize;
+    (id, home, stride)
+}
+
+/// The service time of attempt `attempt` (from 1) of the read hashed `id`, in nanoseconds.
+pub(super) fn service(config: &SimConfig, id: u64, attempt: u32) -> u64 {
+    let mean_extra = config.service_mean_extra.as_nanos() as f64;
+    nanos(config.service_base) + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64
 }
 
 /// One key read of one request, and everything it runs in.
@@ -474,6 +554,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
 pub(super) struct Read<'a> {
     pub(super) config: &'a SimConfig,
     pub(super) world: &'a World,
+    pub(super) workers: &'a Workers,
     pub(super) timer: &'a ManualTimer,
     pub(super) hedge: &'a Hedge,
     pub(super) origin: Instant,
@@ -487,36 +568,83 @@ pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::conver
 impl Read<'_> {
     /// The read's identity: seeds its placement and service times.
     pub(super) fn id(&self) -> u64 {
-        mix(self.config.seed ^ mix(self.request << 20 | self.key))
+        placement(
+            self.config,
+            self.world.replicas.len(),
+            self.request,
+            self.key,
+        )
+        .0
     }
 
     /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
     /// distinct for every copy up to the number of replicas.
     pub(super) fn copy(&self, copy: usize) -> usize {
-        let id = self.id();
-        let n = self.world.replicas.len();
-        let home = (id % n as u64) as usize;
-        let stride = 1 + (mix(id) % (n as u64 - 1)) as usize;
-        (home + stride * copy) % n
+        let (_, home, stride) = placement(
+            self.config,
+            self.world.replicas.len(),
+            self.request,
+            self.key,
+        );
+        (home + stride * copy) % self.world.replicas.len()
     }
 
-    /// When a read of attempt `attempt` sent to `replica` now would finish.
-    pub(super) fn finish_at(&self, replica: usize, attempt: u32) -> Instant {
-        let base = nanos(self.config.service_base);
-        let mean_extra = self.config.service_mean_extra.as_nanos() as f64;
-        let service = base + (-mean_extra * unit(mix(self.id() ^ u64::from(attempt))).ln()) as u64;
+    /// Sends attempt `attempt` of the read to `replica` now: it waits for a worker there and
+    /// for stalls, and runs to its end (see [`Workers::serve`]). Returns when it finishes.
+    /// Call it once per attempt: the attempt takes its worker.
+    pub(super) fn serve(&self, replica: usize, attempt: u32) -> Instant {
         let start = nanos(self.timer.now() - self.origin);
-        let finish = self.world.replicas[replica].finish(start, service);
+        let service = service(self.config, self.id(), attempt);
+        let finish = self.workers.serve(self.world, replica, start, service);
         self.origin + Duration::from_nanos(finish)
     }
 }
 
+/// The workers of every replica in one mode's run: when each is next free, in nanoseconds.
+/// `None`: a worker for every read (no queueing but for stalls).
+pub(super) struct Workers {
+    free: Option<Vec<RefCell<BinaryHeap<Reverse<u64>>>>>,
+    /// Reads served (each runs to its end).
+    served: AtomicU64,
+}
+
+impl Workers {
+    pub(super) fn new(config: &SimConfig) -> Workers {
+        Workers {
+            free: config.workers.map(|w| {
+                (0..config.replicas)
+                    .map(|_| RefCell::new((0..w).map(|_| Reverse(0)).collect()))
+                    .collect()
+            }),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// A read of `service` nanoseconds reaching `replica` at `arrival`: it waits for the
+    /// first free worker, first come first served (reads reach a replica in time order, as
+    /// virtual time only moves forward), and for stalls. Returns when it finishes. A read
+    /// once queued runs to the end, like a request sent to an ordinary server, even if the
+    /// call it belongs to has been answered by another attempt.
+    fn serve(&self, world: &World, replica: usize, arrival: u64, service: u64) -> u64 {
+        self.served.fetch_add(1, Relaxed);
+        let Some(free) = &self.free else {
+            return world.replicas[replica].finish(arrival, service);
+        };
+        let mut free = free[replica].borrow_mut();
+        let Reverse(first_free) = free.pop().expect("at least one worker");
+        let done = world.replicas[replica].finish(arrival.max(first_free), service);
+        free.push(Reverse(done));
+        done
+    }
+}
+
 /// One key read, hedged by `hedge`: attempt `n` (from 1) goes to the key's `n`-th copy.
+/// Every attempt does its work (see [`Workers::serve`]).
 fn read_key(read: Read<'_>) -> impl std::future::Future<Output = ReadResult> + '_ {
     read.hedge.run_with(read.timer.clone(), move |attempt| {
         // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
         let replica = read.copy(attempt as usize - 1);
-        let sleep = read.timer.sleep_until(read.finish_at(replica, attempt));
+        let sleep = read.timer.sleep_until(read.serve(replica, attempt));
         async move {
             sleep.await;
             Ok::<(), std::convert::Infallible>(())

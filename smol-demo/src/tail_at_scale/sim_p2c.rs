@@ -77,7 +77,7 @@ pub(super) fn read_key<'a>(
             call: call.clone(),
             replica,
         };
-        let sleep = read.timer.sleep_until(read.finish_at(replica, attempt));
+        let sleep = read.timer.sleep_until(read.serve(replica, attempt));
         async move {
             let mut guard = guard;
             sleep.await;

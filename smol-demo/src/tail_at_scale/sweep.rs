@@ -287,6 +287,7 @@ pub fn run(args: &Args) -> Result<String, String> {
         Mode::None => "off".to_string(),
         Mode::Fixed => format!("{delay:?}"),
         Mode::Adaptive | Mode::P2c => format!("{}% budget", budget * 100.0),
+        Mode::Tied => "tied".to_string(),
     };
     let (heading, points) = if args.sim {
         let config = args.config()?;

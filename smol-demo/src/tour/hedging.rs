@@ -62,13 +62,16 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
         "A request that reads from many replicas is as slow as its slowest read, so rare \
          stalls of single replicas (a garbage collection, a noisy neighbour) become common \
          for whole requests. Hedging sends a slow read again to another replica and takes \
-         the first answer. {} replicas, each stalling about {} every {}; fan-outs of {} keys \
+         the first answer; tied requests send every read to two replicas at once (the second \
+         copy 1 ms later), each copy naming its twin, and the replica that starts one cancels \
+         the other in its twin's queue over HTTP. {} replicas, each stalling about {} every \
+         {}; fan-outs of {} keys \
          at {}/s through the gateway over HTTP. Fixed hedging waits {}; adaptive hedging waits \
          for the p{:.0} of recent calls, and a hedge refused at that point comes back at twice \
          the delay, when only the calls stuck in a stall are still out; p2c adds least-loaded \
-         replica choice and sends hedges only to healthy replicas not running the call. All \
-         may send at most {:.0}% extra calls, so they are compared at equal cost. One run \
-         varies a lot from the next, so every mode runs \
+         replica choice and sends hedges only to healthy replicas not running the call. Fixed, \
+         adaptive and p2c may send at most {:.0}% extra calls, so they are compared at equal \
+         cost (tied sends a second copy of every read, most cancelled before they start). One run varies a lot from the next, so every mode runs \
          {} rounds of {} each, every round on a stall schedule of its own (all modes of a \
          round meet the same stalls): the table gives the median and range over the rounds.",
         config.replicas,
@@ -141,7 +144,7 @@ fn table(repeated: &repeat::Repeated) -> Table {
     for r in &repeated.rows {
         let name = match r.mode {
             Mode::None => "none".to_string(),
-            Mode::Fixed | Mode::Adaptive | Mode::P2c => {
+            Mode::Fixed | Mode::Adaptive | Mode::P2c | Mode::Tied => {
                 format!("{} ({})", r.mode.name(), r.setting)
             }
         };

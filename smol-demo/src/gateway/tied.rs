@@ -1,0 +1,225 @@
+//! Tied requests through the gateway (`--hedge tied:1ms`): one key, two copies to two
+//! replicas, each tagged with the other, the first answer wins.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use tailguard::breaker::Permit;
+use tailguard::tied::{Leg, Outgoing, Tied};
+use tailguard::time::AsyncIoTimer;
+use tailguard::timeout::Deadline;
+
+use super::fanout::{FanoutCounts, KeyError, Served};
+use super::{Inner, Replica};
+use crate::backend::{REQUEST_ID, TIED_TO};
+use crate::client::{ClientError, Limits};
+use crate::wire_deadline::is_deadline_504;
+
+/// A task awaited, detached rather than cancelled if dropped first.
+struct Detach<T>(Option<smol::Task<T>>);
+
+impl<T> std::future::Future for Detach<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let task = self.0.as_mut().expect("polled after completion");
+        let out = std::pin::Pin::new(task).poll(cx);
+        if out.is_ready() {
+            self.0 = None;
+        }
+        out
+    }
+}
+
+impl<T> Drop for Detach<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
+}
+
+impl Inner {
+    /// One tied call for `key`: copies to the first two replicas from `home + offset` whose
+    /// breakers admit a call (a plain call when only one does). The second copy counts as a
+    /// hedge in the statistics; a copy its twin cancelled answers 409, and the other's answer
+    /// is the key's. Each copy carries the time left until the nearer of `call_timeout` and
+    /// the fan-out's `deadline` in `tailguard-timeout`, so a replica neither queues nor starts
+    /// a copy nobody will wait for.
+    pub(super) async fn call_tied(
+        &self,
+        tied: &Tied,
+        key: usize,
+        offset: usize,
+        counts: &FanoutCounts,
+        deadline: Deadline,
+    ) -> Result<Served, KeyError> {
+        let n = self.replicas.len();
+        let first = (key + offset) % n;
+        let mut chosen: Vec<(&Replica, Permit<'_, AsyncIoTimer>)> = Vec::with_capacity(2);
+        for step in 0..n {
+            let replica = &self.replicas[(first + step) % n];
+            match replica.breaker.try_acquire() {
+                Ok(permit) => {
+                    chosen.push((replica, permit));
+                    if chosen.len() == 2 {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    counts.breaker_rejections.bump();
+                    replica.counts.rejected.bump();
+                }
+            }
+        }
+        let second = chosen.pop();
+        let Some(first) = chosen.pop() else {
+            return Err(KeyError::AllBreakersOpen);
+        };
+        let Some(second) = second else {
+            // One replica admits calls: an untied call to it.
+            let (replica, permit) = first;
+            return self
+                .send_copy(replica, permit, key, 1, None, deadline)
+                .await;
+        };
+        let call = tied.call(first.0.index, second.0.index);
+        let mut permits = [Some(first), Some(second)];
+        let result = tied
+            .run_with(AsyncIoTimer, call, |copy: Outgoing<usize>| {
+                let leg = match copy.leg {
+                    Leg::First => 0,
+                    Leg::Second => {
+                        counts.hedges_sent.bump();
+                        1
+                    }
+                };
+                let (replica, permit) = permits[leg].take().expect("each copy is sent once");
+                let twin = self.replicas[copy.tied_to.replica].pool.addr();
+                let mut headers = HeaderMap::with_capacity(2);
+                headers.insert(REQUEST_ID, HeaderValue::from(copy.id));
+                let tied_to = format!("{twin}/{}", copy.tied_to.id);
+                if let Ok(value) = HeaderValue::from_str(&tied_to) {
+                    headers.insert(TIED_TO, value);
+                }
+                self.send_copy(
+                    replica,
+                    permit,
+                    key,
+                    leg as u32 + 1,
+                    Some(headers),
+                    deadline,
+                )
+            })
+            .await;
+        match result {
+            Ok(won) => Ok(won.value),
+            // A copy cancelled by its twin (409) says less than the other's error.
+            Err(both) if both.first == KeyError::Status(409) => Err(both.second),
+            Err(both) => Err(both.first),
+        }
+    }
+
+    /// Sends one copy of `key` to `replica` with `headers`, never past `deadline`, and records
+    /// the outcome against its breaker (nothing that the caller's deadline caused, as in a
+    /// plain call).
+    async fn send_copy(
+        &self,
+        replica: &Replica,
+        permit: Permit<'_, AsyncIoTimer>,
+        key: usize,
+        hedge: u32,
+        headers: Option<HeaderMap>,
+        deadline: Deadline,
+    ) -> Result<Served, KeyError> {
+        let path = format!("/key/{key}");
+        let limits = Limits {
+            pool_wait: if hedge == 1 {
+                self.config.pool_timeout
+            } else {
+                Duration::ZERO
+            },
+            total: self.config.call_timeout,
+        };
+        // The exchange runs in a task of its own: when the other copy wins and this one's
+        // future is dropped, the request still ends on its own (most often at once, with a
+        // 409 from the queue that cancelled it), so its pooled connection is reused instead of
+        // closed mid-request.
+        // Whose limit ends the copy: the fan-out's deadline, or the call's own timeout. Only
+        // the second says anything about the replica.
+        let by_caller = Instant::now()
+            .checked_add(self.config.call_timeout)
+            .is_none_or(|own| deadline.instant() <= own);
+        let pool = replica.pool.clone();
+        let exchange = self.ex.spawn(async move {
+            pool.send_headed_until(
+                deadline,
+                limits,
+                Method::GET,
+                &path,
+                Bytes::new(),
+                headers.as_ref(),
+            )
+            .await
+        });
+        let reply = Detach(Some(exchange)).await;
+        match reply {
+            Err(error) if error.is_local() => {
+                drop(permit);
+                replica.counts.unsent.bump();
+                Err(KeyError::Unsent(error.kind()))
+            }
+            // The caller's deadline, not the replica's: uncounted.
+            Err(ClientError::TimedOut { .. }) if by_caller => {
+                drop(permit);
+                replica.counts.deadline.bump();
+                Err(KeyError::Deadline)
+            }
+            Ok(reply) if is_deadline_504(reply.status, &reply.headers) => {
+                if by_caller {
+                    drop(permit);
+                    replica.counts.deadline.bump();
+                    Err(KeyError::DeadlineRefused)
+                } else {
+                    permit.failure();
+                    replica.counts.timed_out.bump();
+                    Err(KeyError::CallTimeout)
+                }
+            }
+            Err(ClientError::TimedOut { .. }) => {
+                permit.failure();
+                replica.counts.timed_out.bump();
+                Err(KeyError::CallTimeout)
+            }
+            Err(error) => {
+                permit.failure();
+                replica.counts.failed.bump();
+                Err(KeyError::Client(error.kind()))
+            }
+            Ok(reply) if reply.status.is_success() => {
+                permit.success();
+                replica.counts.ok.bump();
+                Ok(Served {
+                    replica: replica.index,
+                    hedge,
+                    value: String::from_utf8_lossy(&reply.body).into_owned(),
+                })
+            }
+            Ok(reply) => {
+                if reply.status.is_server_error() {
+                    permit.failure();
+                    replica.counts.failed.bump();
+                } else {
+                    // 409: cancelled by its twin; the replica is fine.
+                    permit.success();
+                    replica.counts.ok.bump();
+                }
+                Err(KeyError::Status(reply.status.as_u16()))
+            }
+        }
+    }
+}

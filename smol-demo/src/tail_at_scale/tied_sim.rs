@@ -1,0 +1,364 @@
+//! The `tied` mode of the simulation: tied requests over replicas that queue reads.
+//!
+//! The same world as the other modes ([`sim`](super::sim)): the same replicas, stalls,
+//! arrivals, key placement and service times (a key's first copy is its primary's, the second
+//! its first hedge's). What differs is the policy, and that each replica keeps its waiting
+//! reads in a [`TiedQueue`] — tailguard's own, the one the demo backends use — so that a read
+//! can be cancelled there:
+//!
+//! - a replica serves at most `workers` reads at once (as in the other modes), first come
+//!   first served, and starts nothing while it is stalled: the others wait in its queue;
+//! - each key read sends copy 1 to the key's home replica at once and copy 2 to its first
+//!   copy `tied_delay` later (unless copy 1 has answered by then: [`TiedCall`]), each tagged
+//!   with the other;
+//! - when a copy starts, its replica sends a cancel for the twin, which reaches the twin's
+//!   replica `cancel_delay` later: the twin is removed from that queue, or refused when it
+//!   arrives after the cancel, or, if it has started already, both run (duplicate work);
+//! - the first copy to finish answers the key; a copy that started runs to its end (its
+//!   worker stays busy), as a hedge does in the other modes.
+//!
+//! It is a discrete-event simulation (an event heap in virtual nanoseconds, ties in the order
+//! they were scheduled), deterministic for a seed like the rest.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use tailguard::hedge::HedgeStats;
+use tailguard::tied::{Cancelled, Leg, Settled, Tag, TiedCall, TiedQueue, Twin};
+use tailguard::ConfigError;
+
+use super::sim::{duplicate_pct, placement, service, Mode, ModeReport, SimConfig, World};
+use crate::backend::nanos;
+use crate::percentile;
+
+/// Reads one replica may hold waiting; the default world's stalls hold a few dozen at most.
+const QUEUE: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// Request `r` arrives: every key's first copy is sent.
+    Request(u32),
+    /// `tied_delay` after request `r`: the second copies of its unanswered keys are sent.
+    Seconds(u32),
+    /// A stall of this replica ends: start what waited.
+    Drain(u32),
+    /// A cancel for copy `id` reaches replica `replica`.
+    Cancel { replica: u32, id: u64 },
+    /// Copy `id` finishes on `replica`, and frees its worker.
+    Finish { replica: u32, id: u64 },
+}
+
+/// One key read in flight.
+struct Pair {
+    call: TiedCall<usize>,
+    request: u32,
+    /// The key's hash (for its service times).
+    hash: u64,
+}
+
+/// One request in flight.
+#[derive(Clone, Copy, Default)]
+struct Request {
+    arrival: u64,
+    remaining: usize,
+    latest: u64,
+}
+
+/// The simulation's state.
+struct Tied<'a> {
+    config: &'a SimConfig,
+    world: &'a World,
+    keys: usize,
+    queues: Vec<TiedQueue<u64, usize>>,
+    draining: Vec<bool>,
+    /// Reads in service, per replica.
+    busy: Vec<usize>,
+    events: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    seq: u64,
+    pairs: HashMap<u64, Pair>,
+    requests: Vec<Request>,
+    latencies: Vec<(u32, u64)>,
+    started: u64,
+    seconds_sent: u64,
+    won_by_second: u64,
+    /// The queues' `now` at time 0: only differences matter, so any fixed origin does.
+    origin: Instant,
+}
+
+/// Runs the `tied` mode on `world`.
+pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, ConfigError> {
+    let n = world.replicas.len();
+    let queues = (0..n)
+        .map(|_| TiedQueue::new(QUEUE))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sim = Tied {
+        config,
+        world,
+        keys: config.keys_per_request,
+        queues,
+        draining: vec![false; n],
+        busy: vec![0; n],
+        events: BinaryHeap::new(),
+        seq: 0,
+        pairs: HashMap::new(),
+        requests: vec![Request::default(); world.arrivals.len()],
+        latencies: Vec::with_capacity(world.arrivals.len()),
+        started: 0,
+        seconds_sent: 0,
+        won_by_second: 0,
+        origin: Instant::now(),
+    };
+    for (r, &arrival) in world.arrivals.iter().enumerate() {
+        sim.at(arrival, Event::Request(r as u32));
+    }
+    while let Some(Reverse((t, _, event))) = sim.events.pop() {
+        sim.handle(t, event);
+    }
+
+    let total_keys = (world.arrivals.len() * config.keys_per_request) as u64;
+    let mut latencies: Vec<Duration> = sim
+        .latencies
+        .iter()
+        .filter(|&&(r, _)| r as usize >= config.warmup_requests)
+        .map(|&(_, ns)| Duration::from_nanos(ns))
+        .collect();
+    latencies.sort_unstable();
+    let stats = HedgeStats {
+        primaries: total_keys,
+        hedges_sent: sim.seconds_sent,
+        hedges_won: sim.won_by_second,
+        budget_refusals: 0,
+    };
+    Ok(ModeReport {
+        mode: Mode::Tied,
+        setting: Mode::Tied.setting(config),
+        p50: percentile::of_sorted(&latencies, 0.5),
+        p99: percentile::of_sorted(&latencies, 0.99),
+        p999: percentile::of_sorted(&latencies, 0.999),
+        max: *latencies.last().expect("at least one request"),
+        extra_pct: stats.extra_load() * 100.0,
+        duplicate_work_pct: duplicate_pct(sim.started, total_keys),
+        stats,
+        timed_out_keys: 0,
+        requests: latencies.len(),
+    })
+}
+
+impl Tied<'_> {
+    fn at(&mut self, t: u64, event: Event) {
+        self.seq += 1;
+        self.events.push(Reverse((t, self.seq, event)));
+    }
+
+    fn handle(&mut self, t: u64, event: Event) {
+        match event {
+            Event::Request(r) => self.request(t, r),
+            Event::Seconds(r) => self.seconds(t, r),
+            Event::Drain(replica) => {
+                self.draining[replica as usize] = false;
+                self.start_waiting(t, replica as usize);
+            }
+            Event::Cancel { replica, id } => {
+                // In the queue: removed (the copy is dropped). Too late: both run. Not here
+                // yet: the copy is refused when it arrives.
+                let _: Cancelled<u64> = self.queues[replica as usize].cancel(id);
+            }
+            Event::Finish { replica, id } => {
+                self.busy[replica as usize] -= 1;
+                self.finish(t, id);
+                self.start_waiting(t, replica as usize);
+            }
+        }
+    }
+
+    fn request(&mut self, t: u64, r: u32) {
+        let n = self.world.replicas.len();
+        self.requests[r as usize] = Request {
+            arrival: t,
+            remaining: self.keys,
+            latest: t,
+        };
+        for k in 0..self.keys {
+            let (hash, home, stride) = placement(self.config, n, u64::from(r), k as u64);
+            let pair = u64::from(r) * self.keys as u64 + k as u64;
+            let mut call = TiedCall::new([home, (home + stride) % n], [2 * pair, 2 * pair + 1]);
+            let first = call
+                .send(Leg::First)
+                .expect("a new call sends its first copy");
+            self.pairs.insert(
+                pair,
+                Pair {
+                    call,
+                    request: r,
+                    hash,
+                },
+            );
+            self.arrive(t, first.replica, first.id, first.tied_to);
+        }
+        let delay = nanos(self.config.tied_delay);
+        self.at(t + delay, Event::Seconds(r));
+    }
+
+    fn seconds(&mut self, t: u64, r: u32) {
+        for k in 0..self.keys as u64 {
+            let pair = u64::from(r) * self.keys as u64 + k;
+            // Answered already (or never sent): no second copy.
+            let Some(p) = self.pairs.get_mut(&pair) else {
+                continue;
+            };
+            if let Some(second) = p.call.send(Leg::Second) {
+                self.seconds_sent += 1;
+                self.arrive(t, second.replica, second.id, second.tied_to);
+            }
+        }
+    }
+
+    /// Copy `id` reaches `replica` at `t`.
+    fn arrive(&mut self, t: u64, replica: usize, id: u64, twin: Twin<usize>) {
+        // Refused (its twin cancelled it first): no work. The queue is never full here.
+        if self.queues[replica]
+            .push_at(
+                self.origin + Duration::from_nanos(t),
+                id,
+                Some(Tag::tied(id, twin)),
+            )
+            .is_ok()
+        {
+            self.start_waiting(t, replica);
+        }
+    }
+
+    /// Starts every waiting read of `replica` unless it is stalled; then schedules this again
+    /// for the stall's end.
+    fn start_waiting(&mut self, t: u64, replica: usize) {
+        let free = self.world.replicas[replica].finish(t, 0);
+        if free > t {
+            if !self.draining[replica] {
+                self.draining[replica] = true;
+                self.at(free, Event::Drain(replica as u32));
+            }
+            return;
+        }
+        while self.config.workers.is_none_or(|w| self.busy[replica] < w) {
+            let now = self.origin + Duration::from_nanos(t);
+            let Some(start) = self.queues[replica].start_next_at(now) else {
+                break;
+            };
+            self.busy[replica] += 1;
+            self.started += 1;
+            let id = start.item;
+            let hash = match self.pairs.get(&(id / 2)) {
+                Some(pair) => pair.hash,
+                // The key was answered while this copy waited (its cancel is on the way):
+                // it still runs, as a real server would.
+                None => self.hash_of(id),
+            };
+            let attempt = (id % 2) as u32 + 1;
+            let done = self.world.replicas[replica].finish(t, service(self.config, hash, attempt));
+            self.at(
+                done,
+                Event::Finish {
+                    replica: replica as u32,
+                    id,
+                },
+            );
+            if let Some(twin) = start.cancel_twin {
+                let arrives = t + nanos(self.config.cancel_delay);
+                self.at(
+                    arrives,
+                    Event::Cancel {
+                        replica: twin.replica as u32,
+                        id: twin.id,
+                    },
+                );
+            }
+        }
+    }
+
+    fn hash_of(&self, id: u64) -> u64 {
+        let pair = id / 2;
+        let (r, k) = (pair / self.keys as u64, pair % self.keys as u64);
+        placement(self.config, self.world.replicas.len(), r, k).0
+    }
+
+    fn finish(&mut self, t: u64, id: u64) {
+        let pair = id / 2;
+        let Some(p) = self.pairs.get_mut(&pair) else {
+            return; // the loser of a pair that both ran
+        };
+        let leg = if id % 2 == 0 { Leg::First } else { Leg::Second };
+        if let Settled::Won { .. } = p.call.answered(leg) {
+            if leg == Leg::Second {
+                self.won_by_second += 1;
+            }
+            let r = p.request as usize;
+            self.pairs.remove(&pair);
+            let request = &mut self.requests[r];
+            request.latest = request.latest.max(t);
+            request.remaining -= 1;
+            if request.remaining == 0 {
+                let latency = request.latest - request.arrival;
+                self.latencies.push((r as u32, latency));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::{run_modes, Mode, SimConfig};
+
+    fn small() -> SimConfig {
+        SimConfig {
+            requests: 1000,
+            // Ten keys per replica and request, as in the default model.
+            keys_per_request: 100,
+            replicas: 10,
+            // Stalls ten times as often as the default, so a few hundred requests meet some.
+            stall_every: std::time::Duration::from_secs(200),
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn tied_requests_route_around_stalls_with_little_duplicate_work() {
+        let config = small();
+        let reports = run_modes(&config, &[Mode::None, Mode::Tied]).unwrap();
+        let (none, tied) = (&reports[0], &reports[1]);
+        assert_eq!(tied.requests, 1000);
+        // Without tying, the slowest requests wait out stalls (hundreds of ms); tied, a
+        // stalled replica's copy is cancelled and the twin answers.
+        assert!(
+            none.p99.unwrap() > std::time::Duration::from_millis(100),
+            "{none:?}"
+        );
+        assert!(
+            tied.p99.unwrap() < none.p99.unwrap() / 4,
+            "{tied:?} vs {none:?}"
+        );
+        assert!(tied.duplicate_work_pct < 1.0, "{tied:?}");
+        assert_eq!(none.duplicate_work_pct, 0.0);
+        // Second copies are sent for the keys not answered within the tied delay.
+        assert!(tied.extra_pct > 10.0 && tied.extra_pct <= 100.0, "{tied:?}");
+    }
+
+    #[test]
+    fn the_tied_mode_is_deterministic_for_a_seed() {
+        let config = small();
+        let a = run_modes(&config, &[Mode::Tied]).unwrap();
+        let b = run_modes(&config, &[Mode::Tied]).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_cancel_slower_than_the_delay_duplicates_work() {
+        // The cancel takes longer than the second copy's delay: idle replicas start both.
+        let config = SimConfig {
+            cancel_delay: std::time::Duration::from_millis(5),
+            ..small()
+        };
+        let tied = &run_modes(&config, &[Mode::Tied]).unwrap()[0];
+        assert!(tied.duplicate_work_pct > 10.0, "{tied:?}");
+    }
+}
