@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Type, TypeVar, Union
 
@@ -185,7 +186,7 @@ class RateLimiter(_native.RateLimiter):
     def __call__(self, fn: F) -> F:
         """Decorates ``fn`` (sync or ``async def``): each call takes a token first."""
         limiter = self
-        if asyncio.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def limited_async(*args: Any, **kwargs: Any) -> Any:
@@ -257,7 +258,7 @@ class KeyedRateLimiter(_native.KeyedRateLimiter):
         limiter = self
 
         def decorate(fn: F) -> F:
-            if asyncio.iscoroutinefunction(fn):
+            if inspect.iscoroutinefunction(fn):
 
                 @functools.wraps(fn)
                 async def limited_async(*args: Any, **kwargs: Any) -> Any:
@@ -328,7 +329,7 @@ class Throttle(_native.Throttle):
     def __call__(self, fn: F) -> F:
         """Decorates ``fn`` (sync or ``async def``): each call is decided, then recorded."""
         throttle = self
-        if asyncio.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def throttled_async(*args: Any, **kwargs: Any) -> Any:

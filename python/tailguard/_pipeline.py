@@ -363,11 +363,12 @@ class Pipeline:
         while True:
             if ticket is not None:
                 breaker._settle(ticket, exc)  # type: ignore[union-attr]
-            self._latency.record(now() - attempt_started)
             if not isinstance(exc, Exception):
+                # A KeyboardInterrupt or SystemExit says nothing about how long attempts take.
                 if run is not None:
                     run.close()
                 raise exc
+            self._latency.record(now() - attempt_started)
             if deadline is not None and now() >= deadline:
                 if run is not None:
                     run.close()

@@ -203,11 +203,18 @@ pub fn run(args: Args) -> ExitCode {
     };
     let note = signal.map(|(signal, during)| {
         let finished: Vec<&str> = reports.iter().map(|r| r.mode).collect();
+        // Every mode that did not finish: the one running, and the ones after it.
+        let unfinished: Vec<&str> = Mode::ALL
+            .iter()
+            .map(|mode| mode.name())
+            .filter(|name| !finished.contains(name))
+            .collect();
         format!(
-            "interrupted by {} after {:.1} s: {} not measured{}",
+            "interrupted by {} after {:.1} s during {}: {} not measured{}",
             signal_name(signal),
             started.elapsed().as_secs_f64(),
             during.name(),
+            unfinished.join(", "),
             if finished.is_empty() {
                 String::new()
             } else {

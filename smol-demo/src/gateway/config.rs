@@ -248,6 +248,26 @@ impl GatewayConfig {
                 "must be at least 1 (the first try), got 0",
             ));
         }
+        // Tied calls pick their two replicas their own way (`tied.rs`): they would silently
+        // bypass the balancer and the per-replica limits, so the combination is refused.
+        if let HedgeMode::Tied(_) = self.hedge {
+            let bypassed = if self.balance != super::Balance::Home {
+                Some("balance")
+            } else if self.replica_limit != super::ReplicaLimit::Off {
+                Some("replica_limit")
+            } else if self.throttle_k.is_some() {
+                Some("throttle_k")
+            } else {
+                None
+            };
+            if let Some(field) = bypassed {
+                return Err(ConfigError::new(
+                    field,
+                    "is not supported with tied requests (hedge tied:…), which choose their two \
+                     replicas without the balancer, the per-replica limits or the throttle",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -288,6 +308,27 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tied_requests_refuse_the_settings_they_would_bypass() {
+        let tied = || GatewayConfig {
+            replicas: vec!["127.0.0.1:1".parse().unwrap()],
+            hedge: HedgeMode::Tied(Duration::from_millis(1)),
+            ..GatewayConfig::default()
+        };
+        assert!(tied().validate().is_ok());
+        let field = |config: GatewayConfig| config.validate().unwrap_err().field().to_owned();
+        let p2c = GatewayConfig {
+            balance: super::super::Balance::P2c,
+            ..tied()
+        };
+        assert_eq!(field(p2c), "balance");
+        let throttled = GatewayConfig {
+            throttle_k: Some(2.0),
+            ..tied()
+        };
+        assert_eq!(field(throttled), "throttle_k");
+    }
 
     #[test]
     fn hedge_modes_parse() {
