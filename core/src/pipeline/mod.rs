@@ -93,6 +93,7 @@
 //!
 //! ```
 //! use std::time::Duration;
+//! use tailguard::backoff::{Backoff, Jitter};
 //! use tailguard::fanout::scatter_gather_with;
 //! use tailguard::pipeline::{Pipeline, PipelineError};
 //! use tailguard::time::{ManualTimer, Timer};
@@ -102,6 +103,8 @@
 //! let pipeline = Pipeline::with_timer(timer.clone())
 //!     .max_attempts(3)
 //!     .attempt_timeout(Duration::from_millis(30))
+//!     .backoff(Backoff::constant(Duration::from_millis(5)).jitter(Jitter::None).build()?)
+//!     .predict_floor(Duration::from_millis(20)) // until it has measured its own attempts
 //!     .build()?;
 //! let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(50));
 //! let legs = (0..4u64).map(|key| {
@@ -117,7 +120,8 @@
 //! });
 //! let answers = timer.block_on(scatter_gather_with(timer.clone(), legs, deadline));
 //! assert!(matches!(answers[0], Ok(Ok(0))));
-//! // Key 2's first attempt was cut at 30 ms; a second attempt could not finish by 50 ms.
+//! // Key 2's first attempt was cut at 30 ms; after a 5 ms backoff, 15 ms would be left, less
+//! // than an attempt is predicted to take (20 ms): no doomed second attempt.
 //! assert!(matches!(answers[2], Ok(Err(PipelineError::DeadlineTooShort { .. }))));
 //! assert!(timer.elapsed() <= Duration::from_millis(50)); // nothing ran past the deadline
 //! # Ok::<(), tailguard::ConfigError>(())
