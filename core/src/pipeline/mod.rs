@@ -149,9 +149,10 @@
 //!
 //! # Cost
 //!
-//! A call whose first attempt succeeds at once allocates nothing, creates no sleep, and reads
-//! the clock at most once, at its start, and only if it needs a start time (a deadline, an
-//! attempt timeout, a budget or a limiter). Hedges are boxed, on the slow path only.
+//! A call whose first attempt succeeds at once allocates nothing, creates no sleep, and the
+//! pipeline reads its clock at most once, at the start, and only if it needs a start time (a
+//! deadline, an attempt timeout, a budget or a limiter). The layers keep their own costs: a
+//! breaker that times slow calls or keeps a time window reads its timer too. Hedges are boxed, on the slow path only.
 //! [`call_owned`](Pipeline::call_owned) makes a future that owns a clone of the pipeline, to
 //! spawn.
 
