@@ -79,9 +79,13 @@ impl<T: Timer> Future for Acquire<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let limiter = this.limiter;
-        poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
-            limiter.try_acquire_at(now)
-        })
+        let polled = poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
+            limiter.take_at(now)
+        });
+        if let Poll::Ready(Err(_)) = polled {
+            limiter.count_rejection();
+        }
+        polled
     }
 }
 
