@@ -614,3 +614,35 @@ fn pipeline_deadline_refusals_are_counted_by_reason() {
         .get(names::RETRY_RETRIES, &[("name", "search")])
         .is_some());
 }
+
+#[test]
+fn a_keyed_rate_limiter_counts_every_keys_refusals_together() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        RateLimiter::builder()
+            .name("clients")
+            .rate(10, Duration::from_secs(1))
+            .burst(1)
+            .build_keyed_with::<&str, _>(timer.clone())
+            .unwrap()
+    });
+    let name = [("name", "clients")];
+    for key in ["alice", "bob"] {
+        limiter.try_acquire(&key).unwrap();
+        assert!(limiter.try_acquire(&key).is_err());
+    }
+    // A wait that gets its token is no refusal; one refused for its deadline is.
+    timer
+        .block_on(limiter.acquire_until(&"alice", timer.now() + Duration::from_secs(1)))
+        .unwrap();
+    let deadline = timer.now() + Duration::from_millis(10);
+    assert!(timer
+        .block_on(limiter.acquire_until(&"alice", deadline))
+        .is_err());
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::RATE_REJECTIONS, &name),
+        Some(3)
+    );
+}

@@ -144,7 +144,7 @@ impl RateLimiterBuilder {
     }
 
     /// Names the limiter: the `name` label of its [metrics](crate::metrics) (`"default"` if
-    /// not set; a keyed limiter reports none).
+    /// not set; a keyed limiter counts every key's refusals together).
     ///
     /// ```
     /// use tailguard::rate::RateLimiter;
@@ -187,6 +187,8 @@ impl RateLimiterBuilder {
         let params = self.params()?;
         let max_keys = validate::at_least_one("max_keys", self.max_keys as u64, "")? as usize;
         let shards = validate::count_in("shards", self.shards, 1..=1024, "")?;
-        Ok(KeyedRateLimiter::new(params, max_keys, shards, timer))
+        Ok(KeyedRateLimiter::new(
+            params, max_keys, shards, &self.name, timer,
+        ))
     }
 }
