@@ -47,9 +47,24 @@ pub const BREAKER_TRANSITIONS: &str = "tailguard_breaker_transitions_total";
 /// `tailguard_breaker_state{name, host, state}` (a gauge): 1 for the breaker's state, 0 for the
 /// others.
 pub const BREAKER_STATE: &str = "tailguard_breaker_state";
+/// `tailguard_bulkhead_rejections_total{name, reason}`: calls a bulkhead refused (`reason`:
+/// `full` or `deadline`).
+pub const BULKHEAD_REJECTIONS: &str = "tailguard_bulkhead_rejections_total";
+/// `tailguard_rate_rejections_total{name}`: calls a rate limiter refused.
+pub const RATE_REJECTIONS: &str = "tailguard_rate_rejections_total";
+/// `tailguard_limit_rejections_total{name, reason}`: calls an adaptive limiter refused
+/// (`reason`: `limit`, `shed` or `probe`).
+pub const LIMIT_REJECTIONS: &str = "tailguard_limit_rejections_total";
+/// `tailguard_limit_limit{name}` (a gauge): an adaptive limiter's current limit.
+pub const LIMIT_LIMIT: &str = "tailguard_limit_limit";
+/// `tailguard_throttle_rejections_total{name}`: calls a throttle refused.
+pub const THROTTLE_REJECTIONS: &str = "tailguard_throttle_rejections_total";
+/// `tailguard_pipeline_deadline_refusals_total{name, reason}`: attempts a pipeline did not
+/// start for the deadline (`reason`: `passed` or `too_short`).
+pub const PIPELINE_DEADLINE_REFUSALS: &str = "tailguard_pipeline_deadline_refusals_total";
 
 /// Every metric above, in the order of the table.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 15] = [
     RETRY_RETRIES,
     RETRY_BUDGET_REFUSALS,
     HEDGE_PRIMARIES,
@@ -59,6 +74,12 @@ pub const ALL: [&str; 9] = [
     BREAKER_TRANSITIONS,
     BREAKER_REJECTIONS,
     BREAKER_STATE,
+    BULKHEAD_REJECTIONS,
+    RATE_REJECTIONS,
+    LIMIT_REJECTIONS,
+    LIMIT_LIMIT,
+    THROTTLE_REJECTIONS,
+    PIPELINE_DEADLINE_REFUSALS,
 ];
 
 /// The `name` label of a policy built without a name.
@@ -95,6 +116,19 @@ impl Counter {
         }
     }
 
+    /// Registers `metric{name, reason}` with the recorder installed now.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn with_reason(
+        metric: &'static str,
+        name: &PolicyName,
+        reason: &'static str,
+    ) -> Self {
+        Counter {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::counter!(metric, "name" => name.label(), "reason" => reason),
+        }
+    }
+
     /// Counts one event.
     #[inline(always)]
     pub(crate) fn increment(&self) {
@@ -106,6 +140,39 @@ impl Counter {
 impl std::fmt::Debug for Counter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Counter")
+    }
+}
+
+/// A gauge handle registered when its policy is built (`metric{name}`); nothing with the
+/// feature off.
+#[derive(Clone)]
+pub(crate) struct Gauge {
+    #[cfg(feature = "metrics")]
+    handle: ::metrics::Gauge,
+}
+
+impl Gauge {
+    /// Registers `metric{name}` with the recorder installed now.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(metric: &'static str, name: &PolicyName) -> Self {
+        Gauge {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::gauge!(metric, "name" => name.label()),
+        }
+    }
+
+    /// Sets the gauge.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn set(&self, value: f64) {
+        #[cfg(feature = "metrics")]
+        self.handle.set(value);
+    }
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gauge")
     }
 }
 

@@ -9,10 +9,17 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tailguard::backoff::Backoff;
 use tailguard::breaker::CircuitBreaker;
+use tailguard::bulkhead::Bulkhead;
 use tailguard::hedge::Hedge;
+use tailguard::limit::{AdaptiveLimiter, Aimd, Fixed};
 use tailguard::metrics as names;
+use tailguard::pipeline::{Pipeline, PipelineError};
+use tailguard::priority::{Criticality, Shares};
+use tailguard::rate::RateLimiter;
 use tailguard::retry::{Retry, RetryBudget};
+use tailguard::throttle::Throttle;
 use tailguard::time::{ManualTimer, Timer};
+use tailguard::timeout::Deadline;
 
 /// Counts the allocations made on the current thread.
 struct Counting;
@@ -211,7 +218,7 @@ fn counting_allocates_nothing_on_the_hot_path() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let timer = ManualTimer::new();
-    let (retry, hedge, breaker) = metrics::with_local_recorder(&recorder, || {
+    let limiters_too = metrics::with_local_recorder(&recorder, || {
         let retry = Retry::with_timer(timer.clone())
             .name("hot")
             .max_attempts(2)
@@ -227,8 +234,24 @@ fn counting_allocates_nothing_on_the_hot_path() {
             .name("hot")
             .build_with(timer.clone())
             .unwrap();
-        (retry, hedge, breaker)
+        let bulkhead = Bulkhead::builder()
+            .name("hot")
+            .max_concurrent(1)
+            .build_with(timer.clone())
+            .unwrap();
+        let rate = RateLimiter::builder()
+            .name("hot")
+            .build_with(timer.clone())
+            .unwrap();
+        let limiter = AdaptiveLimiter::builder()
+            .name("hot")
+            .algorithm(Fixed::new(1).unwrap())
+            .build()
+            .unwrap();
+        (retry, hedge, breaker, bulkhead, rate, limiter)
     });
+    let (retry, hedge, breaker, bulkhead, rate, limiter) = limiters_too;
+    let now = timer.now();
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     let mut poll = |future: &mut dyn FnMut(&mut std::task::Context<'_>) -> bool| {
@@ -252,6 +275,15 @@ fn counting_allocates_nothing_on_the_hot_path() {
             poll(&mut |cx| hedged.as_mut().poll(cx).is_ready());
             // A closed breaker's call.
             breaker.try_acquire().unwrap().success();
+            // Refusals (counted) by a full bulkhead, an empty bucket and a full limiter.
+            let slot = bulkhead.try_acquire().unwrap();
+            assert!(bulkhead.try_acquire().is_err());
+            drop(slot);
+            let _ = rate.try_acquire();
+            assert!(rate.try_acquire().is_err());
+            let permit = limiter.try_acquire_at(now).unwrap();
+            assert!(limiter.try_acquire_at(now).is_err());
+            permit.ignore();
         }
         if round == 1 {
             assert_eq!(allocations() - before, 0, "counting allocated");
@@ -261,6 +293,21 @@ fn counting_allocates_nothing_on_the_hot_path() {
     let hot = [("name", "hot")];
     assert_eq!(counters.get(names::RETRY_RETRIES, &hot), Some(200));
     assert_eq!(counters.get(names::HEDGE_PRIMARIES, &hot), Some(200));
+    assert_eq!(
+        counters.get(
+            names::BULKHEAD_REJECTIONS,
+            &[("name", "hot"), ("reason", "full")]
+        ),
+        Some(200)
+    );
+    assert!(counters.get(names::RATE_REJECTIONS, &hot) >= Some(200));
+    assert_eq!(
+        counters.get(
+            names::LIMIT_REJECTIONS,
+            &[("name", "hot"), ("reason", "limit")]
+        ),
+        Some(200)
+    );
 }
 
 use std::future::Future as _;
@@ -331,4 +378,271 @@ fn every_transition_a_breaker_makes_is_counted() {
         .sum();
     assert_eq!(counted, seen.load(std::sync::atomic::Ordering::Relaxed));
     assert!(counted > 30, "{counted}");
+}
+
+#[test]
+fn bulkhead_rejections_are_counted_by_reason_and_admissions_are_not() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let bulkhead = metrics::with_local_recorder(&recorder, || {
+        Bulkhead::builder()
+            .name("pool")
+            .max_concurrent(1)
+            .max_queue(1)
+            .build_with(timer.clone())
+            .unwrap()
+    });
+    let reason = |counters: &Counters, reason| {
+        counters.get(
+            names::BULKHEAD_REJECTIONS,
+            &[("name", "pool"), ("reason", reason)],
+        )
+    };
+    let held = bulkhead.try_acquire().unwrap();
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(
+        (reason(&counters, "full"), reason(&counters, "deadline")),
+        (Some(0), Some(0))
+    );
+    assert!(bulkhead.try_acquire().is_err());
+    let waited = timer.block_on(bulkhead.acquire_within(Duration::from_millis(5)));
+    assert!(waited.is_err());
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(
+        (reason(&counters, "full"), reason(&counters, "deadline")),
+        (Some(1), Some(1))
+    );
+    drop(held);
+    let _again = bulkhead.try_acquire().unwrap();
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(
+        (reason(&counters, "full"), reason(&counters, "deadline")),
+        (Some(0), Some(0)),
+        "reading resets; an admission counts nothing"
+    );
+}
+
+#[test]
+fn rate_rejections_are_counted_but_not_a_wait_that_gets_a_token() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        RateLimiter::builder()
+            .name("api")
+            .rate(10, Duration::from_secs(1))
+            .burst(1)
+            .build_with(timer.clone())
+            .unwrap()
+    });
+    let name = [("name", "api")];
+    limiter.try_acquire().unwrap();
+    assert!(limiter.try_acquire().is_err());
+    // A wait that ends with a token is no refusal, however many attempts it made.
+    timer.block_on(limiter.until_ready()).unwrap();
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::RATE_REJECTIONS, &name),
+        Some(1)
+    );
+    // A wait refused for its deadline is one.
+    let deadline = timer.now() + Duration::from_millis(10);
+    assert!(timer.block_on(limiter.acquire_until(deadline)).is_err());
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::RATE_REJECTIONS, &name),
+        Some(1)
+    );
+}
+
+#[test]
+fn limiter_rejections_are_counted_by_reason_and_the_limit_is_a_gauge() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (fixed, aimd) = metrics::with_local_recorder(&recorder, || {
+        let fixed = AdaptiveLimiter::builder()
+            .name("fixed")
+            .algorithm(Fixed::new(4).unwrap())
+            .shares(Shares::new(0.5, 0.8).unwrap())
+            .no_probe()
+            .build()
+            .unwrap();
+        let aimd = AdaptiveLimiter::builder()
+            .name("aimd")
+            .algorithm(Aimd::new(0.5).unwrap())
+            .initial_limit(10)
+            .no_probe()
+            .build()
+            .unwrap();
+        (fixed, aimd)
+    });
+    let now = std::time::Instant::now();
+    let reason = |counters: &Counters, name, reason| {
+        counters.get(
+            names::LIMIT_REJECTIONS,
+            &[("name", name), ("reason", reason)],
+        )
+    };
+    let held: Vec<_> = (0..2).map(|_| fixed.try_acquire_at(now).unwrap()).collect();
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(reason(&counters, "fixed", "shed"), Some(0));
+    assert_eq!(reason(&counters, "fixed", "limit"), Some(0));
+    // The gauges hold the limits set when built (reading the recorder takes them too).
+    let limit = |counters: &Counters, name| counters.get(names::LIMIT_LIMIT, &[("name", name)]);
+    assert_eq!(limit(&counters, "fixed"), Some(4));
+    assert_eq!(limit(&counters, "aimd"), Some(10));
+    assert!(fixed
+        .try_acquire_class_at(Criticality::Sheddable, now)
+        .is_err());
+    let more: Vec<_> = (0..2)
+        .map(|_| {
+            fixed
+                .try_acquire_class_at(Criticality::Critical, now)
+                .unwrap()
+        })
+        .collect();
+    assert!(fixed
+        .try_acquire_class_at(Criticality::Critical, now)
+        .is_err());
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(reason(&counters, "fixed", "shed"), Some(1));
+    assert_eq!(reason(&counters, "fixed", "limit"), Some(1));
+    assert_eq!(reason(&counters, "fixed", "probe"), Some(0));
+    drop((held, more));
+    // The limit gauge follows the published limit: AIMD halves it on a drop.
+    aimd.try_acquire_at(now)
+        .unwrap()
+        .dropped_at(now + Duration::from_millis(1));
+    assert_eq!(aimd.limit(), 5);
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(limit(&counters, "aimd"), Some(5));
+    assert_eq!(reason(&counters, "aimd", "limit"), Some(0));
+}
+
+#[test]
+fn throttle_rejections_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let throttle = metrics::with_local_recorder(&recorder, || {
+        Throttle::builder()
+            .name("backend")
+            .k(1.0)
+            .seed(3)
+            .build_with(timer.clone())
+            .unwrap()
+    });
+    let name = [("name", "backend")];
+    // A healthy backend: nothing refused.
+    for _ in 0..10 {
+        throttle.try_acquire().unwrap().record(true);
+    }
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::THROTTLE_REJECTIONS, &name),
+        Some(0)
+    );
+    // A backend refusing everything: the throttle starts refusing, each refusal counted.
+    let mut refused = 0;
+    for _ in 0..200 {
+        match throttle.try_acquire() {
+            Ok(permit) => permit.record(false),
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 0);
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::THROTTLE_REJECTIONS, &name),
+        Some(refused)
+    );
+}
+
+#[test]
+fn pipeline_deadline_refusals_are_counted_by_reason() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let pipeline = metrics::with_local_recorder(&recorder, || {
+        Pipeline::with_timer(timer.clone())
+            .name("search")
+            .max_attempts(2)
+            .backoff(Backoff::constant(Duration::ZERO).build().unwrap())
+            .predict_floor(Duration::from_millis(20))
+            .build()
+            .unwrap()
+    });
+    let reason = |counters: &Counters, reason| {
+        counters.get(
+            names::PIPELINE_DEADLINE_REFUSALS,
+            &[("name", "search"), ("reason", reason)],
+        )
+    };
+    let quick = |_| std::future::ready(Ok::<_, ()>(()));
+    // A call in time: nothing counted.
+    let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(100));
+    timer
+        .block_on(pipeline.call_until(deadline, quick))
+        .unwrap();
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(
+        (reason(&counters, "passed"), reason(&counters, "too_short")),
+        (Some(0), Some(0))
+    );
+    // A deadline already passed.
+    let passed = Deadline::after_with(timer.clone(), Duration::ZERO);
+    let result = timer.block_on(pipeline.call_until(passed, quick));
+    assert!(matches!(result, Err(PipelineError::DeadlinePassed)));
+    // A retry with 15 ms left when an attempt is predicted to take 20.
+    let deadline = Deadline::after_with(timer.clone(), Duration::from_millis(30));
+    let t = timer.clone();
+    let result = timer.block_on(pipeline.call_until(deadline, move |_| {
+        let sleep = t.sleep(Duration::from_millis(15));
+        async move {
+            sleep.await;
+            Err::<(), _>(())
+        }
+    }));
+    assert!(
+        matches!(result, Err(PipelineError::DeadlineTooShort { .. })),
+        "{result:?}"
+    );
+    let counters = Counters::read(&snapshotter);
+    assert_eq!(
+        (reason(&counters, "passed"), reason(&counters, "too_short")),
+        (Some(1), Some(1))
+    );
+    // The pipeline's name labels its retries too.
+    assert!(counters
+        .get(names::RETRY_RETRIES, &[("name", "search")])
+        .is_some());
+}
+
+#[test]
+fn a_keyed_rate_limiter_counts_every_keys_refusals_together() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let timer = ManualTimer::new();
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        RateLimiter::builder()
+            .name("clients")
+            .rate(10, Duration::from_secs(1))
+            .burst(1)
+            .build_keyed_with::<&str, _>(timer.clone())
+            .unwrap()
+    });
+    let name = [("name", "clients")];
+    for key in ["alice", "bob"] {
+        limiter.try_acquire(&key).unwrap();
+        assert!(limiter.try_acquire(&key).is_err());
+    }
+    // A wait that gets its token is no refusal; one refused for its deadline is.
+    timer
+        .block_on(limiter.acquire_until(&"alice", timer.now() + Duration::from_secs(1)))
+        .unwrap();
+    let deadline = timer.now() + Duration::from_millis(10);
+    assert!(timer
+        .block_on(limiter.acquire_until(&"alice", deadline))
+        .is_err());
+    assert_eq!(
+        Counters::read(&snapshotter).get(names::RATE_REJECTIONS, &name),
+        Some(3)
+    );
 }

@@ -170,3 +170,54 @@ def test_add_refuses_what_is_not_in_the_vocabulary() -> None:
         recorder.add("tailguard_breaker_state", (("name", "x"),))  # a gauge
     with pytest.raises(ValueError):
         recorder.add("tailguard_retry_retries_total", (("host", "x"),))
+
+
+def test_bulkhead_rejections_are_read_by_reason() -> None:
+    recorder = Recorder()
+    bulkhead = tg.Bulkhead(1)
+    recorder.watch_bulkhead(bulkhead, name="pool")
+    labels = {"name": "pool"}
+    assert recorder.value("tailguard_bulkhead_rejections_total", **labels, reason="full") == 0
+    permit = bulkhead.try_acquire()
+    assert permit is not None
+    assert bulkhead.try_acquire() is None
+    with pytest.raises(tg.BulkheadFullError):
+        bulkhead.acquire(timeout=0)
+    permit.release()
+    full, deadline = bulkhead.rejected
+    assert full + deadline == 2
+    assert recorder.value("tailguard_bulkhead_rejections_total", **labels, reason="full") == full
+    assert (
+        recorder.value("tailguard_bulkhead_rejections_total", **labels, reason="deadline")
+        == deadline
+    )
+
+
+def test_limiter_rejections_by_reason_and_its_limit() -> None:
+    recorder = Recorder()
+    limiter = tg.AdaptiveLimiter(algorithm="fixed", limit=1, clock=ManualClock())
+    recorder.watch_limiter(limiter, name="db")
+    assert recorder.value("tailguard_limit_limit", name="db") == 1
+    permit = limiter.acquire()
+    with pytest.raises(tg.LimitExceededError):
+        limiter.acquire()
+    permit.ignore()
+    assert recorder.value("tailguard_limit_rejections_total", name="db", reason="limit") == 1
+    assert recorder.value("tailguard_limit_rejections_total", name="db", reason="shed") == 0
+    assert recorder.value("tailguard_limit_rejections_total", name="db", reason="probe") == 0
+
+
+def test_rate_throttle_and_deadline_refusals_are_reported() -> None:
+    recorder = Recorder()
+    recorder.rate_rejected("api")
+    recorder.throttle_rejected("backend")
+    recorder.deadline_refused("search", "passed")
+    recorder.deadline_refused("search", "too_short")
+    recorder.deadline_refused("search", "too_short")
+    assert recorder.value("tailguard_rate_rejections_total", name="api") == 1
+    assert recorder.value("tailguard_throttle_rejections_total", name="backend") == 1
+    refusals = "tailguard_pipeline_deadline_refusals_total"
+    assert recorder.value(refusals, name="search", reason="passed") == 1
+    assert recorder.value(refusals, name="search", reason="too_short") == 2
+    with pytest.raises(ValueError):
+        recorder.deadline_refused("search", "late")  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 use super::waiters::QueueOrder;
 use super::Bulkhead;
+use crate::metrics::PolicyName;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -40,6 +41,7 @@ pub struct BulkheadBuilder {
     max_concurrent: u32,
     max_queue: u32,
     order: QueueOrder,
+    name: PolicyName,
 }
 
 impl Default for BulkheadBuilder {
@@ -55,6 +57,7 @@ impl BulkheadBuilder {
             max_concurrent: 10,
             max_queue: 0,
             order: QueueOrder::Fifo,
+            name: PolicyName::DEFAULT,
         }
     }
 
@@ -77,6 +80,22 @@ impl BulkheadBuilder {
         self
     }
 
+    /// Names the bulkhead: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set).
+    ///
+    /// ```
+    /// use tailguard::bulkhead::Bulkhead;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let bulkhead = Bulkhead::builder().name("db").build_with(ManualTimer::new())?;
+    /// # let _ = bulkhead;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
+        self
+    }
+
     /// Builds a bulkhead on the [`DefaultTimer`].
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn build(self) -> Result<Bulkhead<DefaultTimer>, ConfigError> {
@@ -96,6 +115,7 @@ impl BulkheadBuilder {
             self.max_concurrent,
             self.max_queue,
             self.order,
+            &self.name,
             timer,
         ))
     }

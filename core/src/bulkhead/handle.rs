@@ -11,6 +11,7 @@ use super::permit::{OwnedPermit, Permit};
 use super::rejected::Rejected;
 use super::slots::{Limit, Metrics, Slots, Wait};
 use super::waiters::QueueOrder;
+use crate::metrics::PolicyName;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -64,9 +65,15 @@ impl Bulkhead<DefaultTimer> {
 }
 
 impl<T: Timer> Bulkhead<T> {
-    pub(super) fn new(max_concurrent: u32, max_queue: u32, order: QueueOrder, timer: T) -> Self {
+    pub(super) fn new(
+        max_concurrent: u32,
+        max_queue: u32,
+        order: QueueOrder,
+        name: &PolicyName,
+        timer: T,
+    ) -> Self {
         Bulkhead {
-            slots: Arc::new(Slots::new(max_concurrent, max_queue, order)),
+            slots: Arc::new(Slots::new(max_concurrent, max_queue, order, name)),
             timer,
         }
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::rejected::{Reason, Rejected};
 use super::waiters::{Polled, QueueOrder, Waiters};
+use crate::metrics::{self, Counter, PolicyName};
 use crate::time::Timer;
 
 const FREE: u64 = u32::MAX as u64;
@@ -64,6 +65,8 @@ pub(super) struct Slots {
     waiters: Mutex<Waiters>,
     rejected_full: AtomicU64,
     rejected_deadline: AtomicU64,
+    /// `tailguard_bulkhead_rejections_total`, `reason="full"` and `reason="deadline"`.
+    counters: [Counter; 2],
 }
 
 /// What joining the queue gave.
@@ -77,7 +80,12 @@ enum Joined {
 }
 
 impl Slots {
-    pub(super) fn new(max_concurrent: u32, max_queue: u32, order: QueueOrder) -> Self {
+    pub(super) fn new(
+        max_concurrent: u32,
+        max_queue: u32,
+        order: QueueOrder,
+        name: &PolicyName,
+    ) -> Self {
         Slots {
             state: AtomicU64::new(u64::from(max_concurrent)),
             max_concurrent,
@@ -88,6 +96,10 @@ impl Slots {
             )),
             rejected_full: AtomicU64::new(0),
             rejected_deadline: AtomicU64::new(0),
+            counters: [
+                Counter::with_reason(metrics::BULKHEAD_REJECTIONS, name, "full"),
+                Counter::with_reason(metrics::BULKHEAD_REJECTIONS, name, "deadline"),
+            ],
         }
     }
 
@@ -183,8 +195,14 @@ impl Slots {
 
     fn refuse(&self, reason: Reason) -> Rejected {
         match reason {
-            Reason::Full => self.rejected_full.fetch_add(1, Ordering::Relaxed),
-            Reason::Deadline => self.rejected_deadline.fetch_add(1, Ordering::Relaxed),
+            Reason::Full => {
+                self.counters[0].increment();
+                self.rejected_full.fetch_add(1, Ordering::Relaxed)
+            }
+            Reason::Deadline => {
+                self.counters[1].increment();
+                self.rejected_deadline.fetch_add(1, Ordering::Relaxed)
+            }
         };
         Rejected {
             reason,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::algorithm::Algorithm;
 use super::gradient::Gradient2;
 use super::limiter::{AdaptiveLimiter, ProbeConfig};
+use crate::metrics::PolicyName;
 use crate::priority::Shares;
 use crate::validate;
 use crate::ConfigError;
@@ -40,6 +41,7 @@ pub struct AdaptiveLimiterBuilder {
     probe_limit: u32,
     probe_samples: u32,
     seed: u64,
+    name: PolicyName,
 }
 
 impl AdaptiveLimiterBuilder {
@@ -58,6 +60,7 @@ impl AdaptiveLimiterBuilder {
             probe_limit: 3,
             probe_samples: 20,
             seed: 0x7a11_6a4d,
+            name: PolicyName::DEFAULT,
         }
     }
 
@@ -142,6 +145,21 @@ impl AdaptiveLimiterBuilder {
         self
     }
 
+    /// Names the limiter: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set).
+    ///
+    /// ```
+    /// use tailguard::limit::AdaptiveLimiter;
+    ///
+    /// let limiter = AdaptiveLimiter::builder().name("db").build()?;
+    /// # let _ = limiter;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
+        self
+    }
+
     /// The limiter, or the first setting refused.
     pub fn build(self) -> Result<AdaptiveLimiter, ConfigError> {
         validate::at_least_one("min_limit", self.min, "a limit of 0 admits nothing")?;
@@ -182,6 +200,7 @@ impl AdaptiveLimiterBuilder {
             self.monitor_only,
             probe,
             self.seed,
+            &self.name,
         ))
     }
 }

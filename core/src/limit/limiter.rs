@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::algorithm::{Algorithm, Sample};
 use super::config::AdaptiveLimiterBuilder;
 use super::permit::{Permit, Reason, Rejected};
+use crate::metrics::{self, Counter, Gauge, PolicyName};
 use crate::priority::{Criticality, Shares};
 
 /// An adaptive concurrency limit: a cheap-to-clone, `Send + Sync`, sans-IO handle (the time
@@ -57,6 +58,10 @@ pub(crate) struct Shared {
     /// Per class: 1 / its share of the limit.
     scale: [f64; 3],
     state: Mutex<State>,
+    /// `tailguard_limit_rejections_total`, by [`Reason::index`].
+    rejections: [Counter; 3],
+    /// `tailguard_limit_limit`: set when the published limit changes.
+    limit_gauge: Gauge,
 }
 
 /// Probe settings: how often, how low, how many samples.
@@ -138,6 +143,7 @@ impl AdaptiveLimiter {
         monitor_only: bool,
         probe: Option<ProbeConfig>,
         seed: u64,
+        name: &PolicyName,
     ) -> Self {
         let fixed = algorithm.fixed().is_some();
         let initial = algorithm.fixed().unwrap_or(initial);
@@ -170,8 +176,13 @@ impl AdaptiveLimiter {
                 last_now: None,
                 probes: 0,
             }),
+            rejections: Reason::ALL.map(|reason| {
+                Counter::with_reason(metrics::LIMIT_REJECTIONS, name, reason.as_str())
+            }),
+            limit_gauge: Gauge::new(metrics::LIMIT_LIMIT, name),
         };
         shared.publish(initial);
+        shared.limit_gauge.set(f64::from(initial));
         AdaptiveLimiter {
             shared: Arc::new(shared),
         }
@@ -200,6 +211,7 @@ impl AdaptiveLimiter {
                 let rejected = shared.refusal(class, current);
                 shared.rejected[rejected.reason.index()][class.index()]
                     .fetch_add(1, Ordering::Relaxed);
+                shared.rejections[rejected.reason.index()].increment();
                 if !shared.monitor_only {
                     return Err(rejected);
                 }
@@ -293,7 +305,9 @@ impl Shared {
 
     /// Sets the published limit and the class caps from it.
     fn publish(&self, limit: u32) {
-        self.limit.store(limit, Ordering::Relaxed);
+        if self.limit.swap(limit, Ordering::Relaxed) != limit {
+            self.limit_gauge.set(f64::from(limit));
+        }
         for class in Criticality::ALL {
             let cap = self.shares.cap(class, limit);
             self.caps[class.index()].store(cap, Ordering::Relaxed);

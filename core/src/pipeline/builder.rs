@@ -15,6 +15,7 @@ use crate::backoff::Backoff;
 use crate::breaker::CircuitBreaker;
 use crate::hedge::Hedge;
 use crate::latency::RollingHistogram;
+use crate::metrics::{self, Counter, PolicyName};
 use crate::retry::{Classify, Decision, Retry, RetryAll, RetryBudget, RetryConfig};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
@@ -48,6 +49,8 @@ pub(super) struct Inner<T: Timer, C, L> {
     /// A call reads the clock when it starts: it has a deadline, an attempt timeout, a budget
     /// to deposit into or a limiter to ask.
     pub(super) needs_start_time: bool,
+    /// `tailguard_pipeline_deadline_refusals_total`, `reason="passed"` and `"too_short"`.
+    pub(super) deadline_refusals: [Counter; 2],
 }
 
 impl<T: Timer, C, L> Clone for Pipeline<T, C, L> {
@@ -87,6 +90,7 @@ impl<T: Timer> Pipeline<T> {
             min_samples: 20,
             floor: Duration::ZERO,
             window: (Duration::from_secs(10), 10),
+            name: PolicyName::DEFAULT,
         }
     }
 }
@@ -291,6 +295,7 @@ pub struct PipelineBuilder<T: Timer, C = RetryAll, L = ()> {
     min_samples: u64,
     floor: Duration,
     window: (Duration, usize),
+    name: PolicyName,
 }
 
 impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
@@ -300,6 +305,22 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// than zero.
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = Some(timeout);
+        self
+    }
+
+    /// Names the pipeline: the `name` label of its [metrics], its deadline
+    /// refusals and its retries (`"default"` if not set).
+    ///
+    /// ```
+    /// use tailguard::pipeline::Pipeline;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let pipeline = Pipeline::with_timer(ManualTimer::new()).name("search").build()?;
+    /// # let _ = pipeline;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
         self
     }
 
@@ -408,6 +429,7 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
             min_samples: self.min_samples,
             floor: self.floor,
             window: self.window,
+            name: self.name,
         }
     }
 
@@ -430,6 +452,7 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
             min_samples: self.min_samples,
             floor: self.floor,
             window: self.window,
+            name: self.name,
         }
     }
 
@@ -479,6 +502,7 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
             ConfigError::new(field, e.message().to_owned())
         })?;
         let mut retry = Retry::with_timer(self.timer.clone())
+            .name(self.name.as_str())
             .max_attempts(self.max_attempts)
             .max_retry_after(self.max_retry_after)
             .on_timeout(self.on_timeout);
@@ -503,6 +527,14 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
                 attempt_timeout: self.attempt_timeout,
                 predictor: Predictor::new(latency, self.percentile, self.min_samples, self.floor),
                 needs_start_time,
+                deadline_refusals: [
+                    Counter::with_reason(metrics::PIPELINE_DEADLINE_REFUSALS, &self.name, "passed"),
+                    Counter::with_reason(
+                        metrics::PIPELINE_DEADLINE_REFUSALS,
+                        &self.name,
+                        "too_short",
+                    ),
+                ],
             }),
         })
     }

@@ -147,6 +147,7 @@ where
                 };
                 if this.deadline.is_some_and(|deadline| now >= deadline) {
                     *this.phase = Phase::Done;
+                    inner.deadline_refusals[0].increment();
                     return Poll::Ready(Err(PipelineError::DeadlinePassed));
                 }
             }
@@ -488,6 +489,7 @@ where
         let remaining = deadline.saturating_duration_since(resume);
         let predicted = inner.predictor.predict_at(now);
         if remaining.is_zero() || remaining < predicted {
+            inner.deadline_refusals[1].increment();
             return Err(fail(this, |attempts, last| {
                 PipelineError::DeadlineTooShort {
                     remaining,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::gcra::Params;
 use super::keyed::KeyedRateLimiter;
 use super::RateLimiter;
+use crate::metrics::PolicyName;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -45,6 +46,7 @@ pub struct RateLimiterBuilder {
     burst: u32,
     max_keys: usize,
     shards: usize,
+    name: PolicyName,
 }
 
 impl Default for RateLimiterBuilder {
@@ -62,6 +64,7 @@ impl RateLimiterBuilder {
             burst: 1,
             max_keys: 10_000,
             shards: 16,
+            name: PolicyName::DEFAULT,
         }
     }
 
@@ -140,6 +143,22 @@ impl RateLimiterBuilder {
         })
     }
 
+    /// Names the limiter: the `name` label of its [metrics](crate::metrics) (`"default"` if
+    /// not set; a keyed limiter counts every key's refusals together).
+    ///
+    /// ```
+    /// use tailguard::rate::RateLimiter;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let limiter = RateLimiter::builder().name("api").build_with(ManualTimer::new())?;
+    /// # let _ = limiter;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
+        self
+    }
+
     /// Builds a limiter on the [`DefaultTimer`].
     #[cfg(any(feature = "async-io", feature = "futures-timer"))]
     pub fn build(self) -> Result<RateLimiter<DefaultTimer>, ConfigError> {
@@ -149,7 +168,7 @@ impl RateLimiterBuilder {
     /// Builds a limiter on `timer`, whose clock starts (with a full bucket) now.
     pub fn build_with<T: Timer>(self, timer: T) -> Result<RateLimiter<T>, ConfigError> {
         let params = self.params()?;
-        Ok(RateLimiter::new(params, timer))
+        Ok(RateLimiter::new(params, &self.name, timer))
     }
 
     /// Builds a keyed limiter (one bucket per key) on the [`DefaultTimer`].
@@ -168,6 +187,8 @@ impl RateLimiterBuilder {
         let params = self.params()?;
         let max_keys = validate::at_least_one("max_keys", self.max_keys as u64, "")? as usize;
         let shards = validate::count_in("shards", self.shards, 1..=1024, "")?;
-        Ok(KeyedRateLimiter::new(params, max_keys, shards, timer))
+        Ok(KeyedRateLimiter::new(
+            params, max_keys, shards, &self.name, timer,
+        ))
     }
 }

@@ -9,6 +9,7 @@ use super::config::RateLimiterBuilder;
 use super::gcra::{Gcra, Params};
 use super::rejected::Rejected;
 use super::wait::Acquire;
+use crate::metrics::{self, Counter, PolicyName};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -35,6 +36,8 @@ pub(super) struct Shared {
     pub(super) gcra: Gcra,
     pub(super) params: Params,
     pub(super) origin: Instant,
+    /// `tailguard_rate_rejections_total`.
+    pub(super) rejections: Counter,
 }
 
 /// A rate limiter: a token bucket kept by the generic cell rate algorithm, lock-free (one
@@ -83,12 +86,13 @@ impl RateLimiter<DefaultTimer> {
 }
 
 impl<T: Timer> RateLimiter<T> {
-    pub(super) fn new(params: Params, timer: T) -> Self {
+    pub(super) fn new(params: Params, name: &PolicyName, timer: T) -> Self {
         RateLimiter {
             shared: Arc::new(Shared {
                 gcra: Gcra::new(),
                 params,
                 origin: timer.now(),
+                rejections: Counter::new(metrics::RATE_REJECTIONS, name),
             }),
             timer,
         }
@@ -104,9 +108,21 @@ impl<T: Timer> RateLimiter<T> {
     /// as the moment it was built.
     #[inline]
     pub fn try_acquire_at(&self, now: Instant) -> Result<Permit, Rejected> {
+        self.take_at(now).inspect_err(|_| self.count_rejection())
+    }
+
+    /// A token at `now` or the refusal, not counted (a waiting caller's attempts).
+    #[inline]
+    pub(super) fn take_at(&self, now: Instant) -> Result<Permit, Rejected> {
         let t = self.since_origin(now);
         self.shared.gcra.try_acquire(&self.shared.params, 1, t)?;
         Ok(Permit)
+    }
+
+    /// Counts one refusal in `tailguard_rate_rejections_total`.
+    #[inline]
+    pub(super) fn count_rejection(&self) {
+        self.shared.rejections.increment();
     }
 
     /// [`try_acquire_at`](Self::try_acquire_at) the timer's now.
@@ -119,7 +135,10 @@ impl<T: Timer> RateLimiter<T> {
     /// [`Reason::TooMany`](super::Reason::TooMany) if `n` is more than the burst.
     pub fn try_acquire_n_at(&self, n: u32, now: Instant) -> Result<Permit, Rejected> {
         let t = self.since_origin(now);
-        self.shared.gcra.try_acquire(&self.shared.params, n, t)?;
+        self.shared
+            .gcra
+            .try_acquire(&self.shared.params, n, t)
+            .inspect_err(|_| self.count_rejection())?;
         Ok(Permit)
     }
 

@@ -10,6 +10,7 @@ use super::gcra::{self, Params};
 use super::handle::Permit;
 use super::rejected::Rejected;
 use super::wait::AcquireKey;
+use crate::metrics::{self, Counter, PolicyName};
 use crate::time::Timer;
 
 /// A shard on a cache line of its own, so that threads working on different shards do not
@@ -70,10 +71,18 @@ pub struct KeyedRateLimiter<K, T: Timer> {
     params: Params,
     origin: Instant,
     timer: T,
+    /// `tailguard_rate_rejections_total`, every key together.
+    rejections: Counter,
 }
 
 impl<K: Hash + Eq + Clone, T: Timer> KeyedRateLimiter<K, T> {
-    pub(super) fn new(params: Params, max_keys: usize, shards: usize, timer: T) -> Self {
+    pub(super) fn new(
+        params: Params,
+        max_keys: usize,
+        shards: usize,
+        name: &PolicyName,
+        timer: T,
+    ) -> Self {
         let shards = shards.min(max_keys);
         let hasher = RandomState::new();
         let shards = (0..shards)
@@ -95,6 +104,7 @@ impl<K: Hash + Eq + Clone, T: Timer> KeyedRateLimiter<K, T> {
             params,
             origin: timer.now(),
             timer,
+            rejections: Counter::new(metrics::RATE_REJECTIONS, name),
         }
     }
 
@@ -122,6 +132,18 @@ impl<K: Hash + Eq + Clone, T: Timer> KeyedRateLimiter<K, T> {
 
     /// Takes `n` tokens at once from `key`'s bucket at `now`, or none.
     pub fn try_acquire_n_at(&self, key: &K, n: u32, now: Instant) -> Result<Permit, Rejected> {
+        self.take_n_at(key, n, now)
+            .inspect_err(|_| self.count_rejection())
+    }
+
+    /// Counts one refusal in `tailguard_rate_rejections_total`.
+    pub(super) fn count_rejection(&self) {
+        self.rejections.increment();
+    }
+
+    /// `n` tokens from `key`'s bucket at `now`, or the refusal, not counted (a waiting
+    /// caller's attempts).
+    pub(super) fn take_n_at(&self, key: &K, n: u32, now: Instant) -> Result<Permit, Rejected> {
         let t = self.since_origin(now);
         let shard = self.shard(key);
         let mut buckets = Self::lock(shard);

@@ -79,9 +79,13 @@ impl<T: Timer> Future for Acquire<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let limiter = this.limiter;
-        poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
-            limiter.try_acquire_at(now)
-        })
+        let polled = poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
+            limiter.take_at(now)
+        });
+        if let Poll::Ready(Err(_)) = polled {
+            limiter.count_rejection();
+        }
+        polled
     }
 }
 
@@ -124,9 +128,13 @@ impl<K: Hash + Eq + Clone, T: Timer> Future for AcquireKey<'_, K, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let (limiter, key) = (this.limiter, this.key);
-        poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
-            limiter.try_acquire_at(key, now)
-        })
+        let polled = poll_wait(limiter.timer(), this.deadline, &mut this.sleep, cx, |now| {
+            limiter.take_n_at(key, 1, now)
+        });
+        if let Poll::Ready(Err(_)) = polled {
+            limiter.count_rejection();
+        }
+        polled
     }
 }
 

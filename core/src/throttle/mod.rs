@@ -56,6 +56,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::metrics::{self, Counter, PolicyName};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
@@ -95,6 +96,7 @@ pub struct ThrottleBuilder {
     window: Duration,
     buckets: u32,
     seed: Option<u64>,
+    name: PolicyName,
 }
 
 impl Default for ThrottleBuilder {
@@ -111,6 +113,7 @@ impl ThrottleBuilder {
             window: Duration::from_secs(120),
             buckets: 12,
             seed: None,
+            name: PolicyName::DEFAULT,
         }
     }
 
@@ -136,6 +139,22 @@ impl ThrottleBuilder {
     /// Seeds the random draws, for runs that replay exactly.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Names the throttle: the `name` label of its [metrics] (`"default"` if
+    /// not set).
+    ///
+    /// ```
+    /// use tailguard::throttle::Throttle;
+    /// use tailguard::time::ManualTimer;
+    ///
+    /// let throttle = Throttle::builder().name("search").build_with(ManualTimer::new())?;
+    /// # let _ = throttle;
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = PolicyName::new(name);
         self
     }
 
@@ -171,6 +190,7 @@ impl ThrottleBuilder {
                 }),
                 k,
                 origin: timer.now(),
+                rejections: Counter::new(metrics::THROTTLE_REJECTIONS, &self.name),
             }),
             timer,
         })
@@ -196,6 +216,8 @@ struct Shared {
     state: Mutex<State>,
     k: f64,
     origin: Instant,
+    /// `tailguard_throttle_rejections_total`.
+    rejections: Counter,
 }
 
 /// Client-side adaptive throttling (see the [module documentation](self)). A cheap-to-clone,
@@ -242,6 +264,8 @@ impl<T: Timer> Throttle<T> {
         let probability = state.probability(self.shared.k);
         if probability > 0.0 && state.rng.f64() < probability {
             state.window.count(false);
+            drop(state);
+            self.shared.rejections.increment();
             return Err(Rejected { probability });
         }
         Ok(Permit {

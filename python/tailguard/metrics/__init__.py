@@ -15,7 +15,14 @@ Rust and Python, are listed in ``docs/metrics.md`` and in :data:`METRICS`:
 - ``tailguard_breaker_transitions_total{name,host,from,to}``: changes of state (counter);
 - ``tailguard_breaker_rejections_total{name,host}``: calls refused (counter);
 - ``tailguard_breaker_state{name,host,state}``: 1 for the current state, 0 for the others
-  (gauge).
+  (gauge);
+- ``tailguard_bulkhead_rejections_total{name,reason}`` (:meth:`Recorder.watch_bulkhead`),
+  ``tailguard_limit_rejections_total{name,reason}`` and ``tailguard_limit_limit{name}`` (a
+  gauge; :meth:`Recorder.watch_limiter`), ``tailguard_rate_rejections_total{name}``,
+  ``tailguard_throttle_rejections_total{name}`` and
+  ``tailguard_pipeline_deadline_refusals_total{name,reason}`` (reported with
+  :meth:`Recorder.rate_rejected`, :meth:`Recorder.throttle_rejected` and
+  :meth:`Recorder.deadline_refused`).
 
 ``name`` is the policy's name (``name=`` here, the builder's ``name(..)`` in Rust); ``host`` is
 set for a breaker kept per host (the HTTP integrations) and empty otherwise.
@@ -39,7 +46,15 @@ from typing import Any, Callable, Dict, Iterator, List, Literal, NamedTuple, Opt
 
 from tailguard._native import BreakerTransition, Hedge, RetryEvent
 
-__all__ = ["METRICS", "BREAKER_STATES", "Metric", "Recorder", "Sample"]
+__all__ = [
+    "METRICS",
+    "BREAKER_STATES",
+    "BULKHEAD_REASONS",
+    "LIMIT_REASONS",
+    "Metric",
+    "Recorder",
+    "Sample",
+]
 
 #: Every state a breaker reports, in the order ``tailguard_breaker_state`` lists them.
 BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "disabled")
@@ -108,8 +123,45 @@ METRICS: Dict[str, Metric] = {
             ("name", "host", "state"),
             "1 for the state a circuit breaker is in, 0 for the others.",
         ),
+        Metric(
+            "tailguard_bulkhead_rejections_total",
+            "counter",
+            ("name", "reason"),
+            "Calls a bulkhead refused (reason: full or deadline).",
+        ),
+        Metric(
+            "tailguard_rate_rejections_total",
+            "counter",
+            ("name",),
+            "Calls a rate limiter refused.",
+        ),
+        Metric(
+            "tailguard_limit_rejections_total",
+            "counter",
+            ("name", "reason"),
+            "Calls an adaptive limiter refused (reason: limit, shed or probe).",
+        ),
+        Metric("tailguard_limit_limit", "gauge", ("name",), "An adaptive limiter's limit."),
+        Metric(
+            "tailguard_throttle_rejections_total",
+            "counter",
+            ("name",),
+            "Calls a client-side throttle refused.",
+        ),
+        Metric(
+            "tailguard_pipeline_deadline_refusals_total",
+            "counter",
+            ("name", "reason"),
+            "Attempts a pipeline did not start for the deadline (reason: passed or too_short).",
+        ),
     )
 }
+
+#: The reasons of ``tailguard_bulkhead_rejections_total``, in the order of ``Bulkhead.rejected``.
+BULKHEAD_REASONS = ("full", "deadline")
+
+#: The reasons of ``tailguard_limit_rejections_total``.
+LIMIT_REASONS = ("limit", "shed", "probe")
 
 
 class Sample(NamedTuple):
@@ -140,6 +192,8 @@ class Recorder:
         self._counts: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
         self._breakers: Dict[int, _Breaker] = {}
         self._hedges: Dict[int, Tuple[Hedge, str]] = {}
+        self._bulkheads: Dict[int, Tuple[Any, str]] = {}
+        self._limiters: Dict[int, Tuple[Any, str]] = {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -170,6 +224,25 @@ class Recorder:
             self.retried(name)
 
         return on_retry
+
+    def rate_rejected(self, name: str) -> None:
+        """The rate limiter ``name`` refused a call (a ``RateLimitedError``, or ``False`` from
+        ``try_acquire``): the Python rate limiter keeps no count to read, so report it."""
+        self.add("tailguard_rate_rejections_total", (("name", name),))
+
+    def throttle_rejected(self, name: str) -> None:
+        """The throttle ``name`` refused a call (a ``ThrottledError``): report it, as the
+        throttle keeps no count of its refusals."""
+        self.add("tailguard_throttle_rejections_total", (("name", name),))
+
+    def deadline_refused(self, name: str, reason: Literal["passed", "too_short"]) -> None:
+        """The pipeline ``name`` did not start an attempt for the deadline: it had ``passed``,
+        or too little time was left (``too_short``)."""
+        if reason not in ("passed", "too_short"):
+            raise ValueError(f"reason must be 'passed' or 'too_short', got {reason!r}")
+        self.add(
+            "tailguard_pipeline_deadline_refusals_total", (("name", name), ("reason", reason))
+        )
 
     # -- watched policies --------------------------------------------------------------------
 
@@ -212,6 +285,18 @@ class Recorder:
         with self._lock:
             self._hedges[id(hedge)] = (hedge, name)
 
+    def watch_bulkhead(self, bulkhead: Any, *, name: str) -> None:
+        """Reports ``bulkhead``'s (a :class:`tailguard.Bulkhead`) refusals as ``name``, read from
+        its ``rejected`` counts when collected."""
+        with self._lock:
+            self._bulkheads[id(bulkhead)] = (bulkhead, name)
+
+    def watch_limiter(self, limiter: Any, *, name: str) -> None:
+        """Reports ``limiter``'s (a :class:`tailguard.AdaptiveLimiter`) refusals by reason and
+        its limit as ``name``, read from ``limiter.metrics()`` when collected."""
+        with self._lock:
+            self._limiters[id(limiter)] = (limiter, name)
+
     # -- reading -----------------------------------------------------------------------------
 
     def samples(self) -> List[Sample]:
@@ -220,6 +305,8 @@ class Recorder:
             counts = dict(self._counts)
             breakers = list(self._breakers.values())
             hedges = list(self._hedges.values())
+            bulkheads = list(self._bulkheads.values())
+            limiters = list(self._limiters.values())
         for watched in breakers:
             rejections = watched.breaker.metrics().rejections
             key = (
@@ -237,10 +324,27 @@ class Recorder:
                 ("tailguard_hedge_budget_refusals_total", stats.budget_refusals),
             ):
                 counts[(metric, labels)] = counts.get((metric, labels), 0) + value
+        for bulkhead, bulkhead_name in bulkheads:
+            for reason, value in zip(BULKHEAD_REASONS, bulkhead.rejected):
+                by_reason = (("name", bulkhead_name), ("reason", reason))
+                key = ("tailguard_bulkhead_rejections_total", by_reason)
+                counts[key] = counts.get(key, 0) + value
+        gauges: List[Sample] = []
+        for limiter, limiter_name in limiters:
+            snapshot = limiter.metrics()
+            rejected = snapshot["rejected"]
+            for reason in LIMIT_REASONS:
+                by_reason = (("name", limiter_name), ("reason", reason))
+                key = ("tailguard_limit_rejections_total", by_reason)
+                counts[key] = counts.get(key, 0) + sum(rejected.get(reason, {}).values())
+            gauges.append(
+                Sample("tailguard_limit_limit", (("name", limiter_name),), snapshot["limit"])
+            )
         order = {name: index for index, name in enumerate(METRICS)}
         out = [Sample(name, labels, value) for (name, labels), value in counts.items()]
         out.sort(key=lambda s: (order[s.name], s.labels))
         out.extend(self._states(breakers))
+        out.extend(gauges)
         return out
 
     @staticmethod
