@@ -28,7 +28,7 @@
 //!
 #![doc = include_str!("../../docs/metrics.md")]
 
-/// `tailguard_retry_retries_total{name}`: retries scheduled.
+/// `tailguard_retry_retries_total{name}`: retries started (attempts after the first).
 pub const RETRY_RETRIES: &str = "tailguard_retry_retries_total";
 /// `tailguard_retry_budget_refusals_total{name}`: retries the budget refused.
 pub const RETRY_BUDGET_REFUSALS: &str = "tailguard_retry_budget_refusals_total";

@@ -181,6 +181,11 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
 
     fn next_attempt_number(&mut self) -> u32 {
         self.progress.attempts = self.progress.attempts.saturating_add(1);
+        if self.progress.attempts > 1 {
+            // Counted when the retry starts, not when it is scheduled: a retry that a caller
+            // (the pipeline's deadline check, a dropped future) never makes is not one.
+            self.config.borrow().retries.increment();
+        }
         self.progress.attempts
     }
 
@@ -242,7 +247,6 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
                 u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
             self.progress.withdrawn = true;
         }
-        self.config.borrow().retries.increment();
         Next::Retry(delay)
     }
 
@@ -265,10 +269,7 @@ impl<R: Borrow<RetryConfig>> RetryState<R> {
     pub fn on_failure_untimed(&mut self, decision: Decision) -> Next {
         debug_assert!(!self.needs_clock_on_failure());
         match self.retry_delay(decision) {
-            Ok(delay) => {
-                self.config.borrow().retries.increment();
-                Next::Retry(delay)
-            }
+            Ok(delay) => Next::Retry(delay),
             Err(reason) => Next::GiveUp(reason),
         }
     }
