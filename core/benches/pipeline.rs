@@ -13,14 +13,12 @@
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tailguard::breaker::CircuitBreaker;
 use tailguard::hedge::Hedge;
-use tailguard::pipeline::{Limiter, LimiterPermit, LimiterRejected, Outcome, Pipeline};
+use tailguard::pipeline::{Limiter, LimiterPermit, Outcome, Pipeline};
 use tailguard::retry::{Retry, RetryBudget};
 use tailguard::time::{AsyncIoTimer, Timer};
 use tailguard::timeout::timeout_with;
@@ -36,39 +34,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A concurrency limit of `n` slots, as small as one can be: the standalone limiter's cost.
-#[derive(Clone)]
-struct Slots(Arc<AtomicUsize>);
-
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-impl LimiterPermit for Slot {
-    fn finish(self, _: Outcome, _: Duration) {}
-}
-
-impl Limiter for Slots {
-    type Permit = Slot;
-    type Acquire<'a> = Ready<Result<Slot, LimiterRejected>>;
-
-    fn acquire_at(&self, _: Instant, _: Option<Instant>) -> Self::Acquire<'_> {
-        let taken = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        ready(match taken {
-            Ok(_) => Ok(Slot(self.0.clone())),
-            Err(_) => Err(LimiterRejected::new("full")),
-        })
-    }
-}
+#[path = "../tests/common/slots.rs"]
+mod slots;
+use slots::Slots;
 
 fn slots() -> Slots {
-    Slots(Arc::new(AtomicUsize::new(100)))
+    Slots::new(100)
 }
 
 /// tower's retry: up to 3 attempts, every error retried.

@@ -1,54 +1,25 @@
 //! A pipeline call whose first attempt succeeds allocates nothing, with every layer present,
 //! counted by the allocator in `support`.
 
-use std::future::{ready, Ready};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{allocations_and_output, poll_once};
 use tailguard::breaker::CircuitBreaker;
 use tailguard::hedge::Hedge;
-use tailguard::pipeline::{Limiter, LimiterPermit, LimiterRejected, Outcome, Pipeline};
+use tailguard::pipeline::Pipeline;
 use tailguard::retry::RetryBudget;
 use tailguard::time::{ManualTimer, Timer};
 
-/// A concurrency limit of `n` slots, allocation-free.
-#[derive(Clone)]
-struct Slots(Arc<AtomicUsize>);
-
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-impl LimiterPermit for Slot {
-    fn finish(self, _: Outcome, _: Duration) {}
-}
-
-impl Limiter for Slots {
-    type Permit = Slot;
-    type Acquire<'a> = Ready<Result<Slot, LimiterRejected>>;
-
-    fn acquire_at(&self, _: Instant, _: Option<Instant>) -> Self::Acquire<'_> {
-        let taken = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        ready(match taken {
-            Ok(_) => Ok(Slot(self.0.clone())),
-            Err(_) => Err(LimiterRejected::new("full")),
-        })
-    }
-}
+#[path = "../common/slots.rs"]
+mod slots;
+use slots::Slots;
 
 #[test]
 fn a_ready_call_through_every_layer_allocates_nothing() {
     let timer = ManualTimer::new();
-    let slots = Slots(Arc::new(AtomicUsize::new(4)));
+    let slots = Slots::new(4);
     let pipeline = Pipeline::with_timer(timer.clone())
         .total_timeout(Duration::from_secs(1))
         .retry_budget(RetryBudget::builder().build_with(timer.clone()).unwrap())
