@@ -60,13 +60,16 @@ impl Inner {
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
         let first = (key + offset) % n;
-        let mut chosen: Vec<(&Replica, Permit<'_, AsyncIoTimer>)> = Vec::with_capacity(2);
+        // The two replicas whose breakers admit the copies, in order (no allocation per call).
+        let mut chosen: [Option<(&Replica, Permit<'_, AsyncIoTimer>)>; 2] = [None, None];
+        let mut found = 0;
         for step in 0..n {
             let replica = &self.replicas[(first + step) % n];
             match replica.breaker.try_acquire() {
                 Ok(permit) => {
-                    chosen.push((replica, permit));
-                    if chosen.len() == 2 {
+                    chosen[found] = Some((replica, permit));
+                    found += 1;
+                    if found == 2 {
                         break;
                     }
                 }
@@ -76,8 +79,8 @@ impl Inner {
                 }
             }
         }
-        let second = chosen.pop();
-        let Some(first) = chosen.pop() else {
+        let [first, second] = chosen;
+        let Some(first) = first else {
             return Err(KeyError::AllBreakersOpen);
         };
         let Some(second) = second else {
