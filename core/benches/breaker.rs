@@ -12,22 +12,21 @@
 //! before the coarse clock): beside the plain rows, what reading `CLOCK_MONOTONIC_COARSE`
 //! instead of `Instant::now` for measurements saves.
 //!
-//! The `ticker clock` rows are a prototype, not in the library: a timer whose `now_coarse` is
-//! one atomic load of a time that a helper thread refreshes every millisecond. What a clock
-//! cached in memory (no clock read at all on the call path) would give.
+//! The `cached clock` rows run them on [`CachedTimer`]: the default timer with its coarse clock
+//! replaced by a time one thread per process refreshes every millisecond, read with one atomic
+//! load (no clock read at all on the call path).
 //!
 //! Run: `cargo bench -p tailguard --bench breaker -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, OnceLock};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use failsafe::CircuitBreaker as _;
 use tailguard::breaker::{CircuitBreaker, CircuitBreakerBuilder};
-use tailguard::time::{AsyncIoTimer, Timer};
+use tailguard::time::{AsyncIoTimer, CachedTimer, Timer};
 
 fn tailguard_count() -> CircuitBreaker {
     CircuitBreaker::builder().count_window(100).build().unwrap()
@@ -90,65 +89,18 @@ fn tailguard_time_window_precise() -> CircuitBreaker<PreciseTimer> {
         .unwrap()
 }
 
-/// Prototype: `Instant::now` cached in memory by a thread that refreshes it every millisecond.
-#[derive(Clone, Copy, Debug)]
-struct TickerTimer;
-
-struct Ticker {
-    origin: Instant,
-    nanos: AtomicU64,
-}
-
-fn ticker() -> &'static Ticker {
-    static TICKER: OnceLock<&'static Ticker> = OnceLock::new();
-    TICKER.get_or_init(|| {
-        let ticker: &'static Ticker = Box::leak(Box::new(Ticker {
-            origin: Instant::now(),
-            nanos: AtomicU64::new(0),
-        }));
-        thread::spawn(move || loop {
-            let nanos = ticker.origin.elapsed().as_nanos() as u64;
-            ticker.nanos.store(nanos, Ordering::Relaxed);
-            thread::sleep(Duration::from_millis(1));
-        });
-        ticker
-    })
-}
-
-impl Timer for TickerTimer {
-    type Sleep = async_io::Timer;
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        AsyncIoTimer.sleep_until(deadline)
-    }
-
-    #[inline]
-    fn now_coarse(&self) -> Instant {
-        let ticker = ticker();
-        ticker.origin + Duration::from_nanos(ticker.nanos.load(Ordering::Relaxed))
-    }
-
-    fn coarse_resolution(&self) -> Duration {
-        Duration::from_millis(2)
-    }
-}
-
-fn tailguard_timed_ticker() -> CircuitBreaker<TickerTimer> {
+fn tailguard_timed_cached() -> CircuitBreaker<CachedTimer<AsyncIoTimer>> {
     CircuitBreakerBuilder::new()
         .count_window(100)
         .slow_calls(Duration::from_secs(1), 0.5)
-        .build_with(TickerTimer)
+        .build_with(CachedTimer::new(AsyncIoTimer))
         .unwrap()
 }
 
-fn tailguard_time_window_ticker() -> CircuitBreaker<TickerTimer> {
+fn tailguard_time_window_cached() -> CircuitBreaker<CachedTimer<AsyncIoTimer>> {
     CircuitBreakerBuilder::new()
         .time_window(Duration::from_secs(10), 10)
-        .build_with(TickerTimer)
+        .build_with(CachedTimer::new(AsyncIoTimer))
         .unwrap()
 }
 
@@ -225,12 +177,12 @@ fn one_thread(c: &mut Criterion) {
     group.bench_function("tailguard (time window, precise clock)", |b| {
         b.iter(|| tailguard_op(black_box(&breaker)))
     });
-    let breaker = tailguard_timed_ticker();
-    group.bench_function("tailguard (slow-call timing, ticker clock)", |b| {
+    let breaker = tailguard_timed_cached();
+    group.bench_function("tailguard (slow-call timing, cached clock)", |b| {
         b.iter(|| tailguard_op(black_box(&breaker)))
     });
-    let breaker = tailguard_time_window_ticker();
-    group.bench_function("tailguard (time window, ticker clock)", |b| {
+    let breaker = tailguard_time_window_cached();
+    group.bench_function("tailguard (time window, cached clock)", |b| {
         b.iter(|| tailguard_op(black_box(&breaker)))
     });
     let breaker = failsafe_default();

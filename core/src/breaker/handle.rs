@@ -6,14 +6,14 @@ use std::time::Instant;
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use super::config::CircuitBreakerBuilder;
-use super::machine::{Clocks, StateMachine};
+use super::machine::{nanos_since, Clocks, StateMachine};
 use super::metrics::Metrics;
 use super::permit::{OwnedPermit, Permit};
 use super::state::State;
 use super::ticket::Rejected;
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
-use crate::time::Timer;
+use crate::time::{process_nanos, Timer};
 
 /// A circuit breaker: a cheap-to-clone, `Send + Sync` handle to one shared [`StateMachine`],
 /// reading time from a [`Timer`].
@@ -48,8 +48,8 @@ use crate::time::Timer;
 pub struct CircuitBreaker<T: Timer = DefaultTimer> {
     machine: Arc<StateMachine>,
     timer: T,
-    /// Whether measurements read [`Timer::now_coarse`] (see [`CircuitBreaker::try_acquire`]).
-    coarse: bool,
+    /// Measurements: exact, or [`Timer::now_coarse_nanos`] (see [`CircuitBreaker::try_acquire`]).
+    measure: Measure,
 }
 
 /// A circuit breaker: a cheap-to-clone, `Send + Sync` handle to one shared [`StateMachine`],
@@ -58,7 +58,7 @@ pub struct CircuitBreaker<T: Timer = DefaultTimer> {
 pub struct CircuitBreaker<T: Timer> {
     machine: Arc<StateMachine>,
     timer: T,
-    coarse: bool,
+    measure: Measure,
 }
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
@@ -74,8 +74,15 @@ impl CircuitBreaker<DefaultTimer> {
 impl<T: Timer> CircuitBreaker<T> {
     pub(crate) fn from_state_machine(machine: StateMachine, timer: T) -> Self {
         let resolution = timer.coarse_resolution();
+        let measure = if !resolution.is_zero() && machine.tolerates_coarse(resolution) {
+            Measure::Coarse {
+                origin: process_nanos(machine.origin()),
+            }
+        } else {
+            Measure::Exact
+        };
         CircuitBreaker {
-            coarse: !resolution.is_zero() && machine.tolerates_coarse(resolution),
+            measure,
             machine: Arc::new(machine),
             timer,
         }
@@ -86,7 +93,7 @@ impl<T: Timer> CircuitBreaker<T> {
     pub(crate) fn clocks(&self) -> TimerClocks<'_, T> {
         TimerClocks {
             timer: &self.timer,
-            coarse: self.coarse,
+            measure: self.measure,
         }
     }
 
@@ -197,7 +204,7 @@ impl<T: Timer> Clone for CircuitBreaker<T> {
         CircuitBreaker {
             machine: Arc::clone(&self.machine),
             timer: self.timer.clone(),
-            coarse: self.coarse,
+            measure: self.measure,
         }
     }
 }
@@ -210,10 +217,20 @@ impl<T: Timer> fmt::Debug for CircuitBreaker<T> {
     }
 }
 
+/// How a handle's measurements read its timer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Measure {
+    /// [`Timer::now`].
+    Exact,
+    /// [`Timer::now_coarse_nanos`], less `origin`: the machine's origin on the process's
+    /// nanosecond scale, so the reading is in the machine's nanoseconds with one subtraction.
+    Coarse { origin: u64 },
+}
+
 /// A handle's timer as the machine's [`Clocks`].
 pub(crate) struct TimerClocks<'a, T> {
     timer: &'a T,
-    coarse: bool,
+    measure: Measure,
 }
 
 impl<T: Timer> Clocks for TimerClocks<'_, T> {
@@ -223,17 +240,16 @@ impl<T: Timer> Clocks for TimerClocks<'_, T> {
     }
 
     #[inline(always)]
-    fn coarse(&self) -> Instant {
-        if self.coarse {
-            self.timer.now_coarse()
-        } else {
-            self.timer.now()
+    fn measure(&self, origin: Instant) -> (u64, Option<Instant>) {
+        match self.measure {
+            Measure::Coarse { origin } => {
+                (self.timer.now_coarse_nanos().saturating_sub(origin), None)
+            }
+            Measure::Exact => {
+                let now = self.timer.now();
+                (nanos_since(origin, now), Some(now))
+            }
         }
-    }
-
-    #[inline(always)]
-    fn exact(&self) -> bool {
-        !self.coarse
     }
 }
 

@@ -31,16 +31,29 @@ const STREAK_MASK: u64 = (1 << 56) - 1;
 const COARSE_SHARE: u128 = 25;
 
 /// Where the machine reads the time: [`now`](Clocks::now) for decisions (state transitions,
-/// open periods, probes), [`coarse`](Clocks::coarse) for measurements only (the time bucket of
+/// open periods, probes), [`measure`](Clocks::measure) for measurements only (the time bucket of
 /// a record, a call's duration for slow-call timing).
 pub(crate) trait Clocks {
     /// The exact time.
     fn now(&self) -> Instant;
-    /// The time for a measurement: exact, or behind by a share of the measurement's grain the
-    /// machine accepted ([`StateMachine::tolerates_coarse`]).
-    fn coarse(&self) -> Instant;
-    /// Whether [`coarse`](Clocks::coarse) is [`now`](Clocks::now), so one read serves both.
-    fn exact(&self) -> bool;
+
+    /// The time for a measurement, in nanoseconds since `origin` (the machine's), and the exact
+    /// instant if it was read exactly (so that a decision that follows needs no second read).
+    /// The default reads [`now`](Clocks::now). A coarse clock returns no instant and a time
+    /// behind by a share of the measurement's grain the machine accepted
+    /// ([`StateMachine::tolerates_coarse`]).
+    #[inline(always)]
+    fn measure(&self, origin: Instant) -> (u64, Option<Instant>) {
+        let now = self.now();
+        (nanos_since(origin, now), Some(now))
+    }
+}
+
+/// `now` in nanoseconds since `origin` (0 before it, `u64::MAX` past 584 years).
+#[inline(always)]
+pub(crate) fn nanos_since(origin: Instant, now: Instant) -> u64 {
+    let nanos = now.saturating_duration_since(origin).as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX)
 }
 
 /// The sans-IO clock: one given instant, exact.
@@ -50,14 +63,6 @@ impl Clocks for At {
     #[inline(always)]
     fn now(&self) -> Instant {
         self.0
-    }
-    #[inline(always)]
-    fn coarse(&self) -> Instant {
-        self.0
-    }
-    #[inline(always)]
-    fn exact(&self) -> bool {
-        true
     }
 }
 
@@ -409,7 +414,7 @@ impl StateMachine {
             started: if self.slow_nanos == UNTIMED {
                 UNTIMED
             } else {
-                self.nanos(clocks.coarse())
+                clocks.measure(self.origin).0
             },
             slot: WINDOW,
             id: 0,
@@ -515,12 +520,11 @@ impl StateMachine {
         if outcome == Outcome::Ignored || word >> 8 != ticket.generation {
             return;
         }
-        let now = if ticket.started != UNTIMED || self.window.needs_time() {
-            Some(clocks.coarse())
+        let (nanos, now) = if ticket.started != UNTIMED || self.window.needs_time() {
+            clocks.measure(self.origin)
         } else {
-            None
+            (0, None)
         };
-        let nanos = now.map_or(0, |now| self.nanos(now));
         let slow =
             ticket.started != UNTIMED && nanos.saturating_sub(ticket.started) >= self.slow_nanos;
         let failed = outcome == Outcome::Failure;
@@ -552,11 +556,8 @@ impl StateMachine {
             }
         }
         if failed || slow {
-            // A coarse measurement's instant is not one to decide at.
-            let now = match now {
-                Some(now) if clocks.exact() => now,
-                _ => clocks.now(),
-            };
+            // A coarse measurement gives no instant: it is not one to decide at.
+            let now = now.unwrap_or_else(|| clocks.now());
             self.judge_window(word, streak_tripped, now);
         }
     }
@@ -675,8 +676,12 @@ impl StateMachine {
 
     #[inline(always)]
     fn nanos(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX)
+        nanos_since(self.origin, now)
+    }
+
+    /// The instant the machine measures from: its nanoseconds count from here.
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
     }
 }
 

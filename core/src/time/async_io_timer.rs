@@ -52,6 +52,14 @@ impl Timer for AsyncIoTimer {
         super::coarse::now()
     }
 
+    /// [`now_coarse`](Self::now_coarse) without building an `Instant`: on Linux the kernel's
+    /// coarse clock and one addition.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
+    fn now_coarse_nanos(&self) -> u64 {
+        super::coarse::now_nanos()
+    }
+
     /// The kernel tick on Linux (`clock_getres`, typically 1–4 ms); zero elsewhere.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn coarse_resolution(&self) -> std::time::Duration {

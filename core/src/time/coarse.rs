@@ -11,11 +11,17 @@ use std::time::{Duration, Instant};
 
 use rustix::time::{clock_getres, clock_gettime, ClockId, Timespec};
 
-/// `Instant` and `CLOCK_MONOTONIC` read back to back (the `Instant` first, so it is not the
-/// later of the two), with the coarse clock's resolution.
+use super::origin::{origin, ORIGIN_NANOS};
+
+/// Where the process origin falls on `CLOCK_MONOTONIC`, with the coarse clock's resolution.
 struct Anchor {
-    instant: Instant,
+    /// `CLOCK_MONOTONIC` at the process origin ([`origin`]), from an `Instant` and a
+    /// `CLOCK_MONOTONIC` read back to back (the `Instant` first, so the estimate is not early:
+    /// the coarse time is never ahead).
     monotonic: u64,
+    /// What turns a `CLOCK_MONOTONIC_COARSE` reading into the process's nanosecond scale
+    /// (wrapping: `ORIGIN_NANOS - monotonic`).
+    to_scale: u64,
     resolution: Duration,
 }
 
@@ -30,12 +36,15 @@ fn nanos(time: Timespec) -> u64 {
 #[inline]
 fn anchor() -> &'static Anchor {
     ANCHOR.get_or_init(|| {
+        let origin = origin();
         let instant = Instant::now();
         let monotonic = nanos(clock_gettime(ClockId::Monotonic));
+        let since_origin = u64::try_from(instant.duration_since(origin).as_nanos()).unwrap_or(0);
+        let monotonic = monotonic.saturating_sub(since_origin);
         let resolution = Duration::from_nanos(nanos(clock_getres(ClockId::MonotonicCoarse)));
         Anchor {
-            instant,
             monotonic,
+            to_scale: ORIGIN_NANOS.wrapping_sub(monotonic),
             resolution,
         }
     })
@@ -47,7 +56,17 @@ fn anchor() -> &'static Anchor {
 pub(crate) fn now() -> Instant {
     let anchor = anchor();
     let coarse = nanos(clock_gettime(ClockId::MonotonicCoarse));
-    anchor.instant + Duration::from_nanos(coarse.saturating_sub(anchor.monotonic))
+    origin() + Duration::from_nanos(coarse.saturating_sub(anchor.monotonic))
+}
+
+/// [`now`] on the process's nanosecond scale ([`process_nanos`](super::process_nanos)),
+/// without building an `Instant`: one subtraction from the kernel's reading.
+#[inline]
+pub(crate) fn now_nanos() -> u64 {
+    let anchor = anchor();
+    let coarse = nanos(clock_gettime(ClockId::MonotonicCoarse));
+    // Clamped at the origin, as `now` is (the coarse clock may read up to a tick before it).
+    coarse.max(anchor.monotonic).wrapping_add(anchor.to_scale)
 }
 
 /// How far [`now`] may lag: the kernel tick.
@@ -72,6 +91,22 @@ mod tests {
             assert!(
                 before.saturating_duration_since(coarse) <= resolution + Duration::from_secs(1)
             );
+        }
+    }
+
+    #[test]
+    fn the_nanosecond_reading_is_the_coarse_instant_on_the_process_scale() {
+        use crate::time::process_nanos;
+        for _ in 0..1000 {
+            let before = process_nanos(now());
+            let nanos = now_nanos();
+            let after = process_nanos(now());
+            let exact = process_nanos(Instant::now());
+            assert!(
+                before <= nanos && nanos <= after,
+                "{before} {nanos} {after}"
+            );
+            assert!(nanos <= exact, "coarse nanoseconds ahead of the clock");
         }
     }
 }

@@ -18,20 +18,24 @@
 
 #[cfg(feature = "async-io")]
 mod async_io_timer;
+mod cached_clock;
 #[cfg(all(feature = "async-io", any(target_os = "linux", target_os = "android")))]
 mod coarse;
 #[cfg(feature = "futures-timer")]
 mod futures_timer;
 mod manual;
+mod origin;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "async-io")]
 pub use self::async_io_timer::AsyncIoTimer;
+pub use self::cached_clock::CachedTimer;
 #[cfg(feature = "futures-timer")]
 pub use self::futures_timer::FuturesTimer;
 pub use self::manual::{ManualSleep, ManualTimer, Stalled};
+pub use self::origin::process_nanos;
 
 /// A clock and a way to sleep until an instant on it.
 ///
@@ -154,6 +158,26 @@ pub trait Timer: Clone + Send + Sync + 'static {
     /// How far [`now_coarse`](Self::now_coarse) may lag [`now`](Self::now): zero by default.
     fn coarse_resolution(&self) -> Duration {
         Duration::ZERO
+    }
+
+    /// [`now_coarse`](Self::now_coarse) as nanoseconds on the process's scale
+    /// ([`process_nanos`]): what the circuit breaker reads for its measurements, so that a clock
+    /// that keeps its time as a number hands it over without building an [`Instant`] that the
+    /// breaker would convert back.
+    ///
+    /// The default is `process_nanos(self.now_coarse())`. An override must return that same
+    /// value, only faster: [`AsyncIoTimer`] turns the kernel's coarse clock into it with one
+    /// subtraction, [`CachedTimer`] keeps it in an atomic.
+    ///
+    /// ```
+    /// use tailguard::time::{process_nanos, ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// assert_eq!(timer.now_coarse_nanos(), process_nanos(timer.now()));
+    /// ```
+    #[inline]
+    fn now_coarse_nanos(&self) -> u64 {
+        process_nanos(self.now_coarse())
     }
 }
 
