@@ -259,7 +259,7 @@ mod tests {
 
     use super::*;
     use crate::breaker::CircuitBreakerBuilder;
-    use crate::time::ManualTimer;
+    use crate::time::{CachedTimer, ManualTimer};
 
     const MS: Duration = Duration::from_millis(1);
     const TICK: Duration = Duration::from_millis(4);
@@ -358,5 +358,30 @@ mod tests {
         timer.advance(999 * MS);
         permit.success();
         assert_eq!(breaker.metrics().slow_calls, 0);
+    }
+
+    /// A call of 120 s in virtual time against `limit`, on a [`CachedTimer`] over the virtual
+    /// clock: its coarse clock is real time (a moment), `now` is virtual, so the slow-call
+    /// count says which clock timed the call.
+    fn cached_call(limit: Duration) -> CircuitBreaker<CachedTimer<ManualTimer>> {
+        let manual = ManualTimer::new();
+        let breaker = CircuitBreakerBuilder::new()
+            .count_window(10)
+            .minimum_calls(10)
+            .slow_calls(limit, 1.0)
+            .build_with(CachedTimer::new(manual.clone()))
+            .unwrap();
+        let permit = breaker.try_acquire().unwrap();
+        manual.advance(Duration::from_secs(120));
+        permit.success();
+        breaker
+    }
+
+    #[test]
+    fn a_cached_clock_times_calls_when_its_lag_is_small_beside_the_limit() {
+        // 2 ms declared against 60 s: the cached (real) time measures the call, a moment.
+        assert_eq!(cached_call(Duration::from_secs(60)).metrics().slow_calls, 0);
+        // Against 40 ms (less than 25 × 2 ms) the exact clock does: 120 s, slow.
+        assert_eq!(cached_call(40 * MS).metrics().slow_calls, 1);
     }
 }

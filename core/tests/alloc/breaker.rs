@@ -125,3 +125,40 @@ fn a_ready_call_allocates_nothing() {
     assert_eq!(allocations, 0);
     assert_eq!(timer.pending_sleeps(), 0);
 }
+
+/// Measurements on the default timer (the kernel's coarse clock) and on a `CachedTimer` (one
+/// atomic load) allocate nothing either: slow-call timing and a time window, closed.
+#[cfg(feature = "async-io")]
+#[test]
+fn measured_calls_on_real_coarse_clocks_allocate_nothing() {
+    use tailguard::time::{AsyncIoTimer, CachedTimer, Timer};
+
+    fn measured<T: Timer>(timer: T) -> CircuitBreaker<T> {
+        CircuitBreaker::builder()
+            .time_window(Duration::from_secs(10), 10)
+            .minimum_calls(100_000)
+            .slow_calls(Duration::from_secs(1), 0.5)
+            .build_with(timer)
+            .unwrap()
+    }
+
+    fn calls<T: Timer>(breaker: &CircuitBreaker<T>) -> usize {
+        breaker.try_acquire().unwrap().success(); // warm up: the thread's stripe
+        allocations_in(|| {
+            for i in 0..10_000 {
+                let permit = breaker.try_acquire().unwrap();
+                if i % 10 == 0 {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+            }
+        })
+    }
+
+    assert_eq!(calls(&measured(AsyncIoTimer)), 0);
+    // Starting the ticker thread allocates, once, when the timer is made.
+    let cached = measured(CachedTimer::new(AsyncIoTimer));
+    assert_eq!(calls(&cached), 0);
+    assert_eq!(cached.state(), State::Closed);
+}
