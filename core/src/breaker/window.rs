@@ -171,6 +171,10 @@ pub(crate) struct Stripe {
     owner: AtomicUsize,
     pub(crate) head: AtomicU64,
     pub(crate) bad: AtomicU64,
+    /// Time layout, owned stripes: the owner's memo of the slice it last recorded into, its
+    /// start in nanoseconds and its index and first word (see [`time_window`]).
+    pub(crate) slice_start: AtomicU64,
+    pub(crate) slice: AtomicU64,
     pub(crate) words: Words,
 }
 
@@ -203,6 +207,9 @@ impl Stripe {
             owner: AtomicUsize::new(owner),
             head: AtomicU64::new(0),
             bad: AtomicU64::new(0),
+            // Slice 0, starting at 0, at word 0: true for any layout.
+            slice_start: AtomicU64::new(0),
+            slice: AtomicU64::new(0),
             words: Words::new(words),
         })
     }
@@ -238,6 +245,12 @@ impl Window {
             shared: Stripe::new(words, NO_OWNER),
             sequence: CachePadded(AtomicU64::new(0)),
         }
+    }
+
+    /// The first owned stripe, for tests of a layout's owner path.
+    #[cfg(test)]
+    pub(crate) fn first_owned_stripe(&self) -> &Stripe {
+        &self.owned[0].0
     }
 
     /// Whether recording needs the current time.
