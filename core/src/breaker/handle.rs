@@ -104,13 +104,15 @@ impl<T: Timer> CircuitBreaker<T> {
     /// clock only if slow calls are measured.
     ///
     /// Measurements (a call's duration for slow-call timing, the bucket of a time window) read
-    /// [`Timer::now_coarse`] when the timer's [coarse resolution](Timer::coarse_resolution) is
-    /// at most 1/25 of the slow-call limit and of a bucket (on Linux, [`AsyncIoTimer`]'s kernel
-    /// tick of 1–4 ms, against limits and buckets of 100 ms or more); decisions (opening,
-    /// the open duration, probes) always read [`Timer::now`]. A timer with a zero resolution,
-    /// such as [`ManualTimer`], is exact throughout.
+    /// the coarse clock, [`Timer::now_coarse_nanos`], when the timer's
+    /// [coarse resolution](Timer::coarse_resolution) is at most 1/25 of the slow-call limit
+    /// and of a bucket (on Linux, [`AsyncIoTimer`]'s kernel tick of 1–4 ms, against limits and
+    /// buckets of 100 ms or more; [`CachedTimer`]'s 2 ms); decisions (opening, the open
+    /// duration, probes) always read [`Timer::now`]. A timer with a zero resolution, such as
+    /// [`ManualTimer`], is exact throughout.
     ///
     /// [`AsyncIoTimer`]: crate::time::AsyncIoTimer
+    /// [`CachedTimer`]: crate::time::CachedTimer
     /// [`ManualTimer`]: crate::time::ManualTimer
     #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_, T>, Rejected> {

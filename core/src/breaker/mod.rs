@@ -77,6 +77,26 @@
 //! atomic add per 512 calls. No lock, no allocation, and no
 //! clock read unless slow calls or a time window are configured. Transitions take a lock but
 //! allocate nothing. The state-change listener is called after that lock is released.
+//!
+//! Slow calls and time windows are measured on the timer's coarse clock
+//! ([`Timer::now_coarse_nanos`](crate::time::Timer::now_coarse_nanos)) where its lag is small
+//! beside them: on Linux the default timer reads the kernel's coarse clock (a slow-call-timed
+//! call reads it twice, a time window once, each about 3 ns); a
+//! [`CachedTimer`](crate::time::CachedTimer) makes each read one atomic load, for the price of
+//! a thread that refreshes the time every millisecond:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tailguard::breaker::CircuitBreaker;
+//! use tailguard::time::{AsyncIoTimer, CachedTimer};
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .slow_calls(Duration::from_secs(2), 0.5)
+//!     .build_with(CachedTimer::new(AsyncIoTimer))?;
+//! breaker.try_acquire().unwrap().success();
+//! assert_eq!(breaker.metrics().slow_calls, 0);
+//! # Ok::<(), tailguard::ConfigError>(())
+//! ```
 
 mod call;
 mod config;

@@ -5,6 +5,9 @@
 //! ([`AsyncIoTimer`], [`FuturesTimer`]) and on a virtual clock in tests and simulations
 //! ([`ManualTimer`]), where an hour of retries and hedges runs in a millisecond.
 //!
+//! [`CachedTimer`] wraps a real timer to make its coarse clock (the one measurements read, see
+//! [`Timer::now_coarse_nanos`]) a time cached in memory by one thread per process.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tailguard::time::{ManualTimer, Timer};
