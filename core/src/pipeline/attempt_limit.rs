@@ -24,21 +24,23 @@ impl AttemptLimit {
         !matches!(self, AttemptLimit::None)
     }
 
-    /// The limit of an attempt starting at `now`. The adaptive timeout's value is cached per
-    /// slice of its window: a slice index and an atomic load, no allocation, and `now` is the
-    /// reading the leg takes anyway to time the attempt.
+    /// The limit of the attempt starting now. The adaptive timeout's is its value as last
+    /// computed ([`AdaptiveTimeout::attempt_timeout`]: two atomic loads, no clock), which
+    /// [`record_at`](Self::record_at) keeps current as attempts end.
     #[inline]
-    pub(super) fn limit_at(&self, now: Instant) -> Option<Duration> {
+    pub(super) fn limit(&self) -> Option<Duration> {
         match self {
             AttemptLimit::None => None,
             AttemptLimit::Fixed(limit) => Some(*limit),
-            AttemptLimit::Adaptive(adaptive) => Some(adaptive.timeout_at(now)),
+            AttemptLimit::Adaptive(adaptive) => Some(adaptive.attempt_timeout()),
         }
     }
 
-    /// An attempt ended on its own at `now` after `latency`: in time, or `cut` by its limit
-    /// (then `latency` is a lower bound on what it would have taken). The same sample the
-    /// pipeline's prediction records.
+    /// An attempt that waited ended on its own at `now` after `latency`: in time, or `cut` by
+    /// its limit (then `latency` is a lower bound on what it would have taken). The same sample
+    /// the pipeline's prediction records. The adaptive timeout is then brought up to date at
+    /// `now` (a percentile is computed once per slice of its window; otherwise a slice index
+    /// and a load): off the path of an attempt ready at once, which records without a clock.
     #[inline]
     pub(super) fn record_at(&self, now: Instant, latency: Duration, cut: bool) {
         if let AttemptLimit::Adaptive(adaptive) = self {
@@ -47,6 +49,7 @@ impl AttemptLimit {
             } else {
                 adaptive.record_at(now, latency);
             }
+            adaptive.timeout_at(now);
         }
     }
 

@@ -129,11 +129,14 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
 
     /// An attempt timeout learnt from the attempts it bounds, instead of a fixed
     /// [`attempt_timeout`](Self::attempt_timeout) (setting both is refused by
-    /// [`build`](Self::build)): each attempt's limit is the [`AdaptiveTimeout`]'s value at its
-    /// start, capped by the call's deadline like a fixed one. Every attempt that ends on its own
-    /// is recorded into it, with the same latency sample the pipeline's prediction takes (no
-    /// clock read of its own): a success or a failure at its latency, an attempt it cut at the
-    /// time it had been out, as a lower bound. Attempts cancelled (a lost hedge, the call's
+    /// [`build`](Self::build)): each attempt's limit is the [`AdaptiveTimeout`]'s value when it
+    /// starts ([`attempt_timeout`](AdaptiveTimeout::attempt_timeout): as last computed, no
+    /// clock read), capped by the call's deadline like a fixed one. Every attempt that ends on
+    /// its own is recorded into it, with the same latency sample the pipeline's prediction takes
+    /// (no clock read of its own): a success or a failure at its latency, an attempt it cut at
+    /// the time it had been out, as a lower bound; an attempt that waited then brings the value
+    /// up to date ([`timeout_at`](AdaptiveTimeout::timeout_at): a percentile once per slice of
+    /// its window). Attempts cancelled (a lost hedge, the call's
     /// deadline, a dropped call) are not recorded, as they are not for the prediction. Share
     /// the timeout between the pipelines that call the same destination; its
     /// [`stats`](AdaptiveTimeout::stats) give the share of attempts cut, and the false-timeout

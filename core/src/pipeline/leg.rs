@@ -301,10 +301,11 @@ where
         clock.known()
     };
     *this.started = now;
-    let own = now.and_then(|now| {
-        let limit = inner.attempt_limit.limit_at(now)?;
-        Some(deadline_after(now, limit))
-    });
+    let own = inner
+        .attempt_limit
+        .limit()
+        .zip(now)
+        .map(|(limit, now)| deadline_after(now, limit));
     this.attempt.deadline = match (own, *this.call_deadline) {
         (Some(own), Some(call)) => Some(own.min(call)),
         (own, call) => own.or(call),

@@ -156,8 +156,9 @@
 //!
 //! A call whose first attempt succeeds at once allocates nothing, creates no sleep, and the
 //! pipeline reads its clock at most once, at the start, and only if it needs a start time (a
-//! deadline, an attempt timeout, a budget or a limiter). An adaptive attempt timeout reuses that
-//! reading and the latency sample the prediction takes: no clock read nor allocation of its own.
+//! deadline, an attempt timeout, a budget or a limiter). An adaptive attempt timeout reads its
+//! limit without a clock and records the latency sample the prediction takes: no clock read nor
+//! allocation of its own; it brings its limit up to date when an attempt that waited ends.
 //! The layers keep their own costs: a
 //! breaker that times slow calls or keeps a time window reads its timer too. Hedges are boxed, on the slow path only.
 //! [`call_owned`](Pipeline::call_owned) makes a future that owns a clone of the pipeline, to
