@@ -304,9 +304,15 @@ class Pipeline:
             return wrapper
         self._check_sync()
         # The first attempt runs in Rust; a failure continues in `_retry_sync`.
-        fast = not self._eager and self._adaptive is None
         piped = _native.Piped(
-            self, func, self._breaker, self._latency, _SCOPES, self._deadline, fast
+            self,
+            func,
+            self._breaker,
+            self._latency,
+            _SCOPES,
+            self._deadline,
+            not self._eager,
+            self._adaptive,
         )
         functools.update_wrapper(piped, func)
         return piped
