@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release -p tailguard --example pipeline_calls
-//! for row in baseline all three tower timeout retry hedge breaker limiter; do
+//! for row in baseline all all_adaptive three three_adaptive tower timeout retry hedge breaker limiter; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/pipeline_calls $row 100000 2>&1 | grep refs
 //! done
@@ -17,6 +17,7 @@ use std::future::{ready, Ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use tailguard::adaptive_timeout::AdaptiveTimeout;
 use tailguard::breaker::CircuitBreaker;
 use tailguard::hedge::Hedge;
 use tailguard::pipeline::{Limiter, LimiterPermit, Outcome, Pipeline};
@@ -95,25 +96,31 @@ fn main() {
     // Each row builds only its own stack. The `all` row runs on `Precise`: the default timer
     // without its coarse clock, whose vDSO lookup (rustix's) valgrind does not support; the
     // breaker's count window reads no clock on a success, so the count is the same.
-    let all = || {
-        Pipeline::with_timer(Precise)
+    // `_adaptive`: the same, with an adaptive attempt timeout instead of the fixed one.
+    let adaptive = || AdaptiveTimeout::builder().build().unwrap();
+    let all = |adaptive_timeout: bool| {
+        let builder = Pipeline::with_timer(Precise)
             .total_timeout(Duration::from_secs(1))
             .retry_budget(RetryBudget::builder().build().unwrap())
             .max_attempts(3)
             .hedge(Hedge::builder().build().unwrap())
             .breaker(CircuitBreaker::builder().build_with(Precise).unwrap())
-            .limiter(slots())
-            .attempt_timeout(Duration::from_millis(100))
-            .build()
-            .unwrap()
+            .limiter(slots());
+        match adaptive_timeout {
+            true => builder.attempt_timeout_adaptive(adaptive()),
+            false => builder.attempt_timeout(Duration::from_millis(100)),
+        }
+        .build()
+        .unwrap()
     };
-    let three = || {
-        Pipeline::builder()
-            .max_attempts(3)
-            .limiter(slots())
-            .attempt_timeout(Duration::from_millis(100))
-            .build()
-            .unwrap()
+    let three = |adaptive_timeout: bool| {
+        let builder = Pipeline::builder().max_attempts(3).limiter(slots());
+        match adaptive_timeout {
+            true => builder.attempt_timeout_adaptive(adaptive()),
+            false => builder.attempt_timeout(Duration::from_millis(100)),
+        }
+        .build()
+        .unwrap()
     };
     let tower_stack = || {
         let _guard = rt.enter();
@@ -129,16 +136,16 @@ fn main() {
                 black_box(op(black_box(1)).await.unwrap());
             }
         }),
-        "all" => {
-            let all = all();
+        "all" | "all_adaptive" => {
+            let all = all(row == "all_adaptive");
             rt.block_on(async {
                 for _ in 0..n {
                     black_box(all.call(|_| op(black_box(1))).await.unwrap());
                 }
             })
         }
-        "three" => {
-            let three = three();
+        "three" | "three_adaptive" => {
+            let three = three(row == "three_adaptive");
             rt.block_on(async {
                 for _ in 0..n {
                     black_box(three.call(|_| op(black_box(1))).await.unwrap());
@@ -202,8 +209,8 @@ fn main() {
             })
         }
         other => panic!(
-            "unknown row {other}: baseline, all, three, tower, timeout, retry, hedge, breaker \
-             or limiter"
+            "unknown row {other}: baseline, all, all_adaptive, three, three_adaptive, tower, \
+             timeout, retry, hedge, breaker or limiter"
         ),
     }
 }

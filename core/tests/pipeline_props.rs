@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use tailguard::adaptive_timeout::AdaptiveTimeout;
 use tailguard::backoff::{Backoff, Jitter};
 use tailguard::breaker::CircuitBreaker;
 use tailguard::hedge::Hedge;
@@ -130,6 +131,8 @@ impl Limiter for LoggingLimiter {
 enum Step {
     TotalTimeout(u64),
     AttemptTimeout(u64),
+    /// An adaptive attempt timeout with this floor (and 3 × it as its ceiling).
+    AdaptiveTimeout(u64),
     Retry(u32, u64),
     Budget,
     Hedge(u64),
@@ -145,6 +148,8 @@ struct World {
     limiter: LoggingLimiter,
     breaker: CircuitBreaker<ManualTimer>,
     budget: RetryBudget,
+    /// The adaptive attempt timeout the pipeline was built with, if any.
+    adaptive: Mutex<Option<AdaptiveTimeout>>,
 }
 
 impl World {
@@ -179,7 +184,15 @@ impl World {
                 .unwrap(),
             timer,
             log,
+            adaptive: Mutex::new(None),
         }
+    }
+
+    /// Attempts recorded into the adaptive timeout (in time or cut), if there is one.
+    fn adaptive_recorded(&self) -> Option<u64> {
+        let adaptive = self.adaptive.lock().unwrap();
+        let stats = adaptive.as_ref()?.stats();
+        Some(stats.completed + stats.timed_out)
     }
 
     fn free(&self) -> usize {
@@ -203,6 +216,19 @@ fn apply<L: Limiter>(
     let builder = match step {
         Step::TotalTimeout(t) => builder.total_timeout(ms(*t)),
         Step::AttemptTimeout(t) => builder.attempt_timeout(ms(*t)),
+        Step::AdaptiveTimeout(floor) => {
+            let adaptive = AdaptiveTimeout::builder()
+                .percentile(0.9)
+                .factor(1.5)
+                .floor(ms(*floor))
+                .ceiling(ms(3 * floor))
+                .min_samples(2)
+                .window(ms(500), 5)
+                .build()
+                .unwrap();
+            *world.adaptive.lock().unwrap() = Some(adaptive.clone());
+            builder.attempt_timeout_adaptive(adaptive)
+        }
         Step::Retry(attempts, backoff) => builder.max_attempts(*attempts).backoff(
             Backoff::constant(ms(*backoff))
                 .jitter(Jitter::None)
@@ -272,7 +298,7 @@ fn describe(out: &Result<u32, PipelineError<String>>) -> String {
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     (
         prop::option::of(20u64..400),
-        prop::option::of(5u64..200),
+        prop::option::of((5u64..200, any::<bool>())),
         prop::option::of((1u32..5, 0u64..30)),
         any::<bool>(),
         prop::option::of(1u64..60),
@@ -282,7 +308,13 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         .prop_map(|(total, attempt, retry, budget, hedge, breaker, predict)| {
             let mut steps = vec![Step::Limiter];
             steps.extend(total.map(Step::TotalTimeout));
-            steps.extend(attempt.map(Step::AttemptTimeout));
+            steps.extend(attempt.map(|(t, adaptive)| {
+                if adaptive {
+                    Step::AdaptiveTimeout(t)
+                } else {
+                    Step::AttemptTimeout(t)
+                }
+            }));
             steps.extend(retry.map(|(n, b)| Step::Retry(n, b)));
             steps.extend(budget.then_some(Step::Budget));
             steps.extend(hedge.map(Step::Hedge));
@@ -361,6 +393,7 @@ proptest! {
         let breaker = has(|s| matches!(s, Step::Breaker));
         let attempt_timeout = steps.iter().find_map(|s| match s {
             Step::AttemptTimeout(ms) => Some(*ms),
+            Step::AdaptiveTimeout(floor) => Some(3 * floor),
             _ => None,
         });
         let mut call = 0;
@@ -406,6 +439,7 @@ proptest! {
                 world.breaker.force_open();
             }
             let window_before = world.breaker.metrics().calls;
+            let adaptive_before = world.adaptive_recorded();
             let budget_before = world.budget.available_at(world.timer.now());
             let log_before = world.log.lock().unwrap().len();
             let out = world.timer.block_on(pipeline.call(operation(&world, &plan)));
@@ -425,6 +459,10 @@ proptest! {
                 world.breaker.reset();
             } else {
                 prop_assert_eq!(world.breaker.metrics().calls - window_before, finished);
+            }
+            // The adaptive timeout learns from exactly the attempts that ended on their own.
+            if let (Some(before), Some(after)) = (adaptive_before, world.adaptive_recorded()) {
+                prop_assert_eq!(after - before, finished, "{:?}", log);
             }
             let budget_after = world.budget.available_at(world.timer.now());
             prop_assert_eq!(budget_after + retries, budget_before + deposits, "{:?} {:?}", log, out);
@@ -476,6 +514,11 @@ proptest! {
         prop_assert_eq!(world.breaker.metrics().probes_in_flight, 0);
         prop_assert_eq!(world.timer.pending_sleeps(), 0);
         let log = world.log.lock().unwrap().clone();
+        // Only the attempts that ended on their own were recorded; a cancelled one left no trace.
+        if let Some(recorded) = world.adaptive_recorded() {
+            let finished = log.iter().filter(|e| e.starts_with("finish")).count() as u64;
+            prop_assert_eq!(recorded, finished, "{:?}", log);
+        }
         let mut rounds: Vec<&str> = log
             .iter()
             .filter(|e| e.starts_with("op ") && !e.ends_with("done"))

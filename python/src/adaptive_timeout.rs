@@ -22,6 +22,14 @@ fn opt<'a, 'py>(arg: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyA
     arg.filter(|a| !a.is_none())
 }
 
+impl AdaptiveTimeout {
+    /// An attempt completed in time after `latency` (the pipeline's sync fast path, which
+    /// measured it on the pipeline's clock).
+    pub(crate) fn record_latency(&self, latency: Duration) {
+        self.inner.record_at(self.clock.now(), latency);
+    }
+}
+
 #[pymethods]
 impl AdaptiveTimeout {
     #[new]

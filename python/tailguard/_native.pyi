@@ -391,6 +391,7 @@ class Piped(Generic[_P, _R]):
         scopes: Any,
         deadline: Optional[float],
         fast: bool,
+        adaptive: Optional[AdaptiveTimeout] = None,
     ) -> Piped[_P, _R]: ...
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     @overload

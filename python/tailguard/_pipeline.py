@@ -14,11 +14,22 @@ import asyncio
 import functools
 import inspect
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from tailguard import _native
 from tailguard._errors import AttemptTimeoutError, ConfigError, DeadlineExceededError
-from tailguard._native import ManualClock, Retry, RetryRun, RollingHistogram
+from tailguard._native import AdaptiveTimeout, ManualClock, Retry, RetryRun, RollingHistogram
+from tailguard._pipeline_sync import _release, _SyncCalls
 from tailguard._pipeline_wrap import (
     _COROUTINE,
     _PENDING,
@@ -44,13 +55,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _release(breaker: Optional[_native.CircuitBreaker], ticket: Optional[int]) -> None:
-    """Hands back a breaker ticket uncounted (the attempt never ran, or was cancelled)."""
-    if breaker is not None and ticket is not None:
-        breaker._settle(ticket, asyncio.CancelledError())
-
-
-class Pipeline:
+class Pipeline(_SyncCalls):
     """Retry, circuit breaker and timeouts around a call, composed in one order and bounded by
     one deadline: deadline → retry budget → retry (backoff) → circuit breaker → attempt timeout
     → the call. The order is fixed, whatever order the settings are given in.
@@ -59,7 +64,9 @@ class Pipeline:
     ``tg.retry(on=ConnectionError, attempts=3, budget=budget)``: which exceptions are retried,
     how many attempts, the backoff, the budget, the hook; its own ``timeout`` must be left unset:
     the pipeline's applies), ``breaker`` (a :class:`~tailguard.CircuitBreaker`, asked before every
-    attempt), ``timeout`` (seconds or a ``timedelta``: each attempt's limit, async calls only),
+    attempt), ``timeout`` (seconds or a ``timedelta``: each attempt's limit, async calls only;
+    or a :class:`~tailguard.AdaptiveTimeout`, which learns the limit from the attempts it bounds:
+    see below),
     ``deadline`` (seconds from the start of each call: no attempt starts, and no backoff sleep
     is taken, that could not end by then; an async call is cancelled at it, while a sync attempt
     already running cannot be interrupted and is let finish), ``predict_percentile`` (0.9), ``predict_floor`` (0 s),
@@ -81,12 +88,26 @@ class Pipeline:
     a refusal never counts as a failure in the breaker. An exception the retry policy does not
     retry propagates as it is; exhausted retries raise :class:`~tailguard.RetryError` (a refused
     budget :class:`~tailguard.BudgetExhaustedError`), as ``tg.retry`` does.
+
+    With ``timeout=tg.AdaptiveTimeout(...)`` each async attempt's limit is the adaptive
+    timeout's value when it starts (its percentile of recent latency × its factor, within its
+    floor and ceiling), capped by the deadline like a fixed one, and every attempt that ends on
+    its own is recorded into it: a success or a failure at its latency, an attempt it cut (an
+    :class:`~tailguard.AttemptTimeoutError`) at the time it had been out, as a lower bound. An
+    attempt the deadline cut, or one cancelled, is not recorded. A sync attempt cannot be
+    interrupted: the pipeline records each one (a :class:`TimeoutError` it raises, your client's
+    timeout, as cut) and the function reads its limit with ``pipeline.adaptive_timeout.timeout()``
+    to give its client. The adaptive timeout's ``timeout_rate`` is the share of attempts cut;
+    its ``false_timeout_rate`` needs the fates of cut attempts, reported with
+    ``record_late``. It must read the pipeline's clock (both the system's, or both a
+    :class:`~tailguard.testing.ManualClock`).
     """
 
     __slots__ = (
         "_retry",
         "_breaker",
         "_timeout",
+        "_adaptive",
         "_deadline",
         "_percentile",
         "_floor",
@@ -102,7 +123,7 @@ class Pipeline:
         *,
         retry: Optional[Retry] = None,
         breaker: Optional[_native.CircuitBreaker] = None,
-        timeout: Optional[_Seconds] = None,
+        timeout: Union[_Seconds, AdaptiveTimeout, None] = None,
         deadline: Optional[_Seconds] = None,
         predict_percentile: _Number = 0.9,
         predict_floor: _Seconds = 0.0,
@@ -124,7 +145,12 @@ class Pipeline:
             raise TypeError(f"`clock` must be a tailguard.testing.ManualClock or None, got {clock!r}")
         self._retry = retry
         self._breaker = breaker
-        self._timeout = None if timeout is None else _seconds("timeout", timeout)
+        self._adaptive: Optional[AdaptiveTimeout] = None
+        if isinstance(timeout, AdaptiveTimeout):
+            self._adaptive = timeout
+            self._timeout: Optional[float] = None
+        else:
+            self._timeout = None if timeout is None else _seconds("timeout", timeout)
         self._deadline = None if deadline is None else _seconds("deadline", deadline)
         if isinstance(predict_percentile, bool) or not isinstance(predict_percentile, (int, float)):
             raise TypeError(f"`predict_percentile` must be a number, got {predict_percentile!r}")
@@ -146,6 +172,12 @@ class Pipeline:
         if clock is None and retry is not None:
             clock = retry.clock
         self._clock = clock
+        if self._adaptive is not None and (self._adaptive.clock is None) != (clock is None):
+            raise ConfigError(
+                "invalid `timeout`: the adaptive timeout must read the pipeline's clock (give "
+                "both the same ManualClock, or neither)",
+                "timeout",
+            )
         self._now: Callable[[], float] = clock.now if clock is not None else time.monotonic
         window = _seconds("latency_window", latency_window)
         self._latency = RollingHistogram(window, slots=10, clock=clock)
@@ -167,8 +199,16 @@ class Pipeline:
 
     @property
     def timeout(self) -> Optional[float]:
-        """Each attempt's time limit in seconds (async calls), or ``None``."""
+        """Each attempt's fixed time limit in seconds (async calls), or ``None`` (also with an
+        adaptive one: see :attr:`adaptive_timeout`)."""
         return self._timeout
+
+    @property
+    def adaptive_timeout(self) -> Optional[AdaptiveTimeout]:
+        """The adaptive attempt timeout given as ``timeout``, or ``None``: its ``timeout()`` is
+        the next attempt's limit, its counters (``completed``, ``timed_out``, ``timeout_rate``,
+        ``false_timeout_rate``) what it has seen."""
+        return self._adaptive
 
     @property
     def deadline(self) -> Optional[float]:
@@ -205,6 +245,8 @@ class Pipeline:
             parts.append(f"breaker={self._breaker!r}")
         if self._timeout is not None:
             parts.append(f"timeout={self._timeout}")
+        if self._adaptive is not None:
+            parts.append(f"timeout={self._adaptive!r}")
         return f"Pipeline({', '.join(parts)})"
 
     # -- decorating and calling ---------------------------------------------------------------
@@ -222,7 +264,9 @@ class Pipeline:
             raise TypeError(f"`func` must be callable, got {func!r}")
         wrapper: Callable[..., Any]
         if inspect.iscoroutinefunction(func):
-            if self._eager:
+            if self._eager or self._adaptive is not None:
+                # The whole call in the loop: an adaptive limit is read once per attempt, with
+                # the attempt's outcome recorded against it.
 
                 @functools.wraps(func)
                 async def piped_async(*args: Any, **kwargs: Any) -> Any:
@@ -256,7 +300,14 @@ class Pipeline:
         self._check_sync()
         # The first attempt runs in Rust; a failure continues in `_retry_sync`.
         piped = _native.Piped(
-            self, func, self._breaker, self._latency, _SCOPES, self._deadline, not self._eager
+            self,
+            func,
+            self._breaker,
+            self._latency,
+            _SCOPES,
+            self._deadline,
+            not self._eager,
+            self._adaptive,
         )
         functools.update_wrapper(piped, func)
         return piped
@@ -279,6 +330,17 @@ class Pipeline:
                 "be interrupted); use `deadline` to bound a sync call",
                 "timeout",
             )
+
+    def _record(self, seconds: float, cut: bool = False) -> None:
+        """An attempt ended on its own after ``seconds``: into the prediction's window, and into
+        the adaptive timeout if any (``cut``: its own limit cut it, a lower bound)."""
+        self._latency.record(seconds)
+        adaptive = self._adaptive
+        if adaptive is not None:
+            if cut:
+                adaptive.record_timeout(seconds)
+            else:
+                adaptive.record(seconds)
 
     # -- the deadline ---------------------------------------------------------------------------
 
@@ -311,124 +373,13 @@ class Pipeline:
             predicted,
         )
 
-    # -- sync -----------------------------------------------------------------------------------
-
-    def _call_sync(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        now = self._now
-        started = now()
-        deadline = self._deadline_at(started) if self._deadline is not None or _SCOPES.get() else None
-        if deadline is not None and started >= deadline:
-            raise DeadlineExceededError(
-                "the deadline had passed before the call started", "passed", 0
-            )
-        breaker = self._breaker
-        ticket = breaker._enter() if breaker is not None else None
-        run = None
-        if self._eager:
-            run = self._start_run(breaker, ticket)
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            return self._retry_sync(func, args, kwargs, started, deadline, ticket, run, exc, started)
-        if ticket is not None:
-            breaker._succeeded(ticket)  # type: ignore[union-attr]
-        self._latency.record(now() - started)
-        return result
-
-    def _start_run(self, breaker: Optional[_native.CircuitBreaker], ticket: Optional[int]) -> RetryRun:
-        """The retry's state, its first attempt begun (which deposits into its budget)."""
-        run = self._retry._start()  # type: ignore[union-attr]
-        try:
-            run.begin()
-        except BaseException:
-            _release(breaker, ticket)
-            raise
-        return run
-
-    def _retry_sync(
-        self,
-        func: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        started: float,
-        deadline: Optional[float],
-        ticket: Optional[int],
-        run: Optional[RetryRun],
-        exc: BaseException,
-        attempt_started: float,
-    ) -> T:
-        now = self._now
-        breaker = self._breaker
-        attempts = 1
-        while True:
-            if ticket is not None:
-                breaker._settle(ticket, exc)  # type: ignore[union-attr]
-            if not isinstance(exc, Exception):
-                # A KeyboardInterrupt or SystemExit says nothing about how long attempts take.
-                if run is not None:
-                    run.close()
-                raise exc
-            self._latency.record(now() - attempt_started)
-            if deadline is not None and now() >= deadline:
-                if run is not None:
-                    run.close()
-                raise DeadlineExceededError(
-                    f"deadline reached after {attempts} attempt(s)", "reached", attempts
-                ) from exc
-            if self._retry is None:
-                raise exc
-            if run is None:
-                run = self._retry._after_first_failure(started)
-            outcome = run.failed(exc, False)
-            if outcome is None:
-                raise exc
-            if isinstance(outcome, tuple):
-                run.close()
-                close = getattr(outcome[1], "close", None)
-                if close is not None:
-                    close()
-                raise TypeError(
-                    "`on_retry` returned an awaitable: a sync call's retries cannot await it"
-                ) from exc
-            wait = float(outcome)
-            if deadline is not None:
-                too_short = self._too_short(run, deadline, wait, attempts, exc)
-                if too_short is not None:
-                    raise too_short from exc
-            if wait > 0:
-                try:
-                    time.sleep(wait)
-                except BaseException:
-                    run.close()
-                    raise
-            try:
-                ticket = breaker._enter() if breaker is not None else None
-            except BaseException:
-                run.close()
-                raise
-            try:
-                run.begin()
-            except BaseException:
-                _release(breaker, ticket)
-                raise
-            attempts += 1
-            attempt_started = now()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as next_exc:
-                exc = next_exc
-                continue
-            if ticket is not None:
-                breaker._succeeded(ticket)  # type: ignore[union-attr]
-            self._latency.record(now() - attempt_started)
-            return result
-
     # -- async ----------------------------------------------------------------------------------
 
     def _limit(self, at: float, deadline: Optional[float]) -> Tuple[Optional[float], bool]:
         """An attempt started at ``at``: its time limit in seconds (``None`` if unlimited), and
         whether that limit is the call's deadline rather than the attempt's own timeout."""
-        timeout = self._timeout
+        adaptive = self._adaptive
+        timeout = self._timeout if adaptive is None else adaptive.timeout()
         if deadline is None:
             return timeout, False
         left = deadline - at
@@ -467,7 +418,7 @@ class Pipeline:
             )
         if ticket is not None:
             breaker._succeeded(ticket)  # type: ignore[union-attr]
-        self._latency.record(now() - started)
+        self._record(now() - started)
         return result
 
     async def _rest_of_first(self, rest: Awaitable[T], started: float) -> T:
@@ -523,7 +474,7 @@ class Pipeline:
             if ticket is not None:
                 breaker._settle(ticket, exc)  # type: ignore[union-attr]
             if isinstance(exc, Exception):
-                self._latency.record(now() - attempt_started)
+                self._record(now() - attempt_started, timed_out)
             else:
                 if run is not None:
                     run.close()
@@ -578,7 +529,7 @@ class Pipeline:
                 continue
             if ticket is not None:
                 breaker._succeeded(ticket)  # type: ignore[union-attr]
-            self._latency.record(now() - attempt_started)
+            self._record(now() - attempt_started)
             return result
 
 

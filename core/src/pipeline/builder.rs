@@ -1,65 +1,24 @@
-//! [`Pipeline`] and its builder: every layer's settings, validated once, composed in one order.
+//! [`PipelineBuilder`]: every layer's settings, validated once, composed in one order.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_core::TryFuture;
-
-use super::future::PipelineFuture;
+use super::attempt_limit::AttemptLimit;
+use super::calls::{Inner, Pipeline};
 use super::limiter::Limiter;
 use super::predict::Predictor;
-use super::{Attempt, PipelineError};
+use crate::adaptive_timeout::AdaptiveTimeout;
 use crate::backoff::Backoff;
 use crate::breaker::CircuitBreaker;
 use crate::hedge::Hedge;
 use crate::latency::RollingHistogram;
 use crate::metrics::{self, Counter, PolicyName};
-use crate::retry::{Classify, Decision, Retry, RetryAll, RetryBudget, RetryConfig};
+use crate::retry::{Decision, Retry, RetryAll, RetryBudget};
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 use crate::time::DefaultTimer;
 use crate::time::Timer;
-use crate::timeout::Deadline;
 use crate::{validate, ConfigError};
-
-/// Total deadline → retry budget → retry (backoff) → hedge → circuit breaker → limiter slot →
-/// attempt timeout → your operation, composed in that order whatever order the builder was
-/// given its settings in. See the [module documentation](super).
-///
-/// `T` is the timer, `C` the retry [classifier](Classify), `L` the [`Limiter`] (`()` for none).
-/// Clones are cheap (a reference count) and share everything: the breaker, the budgets, the
-/// limiter and the latency window.
-pub struct Pipeline<T: Timer, C = RetryAll, L = ()> {
-    pub(super) inner: Arc<Inner<T, C, L>>,
-}
-
-/// What the clones of a [`Pipeline`] share.
-pub(super) struct Inner<T: Timer, C, L> {
-    pub(super) timer: T,
-    pub(super) retry: RetryConfig,
-    pub(super) classifier: C,
-    pub(super) budget: Option<RetryBudget>,
-    pub(super) hedge: Option<Hedge>,
-    pub(super) breaker: Option<CircuitBreaker<T>>,
-    pub(super) limiter: L,
-    pub(super) total_timeout: Option<Duration>,
-    pub(super) attempt_timeout: Option<Duration>,
-    pub(super) predictor: Predictor,
-    /// A call reads the clock when it starts: it has a deadline, an attempt timeout, a budget
-    /// to deposit into or a limiter to ask.
-    pub(super) needs_start_time: bool,
-    /// `tailguard_pipeline_deadline_refusals_total`, `reason="passed"` and `"too_short"`.
-    pub(super) deadline_refusals: [Counter; 2],
-}
-
-impl<T: Timer, C, L> Clone for Pipeline<T, C, L> {
-    fn clone(&self) -> Self {
-        Pipeline {
-            inner: Arc::clone(&self.inner),
-        }
-    }
-}
 
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 impl Pipeline<DefaultTimer> {
@@ -74,198 +33,27 @@ impl<T: Timer> Pipeline<T> {
     /// defaults listed on [`PipelineBuilder`].
     pub fn with_timer(timer: T) -> PipelineBuilder<T> {
         PipelineBuilder {
-            timer,
             classifier: RetryAll,
             limiter: (),
-            total_timeout: None,
-            attempt_timeout: None,
-            max_attempts: 1,
-            backoff: None,
-            max_retry_after: Duration::from_secs(60),
-            on_timeout: Decision::Retry,
-            budget: None,
-            hedge: None,
-            breaker: None,
-            percentile: 0.9,
-            min_samples: 20,
-            floor: Duration::ZERO,
-            window: (Duration::from_secs(10), 10),
-            name: PolicyName::DEFAULT,
+            settings: Settings {
+                timer,
+                total_timeout: None,
+                attempt_timeout: None,
+                adaptive: None,
+                max_attempts: 1,
+                backoff: None,
+                max_retry_after: Duration::from_secs(60),
+                on_timeout: Decision::Retry,
+                budget: None,
+                hedge: None,
+                breaker: None,
+                percentile: 0.9,
+                min_samples: 20,
+                floor: Duration::ZERO,
+                window: (Duration::from_secs(10), 10),
+                name: PolicyName::DEFAULT,
+            },
         }
-    }
-}
-
-impl<T: Timer, C, L: Limiter> Pipeline<T, C, L> {
-    /// Runs one call: `op(attempt)` makes one attempt (attempts are numbered from 1, retries and
-    /// hedges included) and returns its future of `Result`. The call's deadline, if the
-    /// pipeline has a [`total_timeout`](PipelineBuilder::total_timeout), counts from the first
-    /// poll.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tailguard::pipeline::Pipeline;
-    /// use tailguard::time::ManualTimer;
-    ///
-    /// let timer = ManualTimer::new();
-    /// let pipeline = Pipeline::with_timer(timer.clone()).max_attempts(3).build()?;
-    /// let out = timer.block_on(pipeline.call(|attempt| async move {
-    ///     if attempt.number() < 3 { Err("busy") } else { Ok(attempt.number()) }
-    /// }));
-    /// assert_eq!(out, Ok(3));
-    /// # Ok::<(), tailguard::ConfigError>(())
-    /// ```
-    pub fn call<Op, Fut>(&self, op: Op) -> PipelineFuture<'_, T, C, L, Op, Fut>
-    where
-        C: Classify<Fut::Error>,
-        Op: FnMut(Attempt) -> Fut,
-        Fut: TryFuture,
-    {
-        PipelineFuture::new(&self.inner, op, None)
-    }
-
-    /// Runs one call that must end by `deadline` (an [`Instant`] or a [`Deadline`]), or by the
-    /// pipeline's [`total_timeout`](PipelineBuilder::total_timeout) if that falls first. A
-    /// deadline already passed when the call is first polled ends it at once with
-    /// [`PipelineError::DeadlinePassed`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tailguard::pipeline::{Pipeline, PipelineError};
-    /// use tailguard::time::{ManualTimer, Timer};
-    ///
-    /// let timer = ManualTimer::new();
-    /// let pipeline = Pipeline::with_timer(timer.clone()).max_attempts(5).build()?;
-    /// let deadline = timer.now() + Duration::from_millis(250);
-    /// let t = timer.clone();
-    /// let out = timer.block_on(pipeline.call_until(deadline, |_| {
-    ///     let slow = t.sleep(Duration::from_secs(1));
-    ///     async move { slow.await; Ok::<_, std::io::Error>(()) }
-    /// }));
-    /// assert!(matches!(out, Err(PipelineError::DeadlineReached { attempts: 1, .. })));
-    /// assert_eq!(timer.elapsed(), Duration::from_millis(250));
-    /// # Ok::<(), tailguard::ConfigError>(())
-    /// ```
-    pub fn call_until<Op, Fut>(
-        &self,
-        deadline: impl Into<Deadline>,
-        op: Op,
-    ) -> PipelineFuture<'_, T, C, L, Op, Fut>
-    where
-        C: Classify<Fut::Error>,
-        Op: FnMut(Attempt) -> Fut,
-        Fut: TryFuture,
-    {
-        PipelineFuture::new(&self.inner, op, Some(deadline.into().instant()))
-    }
-
-    /// Like [`call`](Pipeline::call), but the future owns a clone of the pipeline (a reference
-    /// count) instead of borrowing it, so it can be spawned as a task of its own.
-    ///
-    /// ```
-    /// use tailguard::pipeline::Pipeline;
-    ///
-    /// let pipeline = Pipeline::builder().max_attempts(3).build()?;
-    /// let task = smol::spawn(pipeline.call_owned(|_| async { Ok::<_, std::io::Error>("pong") }));
-    /// assert_eq!(smol::block_on(task).unwrap(), "pong");
-    /// # Ok::<(), tailguard::ConfigError>(())
-    /// ```
-    pub fn call_owned<Op, Fut>(
-        &self,
-        op: Op,
-    ) -> impl Future<Output = Result<Fut::Ok, PipelineError<Fut::Error>>>
-    where
-        C: Classify<Fut::Error>,
-        Op: FnMut(Attempt) -> Fut,
-        Fut: TryFuture,
-    {
-        let pipeline = self.clone();
-        async move { pipeline.call(op).await }
-    }
-
-    /// Like [`call_until`](Pipeline::call_until), owning a clone of the pipeline; see
-    /// [`call_owned`](Pipeline::call_owned).
-    pub fn call_until_owned<Op, Fut>(
-        &self,
-        deadline: impl Into<Deadline>,
-        op: Op,
-    ) -> impl Future<Output = Result<Fut::Ok, PipelineError<Fut::Error>>>
-    where
-        C: Classify<Fut::Error>,
-        Op: FnMut(Attempt) -> Fut,
-        Fut: TryFuture,
-    {
-        let pipeline = self.clone();
-        let deadline = deadline.into();
-        async move { pipeline.call_until(deadline, op).await }
-    }
-}
-
-impl<T: Timer, C, L> Pipeline<T, C, L> {
-    /// The timer the pipeline reads and sleeps on.
-    pub fn timer(&self) -> &T {
-        &self.inner.timer
-    }
-
-    /// The window of attempt latencies the predictions are drawn from.
-    pub fn latency(&self) -> &RollingHistogram {
-        &self.inner.predictor.latency
-    }
-
-    /// How long an attempt started at `now` is predicted to take: the configured percentile of
-    /// the window once it holds enough samples, the floor until then. A retry or a hedge starts
-    /// only if at least this much time is left before the call's deadline.
-    pub fn predicted_latency_at(&self, now: Instant) -> Duration {
-        self.inner.predictor.predict_at(now)
-    }
-
-    /// The circuit breaker, if any.
-    pub fn breaker(&self) -> Option<&CircuitBreaker<T>> {
-        self.inner.breaker.as_ref()
-    }
-
-    /// The retry budget, if any.
-    pub fn budget(&self) -> Option<&RetryBudget> {
-        self.inner.budget.as_ref()
-    }
-
-    /// The hedging policy, if any.
-    pub fn hedge(&self) -> Option<&Hedge> {
-        self.inner.hedge.as_ref()
-    }
-
-    /// The limiter.
-    pub fn limiter(&self) -> &L {
-        &self.inner.limiter
-    }
-
-    /// The deadline of a whole call, if any.
-    pub fn total_timeout(&self) -> Option<Duration> {
-        self.inner.total_timeout
-    }
-
-    /// The time limit of each attempt, if any.
-    pub fn attempt_timeout(&self) -> Option<Duration> {
-        self.inner.attempt_timeout
-    }
-
-    /// The retry settings (attempts, backoff); the budget and the timeouts are the pipeline's.
-    pub fn retry_config(&self) -> &RetryConfig {
-        &self.inner.retry
-    }
-}
-
-impl<T: Timer, C, L> fmt::Debug for Pipeline<T, C, L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        f.debug_struct("Pipeline")
-            .field("total_timeout", &inner.total_timeout)
-            .field("retry", &inner.retry)
-            .field("budget", &inner.budget)
-            .field("hedge", &inner.hedge)
-            .field("breaker", &inner.breaker)
-            .field("attempt_timeout", &inner.attempt_timeout)
-            .field("predictor", &inner.predictor)
-            .finish_non_exhaustive()
     }
 }
 
@@ -279,11 +67,17 @@ impl<T: Timer, C, L> fmt::Debug for Pipeline<T, C, L> {
 /// slices) once at least 20 are known, and a floor of zero until then.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PipelineBuilder<T: Timer, C = RetryAll, L = ()> {
-    timer: T,
     classifier: C,
     limiter: L,
+    settings: Settings<T>,
+}
+
+/// Every setting but the classifier and the limiter (whose setters change the builder's type).
+struct Settings<T: Timer> {
+    timer: T,
     total_timeout: Option<Duration>,
     attempt_timeout: Option<Duration>,
+    adaptive: Option<AdaptiveTimeout>,
     max_attempts: u32,
     backoff: Option<Backoff>,
     max_retry_after: Duration,
@@ -304,7 +98,7 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// ([`call_until`](Pipeline::call_until)) ends by the earlier of the two. Must be greater
     /// than zero.
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
-        self.total_timeout = Some(timeout);
+        self.settings.total_timeout = Some(timeout);
         self
     }
 
@@ -320,7 +114,7 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// # Ok::<(), tailguard::ConfigError>(())
     /// ```
     pub fn name(mut self, name: &str) -> Self {
-        self.name = PolicyName::new(name);
+        self.settings.name = PolicyName::new(name);
         self
     }
 
@@ -329,32 +123,100 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// breaker and the limiter, retried as [`on_timeout`](Self::on_timeout) says. Must be
     /// greater than zero.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = Some(timeout);
+        self.settings.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// An attempt timeout learnt from the attempts it bounds, instead of a fixed
+    /// [`attempt_timeout`](Self::attempt_timeout) (setting both is refused by
+    /// [`build`](Self::build)): each attempt's limit is the [`AdaptiveTimeout`]'s value when it
+    /// starts ([`attempt_timeout`](AdaptiveTimeout::attempt_timeout): as last computed, no
+    /// clock read), capped by the call's deadline like a fixed one. Every attempt that ends on
+    /// its own is recorded into it, with the same latency sample the pipeline's prediction takes
+    /// (no clock read of its own): a success or a failure at its latency, an attempt it cut at
+    /// the time it had been out, as a lower bound; an attempt that waited then brings the value
+    /// up to date ([`timeout_at`](AdaptiveTimeout::timeout_at): a percentile once per slice of
+    /// its window). Attempts cancelled (a lost hedge, the call's
+    /// deadline, a dropped call) are not recorded, as they are not for the prediction. Share
+    /// the timeout between the pipelines that call the same destination; its
+    /// [`stats`](AdaptiveTimeout::stats) give the share of attempts cut, and the false-timeout
+    /// estimate once the caller reports cut attempts' fates with
+    /// [`record_late`](AdaptiveTimeout::record_late).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::adaptive_timeout::AdaptiveTimeout;
+    /// use tailguard::backoff::Backoff;
+    /// use tailguard::pipeline::Pipeline;
+    /// use tailguard::time::{ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// let adaptive = AdaptiveTimeout::builder()
+    ///     .percentile(0.99)
+    ///     .factor(2.0)
+    ///     .floor(Duration::from_millis(5)) // the least limit, and the limit until it knows 20
+    ///     .ceiling(Duration::from_secs(1))
+    ///     .min_samples(20)
+    ///     .build()?;
+    /// let pipeline = Pipeline::with_timer(timer.clone())
+    ///     .attempt_timeout_adaptive(adaptive.clone())
+    ///     .max_attempts(2)
+    ///     .backoff(Backoff::constant(Duration::ZERO).build()?)
+    ///     .build()?;
+    /// // Attempts take 4 ms, except the first of a call that stalls for a second.
+    /// let call = |stall: bool| {
+    ///     let t = timer.clone();
+    ///     timer.block_on(pipeline.call(move |attempt| {
+    ///         let took = if stall && attempt.number() == 1 { 1_000 } else { 4 };
+    ///         let sleep = t.sleep(Duration::from_millis(took));
+    ///         async move {
+    ///             sleep.await;
+    ///             Ok::<_, std::io::Error>(attempt.number())
+    ///         }
+    ///     }))
+    /// };
+    /// for _ in 0..20 {
+    ///     assert_eq!(call(false).unwrap(), 1);
+    /// }
+    /// // Learnt (recomputed once per slice of its window, 1 s by default): p99 × 2 ≈ 8 ms.
+    /// timer.advance(Duration::from_secs(1));
+    /// let limit = adaptive.timeout_at(timer.now());
+    /// assert!(limit > Duration::from_micros(7_900) && limit < Duration::from_micros(8_100));
+    /// // A stalled attempt is cut at the learnt limit, recorded as cut, and retried.
+    /// let before = timer.now();
+    /// assert_eq!(call(true).unwrap(), 2);
+    /// assert_eq!(timer.now() - before, limit + Duration::from_millis(4));
+    /// let stats = adaptive.stats();
+    /// assert_eq!((stats.completed, stats.timed_out), (21, 1));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn attempt_timeout_adaptive(mut self, timeout: AdaptiveTimeout) -> Self {
+        self.settings.adaptive = Some(timeout);
         self
     }
 
     /// The most rounds of attempts per call, the first included (hedges do not count): at least
     /// 1, the default, which means no retry.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.settings.max_attempts = attempts;
         self
     }
 
     /// The delays between retries (default [`Backoff::default`]).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        self.settings.backoff = Some(backoff);
         self
     }
 
     /// The longest delay a [`Decision::RetryAfter`] may ask for (default 60 s).
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
-        self.max_retry_after = cap;
+        self.settings.max_retry_after = cap;
         self
     }
 
     /// Whether to retry an attempt that timed out (default [`Decision::Retry`]).
     pub fn on_timeout(mut self, decision: Decision) -> Self {
-        self.on_timeout = decision;
+        self.settings.on_timeout = decision;
         self
     }
 
@@ -363,14 +225,14 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// limiter refuses, or whose deadline has passed, deposits nothing, and a retry withdrawn
     /// but never made is refunded.
     pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Some(budget);
+        self.settings.budget = Some(budget);
         self
     }
 
     /// Hedging inside each retry round: a backup attempt after the policy's delay, within its
     /// budget, never when less time is left than an attempt is predicted to take.
     pub fn hedge(mut self, hedge: Hedge) -> Self {
-        self.hedge = Some(hedge);
+        self.settings.hedge = Some(hedge);
         self
     }
 
@@ -378,14 +240,14 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// recorded (an error or an attempt timeout is a failure). A cancelled attempt, and every
     /// rejection by a later layer, releases its permit uncounted.
     pub fn breaker(mut self, breaker: CircuitBreaker<T>) -> Self {
-        self.breaker = Some(breaker);
+        self.settings.breaker = Some(breaker);
         self
     }
 
     /// The percentile of recent attempt latencies taken as an attempt's predicted latency, in
     /// `(0, 1]` (default 0.9).
     pub fn predict_percentile(mut self, percentile: f64) -> Self {
-        self.percentile = percentile;
+        self.settings.percentile = percentile;
         self
     }
 
@@ -393,66 +255,38 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     /// [`predict_min_samples`](Self::predict_min_samples) samples (default zero: every retry
     /// and hedge that has any time left starts).
     pub fn predict_floor(mut self, floor: Duration) -> Self {
-        self.floor = floor;
+        self.settings.floor = floor;
         self
     }
 
     /// The samples the window needs before its percentile is used (default 20, at least 1).
     pub fn predict_min_samples(mut self, samples: u64) -> Self {
-        self.min_samples = samples;
+        self.settings.min_samples = samples;
         self
     }
 
     /// The window of attempt latencies: `window` long, in `slots` slices (default 10 s, 10).
     pub fn latency_window(mut self, window: Duration, slots: usize) -> Self {
-        self.window = (window, slots);
+        self.settings.window = (window, slots);
         self
     }
 
-    /// Which errors to retry: any [`Classify`], such as a closure `|e: &E| -> Decision` (name
+    /// Which errors to retry: any [`Classify`](crate::retry::Classify), such as a closure `|e: &E| -> Decision` (name
     /// the error's type in the closure; see [`RetryBuilder::classify`](crate::retry::RetryBuilder::classify)).
     pub fn classify<C2>(self, classifier: C2) -> PipelineBuilder<T, C2, L> {
         PipelineBuilder {
-            timer: self.timer,
             classifier,
             limiter: self.limiter,
-            total_timeout: self.total_timeout,
-            attempt_timeout: self.attempt_timeout,
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            max_retry_after: self.max_retry_after,
-            on_timeout: self.on_timeout,
-            budget: self.budget,
-            hedge: self.hedge,
-            breaker: self.breaker,
-            percentile: self.percentile,
-            min_samples: self.min_samples,
-            floor: self.floor,
-            window: self.window,
-            name: self.name,
+            settings: self.settings,
         }
     }
 
     /// A [`Limiter`] asked for a slot before every attempt, after the breaker.
     pub fn limiter<L2: Limiter>(self, limiter: L2) -> PipelineBuilder<T, C, L2> {
         PipelineBuilder {
-            timer: self.timer,
             classifier: self.classifier,
             limiter,
-            total_timeout: self.total_timeout,
-            attempt_timeout: self.attempt_timeout,
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            max_retry_after: self.max_retry_after,
-            on_timeout: self.on_timeout,
-            budget: self.budget,
-            hedge: self.hedge,
-            breaker: self.breaker,
-            percentile: self.percentile,
-            min_samples: self.min_samples,
-            floor: self.floor,
-            window: self.window,
-            name: self.name,
+            settings: self.settings,
         }
     }
 
@@ -460,8 +294,8 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming `total_timeout` or `attempt_timeout` if zero, `max_attempts`
-    /// if zero, `predict_percentile` outside `(0, 1]`, `predict_min_samples` if zero, or
+    /// A [`ConfigError`] naming `total_timeout` or `attempt_timeout` if zero,
+    /// `attempt_timeout_adaptive` if a fixed `attempt_timeout` is set too, `max_attempts` if zero, `predict_percentile` outside `(0, 1]`, `predict_min_samples` if zero, or
     /// `latency_window.window` / `latency_window.slots` if the window cannot be made (see
     /// [`RollingHistogram::new`]).
     ///
@@ -480,19 +314,35 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
     where
         L: Limiter,
     {
-        if let Some(timeout) = self.total_timeout {
+        let PipelineBuilder {
+            classifier,
+            limiter,
+            settings: s,
+        } = self;
+        if let Some(timeout) = s.total_timeout {
             validate::positive_duration("total_timeout", timeout, "no attempt could start")?;
         }
-        if let Some(timeout) = self.attempt_timeout {
+        if let Some(timeout) = s.attempt_timeout {
             validate::positive_duration(
                 "attempt_timeout",
                 timeout,
                 "every attempt would time out",
             )?;
         }
-        validate::rate("predict_percentile", self.percentile, "a percentile")?;
-        validate::at_least_one("predict_min_samples", self.min_samples, "")?;
-        let (window, slots) = self.window;
+        let attempt_limit = match (s.attempt_timeout, s.adaptive) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "attempt_timeout_adaptive",
+                    "cannot be set together with a fixed `attempt_timeout`: choose one",
+                ))
+            }
+            (Some(fixed), None) => AttemptLimit::Fixed(fixed),
+            (None, Some(adaptive)) => AttemptLimit::Adaptive(adaptive),
+            (None, None) => AttemptLimit::None,
+        };
+        validate::rate("predict_percentile", s.percentile, "a percentile")?;
+        validate::at_least_one("predict_min_samples", s.min_samples, "")?;
+        let (window, slots) = s.window;
         let latency = RollingHistogram::new(window, slots).map_err(|e| {
             let field = if e.field() == "slots" {
                 "latency_window.slots"
@@ -501,39 +351,33 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
             };
             ConfigError::new(field, e.message().to_owned())
         })?;
-        let mut retry = Retry::with_timer(self.timer.clone())
-            .name(self.name.as_str())
-            .max_attempts(self.max_attempts)
-            .max_retry_after(self.max_retry_after)
-            .on_timeout(self.on_timeout);
-        if let Some(backoff) = self.backoff {
+        let mut retry = Retry::with_timer(s.timer.clone())
+            .name(s.name.as_str())
+            .max_attempts(s.max_attempts)
+            .max_retry_after(s.max_retry_after)
+            .on_timeout(s.on_timeout);
+        if let Some(backoff) = s.backoff {
             retry = retry.backoff(backoff);
         }
         let retry = retry.build()?.config().clone();
-        let needs_start_time = self.total_timeout.is_some()
-            || self.attempt_timeout.is_some()
-            || self.budget.is_some()
-            || L::PRESENT;
+        let needs_start_time =
+            s.total_timeout.is_some() || attempt_limit.is_set() || s.budget.is_some() || L::PRESENT;
         Ok(Pipeline {
             inner: Arc::new(Inner {
-                timer: self.timer,
+                timer: s.timer,
                 retry,
-                classifier: self.classifier,
-                budget: self.budget,
-                hedge: self.hedge,
-                breaker: self.breaker,
-                limiter: self.limiter,
-                total_timeout: self.total_timeout,
-                attempt_timeout: self.attempt_timeout,
-                predictor: Predictor::new(latency, self.percentile, self.min_samples, self.floor),
+                classifier,
+                budget: s.budget,
+                hedge: s.hedge,
+                breaker: s.breaker,
+                limiter,
+                total_timeout: s.total_timeout,
+                attempt_limit,
+                predictor: Predictor::new(latency, s.percentile, s.min_samples, s.floor),
                 needs_start_time,
                 deadline_refusals: [
-                    Counter::with_reason(metrics::PIPELINE_DEADLINE_REFUSALS, &self.name, "passed"),
-                    Counter::with_reason(
-                        metrics::PIPELINE_DEADLINE_REFUSALS,
-                        &self.name,
-                        "too_short",
-                    ),
+                    Counter::with_reason(metrics::PIPELINE_DEADLINE_REFUSALS, &s.name, "passed"),
+                    Counter::with_reason(metrics::PIPELINE_DEADLINE_REFUSALS, &s.name, "too_short"),
                 ],
             }),
         })
@@ -542,13 +386,15 @@ impl<T: Timer, C, L> PipelineBuilder<T, C, L> {
 
 impl<T: Timer, C, L> fmt::Debug for PipelineBuilder<T, C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
         f.debug_struct("PipelineBuilder")
-            .field("total_timeout", &self.total_timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("budget", &self.budget)
-            .field("hedge", &self.hedge)
-            .field("breaker", &self.breaker)
-            .field("attempt_timeout", &self.attempt_timeout)
+            .field("total_timeout", &s.total_timeout)
+            .field("max_attempts", &s.max_attempts)
+            .field("budget", &s.budget)
+            .field("hedge", &s.hedge)
+            .field("breaker", &s.breaker)
+            .field("attempt_timeout", &s.attempt_timeout)
+            .field("attempt_timeout_adaptive", &s.adaptive)
             .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures_core::TryFuture;
 use pin_project::{pin_project, pinned_drop};
 
-use super::builder::Inner;
+use super::calls::Inner;
 use super::hedging::{launch_hedge, Round};
 use super::leg::{set_sleep, Clock, Leg, LegEnd, Start};
 use super::limiter::Limiter;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures_core::TryFuture;
 
-use super::builder::Inner;
+use super::calls::Inner;
 use super::future::HedgeLeg;
 use super::leg::Leg;
 use super::limiter::Limiter;

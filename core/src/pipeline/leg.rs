@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_core::TryFuture;
 use pin_project::pin_project;
 
-use super::builder::Inner;
+use super::calls::Inner;
 use super::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
 use super::Attempt;
 use crate::breaker::Permit;
@@ -252,13 +252,16 @@ where
                         }
                     };
                     this.stage.set(Stage::Idle);
+                    let cut = matches!(outcome, Outcome::TimedOut);
                     let latency = if *this.waited {
                         let now = clock.now();
                         let latency = now.saturating_duration_since(this.started.unwrap_or(now));
                         inner.predictor.record_at(now, latency);
+                        inner.attempt_limit.record_at(now, latency, cut);
                         latency
                     } else {
                         inner.predictor.record(Duration::ZERO);
+                        inner.attempt_limit.record_ready();
                         Duration::ZERO
                     };
                     if let Some(permit) = this.breaker.take() {
@@ -278,8 +281,8 @@ where
     }
 }
 
-/// Starts the admitted leg's operation: its start time (read if it has a timeout of its own),
-/// its deadline and number; the caller sets the stage to `Running`.
+/// Starts the admitted leg's operation: its start time (read if it has a timeout of its own,
+/// fixed or adaptive), its deadline and number; the caller sets the stage to `Running`.
 #[inline]
 fn begin<'p, T, L, Fut, C, Op>(
     this: &mut LegProj<'_, 'p, T, L, Fut>,
@@ -292,13 +295,15 @@ where
     L: Limiter + 'p,
     Op: FnMut(Attempt) -> Fut,
 {
-    let now = match inner.attempt_timeout {
-        Some(_) => Some(clock.now()),
-        None => clock.known(),
+    let now = if inner.attempt_limit.is_set() {
+        Some(clock.now())
+    } else {
+        clock.known()
     };
     *this.started = now;
     let own = inner
-        .attempt_timeout
+        .attempt_limit
+        .limit()
         .zip(now)
         .map(|(limit, now)| deadline_after(now, limit));
     this.attempt.deadline = match (own, *this.call_deadline) {

@@ -19,7 +19,12 @@
 //!   while waiting for another layer (a pair of limiters, `(A, B)`, holds `A`'s slot while it
 //!   waits for `B`'s: put the one that may wait second);
 //! - the **attempt timeout** is innermost: it bounds the operation alone, not the wait for a slot.
-//!   It is a separate setting from the total timeout.
+//!   It is a separate setting from the total timeout, fixed
+//!   ([`attempt_timeout`](PipelineBuilder::attempt_timeout)) or learnt from the attempts it
+//!   bounds ([`attempt_timeout_adaptive`](PipelineBuilder::attempt_timeout_adaptive), an
+//!   [`AdaptiveTimeout`](crate::adaptive_timeout::AdaptiveTimeout): a percentile of recent
+//!   latency × a factor, within a floor and a ceiling, into which every attempt that ends on its
+//!   own is recorded, a cut one as a lower bound).
 //!
 //! ```
 //! use std::time::Duration;
@@ -151,12 +156,17 @@
 //!
 //! A call whose first attempt succeeds at once allocates nothing, creates no sleep, and the
 //! pipeline reads its clock at most once, at the start, and only if it needs a start time (a
-//! deadline, an attempt timeout, a budget or a limiter). The layers keep their own costs: a
+//! deadline, an attempt timeout, a budget or a limiter). An adaptive attempt timeout reads its
+//! limit without a clock and records the latency sample the prediction takes: no clock read nor
+//! allocation of its own; it brings its limit up to date when an attempt that waited ends.
+//! The layers keep their own costs: a
 //! breaker that times slow calls or keeps a time window reads its timer too. Hedges are boxed, on the slow path only.
 //! [`call_owned`](Pipeline::call_owned) makes a future that owns a clone of the pipeline, to
 //! spawn.
 
+mod attempt_limit;
 mod builder;
+mod calls;
 mod error;
 mod future;
 mod hedging;
@@ -167,7 +177,8 @@ mod predict;
 
 use std::time::Instant;
 
-pub use self::builder::{Pipeline, PipelineBuilder};
+pub use self::builder::PipelineBuilder;
+pub use self::calls::Pipeline;
 pub use self::error::PipelineError;
 pub use self::future::PipelineFuture;
 pub use self::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
@@ -248,6 +259,8 @@ impl Attempt {
     }
 }
 
+#[cfg(test)]
+mod adaptive_tests;
 #[cfg(test)]
 mod limiter_tests;
 #[cfg(test)]

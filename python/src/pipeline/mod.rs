@@ -8,6 +8,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::adaptive_timeout::AdaptiveTimeout;
 use crate::breaker::CircuitBreaker;
 use crate::convert;
 use crate::latency::RollingHistogram;
@@ -26,12 +27,15 @@ pub(crate) struct Piped {
     deadline: Option<f64>,
     /// Whether the fast path applies (no retry state needed before the first attempt).
     fast: bool,
+    /// The pipeline's adaptive attempt timeout, if any: a success is recorded into it too.
+    adaptive: Option<Py<AdaptiveTimeout>>,
 }
 
 #[pymethods]
 impl Piped {
     #[new]
-    #[pyo3(signature = (pipeline, func, breaker, latency, scopes, deadline, fast))]
+    #[pyo3(signature = (pipeline, func, breaker, latency, scopes, deadline, fast, adaptive = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         pipeline: Py<PyAny>,
         func: Py<PyAny>,
@@ -40,6 +44,7 @@ impl Piped {
         scopes: &Bound<'_, PyAny>,
         deadline: Option<f64>,
         fast: bool,
+        adaptive: Option<Py<AdaptiveTimeout>>,
     ) -> PyResult<Self> {
         let scopes = scopes.getattr("get")?.unbind();
         Ok(Piped {
@@ -50,6 +55,7 @@ impl Piped {
             scopes,
             deadline,
             fast,
+            adaptive,
         })
     }
 
@@ -59,6 +65,7 @@ impl Piped {
         visit.call(&self.func)?;
         visit.call(&self.breaker)?;
         visit.call(&self.latency)?;
+        visit.call(&self.adaptive)?;
         visit.call(&self.scopes)
     }
 
@@ -89,7 +96,12 @@ impl Piped {
                 if let (Some(breaker), Some(ticket)) = (&self.breaker, ticket) {
                     breaker.get().pipeline_succeeded(ticket);
                 }
-                latency.record_since(started);
+                let ended = latency.record_since(started);
+                if let Some(adaptive) = &self.adaptive {
+                    adaptive
+                        .get()
+                        .record_latency(ended.saturating_duration_since(started));
+                }
                 Ok(value.unbind())
             }
             Err(err) => {

@@ -62,6 +62,13 @@ impl LiveConfig {
                 format!("must be in (0, 10000] calls per second, got {}", self.rate),
             ));
         }
+        if self.scenario.timeout_kind != super::TimeoutKind::Fixed {
+            return Err(ConfigError::new(
+                "attempt_timeout",
+                "the adaptive attempt timeout is measured with --sim only (live, the client's \
+                 own limits are the fixed timeout's)",
+            ));
+        }
         if self.duration.is_zero() || self.duration > Duration::from_secs(600) {
             return Err(ConfigError::new(
                 "duration",
@@ -192,7 +199,7 @@ pub async fn run_mode(
         task.await;
     }
     backends.stop().await;
-    Ok(ledger.report(mode))
+    Ok(ledger.report(mode.name(), scenario.attempt_timeout))
 }
 
 /// Records an attempt cut by the pipeline (dropped while waiting): the replica worked until now.

@@ -24,7 +24,13 @@
 //! - `success_pct`: calls answered successfully by their deadline;
 //! - `p99_ms`: the 99th percentile of how long a call kept the pipeline busy (until it
 //!   returned), whether or not its caller was still waiting;
-//! - `attempts`: operations started (retries and hedges included).
+//! - `attempts`: operations started (retries and hedges included);
+//! - `timed_out_pct` and `false_timeout_pct` (`--sim`): attempts cut by their own attempt
+//!   timeout, as a % of attempts, and of those the % that would have answered their caller in
+//!   time (false timeouts); `attempt_timeout_ms`, the attempt timeout at the end of the run.
+//!
+//! With `--attempt-timeout adaptive` (or `both`, side by side with the fixed one) the pipeline's
+//! attempt timeout is learnt from its own attempts: see [`timeouts`].
 //!
 //! [`sim`] runs it in virtual time on a [`ManualTimer`](tailguard::time::ManualTimer) with seeded
 //! randomness (the same seed prints the same numbers); [`live`] over HTTP against the demo's
@@ -33,6 +39,7 @@
 pub mod command;
 pub mod live;
 pub mod sim;
+pub mod timeouts;
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -47,6 +54,7 @@ use tailguard::ConfigError;
 
 use crate::backend::LatencyDist;
 use crate::percentile;
+pub use timeouts::{timeout_verdict, TimeoutChoice, TimeoutKind};
 
 /// How the pipeline treats the caller's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,8 +88,10 @@ pub struct Scenario {
     pub deadline_spread: f64,
     /// The backend's service time (a heavy tail).
     pub latency: LatencyDist,
-    /// The pipeline's limit on each attempt.
+    /// The pipeline's limit on each attempt (with [`TimeoutKind::Fixed`]).
     pub attempt_timeout: Duration,
+    /// Whether that limit is fixed or learnt ([`Scenario::adaptive_timeout`]).
+    pub timeout_kind: TimeoutKind,
     /// Tries per call, the first included.
     pub max_attempts: u32,
     /// The first retry's delay (exponential, full jitter, capped at 4x).
@@ -104,6 +114,7 @@ impl Default for Scenario {
                 sigma: 1.2,
             },
             attempt_timeout: Duration::from_millis(100),
+            timeout_kind: TimeoutKind::Fixed,
             max_attempts: 3,
             backoff: Duration::from_millis(5),
             hedge_delay: Duration::from_millis(40),
@@ -154,8 +165,12 @@ impl Scenario {
             .max_attempts(2)
             .unbudgeted()
             .build()?;
-        let builder = Pipeline::with_timer(timer)
-            .attempt_timeout(self.attempt_timeout)
+        let builder = Pipeline::with_timer(timer);
+        let builder = match self.timeout_kind {
+            TimeoutKind::Fixed => builder.attempt_timeout(self.attempt_timeout),
+            TimeoutKind::Adaptive => builder.attempt_timeout_adaptive(self.adaptive_timeout()?),
+        };
+        let builder = builder
             .max_attempts(self.max_attempts)
             .backoff(backoff)
             .hedge(hedge);
@@ -177,6 +192,8 @@ struct AttemptRecord {
     finished: Option<Instant>,
     /// The backend's work for it.
     work: Duration,
+    /// Cut by its own attempt timeout: whether it would have answered its caller in time.
+    timed_out: Option<bool>,
 }
 
 /// One call, as the ledger keeps it.
@@ -192,6 +209,8 @@ struct CallRecord {
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
     inner: Mutex<Entries>,
+    /// Whoever fills it says which attempts their own timeout cut (the simulation does).
+    observes_timeouts: bool,
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +220,14 @@ struct Entries {
 }
 
 impl Ledger {
+    /// A ledger told which attempts their own timeout cut ([`Ledger::timed_out`]).
+    pub(crate) fn observing_timeouts() -> Self {
+        Ledger {
+            observes_timeouts: true,
+            ..Ledger::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -223,6 +250,7 @@ impl Ledger {
             call,
             finished: None,
             work: Duration::ZERO,
+            timed_out: None,
         });
         entries.attempts.len() - 1
     }
@@ -239,13 +267,22 @@ impl Ledger {
         self.lock().attempts[attempt].work = work;
     }
 
+    /// `attempt` was cut by its own attempt timeout after `work` of the backend's; it would
+    /// have answered its caller in time if `in_time`.
+    pub(crate) fn timed_out(&self, attempt: usize, work: Duration, in_time: bool) {
+        let record = &mut self.lock().attempts[attempt];
+        record.work = work;
+        record.timed_out = Some(in_time);
+    }
+
     /// `call`'s pipeline returned at `at`, answered by `winner` if it succeeded.
     pub(crate) fn end_call(&self, call: usize, at: Instant, winner: Option<usize>) {
         self.lock().calls[call].end = Some((at, winner));
     }
 
-    /// The measures of `mode`, over the calls that ended.
-    pub(crate) fn report(&self, mode: Mode) -> ModeReport {
+    /// The measures of the row `label` (a mode, with its timeout), over the calls that ended;
+    /// `attempt_timeout` is the one the run ended with.
+    pub(crate) fn report(&self, label: &'static str, attempt_timeout: Duration) -> ModeReport {
         let entries = self.lock();
         let mut durations = Vec::with_capacity(entries.calls.len());
         let (mut ok, mut useful) = (0u64, Duration::ZERO);
@@ -272,6 +309,10 @@ impl Ledger {
             })
             .count() as u64;
         let work: Duration = entries.attempts.iter().map(|a| a.work).sum();
+        let cut = entries.attempts.iter().filter_map(|a| a.timed_out);
+        let (timed_out, false_timeouts) = cut.fold((0u64, 0u64), |(n, f), in_time| {
+            (n + 1, f + u64::from(in_time))
+        });
         let pct = |part: f64, whole: f64| {
             if whole > 0.0 {
                 100.0 * part / whole
@@ -280,7 +321,7 @@ impl Ledger {
             }
         };
         ModeReport {
-            mode: mode.name(),
+            mode: label,
             calls,
             attempts,
             late,
@@ -291,6 +332,12 @@ impl Ledger {
             ),
             success_pct: pct(ok as f64, calls as f64),
             p99_ms: percentile::of_sorted(&durations, 0.99).map(crate::ms::rounded),
+            attempt_timeout_ms: crate::ms::rounded(attempt_timeout),
+            timed_out_pct: self
+                .observes_timeouts
+                .then(|| pct(timed_out as f64, attempts as f64)),
+            false_timeout_pct: (self.observes_timeouts && timed_out > 0)
+                .then(|| pct(false_timeouts as f64, timed_out as f64)),
         }
     }
 }
@@ -298,7 +345,7 @@ impl Ledger {
 /// What one mode measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModeReport {
-    /// `blind` or `aware`.
+    /// `blind` or `aware`, `blind_adaptive` or `aware_adaptive` with the adaptive timeout.
     #[serde(skip)]
     pub mode: &'static str,
     /// Calls that ended.
@@ -316,6 +363,15 @@ pub struct ModeReport {
     /// The 99th percentile of how long a call kept the pipeline busy, in ms (`null` without
     /// the 1,000 calls it needs).
     pub p99_ms: Option<f64>,
+    /// The attempt timeout the run ended with, in ms: the fixed one, or what the adaptive one
+    /// had learnt.
+    pub attempt_timeout_ms: f64,
+    /// Attempts cut by their own attempt timeout, as a % of attempts (`null` where not
+    /// observed: live).
+    pub timed_out_pct: Option<f64>,
+    /// Of the attempts cut by their own timeout, the % that would have answered their caller
+    /// by its deadline: false timeouts (`null` without a cut, or where not observed).
+    pub false_timeout_pct: Option<f64>,
 }
 
 /// One JSON object keyed by mode.
@@ -330,27 +386,53 @@ pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
-/// The table, and one sentence drawn from it.
+/// The table, and the sentences drawn from it: blind against aware, and, where both were run,
+/// the adaptive timeout against the fixed one.
 pub fn table(title: &str, reports: &[ModeReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{title}\n");
     let _ = writeln!(
         out,
-        "{:<7} {:>8} {:>9} {:>7} {:>9} {:>9} {:>9}",
-        "mode", "calls", "attempts", "late %", "wasted %", "success %", "p99 ms"
+        "{:<14} {:>8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "mode",
+        "calls",
+        "attempts",
+        "late %",
+        "wasted %",
+        "success %",
+        "p99 ms",
+        "limit ms",
+        "cut %",
+        "false %"
     );
+    let or_na = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
+    };
     for r in reports {
-        let p99 = r
-            .p99_ms
-            .map_or_else(|| "n/a".to_string(), |v| format!("{v:.1}"));
         let _ = writeln!(
             out,
-            "{:<7} {:>8} {:>9} {:>7.2} {:>9.1} {:>9.2} {:>9}",
-            r.mode, r.calls, r.attempts, r.late_pct, r.wasted_pct, r.success_pct, p99
+            "{:<14} {:>8} {:>9} {:>7.2} {:>9.1} {:>9.2} {:>9} {:>9.1} {:>7} {:>8}",
+            r.mode,
+            r.calls,
+            r.attempts,
+            r.late_pct,
+            r.wasted_pct,
+            r.success_pct,
+            or_na(r.p99_ms, 1),
+            r.attempt_timeout_ms,
+            or_na(r.timed_out_pct, 2),
+            or_na(r.false_timeout_pct, 1),
         );
     }
-    if let [blind, aware] = reports {
+    let find = |label: &str| reports.iter().find(|r| r.mode == label);
+    if let (Some(blind), Some(aware)) = (find("blind"), find("aware")) {
         let _ = writeln!(out, "\n{}", verdict(blind, aware));
+    }
+    for mode in Mode::ALL {
+        let adaptive = TimeoutKind::Adaptive.label(mode);
+        if let (Some(fixed), Some(adaptive)) = (find(mode.name()), find(adaptive)) {
+            let _ = writeln!(out, "\n{}", timeout_verdict(mode, fixed, adaptive));
+        }
     }
     out
 }
@@ -394,7 +476,7 @@ mod tests {
         let a2 = ledger.begin_attempt(c1);
         ledger.finish(a2, t0 + ms(130), ms(30));
         ledger.end_call(c1, t0 + ms(130), Some(a2));
-        let report = ledger.report(Mode::Blind);
+        let report = ledger.report("blind", ms(100));
         assert_eq!((report.calls, report.attempts, report.late), (2, 3, 1));
         assert!((report.success_pct - 50.0).abs() < 1e-9);
         assert!((report.wasted_pct - 90.0).abs() < 1e-9, "{report:?}");

@@ -10,16 +10,22 @@
 //! remaining time, and the backend answers at once, without working, when the service time
 //! drawn is longer (as the demo's replicas do with `tailguard-timeout`); the blind mode's
 //! backend is told nothing.
+//!
+//! An attempt cut by its own attempt timeout is checked against what it would have done: if its
+//! answer would have reached the caller by the caller's deadline, the timeout was false. The
+//! fate is given to the ledger and, with the adaptive timeout, to the timeout itself
+//! ([`AdaptiveTimeout::record_late`]).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use tailguard::adaptive_timeout::AdaptiveTimeout;
 use tailguard::time::{ManualTimer, Timer};
 use tailguard::ConfigError;
 
-use super::{Ledger, Mode, ModeReport, Scenario};
+use super::{Ledger, Mode, ModeReport, Scenario, TimeoutChoice, TimeoutKind};
 
 /// Everything that defines one simulation. `Default` is what `deadline --sim` runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +40,8 @@ pub struct SimConfig {
     pub network: Duration,
     /// Seed for arrivals, service times and backoff jitter.
     pub seed: u64,
+    /// The attempt timeouts to run each mode with: fixed (the default), adaptive, or both.
+    pub timeouts: TimeoutChoice,
 }
 
 impl Default for SimConfig {
@@ -44,6 +52,7 @@ impl Default for SimConfig {
             rate: 200.0,
             network: Duration::from_micros(500),
             seed: 1,
+            timeouts: TimeoutChoice::Fixed,
         }
     }
 }
@@ -71,21 +80,32 @@ impl SimConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused;
 
-/// Runs both modes, blind first.
+/// Runs both modes, blind first, with each attempt timeout of `config.timeouts` (fixed first).
 pub fn run(config: &SimConfig) -> Result<Vec<ModeReport>, ConfigError> {
     config.validate()?;
-    Mode::ALL
-        .iter()
-        .map(|&mode| run_mode(config, mode))
-        .collect()
+    let mut reports = Vec::new();
+    for &kind in config.timeouts.kinds() {
+        for mode in Mode::ALL {
+            reports.push(run_mode(config, mode, kind)?);
+        }
+    }
+    Ok(reports)
 }
 
-/// Runs one mode on a fresh virtual clock.
-pub fn run_mode(config: &SimConfig, mode: Mode) -> Result<ModeReport, ConfigError> {
+/// Runs one mode with one kind of attempt timeout on a fresh virtual clock.
+pub fn run_mode(
+    config: &SimConfig,
+    mode: Mode,
+    kind: TimeoutKind,
+) -> Result<ModeReport, ConfigError> {
     let timer = ManualTimer::new();
-    let scenario = &config.scenario;
+    let scenario = &Scenario {
+        timeout_kind: kind,
+        ..config.scenario.clone()
+    };
     let pipeline = scenario.pipeline(timer.clone(), mode, config.seed)?;
-    let ledger = Ledger::default();
+    let adaptive = pipeline.attempt_timeout_adaptive();
+    let ledger = Ledger::observing_timeouts();
     let origin = timer.now();
     let mut arrivals = fastrand::Rng::with_seed(config.seed);
     let mut at = Duration::ZERO;
@@ -106,11 +126,23 @@ pub fn run_mode(config: &SimConfig, mode: Mode) -> Result<ModeReport, ConfigErro
             ));
             let op = |attempt: tailguard::pipeline::Attempt| {
                 let work = scenario.latency.sample(&mut draws.borrow_mut());
-                let told = match mode {
-                    Mode::Blind => None,
-                    Mode::Aware => attempt.deadline(),
+                let (told, limit) = match mode {
+                    Mode::Blind => (None, attempt.deadline()),
+                    // The call's deadline cuts an attempt too, but that is not its timeout.
+                    Mode::Aware => (
+                        attempt.deadline(),
+                        attempt.deadline().filter(|&at| at != deadline),
+                    ),
                 };
-                attempt_future(timer, ledger, id, work, told, config.network)
+                let attempt = SimAttempt {
+                    call: id,
+                    work,
+                    told,
+                    limit,
+                    caller_deadline: deadline,
+                    network: config.network,
+                };
+                attempt_future(timer, ledger, adaptive, attempt)
             };
             let result = match mode {
                 Mode::Blind => pipeline.call(op).await,
@@ -120,20 +152,44 @@ pub fn run_mode(config: &SimConfig, mode: Mode) -> Result<ModeReport, ConfigErro
         });
     }
     timer.block_on(calls.collect::<Vec<()>>());
-    Ok(ledger.report(mode))
+    let limit = match adaptive {
+        Some(adaptive) => adaptive.timeout_at(timer.now()),
+        None => scenario.attempt_timeout,
+    };
+    Ok(ledger.report(kind.label(mode), limit))
+}
+
+/// One attempt of the simulation, as its call makes it.
+struct SimAttempt {
+    call: usize,
+    /// The service time drawn for it.
+    work: Duration,
+    /// The deadline the backend is told (aware mode).
+    told: Option<Instant>,
+    /// When its own attempt timeout cuts it.
+    limit: Option<Instant>,
+    caller_deadline: Instant,
+    network: Duration,
 }
 
 /// One attempt: `work` of service after `network`, and `network` back; refused at once by the
 /// backend when it was `told` a deadline that `work` would pass. Cut (dropped) by the client,
-/// it stops the backend's work there.
+/// it stops the backend's work there; cut by its own timeout, its fate is told to the ledger and
+/// to the `adaptive` timeout.
 fn attempt_future<'a>(
     timer: &'a ManualTimer,
     ledger: &'a Ledger,
-    call: usize,
-    work: Duration,
-    told: Option<Instant>,
-    network: Duration,
+    adaptive: Option<&'a AdaptiveTimeout>,
+    attempt: SimAttempt,
 ) -> impl Future<Output = Result<usize, Refused>> + 'a {
+    let SimAttempt {
+        call,
+        work,
+        told,
+        limit,
+        caller_deadline,
+        network,
+    } = attempt;
     let sent = timer.now();
     let index = ledger.begin_attempt(call);
     // The backend reads the header's remaining time on arrival, as the time it has: nothing
@@ -145,9 +201,12 @@ fn attempt_future<'a>(
     let cut = Cut {
         timer,
         ledger,
+        adaptive,
         index,
         from: sent + network,
         work: if refused { Duration::ZERO } else { work },
+        limit,
+        in_time: !refused && done <= caller_deadline,
         armed: true,
     };
     async move {
@@ -162,13 +221,17 @@ fn attempt_future<'a>(
 }
 
 /// Records an attempt cut by the client: the backend worked from `from` until now, at most
-/// `work`.
+/// `work`. Cut at its `limit`, it was its own timeout: a false one if it would have answered
+/// its caller `in_time`.
 struct Cut<'a> {
     timer: &'a ManualTimer,
     ledger: &'a Ledger,
+    adaptive: Option<&'a AdaptiveTimeout>,
     index: usize,
     from: Instant,
     work: Duration,
+    limit: Option<Instant>,
+    in_time: bool,
     armed: bool,
 }
 
@@ -182,9 +245,18 @@ impl Cut<'_> {
 
 impl Drop for Cut<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let worked = self.timer.now().saturating_duration_since(self.from);
-            self.ledger.cut(self.index, worked.min(self.work));
+        if !self.armed {
+            return;
+        }
+        let now = self.timer.now();
+        let worked = now.saturating_duration_since(self.from).min(self.work);
+        if self.limit.is_some_and(|limit| now >= limit) {
+            self.ledger.timed_out(self.index, worked, self.in_time);
+            if let Some(adaptive) = self.adaptive {
+                adaptive.record_late(self.in_time);
+            }
+        } else {
+            self.ledger.cut(self.index, worked);
         }
     }
 }
@@ -206,6 +278,89 @@ mod tests {
         assert_eq!(run(&config).unwrap(), run(&config).unwrap());
         let other = SimConfig { seed: 2, ..small() };
         assert_ne!(run(&config).unwrap(), run(&other).unwrap());
+    }
+
+    #[test]
+    fn the_adaptive_timeout_runs_beside_the_fixed_one_deterministically() {
+        let both = SimConfig {
+            timeouts: TimeoutChoice::Both,
+            ..small()
+        };
+        let reports = run(&both).unwrap();
+        let labels: Vec<&str> = reports.iter().map(|r| r.mode).collect();
+        assert_eq!(
+            labels,
+            ["blind", "aware", "blind_adaptive", "aware_adaptive"]
+        );
+        assert_eq!(
+            reports,
+            run(&both).unwrap(),
+            "the same seed, the same numbers"
+        );
+        // The fixed rows are the fixed-only run's: the adaptive runs are separate.
+        assert_eq!(reports[..2], run(&small()).unwrap()[..]);
+        for r in &reports {
+            let cut = r
+                .timed_out_pct
+                .expect("the simulation observes its timeouts");
+            assert!(cut > 0.0 && cut < 100.0, "{r:?}");
+            let false_pct = r.false_timeout_pct.expect("some attempts were cut");
+            assert!((0.0..=100.0).contains(&false_pct), "{r:?}");
+        }
+        assert_eq!(reports[0].attempt_timeout_ms, 100.0);
+        for r in &reports[2..] {
+            // Learnt, within the floor and the ceiling, and not the fixed value.
+            assert!(
+                (20.0..=1_000.0).contains(&r.attempt_timeout_ms) && r.attempt_timeout_ms != 100.0,
+                "{r:?}"
+            );
+        }
+        let json = super::super::to_json(&reports);
+        for key in ["timed_out_pct", "false_timeout_pct", "attempt_timeout_ms"] {
+            assert!(json["aware_adaptive"][key].is_f64(), "{key} in {json}");
+        }
+        let text = super::super::table("t", &reports);
+        assert!(
+            text.contains("Blind, the adaptive attempt timeout"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Aware, the adaptive attempt timeout"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_cut_is_a_timeout_only_at_the_attempts_own_limit() {
+        let timer = ManualTimer::new();
+        let ledger = Ledger::observing_timeouts();
+        let t0 = timer.now();
+        let call = ledger.begin_call(t0, t0 + Duration::from_millis(100));
+        let adaptive = Scenario::default().adaptive_timeout().unwrap();
+        let attempt = |limit: Option<Instant>, work_ms: u64| SimAttempt {
+            call,
+            work: Duration::from_millis(work_ms),
+            told: None,
+            limit,
+            caller_deadline: t0 + Duration::from_millis(100),
+            network: Duration::ZERO,
+        };
+        // Cut at its 30 ms limit, it would have answered at 50 ms, in time: a false timeout.
+        let limit = Some(t0 + Duration::from_millis(30));
+        let first = attempt_future(&timer, &ledger, Some(&adaptive), attempt(limit, 50));
+        // Cut at 30 ms too, it would have answered at 150 ms, too late: a true one.
+        let second = attempt_future(&timer, &ledger, Some(&adaptive), attempt(limit, 150));
+        // Cut at 30 ms before its limit (a lost hedge, say): not a timeout at all.
+        let later = Some(t0 + Duration::from_millis(60));
+        let third = attempt_future(&timer, &ledger, Some(&adaptive), attempt(later, 50));
+        timer.advance(Duration::from_millis(30));
+        drop((first, second, third));
+        ledger.end_call(call, timer.now(), None);
+        let report = ledger.report("blind", Duration::from_millis(30));
+        assert_eq!(report.timed_out_pct, Some(100.0 * 2.0 / 3.0));
+        assert_eq!(report.false_timeout_pct, Some(50.0));
+        let stats = adaptive.stats();
+        assert_eq!((stats.late_succeeded, stats.late_failed), (1, 1));
     }
 
     #[test]

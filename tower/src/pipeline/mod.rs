@@ -7,7 +7,9 @@
 //! of the request, as tower's own `Hedge` does: the clone's readiness is awaited inside the
 //! attempt, so the attempt's timeout and the call's deadline bound that wait too, and a clone
 //! whose `poll_ready` fails fails that attempt (which the pipeline may retry). The request must
-//! therefore be `Clone`, and the inner service `Clone`.
+//! therefore be `Clone`, and the inner service `Clone`. An
+//! [adaptive attempt timeout](tailguard::pipeline::PipelineBuilder::attempt_timeout_adaptive)
+//! works as in the core: it learns from each attempt, that wait for readiness included.
 //!
 //! ## Readiness
 //!

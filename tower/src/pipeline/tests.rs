@@ -216,3 +216,43 @@ fn the_limiter_slot_is_per_attempt_and_a_dropped_call_releases_it() {
     assert_eq!(bulkhead.metrics().in_flight, 0);
     assert_eq!(timer.pending_sleeps(), 0);
 }
+
+#[test]
+fn an_adaptive_attempt_timeout_learns_from_the_service_and_cuts_a_stall() {
+    // 20 calls of 4 ms, one that stalls for a second, then 4 ms again.
+    static SCRIPT: [(u64, bool); 22] = {
+        let mut script = [(4, true); 22];
+        script[20] = (1_000, true);
+        script
+    };
+    let timer = ManualTimer::new();
+    let adaptive = tailguard::adaptive_timeout::AdaptiveTimeout::builder()
+        .floor(Duration::from_millis(5))
+        .min_samples(20)
+        .build()
+        .unwrap();
+    let backend = Scripted::new(&timer, &SCRIPT);
+    let pipeline = Policy::with_timer(timer.clone())
+        .attempt_timeout_adaptive(adaptive.clone())
+        .max_attempts(2)
+        .backoff(
+            tailguard::backoff::Backoff::constant(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let service = PipelineLayer::new(pipeline).layer(backend.clone());
+    for n in 0..20 {
+        assert_eq!(timer.block_on(service.clone().oneshot(n)).unwrap(), (n, n));
+    }
+    timer.advance(Duration::from_secs(1));
+    // p99 × 2 of the 4 ms calls (readiness included, it is part of the attempt).
+    let limit = adaptive.timeout_at(timer.now());
+    assert!(limit.abs_diff(Duration::from_millis(8)) < Duration::from_micros(100));
+    let before = timer.now();
+    assert_eq!(timer.block_on(service.oneshot(7)).unwrap(), (7, 21));
+    assert_eq!(timer.now() - before, limit + Duration::from_millis(4));
+    let stats = adaptive.stats();
+    assert_eq!((stats.completed, stats.timed_out), (21, 1));
+}
