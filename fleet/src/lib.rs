@@ -1,6 +1,7 @@
-//! Circuit breakers that open for the whole fleet: a [`Fleet`] shares tailguard breakers
-//! across the instances of a service through Redis (or Valkey), in one background thread,
-//! never on the call path.
+//! Circuit breakers that open for the whole fleet and retry budgets that hold for it: a
+//! [`Fleet`] shares tailguard breakers and budgets across the instances of a service through
+//! Redis (or Valkey), in one background thread, never on the call path. The keys and values
+//! are described in `fleet/SCHEMA.md`, so instances in other languages can join.
 //!
 //! Every instance keeps deciding locally and lock-free; the breaker's call path is exactly the
 //! one it has without a fleet (the sharing reads the counts the breaker keeps anyway). Every
@@ -25,10 +26,37 @@
 //! An opening reaches every other instance within two intervals (one to publish, one to
 //! read), plus a round trip.
 //!
+//! ## Retry budgets
+//!
+//! [`Fleet::share_budget`] shares a [`RetryBudget`] under a name: every interval the thread
+//! publishes the budget's own balance (its calls' deposits less its retries, in thousandths
+//! of a retry: [`RetryBudget::balance_at`]) into `tailguard:{namespace}:budget:{name}`, reads
+//! the others', and sets the budget's remote balance
+//! ([`RetryBudget::set_remote_balance`]) so that this instance may spend an equal share of the
+//! fleet's balance, `floor(F / n)` of the fleet's `F` over `n` instances, plus what its own
+//! calls deposit until the next sync. Retry loops keep deciding locally and lock-free (one
+//! more atomic load per withdrawal, none per call).
+//!
+//! **The bound.** Were every read current, the shares would add up to the fleet's balance and
+//! the fleet would never retry more than `ratio × its calls` over the window (plus the floors,
+//! which stay per instance: `n × min_per_second`). Reads are up to one interval old: what the
+//! others spent since they last published is not yet seen, and their deposits that leave the
+//! window are seen leaving an interval late. So over any window the fleet's retries are at
+//! most `ratio × fleet calls + n × min_per_second × (window + 1 s)` plus, per sync, the
+//! retries the other instances were granted in the interval before it (each instance spends
+//! at most its share between syncs, so that is at most `(n - 1) / n` of the fleet's balance
+//! at the sync before). In a retry storm the balance is near zero, and so is the overshoot;
+//! see `fleet/tests/budgets.rs`. An instance that retries more than the others gets `1/n` of
+//! the surplus per interval, and what it leaves is divided again at the next sync: it may
+//! need a few intervals to spend a surplus the others do not use.
+//!
 //! ## When Redis is down or slow
 //!
 //! The breakers **fall back to their local windows**: they fail neither open nor closed, they
-//! behave as without a fleet. Calls see no added latency (they never wait for the thread); the
+//! behave as without a fleet. The budgets **fall back to their own balance** once no sync has
+//! reached Redis for [`stale_after`](FleetBuilder::stale_after) (their remote balance is set
+//! to 0): each instance may retry what its own calls earned plus its floor, as without a
+//! fleet (a fleet keeping the others' last balances could spend them twice over). Calls see no added latency (they never wait for the thread); the
 //! thread's connect, read and write are bounded by [`io_timeout`](FleetBuilder::io_timeout)
 //! (100 ms by default). One line is logged per outage (and one when Redis is back), the
 //! [`Status`] says [`Mode::Local`] and counts `syncs_failed`, the thread reconnects every
@@ -58,6 +86,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod budget;
 mod entry;
 mod ledger;
 pub mod local;
@@ -70,9 +99,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::CircuitBreaker;
+use tailguard::retry::RetryBudget;
 use tailguard::time::Timer;
 use tailguard::ConfigError;
 
+use self::budget::BudgetSlot;
 use self::status::Counters;
 pub use self::status::{Mode, Status};
 use self::sync::{Inner, Shared, Slot};
@@ -215,6 +246,7 @@ impl FleetBuilder {
             settings,
             counters: Counters::default(),
             pending: Mutex::new(Vec::new()),
+            pending_budgets: Mutex::new(Vec::new()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -245,7 +277,7 @@ fn default_instance_id() -> String {
 /// instance's entries (the breakers keep working, locally).
 pub struct Fleet {
     inner: Arc<Inner>,
-    /// The names of the breakers shared, to refuse a second of the same name.
+    /// The keys of the objects shared, to refuse a second of the same name and kind.
     names: Mutex<Vec<String>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -273,16 +305,8 @@ impl Fleet {
     ///
     /// `name` if a breaker of that name is already shared by this fleet.
     pub fn share<T: Timer>(&self, breaker: &CircuitBreaker<T>) -> Result<(), ConfigError> {
-        let name = breaker.state_machine().name().to_owned();
-        let key = format!("tailguard:{}:breaker:{name}", self.inner.settings.namespace);
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        if names.contains(&name) {
-            return Err(ConfigError::new(
-                "name",
-                format!("a breaker named {name:?} is already shared by this fleet"),
-            ));
-        }
-        names.push(name);
+        let name = breaker.state_machine().name();
+        let key = self.claim("breaker", name)?;
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.push(Slot {
             breaker: Box::new(breaker.clone()) as Box<dyn Shared>,
@@ -295,6 +319,95 @@ impl Fleet {
             .breakers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Shares `budget` (a clone of the handle is kept) under `name` with the instances that
+    /// share a budget of that name, so that retries across the fleet stay within the fleet's
+    /// ratio of calls. The budget reads the system clock (as
+    /// [`RetryBudget::deposit`] and [`RetryBudget::try_withdraw`] do); for a budget driven by a
+    /// timer, use [`share_budget_with`](Self::share_budget_with).
+    ///
+    /// Every interval the thread publishes the budget's own balance
+    /// ([`RetryBudget::balance_at`]) and sets its remote balance
+    /// ([`RetryBudget::set_remote_balance`]) to its equal share of the fleet's balance less
+    /// its own; the calls keep deciding locally and lock-free. See the crate docs, "Retry
+    /// budgets", for the bound, and SCHEMA.md for the format.
+    ///
+    /// # Errors
+    ///
+    /// `name` if it is empty or a budget of that name is already shared by this fleet.
+    ///
+    /// ```no_run
+    /// use tailguard::retry::RetryBudget;
+    /// use tailguard_fleet::Fleet;
+    ///
+    /// let fleet = Fleet::builder("redis://127.0.0.1:6379/").namespace("checkout").build()?;
+    /// let budget = RetryBudget::builder().ratio(0.1).build()?;
+    /// fleet.share_budget("payments", &budget)?;
+    /// // Retry loops use `budget` as usual; it now holds for the fleet.
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn share_budget(&self, name: &str, budget: &RetryBudget) -> Result<(), ConfigError> {
+        self.share_budget_from(name, budget, Box::new(std::time::Instant::now))
+    }
+
+    /// [`share_budget`](Self::share_budget) for a budget whose instants come from `timer`
+    /// (the budget's window moves by that clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`share_budget`](Self::share_budget).
+    pub fn share_budget_with<T: Timer>(
+        &self,
+        name: &str,
+        budget: &RetryBudget,
+        timer: T,
+    ) -> Result<(), ConfigError> {
+        self.share_budget_from(name, budget, Box::new(move || timer.now()))
+    }
+
+    fn share_budget_from(
+        &self,
+        name: &str,
+        budget: &RetryBudget,
+        now: Box<dyn Fn() -> std::time::Instant + Send>,
+    ) -> Result<(), ConfigError> {
+        let key = self.claim("budget", name)?;
+        let mut pending = self
+            .inner
+            .pending_budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pending.push(BudgetSlot {
+            budget: budget.clone(),
+            now,
+            key,
+        });
+        self.inner
+            .counters
+            .budgets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The key of the object of `kind` shared under `name`, refused if empty or taken.
+    fn claim(&self, kind: &str, name: &str) -> Result<String, ConfigError> {
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                "name",
+                format!("a {kind}'s name must not be empty"),
+            ));
+        }
+        let key = format!("tailguard:{}:{kind}:{name}", self.inner.settings.namespace);
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if names.contains(&key) {
+            return Err(ConfigError::new(
+                "name",
+                format!("a {kind} named {name:?} is already shared by this fleet"),
+            ));
+        }
+        names.push(key.clone());
+        Ok(key)
     }
 
     /// What the sharing is doing now.

@@ -1,5 +1,6 @@
-//! The background thread: every interval, publish each shared breaker's entry, read the
-//! fleet's, and trip what the ledger says to. The only place that talks to Redis.
+//! The background thread: every interval, publish each shared breaker's entry and budget's
+//! balance, read the fleet's, trip what the ledger says to and set each budget's remote
+//! balance. The only place that talks to Redis.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tailguard::breaker::{CircuitBreaker, Metrics};
 use tailguard::time::Timer;
 
+use crate::budget::{self, BudgetSlot};
 use crate::ledger::{Counts, Ledger, Rules, Why};
 use crate::status::Counters;
 use crate::Settings;
@@ -62,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// Breakers handed over by `Fleet::share`, taken by the thread on its next sync.
     pub(crate) pending: Mutex<Vec<Slot>>,
+    /// Budgets handed over by `Fleet::share_budget`, taken likewise.
+    pub(crate) pending_budgets: Mutex<Vec<BudgetSlot>>,
     /// Set to stop the thread; the condvar wakes it.
     pub(crate) stop: Mutex<bool>,
     pub(crate) wake: Condvar,
@@ -73,6 +77,9 @@ struct Worker {
     client: redis::Client,
     connection: Option<redis::Connection>,
     slots: Vec<Slot>,
+    budgets: Vec<BudgetSlot>,
+    /// When a sync last reached Redis (the thread's clock).
+    last_ok: Option<Instant>,
     /// Whether an outage has been logged and not yet ended.
     in_outage: bool,
     failed_in_outage: u64,
@@ -90,6 +97,8 @@ pub(crate) fn run(inner: Arc<Inner>, client: redis::Client) {
         client,
         connection: None,
         slots: Vec::new(),
+        budgets: Vec::new(),
+        last_ok: None,
         in_outage: false,
         failed_in_outage: 0,
     };
@@ -115,6 +124,18 @@ impl Worker {
     fn take_pending(&mut self) {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
         self.slots.append(&mut pending);
+        drop(pending);
+        let mut pending = self
+            .inner
+            .pending_budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.budgets.append(&mut pending);
+    }
+
+    /// Whether there is anything to share.
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.budgets.is_empty()
     }
 
     fn connect(&mut self) -> redis::RedisResult<&mut redis::Connection> {
@@ -129,11 +150,12 @@ impl Worker {
     }
 
     fn sync_once(&mut self) {
-        if self.slots.is_empty() {
+        if self.is_empty() {
             return;
         }
         match self.exchange() {
             Ok(()) => {
+                self.last_ok = Some(Instant::now());
                 let counters = &self.inner.counters;
                 counters.syncs.fetch_add(1, Ordering::Relaxed);
                 counters.shared.store(true, Ordering::Release);
@@ -159,6 +181,14 @@ impl Worker {
                     ));
                 }
                 self.failed_in_outage += 1;
+                // The others' balances are stale once no sync has reached Redis for
+                // `stale_after`: every budget is alone again.
+                let stale_after = self.inner.settings.stale_after;
+                if self.last_ok.is_none_or(|ok| ok.elapsed() > stale_after) {
+                    for slot in &self.budgets {
+                        slot.budget.set_remote_balance(0);
+                    }
+                }
             }
         }
     }
@@ -184,6 +214,14 @@ impl Worker {
             pipe.hgetall(&slot.key);
             metrics.push((m, own));
         }
+        let mut owns = Vec::with_capacity(self.budgets.len());
+        for slot in &self.budgets {
+            let entry = slot.entry(now_ms);
+            pipe.hset(&slot.key, &me, entry.encode()).ignore();
+            pipe.pexpire(&slot.key, ttl).ignore();
+            pipe.hgetall(&slot.key);
+            owns.push(entry.units);
+        }
         let hashes: Vec<HashMap<String, String>> = {
             let connection = self.connect()?;
             pipe.query(connection)?
@@ -192,7 +230,17 @@ impl Worker {
         let mut stale = redis::pipe();
         let mut any_stale = false;
         let mut peers = 0;
-        for ((slot, (m, own)), hash) in self.slots.iter_mut().zip(&metrics).zip(&hashes) {
+        let (breaker_hashes, budget_hashes) = hashes.split_at(self.slots.len().min(hashes.len()));
+        for ((slot, own), hash) in self.budgets.iter().zip(owns).zip(budget_hashes) {
+            let merge = budget::merge(own, hash, &me, now_ms, stale_ms);
+            slot.budget.set_remote_balance(merge.remote);
+            peers += merge.peers;
+            if !merge.stale.is_empty() {
+                any_stale = true;
+                stale.hdel(&slot.key, &merge.stale).ignore();
+            }
+        }
+        for ((slot, (m, own)), hash) in self.slots.iter_mut().zip(&metrics).zip(breaker_hashes) {
             let breaker = &slot.breaker;
             let verdict = slot.ledger.judge(
                 m,
@@ -251,13 +299,16 @@ impl Worker {
     /// On stop: remove this instance's fields (best effort, one short round trip).
     fn leave(&mut self) {
         self.take_pending();
-        if self.slots.is_empty() || self.in_outage {
+        for slot in &self.budgets {
+            slot.budget.set_remote_balance(0);
+        }
+        if self.is_empty() || self.in_outage {
             return;
         }
         let mut pipe = redis::pipe();
-        for slot in &self.slots {
-            pipe.hdel(&slot.key, &self.inner.settings.instance_id)
-                .ignore();
+        let keys = self.slots.iter().map(|s| &s.key);
+        for key in keys.chain(self.budgets.iter().map(|s| &s.key)) {
+            pipe.hdel(key, &self.inner.settings.instance_id).ignore();
         }
         if let Ok(connection) = self.connect() {
             let _ = pipe.query::<()>(connection);

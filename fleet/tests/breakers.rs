@@ -8,22 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::time::AsyncIoTimer;
-use tailguard_fleet::local::{LocalRedis, INSTALL_HINT};
+use tailguard_fleet::local::LocalRedis;
 use tailguard_fleet::{Fleet, Mode};
 
-const INTERVAL: Duration = Duration::from_millis(50);
-const PATIENCE: Duration = Duration::from_secs(10);
+mod common;
+use common::{eventually, redis};
 
-fn redis() -> Option<LocalRedis> {
-    match LocalRedis::start() {
-        Ok(redis) => Some(redis),
-        Err(why) if std::env::var_os("TAILGUARD_REQUIRE_REDIS").is_none() => {
-            eprintln!("skipped: {why} ({INSTALL_HINT})");
-            None
-        }
-        Err(why) => panic!("TAILGUARD_REQUIRE_REDIS is set, but: {why}"),
-    }
-}
+const INTERVAL: Duration = Duration::from_millis(50);
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
@@ -57,18 +48,6 @@ fn calls(breaker: &CircuitBreaker<AsyncIoTimer>, failures: usize, successes: usi
     for _ in 0..successes {
         breaker.try_acquire().unwrap().success();
     }
-}
-
-/// Waits (up to `PATIENCE`) until `done`; whether it came.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let give_up = Instant::now() + PATIENCE;
-    while Instant::now() < give_up {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done()
 }
 
 fn shared(fleets: &[&Fleet]) -> bool {
