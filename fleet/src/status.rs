@@ -42,13 +42,15 @@ pub struct Status {
     pub syncs_failed: u64,
     /// Times the fleet opened a local breaker.
     pub fleet_trips: u64,
-    /// Other instances with fresh entries at the last sync, summed over the shared breakers
-    /// and budgets.
+    /// Other instances with fresh entries at the last sync, summed over the shared breakers,
+    /// budgets and rate limiters.
     pub peers: usize,
     /// Breakers shared.
     pub breakers: usize,
     /// Retry budgets shared.
     pub budgets: usize,
+    /// Rate limiters shared.
+    pub rate_limiters: usize,
 }
 
 /// The counters behind [`Status`], written by the background thread.
@@ -61,6 +63,7 @@ pub(crate) struct Counters {
     pub(crate) peers: AtomicUsize,
     pub(crate) breakers: AtomicUsize,
     pub(crate) budgets: AtomicUsize,
+    pub(crate) rate_limiters: AtomicUsize,
 }
 
 impl Counters {
@@ -77,6 +80,7 @@ impl Counters {
             peers: self.peers.load(Ordering::Relaxed),
             breakers: self.breakers.load(Ordering::Relaxed),
             budgets: self.budgets.load(Ordering::Relaxed),
+            rate_limiters: self.rate_limiters.load(Ordering::Relaxed),
         }
     }
 }

@@ -12,6 +12,7 @@ use tailguard::time::Timer;
 
 use crate::budget::{self, BudgetSlot};
 use crate::ledger::{Counts, Ledger, Rules, Why};
+use crate::rate::{self, RateSlot};
 use crate::status::Counters;
 use crate::Settings;
 
@@ -66,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) pending: Mutex<Vec<Slot>>,
     /// Budgets handed over by `Fleet::share_budget`, taken likewise.
     pub(crate) pending_budgets: Mutex<Vec<BudgetSlot>>,
+    /// Rate limiters handed over by `Fleet::share_rate`, taken likewise.
+    pub(crate) pending_rates: Mutex<Vec<RateSlot>>,
     /// Set to stop the thread; the condvar wakes it.
     pub(crate) stop: Mutex<bool>,
     pub(crate) wake: Condvar,
@@ -78,6 +81,7 @@ struct Worker {
     connection: Option<redis::Connection>,
     slots: Vec<Slot>,
     budgets: Vec<BudgetSlot>,
+    rates: Vec<RateSlot>,
     /// When a sync last reached Redis (the thread's clock).
     last_ok: Option<Instant>,
     /// Whether an outage has been logged and not yet ended.
@@ -98,6 +102,7 @@ pub(crate) fn run(inner: Arc<Inner>, client: redis::Client) {
         connection: None,
         slots: Vec::new(),
         budgets: Vec::new(),
+        rates: Vec::new(),
         last_ok: None,
         in_outage: false,
         failed_in_outage: 0,
@@ -131,11 +136,18 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.budgets.append(&mut pending);
+        drop(pending);
+        let mut pending = self
+            .inner
+            .pending_rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.rates.append(&mut pending);
     }
 
     /// Whether there is anything to share.
     fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.budgets.is_empty()
+        self.slots.is_empty() && self.budgets.is_empty() && self.rates.is_empty()
     }
 
     fn connect(&mut self) -> redis::RedisResult<&mut redis::Connection> {
@@ -184,10 +196,14 @@ impl Worker {
                 // The others' balances are stale once no sync has reached Redis for
                 // `stale_after`: every budget is alone again.
                 let stale_after = self.inner.settings.stale_after;
-                if self.last_ok.is_none_or(|ok| ok.elapsed() > stale_after) {
+                let alone = self.last_ok.is_none_or(|ok| ok.elapsed() > stale_after);
+                if alone {
                     for slot in &self.budgets {
                         slot.budget.set_remote_balance(0);
                     }
+                }
+                for slot in &mut self.rates {
+                    slot.apply_without_redis(alone);
                 }
             }
         }
@@ -222,6 +238,14 @@ impl Worker {
             pipe.hgetall(&slot.key);
             owns.push(entry.units);
         }
+        let mut demands = Vec::with_capacity(self.rates.len());
+        for slot in &mut self.rates {
+            let entry = slot.measure(now_ms);
+            pipe.hset(&slot.key, &me, entry.encode()).ignore();
+            pipe.pexpire(&slot.key, ttl).ignore();
+            pipe.hgetall(&slot.key);
+            demands.push(entry.demand_mtps);
+        }
         let hashes: Vec<HashMap<String, String>> = {
             let connection = self.connect()?;
             pipe.query(connection)?
@@ -230,7 +254,17 @@ impl Worker {
         let mut stale = redis::pipe();
         let mut any_stale = false;
         let mut peers = 0;
-        let (breaker_hashes, budget_hashes) = hashes.split_at(self.slots.len().min(hashes.len()));
+        let (breaker_hashes, rest) = hashes.split_at(self.slots.len().min(hashes.len()));
+        let (budget_hashes, rate_hashes) = rest.split_at(self.budgets.len().min(rest.len()));
+        for ((slot, own), hash) in self.rates.iter_mut().zip(demands).zip(rate_hashes) {
+            let division = rate::divide(own, slot.rate_mtps(), hash, &me, now_ms, stale_ms);
+            slot.apply(Some(division.share));
+            peers += division.peers;
+            if !division.stale.is_empty() {
+                any_stale = true;
+                stale.hdel(&slot.key, &division.stale).ignore();
+            }
+        }
         for ((slot, own), hash) in self.budgets.iter().zip(owns).zip(budget_hashes) {
             let merge = budget::merge(own, hash, &me, now_ms, stale_ms);
             slot.budget.set_remote_balance(merge.remote);
@@ -307,7 +341,8 @@ impl Worker {
         }
         let mut pipe = redis::pipe();
         let keys = self.slots.iter().map(|s| &s.key);
-        for key in keys.chain(self.budgets.iter().map(|s| &s.key)) {
+        let keys = keys.chain(self.budgets.iter().map(|s| &s.key));
+        for key in keys.chain(self.rates.iter().map(|s| &s.key)) {
             pipe.hdel(key, &self.inner.settings.instance_id).ignore();
         }
         if let Ok(connection) = self.connect() {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tailguard_fleet::local::{LocalRedis, INSTALL_HINT};
 
+pub mod rate_load;
+
 /// How long a condition may take on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
