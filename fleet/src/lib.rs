@@ -12,8 +12,9 @@
 //!    `tailguard:{namespace}:breaker:{name}`, field = the instance id, value = the time, the
 //!    calls, failures and slow calls of its share of the fleet's window (only while closed:
 //!    its newest `window / instances` calls, so the fleet judges the last `window` calls across
-//!    the fleet; a time window gives all its calls) and whether the breaker is open on its own
-//!    evidence; the key gets a `PEXPIRE` of [`stale_after`](FleetBuilder::stale_after),
+//!    the fleet; a time window gives only the calls that will still be in its window one
+//!    interval on, when the others read them, so nobody counts calls older than its own
+//!    window) and whether the breaker is open on its own evidence; the key gets a `PEXPIRE` of [`stale_after`](FleetBuilder::stale_after),
 //! 2. reads the other instances' entries, ignores (and removes) those older than
 //!    `stale_after`, and
 //! 3. trips the local breaker ([`CircuitBreaker::trip`]) when the **fleet's** failure rate

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::{CircuitBreaker, Metrics};
 use tailguard::time::Timer;
 
 use crate::budget::{self, BudgetSlot};
-use crate::ledger::{Counts, Ledger, Rules, Why};
+use crate::ledger::{self, Counts, Ledger, Rules, Why};
 use crate::rate::{self, RateSlot};
 use crate::status::Counters;
 use crate::Settings;
@@ -20,8 +20,9 @@ use crate::Settings;
 pub(crate) trait Shared: Send + 'static {
     fn name(&self) -> &str;
     fn metrics_now(&self) -> (Metrics, Instant);
-    /// The newest `1 / instances` of the window (see `StateMachine::newest_counts_at`).
-    fn share_of(&self, now: Instant, instances: u64) -> Counts;
+    /// This instance's part of the fleet's window: what to publish, and what to judge with
+    /// (see [`ledger::fleet_part`]).
+    fn share_of(&self, now: Instant, instances: u64, ahead: Duration) -> (Counts, Counts);
     fn trip(&self) -> bool;
     fn crosses(&self, calls: u64, failures: u64, slow: u64) -> bool;
 }
@@ -34,12 +35,8 @@ impl<T: Timer> Shared for CircuitBreaker<T> {
         let now = self.timer().now();
         (self.state_machine().metrics_at(now), now)
     }
-    fn share_of(&self, now: Instant, instances: u64) -> Counts {
-        let machine = self.state_machine();
-        let limit = machine
-            .window_calls()
-            .map_or(u64::MAX, |size| size.div_ceil(instances.max(1)));
-        machine.newest_counts_at(now, limit)
+    fn share_of(&self, now: Instant, instances: u64, ahead: Duration) -> (Counts, Counts) {
+        ledger::fleet_part(self.state_machine(), now, instances, ahead)
     }
     fn trip(&self) -> bool {
         CircuitBreaker::trip(self)
@@ -223,8 +220,10 @@ impl Worker {
         let mut metrics = Vec::with_capacity(self.slots.len());
         for slot in &mut self.slots {
             let (m, now) = slot.breaker.metrics_now();
-            let own = slot.breaker.share_of(now, slot.instances);
-            let entry = slot.ledger.entry(&m, own, now, now_ms);
+            let (published, own) = slot
+                .breaker
+                .share_of(now, slot.instances, settings.interval);
+            let entry = slot.ledger.entry(&m, published, now, now_ms);
             pipe.hset(&slot.key, &me, entry.encode()).ignore();
             pipe.pexpire(&slot.key, ttl).ignore();
             pipe.hgetall(&slot.key);
