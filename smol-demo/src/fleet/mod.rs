@@ -26,7 +26,7 @@
 pub mod command;
 mod run;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -130,7 +130,7 @@ pub async fn run(
     mut on_run: impl FnMut(&str),
 ) -> Result<FleetReport, String> {
     config.validate().map_err(|e| e.to_string())?;
-    let redis = Mutex::new(LocalRedis::start()?);
+    let redis = Arc::new(Mutex::new(LocalRedis::start()?));
     on_run("local");
     let local = run::run(ex, config, None, "local", true, false)
         .await
