@@ -55,21 +55,24 @@ fn instance(redis: &LocalRedis, id: &str, fallback: RateFallback) -> (Fleet, Rat
         .on_log(|_| {})
         .build()
         .unwrap();
+    // A burst of 20: a thread that oversleeps on a loaded machine still takes what it is due.
     let limiter = RateLimiter::builder()
         .rate(200, Duration::from_secs(1))
-        .burst(2)
+        .burst(20)
         .build()
         .unwrap();
     fleet.share_rate("dependency", &limiter, fallback).unwrap();
     (fleet, limiter)
 }
 
-/// Calls admitted over `for_` with one attempt per millisecond.
+/// Calls admitted over `for_`, taking every token there is each millisecond or so.
 fn admitted(limiter: &RateLimiter, for_: Duration) -> u64 {
     let end = Instant::now() + for_;
     let mut admitted = 0;
     while Instant::now() < end {
-        admitted += u64::from(limiter.try_acquire().is_ok());
+        while limiter.try_acquire().is_ok() {
+            admitted += 1;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     admitted
@@ -103,7 +106,8 @@ fn redis_down_keeps_the_last_share_or_takes_the_full_rate_as_configured() {
         (closed_n.join().unwrap(), open_n.join().unwrap())
     });
     eprintln!("while Redis is down, over 1 s at 200/s: last share {closed_n}, full rate {open_n}");
-    assert!((closed_n as f64) < 200.0 * 0.8, "last share: {closed_n}");
+    // Half the rate (100) and at most a bucket (20) more, or the full rate (200) and a bucket.
+    assert!((closed_n as f64) < 200.0 * 0.75, "last share: {closed_n}");
     assert!((open_n as f64) > 200.0 * 0.8, "full rate: {open_n}");
 
     redis.restart().unwrap();
