@@ -297,3 +297,38 @@ fn bad_settings_are_refused_naming_the_field() {
     assert_eq!(fleet.status().mode, Mode::Local);
     assert_eq!(fleet.status().breakers, 1);
 }
+
+#[test]
+fn time_window_breakers_open_on_the_fleets_failure_rate() {
+    let Some(redis) = redis() else { return };
+    let lines = Lines::default();
+    let timed = || {
+        CircuitBreaker::builder()
+            .name("timed")
+            .time_window(Duration::from_secs(30), 10)
+            .minimum_calls(10)
+            .failure_rate(0.5)
+            .open_duration(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let breakers = [timed(), timed(), timed()];
+    let fleets: Vec<Fleet> = ["a", "b", "c"]
+        .iter()
+        .zip(&breakers)
+        .map(|(id, breaker)| {
+            let fleet = fleet(&redis, id, &lines);
+            fleet.share(breaker).unwrap();
+            fleet
+        })
+        .collect();
+    assert!(eventually(|| shared(&fleets.iter().collect::<Vec<_>>())));
+    // Each: 4 failures in 8 calls, under minimum_calls alone; the fleet: 12 in 24.
+    for breaker in &breakers {
+        calls(breaker, 4, 4);
+        assert_eq!(breaker.state(), State::Closed);
+    }
+    assert!(eventually(|| breakers
+        .iter()
+        .all(|b| b.state() == State::Open)));
+}
