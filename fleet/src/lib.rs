@@ -314,9 +314,12 @@ fn default_instance_id() -> String {
     format!("{}-{nanos:08x}", std::process::id())
 }
 
-/// Shares circuit breakers with the other instances of a service through Redis; see the
-/// [crate documentation](crate). Dropping it stops the background thread and removes this
-/// instance's entries (the breakers keep working, locally).
+/// Shares circuit breakers, retry budgets and rate limiters with the other instances of a
+/// service through Redis; see the [crate documentation](crate). Dropping it stops the
+/// background thread and removes this instance's entries: the breakers keep working on their
+/// own windows, the budgets on their own balance (their remote balance set back to 0), the
+/// rate limiters at their full rate (no longer charged; a debt already charged is paid as
+/// usual).
 pub struct Fleet {
     inner: Arc<Inner>,
     /// The keys of the objects shared, to refuse a second of the same name and kind.
