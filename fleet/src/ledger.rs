@@ -3,15 +3,44 @@
 //! wall-clock time; no IO and no clock here.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tailguard::breaker::{Metrics, State};
+use tailguard::breaker::{Metrics, State, StateMachine};
 
 use crate::entry::Entry;
 
 /// A breaker's `(calls, failures, slow_calls)`: those this instance contributes to the fleet's
 /// window (its newest `window / instances` calls, see `StateMachine::newest_counts_at`).
 pub(crate) type Counts = (u64, u64, u64);
+
+/// This instance's part of the fleet's window at `now`, as `(published, judged)`: what it
+/// publishes for the others, and what it adds to theirs when it judges.
+///
+/// - A count window of `W` calls: its newest `ceil(W / instances)` calls, both, so the fleet
+///   judges the last `W` calls across the fleet.
+/// - A time window of `W`: the fleet's window is the last `W` of time, but the others read a
+///   value up to one `interval` (`ahead`) after it was published. So it publishes only the
+///   part of its window that is still within the window `ahead` from now (the counts at
+///   `now + ahead`: the buckets that will not have left by then; cut at the window's bucket
+///   granularity), so no reader counts calls older than its own window. It judges with its
+///   whole current window.
+pub(crate) fn fleet_part(
+    machine: &StateMachine,
+    now: Instant,
+    instances: u64,
+    ahead: Duration,
+) -> (Counts, Counts) {
+    match machine.window_calls() {
+        Some(size) => {
+            let share = machine.newest_counts_at(now, size.div_ceil(instances.max(1)));
+            (share, share)
+        }
+        None => (
+            machine.newest_counts_at(now + ahead, u64::MAX),
+            machine.newest_counts_at(now, u64::MAX),
+        ),
+    }
+}
 
 /// Why the fleet trips a breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,9 +201,7 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tailguard::breaker::{CircuitBreakerBuilder, Outcome, StateMachine};
+    use tailguard::breaker::{CircuitBreakerBuilder, Outcome};
 
     use super::*;
 
@@ -245,6 +272,33 @@ mod tests {
             rules(now_ms, true),
             |c, f, s| m.crosses_threshold(c, f, s),
         )
+    }
+
+    #[test]
+    fn a_time_window_publishes_only_what_stays_within_the_window_until_read() {
+        // A 1 s window in ten buckets of 100 ms; the others read up to 100 ms later.
+        let t0 = Instant::now();
+        let m = CircuitBreakerBuilder::new()
+            .time_window(SEC, 10)
+            .minimum_calls(10)
+            .build_state_machine_at(t0)
+            .unwrap();
+        calls(&m, 5, Outcome::Failure, t0);
+        let later = t0 + Duration::from_millis(500);
+        calls(&m, 5, Outcome::Success, later);
+        let ahead = Duration::from_millis(100);
+        // At 850 ms every call is still in the window 100 ms on: all published.
+        let at = t0 + Duration::from_millis(850);
+        assert_eq!(fleet_part(&m, at, 3, ahead), ((10, 5, 0), (10, 5, 0)));
+        // At 950 ms the window still holds the failures, but not 100 ms on: a reader would
+        // count them after they left its own window. Published: the successes only.
+        let at = t0 + Duration::from_millis(950);
+        assert_eq!(m.newest_counts_at(at, u64::MAX), (10, 5, 0));
+        assert_eq!(fleet_part(&m, at, 3, ahead), ((5, 0, 0), (10, 5, 0)));
+        // A count window is cut by calls, not time: its newest W / instances, both ways.
+        let counted = machine(t0);
+        calls(&counted, 6, Outcome::Failure, t0);
+        assert_eq!(fleet_part(&counted, at, 3, ahead), ((4, 4, 0), (4, 4, 0)));
     }
 
     #[test]

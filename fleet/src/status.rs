@@ -9,7 +9,8 @@ pub enum Mode {
     /// The last sync with Redis succeeded: the fleet's entries are merged.
     Shared,
     /// Redis is unreachable (or not reached yet): every breaker decides on its own window, as
-    /// it does without a fleet. The background thread reconnects every interval.
+    /// it does without a fleet, and every budget on its own balance once the others' are
+    /// stale. The background thread reconnects every interval.
     Local,
 }
 
@@ -41,10 +42,15 @@ pub struct Status {
     pub syncs_failed: u64,
     /// Times the fleet opened a local breaker.
     pub fleet_trips: u64,
-    /// Other instances with fresh entries at the last sync, summed over the shared breakers.
+    /// Other instances with fresh entries at the last sync, summed over the shared breakers,
+    /// budgets and rate limiters.
     pub peers: usize,
     /// Breakers shared.
     pub breakers: usize,
+    /// Retry budgets shared.
+    pub budgets: usize,
+    /// Rate limiters shared.
+    pub rate_limiters: usize,
 }
 
 /// The counters behind [`Status`], written by the background thread.
@@ -56,6 +62,8 @@ pub(crate) struct Counters {
     pub(crate) fleet_trips: AtomicU64,
     pub(crate) peers: AtomicUsize,
     pub(crate) breakers: AtomicUsize,
+    pub(crate) budgets: AtomicUsize,
+    pub(crate) rate_limiters: AtomicUsize,
 }
 
 impl Counters {
@@ -71,6 +79,8 @@ impl Counters {
             fleet_trips: self.fleet_trips.load(Ordering::Relaxed),
             peers: self.peers.load(Ordering::Relaxed),
             breakers: self.breakers.load(Ordering::Relaxed),
+            budgets: self.budgets.load(Ordering::Relaxed),
+            rate_limiters: self.rate_limiters.load(Ordering::Relaxed),
         }
     }
 }

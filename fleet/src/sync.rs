@@ -1,15 +1,18 @@
-//! The background thread: every interval, publish each shared breaker's entry, read the
-//! fleet's, and trip what the ledger says to. The only place that talks to Redis.
+//! The background thread: every interval, publish each shared breaker's entry and budget's
+//! balance, read the fleet's, trip what the ledger says to and set each budget's remote
+//! balance. The only place that talks to Redis.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::{CircuitBreaker, Metrics};
 use tailguard::time::Timer;
 
-use crate::ledger::{Counts, Ledger, Rules, Why};
+use crate::budget::{self, BudgetSlot};
+use crate::ledger::{self, Counts, Ledger, Rules, Why};
+use crate::rate::{self, RateSlot};
 use crate::status::Counters;
 use crate::Settings;
 
@@ -17,8 +20,9 @@ use crate::Settings;
 pub(crate) trait Shared: Send + 'static {
     fn name(&self) -> &str;
     fn metrics_now(&self) -> (Metrics, Instant);
-    /// The newest `1 / instances` of the window (see `StateMachine::newest_counts_at`).
-    fn share_of(&self, now: Instant, instances: u64) -> Counts;
+    /// This instance's part of the fleet's window: what to publish, and what to judge with
+    /// (see [`ledger::fleet_part`]).
+    fn share_of(&self, now: Instant, instances: u64, ahead: Duration) -> (Counts, Counts);
     fn trip(&self) -> bool;
     fn crosses(&self, calls: u64, failures: u64, slow: u64) -> bool;
 }
@@ -31,12 +35,8 @@ impl<T: Timer> Shared for CircuitBreaker<T> {
         let now = self.timer().now();
         (self.state_machine().metrics_at(now), now)
     }
-    fn share_of(&self, now: Instant, instances: u64) -> Counts {
-        let machine = self.state_machine();
-        let limit = machine
-            .window_calls()
-            .map_or(u64::MAX, |size| size.div_ceil(instances.max(1)));
-        machine.newest_counts_at(now, limit)
+    fn share_of(&self, now: Instant, instances: u64, ahead: Duration) -> (Counts, Counts) {
+        ledger::fleet_part(self.state_machine(), now, instances, ahead)
     }
     fn trip(&self) -> bool {
         CircuitBreaker::trip(self)
@@ -62,6 +62,10 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// Breakers handed over by `Fleet::share`, taken by the thread on its next sync.
     pub(crate) pending: Mutex<Vec<Slot>>,
+    /// Budgets handed over by `Fleet::share_budget`, taken likewise.
+    pub(crate) pending_budgets: Mutex<Vec<BudgetSlot>>,
+    /// Rate limiters handed over by `Fleet::share_rate`, taken likewise.
+    pub(crate) pending_rates: Mutex<Vec<RateSlot>>,
     /// Set to stop the thread; the condvar wakes it.
     pub(crate) stop: Mutex<bool>,
     pub(crate) wake: Condvar,
@@ -73,6 +77,10 @@ struct Worker {
     client: redis::Client,
     connection: Option<redis::Connection>,
     slots: Vec<Slot>,
+    budgets: Vec<BudgetSlot>,
+    rates: Vec<RateSlot>,
+    /// When a sync last reached Redis (the thread's clock).
+    last_ok: Option<Instant>,
     /// Whether an outage has been logged and not yet ended.
     in_outage: bool,
     failed_in_outage: u64,
@@ -90,6 +98,9 @@ pub(crate) fn run(inner: Arc<Inner>, client: redis::Client) {
         client,
         connection: None,
         slots: Vec::new(),
+        budgets: Vec::new(),
+        rates: Vec::new(),
+        last_ok: None,
         in_outage: false,
         failed_in_outage: 0,
     };
@@ -115,6 +126,25 @@ impl Worker {
     fn take_pending(&mut self) {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
         self.slots.append(&mut pending);
+        drop(pending);
+        let mut pending = self
+            .inner
+            .pending_budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.budgets.append(&mut pending);
+        drop(pending);
+        let mut pending = self
+            .inner
+            .pending_rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.rates.append(&mut pending);
+    }
+
+    /// Whether there is anything to share.
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.budgets.is_empty() && self.rates.is_empty()
     }
 
     fn connect(&mut self) -> redis::RedisResult<&mut redis::Connection> {
@@ -129,11 +159,12 @@ impl Worker {
     }
 
     fn sync_once(&mut self) {
-        if self.slots.is_empty() {
+        if self.is_empty() {
             return;
         }
         match self.exchange() {
             Ok(()) => {
+                self.last_ok = Some(Instant::now());
                 let counters = &self.inner.counters;
                 counters.syncs.fetch_add(1, Ordering::Relaxed);
                 counters.shared.store(true, Ordering::Release);
@@ -159,6 +190,18 @@ impl Worker {
                     ));
                 }
                 self.failed_in_outage += 1;
+                // The others' balances are stale once no sync has reached Redis for
+                // `stale_after`: every budget is alone again.
+                let stale_after = self.inner.settings.stale_after;
+                let alone = self.last_ok.is_none_or(|ok| ok.elapsed() > stale_after);
+                if alone {
+                    for slot in &self.budgets {
+                        slot.budget.set_remote_balance(0);
+                    }
+                }
+                for slot in &mut self.rates {
+                    slot.apply_without_redis(alone);
+                }
             }
         }
     }
@@ -177,12 +220,30 @@ impl Worker {
         let mut metrics = Vec::with_capacity(self.slots.len());
         for slot in &mut self.slots {
             let (m, now) = slot.breaker.metrics_now();
-            let own = slot.breaker.share_of(now, slot.instances);
-            let entry = slot.ledger.entry(&m, own, now, now_ms);
+            let (published, own) = slot
+                .breaker
+                .share_of(now, slot.instances, settings.interval);
+            let entry = slot.ledger.entry(&m, published, now, now_ms);
             pipe.hset(&slot.key, &me, entry.encode()).ignore();
             pipe.pexpire(&slot.key, ttl).ignore();
             pipe.hgetall(&slot.key);
             metrics.push((m, own));
+        }
+        let mut owns = Vec::with_capacity(self.budgets.len());
+        for slot in &self.budgets {
+            let entry = slot.entry(now_ms);
+            pipe.hset(&slot.key, &me, entry.encode()).ignore();
+            pipe.pexpire(&slot.key, ttl).ignore();
+            pipe.hgetall(&slot.key);
+            owns.push(entry.units);
+        }
+        let mut demands = Vec::with_capacity(self.rates.len());
+        for slot in &mut self.rates {
+            let entry = slot.measure(now_ms);
+            pipe.hset(&slot.key, &me, entry.encode()).ignore();
+            pipe.pexpire(&slot.key, ttl).ignore();
+            pipe.hgetall(&slot.key);
+            demands.push(entry.demand_mtps);
         }
         let hashes: Vec<HashMap<String, String>> = {
             let connection = self.connect()?;
@@ -192,7 +253,27 @@ impl Worker {
         let mut stale = redis::pipe();
         let mut any_stale = false;
         let mut peers = 0;
-        for ((slot, (m, own)), hash) in self.slots.iter_mut().zip(&metrics).zip(&hashes) {
+        let (breaker_hashes, rest) = hashes.split_at(self.slots.len().min(hashes.len()));
+        let (budget_hashes, rate_hashes) = rest.split_at(self.budgets.len().min(rest.len()));
+        for ((slot, own), hash) in self.rates.iter_mut().zip(demands).zip(rate_hashes) {
+            let division = rate::divide(own, slot.rate_mtps(), hash, &me, now_ms, stale_ms);
+            slot.apply(Some(division.share));
+            peers += division.peers;
+            if !division.stale.is_empty() {
+                any_stale = true;
+                stale.hdel(&slot.key, &division.stale).ignore();
+            }
+        }
+        for ((slot, own), hash) in self.budgets.iter().zip(owns).zip(budget_hashes) {
+            let merge = budget::merge(own, hash, &me, now_ms, stale_ms);
+            slot.budget.set_remote_balance(merge.remote);
+            peers += merge.peers;
+            if !merge.stale.is_empty() {
+                any_stale = true;
+                stale.hdel(&slot.key, &merge.stale).ignore();
+            }
+        }
+        for ((slot, (m, own)), hash) in self.slots.iter_mut().zip(&metrics).zip(breaker_hashes) {
             let breaker = &slot.breaker;
             let verdict = slot.ledger.judge(
                 m,
@@ -251,13 +332,17 @@ impl Worker {
     /// On stop: remove this instance's fields (best effort, one short round trip).
     fn leave(&mut self) {
         self.take_pending();
-        if self.slots.is_empty() || self.in_outage {
+        for slot in &self.budgets {
+            slot.budget.set_remote_balance(0);
+        }
+        if self.is_empty() || self.in_outage {
             return;
         }
         let mut pipe = redis::pipe();
-        for slot in &self.slots {
-            pipe.hdel(&slot.key, &self.inner.settings.instance_id)
-                .ignore();
+        let keys = self.slots.iter().map(|s| &s.key);
+        let keys = keys.chain(self.budgets.iter().map(|s| &s.key));
+        for key in keys.chain(self.rates.iter().map(|s| &s.key)) {
+            pipe.hdel(key, &self.inner.settings.instance_id).ignore();
         }
         if let Ok(connection) = self.connect() {
             let _ = pipe.query::<()>(connection);

@@ -8,22 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::time::AsyncIoTimer;
-use tailguard_fleet::local::{LocalRedis, INSTALL_HINT};
+use tailguard_fleet::local::LocalRedis;
 use tailguard_fleet::{Fleet, Mode};
 
-const INTERVAL: Duration = Duration::from_millis(50);
-const PATIENCE: Duration = Duration::from_secs(10);
+mod common;
+use common::{eventually, redis};
 
-fn redis() -> Option<LocalRedis> {
-    match LocalRedis::start() {
-        Ok(redis) => Some(redis),
-        Err(why) if std::env::var_os("TAILGUARD_REQUIRE_REDIS").is_none() => {
-            eprintln!("skipped: {why} ({INSTALL_HINT})");
-            None
-        }
-        Err(why) => panic!("TAILGUARD_REQUIRE_REDIS is set, but: {why}"),
-    }
-}
+const INTERVAL: Duration = Duration::from_millis(50);
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
@@ -57,18 +48,6 @@ fn calls(breaker: &CircuitBreaker<AsyncIoTimer>, failures: usize, successes: usi
     for _ in 0..successes {
         breaker.try_acquire().unwrap().success();
     }
-}
-
-/// Waits (up to `PATIENCE`) until `done`; whether it came.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let give_up = Instant::now() + PATIENCE;
-    while Instant::now() < give_up {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done()
 }
 
 fn shared(fleets: &[&Fleet]) -> bool {
@@ -317,4 +296,39 @@ fn bad_settings_are_refused_naming_the_field() {
     assert!(eventually(|| fleet.status().syncs_failed >= 1));
     assert_eq!(fleet.status().mode, Mode::Local);
     assert_eq!(fleet.status().breakers, 1);
+}
+
+#[test]
+fn time_window_breakers_open_on_the_fleets_failure_rate() {
+    let Some(redis) = redis() else { return };
+    let lines = Lines::default();
+    let timed = || {
+        CircuitBreaker::builder()
+            .name("timed")
+            .time_window(Duration::from_secs(30), 10)
+            .minimum_calls(10)
+            .failure_rate(0.5)
+            .open_duration(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let breakers = [timed(), timed(), timed()];
+    let fleets: Vec<Fleet> = ["a", "b", "c"]
+        .iter()
+        .zip(&breakers)
+        .map(|(id, breaker)| {
+            let fleet = fleet(&redis, id, &lines);
+            fleet.share(breaker).unwrap();
+            fleet
+        })
+        .collect();
+    assert!(eventually(|| shared(&fleets.iter().collect::<Vec<_>>())));
+    // Each: 4 failures in 8 calls, under minimum_calls alone; the fleet: 12 in 24.
+    for breaker in &breakers {
+        calls(breaker, 4, 4);
+        assert_eq!(breaker.state(), State::Closed);
+    }
+    assert!(eventually(|| breakers
+        .iter()
+        .all(|b| b.state() == State::Open)));
 }

@@ -75,6 +75,22 @@ impl Gcra {
         }
     }
 
+    /// Takes `n` tokens at `t` whatever the bucket holds (it may run into debt: the TAT may
+    /// go past `t + limit`, and calls wait until it is paid). Saturating.
+    pub(super) fn charge(&self, params: &Params, n: u64, t: u64) {
+        let cost = params.interval.saturating_mul(n);
+        let _ = self
+            .tat
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
+                Some(tat.max(t).saturating_add(cost))
+            });
+    }
+
+    /// The TAT: nanoseconds after the origin at which the bucket is (or was) full again.
+    pub(super) fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Relaxed)
+    }
+
     /// Tokens in the bucket at `t` (whole ones).
     pub(super) fn available(&self, params: &Params, t: u64) -> u32 {
         available(params, self.tat.load(Ordering::Relaxed), t)

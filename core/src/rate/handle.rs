@@ -1,6 +1,7 @@
 //! The shared handle: one bucket on a timer's clock.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,6 +39,9 @@ pub(super) struct Shared {
     pub(super) origin: Instant,
     /// `tailguard_rate_rejections_total`.
     pub(super) rejections: Counter,
+    /// Refusals since built, whatever the metrics feature: read by
+    /// [`RateLimiter::refusals`] (counted on the refusal path only).
+    pub(super) refused: AtomicU64,
 }
 
 /// A rate limiter: a token bucket kept by the generic cell rate algorithm, lock-free (one
@@ -66,14 +70,14 @@ pub(super) struct Shared {
 /// ```
 #[cfg(any(feature = "async-io", feature = "futures-timer"))]
 pub struct RateLimiter<T: Timer = DefaultTimer> {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     timer: T,
 }
 
 /// A rate limiter: a token bucket kept by the generic cell rate algorithm, lock-free.
 #[cfg(not(any(feature = "async-io", feature = "futures-timer")))]
 pub struct RateLimiter<T: Timer> {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     timer: T,
 }
 
@@ -93,13 +97,14 @@ impl<T: Timer> RateLimiter<T> {
                 params,
                 origin: timer.now(),
                 rejections: Counter::new(metrics::RATE_REJECTIONS, name),
+                refused: AtomicU64::new(0),
             }),
             timer,
         }
     }
 
     #[inline(always)]
-    fn since_origin(&self, now: Instant) -> u64 {
+    pub(super) fn since_origin(&self, now: Instant) -> u64 {
         nanos_since(self.shared.origin, now)
     }
 
@@ -123,6 +128,7 @@ impl<T: Timer> RateLimiter<T> {
     #[inline]
     pub(super) fn count_rejection(&self) {
         self.shared.rejections.increment();
+        self.shared.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// [`try_acquire_at`](Self::try_acquire_at) the timer's now.

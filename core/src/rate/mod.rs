@@ -65,6 +65,7 @@ mod gcra;
 mod handle;
 mod keyed;
 mod rejected;
+mod share;
 #[cfg(test)]
 mod tests;
 mod wait;

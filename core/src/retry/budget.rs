@@ -78,10 +78,18 @@ const UNIT: i64 = 1000;
 ///
 /// # Cost
 ///
-/// A deposit is one atomic add; a withdrawal is one atomic add and ten atomic loads (and an add
+/// A deposit is one atomic add; a withdrawal is one atomic add and eleven atomic loads (the
+/// ten slots and the remote balance; and an add
 /// to undo it when the window refuses, then one atomic update of the floor). A mutex is taken only when the window moves to a new slot, at most
 /// once per slot. Should a thread stall for a whole window between reading the slot and adding
 /// to it, its one deposit or withdrawal lands in a newer slot; nothing else is ever miscounted.
+///
+/// # Across a fleet
+///
+/// [`balance_at`](RetryBudget::balance_at) reads this budget's own balance and
+/// [`set_remote_balance`](RetryBudget::set_remote_balance) adds a balance earned elsewhere:
+/// the hooks through which `tailguard-fleet` shares one budget across the instances of a
+/// service, every instance still deciding locally and lock-free. Unset, nothing changes.
 #[derive(Clone)]
 pub struct RetryBudget {
     inner: Arc<Inner>,
@@ -96,6 +104,9 @@ struct Inner {
     current: AtomicU64,
     rotate: Mutex<()>,
     per_call: i64,
+    /// Units earned elsewhere (another instance of a fleet), added to the window's balance when
+    /// deciding: set by [`RetryBudget::set_remote_balance`], 0 unless shared.
+    remote: AtomicI64,
     /// Retries allowed whatever the traffic, drawn on when the window has none.
     floor: Reserve,
     ratio_thousandths: u32,
@@ -235,6 +246,61 @@ impl RetryBudget {
         self.try_withdraw_at(timer.now())
     }
 
+    /// This budget's own balance at `now`, in thousandths of a retry: what the calls recorded
+    /// in the window deposited (`ratio × 1000` each) minus `1000` per retry granted from the
+    /// window, **without** the [remote balance](RetryBudget::set_remote_balance). It moves the
+    /// window to `now` first (as a deposit at `now` would), so slots that left it no longer
+    /// count.
+    ///
+    /// With [`set_remote_balance`](RetryBudget::set_remote_balance), this is the hook a fleet
+    /// (the `tailguard-fleet` crate) uses to share one budget across the instances of a
+    /// service: it publishes each instance's own balance and adds the others' in. Off the call
+    /// path: ten atomic loads.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tailguard::retry::RetryBudget;
+    ///
+    /// let start = Instant::now();
+    /// let budget = RetryBudget::builder().ratio(0.1).min_per_second(0).build_at(start)?;
+    /// for _ in 0..25 {
+    ///     budget.deposit_at(start);
+    /// }
+    /// assert_eq!(budget.balance_at(start), 2_500); // 2.5 retries
+    /// assert!(budget.try_withdraw_at(start));
+    /// assert_eq!(budget.balance_at(start), 1_500);
+    ///
+    /// // Another instance's surplus, added in by a fleet: counted when deciding, not here.
+    /// budget.set_remote_balance(3_000);
+    /// assert_eq!(budget.available_at(start), 4);
+    /// assert_eq!(budget.balance_at(start), 1_500);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn balance_at(&self, now: Instant) -> i64 {
+        let inner = &*self.inner;
+        inner.index_of(inner.slot_of(now));
+        inner.own_balance()
+    }
+
+    /// Sets the balance earned (or owed, if negative) elsewhere, in thousandths of a retry:
+    /// from then on, a retry is granted from the window while this budget's own
+    /// [balance](RetryBudget::balance_at) plus `thousandths` covers it. It replaces the
+    /// previous value; it does not expire on its own (its setter refreshes or clears it); 0,
+    /// the value a budget is built with, leaves the budget as it is alone.
+    ///
+    /// A fleet of instances sets it every interval so the fleet's budget holds across them
+    /// (see `tailguard-fleet`'s SCHEMA.md for the rule). The call path pays one more atomic
+    /// load per withdrawal, none per deposit.
+    pub fn set_remote_balance(&self, thousandths: i64) {
+        self.inner.remote.store(thousandths, SeqCst);
+    }
+
+    /// The balance last set by [`set_remote_balance`](RetryBudget::set_remote_balance) (0
+    /// unless set).
+    pub fn remote_balance(&self) -> i64 {
+        self.inner.remote.load(SeqCst)
+    }
+
     /// Whether two handles share one budget.
     pub fn ptr_eq(&self, other: &RetryBudget) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -289,8 +355,14 @@ impl Inner {
         (current - slot < SLOTS as u64).then_some(slot as usize % SLOTS)
     }
 
-    /// Units left in the window: the sum of its slots.
+    /// Units left in the window: the sum of its slots, plus the remote balance (0 unless a
+    /// fleet set one).
     fn balance(&self) -> i64 {
+        self.own_balance().saturating_add(self.remote.load(SeqCst))
+    }
+
+    /// The sum of the window's slots: this budget's own deposits and withdrawals.
+    fn own_balance(&self) -> i64 {
         self.slots.iter().map(|slot| slot.load(SeqCst)).sum()
     }
 }
@@ -411,6 +483,7 @@ impl RetryBudgetBuilder {
                 slots: Default::default(),
                 current: AtomicU64::new(0),
                 rotate: Mutex::new(()),
+                remote: AtomicI64::new(0),
                 per_call: thousandths as i64,
                 floor: Reserve::new(self.min_per_second),
                 ratio_thousandths: thousandths as u32,

@@ -26,14 +26,16 @@ opens its breaker when the fleet's failure rate crosses the threshold or another
 opened. Reported per mode: dead_replica_calls (calls the fleet sent to the dead replica), \
 open_all_ms (until every instance's breaker for it rejects), p99_ms. Then a shared run with no \
 replica down in which Redis is killed for the middle third and restarted: errors and p99 \
-before, during and after.
+before, during and after, and the p99 spike (during over before; goal <= 10%); and the same \
+run with Redis up throughout, the control, whose p99 moves between thirds only by the \
+machine's noise. The JSON keys are described in the crate docs of smol-demo's fleet module.
 
 Needs redis-server (Debian/Ubuntu: apt-get install redis-server); the run starts its own on a \
 free port of 127.0.0.1 and stops it. Real timing on a shared machine: expect the shape.";
 
 /// Examples, after `fleet --help`.
 pub const AFTER_HELP: &str = "Examples:
-  tailguard-demo fleet                    # about 15 s
+  tailguard-demo fleet                    # about 20 s
   tailguard-demo fleet --instances 5 --interval 100ms --json
 
 Exit status: 0 when the runs completed; 1 when they failed (no redis-server, say); 2 for a \

@@ -7,12 +7,26 @@
 //! on an error or an open breaker. A third of the way in, replica 0 goes down (refusing
 //! connections). Per mode: the calls the fleet sent to the dead replica, the time until every
 //! instance's breaker for it rejects, and p99. Then a `shared` run with no replica down in
-//! which Redis is killed for the middle third: errors and p99 before, during and after.
+//! which Redis is killed for the middle third: errors and p99 before, during and after; and
+//! the same run with Redis left up, the control: how much p99 moves between thirds of a run
+//! on this machine anyway.
+//!
+//! ## The JSON report (`--json`)
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `instances`, `replicas`, `interval_ms` | the settings |
+//! | `local`, `shared` | per mode: `dead_replica_calls` (calls the fleet sent to the dead replica after it went down), `open_all_ms` (from it going down until every instance's breaker rejects it; `null` if not all did), `open_spread_ms` (from the first instance opening to the last), `p99_ms` (the whole run's), `errors` (requests that failed on every replica tried) |
+//! | `redis_killed.phases.{before,during,after}` | `requests`, `errors`, `p99_ms` of the requests that began in each third; Redis is down for `during` |
+//! | `redis_killed.p99_spike_pct` | `during`'s p99 over `before`'s, less 1, in percent (`after_p99_change_pct`: `after`'s) |
+//! | `redis_killed.syncs_failed`, `local_while_down`, `shared_after` | the fleets' failed syncs; whether every fleet said `local` while Redis was down, and `shared` at the end |
+//! | `redis_up` | the control: the same run with Redis up throughout, same keys as `redis_killed` but for the syncs |
+//! | `goals` | `shared_dead_calls_at_most` and `_met` (≤ local / N + one interval's worth), `open_all_within_ms` (2 intervals), `redis_killed_errors` (goal 0), `redis_killed_p99_spike_pct` and `_met` (goal ≤ 10), `control_p99_spike_pct` (the control's: the noise to judge the spike against) |
 
 pub mod command;
 mod run;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -101,6 +115,8 @@ pub struct FleetReport {
     pub shared: RunResult,
     /// Shared, no replica down, Redis killed for the middle third.
     pub redis_killed: RunResult,
+    /// The control: shared, no replica down, Redis up throughout.
+    pub redis_up: RunResult,
 }
 
 /// Runs the three runs (`on_run` is told each one's name first).
@@ -114,7 +130,7 @@ pub async fn run(
     mut on_run: impl FnMut(&str),
 ) -> Result<FleetReport, String> {
     config.validate().map_err(|e| e.to_string())?;
-    let redis = Mutex::new(LocalRedis::start()?);
+    let redis = Arc::new(Mutex::new(LocalRedis::start()?));
     on_run("local");
     let local = run::run(ex, config, None, "local", true, false)
         .await
@@ -127,10 +143,15 @@ pub async fn run(
     let redis_killed = run::run(ex, config, Some(&redis), "killed", false, true)
         .await
         .map_err(|e| e.to_string())?;
+    on_run("redis_up");
+    let redis_up = run::run(ex, config, Some(&redis), "control", false, false)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(FleetReport {
         local,
         shared,
         redis_killed,
+        redis_up,
     })
 }
 
@@ -143,7 +164,13 @@ impl FleetReport {
         self.local.dead_replica_calls as f64 / config.instances as f64 + per_interval
     }
 
-    /// Everything as one JSON object.
+    /// The p99 spike of a run's middle third over its first, in percent, if both were
+    /// measured.
+    pub fn p99_spike_pct(run: &RunResult) -> Option<f64> {
+        change_pct(run.p99_ms[0], run.p99_ms[1])
+    }
+
+    /// Everything as one JSON object (the keys are described in the module's docs).
     pub fn to_json(&self, config: &FleetConfig) -> serde_json::Value {
         let mode = |r: &RunResult| {
             json!({
@@ -155,17 +182,20 @@ impl FleetReport {
             })
         };
         let k = &self.redis_killed;
-        let phases = ["before", "during", "after"];
-        let killed: serde_json::Map<String, serde_json::Value> = phases
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                (
-                    (*name).to_owned(),
-                    json!({"requests": k.requests[i], "errors": k.errors[i], "p99_ms": k.p99_ms[i]}),
-                )
-            })
-            .collect();
+        let phases = |k: &RunResult| -> serde_json::Map<String, serde_json::Value> {
+            ["before", "during", "after"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    (
+                        (*name).to_owned(),
+                        json!({"requests": k.requests[i], "errors": k.errors[i], "p99_ms": k.p99_ms[i]}),
+                    )
+                })
+                .collect()
+        };
+        let spike = Self::p99_spike_pct(k);
+        let control = Self::p99_spike_pct(&self.redis_up);
         json!({
             "instances": config.instances,
             "replicas": config.replicas,
@@ -173,16 +203,26 @@ impl FleetReport {
             "local": mode(&self.local),
             "shared": mode(&self.shared),
             "redis_killed": {
-                "phases": killed,
+                "phases": phases(k),
+                "p99_spike_pct": spike,
+                "after_p99_change_pct": change_pct(k.p99_ms[0], k.p99_ms[2]),
                 "syncs_failed": k.syncs_failed,
                 "local_while_down": k.local_during,
                 "shared_after": k.shared_after,
+            },
+            "redis_up": {
+                "phases": phases(&self.redis_up),
+                "p99_spike_pct": control,
+                "after_p99_change_pct": change_pct(self.redis_up.p99_ms[0], self.redis_up.p99_ms[2]),
             },
             "goals": {
                 "shared_dead_calls_at_most": self.dead_calls_goal(config),
                 "shared_dead_calls_met": (self.shared.dead_replica_calls as f64) <= self.dead_calls_goal(config),
                 "open_all_within_ms": 2.0 * config.interval.as_secs_f64() * 1e3,
                 "redis_killed_errors": k.errors.iter().sum::<u64>(),
+                "redis_killed_p99_spike_pct": spike,
+                "redis_killed_p99_spike_met": spike.map(|s| s <= 10.0),
+                "control_p99_spike_pct": control,
             },
         })
     }
@@ -214,20 +254,54 @@ impl FleetReport {
             self.dead_calls_goal(config)
         );
         let k = &self.redis_killed;
-        out += "redis killed for the middle third (shared, no replica down):\n";
-        out += "phase    requests  errors  p99_ms\n";
+        let c = &self.redis_up;
+        out += "redis killed for the middle third (shared, no replica down), and the control with redis up:\n";
+        out += "phase    requests  errors  p99_ms | control: requests  errors  p99_ms\n";
         for (i, name) in ["before", "during", "after"].iter().enumerate() {
             out += &format!(
-                "{name:<8} {:>8}  {:>6}  {:>6}\n",
+                "{name:<8} {:>8}  {:>6}  {:>6} |          {:>8}  {:>6}  {:>6}\n",
                 k.requests[i],
                 k.errors[i],
-                opt(k.p99_ms[i])
+                opt(k.p99_ms[i]),
+                c.requests[i],
+                c.errors[i],
+                opt(c.p99_ms[i])
             );
         }
+        out += &format!(
+            "p99 during vs before: {}% (goal <= 10%); the control's: {}%\n",
+            opt(Self::p99_spike_pct(k)),
+            opt(Self::p99_spike_pct(c))
+        );
         out += &format!(
             "syncs failed: {}; every fleet local while down: {}; shared again after: {}\n",
             k.syncs_failed, k.local_during, k.shared_after
         );
         out
+    }
+}
+
+/// `to` over `from`, less 1, in percent.
+fn change_pct(from: Option<f64>, to: Option<f64>) -> Option<f64> {
+    let (from, to) = (from?, to?);
+    (from > 0.0).then(|| (to / from - 1.0) * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spike_is_the_middle_thirds_p99_over_the_first() {
+        let run = RunResult {
+            p99_ms: [Some(20.0), Some(22.0), Some(19.0)],
+            ..RunResult::default()
+        };
+        let spike = FleetReport::p99_spike_pct(&run).unwrap();
+        assert!((spike - 10.0).abs() < 1e-9, "{spike}");
+        let after = change_pct(Some(20.0), Some(19.0)).unwrap();
+        assert!((after + 5.0).abs() < 1e-9, "{after}");
+        assert_eq!(change_pct(None, Some(19.0)), None);
+        assert_eq!(change_pct(Some(0.0), Some(19.0)), None);
     }
 }

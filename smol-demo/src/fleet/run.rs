@@ -73,7 +73,7 @@ fn breaker(config: &FleetConfig, replica: usize) -> CircuitBreaker {
 pub async fn run(
     ex: &Exec,
     config: &FleetConfig,
-    redis: Option<&Mutex<LocalRedis>>,
+    redis: Option<&Arc<Mutex<LocalRedis>>>,
     namespace: &str,
     down: bool,
     kill_redis: bool,
@@ -136,6 +136,7 @@ pub async fn run(
     // Meaningful for the run that kills Redis: whether every fleet said local while it was down.
     let mut local_during = true;
     let mut redis_down = false;
+    let mut control: Vec<std::thread::JoinHandle<()>> = Vec::new();
     for n in 0..total {
         let due = start + period * u32::try_from(n).unwrap_or(u32::MAX);
         while Instant::now() < due {
@@ -159,8 +160,14 @@ pub async fn run(
             }
             if kill_redis {
                 let ph = phase(config, at);
+                // Killing and restarting Redis block (a process to reap, then to start and
+                // wait for): done on a thread of their own, not the executor's, so the
+                // requests' latencies measure the fleet, not the experiment's bookkeeping.
                 if ph == 1 && !redis_down {
-                    redis.expect("shared").lock().expect("redis").stop();
+                    let redis = Arc::clone(redis.expect("shared"));
+                    control.push(std::thread::spawn(move || {
+                        redis.lock().expect("redis").stop();
+                    }));
                     redis_down = true;
                 }
                 if ph == 1 && at > down_at + config.interval * 4 + Duration::from_millis(250) {
@@ -168,7 +175,10 @@ pub async fn run(
                 }
                 if ph == 2 && redis_down {
                     redis_down = false;
-                    let _ = redis.expect("shared").lock().expect("redis").restart();
+                    let redis = Arc::clone(redis.expect("shared"));
+                    control.push(std::thread::spawn(move || {
+                        let _ = redis.lock().expect("redis").restart();
+                    }));
                 }
             }
         }
@@ -212,6 +222,9 @@ pub async fn run(
     }
     for task in tasks {
         task.await;
+    }
+    for thread in control {
+        let _ = thread.join();
     }
     let mut result = RunResult {
         dead_replica_calls: if down {

@@ -178,6 +178,59 @@ fn validation_names_the_field() {
 }
 
 #[test]
+fn the_own_balance_excludes_the_remote_one_and_slides_with_the_window() {
+    let t0 = Instant::now();
+    let b = budget(0.5, 0, 1_000, t0);
+    for _ in 0..4 {
+        b.deposit_at(t0);
+    }
+    let later = t0 + Duration::from_millis(500);
+    b.deposit_at(later);
+    assert!(b.try_withdraw_at(later));
+    assert_eq!(b.balance_at(later), 5 * 500 - 1000);
+    b.set_remote_balance(10_000);
+    assert_eq!(b.remote_balance(), 10_000);
+    assert_eq!(
+        b.balance_at(later),
+        1_500,
+        "the remote balance is not its own"
+    );
+    // The deposits at t0 leave the window at t0 + 1 s; the remote balance stays as set.
+    let gone = t0 + Duration::from_millis(1_000);
+    assert_eq!(b.balance_at(gone), 500 - 1000);
+    assert_eq!(b.remote_balance(), 10_000);
+}
+
+#[test]
+fn a_remote_balance_grants_retries_and_a_remote_debt_refuses_them() {
+    let t0 = Instant::now();
+    // No calls of its own: only the remote balance (and no floor).
+    let b = budget(0.1, 0, 10_000, t0);
+    assert!(!b.try_withdraw_at(t0));
+    b.set_remote_balance(2_999);
+    assert_eq!(b.available_at(t0), 2);
+    assert_eq!((0..10).filter(|_| b.try_withdraw_at(t0)).count(), 2);
+    assert_eq!(
+        b.balance_at(t0),
+        -2_000,
+        "the retries are its own withdrawals"
+    );
+    // A fleet in debt: this instance's own 5 retries' worth of calls do not cover it.
+    let b = budget(0.1, 0, 10_000, t0);
+    for _ in 0..50 {
+        b.deposit_at(t0);
+    }
+    b.set_remote_balance(-4_500);
+    assert_eq!(b.available_at(t0), 0);
+    assert!(!b.try_withdraw_at(t0));
+    b.set_remote_balance(-3_500);
+    assert_eq!((0..10).filter(|_| b.try_withdraw_at(t0)).count(), 1);
+    // Cleared: alone again.
+    b.set_remote_balance(0);
+    assert_eq!(b.available_at(t0), 4);
+}
+
+#[test]
 fn concurrent_withdrawals_never_overspend() {
     let t0 = Instant::now();
     let b = budget(0.25, 0, 10_000, t0);
