@@ -786,6 +786,9 @@ class CircuitBreaker:
     @property
     def on(self) -> _BreakerOn:
         """Which exceptions count as failures."""
+    def _fleet_view(self, instances: int) -> Tuple[str, int, int, int, int, int]: ...
+    def _fleet_crosses(self, calls: int, failures: int, slow_calls: int) -> bool: ...
+    def _fleet_trip(self) -> bool: ...
 
 @final
 class Guarded(Generic[_P, _R]):
