@@ -291,6 +291,8 @@ class RetryBudget:
         """Asks for one retry: `True` if granted (and withdrawn), `False` if the budget is spent."""
     def available(self) -> int:
         """How many retries would be granted now, one after another."""
+    def _fleet_balance(self) -> int: ...
+    def _fleet_set_remote(self, thousandths: int) -> None: ...
 
 @final
 class RetryEvent:

@@ -246,6 +246,7 @@ def test_a_name_is_shared_once_and_a_closed_fleet_shares_nothing() -> None:
         fleet_trips=0,
         peers=0,
         breakers=1,
+        budgets=0,
     )
     with f:
         pass
@@ -259,3 +260,17 @@ def test_importing_tailguard_does_not_import_redis() -> None:
 
     code = "import sys, tailguard; assert 'redis' not in sys.modules, 'redis imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=PATIENCE * 6)
+
+
+def test_the_readme_example_runs(server: LocalRedis) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("### Fleets from Python")
+    section = readme[start : readme.index("\n## ", start)]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    namespace: dict[str, object] = {}
+    exec(code.replace("redis://127.0.0.1:6379/0", server.url), namespace)
+    fleet = namespace["fleet"]
+    assert isinstance(fleet, Fleet) and fleet.closed
+    assert fleet.status().breakers == 1 and fleet.status().budgets == 1

@@ -6,6 +6,7 @@ tailguard[redis]`` (``import tailguard`` alone never imports it).
 >>> fleet = Fleet("redis://127.0.0.1:6379/0", namespace="checkout")  # doctest: +SKIP
 >>> payments = tg.CircuitBreaker(window=100)  # doctest: +SKIP
 >>> fleet.share(payments, "payments")  # doctest: +SKIP
+>>> fleet.share(tg.RetryBudget(0.1), "payments")  # doctest: +SKIP
 
 Every instance keeps deciding locally: a breaker's and a budget's call path is exactly what it is
 without a fleet. Every ``interval`` the thread publishes this instance's entry for each shared
@@ -20,6 +21,12 @@ so Rust and Python instances of one service share one fleet:
   crosses its own threshold with at least its ``minimum_calls``, or, with ``follow_open``, when
   another instance's breaker opened on its own evidence. An opening reaches every instance
   within two intervals.
+- a retry budget: the hash ``tailguard:{namespace}:budget:{name}``, value ``1:at_ms:units``
+  (this instance's own balance in thousandths of a retry: ``ratio × 1000`` per call, ``-1000``
+  per retry from its window). Each instance sets its budget's remote balance to
+  ``floor(F / n) - own`` (``F`` the units summed over itself and the fresh peers, ``n`` the
+  instances): the fleet's balance is divided equally at every sync (see :meth:`Fleet.share`
+  for the overshoot).
 
 **When Redis is down or slow**, the policies fall back to their local decisions: they fail
 neither open nor closed, they behave as without a fleet. Calls never wait for the thread; its
@@ -46,7 +53,8 @@ from typing import TYPE_CHECKING, Dict, Literal, Optional, Type, Union
 
 from tailguard import _native
 from tailguard._errors import ConfigError
-from tailguard.fleet._sync import BreakerSlot, Counters, Settings, Worker, redact
+from tailguard.fleet._budget import BudgetSlot
+from tailguard.fleet._sync import BreakerSlot, Counters, Settings, Slot, Worker, redact
 
 try:
     import redis as _redis
@@ -80,6 +88,8 @@ class Status:
     """Other instances with fresh entries at the last sync, summed over the shared policies."""
     breakers: int
     """Breakers shared."""
+    budgets: int
+    """Retry budgets shared."""
 
 
 def _seconds(name: str, value: object) -> float:
@@ -178,43 +188,66 @@ class Fleet:
         )
         self._counters = Counters()
         self._worker = Worker(client, self._settings, self._counters)
-        self._names: Dict[str, object] = {}
+        self._keys: Dict[str, str] = {}
+        """The keys shared, and their kinds."""
         self._lock = threading.Lock()
         thread = threading.Thread(target=self._worker.run, name="tailguard-fleet", daemon=True)
         thread.start()
         self._close = weakref.finalize(self, _stop, self._worker, thread, owned)
 
-    def share(self, policy: _native.CircuitBreaker, name: str) -> None:
-        """Shares ``policy`` under ``name``: the instances that share a breaker of the same name
-        (in the same namespace) see one dependency. From the next sync on, the fleet may open it.
+    def share(self, policy: Union[_native.CircuitBreaker, _native.RetryBudget], name: str) -> None:
+        """Shares a breaker or a retry budget under ``name``: the instances that share a policy
+        of the same kind and name (in the same namespace) see one dependency, and must
+        configure it alike. From the next sync on:
+
+        - a :class:`~tailguard.CircuitBreaker` may be opened by the fleet (see the module's
+          documentation);
+        - a :class:`~tailguard.RetryBudget` holds for the fleet: at every sync the fleet's
+          balance (every instance's deposits, ``ratio`` of its calls, minus its retries) is
+          divided equally among the instances, each deciding locally until the next. The
+          fleet may overshoot ``ratio`` × its calls by what it retries in about one interval
+          (a peer's published balance is up to an interval old), plus each instance's own
+          ``min_per_second`` floor, which is not shared. While Redis is unreachable for longer
+          than ``stale_after``, each budget is its own again (its own calls' ratio and floor).
 
         Raises :class:`~tailguard.ConfigError` (``name``) if this fleet already shares a policy
-        of that name or the name is empty, and ``TypeError`` for what is not a
-        :class:`~tailguard.CircuitBreaker`."""
+        of that kind and name or the name is empty, ``TypeError`` for anything else, and
+        ``RuntimeError`` once the fleet is closed."""
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string", "name")
-        if not isinstance(policy, _native.CircuitBreaker):
-            raise TypeError(f"policy must be a tailguard.CircuitBreaker, got {policy!r}")
-        key = f"tailguard:{self._settings.namespace}:breaker:{name}"
+        namespace = self._settings.namespace
         with self._lock:
             if not self._close.alive:
                 raise RuntimeError("this fleet is closed")
-            if key in self._names:
-                raise ConfigError(f"a breaker named {name!r} is already shared", "name")
-            self._names[key] = policy
-            self._worker.add(BreakerSlot(policy, name, key))
+            if isinstance(policy, _native.CircuitBreaker):
+                kind = "breaker"
+                key = f"tailguard:{namespace}:{kind}:{name}"
+                slot: Slot = BreakerSlot(policy, name, key)
+            elif isinstance(policy, _native.RetryBudget):
+                kind = "budget"
+                key = f"tailguard:{namespace}:{kind}:{name}"
+                slot = BudgetSlot(policy, name, key)
+            else:
+                raise TypeError(
+                    f"policy must be a tailguard.CircuitBreaker or RetryBudget, got {policy!r}"
+                )
+            if key in self._keys:
+                raise ConfigError(f"a {kind} named {name!r} is already shared", "name")
+            self._keys[key] = kind
+            self._worker.add(slot)
 
     def status(self) -> Status:
         """What the sharing is doing now."""
         counters = self._counters
-        breakers = sum(1 for key in self._names if ":breaker:" in key)
+        kinds = list(self._keys.values())
         return Status(
             mode="shared" if counters.shared else "local",
             syncs=counters.syncs,
             syncs_failed=counters.syncs_failed,
             fleet_trips=counters.fleet_trips,
             peers=counters.peers,
-            breakers=breakers,
+            breakers=kinds.count("breaker"),
+            budgets=kinds.count("budget"),
         )
 
     @property

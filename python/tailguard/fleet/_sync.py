@@ -85,6 +85,12 @@ class Slot(Protocol):
     ) -> bool:
         """Acts on the replies; queues follow-up commands on ``after``; whether it did."""
 
+    def failed(self, now_ms: int, stale_after_ms: int) -> None:
+        """A sync failed (Redis down or slow)."""
+
+    def left(self) -> None:
+        """The fleet stopped."""
+
 
 class BreakerSlot:
     """One shared breaker: ``HSET`` our entry, ``PEXPIRE`` the key, ``HGETALL`` it; then judge,
@@ -137,6 +143,12 @@ class BreakerSlot:
             LOG.info("breaker %s opened by the fleet: %s", self.name, WHY_WORDS[verdict.trip])
         return queued
 
+    def failed(self, now_ms: int, stale_after_ms: int) -> None:
+        """Nothing to undo: the breaker decides on its own window, as it always does."""
+
+    def left(self) -> None:
+        """Nothing to undo: a trip by the fleet ends as any opening does."""
+
 
 class Worker:
     """The thread's state and loop."""
@@ -180,6 +192,9 @@ class Worker:
         except Exception as error:  # noqa: BLE001 - the thread must outlive any failure
             self.counters.syncs_failed += 1
             self.counters.shared = False
+            now_ms = wall_ms()
+            for slot in self.slots:
+                slot.failed(now_ms, int(self.settings.stale_after * 1000))
             if not self.in_outage:
                 self.in_outage = True
                 self.failed_in_outage = 0
@@ -226,6 +241,8 @@ class Worker:
     def leave(self) -> None:
         """On stop: removes this instance's fields (best effort, one short round trip)."""
         self.take_pending()
+        for slot in self.slots:
+            slot.left()
         if not self.slots or self.in_outage:
             return
         try:
