@@ -1,6 +1,7 @@
-"""A Python instance and a Rust instance (the `tailguard-fleet` crate's example `breaker_peer`,
-built here with cargo) share one breaker through a real redis-server: an opening on either side
-opens the other, and the fleet's failure rate summed across both languages opens both."""
+"""A Python instance and a Rust instance (the `tailguard-fleet` crate's examples `breaker_peer`
+and `budget_peer`, built here with cargo) share one breaker and one retry budget through a real
+redis-server: an opening on either side opens the other, the fleet's failure rate summed across
+both languages opens both, and the budget's balance is divided between them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import tailguard as tg
 from fleet_redis import PATIENCE, LocalRedis, eventually, local_redis
 from tailguard.fleet import Fleet
+from tailguard.testing import ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 0.05
@@ -27,8 +29,8 @@ def server() -> Iterator[LocalRedis]:
 
 
 @pytest.fixture(scope="module")
-def peer_binary() -> Path:
-    """The example, built (quick when `cargo test` already built it)."""
+def examples() -> Path:
+    """The examples' folder, with both built (quick when `cargo test` already built them)."""
     cargo = shutil.which("cargo")
     if cargo is None:
         if os.environ.get("TAILGUARD_REQUIRE_REDIS"):
@@ -36,13 +38,18 @@ def peer_binary() -> Path:
         pytest.skip("skipped: no cargo to build the Rust peer (tailguard-fleet's breaker_peer)")
     subprocess.run(
         [cargo, "build", "--quiet", "--locked", "-p", "tailguard-fleet"]
-        + ["--example", "breaker_peer"],
+        + ["--example", "breaker_peer", "--example", "budget_peer"],
         cwd=ROOT,
         check=True,
         timeout=900,
     )
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return target / "debug" / "examples" / "breaker_peer"
+    return target / "debug" / "examples"
+
+
+@pytest.fixture
+def peer_binary(examples: Path) -> Path:
+    return examples / "breaker_peer"
 
 
 class RustPeer:
@@ -144,3 +151,64 @@ def test_the_failure_rate_summed_across_languages_opens_both(
             breaker.state,
             rust.send("state"),
         )
+
+
+class RustBudgetPeer:
+    """The Rust instance sharing the budget `payments`, driven over its stdin."""
+
+    def __init__(self, binary: Path, url: str, instance: str) -> None:
+        self.process = subprocess.Popen(
+            [str(binary), url, "test", instance, str(int(INTERVAL * 1000))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def send(self, command: str) -> Tuple[int, int, str, int]:
+        """`(granted, available, mode, syncs)` after the command."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        words = self.process.stdout.readline().split()
+        assert words and words[0] == "budget", f"the peer answered {words!r}"
+        return int(words[1]), int(words[2]), words[3], int(words[4])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=PATIENCE)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+def test_a_budget_is_divided_between_a_python_and_a_rust_instance(
+    server: LocalRedis, examples: Path
+) -> None:
+    clock = ManualClock()
+    budget = tg.RetryBudget(0.1, min_per_second=0, window=60, clock=clock)
+    for _ in range(100):
+        budget.deposit()  # 10 retries' worth, in Python
+    rust = RustBudgetPeer(examples / "budget_peer", server.url, "rust")
+    try:
+        with Fleet(server.url, namespace="test", instance_id="py", interval=INTERVAL) as fleet:
+            fleet.share(budget, "payments")
+            assert rust.send("state")[1] == 0
+            # The Rust instance, with no calls of its own, gets half the fleet's surplus.
+            assert eventually(
+                lambda: rust.send("state")[1] == 5 and budget.available() == 5
+            ), (rust.send("state"), budget.available())
+            assert rust.send("withdraw 10")[0] == 5
+            # Rust now owes 5 retries: the fleet holds 5, 2.5 each.
+            assert eventually(lambda: budget.available() == 2 and rust.send("state")[1] == 2), (
+                budget.available(),
+                rust.send("state"),
+            )
+            # Rust's own calls count for Python too: 300 more calls, 30 retries' worth.
+            rust.send("deposit 300")
+            assert eventually(lambda: budget.available() == 17), budget.available()
+    finally:
+        rust.close()
