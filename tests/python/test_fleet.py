@@ -9,7 +9,7 @@ import logging
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Iterator, List
+from typing import TYPE_CHECKING, Dict, Iterator, List
 
 import pytest
 
@@ -37,15 +37,17 @@ def fleets() -> Iterator[List[Fleet]]:
         fleet.close()
 
 
+#: For the tests of the call path while Redis stalls: every sync of the thread then waits the
+#: whole io_timeout, far longer than any call may take.
+SLOW = {"interval": 0.25, "io_timeout": 0.25}
+#: The most a call (or an asyncio loop's turn) may take meanwhile: well under SLOW's
+#: io_timeout, well over a loaded machine's scheduling delays.
+CALL_BOUND = 0.1
+
+
 def fleet(server: LocalRedis, made: List[Fleet], instance: str, **settings: object) -> Fleet:
-    f = Fleet(
-        server.url,
-        namespace="test",
-        instance_id=instance,
-        interval=INTERVAL,
-        io_timeout=0.04,
-        **settings,  # type: ignore[arg-type]
-    )
+    chosen: Dict[str, object] = {"interval": INTERVAL, "io_timeout": 0.04, **settings}
+    f = Fleet(server.url, namespace="test", instance_id=instance, **chosen)  # type: ignore[arg-type]
     made.append(f)
     return f
 
@@ -182,24 +184,26 @@ def test_redis_down_means_local_decisions_one_log_line_and_no_slower_calls(
 ) -> None:
     caplog.set_level(logging.INFO, logger="tailguard.fleet")
     a, b = breaker(), breaker()
-    fa, fb = fleet(server, fleets, "a"), fleet(server, fleets, "b")
+    fa, fb = fleet(server, fleets, "a", **SLOW), fleet(server, fleets, "b", **SLOW)
     fa.share(a, "dependency")
     fb.share(b, "dependency")
     assert eventually(lambda: shared(fa, fb))
     server.freeze()  # a stalled Redis: every read times out
     assert eventually(lambda: fa.status().mode == "local" and fa.status().syncs_failed >= 3)
     # Calls meanwhile: none waits for Redis (the thread alone does, up to io_timeout).
-    slowest = 0.0
-    for _ in range(2_000):
+    slowest, failed_before = 0.0, fb.status().syncs_failed
+    until = time.monotonic() + 4 * SLOW["interval"]
+    while time.monotonic() < until:  # across several of the thread's stalled syncs
         started = time.perf_counter()
         b.acquire().success()
         slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.04, f"a call took {slowest:.3f}s while Redis was stalled"
+    assert fb.status().syncs_failed >= failed_before + 1
+    assert slowest < CALL_BOUND, f"a call took {slowest:.3f}s while Redis was stalled"
     server.stop()
     # Local decisions: a's own window still opens it, b is untouched.
     calls(a, 10, 0)
     assert a.state == "open"
-    time.sleep(4 * INTERVAL)
+    time.sleep(2 * SLOW["interval"])
     assert b.state == "closed"
     outages = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len([r for r in outages if r.name == "tailguard.fleet"]) == 2  # one per fleet
@@ -274,3 +278,43 @@ def test_the_readme_example_runs(server: LocalRedis) -> None:
     fleet = namespace["fleet"]
     assert isinstance(fleet, Fleet) and fleet.closed
     assert fleet.status().breakers == 1 and fleet.status().budgets == 1
+
+
+def test_an_asyncio_program_needs_nothing_else_and_its_loop_never_waits_for_redis(
+    server: LocalRedis, fleets: List[Fleet]
+) -> None:
+    import asyncio
+
+    a, b = breaker(), breaker()
+    fa, fb = fleet(server, fleets, "a", **SLOW), fleet(server, fleets, "b", **SLOW)
+    fa.share(a, "dependency")
+    fb.share(b, "dependency")
+    assert eventually(lambda: shared(fa, fb))
+
+    @b
+    async def call() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    async def program() -> float:
+        assert await call() == "ok"
+        server.freeze()  # a stalled Redis while the loop runs: its lag stays small
+        lag = 0.0
+        until = time.monotonic() + 2 * SLOW["interval"]
+        while time.monotonic() < until or fb.status().mode == "shared":
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = max(lag, time.perf_counter() - started - 0.001)
+            assert time.monotonic() < until + PATIENCE
+        server.thaw()
+        assert eventually(lambda: fb.status().mode == "shared")
+        calls(a, 10, 0)  # another instance opens: the coroutine's breaker follows
+        deadline = time.monotonic() + PATIENCE
+        while b.state != "open" and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        with pytest.raises(tg.CircuitOpenError):
+            await call()
+        return lag
+
+    lag = asyncio.run(program())
+    assert lag < CALL_BOUND, f"the loop lagged {lag:.3f}s while Redis was stalled"
