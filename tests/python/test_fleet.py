@@ -318,3 +318,19 @@ def test_an_asyncio_program_needs_nothing_else_and_its_loop_never_waits_for_redi
 
     lag = asyncio.run(program())
     assert lag < CALL_BOUND, f"the loop lagged {lag:.3f}s while Redis was stalled"
+
+
+def test_a_fleet_dropped_without_close_stops_its_thread() -> None:
+    import gc
+    import threading
+
+    def threads() -> int:
+        return sum(t.name == "tailguard-fleet" and t.is_alive() for t in threading.enumerate())
+
+    before = threads()
+    f = Fleet("redis://127.0.0.1:1/0", interval=0.05, io_timeout=0.01)
+    f.share(breaker(), "x")
+    assert threads() == before + 1
+    del f
+    gc.collect()
+    assert eventually(lambda: threads() == before)

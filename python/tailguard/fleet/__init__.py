@@ -58,6 +58,8 @@ from tailguard.fleet._sync import BreakerSlot, Counters, Settings, Slot, Worker,
 
 try:
     import redis as _redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 except ImportError as error:  # pragma: no cover - the extra is installed for the tests
     raise ImportError(
         "tailguard.fleet needs redis-py: pip install 'tailguard[redis]'"
@@ -168,7 +170,7 @@ class Fleet:
                     redis,
                     socket_timeout=io,
                     socket_connect_timeout=io,
-                    retry=_redis.retry.Retry(_redis.backoff.NoBackoff(), 0),
+                    retry=Retry(NoBackoff(), 0),
                 )
             except ValueError as error:
                 raise ConfigError(f"redis is not a Redis URL: {error}", "redis") from error

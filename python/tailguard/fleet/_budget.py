@@ -87,7 +87,7 @@ class BudgetSlot:
 
     def settle(
         self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
-    ) -> bool:
+    ) -> Tuple[bool, int]:
         remote, peers, stale = merge(
             self._own,
             text_fields(replies[2]),
@@ -97,10 +97,9 @@ class BudgetSlot:
         )
         self.budget._fleet_set_remote(remote)
         self._last_ok_ms = now_ms
-        counters.peers += peers
         if stale:
             after.hdel(self.key, *stale)
-        return bool(stale)
+        return bool(stale), peers
 
     def failed(self, now_ms: int, stale_after_ms: int) -> None:
         """A sync failed: once no sync has reached Redis for ``stale_after``, the budget is

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 from tailguard.fleet._ledger import WHY_WORDS, FLEET_RATE, Ledger
 
@@ -82,8 +82,9 @@ class Slot(Protocol):
 
     def settle(
         self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
-    ) -> bool:
-        """Acts on the replies; queues follow-up commands on ``after``; whether it did."""
+    ) -> Tuple[bool, int]:
+        """Acts on the replies and queues follow-up commands on ``after``: whether it did, and
+        how many fresh peers it saw."""
 
     def failed(self, now_ms: int, stale_after_ms: int) -> None:
         """A sync failed (Redis down or slow)."""
@@ -115,7 +116,7 @@ class BreakerSlot:
 
     def settle(
         self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
-    ) -> bool:
+    ) -> Tuple[bool, int]:
         me = settings.instance_id
         verdict = self.ledger.judge(
             self._view,
@@ -126,7 +127,6 @@ class BreakerSlot:
             settings.follow_open,
             self.breaker._fleet_crosses,
         )
-        counters.peers += verdict.peers
         self.instances = 1 + verdict.peers
         queued = False
         if verdict.stale:
@@ -141,7 +141,7 @@ class BreakerSlot:
                 queued = True
             counters.fleet_trips += 1
             LOG.info("breaker %s opened by the fleet: %s", self.name, WHY_WORDS[verdict.trip])
-        return queued
+        return queued, verdict.peers
 
     def failed(self, now_ms: int, stale_after_ms: int) -> None:
         """Nothing to undo: the breaker decides on its own window, as it always does."""
@@ -228,13 +228,13 @@ class Worker:
         counts = [slot.stage(pipe, me, now_ms, ttl_ms) for slot in self.slots]
         replies = pipe.execute()
         after = self.client.pipeline(transaction=False)
-        queued = False
-        self.counters.peers = 0
-        start = 0
+        queued, peers, start = False, 0, 0
         for slot, count in zip(self.slots, counts):
             mine = replies[start : start + count]
             start += count
-            queued = slot.settle(mine, settings, self.counters, now_ms, after) or queued
+            more, seen = slot.settle(mine, settings, self.counters, now_ms, after)
+            queued, peers = queued or more, peers + seen
+        self.counters.peers = peers
         if queued:
             after.execute()
 
