@@ -47,7 +47,9 @@ CALL_BOUND = 0.1
 
 def fleet(server: LocalRedis, made: List[Fleet], instance: str, **settings: object) -> Fleet:
     chosen: Dict[str, object] = {"interval": INTERVAL, "io_timeout": 0.04, **settings}
-    f = Fleet(server.url, namespace="test", instance_id=instance, **chosen)  # type: ignore[arg-type]
+    f = Fleet(
+        server.url, namespace="test", instance_id=instance, **chosen  # type: ignore[arg-type]
+    )
     made.append(f)
     return f
 

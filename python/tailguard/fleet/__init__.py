@@ -47,8 +47,9 @@ the GIL once an interval.
 from __future__ import annotations
 
 import datetime
+import os
+import secrets
 import threading
-import uuid
 import weakref
 from dataclasses import dataclass
 from types import TracebackType
@@ -114,8 +115,8 @@ def _stop(worker: Worker, thread: threading.Thread, owned: Optional[Redis]) -> N
 
 
 class Fleet:
-    """Shares circuit breakers (and retry budgets) with the other instances of a service
-    through Redis; see the module's documentation.
+    """Shares circuit breakers and retry budgets with the other instances of a service through
+    Redis; see the module's documentation.
 
     ``redis`` is a URL (``redis://host:port/db``; the fleet makes its own client, with
     ``io_timeout`` as its connect and socket timeouts and no retries) or a ``redis.Redis``
@@ -127,7 +128,8 @@ class Fleet:
     still count, and the keys' expiry; at least two intervals; default three), ``io_timeout``
     (0.001 s to the interval; default 0.1 s or the interval if shorter), ``follow_open``
     (whether another instance's breaker opening on its own evidence opens this one; default
-    ``True``), ``instance_id`` (this instance's field in every hash; default: a random one).
+    ``True``), ``instance_id`` (this instance's field in every hash, unique in the fleet;
+    default: the process id and a random suffix).
 
     The thread starts here; a Redis that is down now is not an error (the fleet starts
     ``"local"``). :meth:`close` (or leaving a ``with`` block, or dropping the fleet) stops it
@@ -148,7 +150,7 @@ class Fleet:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError("namespace must be a non-empty string", "namespace")
         if instance_id is None:
-            instance_id = uuid.uuid4().hex[:12]
+            instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"  # as the Rust fleet's
         if not isinstance(instance_id, str) or not instance_id:
             raise ConfigError("instance_id must be a non-empty string", "instance_id")
         every = _seconds("interval", interval)

@@ -86,7 +86,12 @@ class BudgetSlot:
         return 3
 
     def settle(
-        self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
+        self,
+        replies: List[Any],
+        settings: Settings,
+        counters: Counters,
+        now_ms: int,
+        after: Pipeline,
     ) -> Tuple[bool, int]:
         remote, peers, stale = merge(
             self._own,

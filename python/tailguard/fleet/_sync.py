@@ -81,7 +81,12 @@ class Slot(Protocol):
         """Queues this sync's commands; returns how many replies they give."""
 
     def settle(
-        self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
+        self,
+        replies: List[Any],
+        settings: Settings,
+        counters: Counters,
+        now_ms: int,
+        after: Pipeline,
     ) -> Tuple[bool, int]:
         """Acts on the replies and queues follow-up commands on ``after``: whether it did, and
         how many fresh peers it saw."""
@@ -115,7 +120,12 @@ class BreakerSlot:
         return 3
 
     def settle(
-        self, replies: List[Any], settings: Settings, counters: Counters, now_ms: int, after: Pipeline
+        self,
+        replies: List[Any],
+        settings: Settings,
+        counters: Counters,
+        now_ms: int,
+        after: Pipeline,
     ) -> Tuple[bool, int]:
         me = settings.instance_id
         verdict = self.ledger.judge(
