@@ -110,6 +110,27 @@ def test_the_fleets_failure_rate_opens_breakers_no_instance_would_open_alone(
     assert transitions[-1].reason == "fleet"
 
 
+def test_a_time_window_shares_all_its_calls(server: LocalRedis, fleets: List[Fleet]) -> None:
+    """A time window has no call count to divide: each instance publishes every call in it."""
+    a, b = (tg.CircuitBreaker(time_window=60, minimum_calls=10, failure_rate=0.5) for _ in "ab")
+    fa = fleet(server, fleets, "a", follow_open=False)
+    fb = fleet(server, fleets, "b", follow_open=False)
+    fa.share(a, "dependency")
+    fb.share(b, "dependency")
+    calls(a, 4, 4)  # 8 calls each: under minimum_calls alone
+    calls(b, 3, 5)
+    assert eventually(lambda: shared(fa, fb) and fa.status().peers == 1)
+    plain = server.client()
+    assert eventually(
+        lambda: hget(plain, "tailguard:test:breaker:dependency", "a").endswith(":8:4:0:0:0")
+    )
+    time.sleep(4 * INTERVAL)
+    assert (a.state, b.state) == ("closed", "closed")  # 7 of 16
+    calls(a, 1, 0)
+    calls(b, 1, 0)  # 9 of 18, 9 calls each: the fleet crosses 50%
+    assert eventually(lambda: a.state == "open" and b.state == "open"), (a.state, b.state)
+
+
 def test_stale_and_foreign_entries_do_not_count_and_are_removed(
     server: LocalRedis, fleets: List[Fleet]
 ) -> None:
