@@ -2,6 +2,7 @@
 Valkey), in one background thread, never on the call path. Needs redis-py: ``pip install
 tailguard[redis]`` (``import tailguard`` alone never imports it).
 
+>>> import tailguard as tg
 >>> from tailguard.fleet import Fleet
 >>> fleet = Fleet("redis://127.0.0.1:6379/0", namespace="checkout")  # doctest: +SKIP
 >>> payments = tg.CircuitBreaker(window=100)  # doctest: +SKIP
