@@ -20,6 +20,7 @@ from tailguard.fleet._ledger import (  # noqa: E402 - after the skip
     Entry,
     Ledger,
     Verdict,
+    View,
 )
 
 STALE = 3_000
@@ -46,6 +47,11 @@ def calls(b: tg.CircuitBreaker, n: int, failure: bool) -> None:
             permit.success()
 
 
+def view(b: tg.CircuitBreaker, instances: int = 1, ahead: float = 0.1) -> View:
+    """The breaker's view as the fleet's thread reads it (interval ``ahead``)."""
+    return b._fleet_view(instances, ahead)
+
+
 def entry(at_ms: int, calls: int, failures: int, opened: int, by_rate: bool = False) -> Entry:
     return Entry(at_ms, calls, failures, 0, opened, by_rate)
 
@@ -61,7 +67,7 @@ def judge(
     now_ms: int,
     follow_open: bool = True,
 ) -> Verdict:
-    return ledger.judge(b._fleet_view(1), h, "me", now_ms, STALE, follow_open, b._fleet_crosses)
+    return ledger.judge(view(b), h, "me", now_ms, STALE, follow_open, b._fleet_crosses)
 
 
 def test_entries_round_trip_and_foreign_values_are_refused() -> None:
@@ -107,7 +113,7 @@ def test_a_peers_opening_trips_once_and_a_new_opening_trips_again() -> None:
     h = fields([("b", entry(1_000, 0, 0, 900))])
     assert judge(ledger, b, h, 1_000).trip == PEER_OPENED
     assert b._fleet_trip()
-    ledger.tripped = (b._fleet_view(1)[1], PEER_OPENED)
+    ledger.tripped = (view(b)[1], PEER_OPENED)
     # Our probe succeeds and closes the breaker; b still shows the same opening: no trip.
     clock.advance(10)
     b.acquire().success()
@@ -145,28 +151,28 @@ def test_the_entry_publishes_counts_only_while_closed_and_openings_only_of_its_o
     b = machine(clock)
     ledger = Ledger()
     calls(b, 3, failure=True)
-    e = ledger.entry(b._fleet_view(1), 50_000)
+    e = ledger.entry(view(b), 50_000)
     assert (e.at_ms, e.calls, e.failures, e.opened) == (50_000, 3, 3, 0)
     # Open on its own window, 2 s ago: published with the wall-clock time it opened, the same
     # id on every sync.
     calls(b, 7, failure=True)
     clock.advance(2)
-    e = ledger.entry(b._fleet_view(1), 52_000)
+    e = ledger.entry(view(b), 52_000)
     assert (e.calls, e.failures, e.opened) == (0, 0, 50_000)
     clock.advance(1)
-    assert ledger.entry(b._fleet_view(1), 53_001).opened == 50_000
+    assert ledger.entry(view(b), 53_001).opened == 50_000
     # Tripped by the fleet: not published as an opening.
     b = machine(clock)
     ledger = Ledger()
     assert b._fleet_trip()
-    ledger.tripped = (b._fleet_view(1)[1], PEER_OPENED)
-    assert ledger.entry(b._fleet_view(1), 50_000).opened == 0
+    ledger.tripped = (view(b)[1], PEER_OPENED)
+    assert ledger.entry(view(b), 50_000).opened == 0
     # Tripped on the fleet's rate: published, marked so, for the others to follow.
     b = machine(clock)
     ledger = Ledger()
     assert b._fleet_trip()
-    ledger.tripped = (b._fleet_view(1)[1], FLEET_RATE)
-    e = ledger.entry(b._fleet_view(1), 50_000)
+    ledger.tripped = (view(b)[1], FLEET_RATE)
+    e = ledger.entry(view(b), 50_000)
     assert (e.opened, e.by_rate) == (50_000, True)
 
 
@@ -174,7 +180,21 @@ def test_the_share_of_a_count_window_is_its_newest_calls() -> None:
     b = machine(ManualClock())
     calls(b, 3, failure=False)
     calls(b, 3, failure=True)
-    state, _, _, *counts = b._fleet_view(1)
-    assert (state, counts) == ("closed", [6, 3, 0])
-    assert b._fleet_view(2)[3:] == (5, 3, 0)  # window 10 over 2 instances: the newest 5
-    assert b._fleet_view(4)[3:] == (3, 3, 0)
+    state, _, _, published, judged = view(b)
+    assert (state, published, judged) == ("closed", (6, 3, 0), (6, 3, 0))
+    assert view(b, 2)[3:] == ((5, 3, 0), (5, 3, 0))  # window 10 over 2 instances: newest 5
+    assert view(b, 4)[3:] == ((3, 3, 0), (3, 3, 0))
+
+
+def test_a_time_window_publishes_only_what_stays_within_the_window_until_read() -> None:
+    """As the Rust fleet's `fleet_part`: a 1 s window in ten buckets; the others read up to
+    100 ms later, so what leaves the window by then is not published (but is judged)."""
+    clock = ManualClock()
+    b = tg.CircuitBreaker(time_window=1, time_window_buckets=10, minimum_calls=10, clock=clock)
+    calls(b, 5, failure=True)
+    clock.advance(0.5)
+    calls(b, 5, failure=False)
+    clock.advance(0.35)  # 850 ms: every call is still in the window 100 ms on
+    assert view(b, 3, 0.1)[3:] == ((10, 5, 0), (10, 5, 0))
+    clock.advance(0.1)  # 950 ms: the failures leave the window before a reader reads them
+    assert view(b, 3, 0.1)[3:] == ((5, 0, 0), (10, 5, 0))

@@ -3,18 +3,22 @@
 //! to counts summed over the fleet, and a trip. Never on a call's path.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tailguard::breaker::StateMachine;
 
 use super::state_name;
 use crate::clock::Clock;
 
-/// `(state, since, age_ms, calls, failures, slow_calls)`: the state, an opaque id of the
-/// instant it began (nanoseconds from a process-wide origin, so one period keeps one id), how
-/// long ago that was in milliseconds, and the counts of the newest `window / instances` calls
-/// of the window (all of a time window's).
-pub(crate) type View = (&'static str, i64, u64, u64, u64, u64);
+/// A breaker's `(calls, failures, slow_calls)`.
+pub(crate) type Counts = (u64, u64, u64);
+
+/// `(state, since, age_ms, published, judged)`: the state, an opaque id of the instant it
+/// began (nanoseconds from a process-wide origin, so one period keeps one id), how long ago
+/// that was in milliseconds, and this instance's part of the fleet's window as the Rust fleet
+/// computes it (`tailguard-fleet`'s `ledger::fleet_part`): what to publish, and what to judge
+/// with.
+pub(crate) type View = (&'static str, i64, u64, Counts, Counts);
 
 /// Where the `since` ids count from.
 fn origin() -> Instant {
@@ -30,21 +34,35 @@ fn signed_nanos(at: Instant) -> i64 {
     }
 }
 
-pub(crate) fn view(machine: &StateMachine, clock: &Clock, instances: u64) -> View {
+/// The view at the breaker's clock's now. A count window of `W` calls: its newest
+/// `ceil(W / instances)` calls, both published and judged. A time window: published, the
+/// counts `ahead` from now (what will still be in the window when the others read it, up to
+/// an interval later); judged, the whole current window. `ahead` is in seconds (a negative or
+/// unreadable value counts as 0).
+pub(crate) fn view(machine: &StateMachine, clock: &Clock, instances: u64, ahead: f64) -> View {
     let now = clock.now();
     let metrics = machine.metrics_at(now);
-    let limit = machine
-        .window_calls()
-        .map_or(u64::MAX, |size| size.div_ceil(instances.max(1)));
-    let (calls, failures, slow) = machine.newest_counts_at(now, limit);
+    let (published, judged) = match machine.window_calls() {
+        Some(size) => {
+            let share = machine.newest_counts_at(now, size.div_ceil(instances.max(1)));
+            (share, share)
+        }
+        None => {
+            let ahead = Duration::try_from_secs_f64(ahead).unwrap_or(Duration::ZERO);
+            let later = now.checked_add(ahead).unwrap_or(now);
+            (
+                machine.newest_counts_at(later, u64::MAX),
+                machine.newest_counts_at(now, u64::MAX),
+            )
+        }
+    };
     let age_ms =
         u64::try_from(now.saturating_duration_since(metrics.since).as_millis()).unwrap_or(u64::MAX);
     (
         state_name(metrics.state),
         signed_nanos(metrics.since),
         age_ms,
-        calls,
-        failures,
-        slow,
+        published,
+        judged,
     )
 }

@@ -535,11 +535,12 @@ impl CircuitBreaker {
         drop(listeners);
     }
 
-    /// Internal, for `tailguard.fleet`'s background thread: `(state, since, age_ms, calls,
-    /// failures, slow_calls)`, the counts being the newest `window / instances` calls (a time
-    /// window: all of them), this instance's share of the fleet's window.
-    fn _fleet_view(&self, instances: u64) -> fleet::View {
-        fleet::view(&self.machine, &self.clock, instances)
+    /// Internal, for `tailguard.fleet`'s background thread: `(state, since, age_ms,
+    /// published, judged)`, the last two `(calls, failures, slow_calls)`: this instance's part
+    /// of the fleet's window (a count window's newest `window / instances` calls; a time
+    /// window's calls still in it `ahead` seconds on, and its whole window).
+    fn _fleet_view(&self, instances: u64, ahead: f64) -> fleet::View {
+        fleet::view(&self.machine, &self.clock, instances, ahead)
     }
 
     /// Internal, for `tailguard.fleet`: whether a window holding these counts (summed over

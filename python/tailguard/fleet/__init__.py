@@ -230,7 +230,7 @@ class Fleet:
             if isinstance(policy, _native.CircuitBreaker):
                 kind = "breaker"
                 key = f"tailguard:{namespace}:{kind}:{name}"
-                slot: Slot = BreakerSlot(policy, name, key)
+                slot: Slot = BreakerSlot(policy, name, key, self._settings.interval)
             elif isinstance(policy, _native.RetryBudget):
                 kind = "budget"
                 key = f"tailguard:{namespace}:{kind}:{name}"

@@ -4,7 +4,7 @@ field for field, so Python and Rust instances share one fleet: no IO and no cloc
 
 An entry is the value of this instance's field in the hash ``tailguard:{namespace}:breaker:{name}``:
 ``1:at_ms:calls:failures:slow:opened:by_rate`` (format version 1; the publisher's wall-clock
-milliseconds; the calls, failures and slow calls of its share of the fleet's window; the id of its
+milliseconds; the calls, failures and slow calls of its part of the fleet's window; the id of its
 own open period, 0 if none; 1 if that opening came from the fleet's failure rate).
 """
 
@@ -19,9 +19,16 @@ VERSION = "1"
 _U64_MAX = (1 << 64) - 1
 _DIGITS = re.compile(r"\+?[0-9]+\Z")
 
-#: ``(state, since, age_ms, calls, failures, slow_calls)``, from the native breaker's
-#: ``_fleet_view``: ``since`` identifies the current state's period, ``age_ms`` is its age.
-View = Tuple[str, int, int, int, int, int]
+#: A breaker's ``(calls, failures, slow_calls)``.
+Counts = Tuple[int, int, int]
+
+#: ``(state, since, age_ms, published, judged)``, from the native breaker's ``_fleet_view``:
+#: ``since`` identifies the current state's period, ``age_ms`` is its age; ``published`` is
+#: this instance's part of the fleet's window for the others (a count window's newest
+#: ``ceil(window / instances)`` calls; a time window's calls still in it one interval on, when
+#: the others read them), ``judged`` its part when it judges (the same for a count window; a
+#: time window's whole current window), as the Rust fleet's ``ledger::fleet_part``.
+View = Tuple[str, int, int, Counts, Counts]
 
 #: Why the fleet trips a breaker.
 FLEET_RATE = "fleet_rate"
@@ -99,7 +106,7 @@ class Ledger:
 
     def entry(self, view: View, now_ms: int) -> Entry:
         """What to publish for a breaker showing ``view`` at wall-clock ``now_ms``."""
-        state, since, age_ms, calls, failures, slow = view
+        state, since, age_ms, (calls, failures, slow), _ = view
         counting = state in ("closed", "disabled")
         if state != "open":
             published, by_rate = False, False
@@ -139,7 +146,7 @@ class Ledger:
         against the local breaker's ``view``: entries older than ``stale_after_ms`` are ignored
         and listed for removal; ``crosses(calls, failures, slow)`` is the breaker's threshold."""
         verdict = Verdict()
-        state, _, _, calls, failures, slow = view
+        state, _, _, _, (calls, failures, slow) = view
         new_opening: Optional[str] = None
         for peer, value in fields.items():
             if peer == me:

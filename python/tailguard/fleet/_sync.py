@@ -102,17 +102,19 @@ class BreakerSlot:
     """One shared breaker: ``HSET`` our entry, ``PEXPIRE`` the key, ``HGETALL`` it; then judge,
     trip, and remove stale fields."""
 
-    def __init__(self, breaker: CircuitBreaker, name: str, key: str) -> None:
+    def __init__(self, breaker: CircuitBreaker, name: str, key: str, interval: float) -> None:
         self.breaker = breaker
         self.name = name
         self.key = key
         self.ledger = Ledger()
         self.instances = 1
         """Instances sharing this breaker at the last sync, this one included."""
-        self._view = breaker._fleet_view(1)
+        self.ahead = interval
+        """How far ahead a time window's published part is cut: the fleet's interval."""
+        self._view = breaker._fleet_view(1, interval)
 
     def stage(self, pipe: Pipeline, me: str, now_ms: int, ttl_ms: int) -> int:
-        self._view = self.breaker._fleet_view(self.instances)
+        self._view = self.breaker._fleet_view(self.instances, self.ahead)
         entry = self.ledger.entry(self._view, now_ms)
         pipe.hset(self.key, me, entry.encode())
         pipe.pexpire(self.key, ttl_ms)
@@ -143,7 +145,7 @@ class BreakerSlot:
             after.hdel(self.key, *verdict.stale)
             queued = True
         if verdict.trip is not None and self.breaker._fleet_trip():
-            view = self.breaker._fleet_view(self.instances)
+            view = self.breaker._fleet_view(self.instances, self.ahead)
             self.ledger.tripped = (view[1], verdict.trip)
             if verdict.trip == FLEET_RATE:
                 # Tell the others now, not at the next sync: they follow this opening.

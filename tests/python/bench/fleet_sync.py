@@ -55,7 +55,7 @@ def sync_cost(client: redis.Redis, breakers: int, rounds: int = 2000) -> tuple[f
             breaker.acquire().success()
         key = f"tailguard:bench:breaker:b{i}"
         client.hset(key, mapping={"p1": f"1:{now_ms}:10:1:0:0:0", "p2": f"1:{now_ms}:10:1:0:0:0"})
-        worker.slots.append(BreakerSlot(breaker, f"b{i}", key))
+        worker.slots.append(BreakerSlot(breaker, f"b{i}", key, settings.interval))
     for _ in range(20):
         worker.exchange()
     cpu, wall = time.thread_time(), time.perf_counter()
