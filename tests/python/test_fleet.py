@@ -357,3 +357,27 @@ def test_a_fleet_dropped_without_close_stops_its_thread() -> None:
     del f
     gc.collect()
     assert eventually(lambda: threads() == before)
+
+
+def test_a_client_of_ones_own_works_too_and_urls_are_logged_without_passwords(
+    server: LocalRedis, fleets: List[Fleet]
+) -> None:
+    """A `redis.Redis` given instead of a URL (here one that decodes replies to str) shares as
+    well; the fleet leaves the client open for its owner."""
+    from tailguard.fleet._sync import redact
+
+    mine = server.client()
+    a, b = breaker(), breaker()
+    fa = Fleet(mine, namespace="test", instance_id="a", interval=INTERVAL)
+    fleets.append(fa)
+    fb = fleet(server, fleets, "b")
+    fa.share(a, "dependency")
+    fb.share(b, "dependency")
+    assert eventually(lambda: shared(fa, fb) and fa.status().peers == 1)
+    calls(b, 10, 0)
+    assert eventually(lambda: a.state == "open")
+    fa.close()
+    assert mine.ping()
+    assert redact("redis://user:secret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert redact("redis://:secret@host/0") == "redis://***@host/0"
+    assert redact("redis://host:6379/0") == "redis://host:6379/0"
