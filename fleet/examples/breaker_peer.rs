@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Arguments: the Redis URL, the namespace, the instance id, and optionally the interval in
-//! milliseconds (default 50). Commands, one per line, each answered with one line:
+//! milliseconds (default 50) and `time` for a time window of 60 s (in 10 buckets) instead of
+//! the count window. Commands, one per line, each answered with one line:
 //! `fail N` and `ok N` record N failed or successful calls (a refused call records nothing)
 //! and `state` reports; both answer `state {state} {mode} {syncs} {fleet_trips}`. `quit` (or
 //! the end of stdin) leaves the fleet and exits.
@@ -22,7 +23,7 @@ use tailguard_fleet::Fleet;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, namespace, id, rest @ ..] = args.as_slice() else {
-        return Err("usage: breaker_peer URL NAMESPACE INSTANCE_ID [INTERVAL_MS]".into());
+        return Err("usage: breaker_peer URL NAMESPACE INSTANCE_ID [INTERVAL_MS [time]]".into());
     };
     let interval = match rest.first() {
         Some(ms) => Duration::from_millis(ms.parse()?),
@@ -34,9 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .interval(interval)
         .io_timeout(interval.min(Duration::from_millis(40)))
         .build()?;
-    let breaker = CircuitBreaker::builder()
-        .name("dependency")
-        .count_window(20)
+    let builder = CircuitBreaker::builder().name("dependency");
+    let builder = match rest.get(1).map(String::as_str) {
+        Some("time") => builder.time_window(Duration::from_secs(60), 10),
+        Some(other) => return Err(format!("unknown window {other:?}").into()),
+        None => builder.count_window(20),
+    };
+    let breaker = builder
         .minimum_calls(10)
         .failure_rate(0.5)
         .open_duration(Duration::from_secs(60))

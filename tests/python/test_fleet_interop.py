@@ -55,9 +55,9 @@ def peer_binary(examples: Path) -> Path:
 class RustPeer:
     """The Rust instance, driven over its stdin."""
 
-    def __init__(self, binary: Path, url: str, instance: str) -> None:
+    def __init__(self, binary: Path, url: str, instance: str, *window: str) -> None:
         self.process = subprocess.Popen(
-            [str(binary), url, "test", instance, str(int(INTERVAL * 1000))],
+            [str(binary), url, "test", instance, str(int(INTERVAL * 1000)), *window],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -92,13 +92,19 @@ def peers(peer_binary: Path) -> Iterator[List[RustPeer]]:
         peer.close()
 
 
-def setup(server: LocalRedis, binary: Path, made: List[RustPeer]) -> Tuple[
-    Fleet, tg.CircuitBreaker, RustPeer
-]:
+def setup(
+    server: LocalRedis, binary: Path, made: List[RustPeer], time_window: bool = False
+) -> Tuple[Fleet, tg.CircuitBreaker, RustPeer]:
     fleet = Fleet(server.url, namespace="test", instance_id="py", interval=INTERVAL)
-    breaker = tg.CircuitBreaker(window=20, minimum_calls=10, failure_rate=0.5, open_duration=60)
+    if time_window:
+        breaker = tg.CircuitBreaker(
+            time_window=60, time_window_buckets=10, minimum_calls=10, failure_rate=0.5,
+            open_duration=60,
+        )
+    else:
+        breaker = tg.CircuitBreaker(window=20, minimum_calls=10, failure_rate=0.5, open_duration=60)
     fleet.share(breaker, "dependency")
-    rust = RustPeer(binary, server.url, "rust")
+    rust = RustPeer(binary, server.url, "rust", *(["time"] if time_window else []))
     made.append(rust)
 
     def both_shared() -> bool:
@@ -132,10 +138,11 @@ def test_the_rust_breaker_opens_when_the_python_one_opens(
         assert fleet.status().fleet_trips == 0
 
 
+@pytest.mark.parametrize("time_window", [False, True], ids=["count_window", "time_window"])
 def test_the_failure_rate_summed_across_languages_opens_both(
-    server: LocalRedis, peer_binary: Path, peers: List[RustPeer]
+    server: LocalRedis, peer_binary: Path, peers: List[RustPeer], time_window: bool
 ) -> None:
-    fleet, breaker, rust = setup(server, peer_binary, peers)
+    fleet, breaker, rust = setup(server, peer_binary, peers, time_window)
     with fleet:
         # 5 of 9 in Rust, 3 of 8 in Python: each under minimum_calls, 8 of 17 together.
         rust.send("fail 5")
