@@ -291,6 +291,8 @@ class RetryBudget:
         """Asks for one retry: `True` if granted (and withdrawn), `False` if the budget is spent."""
     def available(self) -> int:
         """How many retries would be granted now, one after another."""
+    def _fleet_balance(self) -> int: ...
+    def _fleet_set_remote(self, thousandths: int) -> None: ...
 
 @final
 class RetryEvent:
@@ -787,6 +789,11 @@ class CircuitBreaker:
     @property
     def on(self) -> _BreakerOn:
         """Which exceptions count as failures."""
+    def _fleet_view(
+        self, instances: int, ahead: float
+    ) -> Tuple[str, int, int, Tuple[int, int, int], Tuple[int, int, int]]: ...
+    def _fleet_crosses(self, calls: int, failures: int, slow_calls: int) -> bool: ...
+    def _fleet_trip(self) -> bool: ...
 
 @final
 class Guarded(Generic[_P, _R]):

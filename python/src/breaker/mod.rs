@@ -535,6 +535,26 @@ impl CircuitBreaker {
         drop(listeners);
     }
 
+    /// Internal, for `tailguard.fleet`'s background thread: `(state, since, age_ms,
+    /// published, judged)`, the last two `(calls, failures, slow_calls)`: this instance's part
+    /// of the fleet's window (a count window's newest `window / instances` calls; a time
+    /// window's calls still in it `ahead` seconds on, and its whole window).
+    fn _fleet_view(&self, instances: u64, ahead: f64) -> fleet::View {
+        fleet::view(&self.machine, &self.clock, instances, ahead)
+    }
+
+    /// Internal, for `tailguard.fleet`: whether a window holding these counts (summed over
+    /// the fleet) would open this breaker by its own rules.
+    fn _fleet_crosses(&self, calls: u64, failures: u64, slow_calls: u64) -> bool {
+        self.machine.crosses_threshold(calls, failures, slow_calls)
+    }
+
+    /// Internal, for `tailguard.fleet`: opens a closed breaker (reason `"fleet"`), as its own
+    /// window would; `False` if it was not closed.
+    fn _fleet_trip(&self) -> bool {
+        self.machine.trip_at(self.clock.now())
+    }
+
     fn __repr__(&self) -> String {
         let m = self.machine.metrics_at(self.clock.now());
         format!(
@@ -546,6 +566,7 @@ impl CircuitBreaker {
     }
 }
 
+mod fleet;
 mod guarded;
 mod permit;
 mod report;

@@ -82,6 +82,20 @@ impl RetryBudget {
         self.inner.available_at(self.clock.now())
     }
 
+    /// Internal, for `tailguard.fleet`'s background thread: this budget's own balance now, in
+    /// thousandths of a retry (its calls' deposits minus the retries granted from its window),
+    /// without what the fleet added.
+    fn _fleet_balance(&self) -> i64 {
+        self.inner.balance_at(self.clock.now())
+    }
+
+    /// Internal, for `tailguard.fleet`: the balance earned (or owed, if negative) by the rest
+    /// of the fleet, in thousandths of a retry, counted when deciding from then on; 0 is the
+    /// budget alone.
+    fn _fleet_set_remote(&self, thousandths: i64) {
+        self.inner.set_remote_balance(thousandths);
+    }
+
     pub(crate) fn __repr__(&self) -> String {
         format!(
             "RetryBudget(ratio={}, min_per_second={}, window={})",
