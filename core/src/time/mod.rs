@@ -22,6 +22,8 @@ mod async_io_timer;
 mod coarse;
 #[cfg(feature = "futures-timer")]
 mod futures_timer;
+#[cfg(feature = "async-io")]
+mod heap_timer;
 mod manual;
 
 use std::future::Future;
@@ -31,6 +33,8 @@ use std::time::{Duration, Instant};
 pub use self::async_io_timer::AsyncIoTimer;
 #[cfg(feature = "futures-timer")]
 pub use self::futures_timer::FuturesTimer;
+#[cfg(feature = "async-io")]
+pub use self::heap_timer::{HeapSleep, HeapTimer};
 pub use self::manual::{ManualSleep, ManualTimer, Stalled};
 
 /// A clock and a way to sleep until an instant on it.
