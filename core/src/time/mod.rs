@@ -5,6 +5,9 @@
 //! ([`AsyncIoTimer`], [`FuturesTimer`]) and on a virtual clock in tests and simulations
 //! ([`ManualTimer`]), where an hour of retries and hedges runs in a millisecond.
 //!
+//! [`HeapTimer`] (opt-in, with `async-io`) keeps sleeps in tailguard's own sharded heaps of
+//! deadlines, one async-io timer per shard: the cheapest real timer for a timeout that waits.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tailguard::time::{ManualTimer, Timer};
