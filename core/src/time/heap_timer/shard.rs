@@ -304,6 +304,21 @@ impl Shard {
         let inner = self.lock();
         (inner.heap.len(), inner.made, inner.armed)
     }
+
+    /// Whether every key made is back on the free list, idle, with no waker (for tests).
+    #[cfg(test)]
+    pub(super) fn all_keys_free(&self) -> bool {
+        let inner = self.lock();
+        let mut free = inner.free.clone();
+        free.sort_unstable();
+        free.dedup();
+        free.len() == inner.made as usize
+            && inner.free.len() == free.len()
+            && (0..inner.made).all(|key| {
+                let slot = self.slots.get(key);
+                slot.state.load(Ordering::Acquire) == IDLE && slot.waker.take().is_none()
+            })
+    }
 }
 
 /// The waker the async-io timer holds: firing the shard is waking it.

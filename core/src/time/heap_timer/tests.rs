@@ -210,3 +210,46 @@ async fn tailguard_timeout(sleep: HeapSleep, limit: Duration) {
     let out = crate::timeout::timeout_with(HeapTimer, limit, sleep).await;
     assert!(out.is_err());
 }
+
+#[test]
+fn drops_racing_the_firing_lose_no_key() {
+    // Four threads register sleeps due within a millisecond or two and drop half of them around
+    // their deadline, so that drops race the shard's firing; the others are awaited. Once every
+    // deadline has passed, every key is back on the free list, idle, with no waker held.
+    let shard = private_shard();
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(t);
+                for round in 0..50 {
+                    let start = Instant::now();
+                    let mut sleeps: Vec<_> = (0..20)
+                        .map(|_| {
+                            let due = start + Duration::from_micros(rng.u64(0..1_500));
+                            In(HeapTimer.sleep_until(due), shard)
+                        })
+                        .collect();
+                    for sleep in &mut sleeps {
+                        let _ = poll_once(&mut sleep.0, shard, Waker::noop());
+                    }
+                    std::thread::sleep(Duration::from_micros(rng.u64(0..1_500)));
+                    let (kept, _dropped): (Vec<_>, Vec<_>) = sleeps
+                        .into_iter()
+                        .enumerate()
+                        .partition(|(i, _)| (i + round) % 2 == 0);
+                    for (_, sleep) in kept {
+                        let due = sleep.0.deadline();
+                        futures::executor::block_on(sleep);
+                        assert!(Instant::now() >= due);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("no thread panicked");
+    }
+    wait_until(|| shard.census().0 == 0);
+    assert!(shard.all_keys_free());
+    assert_eq!(shard.census().2, None, "nothing armed");
+}
