@@ -6,7 +6,8 @@
 //! the one the async-io timer is armed at, reads the clock and moves the async-io timer. A poll
 //! reads the slot's state. A cancellation (a sleep dropped before it fired) marks the slot with
 //! one atomic operation and leaves its heap entry behind; the entries left behind are swept when
-//! they are more than half of the heap, or when they reach the top.
+//! they are more than half of the heap (checked at each registration, and by a cancellation at
+//! every power of two of them), or popped when they reach the top.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -209,7 +210,19 @@ impl Shard {
             .compare_exchange(ARMED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                self.cancelled.fetch_add(1, Ordering::Relaxed);
+                let cancelled = self
+                    .cancelled
+                    .fetch_add(1, Ordering::Relaxed)
+                    .wrapping_add(1);
+                // Sleeps dropped in a shard where nothing registers any more are swept here:
+                // tried at 64, 128, 256 ... cancelled entries, swept once they are half the heap.
+                if cancelled > SWEEP_FLOOR && cancelled.is_power_of_two() {
+                    if let Ok(mut inner) = self.inner.try_lock() {
+                        if self.cancelled() * 2 > inner.heap.len() {
+                            self.sweep(&mut inner);
+                        }
+                    }
+                }
             }
             Err(_) => {
                 // Fired: the heap no longer holds it, so it can be reused at once.
