@@ -26,8 +26,8 @@ use super::{AsyncIoTimer, Timer};
 /// they are half of it, so the memory a shard holds is bounded by the sleeps alive at once.
 ///
 /// Against [`AsyncIoTimer`], which reads the clock on every poll and goes through the reactor
-/// for every registration, a timeout whose future waits a few polls costs 5–10× less, and less
-/// than tokio's (0.4–0.7× in wall time, 0.64× in instructions: BENCHMARKS.md, "A timer of
+/// for every registration, a timeout whose future waits a few polls costs 5–11× less, and less
+/// than tokio's (0.4–1.0× in wall time, 0.64× in instructions: BENCHMARKS.md, "A timer of
 /// tailguard's own"). The firing is the same: async-io's reactor wakes the shard, on its own
 /// thread or on the thread running `async_io::block_on` (smol's `block_on`), and the shard
 /// wakes every due sleep. A sleep that is never polled costs nothing but its construction, as
