@@ -1,5 +1,5 @@
 //! `timeout` side by side with tokio's and with a naive `select` on a futures-timer `Delay`, and
-//! the two real timers against each other.
+//! the real timers against each other.
 //!
 //! Run: `cargo bench -p tailguard --all-features --bench timeout`
 //!
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::future::{select, Either};
-use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, HeapTimer, Timer};
 use tailguard::timeout::timeout_with;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -67,6 +67,9 @@ fn ready(c: &mut Criterion) {
     g.bench_function("tailguard (FuturesTimer)", |b| {
         b.iter(|| drive(timeout_with(FuturesTimer, LIMIT, async { black_box(7) })))
     });
+    g.bench_function("tailguard (HeapTimer)", |b| {
+        b.iter(|| drive(timeout_with(HeapTimer, LIMIT, async { black_box(7) })))
+    });
     g.bench_function("tokio::time::timeout", |b| {
         b.iter(|| drive(tokio::time::timeout(LIMIT, async { black_box(7) })))
     });
@@ -88,6 +91,9 @@ fn after_polls(c: &mut Criterion) {
     });
     g.bench_function("tailguard (FuturesTimer)", |b| {
         b.iter(|| drive(timeout_with(FuturesTimer, LIMIT, ReadyAfter(3))))
+    });
+    g.bench_function("tailguard (HeapTimer)", |b| {
+        b.iter(|| drive(timeout_with(HeapTimer, LIMIT, ReadyAfter(3))))
     });
     g.bench_function("tokio::time::timeout", |b| {
         b.iter(|| drive(tokio::time::timeout(LIMIT, ReadyAfter(3))))
@@ -112,6 +118,9 @@ fn fires(c: &mut Criterion) {
         });
         g.bench_function("tailguard (FuturesTimer)", |b| {
             b.iter(|| drive(timeout_with(FuturesTimer, Duration::ZERO, never())))
+        });
+        g.bench_function("tailguard (HeapTimer)", |b| {
+            b.iter(|| drive(timeout_with(HeapTimer, Duration::ZERO, never())))
         });
         g.bench_function("select + futures_timer::Delay", |b| {
             b.iter(|| {
@@ -154,6 +163,15 @@ fn fires(c: &mut Criterion) {
             ))
         })
     });
+    g.bench_function("tailguard (HeapTimer)", |b| {
+        b.iter(|| {
+            smol::block_on(timeout_with(
+                HeapTimer,
+                Duration::from_millis(1),
+                futures::future::pending::<()>(),
+            ))
+        })
+    });
     g.bench_function("tokio::time::timeout", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -180,6 +198,12 @@ fn timers(c: &mut Criterion) {
             black_box(Pin::new(&mut sleep).poll(&mut cx).is_pending());
         })
     });
+    g.bench_function("HeapTimer", |b| {
+        b.iter(|| {
+            let mut sleep = HeapTimer.sleep_until(Instant::now() + LIMIT);
+            black_box(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("timer/sleep: make and drop unpolled");
@@ -188,6 +212,9 @@ fn timers(c: &mut Criterion) {
     });
     g.bench_function("FuturesTimer", |b| {
         b.iter(|| black_box(FuturesTimer.sleep_until(Instant::now() + LIMIT)))
+    });
+    g.bench_function("HeapTimer", |b| {
+        b.iter(|| black_box(HeapTimer.sleep_until(Instant::now() + LIMIT)))
     });
     g.finish();
 }

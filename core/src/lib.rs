@@ -11,7 +11,7 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`time`] | the [`Timer`](time::Timer) trait; real timers; a virtual clock |
+//! | [`time`] | the [`Timer`](time::Timer) trait; real timers (async-io's, futures-timer's, and [`HeapTimer`](time::HeapTimer), tailguard's own heaps of deadlines for timeouts that wait); a virtual clock |
 //! | [`adaptive_timeout`] | [`AdaptiveTimeout`](adaptive_timeout::AdaptiveTimeout): an attempt timeout from a percentile of recent latency × a factor, clamped |
 //! | [`timeout`] | [`timeout`](timeout::timeout), [`Deadline`](timeout::Deadline), `fut.timeout(d)` |
 //! | [`deadline_header`] | a call's remaining time over the wire: the `tailguard-timeout` header's [`encode`](deadline_header::encode) and [`decode`](deadline_header::decode) (`grpc-timeout` syntax) |
@@ -65,7 +65,8 @@
 //!
 //! ## Features
 //!
-//! - `async-io` (default): [`time::AsyncIoTimer`], the [`time::DefaultTimer`].
+//! - `async-io` (default): [`time::AsyncIoTimer`], the [`time::DefaultTimer`]; and
+//!   [`time::HeapTimer`], opt-in.
 //! - `futures-timer`: [`time::FuturesTimer`].
 //!
 //! Without either, every API that needs a clock takes a [`time::Timer`] explicitly.

@@ -1,4 +1,4 @@
-//! Hedging and fan-out run unchanged under several executors, on both real timers.
+//! Hedging and fan-out run unchanged under several executors, on every real timer.
 //!
 //! Real time is used here (that is the point: each executor with a real clock), so delays are a
 //! few milliseconds and assertions are about who wins, never about exact durations. A primary
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::future::pending;
 use tailguard::fanout::{first_ok, quorum, scatter_gather_with};
 use tailguard::hedge::Hedge;
-use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, HeapTimer, Timer};
 use tailguard::timeout::{Deadline, Elapsed};
 
 /// Attempt 1 (the primary) never answers; later attempts answer after `answer_after`.
@@ -111,4 +111,9 @@ fn hedging_and_fanout_on_the_async_io_timer() {
 #[test]
 fn hedging_and_fanout_on_the_futures_timer() {
     on_every_executor(FuturesTimer);
+}
+
+#[test]
+fn hedging_and_fanout_on_the_heap_timer() {
+    on_every_executor(HeapTimer);
 }

@@ -1,6 +1,6 @@
 //! The overload limits (bulkhead, rate limiter) under several executors — smol,
 //! `futures::executor` (block_on and a thread pool) and tokio (current-thread and multi-thread)
-//! — with both real timers: waiters are woken by whichever executor polls them, deadlines fire
+//! — with every real timer: waiters are woken by whichever executor polls them, deadlines fire
 //! on the real clock, and dropped waiters give everything back.
 //!
 //! Real clocks on purpose (the point is that the real timers and wakers work under each
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tailguard::bulkhead::{Bulkhead, QueueOrder, Reason};
 use tailguard::rate::RateLimiter;
-use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, HeapTimer, Timer};
 use tailguard::timeout::FutureExt;
 
 #[macro_use]

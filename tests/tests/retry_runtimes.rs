@@ -9,7 +9,7 @@ use futures::executor::{block_on, ThreadPool};
 use futures::task::SpawnExt;
 use tailguard::backoff::{Backoff, Jitter};
 use tailguard::retry::{GaveUp, Retry, RetryBudget, RetryError, Retryable};
-use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, HeapTimer, Timer};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -81,6 +81,8 @@ fn smol() {
         check_flaky(flaky_then_ok(AsyncIoTimer).await);
         check_hanging(hanging_attempts_time_out(AsyncIoTimer).await);
         check_flaky(flaky_then_ok(FuturesTimer).await);
+        check_flaky(flaky_then_ok(HeapTimer).await);
+        check_hanging(hanging_attempts_time_out(HeapTimer).await);
     });
 }
 
@@ -93,6 +95,8 @@ fn tokio_current_thread() {
     rt.block_on(async {
         check_flaky(flaky_then_ok(AsyncIoTimer).await);
         check_hanging(hanging_attempts_time_out(FuturesTimer).await);
+        check_flaky(flaky_then_ok(HeapTimer).await);
+        check_hanging(hanging_attempts_time_out(HeapTimer).await);
     });
 }
 
@@ -106,8 +110,12 @@ fn tokio_multi_thread_spawned() {
     rt.block_on(async {
         let flaky = tokio::spawn(flaky_then_ok(AsyncIoTimer));
         let hanging = tokio::spawn(hanging_attempts_time_out(AsyncIoTimer));
+        let heap_flaky = tokio::spawn(flaky_then_ok(HeapTimer));
+        let heap_hanging = tokio::spawn(hanging_attempts_time_out(HeapTimer));
         check_flaky(flaky.await.unwrap());
         check_hanging(hanging.await.unwrap());
+        check_flaky(heap_flaky.await.unwrap());
+        check_hanging(heap_hanging.await.unwrap());
     });
 }
 
@@ -115,6 +123,8 @@ fn tokio_multi_thread_spawned() {
 fn futures_executor() {
     check_flaky(block_on(flaky_then_ok(FuturesTimer)));
     check_hanging(block_on(hanging_attempts_time_out(AsyncIoTimer)));
+    check_flaky(block_on(flaky_then_ok(HeapTimer)));
+    check_hanging(block_on(hanging_attempts_time_out(HeapTimer)));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::io::AsyncReadExt;
 use tailguard::io::TimeoutIo;
 use tailguard::shutdown::{Shutdown, TaskTracker};
-use tailguard::time::{AsyncIoTimer, FuturesTimer, Timer};
+use tailguard::time::{AsyncIoTimer, FuturesTimer, HeapTimer, Timer};
 use tailguard::timeout::{timeout_with, Deadline, FutureExt};
 
 #[macro_use]

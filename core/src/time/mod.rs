@@ -8,6 +8,9 @@
 //! [`CachedTimer`] wraps a real timer to make its coarse clock (the one measurements read, see
 //! [`Timer::now_coarse_nanos`]) a time cached in memory by one thread per process.
 //!
+//! [`HeapTimer`] (opt-in, with `async-io`) keeps sleeps in tailguard's own sharded heaps of
+//! deadlines, one async-io timer per shard: the cheapest real timer for a timeout that waits.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tailguard::time::{ManualTimer, Timer};
@@ -26,6 +29,8 @@ mod cached_clock;
 mod coarse;
 #[cfg(feature = "futures-timer")]
 mod futures_timer;
+#[cfg(feature = "async-io")]
+mod heap_timer;
 mod manual;
 mod origin;
 
@@ -37,6 +42,8 @@ pub use self::async_io_timer::AsyncIoTimer;
 pub use self::cached_clock::CachedTimer;
 #[cfg(feature = "futures-timer")]
 pub use self::futures_timer::FuturesTimer;
+#[cfg(feature = "async-io")]
+pub use self::heap_timer::{HeapSleep, HeapTimer};
 pub use self::manual::{ManualSleep, ManualTimer, Stalled};
 pub use self::origin::process_nanos;
 

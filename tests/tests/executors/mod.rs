@@ -1,11 +1,11 @@
 //! The executor × timer matrix the runtime tests share: every scenario of the including file
 //! (`scenarios(timer)`, an async fn taking any `Timer`) runs under smol (`block_on` and spawned),
 //! the futures executor (`block_on` and a thread pool), and tokio (current- and multi-thread),
-//! each with the `AsyncIoTimer` and the `FuturesTimer`.
+//! each with the `AsyncIoTimer`, the `FuturesTimer` and the `HeapTimer`.
 //!
 //! Include with `#[macro_use] mod executors;` and call `every_executor!(COPIES);` at the top level
 //! of the test file, `COPIES` being how many copies of the scenarios run concurrently when
-//! spawned. The file must have `scenarios`, and `AsyncIoTimer`, `FuturesTimer`, `Timer`,
+//! spawned. The file must have `scenarios`, and `AsyncIoTimer`, `FuturesTimer`, `HeapTimer`, `Timer`,
 //! `Future` and `Duration` in scope.
 
 macro_rules! on_every_timer {
@@ -22,6 +22,12 @@ macro_rules! on_every_timer {
             #[test]
             fn futures_timer() {
                 let $timer = FuturesTimer;
+                $body
+            }
+
+            #[test]
+            fn heap_timer() {
+                let $timer = HeapTimer;
                 $body
             }
         }
