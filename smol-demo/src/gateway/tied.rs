@@ -96,18 +96,20 @@ impl Inner {
             .run_with(AsyncIoTimer, call, |copy: Outgoing<usize>| {
                 let leg = match copy.leg {
                     Leg::First => 0,
-                    Leg::Second => {
+                    Leg::Second | Leg::Backup => {
                         counts.hedges_sent.bump();
                         1
                     }
                 };
                 let (replica, permit) = permits[leg].take().expect("each copy is sent once");
-                let twin = self.replicas[copy.tied_to.replica].pool.addr();
                 let mut headers = HeaderMap::with_capacity(2);
                 headers.insert(REQUEST_ID, HeaderValue::from(copy.id));
-                let tied_to = format!("{twin}/{}", copy.tied_to.id);
-                if let Ok(value) = HeaderValue::from_str(&tied_to) {
-                    headers.insert(TIED_TO, value);
+                if let Some(twin) = copy.tied_to {
+                    let addr = self.replicas[twin.replica].pool.addr();
+                    let tied_to = format!("{addr}/{}", twin.id);
+                    if let Ok(value) = HeaderValue::from_str(&tied_to) {
+                        headers.insert(TIED_TO, value);
+                    }
                 }
                 self.send_copy(
                     replica,
