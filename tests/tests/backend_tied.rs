@@ -340,3 +340,48 @@ fn malformed_tied_headers_are_refused_with_400() {
     assert_eq!(stats(&backends, 0).started, 1);
     rt.block_on(backends.stop());
 }
+
+#[test]
+fn the_gateway_backs_up_a_tied_copy_that_started_and_stalls_on_a_third_replica() {
+    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
+    let rt = runtime();
+    let backends = rt
+        .block_on(Backends::start(one_worker(3, 1), rt.executor()))
+        .unwrap();
+    // Key 0's first copy goes to replica 0, which is idle and starts it at once, but takes
+    // 3 s over it (a stall that began after it started); its cancel reaches replica 1 long
+    // before the second copy, sent 200 ms later and refused there with a 409. That 409 tells
+    // the gateway that the copy on replica 0 started: 10 ms later the backup goes to replica
+    // 2, which answers in 1 ms.
+    let slow = Profile {
+        latency: LatencyDist::Fixed(Duration::from_secs(3)),
+        workers: Some(1),
+        ..Profile::default()
+    };
+    backends.set_profile(0, slow).unwrap();
+    let config = GatewayConfig {
+        hedge: HedgeMode::Tied(Duration::from_millis(200)),
+        call_timeout: Duration::from_secs(10),
+        fanout_deadline: Duration::from_secs(10),
+        ..GatewayConfig::new(backends.addrs().to_vec())
+    };
+    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let started = Instant::now();
+    let report = rt.block_on(gateway.fanout(1));
+    let took = started.elapsed();
+    assert_eq!(report.ok, 1, "{report:?}");
+    assert_eq!(report.served_by, vec![0, 0, 1], "{report:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the stalled copy was not waited for: {took:?}"
+    );
+    let backup = gateway.tied().unwrap().backup().unwrap().stats();
+    assert_eq!((backup.sent, backup.won, backup.refused), (1, 1, 0));
+    wait_until("the second copy was refused", || {
+        stats(&backends, 1).refused_cancelled == 1
+    });
+    // The key's copies: the stalled one (runs on), the backup; the second did no work.
+    assert_eq!(stats(&backends, 1).started, 0);
+    assert_eq!(stats(&backends, 2).started, 1);
+    rt.block_on(backends.stop());
+}
