@@ -30,7 +30,9 @@ hedging, but each read's replica picked by power of two choices over a peak-EWMA
 and each hedge sent only to a replica that is not running the read, not slow and not \
 half-open); tied (tied requests, as in the paper: each read goes to two replicas, the second \
 copy --tied-delay later, each naming the other, and the replica that starts one cancels the \
-other in its twin's queue). Next to extra_pct (calls or reads sent beyond one per key), \
+other in its twin's queue; a copy that started and has not answered --tied-backup, 10 ms, \
+after it started is backed up on a third replica within the adaptive mode's budget, for a \
+stall that begins while it runs). Next to extra_pct (calls or reads sent beyond one per key), \
 duplicate_work_pct counts those that started work beyond one per key, in percent of keys: a \
 losing hedge, or a tied copy whose cancel came too late.
 

@@ -42,7 +42,9 @@
 //!   other; each replica holds its reads in a [`TiedQueue`](tailguard::tied::TiedQueue), which
 //!   a stall stops draining; when one copy starts, its replica's cancel reaches the twin's
 //!   replica `cancel_delay` (0.1 ms, a network hop in a data centre) later and removes the
-//!   twin from its queue (or refuses it when it arrives).
+//!   twin from its queue (or refuses it when it arrives); a copy that started and has not
+//!   answered `tied_backup` (10 ms) later is backed up on the key's third copy, within the
+//!   adaptive mode's budget ratio.
 //!
 //! ## Duplicate work
 //!
