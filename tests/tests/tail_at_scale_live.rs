@@ -117,6 +117,11 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     assert!(tied.cancelled_copies <= tied.backend_calls, "{tied:?}");
     assert_eq!(tied.hedge, "tied:1ms");
     assert_eq!(tied.hedge_budget_refusals, 0, "{tied:?}");
+    // Tied calls back up a started copy that overran; no other mode does.
+    assert!(tied.backups_won <= tied.backups_sent, "{tied:?}");
+    for r in [none, fixed, adaptive, p2c] {
+        assert_eq!((r.backups_sent, r.backups_won), (0, 0), "{r:?}");
+    }
     // Without hedging or tying, no work is done twice.
     assert_eq!(none.duplicate_work_pct, 0.0, "{none:?}");
     assert_eq!(none.cancelled_copies, 0, "{none:?}");
