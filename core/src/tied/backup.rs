@@ -96,9 +96,10 @@ impl Backup {
         self.budget.as_ref()
     }
 
-    /// When the backup of a copy that started at `started` is due.
+    /// When the backup of a copy that started at `started` is due (saturating far in the
+    /// future rather than overflowing).
     pub fn due_at(&self, started: Instant) -> Instant {
-        started.checked_add(self.after).unwrap_or(started)
+        crate::time::deadline_after(started, self.after)
     }
 
     /// Credits one call to the budget (see [`HedgeBudget::deposit`]).

@@ -212,4 +212,8 @@ fn a_call_knows_which_copy_runs_and_sends_the_backup_only_for_it() {
 fn backups_are_validated_by_field() {
     let err = Backup::unbudgeted(Duration::MAX).unwrap_err();
     assert_eq!(err.field(), "after");
+    // The longest accepted delay is due far off, never at once.
+    let longest = Backup::unbudgeted(Duration::from_nanos(u64::MAX)).unwrap();
+    let now = std::time::Instant::now();
+    assert!(longest.due_at(now) > now + Duration::from_secs(86_400 * 365));
 }
