@@ -225,3 +225,31 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
         assert!(svg.contains(label), "the axes have {label}");
     }
 }
+
+#[test]
+fn a_live_run_of_some_modes_runs_just_those() {
+    // `--modes adaptive,tied`: how a small machine gathers the samples p99.9 needs.
+    let config = LiveConfig {
+        rate: 40.0,
+        duration: Duration::from_secs(1),
+        modes: vec![Mode::Adaptive, Mode::Tied],
+        ..LiveConfig::default()
+    };
+    let rt = Runtime::new(2.try_into().unwrap());
+    let mut started = Vec::new();
+    let reports = rt
+        .block_on(live::run(rt.executor(), &config, |mode| started.push(mode)))
+        .expect("the experiment runs");
+    assert_eq!(started, [Mode::Adaptive, Mode::Tied]);
+    let modes: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
+    assert_eq!(modes, [Mode::Adaptive, Mode::Tied]);
+    let json = live::to_json(&reports);
+    assert!(json["tied"]["backups_sent"].is_u64(), "{json}");
+    assert!(json.get("none").is_none(), "{json}");
+    // No mode at all is refused, naming the field.
+    let none = LiveConfig {
+        modes: Vec::new(),
+        ..LiveConfig::default()
+    };
+    assert_eq!(none.validate().unwrap_err().field(), "modes");
+}

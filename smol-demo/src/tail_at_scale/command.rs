@@ -414,3 +414,48 @@ fn usage(message: &str) -> ExitCode {
     eprintln!("tail-at-scale: {message}");
     ExitCode::from(USAGE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(flags: &[&str]) -> Args {
+        let argv = std::iter::once("tail-at-scale").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).expect("the flags parse").args
+    }
+
+    #[test]
+    fn modes_parse_in_report_order_and_unknown_ones_are_refused() {
+        let modes = parse_modes("tied, adaptive,tied").unwrap();
+        assert_eq!(modes.0, [Mode::Adaptive, Mode::Tied]);
+        let err = parse_modes("adaptive,hedged").unwrap_err();
+        assert!(err.contains("`hedged` is not a mode"), "{err}");
+        let live = args(&["--modes", "tied"]).live_config().unwrap();
+        assert_eq!(live.modes, [Mode::Tied]);
+        assert_eq!(LiveConfig::default().modes, Mode::ALL);
+        // The simulation runs every mode.
+        let err = args(&["--sim", "--modes", "tied"]).config().unwrap_err();
+        assert!(err.contains("--modes"), "{err}");
+    }
+
+    #[test]
+    fn the_tied_backup_is_a_duration_or_off_for_the_simulation() {
+        let sim = |flags: &[&str]| args(flags).config().unwrap().tied_backup;
+        assert_eq!(sim(&["--sim"]), Some(Duration::from_millis(10)));
+        assert_eq!(
+            sim(&["--sim", "--tied-backup", "5ms"]),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(sim(&["--sim", "--tied-backup", "off"]), None);
+        assert!(parse_backup("soon").is_err());
+        let err = args(&["--tied-backup", "5ms"]).live_config().unwrap_err();
+        assert!(err.contains("--tied-backup"), "{err}");
+    }
+}
