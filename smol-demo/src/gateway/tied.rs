@@ -124,6 +124,8 @@ impl Inner {
             _ => tied.call(first.0.index, second.0.index),
         };
         let mut permits = [Some(first), Some(second)];
+        // The backup, once sent: its replica and id, to cancel it if it loses.
+        let mut backup_sent: Option<(usize, u64)> = None;
         // A copy cancelled by its twin answers 409: the twin has started.
         let twin_started = |error: &KeyError| *error == KeyError::Status(409);
         let result = tied
@@ -144,6 +146,7 @@ impl Inner {
                             )));
                         };
                         counts.hedges_sent.bump();
+                        backup_sent = Some((copy.replica, copy.id));
                         let headers = HeaderMap::from_iter([(
                             http::header::HeaderName::from_static(REQUEST_ID),
                             HeaderValue::from(copy.id),
@@ -179,11 +182,39 @@ impl Inner {
             })
             .await;
         match result {
-            Ok(won) => Ok(won.value),
+            Ok(won) => {
+                // A losing backup may still wait in its replica's queue: cancel it there (the
+                // tied copies' own cancels are their replicas' business).
+                if let Some((replica, id)) = backup_sent {
+                    let lost = won.cancel.iter().flatten().any(|loser| loser.id == id);
+                    if won.leg != Leg::Backup && lost {
+                        self.cancel_backup(replica, id);
+                    }
+                }
+                Ok(won.value)
+            }
             // A copy cancelled by its twin (409) says less than the other's error.
             Err(both) if both.first == KeyError::Status(409) => Err(both.second),
             Err(both) => Err(both.first),
         }
+    }
+
+    /// Sends `POST /cancel/{id}` to `replica` in a task of its own, within 250 ms: a backup
+    /// that lost is dropped from the replica's queue if it is still there.
+    fn cancel_backup(&self, replica: usize, id: u64) {
+        let pool = self.replicas[replica].pool.clone();
+        let cancel = async move {
+            let limits = Limits {
+                pool_wait: Duration::from_millis(250),
+                total: Duration::from_millis(250),
+            };
+            let path = format!("/cancel/{id}");
+            // Best effort: a cancel that fails leaves the backup to run, as without it.
+            let _ = pool
+                .send_within(limits, Method::POST, &path, Bytes::new())
+                .await;
+        };
+        self.ex.spawn(cancel).detach();
     }
 
     /// Sends one copy of `key` to `replica` with `headers`, never past `deadline`, and records
