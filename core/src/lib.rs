@@ -30,7 +30,7 @@
 //! | [`bulkhead`] | [`Bulkhead`](bulkhead::Bulkhead): at most N calls at once, a bounded FIFO/LIFO wait until each caller's deadline |
 //! | [`limit`] | the [`AdaptiveLimiter`](limit::AdaptiveLimiter): a concurrency limit that follows latency (Gradient2, AIMD, fixed), sans-IO |
 //! | [`priority`] | [`Criticality`](priority::Criticality) classes and the [`Shares`](priority::Shares) of a limit each may fill |
-//! | [`tied`] | tied requests: the server's [`TiedQueue`](tied::TiedQueue) with cancel-by-id, the client's [`Tied`](tied::Tied) call over two replicas |
+//! | [`tied`] | tied requests: the server's [`TiedQueue`](tied::TiedQueue) with cancel-by-id, the client's [`Tied`](tied::Tied) call over two replicas, with a [`Backup`](tied::Backup) for the copy that started and overran |
 //! | [`metrics`] | the names of the counters every policy emits with the `metrics` feature |
 //!
 //! ## Every wait is bounded

@@ -340,3 +340,91 @@ fn malformed_tied_headers_are_refused_with_400() {
     assert_eq!(stats(&backends, 0).started, 1);
     rt.block_on(backends.stop());
 }
+
+#[test]
+fn the_gateway_backs_up_a_tied_copy_that_started_and_stalls_on_a_third_replica() {
+    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
+    let rt = runtime();
+    let backends = rt
+        .block_on(Backends::start(one_worker(3, 1), rt.executor()))
+        .unwrap();
+    // Key 0's first copy goes to replica 0, which is idle and starts it at once, but takes
+    // 3 s over it (a stall that began after it started); its cancel reaches replica 1 long
+    // before the second copy, sent 200 ms later and refused there with a 409. That 409 tells
+    // the gateway that the copy on replica 0 started: 10 ms later the backup goes to replica
+    // 2, which answers in 1 ms.
+    let slow = Profile {
+        latency: LatencyDist::Fixed(Duration::from_secs(3)),
+        workers: Some(1),
+        ..Profile::default()
+    };
+    backends.set_profile(0, slow).unwrap();
+    let config = GatewayConfig {
+        hedge: HedgeMode::Tied(Duration::from_millis(200)),
+        call_timeout: Duration::from_secs(10),
+        fanout_deadline: Duration::from_secs(10),
+        ..GatewayConfig::new(backends.addrs().to_vec())
+    };
+    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let started = Instant::now();
+    let report = rt.block_on(gateway.fanout(1));
+    let took = started.elapsed();
+    assert_eq!(report.ok, 1, "{report:?}");
+    assert_eq!(report.served_by, vec![0, 0, 1], "{report:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the stalled copy was not waited for: {took:?}"
+    );
+    let backup = gateway.tied().unwrap().backup().unwrap().stats();
+    assert_eq!((backup.sent, backup.won, backup.refused), (1, 1, 0));
+    wait_until("the second copy was refused", || {
+        stats(&backends, 1).refused_cancelled == 1
+    });
+    // The key's copies: the stalled one (runs on), the backup; the second did no work.
+    assert_eq!(stats(&backends, 1).started, 0);
+    assert_eq!(stats(&backends, 2).started, 1);
+    rt.block_on(backends.stop());
+}
+
+#[test]
+fn a_backup_that_loses_is_cancelled_in_its_replicas_queue() {
+    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
+    let rt = runtime();
+    let backends = rt
+        .block_on(Backends::start(one_worker(3, 1), rt.executor()))
+        .unwrap();
+    // Replica 0 starts key 0's first copy at once and answers in 1 s; the second copy is
+    // refused by replica 1 (409), so the backup goes to replica 2 after 10 ms, where it
+    // waits behind a 3 s request. When replica 0 answers, the gateway cancels the backup.
+    let slow = |ms| Profile {
+        latency: LatencyDist::Fixed(Duration::from_millis(ms)),
+        workers: Some(1),
+        ..Profile::default()
+    };
+    backends.set_profile(0, slow(1000)).unwrap();
+    // (Within the 5 s that `send` gives the blocker: a replica refuses work longer than the
+    // caller's time left.)
+    backends.set_profile(2, slow(3000)).unwrap();
+    let blocker = send(&rt, &backends, 2, Method::GET, "/key/9", HeaderMap::new());
+    wait_until("replica 2 is busy", || stats(&backends, 2).started == 1);
+    let config = GatewayConfig {
+        hedge: HedgeMode::Tied(Duration::from_millis(100)),
+        call_timeout: Duration::from_secs(10),
+        fanout_deadline: Duration::from_secs(10),
+        ..GatewayConfig::new(backends.addrs().to_vec())
+    };
+    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let report = rt.block_on(gateway.fanout(1));
+    assert_eq!(report.ok, 1, "{report:?}");
+    assert_eq!(report.served_by, vec![1, 0, 0], "{report:?}");
+    let backup = gateway.tied().unwrap().backup().unwrap().stats();
+    assert_eq!((backup.sent, backup.won), (1, 0));
+    wait_until(
+        "the losing backup is cancelled in replica 2's queue",
+        || stats(&backends, 2).cancelled_in_queue == 1,
+    );
+    // Only the blocker started there: the backup did no work.
+    assert_eq!(stats(&backends, 2).started, 1);
+    drop(blocker);
+    rt.block_on(backends.stop());
+}

@@ -117,6 +117,11 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     assert!(tied.cancelled_copies <= tied.backend_calls, "{tied:?}");
     assert_eq!(tied.hedge, "tied:1ms");
     assert_eq!(tied.hedge_budget_refusals, 0, "{tied:?}");
+    // Tied calls back up a started copy that overran; no other mode does.
+    assert!(tied.backups_won <= tied.backups_sent, "{tied:?}");
+    for r in [none, fixed, adaptive, p2c] {
+        assert_eq!((r.backups_sent, r.backups_won), (0, 0), "{r:?}");
+    }
     // Without hedging or tying, no work is done twice.
     assert_eq!(none.duplicate_work_pct, 0.0, "{none:?}");
     assert_eq!(none.cancelled_copies, 0, "{none:?}");
@@ -219,4 +224,32 @@ fn every_mode_runs_and_the_plot_has_a_line_for_each() {
     for label in ["p90", "p99", "latency"] {
         assert!(svg.contains(label), "the axes have {label}");
     }
+}
+
+#[test]
+fn a_live_run_of_some_modes_runs_just_those() {
+    // `--modes adaptive,tied`: how a small machine gathers the samples p99.9 needs.
+    let config = LiveConfig {
+        rate: 40.0,
+        duration: Duration::from_secs(1),
+        modes: vec![Mode::Adaptive, Mode::Tied],
+        ..LiveConfig::default()
+    };
+    let rt = Runtime::new(2.try_into().unwrap());
+    let mut started = Vec::new();
+    let reports = rt
+        .block_on(live::run(rt.executor(), &config, |mode| started.push(mode)))
+        .expect("the experiment runs");
+    assert_eq!(started, [Mode::Adaptive, Mode::Tied]);
+    let modes: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
+    assert_eq!(modes, [Mode::Adaptive, Mode::Tied]);
+    let json = live::to_json(&reports);
+    assert!(json["tied"]["backups_sent"].is_u64(), "{json}");
+    assert!(json.get("none").is_none(), "{json}");
+    // No mode at all is refused, naming the field.
+    let none = LiveConfig {
+        modes: Vec::new(),
+        ..LiveConfig::default()
+    };
+    assert_eq!(none.validate().unwrap_err().field(), "modes");
 }

@@ -77,8 +77,8 @@ fn p2c_with_replica_aware_hedging_is_no_worse_than_adaptive_hedging_alone_at_p99
 #[test]
 fn tied_requests_beat_adaptive_hedging_at_p99_with_at_most_one_percent_duplicate_work() {
     // The default model (one worker per replica), where tied copies wait in queues that their
-    // twins cancel. At full size: p99 0.75x adaptive's, p99.9 0.76x, 0.93 % duplicate work
-    // (BENCHMARKS.md); issue 14's 0.7x at p99.9 is not met, so it is not asserted.
+    // twins cancel. At full size: p99 0.74x adaptive's, p99.9 0.66x, 0.93 % duplicate work
+    // (BENCHMARKS.md; p99.9 needs 10,000 requests: asserted in the full-size test below).
     let config = SimConfig {
         requests: 1_000,
         ..SimConfig::default()
@@ -126,4 +126,29 @@ fn adaptive_hedging_cuts_p999_tenfold_at_full_size() {
     let config = SimConfig::default();
     assert_eq!(config.requests, 10_000);
     assert_the_claim(&config);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "full size (10,000 requests x 1,000 keys per mode): run with --release"
+)]
+fn tied_requests_with_a_backup_meet_issue_14s_p999_goal_at_full_size() {
+    // Issue 14: tied p99.9 at most 0.7x adaptive hedging's, with at most 1 % duplicate work.
+    // Seeds 2013, 2014, 2015 give 0.662x, 0.666x, 0.662x (0.93-0.94 % duplicate work); without
+    // the backup (`tied_backup: None`) 0.77x, 0.84x, 0.71x: a read frozen mid-service by a
+    // stall that began after it started held its request for the stall.
+    let config = SimConfig::default();
+    assert_eq!(config.requests, 10_000);
+    let reports = run_modes(&config, &[Mode::Adaptive, Mode::Tied]).unwrap();
+    let (adaptive, tied) = (&reports[0], &reports[1]);
+    eprintln!("{adaptive:?}\n{tied:?}");
+    let p999 = |r: &ModeReport| r.p999.expect("10,000 requests support p99.9").as_secs_f64();
+    let ratio = p999(tied) / p999(adaptive);
+    assert!(ratio <= 0.7, "{ratio:.3}: {tied:?} vs {adaptive:?}");
+    assert!(tied.duplicate_work_pct <= 1.0, "{tied:?}");
+    // Backups are few (a few hundred for ten million key reads), and some answer first.
+    assert!(tied.backups.sent > 0 && tied.backups.won > 0, "{tied:?}");
+    assert!(tied.backups.sent * 1000 < tied.stats.primaries, "{tied:?}");
+    assert_eq!(tied.timed_out_keys, 0);
 }

@@ -22,6 +22,12 @@
 //!   [`run_with`](Tied::run_with) drives a call over a [`Timer`](crate::time::Timer): the
 //!   first copy now, the second after the delay (at once if the first fails), the first
 //!   success wins and the other copy's future is dropped.
+//! - the backup, for what tying cannot fix: once a copy has started its twin is cancelled, so
+//!   a stall that begins while it runs would hold the call. A [`Backup`] policy sends a third
+//!   copy to a third replica when the copy that started has not answered `after` it started
+//!   (the client learns that it started when its twin is cancelled and answers so:
+//!   [`TiedCall::cancelled_by_twin`]), within a [`HedgeBudget`](crate::hedge::HedgeBudget);
+//!   [`Tied::run_backed_with`] drives it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -46,15 +52,21 @@
 //! assert_eq!(timer.elapsed(), Duration::from_millis(4)); // 1 ms delay + 3 ms
 //! // The first copy was still running: tell its replica to drop it, if the transport
 //! // does not cancel on drop.
-//! assert_eq!(won.cancel.unwrap().replica, "replica-a");
+//! assert_eq!(won.cancel[0].unwrap().replica, "replica-a");
 //! ```
 
+mod backup;
+#[cfg(test)]
+mod backup_tests;
 mod call;
+mod policy;
 mod queue;
 #[cfg(test)]
 mod tests;
 
-pub use self::call::{Leg, Outgoing, Settled, Tied, TiedCall, TiedError, TiedStats, Won};
+pub use self::backup::{Backup, BackupStats};
+pub use self::call::{Leg, Outgoing, Settled, TiedCall};
+pub use self::policy::{Tied, TiedError, TiedStats, Won};
 pub use self::queue::{
     Cancelled, QueueStats, Refusal, Rejected, Start, Ticket, TiedQueue, MAX_QUEUE,
 };

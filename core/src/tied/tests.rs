@@ -179,10 +179,13 @@ fn the_first_answer_wins_and_the_loser_is_named_for_cancelling() {
     assert_eq!((won.value, won.leg), (1, Leg::Second));
     assert_eq!(
         won.cancel,
-        Some(Twin {
-            replica: 0,
-            id: 100
-        })
+        [
+            Some(Twin {
+                replica: 0,
+                id: 100
+            }),
+            None
+        ]
     );
     assert_eq!(took, ms(4));
     assert_eq!(
@@ -196,7 +199,7 @@ fn the_first_answer_wins_and_the_loser_is_named_for_cancelling() {
 fn an_answer_within_the_delay_sends_no_second_copy() {
     let (won, took, stats, sent) = race(5, [2, 1]);
     let won = won.unwrap();
-    assert_eq!((won.leg, won.cancel), (Leg::First, None));
+    assert_eq!((won.leg, won.cancel), (Leg::First, [None, None]));
     assert_eq!(took, ms(2));
     assert_eq!((stats.seconds_sent, sent), (0, 1));
 }
@@ -227,7 +230,10 @@ fn a_failed_first_copy_sends_the_second_at_once_and_both_failing_fail() {
     });
     let won = timer.block_on(run).unwrap();
     // Sent at 2 ms (when the first failed, not at 10 ms), answered at 4 ms; nothing to cancel.
-    assert_eq!((won.leg, won.value, won.cancel), (Leg::Second, 1, None));
+    assert_eq!(
+        (won.leg, won.value, won.cancel),
+        (Leg::Second, 1, [None, None])
+    );
     assert_eq!(timer.elapsed(), ms(4));
 
     let t = timer.clone();
@@ -242,7 +248,8 @@ fn a_failed_first_copy_sends_the_second_at_once_and_both_failing_fail() {
         timer.block_on(run).unwrap_err(),
         TiedError {
             first: 0,
-            second: 1
+            second: 1,
+            backup: None
         }
     );
     assert_eq!(tied.stats().failed, 1);
@@ -293,19 +300,29 @@ fn a_tied_call_records_late_answers_as_duplicates() {
     let mut call = TiedCall::new(['a', 'b'], [1, 2]);
     assert_eq!(
         call.send(Leg::First).unwrap().tied_to,
-        Twin {
+        Some(Twin {
             replica: 'b',
             id: 2
-        }
+        })
     );
     assert!(call.send(Leg::First).is_none());
-    assert_eq!(call.answered(Leg::First), Settled::Won { cancel: None });
+    assert_eq!(
+        call.answered(Leg::First),
+        Settled::Won {
+            cancel: [None, None]
+        }
+    );
     // Sent after the call is over: nothing.
     assert!(call.send(Leg::Second).is_none());
     let mut call = TiedCall::new(['a', 'b'], [1, 2]);
     call.send(Leg::First);
     call.send(Leg::Second);
     assert!(!call.failed(Leg::First));
-    assert_eq!(call.answered(Leg::Second), Settled::Won { cancel: None });
+    assert_eq!(
+        call.answered(Leg::Second),
+        Settled::Won {
+            cancel: [None, None]
+        }
+    );
     assert_eq!(call.winner(), Some(Leg::Second));
 }

@@ -217,7 +217,7 @@ impl Gateway {
             .build()?;
         let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
         let tied = match config.hedge {
-            HedgeMode::Tied(delay) => Some(tailguard::tied::Tied::new(delay)?),
+            HedgeMode::Tied(delay) => Some(tied::policy(delay, &hedge)?),
             _ => None,
         };
         let pool_size = NonZeroUsize::new(config.pool_size)
@@ -275,6 +275,11 @@ impl Gateway {
     /// The hedging policy (its statistics and latency window).
     pub fn hedge(&self) -> &Hedge {
         &self.inner.hedge
+    }
+
+    /// The tied-request policy (`--hedge tied:…`), if any: its statistics and its backup's.
+    pub fn tied(&self) -> Option<&tailguard::tied::Tied> {
+        self.inner.tied.as_ref()
     }
 
     /// The adaptive concurrency limit in front of replica `replica`, if it exists and

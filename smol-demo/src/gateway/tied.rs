@@ -1,20 +1,41 @@
 //! Tied requests through the gateway (`--hedge tied:1ms`): one key, two copies to two
-//! replicas, each tagged with the other, the first answer wins.
+//! replicas, each tagged with the other, the first answer wins; and a backup to a third
+//! replica when the copy that started has not answered [`BACKUP_AFTER`] after its twin said
+//! it started (the twin's 409), within the hedging budget (`--hedge-budget`).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, Method};
 use tailguard::breaker::Permit;
-use tailguard::tied::{Leg, Outgoing, Tied};
+use tailguard::hedge::Hedge;
+use tailguard::tied::{Backup, Leg, Outgoing, Tied};
 use tailguard::time::AsyncIoTimer;
 use tailguard::timeout::Deadline;
+use tailguard::ConfigError;
 
 use super::fanout::{FanoutCounts, KeyError, Served};
 use super::{Inner, Replica};
 use crate::backend::{REQUEST_ID, TIED_TO};
 use crate::client::{ClientError, Limits};
 use crate::wire_deadline::is_deadline_504;
+
+/// How long after a tied copy is known to have started (its twin answered 409) the gateway
+/// sends a backup to a third replica, if the copy has not answered: several times the demo
+/// replicas' usual service time (a few ms), well short of their stalls (tens of ms).
+pub const BACKUP_AFTER: Duration = Duration::from_millis(10);
+
+/// The tied policy of `--hedge tied:DELAY`: the second copy after `delay`, and a backup
+/// [`BACKUP_AFTER`] after a copy started, drawn from `hedge`'s budget (the gateway's hedging
+/// budget, which tied calls otherwise leave unused).
+pub(super) fn policy(delay: Duration, hedge: &Hedge) -> Result<Tied, ConfigError> {
+    let tied = Tied::new(delay)?;
+    Ok(match hedge.budget() {
+        Some(budget) => tied.with_backup(Backup::new(BACKUP_AFTER, budget.clone())?),
+        None => tied.with_backup(Backup::unbudgeted(BACKUP_AFTER)?),
+    })
+}
 
 /// A task awaited, detached rather than cancelled if dropped first.
 struct Detach<T>(Option<smol::Task<T>>);
@@ -59,11 +80,13 @@ impl Inner {
         deadline: Deadline,
     ) -> Result<Served, KeyError> {
         let n = self.replicas.len();
-        let first = (key + offset) % n;
+        let first = first_index(key, offset, n);
         // The two replicas whose breakers admit the copies, in order (no allocation per call).
         let mut chosen: [Option<(&Replica, Permit<'_, AsyncIoTimer>)>; 2] = [None, None];
         let mut found = 0;
+        let mut last = 0;
         for step in 0..n {
+            last = step;
             let replica = &self.replicas[(first + step) % n];
             match replica.breaker.try_acquire() {
                 Ok(permit) => {
@@ -90,41 +113,108 @@ impl Inner {
                 .send_copy(replica, permit, key, 1, None, deadline)
                 .await;
         };
-        let call = tied.call(first.0.index, second.0.index);
+        // The backup's replica: the next one after the two chosen (its breaker is asked only
+        // if a backup is sent).
+        let third =
+            (last + 1 < n).then(|| &self.replicas[(first_index(key, offset, n) + last + 1) % n]);
+        let call = match third {
+            Some(third) if tied.backup().is_some() => {
+                tied.call_backed(first.0.index, second.0.index, third.index)
+            }
+            _ => tied.call(first.0.index, second.0.index),
+        };
         let mut permits = [Some(first), Some(second)];
+        // The backup, once sent: its replica and id, to cancel it if it loses.
+        let mut backup_sent: Option<(usize, u64)> = None;
+        // A copy cancelled by its twin answers 409: the twin has started.
+        let twin_started = |error: &KeyError| *error == KeyError::Status(409);
         let result = tied
-            .run_with(AsyncIoTimer, call, |copy: Outgoing<usize>| {
+            .run_backed_with(AsyncIoTimer, call, twin_started, |copy: Outgoing<usize>| {
                 let leg = match copy.leg {
                     Leg::First => 0,
                     Leg::Second => {
                         counts.hedges_sent.bump();
                         1
                     }
+                    Leg::Backup => {
+                        let replica = &self.replicas[copy.replica];
+                        let Ok(permit) = replica.breaker.try_acquire() else {
+                            counts.breaker_rejections.bump();
+                            replica.counts.rejected.bump();
+                            return Either::Right(std::future::ready(Err(
+                                KeyError::AllBreakersOpen,
+                            )));
+                        };
+                        counts.hedges_sent.bump();
+                        backup_sent = Some((copy.replica, copy.id));
+                        let headers = HeaderMap::from_iter([(
+                            http::header::HeaderName::from_static(REQUEST_ID),
+                            HeaderValue::from(copy.id),
+                        )]);
+                        return Either::Left(self.send_copy(
+                            replica,
+                            permit,
+                            key,
+                            3,
+                            Some(headers),
+                            deadline,
+                        ));
+                    }
                 };
                 let (replica, permit) = permits[leg].take().expect("each copy is sent once");
-                let twin = self.replicas[copy.tied_to.replica].pool.addr();
                 let mut headers = HeaderMap::with_capacity(2);
                 headers.insert(REQUEST_ID, HeaderValue::from(copy.id));
-                let tied_to = format!("{twin}/{}", copy.tied_to.id);
-                if let Ok(value) = HeaderValue::from_str(&tied_to) {
-                    headers.insert(TIED_TO, value);
+                if let Some(twin) = copy.tied_to {
+                    let addr = self.replicas[twin.replica].pool.addr();
+                    let tied_to = format!("{addr}/{}", twin.id);
+                    if let Ok(value) = HeaderValue::from_str(&tied_to) {
+                        headers.insert(TIED_TO, value);
+                    }
                 }
-                self.send_copy(
+                Either::Left(self.send_copy(
                     replica,
                     permit,
                     key,
                     leg as u32 + 1,
                     Some(headers),
                     deadline,
-                )
+                ))
             })
             .await;
         match result {
-            Ok(won) => Ok(won.value),
+            Ok(won) => {
+                // A losing backup may still wait in its replica's queue: cancel it there (the
+                // tied copies' own cancels are their replicas' business).
+                if let Some((replica, id)) = backup_sent {
+                    let lost = won.cancel.iter().flatten().any(|loser| loser.id == id);
+                    if won.leg != Leg::Backup && lost {
+                        self.cancel_backup(replica, id);
+                    }
+                }
+                Ok(won.value)
+            }
             // A copy cancelled by its twin (409) says less than the other's error.
             Err(both) if both.first == KeyError::Status(409) => Err(both.second),
             Err(both) => Err(both.first),
         }
+    }
+
+    /// Sends `POST /cancel/{id}` to `replica` in a task of its own, within 250 ms: a backup
+    /// that lost is dropped from the replica's queue if it is still there.
+    fn cancel_backup(&self, replica: usize, id: u64) {
+        let pool = self.replicas[replica].pool.clone();
+        let cancel = async move {
+            let limits = Limits {
+                pool_wait: Duration::from_millis(250),
+                total: Duration::from_millis(250),
+            };
+            let path = format!("/cancel/{id}");
+            // Best effort: a cancel that fails leaves the backup to run, as without it.
+            let _ = pool
+                .send_within(limits, Method::POST, &path, Bytes::new())
+                .await;
+        };
+        self.ex.spawn(cancel).detach();
     }
 
     /// Sends one copy of `key` to `replica` with `headers`, never past `deadline`, and records
@@ -225,4 +315,9 @@ impl Inner {
             }
         }
     }
+}
+
+/// The replica a key's first copy goes to.
+fn first_index(key: usize, offset: usize, n: usize) -> usize {
+    (key + offset) % n
 }

@@ -30,7 +30,9 @@ hedging, but each read's replica picked by power of two choices over a peak-EWMA
 and each hedge sent only to a replica that is not running the read, not slow and not \
 half-open); tied (tied requests, as in the paper: each read goes to two replicas, the second \
 copy --tied-delay later, each naming the other, and the replica that starts one cancels the \
-other in its twin's queue). Next to extra_pct (calls or reads sent beyond one per key), \
+other in its twin's queue; a copy that started and has not answered --tied-backup, 10 ms, \
+after it started is backed up on a third replica within the adaptive mode's budget, for a \
+stall that begins while it runs). Next to extra_pct (calls or reads sent beyond one per key), \
 duplicate_work_pct counts those that started work beyond one per key, in percent of keys: a \
 losing hedge, or a tied copy whose cancel came too late.
 
@@ -171,6 +173,49 @@ pub struct Args {
     /// a real HTTP request) [default: 0.1ms].
     #[arg(long, value_parser = parse_duration)]
     pub cancel_delay: Option<Duration>,
+    /// The tied mode's backup (--sim only; live, the gateway's, 10 ms): a third copy to a
+    /// third replica when the copy that started has not answered this long after it started,
+    /// within the adaptive mode's budget; `off` for none [default: 10ms].
+    #[arg(long, value_parser = parse_backup)]
+    pub tied_backup: Option<Backup>,
+    /// The modes to run (live only), comma-separated, in report order: a live run of one
+    /// or two modes can gather the 10,000 samples p99.9 needs on a small machine
+    /// [default: none,fixed,adaptive,p2c,tied].
+    #[arg(long, value_parser = parse_modes)]
+    pub modes: Option<Modes>,
+}
+
+/// `--tied-backup`: after how long, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backup(pub Option<Duration>);
+
+fn parse_backup(text: &str) -> Result<Backup, String> {
+    if text == "off" {
+        return Ok(Backup(None));
+    }
+    parse_duration(text).map(|d| Backup(Some(d)))
+}
+
+/// `--modes`: the modes to run, in report order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modes(pub Vec<Mode>);
+
+fn parse_modes(text: &str) -> Result<Modes, String> {
+    let mut modes = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let Some(mode) = Mode::ALL.into_iter().find(|m| m.name() == name) else {
+            return Err(format!(
+                "`{name}` is not a mode: write some of none, fixed, adaptive, p2c, tied, \
+                 comma-separated"
+            ));
+        };
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    // Report order, whatever the order given.
+    modes.sort_by_key(|m| Mode::ALL.iter().position(|a| a == m));
+    Ok(Modes(modes))
 }
 
 /// `--workers`: a count, or as many as there are reads.
@@ -219,6 +264,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("stall_every", "--stall-every"),
     ("stall_for", "--stall-for"),
     ("delay", "--tied-delay"),
+    ("after", "--tied-backup"),
+    ("modes", "--modes"),
 ];
 
 impl Args {
@@ -230,6 +277,9 @@ impl Args {
     pub fn config(&self) -> Result<SimConfig, String> {
         if self.out.is_some() {
             return Err("--out is for the live run: --sim draws no plot".into());
+        }
+        if self.modes.is_some() {
+            return Err("--modes is for the live run: --sim runs every mode".into());
         }
         let defaults = SimConfig::default();
         let config = SimConfig {
@@ -244,6 +294,7 @@ impl Args {
             workers: self.workers.map_or(defaults.workers, Workers::limit),
             tied_delay: self.tied_delay,
             cancel_delay: self.cancel_delay.unwrap_or(defaults.cancel_delay),
+            tied_backup: self.tied_backup.map_or(defaults.tied_backup, |b| b.0),
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;
@@ -252,6 +303,11 @@ impl Args {
 
     /// The live run these arguments ask for.
     pub fn live_config(&self) -> Result<LiveConfig, String> {
+        if self.tied_backup.is_some() {
+            return Err(
+                "`--tied-backup` is for --sim; live, the gateway backs up after 10 ms".into(),
+            );
+        }
         if self.requests.is_some() {
             return Err(
                 "`--requests` is for --sim; a live run sends --rate x --duration fan-outs per mode"
@@ -280,6 +336,7 @@ impl Args {
             seed: self.seed,
             workers: self.workers.map_or(defaults.workers, Workers::limit),
             tied_delay: self.tied_delay,
+            modes: self.modes.clone().map_or(defaults.modes, |m| m.0),
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;
@@ -356,4 +413,49 @@ fn run_many(args: &Args) -> ExitCode {
 fn usage(message: &str) -> ExitCode {
     eprintln!("tail-at-scale: {message}");
     ExitCode::from(USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(flags: &[&str]) -> Args {
+        let argv = std::iter::once("tail-at-scale").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).expect("the flags parse").args
+    }
+
+    #[test]
+    fn modes_parse_in_report_order_and_unknown_ones_are_refused() {
+        let modes = parse_modes("tied, adaptive,tied").unwrap();
+        assert_eq!(modes.0, [Mode::Adaptive, Mode::Tied]);
+        let err = parse_modes("adaptive,hedged").unwrap_err();
+        assert!(err.contains("`hedged` is not a mode"), "{err}");
+        let live = args(&["--modes", "tied"]).live_config().unwrap();
+        assert_eq!(live.modes, [Mode::Tied]);
+        assert_eq!(LiveConfig::default().modes, Mode::ALL);
+        // The simulation runs every mode.
+        let err = args(&["--sim", "--modes", "tied"]).config().unwrap_err();
+        assert!(err.contains("--modes"), "{err}");
+    }
+
+    #[test]
+    fn the_tied_backup_is_a_duration_or_off_for_the_simulation() {
+        let sim = |flags: &[&str]| args(flags).config().unwrap().tied_backup;
+        assert_eq!(sim(&["--sim"]), Some(Duration::from_millis(10)));
+        assert_eq!(
+            sim(&["--sim", "--tied-backup", "5ms"]),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(sim(&["--sim", "--tied-backup", "off"]), None);
+        assert!(parse_backup("soon").is_err());
+        let err = args(&["--tied-backup", "5ms"]).live_config().unwrap_err();
+        assert!(err.contains("--tied-backup"), "{err}");
+    }
 }

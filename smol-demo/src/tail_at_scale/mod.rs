@@ -95,9 +95,13 @@ pub fn to_json(reports: &[ModeReport]) -> serde_json::Value {
             mode.insert(key.into(), value.into());
         }
         if r.mode == sim::Mode::Tied {
+            // The policy's counters hold second copies and backups together.
             for (key, value) in [
-                ("seconds_sent", r.stats.hedges_sent),
-                ("won_by_second", r.stats.hedges_won),
+                ("seconds_sent", r.stats.hedges_sent - r.backups.sent),
+                ("won_by_second", r.stats.hedges_won - r.backups.won),
+                ("backups_sent", r.backups.sent),
+                ("backups_won", r.backups.won),
+                ("backups_refused", r.backups.refused),
             ] {
                 mode.insert(key.into(), value.into());
             }

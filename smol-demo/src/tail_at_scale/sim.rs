@@ -42,7 +42,9 @@
 //!   other; each replica holds its reads in a [`TiedQueue`](tailguard::tied::TiedQueue), which
 //!   a stall stops draining; when one copy starts, its replica's cancel reaches the twin's
 //!   replica `cancel_delay` (0.1 ms, a network hop in a data centre) later and removes the
-//!   twin from its queue (or refuses it when it arrives).
+//!   twin from its queue (or refuses it when it arrives); a copy that started and has not
+//!   answered `tied_backup` (10 ms) later is backed up on the key's third copy, within the
+//!   adaptive mode's budget ratio.
 //!
 //! ## Duplicate work
 //!
@@ -116,6 +118,9 @@ pub struct SimConfig {
     pub tied_delay: Duration,
     /// The `tied` mode: how long a replica's cancel takes to reach the twin's replica.
     pub cancel_delay: Duration,
+    /// The `tied` mode: a backup goes to the key's third copy when the copy that started has
+    /// not answered this long after it started, within `budget_ratio`; `None`: no backups.
+    pub tied_backup: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -141,6 +146,7 @@ impl Default for SimConfig {
             workers: Some(1),
             tied_delay: Duration::from_millis(1),
             cancel_delay: Duration::from_micros(100),
+            tied_backup: Some(Duration::from_millis(10)),
         }
     }
 }
@@ -193,7 +199,7 @@ impl SimConfig {
     }
 
     /// The hedging budget of the adaptive mode (and of the fixed mode with `equal_budget`).
-    fn budget(&self) -> Result<HedgeBudget, ConfigError> {
+    pub(super) fn budget(&self) -> Result<HedgeBudget, ConfigError> {
         // Save up to ten requests' worth of hedges: a request that meets a stall needs ~10 on
         // top of its usual ~1 %, and stalls come in clusters.
         HedgeBudget::with_max_burst(
@@ -268,7 +274,7 @@ impl Mode {
                 config.adaptive_percentile * 100.0,
                 config.budget_ratio * 100.0
             ),
-            Mode::Tied => format!("second copy after {:?}", config.tied_delay),
+            Mode::Tied => super::tied_sim::setting(config),
         }
     }
 
@@ -333,6 +339,8 @@ pub struct ModeReport {
     /// Reads that started service beyond one per key, in percent of keys (see the module
     /// documentation, "Duplicate work").
     pub duplicate_work_pct: f64,
+    /// The `tied` mode's backups (zero in the other modes).
+    pub backups: tailguard::tied::BackupStats,
     /// Key reads that missed the request deadline.
     pub timed_out_keys: u64,
     /// Number of requests measured.
@@ -515,6 +523,7 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
         extra_pct: stats.extra_load() * 100.0,
         duplicate_work_pct: duplicate_pct(workers.served.load(Relaxed), keys),
         stats,
+        backups: Default::default(),
         timed_out_keys,
         requests: latencies.len(),
     })

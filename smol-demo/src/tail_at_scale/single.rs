@@ -175,8 +175,8 @@ pub(super) fn run_live(args: &Args, config: &LiveConfig) -> ExitCode {
     let started = Instant::now();
     let outcome = runtime.block_on(async {
         let mut interrupted = std::pin::pin!(interrupted);
-        let mut reports: Vec<LiveModeReport> = Vec::with_capacity(Mode::ALL.len());
-        for mode in Mode::ALL {
+        let mut reports: Vec<LiveModeReport> = Vec::with_capacity(config.modes.len());
+        for &mode in &config.modes {
             eprintln!(
                 "tail-at-scale: {} ({} fan-outs/s for {:?})...",
                 mode.name(),

@@ -15,7 +15,15 @@
 //!   replica `cancel_delay` later: the twin is removed from that queue, or refused when it
 //!   arrives after the cancel, or, if it has started already, both run (duplicate work);
 //! - the first copy to finish answers the key; a copy that started runs to its end (its
-//!   worker stays busy), as a hedge does in the other modes.
+//!   worker stays busy), as a hedge does in the other modes;
+//! - the backup (`tied_backup`, 10 ms by default): a copy cancelled by its twin is answered
+//!   at once (the client learns that the twin started), and if the twin has not answered
+//!   `tied_backup` later, a third copy goes to the key's second copy's replica (the one a
+//!   third hedge would go to), untied, within a budget of `budget_ratio` (the adaptive
+//!   hedge's); when a key is answered, the client cancels its other copies (one hop,
+//!   `cancel_delay`), so a backup still queued does no work. This is for what tying alone
+//!   cannot fix: a copy frozen mid-service by a stall that began after it started, its twin
+//!   already cancelled ([`Backup`]).
 //!
 //! It is a discrete-event simulation (an event heap in virtual nanoseconds, ties in the order
 //! they were scheduled), deterministic for a seed like the rest.
@@ -25,7 +33,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use tailguard::hedge::HedgeStats;
-use tailguard::tied::{Cancelled, Leg, Settled, Tag, TiedCall, TiedQueue, Twin};
+use tailguard::tied::{
+    Backup, Cancelled, Leg, Refusal, Rejected, Settled, Tag, TiedCall, TiedQueue, Twin,
+};
 use tailguard::ConfigError;
 
 use super::sim::{duplicate_pct, placement, service, Mode, ModeReport, SimConfig, World};
@@ -47,6 +57,38 @@ enum Event {
     Cancel { replica: u32, id: u64 },
     /// Copy `id` finishes on `replica`, and frees its worker.
     Finish { replica: u32, id: u64 },
+    /// The backup of key read `pair` is due.
+    Backup(u64),
+}
+
+/// The `tied` mode's policy, in a few words.
+pub(super) fn setting(config: &SimConfig) -> String {
+    match config.tied_backup {
+        Some(after) => format!(
+            "second copy after {:?}, backup {after:?} after a start, {}% budget",
+            config.tied_delay,
+            config.budget_ratio * 100.0
+        ),
+        None => format!("second copy after {:?}", config.tied_delay),
+    }
+}
+
+/// Copy ids: three per key read (first, second, backup).
+fn id_of(pair: u64, leg: Leg) -> u64 {
+    3 * pair
+        + match leg {
+            Leg::First => 0,
+            Leg::Second => 1,
+            Leg::Backup => 2,
+        }
+}
+
+fn leg_of(id: u64) -> Leg {
+    match id % 3 {
+        0 => Leg::First,
+        1 => Leg::Second,
+        _ => Leg::Backup,
+    }
 }
 
 /// One key read in flight.
@@ -82,6 +124,7 @@ struct Tied<'a> {
     started: u64,
     seconds_sent: u64,
     won_by_second: u64,
+    backup: Option<Backup>,
     /// The queues' `now` at time 0: only differences matter, so any fixed origin does.
     origin: Instant,
 }
@@ -107,6 +150,10 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         started: 0,
         seconds_sent: 0,
         won_by_second: 0,
+        backup: match config.tied_backup {
+            Some(after) => Some(Backup::new(after, config.budget()?)?),
+            None => None,
+        },
         origin: Instant::now(),
     };
     for (r, &arrival) in world.arrivals.iter().enumerate() {
@@ -124,11 +171,13 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         .map(|&(_, ns)| Duration::from_nanos(ns))
         .collect();
     latencies.sort_unstable();
+    let backups = sim.backup.as_ref().map(Backup::stats).unwrap_or_default();
+    // Extra reads: second copies and backups; refusals: backups the budget refused.
     let stats = HedgeStats {
         primaries: total_keys,
-        hedges_sent: sim.seconds_sent,
-        hedges_won: sim.won_by_second,
-        budget_refusals: 0,
+        hedges_sent: sim.seconds_sent + backups.sent,
+        hedges_won: sim.won_by_second + backups.won,
+        budget_refusals: backups.refused,
     };
     Ok(ModeReport {
         mode: Mode::Tied,
@@ -140,6 +189,7 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         extra_pct: stats.extra_load() * 100.0,
         duplicate_work_pct: duplicate_pct(sim.started, total_keys),
         stats,
+        backups,
         timed_out_keys: 0,
         requests: latencies.len(),
     })
@@ -160,10 +210,14 @@ impl Tied<'_> {
                 self.start_waiting(t, replica as usize);
             }
             Event::Cancel { replica, id } => {
-                // In the queue: removed (the copy is dropped). Too late: both run. Not here
-                // yet: the copy is refused when it arrives.
-                let _: Cancelled<u64> = self.queues[replica as usize].cancel(id);
+                // In the queue: removed (the copy is dropped), and its replica answers it:
+                // the client learns that the twin started. Too late: both run. Not here yet:
+                // the copy is refused when it arrives.
+                if let Cancelled::InQueue(_) = self.queues[replica as usize].cancel(id) {
+                    self.cancelled_by_twin(t, id);
+                }
             }
+            Event::Backup(pair) => self.send_backup(t, pair),
             Event::Finish { replica, id } => {
                 self.busy[replica as usize] -= 1;
                 self.finish(t, id);
@@ -182,7 +236,14 @@ impl Tied<'_> {
         for k in 0..self.keys {
             let (hash, home, stride) = placement(self.config, n, u64::from(r), k as u64);
             let pair = u64::from(r) * self.keys as u64 + k as u64;
-            let mut call = TiedCall::new([home, (home + stride) % n], [2 * pair, 2 * pair + 1]);
+            let mut call = TiedCall::new(
+                [home, (home + stride) % n],
+                [id_of(pair, Leg::First), id_of(pair, Leg::Second)],
+            );
+            if let Some(backup) = &self.backup {
+                backup.deposit();
+                call = call.with_backup((home + 2 * stride) % n, id_of(pair, Leg::Backup));
+            }
             let first = call
                 .send(Leg::First)
                 .expect("a new call sends its first copy");
@@ -214,18 +275,52 @@ impl Tied<'_> {
         }
     }
 
-    /// Copy `id` reaches `replica` at `t`.
-    fn arrive(&mut self, t: u64, replica: usize, id: u64, twin: Twin<usize>) {
-        // Refused (its twin cancelled it first): no work. The queue is never full here.
-        if self.queues[replica]
-            .push_at(
-                self.origin + Duration::from_nanos(t),
-                id,
-                Some(Tag::tied(id, twin)),
-            )
-            .is_ok()
+    /// Copy `id` reaches `replica` at `t`, tied to `twin` (the backup to none).
+    fn arrive(&mut self, t: u64, replica: usize, id: u64, twin: Option<Twin<usize>>) {
+        let tag = Tag { id, twin };
+        // Refused (its twin cancelled it first): no work, and the client hears so. The queue
+        // is never full here.
+        match self.queues[replica].push_at(self.origin + Duration::from_nanos(t), id, Some(tag)) {
+            Ok(_) => self.start_waiting(t, replica),
+            Err(Rejected {
+                reason: Refusal::Cancelled(_),
+                ..
+            }) => self.cancelled_by_twin(t, id),
+            Err(_) => {}
+        }
+    }
+
+    /// The client hears at `t` that copy `id` was cancelled by its twin, which started: the
+    /// twin's backup is due `tied_backup` later.
+    fn cancelled_by_twin(&mut self, t: u64, id: u64) {
+        let pair = id / 3;
+        let Some(p) = self.pairs.get_mut(&pair) else {
+            return; // answered already
+        };
+        if p.call.cancelled_by_twin(leg_of(id)).is_none() {
+            return;
+        }
+        if let Some(backup) = &self.backup {
+            let due = backup.due_at(self.origin + Duration::from_nanos(t)) - self.origin;
+            self.at(nanos(due), Event::Backup(pair));
+        }
+    }
+
+    /// The backup of key read `pair` is due at `t`: sent to its third replica if the copy
+    /// that started is still running and the budget allows.
+    fn send_backup(&mut self, t: u64, pair: u64) {
+        let Some(backup) = &self.backup else {
+            return;
+        };
+        let Some(p) = self.pairs.get_mut(&pair) else {
+            return; // answered
+        };
+        if p.call.running().is_none() || !backup.try_send_at(self.origin + Duration::from_nanos(t))
         {
-            self.start_waiting(t, replica);
+            return;
+        }
+        if let Some(out) = p.call.send(Leg::Backup) {
+            self.arrive(t, out.replica, out.id, out.tied_to);
         }
     }
 
@@ -248,13 +343,13 @@ impl Tied<'_> {
             self.busy[replica] += 1;
             self.started += 1;
             let id = start.item;
-            let hash = match self.pairs.get(&(id / 2)) {
+            let hash = match self.pairs.get(&(id / 3)) {
                 Some(pair) => pair.hash,
                 // The key was answered while this copy waited (its cancel is on the way):
                 // it still runs, as a real server would.
                 None => self.hash_of(id),
             };
-            let attempt = (id % 2) as u32 + 1;
+            let attempt = (id % 3) as u32 + 1;
             let done = self.world.replicas[replica].finish(t, service(self.config, hash, attempt));
             self.at(
                 done,
@@ -277,30 +372,48 @@ impl Tied<'_> {
     }
 
     fn hash_of(&self, id: u64) -> u64 {
-        let pair = id / 2;
+        let pair = id / 3;
         let (r, k) = (pair / self.keys as u64, pair % self.keys as u64);
         placement(self.config, self.world.replicas.len(), r, k).0
     }
 
     fn finish(&mut self, t: u64, id: u64) {
-        let pair = id / 2;
+        let pair = id / 3;
         let Some(p) = self.pairs.get_mut(&pair) else {
             return; // the loser of a pair that both ran
         };
-        let leg = if id % 2 == 0 { Leg::First } else { Leg::Second };
-        if let Settled::Won { .. } = p.call.answered(leg) {
-            if leg == Leg::Second {
-                self.won_by_second += 1;
+        let leg = leg_of(id);
+        let Settled::Won { cancel } = p.call.answered(leg) else {
+            return;
+        };
+        let r = p.request as usize;
+        self.pairs.remove(&pair);
+        match leg {
+            Leg::Second => self.won_by_second += 1,
+            Leg::Backup => {
+                if let Some(backup) = &self.backup {
+                    backup.won();
+                }
             }
-            let r = p.request as usize;
-            self.pairs.remove(&pair);
-            let request = &mut self.requests[r];
-            request.latest = request.latest.max(t);
-            request.remaining -= 1;
-            if request.remaining == 0 {
-                let latency = request.latest - request.arrival;
-                self.latencies.push((r as u32, latency));
-            }
+            Leg::First => {}
+        }
+        // The client cancels the other copies still out: a backup still queued is dropped
+        // there.
+        for loser in cancel.into_iter().flatten() {
+            self.at(
+                t + nanos(self.config.cancel_delay),
+                Event::Cancel {
+                    replica: loser.replica as u32,
+                    id: loser.id,
+                },
+            );
+        }
+        let request = &mut self.requests[r];
+        request.latest = request.latest.max(t);
+        request.remaining -= 1;
+        if request.remaining == 0 {
+            let latency = request.latest - request.arrival;
+            self.latencies.push((r as u32, latency));
         }
     }
 }
@@ -341,6 +454,51 @@ mod tests {
         assert_eq!(none.duplicate_work_pct, 0.0);
         // Second copies are sent for the keys not answered within the tied delay.
         assert!(tied.extra_pct > 10.0 && tied.extra_pct <= 100.0, "{tied:?}");
+    }
+
+    #[test]
+    fn the_backup_frees_reads_frozen_mid_service_within_the_duplicate_work_bound() {
+        // Reads twenty times as long as the default's (and stalls ten times as often): a
+        // read in service is frozen by a stall that begins after it started about once in
+        // 10,000, its twin already cancelled. The backup is due after 60 ms, three times the
+        // mean service time.
+        let ms = std::time::Duration::from_millis;
+        let config = SimConfig {
+            service_base: ms(10),
+            service_mean_extra: ms(10),
+            tied_backup: Some(ms(60)),
+            ..small()
+        };
+        let without = SimConfig {
+            tied_backup: None,
+            ..config.clone()
+        };
+        let reports = run_modes(&config, &[Mode::Tied]).unwrap();
+        let plain = &run_modes(&without, &[Mode::Tied]).unwrap()[0];
+        let backed = &reports[0];
+        eprintln!("{plain:?}\n{backed:?}");
+        assert_eq!(plain.backups.sent, 0);
+        // Backups were sent, and some answered first: the frozen reads' keys.
+        assert!(
+            backed.backups.sent > 0 && backed.backups.won > 0,
+            "{backed:?}"
+        );
+        assert!(backed.backups.won <= backed.backups.sent);
+        // Fewer of the slowest requests wait out a stall (seed 2013: p99 479 vs 568 ms, the
+        // slowest 1.49 vs 2.17 s; the rest of the tail is queueing, and stalls of both
+        // copies' replicas at once, which no backup is sent for: no copy started).
+        let p99 = |r: &super::super::sim::ModeReport| r.p99.unwrap().as_secs_f64();
+        assert!(p99(backed) < 0.9 * p99(plain), "{backed:?} vs {plain:?}");
+        assert!(backed.max < plain.max * 3 / 4, "{backed:?} vs {plain:?}");
+        // Every backup is extra work (the copy it backs up runs on), but few are sent: a
+        // backup only goes out for a copy that started and overran 10 ms.
+        let added = backed.duplicate_work_pct - plain.duplicate_work_pct;
+        assert!(added > 0.0 && added < 0.5, "{added} {backed:?}");
+        assert_eq!(
+            backed.stats.hedges_sent,
+            plain.stats.hedges_sent + backed.backups.sent,
+            "extra reads count the backups"
+        );
     }
 
     #[test]

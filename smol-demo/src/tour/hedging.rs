@@ -64,7 +64,8 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          for whole requests. Hedging sends a slow read again to another replica and takes \
          the first answer; tied requests send every read to two replicas at once (the second \
          copy 1 ms later), each copy naming its twin, and the replica that starts one cancels \
-         the other in its twin's queue over HTTP. {} replicas, each stalling about {} every \
+         the other in its twin's queue over HTTP (a copy that started and then stalls, its twin \
+         already cancelled, is backed up on a third replica 10 ms later). {} replicas, each stalling about {} every \
          {}; fan-outs of {} keys \
          at {}/s through the gateway over HTTP. Fixed hedging waits {}; adaptive hedging waits \
          for the p{:.0} of recent calls, and a hedge refused at that point comes back at twice \
