@@ -48,6 +48,13 @@ impl<'a, T: Timer> Clock<'a, T> {
         self.now.set(None);
     }
 
+    /// The timer's coarse time on the process's scale ([`Timer::now_coarse_nanos`]): what an
+    /// attempt ready at once is recorded at.
+    #[inline]
+    pub(super) fn coarse_nanos(&self) -> u64 {
+        self.timer.now_coarse_nanos()
+    }
+
     /// The time if it has been read in this poll.
     #[inline]
     pub(super) fn known(&self) -> Option<Instant> {
@@ -260,8 +267,11 @@ where
                         inner.attempt_limit.record_at(now, latency, cut);
                         latency
                     } else {
-                        inner.predictor.record(Duration::ZERO);
-                        inner.attempt_limit.record_ready();
+                        // Ready at once: no `Instant` built, but the sample still needs its
+                        // time, or it would leave the window with whichever slice was newest.
+                        let at = clock.coarse_nanos();
+                        inner.predictor.record_nanos_at(at, Duration::ZERO);
+                        inner.attempt_limit.record_ready_at(at);
                         Duration::ZERO
                     };
                     if let Some(permit) = this.breaker.take() {
