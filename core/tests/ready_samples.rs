@@ -130,3 +130,37 @@ fn an_adaptive_hedge_delay_learns_from_primaries_that_were_ready() {
     // (not "no delay yet", as for a window short of samples).
     assert_eq!(hedge.delay_at(now), Some(2 * MS));
 }
+
+#[test]
+fn a_pipeline_hedge_learns_its_adaptive_delay_from_primaries_that_were_ready() {
+    let timer = ManualTimer::new();
+    let hedge = Hedge::builder()
+        .adaptive_delay(0.5)
+        .min_samples(20)
+        .delay_floor(2 * MS)
+        .window(WINDOW, 10)
+        .unbudgeted()
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .hedge(hedge)
+        .build()
+        .unwrap();
+    timer
+        .block_on(pipeline.call(taking(&timer, 50 * MS)))
+        .unwrap();
+    for _ in 0..300 {
+        timer
+            .block_on(pipeline.call(|_| ready(Ok::<_, ()>(()))))
+            .unwrap();
+        timer.advance(EVERY);
+    }
+    let now = timer.now();
+    let hedge = pipeline.hedge().unwrap();
+    let held = hedge.latency().unwrap().count_at(now);
+    assert!(
+        (90..=100).contains(&held),
+        "the window holds {held} samples"
+    );
+    assert_eq!(hedge.delay_at(now), Some(2 * MS));
+}

@@ -142,6 +142,7 @@ pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
 pub use self::replicas::{AttemptKind, CallReplicas, Candidate, ReplicaHealth};
 pub use self::run::{HedgedRun, MakeAttempt};
 pub use self::state::{AttemptOutcome, HedgeState};
+pub(crate) use self::state::{CallTime, TimerTime};
 pub use self::stats::HedgeStats;
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ impl<F: FnOnce() -> Instant> CallTime for F {
 
 /// A timer as a [`CallTime`]: `now` exact, and the coarse time from
 /// [`Timer::now_coarse_nanos`] (a few nanoseconds on `AsyncIoTimer`, no `Instant` built).
-#[allow(dead_code)] // For the async runner (hedge/run.rs), which passes closures so far.
 pub(crate) struct TimerTime<'a, T>(pub(crate) &'a T);
 
 impl<T: Timer> CallTime for TimerTime<'_, T> {

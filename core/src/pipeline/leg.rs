@@ -14,7 +14,8 @@ use super::calls::Inner;
 use super::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
 use super::Attempt;
 use crate::breaker::Permit;
-use crate::time::{deadline_after, Timer};
+use crate::hedge::CallTime;
+use crate::time::{deadline_after, process_nanos, Timer};
 
 /// The time within one poll of the call: read at most once, and only if something needs it.
 pub(super) struct Clock<'a, T> {
@@ -48,17 +49,35 @@ impl<'a, T: Timer> Clock<'a, T> {
         self.now.set(None);
     }
 
-    /// The timer's coarse time on the process's scale ([`Timer::now_coarse_nanos`]): what an
-    /// attempt ready at once is recorded at.
+    /// The time on the process's scale, for a measurement: the time read in this poll if there
+    /// is one, else the timer's coarse time ([`Timer::now_coarse_nanos`]; not kept, as it may
+    /// lag). What an attempt ready at once is recorded at.
     #[inline]
     pub(super) fn coarse_nanos(&self) -> u64 {
-        self.timer.now_coarse_nanos()
+        match self.now.get() {
+            Some(now) => process_nanos(now),
+            None => self.timer.now_coarse_nanos(),
+        }
     }
 
     /// The time if it has been read in this poll.
     #[inline]
     pub(super) fn known(&self) -> Option<Instant> {
         self.now.get()
+    }
+}
+
+/// The call's clock as the hedge's source of time: a primary ready at once is recorded at
+/// [`Clock::coarse_nanos`].
+impl<T: Timer> CallTime for &Clock<'_, T> {
+    #[inline]
+    fn now(self) -> Instant {
+        Clock::now(self)
+    }
+
+    #[inline]
+    fn coarse_nanos(self) -> u64 {
+        Clock::coarse_nanos(self)
     }
 }
 
