@@ -141,9 +141,25 @@ impl AdaptiveTimeout {
         self.inner.completed.fetch_add(1, Relaxed);
     }
 
-    /// [`record_at`](AdaptiveTimeout::record_at) without a clock: into the newest slice seen.
-    pub fn record(&self, latency: Duration) {
-        self.inner.latency.record(latency);
+    /// [`record_at`](AdaptiveTimeout::record_at) at `now_nanos`, an instant on the process's
+    /// nanosecond scale ([`process_nanos`](crate::time::process_nanos)): what
+    /// [`Timer::now_coarse_nanos`](crate::time::Timer::now_coarse_nanos) returns, for a hot path
+    /// (an attempt ready at once, say) that would rather not build an `Instant`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::adaptive_timeout::AdaptiveTimeout;
+    /// use tailguard::time::{ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// let timeout = AdaptiveTimeout::builder().min_samples(1).build()?;
+    /// timeout.record_nanos_at(timer.now_coarse_nanos(), Duration::ZERO);
+    /// assert_eq!(timeout.latency().count_at(timer.now()), 1);
+    /// assert_eq!(timeout.stats().completed, 1);
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn record_nanos_at(&self, now_nanos: u64, latency: Duration) {
+        self.inner.latency.record_nanos_at(now_nanos, latency);
         self.inner.completed.fetch_add(1, Relaxed);
     }
 

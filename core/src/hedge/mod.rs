@@ -72,7 +72,8 @@
 //! call, and nothing else**:
 //!
 //! - a primary that finishes (success or failure) records its exact latency; one that is ready
-//!   on its first poll records zero (it kept nobody waiting, and no clock is read);
+//!   on its first poll records zero (it kept nobody waiting), dated like any sample (the
+//!   window must know when it was taken, or it would leave with an older slice);
 //! - a primary cancelled because a hedge won, or because the caller dropped the call, records
 //!   the time it had been out: a lower bound on its true latency.
 //!
@@ -124,9 +125,9 @@
 //! ## Zero cost on the happy path
 //!
 //! The primary is polled inline on the first poll, before anything else happens. If it is
-//! ready, the call has allocated nothing, read no clock, and registered no timer: it cost two
-//! atomic increments (the primaries counter and the budget deposit) and, for adaptive policies,
-//! one histogram record.
+//! ready, the call has allocated nothing and registered no timer: it cost two atomic increments
+//! (the primaries counter and the budget deposit) and, for adaptive policies, one histogram
+//! record at the time it ended (one clock read).
 
 mod budget;
 mod error;
@@ -142,6 +143,7 @@ pub use self::policy::{Hedge, HedgeBuilder, MAX_ATTEMPTS};
 pub use self::replicas::{AttemptKind, CallReplicas, Candidate, ReplicaHealth};
 pub use self::run::{HedgedRun, MakeAttempt};
 pub use self::state::{AttemptOutcome, HedgeState};
+pub(crate) use self::state::{CallTime, TimerTime};
 pub use self::stats::HedgeStats;
 
 #[cfg(test)]

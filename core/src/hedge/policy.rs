@@ -199,8 +199,8 @@ impl Adaptive {
         self.latency.record_at(now, latency);
     }
 
-    pub(crate) fn record(&self, latency: Duration) {
-        self.latency.record(latency);
+    pub(crate) fn record_nanos_at(&self, now_nanos: u64, latency: Duration) {
+        self.latency.record_nanos_at(now_nanos, latency);
     }
 }
 

@@ -5,7 +5,41 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::policy::{Delay, Hedge};
-use crate::time::deadline_after;
+use crate::time::{deadline_after, process_nanos, Timer};
+
+/// Where a call reads the time when it must: a closure that gives `now` (read only if needed),
+/// or a timer ([`TimerTime`]), whose coarse clock then dates a primary that was ready at once.
+pub(crate) trait CallTime: Sized {
+    /// The current instant.
+    fn now(self) -> Instant;
+    /// The current instant on the process's nanosecond scale, as coarse as the source allows.
+    fn coarse_nanos(self) -> u64 {
+        process_nanos(self.now())
+    }
+}
+
+impl<F: FnOnce() -> Instant> CallTime for F {
+    #[inline]
+    fn now(self) -> Instant {
+        self()
+    }
+}
+
+/// A timer as a [`CallTime`]: `now` exact, and the coarse time from
+/// [`Timer::now_coarse_nanos`] (a few nanoseconds on `AsyncIoTimer`, no `Instant` built).
+pub(crate) struct TimerTime<'a, T>(pub(crate) &'a T);
+
+impl<T: Timer> CallTime for TimerTime<'_, T> {
+    #[inline]
+    fn now(self) -> Instant {
+        self.0.now()
+    }
+
+    #[inline]
+    fn coarse_nanos(self) -> u64 {
+        self.0.now_coarse_nanos()
+    }
+}
 
 /// How an attempt ended, for [`HedgeState::attempt_done_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +293,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     /// record a primary that was given a start time.
     pub(crate) fn attempt_done(
         &mut self,
-        now: impl FnOnce() -> Instant,
+        now: impl CallTime,
         attempt: u32,
         outcome: AttemptOutcome,
     ) {
@@ -292,7 +326,7 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
     }
 
     /// [`cancel_at`](Self::cancel_at), reading the time only if it is needed.
-    pub(crate) fn cancel(&mut self, now: impl FnOnce() -> Instant) {
+    pub(crate) fn cancel(&mut self, now: impl CallTime) {
         if self.phase != Phase::Running {
             return;
         }
@@ -350,16 +384,17 @@ impl<H: Borrow<Hedge>> HedgeState<H> {
 
     /// Records the primary's latency, once: exact if it just finished, a lower bound if it is
     /// being cancelled. A primary done before the call was given a time (ready on its first poll)
-    /// kept nobody waiting: it is recorded as zero, without reading a clock.
-    fn record_primary(&mut self, now: impl FnOnce() -> Instant) {
+    /// kept nobody waiting: it is recorded as zero, at the coarse time (without it, the sample
+    /// would go into whichever slice was newest, and leave the window with it).
+    fn record_primary(&mut self, now: impl CallTime) {
         if !std::mem::take(&mut self.primary_open) {
             return;
         }
         if let Delay::Adaptive(adaptive) = &self.hedge.borrow().inner.delay {
             match self.primary_start {
-                None => adaptive.record(Duration::ZERO),
+                None => adaptive.record_nanos_at(now.coarse_nanos(), Duration::ZERO),
                 Some(start) => {
-                    let now = now();
+                    let now = now.now();
                     adaptive.record_at(now, now.saturating_duration_since(start));
                 }
             }

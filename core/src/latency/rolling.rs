@@ -1,10 +1,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::histogram::{quantile_of_iter, saturating_nanos};
 use super::LatencyHistogram;
+use crate::time::process_nanos;
 use crate::{validate, ConfigError};
 
 /// The most slots a [`RollingHistogram`] may have: each costs about 30 KiB.
@@ -18,7 +18,11 @@ pub const MAX_SLOTS: usize = 64;
 /// `window` minus at most one slice: between `window - window / slots` and `window` of history.
 ///
 /// It is sans-IO: methods take `now` (from a [`Timer`](crate::time::Timer), or
-/// `Instant::now()`), so it runs the same on a real clock and in virtual time. Slices are counted
+/// `Instant::now()`), so it runs the same on a real clock and in virtual time. A hot path that
+/// would rather not build an `Instant` records at
+/// [`Timer::now_coarse_nanos`](crate::time::Timer::now_coarse_nanos) with
+/// [`record_nanos_at`](Self::record_nanos_at). Every sample needs its time: one recorded into
+/// whatever slice was newest would leave the window with that slice. Slices are counted
 /// from the first instant it is given; earlier instants count as that first one. Recording is
 /// lock-free and allocation-free, like [`LatencyHistogram::record`]. A sample that races with
 /// the recycling of its slice may be dropped; that is the price of never locking, and it can
@@ -42,8 +46,9 @@ pub const MAX_SLOTS: usize = 64;
 /// # Ok::<(), tailguard::ConfigError>(())
 /// ```
 pub struct RollingHistogram {
-    /// The first instant seen: slice 0 starts there.
-    origin: OnceLock<Instant>,
+    /// The first instant seen, on the process's nanosecond scale ([`process_nanos`]; 0 until
+    /// then): slice 0 starts there.
+    origin: AtomicU64,
     slot_nanos: u64,
     slots: Box<[Slot]>,
     /// The newest slice any caller has moved to.
@@ -75,7 +80,7 @@ impl RollingHistogram {
             ));
         }
         Ok(RollingHistogram {
-            origin: OnceLock::new(),
+            origin: AtomicU64::new(0),
             slot_nanos: saturating_nanos(slot),
             slots: (0..slots)
                 .map(|_| Slot {
@@ -97,19 +102,39 @@ impl RollingHistogram {
     /// An instant older than the newest slice seen so far counts as that newest slice.
     #[inline]
     pub fn record_at(&self, now: Instant, latency: Duration) {
-        let tick = self.advance_to(now);
-        self.slots[self.slot_of(tick)]
-            .histogram
-            .record_nanos(saturating_nanos(latency));
+        self.record_nanos_at(process_nanos(now), latency);
     }
 
-    /// Records `latency` into the newest slice seen so far, without reading any clock.
+    /// Records `latency` as observed at `now_nanos`, an instant on the process's nanosecond
+    /// scale ([`process_nanos`]): what [`Timer::now_coarse_nanos`] returns, so that a hot path
+    /// records at a cheap coarse time (the kernel's coarse clock on `AsyncIoTimer`, exact in
+    /// virtual time) without building an `Instant`. Otherwise the same as
+    /// [`record_at`](Self::record_at): lock-free, never allocates, and an instant older than
+    /// the newest slice seen counts as that newest slice (so a coarse clock's lag only ever
+    /// files a sample into the slice the window is in).
     ///
-    /// For callers that know a latency but not the time (a call that completed at once, say);
-    /// the next `record_at` or `quantile_at` moves the window on as usual.
+    /// [`Timer::now_coarse_nanos`]: crate::time::Timer::now_coarse_nanos
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tailguard::latency::RollingHistogram;
+    /// use tailguard::time::{ManualTimer, Timer};
+    ///
+    /// let timer = ManualTimer::new();
+    /// let recent = RollingHistogram::new(Duration::from_secs(1), 10)?;
+    /// for _ in 0..30 {
+    ///     // A call that was ready at once: zero latency, at the coarse time.
+    ///     recent.record_nanos_at(timer.now_coarse_nanos(), Duration::ZERO);
+    ///     timer.advance(Duration::from_millis(100));
+    /// }
+    /// // The window holds the last second's samples (less at most one slice), not three seconds'.
+    /// let held = recent.count_at(timer.now());
+    /// assert!((9..=10).contains(&held), "{held}");
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
     #[inline]
-    pub fn record(&self, latency: Duration) {
-        let tick = self.current_tick.load(Relaxed);
+    pub fn record_nanos_at(&self, now_nanos: u64, latency: Duration) {
+        let tick = self.advance_to(now_nanos);
         self.slots[self.slot_of(tick)]
             .histogram
             .record_nanos(saturating_nanos(latency));
@@ -169,25 +194,39 @@ impl RollingHistogram {
     }
 
     fn tick_of(&self, now: Instant) -> u64 {
-        self.nanos_since_origin(now) / self.slot_nanos
+        self.nanos_since_origin(process_nanos(now)) / self.slot_nanos
     }
 
+    /// `at` (on the process's scale) less the origin, which the first instant seen sets.
     #[inline]
-    fn nanos_since_origin(&self, now: Instant) -> u64 {
-        let origin = *self.origin.get_or_init(|| now);
-        saturating_nanos(now.saturating_duration_since(origin))
+    fn nanos_since_origin(&self, at: u64) -> u64 {
+        let origin = match self.origin.load(Relaxed) {
+            0 => self.set_origin(at),
+            origin => origin,
+        };
+        at.saturating_sub(origin)
+    }
+
+    #[cold]
+    fn set_origin(&self, at: u64) -> u64 {
+        // 0 means "unset"; the scale puts every instant a program meets far above it.
+        let at = at.max(1);
+        match self.origin.compare_exchange(0, at, Relaxed, Relaxed) {
+            Ok(_) => at,
+            Err(origin) => origin,
+        }
     }
 
     fn slot_of(&self, tick: u64) -> usize {
         (tick % self.slots.len() as u64) as usize
     }
 
-    /// Moves the window to the slice of `now` (never backwards), recycling the slot it lands in
-    /// if that slot still holds an older slice. Returns the slice to record into.
+    /// Moves the window to the slice of `now_nanos` (never backwards), recycling the slot it
+    /// lands in if that slot still holds an older slice. Returns the slice to record into.
     #[inline]
-    fn advance_to(&self, now: Instant) -> u64 {
+    fn advance_to(&self, now_nanos: u64) -> u64 {
         let current = self.current_tick.load(Relaxed);
-        let nanos = self.nanos_since_origin(now);
+        let nanos = self.nanos_since_origin(now_nanos);
         // The common case: still in (or before) the newest slice, which is set up already.
         // A multiplication, not the division `tick_of` needs.
         if nanos < current.saturating_add(1).saturating_mul(self.slot_nanos) {
@@ -272,16 +311,25 @@ mod tests {
     }
 
     #[test]
-    fn record_without_a_clock_goes_to_the_newest_slice() {
+    fn record_nanos_at_is_record_at_on_the_process_scale() {
         let t0 = Instant::now();
         let h = RollingHistogram::new(ms(400), 4).unwrap();
-        assert_eq!(h.count_at(t0), 0); // slices count from t0
-        h.record_at(t0 + ms(250), ms(1));
-        h.record(ms(2));
-        assert_eq!(h.count_at(t0 + ms(250)), 2);
-        // Both are in the 200..300 slice: they leave the window together.
-        assert_eq!(h.count_at(t0 + ms(599)), 2);
-        assert_eq!(h.count_at(t0 + ms(600)), 0);
+        // The first instant seen sets the origin either way.
+        h.record_nanos_at(process_nanos(t0 + ms(50)), ms(1));
+        h.record_at(t0 + ms(250), ms(2));
+        h.record_nanos_at(process_nanos(t0 + ms(340)), ms(3));
+        assert_eq!(h.count_at(t0 + ms(340)), 3);
+        // Slices count from t0 + 50 ms: the first sample leaves at 450, the next two at 650
+        // (the slice from 250 to 350 ms holds both).
+        assert_eq!(h.count_at(t0 + ms(449)), 3);
+        assert_eq!(h.count_at(t0 + ms(450)), 2);
+        assert_eq!(h.quantile_at(t0 + ms(450), 0.0), Some(ms(2)));
+        assert_eq!(h.count_at(t0 + ms(650)), 0);
+        // A time before the newest slice (a coarse clock's lag) counts in the newest slice.
+        h.record_at(t0 + ms(700), ms(4));
+        h.record_nanos_at(process_nanos(t0 + ms(640)), ms(5));
+        assert_eq!(h.count_at(t0 + ms(1049)), 2);
+        assert_eq!(h.count_at(t0 + ms(1050)), 0);
     }
 
     #[test]

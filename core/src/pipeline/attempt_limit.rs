@@ -40,7 +40,7 @@ impl AttemptLimit {
     /// its limit (then `latency` is a lower bound on what it would have taken). The same sample
     /// the pipeline's prediction records. The adaptive timeout is then brought up to date at
     /// `now` (a percentile is computed once per slice of its window; otherwise a slice index
-    /// and a load): off the path of an attempt ready at once, which records without a clock.
+    /// and a load): off the path of an attempt ready at once, which records at the coarse time.
     #[inline]
     pub(super) fn record_at(&self, now: Instant, latency: Duration, cut: bool) {
         if let AttemptLimit::Adaptive(adaptive) = self {
@@ -53,11 +53,12 @@ impl AttemptLimit {
         }
     }
 
-    /// An attempt was ready on its first poll: zero latency, recorded without a clock.
+    /// An attempt was ready on its first poll: zero latency, recorded at `now_nanos`, the
+    /// timer's coarse time ([`Timer::now_coarse_nanos`](crate::time::Timer::now_coarse_nanos)).
     #[inline]
-    pub(super) fn record_ready(&self) {
+    pub(super) fn record_ready_at(&self, now_nanos: u64) {
         if let AttemptLimit::Adaptive(adaptive) = self {
-            adaptive.record(Duration::ZERO);
+            adaptive.record_nanos_at(now_nanos, Duration::ZERO);
         }
     }
 

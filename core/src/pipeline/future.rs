@@ -14,7 +14,7 @@ use super::hedging::{launch_hedge, Round};
 use super::leg::{set_sleep, Clock, Leg, LegEnd, Start};
 use super::limiter::Limiter;
 use super::{Attempt, PipelineError};
-use crate::hedge::{AttemptOutcome, Hedge, HedgeState};
+use crate::hedge::{AttemptOutcome, Hedge, HedgeState, TimerTime};
 use crate::retry::{Classify, Grant, Next, RetryConfig, RetryState};
 use crate::time::{deadline_after, Timer};
 
@@ -167,7 +167,7 @@ where
             match polled {
                 Poll::Ready(LegEnd::Ok(value)) => {
                     if let Some(hedge) = this.hedge.as_mut() {
-                        hedge.attempt_done(|| clock.now(), 1, AttemptOutcome::Succeeded);
+                        hedge.attempt_done(&clock, 1, AttemptOutcome::Succeeded);
                     }
                     *this.phase = Phase::Done;
                     return Poll::Ready(Ok(value));
@@ -423,7 +423,7 @@ where
         _ => AttemptOutcome::Failed,
     };
     if let Some(hedge) = this.hedge.as_mut() {
-        hedge.attempt_done(|| clock.now(), number, outcome);
+        hedge.attempt_done(clock, number, outcome);
     }
     match ended {
         LegEnd::Ok(value) => {
@@ -531,8 +531,7 @@ where
         let this = self.project();
         refund(this.inner, this.grant);
         if let Some(hedge) = this.hedge.as_mut() {
-            let timer = &this.inner.timer;
-            hedge.cancel(|| timer.now());
+            hedge.cancel(TimerTime(&this.inner.timer));
         }
     }
 }

@@ -14,6 +14,7 @@ use super::calls::Inner;
 use super::limiter::{Limiter, LimiterPermit, LimiterRejected, Outcome};
 use super::Attempt;
 use crate::breaker::Permit;
+use crate::hedge::CallTime;
 use crate::time::{deadline_after, Timer};
 
 /// The time within one poll of the call: read at most once, and only if something needs it.
@@ -48,10 +49,33 @@ impl<'a, T: Timer> Clock<'a, T> {
         self.now.set(None);
     }
 
+    /// The timer's coarse time on the process's scale ([`Timer::now_coarse_nanos`]; not kept,
+    /// as it may lag): what an attempt ready at once is recorded at. Read even when the time
+    /// of this poll is known: turning that `Instant` into nanoseconds (a `Timespec`
+    /// subtraction, about 100 instructions) costs more than the coarse read.
+    #[inline]
+    pub(super) fn coarse_nanos(&self) -> u64 {
+        self.timer.now_coarse_nanos()
+    }
+
     /// The time if it has been read in this poll.
     #[inline]
     pub(super) fn known(&self) -> Option<Instant> {
         self.now.get()
+    }
+}
+
+/// The call's clock as the hedge's source of time: a primary ready at once is recorded at
+/// [`Clock::coarse_nanos`].
+impl<T: Timer> CallTime for &Clock<'_, T> {
+    #[inline]
+    fn now(self) -> Instant {
+        Clock::now(self)
+    }
+
+    #[inline]
+    fn coarse_nanos(self) -> u64 {
+        Clock::coarse_nanos(self)
     }
 }
 
@@ -260,8 +284,11 @@ where
                         inner.attempt_limit.record_at(now, latency, cut);
                         latency
                     } else {
-                        inner.predictor.record(Duration::ZERO);
-                        inner.attempt_limit.record_ready();
+                        // Ready at once: no `Instant` built, but the sample still needs its
+                        // time, or it would leave the window with whichever slice was newest.
+                        let at = clock.coarse_nanos();
+                        inner.predictor.record_nanos_at(at, Duration::ZERO);
+                        inner.attempt_limit.record_ready_at(at);
                         Duration::ZERO
                     };
                     if let Some(permit) = this.breaker.take() {

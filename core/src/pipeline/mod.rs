@@ -156,9 +156,13 @@
 //!
 //! A call whose first attempt succeeds at once allocates nothing, creates no sleep, and the
 //! pipeline reads its clock at most once, at the start, and only if it needs a start time (a
-//! deadline, an attempt timeout, a budget or a limiter). An adaptive attempt timeout reads its
-//! limit without a clock and records the latency sample the prediction takes: no clock read nor
-//! allocation of its own; it brings its limit up to date when an attempt that waited ends.
+//! deadline, an attempt timeout, a budget or a limiter); an attempt that was ready dates its
+//! zero-latency sample (for the prediction, and an adaptive timeout or hedge delay) with the
+//! timer's coarse clock, [`now_coarse_nanos`](crate::time::Timer::now_coarse_nanos): the
+//! kernel's coarse clock on `AsyncIoTimer`, an atomic load on `CachedTimer`, exact in virtual
+//! time. An adaptive attempt timeout reads its limit without a clock and records the sample
+//! the prediction takes: no allocation of its own; it brings its limit up to date when an
+//! attempt that waited ends.
 //! The layers keep their own costs: a
 //! breaker that times slow calls or keeps a time window reads its timer too. Hedges are boxed, on the slow path only.
 //! [`call_owned`](Pipeline::call_owned) makes a future that owns a clone of the pipeline, to

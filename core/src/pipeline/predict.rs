@@ -63,10 +63,11 @@ impl Predictor {
         self.latency.record_at(now, latency);
     }
 
-    /// An attempt took `latency`, recorded without a clock (into the newest slice).
+    /// An attempt that ended at `now_nanos` (the timer's coarse time,
+    /// [`Timer::now_coarse_nanos`](crate::time::Timer::now_coarse_nanos)) took `latency`.
     #[inline]
-    pub(super) fn record(&self, latency: Duration) {
-        self.latency.record(latency);
+    pub(super) fn record_nanos_at(&self, now_nanos: u64, latency: Duration) {
+        self.latency.record_nanos_at(now_nanos, latency);
     }
 }
 

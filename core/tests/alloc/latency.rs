@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::allocations_in;
 use tailguard::latency::{LatencyHistogram, RollingHistogram};
+use tailguard::time::process_nanos;
 
 #[test]
 fn histogram_record_read_merge_reset_do_not_allocate() {
@@ -32,7 +33,7 @@ fn rolling_record_and_read_do_not_allocate() {
         for i in 0..5_000u64 {
             let now = t0 + Duration::from_millis(i);
             rolling.record_at(now, Duration::from_micros(i));
-            rolling.record(Duration::from_micros(i));
+            rolling.record_nanos_at(process_nanos(now), Duration::from_micros(i));
             if i % 100 == 0 {
                 std::hint::black_box(rolling.quantile_at(now, 0.95));
                 std::hint::black_box(rolling.count_at(now));
