@@ -9,7 +9,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use super::error::HedgeError;
 use super::policy::Hedge;
-use super::state::{AttemptOutcome, HedgeState};
+use super::state::{AttemptOutcome, HedgeState, TimerTime};
 use crate::time::Timer;
 
 /// Starts attempt `n` of a hedged call (1 is the primary, 2.. are hedges).
@@ -127,7 +127,7 @@ where
                         let timer = &state.timer;
                         state
                             .call
-                            .attempt_done(|| timer.now(), 1, AttemptOutcome::Succeeded);
+                            .attempt_done(TimerTime(timer), 1, AttemptOutcome::Succeeded);
                         this.primary.set(None);
                         state.finish();
                         return Poll::Ready(Ok(output));
@@ -136,7 +136,7 @@ where
                         let timer = &state.timer;
                         state
                             .call
-                            .attempt_done(|| timer.now(), 1, AttemptOutcome::Failed);
+                            .attempt_done(TimerTime(timer), 1, AttemptOutcome::Failed);
                         this.primary.set(None);
                         state.errors.push(error);
                         failed = true;
@@ -154,7 +154,7 @@ where
                         // Records the primary, if still out, before it is dropped.
                         state
                             .call
-                            .attempt_done(|| timer.now(), number, AttemptOutcome::Succeeded);
+                            .attempt_done(TimerTime(timer), number, AttemptOutcome::Succeeded);
                         this.primary.set(None);
                         state.finish();
                         return Poll::Ready(Ok(output));
@@ -164,7 +164,7 @@ where
                         let timer = &state.timer;
                         state
                             .call
-                            .attempt_done(|| timer.now(), number, AttemptOutcome::Failed);
+                            .attempt_done(TimerTime(timer), number, AttemptOutcome::Failed);
                         state.errors.push(error);
                         failed = true;
                     }
@@ -249,7 +249,7 @@ impl<F, Fut: TryFuture, T: Timer> PinnedDrop for HedgedRun<F, Fut, T> {
         // A call dropped with attempts out records its primary's time out (a lower bound); the
         // state reads no clock if there is nothing to record.
         let timer = &state.timer;
-        state.call.cancel(|| timer.now());
+        state.call.cancel(TimerTime(timer));
     }
 }
 
