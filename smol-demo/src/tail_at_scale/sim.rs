@@ -613,9 +613,22 @@ impl Read<'_> {
     /// for stalls, and runs to its end (see [`Workers::serve`]). Returns when it finishes.
     /// Call it once per attempt: the attempt takes its worker.
     pub(super) fn serve(&self, replica: usize, attempt: u32) -> Instant {
+        self.serve_as(self.id(), replica, attempt)
+    }
+
+    /// Sends attempt `attempt` to the key's `attempt`-th copy (see [`serve`](Read::serve)),
+    /// placing the read once.
+    fn serve_copy(&self, attempt: u32) -> Instant {
+        let (id, home, stride) = self.placement();
+        let replica = (home + stride * (attempt as usize - 1)) % self.run.world.replicas.len();
+        self.serve_as(id, replica, attempt)
+    }
+
+    /// [`serve`](Read::serve), for the read whose [`id`](Read::id) is `id`.
+    fn serve_as(&self, id: u64, replica: usize, attempt: u32) -> Instant {
         let run = self.run;
         let start = nanos(run.timer.now() - run.origin);
-        let service = service(run.config, self.id(), attempt);
+        let service = service(run.config, id, attempt);
         let finish = run.workers.serve(run.world, replica, start, service);
         run.origin + Duration::from_nanos(finish)
     }
@@ -665,8 +678,7 @@ fn read_key(read: Read<'_>) -> impl Future<Output = ReadResult> + '_ {
     let timer = read.run.timer;
     read.run.hedge.run_with(timer.clone(), move |attempt| {
         // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
-        let replica = read.copy(attempt as usize - 1);
-        let sleep = timer.sleep_until(read.serve(replica, attempt));
+        let sleep = timer.sleep_until(read.serve_copy(attempt));
         async move {
             sleep.await;
             Ok::<(), std::convert::Infallible>(())
