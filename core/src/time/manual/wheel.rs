@@ -146,7 +146,7 @@ impl Wheel {
         self.cursor = self.cursor.max(base);
     }
 
-    /// Keeps the entries `keep` accepts (in their order).
+    /// Keeps the entries `keep` accepts (the sorted slot stays sorted; lists are unordered).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         if self.len == 0 {
             return;
@@ -174,9 +174,11 @@ impl Wheel {
                     }
                     link = next;
                 }
-                self.heads[index] = kept;
+                if let Some(head) = self.heads.get_mut(index) {
+                    *head = kept;
+                }
                 let sorted_here = self.sorted != NONE && (self.sorted & MASK) as usize == index;
-                if kept == NIL && !(sorted_here && !self.current.is_empty()) {
+                if kept == NIL && (!sorted_here || self.current.is_empty()) {
                     self.occupied[word_index] &= !(1 << bit);
                 }
             }
