@@ -461,6 +461,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_waker_replaces_the_old_one_and_the_same_one_is_kept() {
+        struct Count(AtomicU64);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let timer = ManualTimer::new();
+        let (first, second) = (
+            Arc::new(Count(AtomicU64::new(0))),
+            Arc::new(Count(AtomicU64::new(0))),
+        );
+        let (a, b) = (Waker::from(first.clone()), Waker::from(second.clone()));
+        let mut sleep = timer.sleep(Duration::from_millis(5));
+        for waker in [&a, &a, &b, &b] {
+            // The repeated polls take the lock-free path; the change of waker must not.
+            assert!(Pin::new(&mut sleep)
+                .poll(&mut Context::from_waker(waker))
+                .is_pending());
+        }
+        assert_eq!(timer.pending_sleeps(), 1);
+        timer.advance(Duration::from_millis(5));
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(Pin::new(&mut sleep)
+            .poll(&mut Context::from_waker(&a))
+            .is_ready());
+        assert_eq!(timer.pending_sleeps(), 0);
+        drop(sleep);
+        assert_eq!(timer.pending_sleeps(), 0);
+    }
+
+    #[test]
     fn dropping_a_sleep_deregisters_it() {
         let timer = ManualTimer::new();
         let mut sleep = timer.sleep(Duration::from_secs(1));
