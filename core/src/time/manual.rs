@@ -1,11 +1,13 @@
+mod heap;
 mod queue;
+mod wheel;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use self::queue::{Key, SleepQueue};
@@ -144,17 +146,18 @@ impl ManualTimer {
     fn move_to(&self, clock: &mut Clock, instant: Instant) -> Due {
         if instant > clock.now {
             clock.now = instant;
-            let since =
-                u64::try_from((instant - self.shared.origin).as_nanos()).unwrap_or(OUT_OF_RANGE);
+            let since = self.nanos(instant);
             self.shared.since_origin.store(since, Ordering::Release);
         }
         let now = clock.now;
+        // Written only under the lock, which is held.
+        let now_at = self.shared.since_origin.load(Ordering::Relaxed);
         let mut due = Due {
-            first: clock.sleepers.pop_due(now),
+            first: clock.sleepers.pop_due(now, now_at),
             rest: Vec::new(),
         };
         if due.first.is_some() {
-            while let Some(waker) = clock.sleepers.pop_due(now) {
+            while let Some(waker) = clock.sleepers.pop_due(now, now_at) {
                 due.rest.push(waker);
             }
         }
@@ -257,16 +260,43 @@ impl Timer for ManualTimer {
 
     fn sleep_until(&self, deadline: Instant) -> ManualSleep {
         ManualSleep {
+            at: self.nanos(deadline),
             timer: self.clone(),
             deadline,
             key: None,
+            waker: (0, 0),
         }
     }
 
     fn reset(&self, sleep: &mut ManualSleep, deadline: Instant) {
         sleep.deregister();
         sleep.deadline = deadline;
+        sleep.at = self.nanos(deadline);
     }
+}
+
+impl ManualTimer {
+    /// `instant` in nanoseconds since the origin (0 before it), or [`OUT_OF_RANGE`].
+    fn nanos(&self, instant: Instant) -> u64 {
+        queue::nanos_since(self.shared.origin, instant).unwrap_or(OUT_OF_RANGE)
+    }
+
+    /// The clock in nanoseconds since the origin, read without the lock, if it is in range.
+    #[inline]
+    fn now_nanos(&self) -> Option<u64> {
+        match self.shared.since_origin.load(Ordering::Acquire) {
+            OUT_OF_RANGE => None,
+            since => Some(since),
+        }
+    }
+}
+
+/// What tells two wakers apart for [`Waker::will_wake`]: the addresses of their data and vtable.
+fn waker_id(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data().addr(),
+        std::ptr::from_ref::<RawWakerVTable>(waker.vtable()).addr(),
+    )
 }
 
 /// The sleep of a [`ManualTimer`]: completes once the virtual clock reaches its deadline.
@@ -276,7 +306,12 @@ impl Timer for ManualTimer {
 pub struct ManualSleep {
     timer: ManualTimer,
     deadline: Instant,
+    /// The deadline in nanoseconds since the clock's origin, or [`OUT_OF_RANGE`].
+    at: u64,
     key: Option<Key>,
+    /// [`waker_id`] of the waker registered with `key`: while it is registered and not due, a
+    /// poll with the same waker has nothing to do and takes no lock.
+    waker: (usize, usize),
 }
 
 impl ManualSleep {
@@ -285,8 +320,22 @@ impl ManualSleep {
         self.deadline
     }
 
+    /// Whether the clock has reached the deadline, read without the lock; `None` when that
+    /// needs it (times more than 584 years from the origin). The move of the clock that made a
+    /// registered sleep due has taken it out of the queue, under the lock, or is about to.
+    #[inline]
+    fn is_due(&self) -> Option<bool> {
+        match self.timer.now_nanos() {
+            Some(now) if self.at != OUT_OF_RANGE => Some(now >= self.at),
+            _ => None,
+        }
+    }
+
     fn deregister(&mut self) {
         if let Some(key) = self.key.take() {
+            if self.is_due() == Some(true) {
+                return; // fired: no longer in the queue
+            }
             let waker = self.timer.lock().sleepers.remove(key);
             // Dropped here, with the lock released: dropping a waker may run other code.
             drop(waker);
@@ -299,21 +348,36 @@ impl Future for ManualSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        match this.is_due() {
+            Some(true) => {
+                // Fired (or never registered): nothing to take out of the queue.
+                this.key = None;
+                return Poll::Ready(());
+            }
+            Some(false) if this.key.is_some() && this.waker == waker_id(cx.waker()) => {
+                return Poll::Pending;
+            }
+            _ => {}
+        }
         let mut clock = this.timer.lock();
         let (result, old_waker) = if clock.now >= this.deadline {
             let old = this.key.take().and_then(|key| clock.sleepers.remove(key));
             (Poll::Ready(()), old)
         } else {
-            match this.key {
+            let at = (this.at != OUT_OF_RANGE).then_some(this.at);
+            let old = match this.key {
                 Some(key) if clock.sleepers.contains(key) => {
-                    (Poll::Pending, clock.sleepers.set_waker(key, cx.waker()))
+                    clock.sleepers.set_waker(key, cx.waker())
                 }
                 // Not registered yet (or, which advance never does, fired before its deadline).
                 _ => {
-                    this.key = Some(clock.sleepers.register(this.deadline, cx.waker()));
-                    (Poll::Pending, None)
+                    let key = clock.sleepers.register(this.deadline, at, cx.waker());
+                    this.key = Some(key);
+                    None
                 }
-            }
+            };
+            this.waker = waker_id(cx.waker());
+            (Poll::Pending, old)
         };
         drop(clock);
         drop(old_waker);
@@ -394,6 +458,39 @@ mod tests {
         assert_eq!(timer.elapsed(), Duration::from_millis(30));
         timer.advance(Duration::from_millis(10));
         assert_eq!(*order.lock().unwrap(), vec![10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn a_new_waker_replaces_the_old_one_and_the_same_one_is_kept() {
+        struct Count(AtomicU64);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let timer = ManualTimer::new();
+        let (first, second) = (
+            Arc::new(Count(AtomicU64::new(0))),
+            Arc::new(Count(AtomicU64::new(0))),
+        );
+        let (a, b) = (Waker::from(first.clone()), Waker::from(second.clone()));
+        let mut sleep = timer.sleep(Duration::from_millis(5));
+        for waker in [&a, &a, &b, &b] {
+            // The repeated polls take the lock-free path; the change of waker must not.
+            assert!(Pin::new(&mut sleep)
+                .poll(&mut Context::from_waker(waker))
+                .is_pending());
+        }
+        assert_eq!(timer.pending_sleeps(), 1);
+        timer.advance(Duration::from_millis(5));
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(Pin::new(&mut sleep)
+            .poll(&mut Context::from_waker(&a))
+            .is_ready());
+        assert_eq!(timer.pending_sleeps(), 0);
+        drop(sleep);
+        assert_eq!(timer.pending_sleeps(), 0);
     }
 
     #[test]

@@ -58,13 +58,14 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tailguard::fanout::scatter_gather_with;
 use tailguard::hedge::{Hedge, HedgeBudget, HedgeStats};
 use tailguard::time::{ManualTimer, Timer};
-use tailguard::timeout::Deadline;
+use tailguard::timeout::{Deadline, Elapsed};
 use tailguard::ConfigError;
 
 // SplitMix64 gives per-read randomness from a counter.
@@ -461,47 +462,23 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     }
     let hedge = mode.policy(config)?;
     let workers = Workers::new(config);
-    let workers = &workers;
     let timer = ManualTimer::new();
-    let origin = timer.now();
-    let balancer = (mode == Mode::P2c).then(|| super::sim_p2c::balancer(config));
-    let balancer = balancer.transpose()?;
-    let balancer = balancer.as_ref();
-
-    let requests = world.arrivals.iter().enumerate().map(|(r, &arrival)| {
-        let timer = timer.clone();
-        let hedge = hedge.clone();
-        async move {
-            timer
-                .sleep_until(origin + Duration::from_nanos(arrival))
-                .await;
-            let started = timer.now();
-            let reads = (0..config.keys_per_request).map(|k| {
-                let read = Read {
-                    config,
-                    world,
-                    workers,
-                    timer: &timer,
-                    hedge: &hedge,
-                    origin,
-                    request: r as u64,
-                    key: k as u64,
-                };
-                match balancer {
-                    None => futures_util::future::Either::Left(read_key(read)),
-                    Some(balancer) => futures_util::future::Either::Right(
-                        super::sim_p2c::read_key(read, balancer),
-                    ),
-                }
-            });
-            let deadline = Deadline::after_with(timer.clone(), config.request_deadline);
-            let results = scatter_gather_with(timer.clone(), reads, deadline).await;
-            let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
-            (timer.now() - started, timed_out)
-        }
-    });
-    let everything = Deadline::at(origin + Duration::from_secs(86_400 * 365));
-    let outcomes = timer.block_on(scatter_gather_with(timer.clone(), requests, everything));
+    let run = Run {
+        config,
+        world,
+        workers: &workers,
+        timer: &timer,
+        hedge: &hedge,
+        origin: timer.now(),
+    };
+    // Each mode's key reads are futures of one type, so the fan-out moves no bigger a future
+    // than its mode needs.
+    let outcomes = if mode == Mode::P2c {
+        let balancer = super::sim_p2c::balancer(config)?;
+        run.requests(|read| super::sim_p2c::read_key(read, &balancer))
+    } else {
+        run.requests(read_key)
+    };
 
     let mut latencies = Vec::with_capacity(config.requests);
     let mut timed_out_keys = 0;
@@ -527,6 +504,53 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
         timed_out_keys,
         requests: latencies.len(),
     })
+}
+
+/// One mode's run in virtual time: what every key read of it shares.
+pub(super) struct Run<'a> {
+    pub(super) config: &'a SimConfig,
+    pub(super) world: &'a World,
+    pub(super) workers: &'a Workers,
+    pub(super) timer: &'a ManualTimer,
+    pub(super) hedge: &'a Hedge,
+    pub(super) origin: Instant,
+}
+
+impl<'a> Run<'a> {
+    /// Runs every request, each a scatter-gather of `read_key` over its keys, and returns each
+    /// one's latency and keys timed out, in arrival order.
+    fn requests<F, Fut>(&'a self, read_key: F) -> Vec<Result<(Duration, u64), Elapsed>>
+    where
+        F: Fn(Read<'a>) -> Fut + Copy,
+        Fut: Future<Output = ReadResult>,
+    {
+        let timer = self.timer;
+        let origin = self.origin;
+        let requests = self
+            .world
+            .arrivals
+            .iter()
+            .enumerate()
+            .map(|(r, &arrival)| async move {
+                timer
+                    .sleep_until(origin + Duration::from_nanos(arrival))
+                    .await;
+                let started = timer.now();
+                let reads = (0..self.config.keys_per_request).map(|k| {
+                    read_key(Read {
+                        run: self,
+                        request: r as u32,
+                        key: k as u32,
+                    })
+                });
+                let deadline = Deadline::after_with(timer.clone(), self.config.request_deadline);
+                let results = scatter_gather_with(timer.clone(), reads, deadline).await;
+                let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
+                (timer.now() - started, timed_out)
+            });
+        let everything = Deadline::at(origin + Duration::from_secs(86_400 * 365));
+        timer.block_on(scatter_gather_with(timer.clone(), requests, everything))
+    }
 }
 
 /// Reads that started beyond one per key, in percent of `keys`.
@@ -558,54 +582,64 @@ pub(super) fn service(config: &SimConfig, id: u64, attempt: u32) -> u64 {
     nanos(config.service_base) + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64
 }
 
-/// One key read of one request, and everything it runs in.
+/// One key read of one request, and the run it belongs to: small, as every key read's future
+/// holds one.
 #[derive(Clone, Copy)]
 pub(super) struct Read<'a> {
-    pub(super) config: &'a SimConfig,
-    pub(super) world: &'a World,
-    pub(super) workers: &'a Workers,
-    pub(super) timer: &'a ManualTimer,
-    pub(super) hedge: &'a Hedge,
-    pub(super) origin: Instant,
-    pub(super) request: u64,
-    pub(super) key: u64,
+    pub(super) run: &'a Run<'a>,
+    pub(super) request: u32,
+    pub(super) key: u32,
 }
 
 /// The result of one hedged key read.
 pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>;
 
 impl Read<'_> {
+    /// The read's placement: its hash, home replica and stride (see [`placement`]).
+    fn placement(&self) -> (u64, usize, usize) {
+        let run = self.run;
+        placement(
+            run.config,
+            run.world.replicas.len(),
+            u64::from(self.request),
+            u64::from(self.key),
+        )
+    }
+
     /// The read's identity: seeds its placement and service times.
     pub(super) fn id(&self) -> u64 {
-        placement(
-            self.config,
-            self.world.replicas.len(),
-            self.request,
-            self.key,
-        )
-        .0
+        self.placement().0
     }
 
     /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
     /// distinct for every copy up to the number of replicas.
     pub(super) fn copy(&self, copy: usize) -> usize {
-        let (_, home, stride) = placement(
-            self.config,
-            self.world.replicas.len(),
-            self.request,
-            self.key,
-        );
-        (home + stride * copy) % self.world.replicas.len()
+        let (_, home, stride) = self.placement();
+        (home + stride * copy) % self.run.world.replicas.len()
     }
 
     /// Sends attempt `attempt` of the read to `replica` now: it waits for a worker there and
     /// for stalls, and runs to its end (see [`Workers::serve`]). Returns when it finishes.
     /// Call it once per attempt: the attempt takes its worker.
     pub(super) fn serve(&self, replica: usize, attempt: u32) -> Instant {
-        let start = nanos(self.timer.now() - self.origin);
-        let service = service(self.config, self.id(), attempt);
-        let finish = self.workers.serve(self.world, replica, start, service);
-        self.origin + Duration::from_nanos(finish)
+        self.serve_as(self.id(), replica, attempt)
+    }
+
+    /// Sends attempt `attempt` to the key's `attempt`-th copy (see [`serve`](Read::serve)),
+    /// placing the read once.
+    fn serve_copy(&self, attempt: u32) -> Instant {
+        let (id, home, stride) = self.placement();
+        let replica = (home + stride * (attempt as usize - 1)) % self.run.world.replicas.len();
+        self.serve_as(id, replica, attempt)
+    }
+
+    /// [`serve`](Read::serve), for the read whose [`id`](Read::id) is `id`.
+    fn serve_as(&self, id: u64, replica: usize, attempt: u32) -> Instant {
+        let run = self.run;
+        let start = nanos(run.timer.now() - run.origin);
+        let service = service(run.config, id, attempt);
+        let finish = run.workers.serve(run.world, replica, start, service);
+        run.origin + Duration::from_nanos(finish)
     }
 }
 
@@ -647,13 +681,13 @@ impl Workers {
     }
 }
 
-/// One key read, hedged by `hedge`: attempt `n` (from 1) goes to the key's `n`-th copy.
+/// One key read, hedged by the run's policy: attempt `n` (from 1) goes to the key's `n`-th copy.
 /// Every attempt does its work (see [`Workers::serve`]).
-fn read_key(read: Read<'_>) -> impl std::future::Future<Output = ReadResult> + '_ {
-    read.hedge.run_with(read.timer.clone(), move |attempt| {
+fn read_key(read: Read<'_>) -> impl Future<Output = ReadResult> + '_ {
+    let timer = read.run.timer;
+    read.run.hedge.run_with(timer.clone(), move |attempt| {
         // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
-        let replica = read.copy(attempt as usize - 1);
-        let sleep = read.timer.sleep_until(read.serve(replica, attempt));
+        let sleep = timer.sleep_until(read.serve_copy(attempt));
         async move {
             sleep.await;
             Ok::<(), std::convert::Infallible>(())

@@ -61,10 +61,11 @@ pub(super) fn read_key<'a>(
     read: Read<'a>,
     balancer: &'a Balancer<usize>,
 ) -> impl Future<Output = ReadResult> + 'a {
-    let copies = read.config.max_attempts as usize;
+    let copies = read.run.config.max_attempts as usize;
     let call = Rc::new(RefCell::new(CallReplicas::new()));
-    read.hedge.run_with(read.timer.clone(), move |attempt| {
-        let now = read.timer.now();
+    let timer = read.run.timer;
+    read.run.hedge.run_with(timer.clone(), move |attempt| {
+        let now = timer.now();
         let replica = if attempt == 1 {
             primary(read, balancer, copies)
         } else {
@@ -73,16 +74,16 @@ pub(super) fn read_key<'a>(
         call.borrow_mut().start(replica);
         let guard = Attempt {
             load: balancer.start_at(replica, now),
-            timer: read.timer,
+            timer,
             call: call.clone(),
             replica,
         };
-        let sleep = read.timer.sleep_until(read.serve(replica, attempt));
+        let sleep = timer.sleep_until(read.serve(replica, attempt));
         async move {
             let mut guard = guard;
             sleep.await;
             if let Some(load) = guard.load.take() {
-                load.finish_at(read.timer.now());
+                load.finish_at(timer.now());
             }
             Ok::<(), std::convert::Infallible>(())
         }
@@ -91,7 +92,7 @@ pub(super) fn read_key<'a>(
 
 /// The cheaper of two of the key's copies, drawn from the read's hash.
 fn primary(read: Read<'_>, balancer: &Balancer<usize>, copies: usize) -> usize {
-    let now = read.timer.now();
+    let now = read.run.timer.now();
     let r = mix(read.id() ^ 0x70_32_63);
     let a = (r % copies as u64) as usize;
     let b = ((r >> 32) % (copies as u64 - 1)) as usize;
@@ -108,7 +109,7 @@ fn primary(read: Read<'_>, balancer: &Balancer<usize>, copies: usize) -> usize {
 /// The copy a hedge goes to: healthy and not running this read, cheapest first; if none is
 /// healthy, the cheapest not running it.
 fn hedge(read: Read<'_>, balancer: &Balancer<usize>, copies: usize, call: &CallReplicas) -> usize {
-    let now = read.timer.now();
+    let now = read.run.timer.now();
     let mean = balancer.mean_latency_at(now);
     let candidates = (0..copies).map(|c| {
         let replica = read.copy(c);

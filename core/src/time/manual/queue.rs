@@ -1,41 +1,36 @@
-//! The sleeps registered with a [`ManualTimer`](super::ManualTimer): a 4-ary min-heap ordered
-//! by deadline and then registration order, over a slab that holds each sleep's waker.
+//! The sleeps registered with a [`ManualTimer`](super::ManualTimer), in order of deadline and
+//! then registration, over a slab that holds each sleep's waker.
 //!
-//! Cancelling a sleep frees its slot at once but leaves its heap entry behind (lazy deletion):
-//! an entry whose slot no longer carries its sequence number is stale, and is skipped when it
-//! reaches the top. When stale entries outnumber live ones the heap is rebuilt without them, so
-//! sleeps that are made and dropped in a loop never pile up. Registering, cancelling and firing
-//! a sleep are O(log n) with no allocation once the heap and the slab have grown to the number
-//! of sleeps pending at once.
+//! Cancelling a sleep frees its slot at once but leaves its entry behind (lazy deletion): an
+//! entry whose slot no longer carries its sequence number is stale, and is skipped when it comes
+//! up. When stale entries outnumber live ones they are all dropped, so sleeps that are made and
+//! dropped in a loop never pile up. Registering, cancelling and firing a sleep allocate nothing
+//! once the structures have grown to the number of sleeps pending at once.
 //!
-//! Popping is bound by memory: a simulation keeps thousands of sleeps pending, most of them far
-//! in the future (the arrivals of later requests, long timeouts). So the heap is split in two:
-//! `near` holds the entries due within a window of the earliest one and `far` the rest, which
-//! move to `near` a window at a time once it runs dry; and both are 4-ary heaps of 24-byte
-//! entries (deadlines in nanoseconds since the clock's origin), half the levels of a binary
-//! heap. Deadlines more than 584 years past the origin do not fit in the nanoseconds; they wait,
-//! exactly ordered, in an overflow map that is consulted only when both heaps are empty.
+//! A simulation keeps thousands of sleeps pending, most of them due within milliseconds (the
+//! reads in flight, their hedges' delays) and some far in the future (the arrivals of later
+//! requests, long timeouts). So the queue is split in two: a calendar ([`Wheel`]) of 4,096
+//! slots of 65.5 µs holds the entries due within 0.27 s of the clock's present, where
+//! registering is a push into a slot and firing a pop off a slot sorted when first reached; a
+//! 4-ary heap (`far`) holds the rest, which move into the calendar as the present reaches
+//! them. Deadlines are kept in nanoseconds since the clock's origin; those more than 584 years
+//! past it do not fit, and wait, exactly ordered, in an overflow map that is consulted only when
+//! the calendar and the heap are empty.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use super::heap::{self, Entry};
+use super::wheel::{Wheel, SHIFT};
+
 /// One registration: the slot holding its waker and its sequence number, which is unique and
 /// gives its place in registration order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Key {
-    slot: usize,
-    seq: NonZeroU64,
-}
-
-/// A heap entry; `seq` is unique, so entries order by deadline, then registration order.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    /// The deadline, in nanoseconds since the origin.
-    at: u64,
-    seq: u64,
     slot: u32,
+    seq: NonZeroU64,
 }
 
 struct Slot {
@@ -44,26 +39,18 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// Stale entries tolerated beyond the number of live ones before the heap is rebuilt.
+/// Stale entries tolerated beyond the number of live ones before they are dropped.
 const SLACK: usize = 64;
-
-/// Children per node.
-const ARITY: usize = 4;
-
-/// How far past the earliest far entry a refill of `near` reaches, in nanoseconds (about 0.27 s
-/// of virtual time): wide enough that a burst of short sleeps stays in `near`, narrow enough
-/// that sleeps far in the future (arrivals of later requests, long timeouts) stay out of it.
-const WINDOW: u64 = 1 << 28;
 
 pub(super) struct SleepQueue {
     origin: Instant,
-    /// Entries due at or before `limit`, as a heap.
-    near: Vec<Entry>,
-    /// Entries due after `limit`, as a heap; they move to `near` once `near` runs dry.
+    /// Entries due within the window of the present.
+    wheel: Wheel,
+    /// Entries due after the wheel's window, as a heap: each is later than every entry in the
+    /// wheel.
     far: Vec<Entry>,
-    limit: u64,
     /// Registrations whose deadline is too far from `origin` for `Entry::at`, by (deadline,
-    /// seq), with their slots; all of them are later than every heap entry.
+    /// seq), with their slots; all of them are later than every other entry.
     overflow: BTreeMap<(Instant, u64), u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -71,14 +58,27 @@ pub(super) struct SleepQueue {
     next_seq: u64,
 }
 
+/// `instant` in nanoseconds since `origin` (0 before it); `None` if that does not fit in a
+/// `u64` (584 years on).
+pub(super) fn nanos_since(origin: Instant, instant: Instant) -> Option<u64> {
+    let since = instant.saturating_duration_since(origin);
+    since
+        .as_secs()
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::from(since.subsec_nanos()))
+}
+
+fn is_live(slots: &[Slot], entry: &Entry) -> bool {
+    slots[entry.slot as usize].seq == entry.seq
+}
+
 impl SleepQueue {
     /// An empty queue for deadlines at or after `origin`.
     pub(super) fn new(origin: Instant) -> Self {
         SleepQueue {
             origin,
-            near: Vec::new(),
+            wheel: Wheel::new(),
             far: Vec::new(),
-            limit: 0,
             overflow: BTreeMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -92,9 +92,15 @@ impl SleepQueue {
         self.live
     }
 
-    /// Registers a sleep due at `deadline` (not before the origin), after every sleep
-    /// registered before it with the same deadline.
-    pub(super) fn register(&mut self, deadline: Instant, waker: &Waker) -> Key {
+    /// `instant` in nanoseconds since the origin (0 before it); `None` if that does not fit.
+    pub(super) fn nanos(&self, instant: Instant) -> Option<u64> {
+        nanos_since(self.origin, instant)
+    }
+
+    /// Registers a sleep due at `deadline` (whose [`nanos`](SleepQueue::nanos) are `at`), after
+    /// every sleep registered before it with the same deadline.
+    pub(super) fn register(&mut self, deadline: Instant, at: Option<u64>, waker: &Waker) -> Key {
+        debug_assert!(at.is_none() || at == self.nanos(deadline));
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = Slot {
@@ -113,42 +119,40 @@ impl SleepQueue {
                 index
             }
         };
-        let since = deadline.saturating_duration_since(self.origin).as_nanos();
-        match u64::try_from(since) {
-            Ok(at) => {
+        match at {
+            Some(at) => {
                 let entry = Entry {
                     at,
                     seq,
                     slot: index,
                 };
-                let heap = if at <= self.limit {
-                    &mut self.near
+                if self.wheel.covers(at) {
+                    self.wheel.push(entry);
                 } else {
-                    &mut self.far
-                };
-                push(heap, entry);
+                    heap::push(&mut self.far, entry);
+                }
             }
-            Err(_) => {
+            None => {
                 self.overflow.insert((deadline, seq), index);
             }
         }
         self.live += 1;
         Key {
-            slot: index as usize,
+            slot: index,
             seq: NonZeroU64::new(seq).expect("sequence numbers start at 1"),
         }
     }
 
     /// Whether `key` is still registered (neither fired nor removed).
     pub(super) fn contains(&self, key: Key) -> bool {
-        self.slots[key.slot].seq == key.seq.get()
+        self.slots[key.slot as usize].seq == key.seq.get()
     }
 
     /// Makes a registered sleep wake `waker`. Returns the waker it replaces, if any, for the
     /// caller to drop outside its lock.
     pub(super) fn set_waker(&mut self, key: Key, waker: &Waker) -> Option<Waker> {
         debug_assert!(self.contains(key));
-        let slot = &mut self.slots[key.slot];
+        let slot = &mut self.slots[key.slot as usize];
         match &slot.waker {
             Some(current) if current.will_wake(waker) => None,
             _ => slot.waker.replace(waker.clone()),
@@ -161,8 +165,8 @@ impl SleepQueue {
         if !self.contains(key) {
             return None;
         }
-        let waker = self.release(key.slot as u32);
-        if self.near.len() + self.far.len() + self.overflow.len() > 2 * self.live + SLACK {
+        let waker = self.release(key.slot);
+        if self.wheel.len() + self.far.len() + self.overflow.len() > 2 * self.live + SLACK {
             self.compact();
         }
         waker
@@ -170,23 +174,45 @@ impl SleepQueue {
 
     /// The earliest deadline of a registered sleep.
     pub(super) fn next_deadline(&mut self) -> Option<Instant> {
-        match self.top() {
+        let slots = &self.slots;
+        let top = match self.wheel.first(|entry| is_live(slots, entry)) {
+            Some(top) => Some(top),
+            None => self.far_top(),
+        };
+        match top {
             Some(top) => Some(self.origin + Duration::from_nanos(top.at)),
             None => self.overflow_top(),
         }
     }
 
-    /// Removes the earliest registered sleep if it is due at `now`, and returns its waker.
-    /// Called repeatedly, yields the due sleeps by deadline, then registration order.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Waker> {
-        if let Some(top) = self.top() {
-            let now = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
-                .unwrap_or(u64::MAX);
-            if top.at > now {
-                return None;
+    /// Removes the earliest registered sleep if it is due at `now` (whose
+    /// [`nanos`](SleepQueue::nanos) are `now_at`, or `u64::MAX` if they do not fit), and
+    /// returns its waker. Called repeatedly, yields the due sleeps by deadline, then
+    /// registration order; the call that finds none due moves the wheel's window to `now`.
+    pub(super) fn pop_due(&mut self, now: Instant, now_at: u64) -> Option<Waker> {
+        debug_assert_eq!(now_at, self.nanos(now).unwrap_or(u64::MAX));
+        loop {
+            let slots = &self.slots;
+            match self.wheel.first(|entry| is_live(slots, entry)) {
+                Some(top) if top.at <= now_at => {
+                    self.wheel.pop_first();
+                    return self.release(top.slot);
+                }
+                Some(_) => {
+                    // Every entry before the present is gone: the window may move up to it.
+                    self.move_window(now_at >> SHIFT);
+                    return None;
+                }
+                None => {
+                    let Some(top) = self.far_top() else { break };
+                    // The wheel is empty: start its window at the present, or earlier at the
+                    // next far entry if that is due, and bring in what it covers.
+                    self.move_window((now_at.min(top.at)) >> SHIFT);
+                    if !self.wheel.covers(top.at) {
+                        return None; // not due: beyond the window of the present
+                    }
+                }
             }
-            let slot = pop(&mut self.near).slot;
-            return self.release(slot);
         }
         if self.overflow_top()? > now {
             return None;
@@ -195,36 +221,34 @@ impl SleepQueue {
         self.release(slot)
     }
 
-    fn is_live(&self, entry: &Entry) -> bool {
-        self.slots[entry.slot as usize].seq == entry.seq
-    }
-
-    /// The earliest live heap entry, left at the top of `near`; drops stale entries on the way
-    /// and refills `near` from `far` when it runs dry.
-    fn top(&mut self) -> Option<Entry> {
-        loop {
-            while let Some(top) = self.near.first() {
-                if self.is_live(top) {
-                    return Some(*top);
-                }
-                pop(&mut self.near);
+    /// Moves the wheel's window on to start at absolute slot `base` (if that is later), and
+    /// moves the far entries it now covers into it. No entry may be in the wheel before `base`.
+    fn move_window(&mut self, base: u64) {
+        if base <= self.wheel.base() {
+            return;
+        }
+        self.wheel.rebase(base);
+        // Far entries are later than every wheel entry, so they land after them.
+        while let Some(top) = self.far.first() {
+            if !self.wheel.covers(top.at) {
+                break;
             }
-            // `near` is empty: move the next window of `far` into it.
-            while let Some(top) = self.far.first() {
-                if self.is_live(top) {
-                    break;
-                }
-                pop(&mut self.far);
-            }
-            let first = self.far.first()?.at;
-            self.limit = first.saturating_add(WINDOW);
-            while self.far.first().is_some_and(|top| top.at <= self.limit) {
-                let entry = pop(&mut self.far);
-                if self.is_live(&entry) {
-                    push(&mut self.near, entry);
-                }
+            let entry = heap::pop(&mut self.far);
+            if is_live(&self.slots, &entry) {
+                self.wheel.push(entry);
             }
         }
+    }
+
+    /// The earliest live far entry, dropping stale ones on the way.
+    fn far_top(&mut self) -> Option<Entry> {
+        while let Some(top) = self.far.first() {
+            if is_live(&self.slots, top) {
+                return Some(*top);
+            }
+            heap::pop(&mut self.far);
+        }
+        None
     }
 
     /// The earliest live overflow registration, dropping stale ones on the way.
@@ -246,112 +270,35 @@ impl SleepQueue {
         slot.waker.take()
     }
 
-    /// Drops every stale entry and rebuilds the heaps.
+    /// Drops every stale entry.
     fn compact(&mut self) {
         let slots = &self.slots;
-        let live = |seq: u64, slot: u32| slots[slot as usize].seq == seq;
-        for heap in [&mut self.near, &mut self.far] {
-            heap.retain(|entry| live(entry.seq, entry.slot));
-            for index in (0..heap.len().div_ceil(ARITY)).rev() {
-                sift_down(heap, index);
-            }
-        }
-        self.overflow.retain(|&(_, seq), &mut slot| live(seq, slot));
+        self.wheel.retain(|entry| is_live(slots, entry));
+        heap::retain(&mut self.far, |entry| is_live(slots, entry));
+        self.overflow
+            .retain(|&(_, seq), &mut slot| slots[slot as usize].seq == seq);
     }
 }
 
-impl Entry {
-    /// The order of entries as one number, so that comparisons compile to conditional moves:
-    /// the order of a pop's comparisons is data-dependent, and mispredicted branches, not
-    /// memory, were the cost of a pop.
-    #[inline]
-    fn key(&self) -> u128 {
-        (u128::from(self.at) << 64) | u128::from(self.seq)
-    }
-}
-
-fn push(heap: &mut Vec<Entry>, entry: Entry) {
-    let hole = heap.len();
-    heap.push(entry);
-    sift_up(heap, entry.key(), entry, hole);
-}
-
-/// Moves `entry` up from `hole` to its place. (`key` is `entry.key()`.)
-fn sift_up(heap: &mut [Entry], key: u128, entry: Entry, mut hole: usize) {
-    while hole > 0 {
-        let parent = (hole - 1) / ARITY;
-        if heap[parent].key() <= key {
-            break;
-        }
-        heap[hole] = heap[parent];
-        hole = parent;
-    }
-    heap[hole] = entry;
-}
-
-/// Removes and returns the smallest entry; the heap must not be empty.
-fn pop(heap: &mut Vec<Entry>) -> Entry {
-    let last = heap.pop().expect("pop on an empty heap");
-    let Some(top) = heap.first_mut() else {
-        return last;
-    };
-    let smallest = std::mem::replace(top, last);
-    // Bottom-up: the last entry is usually among the latest, so walk the hole down to a leaf
-    // along the smallest children without comparing against it, then move it up into place.
-    let len = heap.len();
-    let mut hole = 0;
-    loop {
-        let first = hole * ARITY + 1;
-        if first >= len {
-            break;
-        }
-        let child = smallest_child(heap, first);
-        heap[hole] = heap[child];
-        hole = child;
-    }
-    sift_up(heap, last.key(), last, hole);
-    smallest
-}
-
-/// The index of the smallest of the children starting at `first` (which exists).
-#[inline]
-fn smallest_child(heap: &[Entry], first: usize) -> usize {
-    let end = (first + ARITY).min(heap.len());
-    let mut child = first;
-    let mut key = heap[first].key();
-    for (other, entry) in heap[first + 1..end].iter().enumerate() {
-        let other_key = entry.key();
-        let less = other_key < key;
-        child = if less { first + 1 + other } else { child };
-        key = if less { other_key } else { key };
-    }
-    child
-}
-
-fn sift_down(heap: &mut [Entry], mut hole: usize) {
-    let len = heap.len();
-    let entry = heap[hole];
-    let key = entry.key();
-    loop {
-        let first = hole * ARITY + 1;
-        if first >= len {
-            break;
-        }
-        let child = smallest_child(heap, first);
-        if key <= heap[child].key() {
-            break;
-        }
-        heap[hole] = heap[child];
-        hole = child;
-    }
-    heap[hole] = entry;
-}
+/// The span of the wheel's window, in nanoseconds.
+#[cfg(test)]
+const WINDOW: u64 = super::wheel::SLOTS << SHIFT;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use std::task::Wake;
+
+    fn register(q: &mut SleepQueue, deadline: Instant, waker: &Waker) -> Key {
+        let at = q.nanos(deadline);
+        q.register(deadline, at, waker)
+    }
+
+    fn pop_due(q: &mut SleepQueue, now: Instant) -> Option<Waker> {
+        let at = q.nanos(now).unwrap_or(u64::MAX);
+        q.pop_due(now, at)
+    }
 
     fn waker() -> Waker {
         Waker::noop().clone()
@@ -382,9 +329,9 @@ mod tests {
             (7, 10),
         ] {
             let waker = Waker::from(Arc::new(Recorder(label, order.clone())));
-            q.register(ms(at), &waker);
+            register(&mut q, ms(at), &waker);
         }
-        while let Some(waker) = q.pop_due(ms(30)) {
+        while let Some(waker) = pop_due(&mut q, ms(30)) {
             waker.wake();
         }
         assert_eq!(*order.lock().unwrap(), vec![2, 4, 7, 3, 6, 1]);
@@ -413,7 +360,11 @@ mod tests {
                         _ => 7,
                     };
                 seq += 1;
-                keys.push((q.register(t0 + Duration::from_nanos(at), &waker()), at, seq));
+                keys.push((
+                    register(&mut q, t0 + Duration::from_nanos(at), &waker()),
+                    at,
+                    seq,
+                ));
                 model.insert((at, seq));
             }
             // Cancel a few.
@@ -429,7 +380,7 @@ mod tests {
                     break;
                 }
                 assert_eq!(Some(&at), model.first().map(|(at, _)| at));
-                while q.pop_due(deadline).is_some() {
+                while pop_due(&mut q, deadline).is_some() {
                     let (first, _) = model.pop_first().unwrap();
                     assert_eq!(first, at);
                 }
@@ -441,21 +392,49 @@ mod tests {
     }
 
     #[test]
+    fn one_jump_past_many_windows_pops_everything_in_order() {
+        let t0 = Instant::now();
+        let mut q = SleepQueue::new(t0);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut model = Vec::new();
+        let mut now = 0;
+        for round in 1..=6u64 {
+            for _ in 0..300 {
+                let at = now + rng.u64(1..WINDOW * 12);
+                let key = register(&mut q, t0 + Duration::from_nanos(at), &waker());
+                model.push((at, key));
+            }
+            // Jump over several windows at once, as `advance` does.
+            now += WINDOW * 2 * round;
+            let mut due: Vec<_> = model.iter().filter(|&&(at, _)| at <= now).collect();
+            due.sort_by_key(|&&(at, key)| (at, key.seq));
+            for &&(_, key) in &due {
+                assert!(q.contains(key));
+                assert!(pop_due(&mut q, t0 + Duration::from_nanos(now)).is_some());
+                assert!(!q.contains(key), "popped out of order");
+            }
+            assert!(pop_due(&mut q, t0 + Duration::from_nanos(now)).is_none());
+            model.retain(|&(at, _)| at > now);
+            assert_eq!(q.len(), model.len());
+        }
+    }
+
+    #[test]
     fn removed_sleeps_are_skipped_and_do_not_pile_up() {
         let t0 = Instant::now();
         let mut q = SleepQueue::new(t0);
-        let keep = q.register(t0 + Duration::from_secs(5), &waker());
+        let keep = register(&mut q, t0 + Duration::from_secs(5), &waker());
         for i in 0..10_000u64 {
-            let key = q.register(t0 + Duration::from_millis(i % 100 + 1), &waker());
+            let key = register(&mut q, t0 + Duration::from_millis(i % 100 + 1), &waker());
             assert!(q.remove(key).is_some());
             assert!(q.remove(key).is_none());
             assert!(!q.contains(key));
         }
         assert_eq!(q.len(), 1);
-        let entries = q.near.len() + q.far.len();
+        let entries = q.wheel.len() + q.far.len();
         assert!(entries <= 2 + SLACK, "{entries} entries");
         assert!(q.slots.len() <= 2);
-        assert!(q.pop_due(t0 + Duration::from_secs(1)).is_none());
+        assert!(pop_due(&mut q, t0 + Duration::from_secs(1)).is_none());
         assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(5)));
         assert!(q.contains(keep));
     }
@@ -464,14 +443,14 @@ mod tests {
     fn a_reused_slot_does_not_revive_a_stale_entry() {
         let t0 = Instant::now();
         let mut q = SleepQueue::new(t0);
-        let early = q.register(t0 + Duration::from_millis(1), &waker());
+        let early = register(&mut q, t0 + Duration::from_millis(1), &waker());
         q.remove(early);
         // Takes the freed slot, with a later deadline.
-        let late = q.register(t0 + Duration::from_millis(9), &waker());
+        let late = register(&mut q, t0 + Duration::from_millis(9), &waker());
         assert_eq!(late.slot, early.slot);
-        assert!(q.pop_due(t0 + Duration::from_millis(5)).is_none());
+        assert!(pop_due(&mut q, t0 + Duration::from_millis(5)).is_none());
         assert_eq!(q.len(), 1);
-        assert!(q.pop_due(t0 + Duration::from_millis(9)).is_some());
+        assert!(pop_due(&mut q, t0 + Duration::from_millis(9)).is_some());
         assert_eq!(q.len(), 0);
         assert_eq!(q.next_deadline(), None);
     }
@@ -488,13 +467,13 @@ mod tests {
         let mut q = SleepQueue::new(t0);
         for (label, deadline) in [(1, farther), (2, far), (3, t0 + year)] {
             let waker = Waker::from(Arc::new(Recorder(label, order.clone())));
-            q.register(deadline, &waker);
+            register(&mut q, deadline, &waker);
         }
         assert_eq!(q.next_deadline(), Some(t0 + year));
-        q.pop_due(t0 + year).unwrap().wake();
+        pop_due(&mut q, t0 + year).unwrap().wake();
         assert_eq!(q.next_deadline(), Some(far));
-        assert!(q.pop_due(far - Duration::from_nanos(1)).is_none());
-        while let Some(waker) = q.pop_due(farther) {
+        assert!(pop_due(&mut q, far - Duration::from_nanos(1)).is_none());
+        while let Some(waker) = pop_due(&mut q, farther) {
             waker.wake();
         }
         assert_eq!(*order.lock().unwrap(), vec![3, 2, 1]);
