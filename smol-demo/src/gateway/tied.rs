@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use tailguard::breaker::Permit;
 use tailguard::tied::{Leg, Outgoing, Tied};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::timeout::Deadline;
 
 use super::fanout::{FanoutCounts, KeyError, Served};
@@ -61,7 +61,7 @@ impl Inner {
         let n = self.replicas.len();
         let first = (key + offset) % n;
         // The two replicas whose breakers admit the copies, in order (no allocation per call).
-        let mut chosen: [Option<(&Replica, Permit<'_, AsyncIoTimer>)>; 2] = [None, None];
+        let mut chosen: [Option<(&Replica, Permit<'_, DefaultTimer>)>; 2] = [None, None];
         let mut found = 0;
         for step in 0..n {
             let replica = &self.replicas[(first + step) % n];
@@ -93,7 +93,7 @@ impl Inner {
         let call = tied.call(first.0.index, second.0.index);
         let mut permits = [Some(first), Some(second)];
         let result = tied
-            .run_with(AsyncIoTimer, call, |copy: Outgoing<usize>| {
+            .run_with(DefaultTimer::default(), call, |copy: Outgoing<usize>| {
                 let leg = match copy.leg {
                     Leg::First => 0,
                     Leg::Second => {
@@ -133,7 +133,7 @@ impl Inner {
     async fn send_copy(
         &self,
         replica: &Replica,
-        permit: Permit<'_, AsyncIoTimer>,
+        permit: Permit<'_, DefaultTimer>,
         key: usize,
         hedge: u32,
         headers: Option<HeaderMap>,
