@@ -12,7 +12,7 @@
 //!
 //! Everything here takes the timer explicitly, so this builds with tailguard's default features
 //! off (`default-features = false`): a tokio program need not compile async-io at all. (The
-//! default `AsyncIoTimer` does work under tokio, on a thread of its own; tokio's timer also
+//! default `HeapTimer` does work under tokio, on a thread of its own; tokio's timer also
 //! follows `tokio::time::pause` in tests.)
 
 use std::error::Error;

@@ -75,7 +75,7 @@
 //! # });
 //! ```
 //!
-//! (This uses the default [`AsyncIoTimer`](crate::time::AsyncIoTimer), which runs under
+//! (This uses the default [`HeapTimer`](crate::time::HeapTimer), which runs under
 //! tokio too; [`with_timer`](TimeoutIo::with_timer) takes a tokio-backed one, see
 //! [`Timer`].)
 

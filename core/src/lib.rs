@@ -65,8 +65,9 @@
 //!
 //! ## Features
 //!
-//! - `async-io` (default): [`time::AsyncIoTimer`], the [`time::DefaultTimer`]; and
-//!   [`time::HeapTimer`], opt-in.
+//! - `async-io` (default): [`time::HeapTimer`], the [`time::DefaultTimer`] (tailguard's own
+//!   heaps of deadlines, driven by async-io's reactor: the cheapest real timer for a timeout that
+//!   waits); and [`time::AsyncIoTimer`] (one async-io timer per sleep, no process-wide state).
 //! - `futures-timer`: [`time::FuturesTimer`].
 //!
 //! Without either, every API that needs a clock takes a [`time::Timer`] explicitly.

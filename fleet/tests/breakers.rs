@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tailguard::breaker::{CircuitBreaker, State};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard_fleet::local::LocalRedis;
 use tailguard_fleet::{Fleet, Mode};
 
@@ -30,7 +30,7 @@ fn fleet(redis: &LocalRedis, id: &str, lines: &Lines) -> Fleet {
         .unwrap()
 }
 
-fn breaker() -> CircuitBreaker<AsyncIoTimer> {
+fn breaker() -> CircuitBreaker<DefaultTimer> {
     CircuitBreaker::builder()
         .name("dependency")
         .count_window(20)
@@ -41,7 +41,7 @@ fn breaker() -> CircuitBreaker<AsyncIoTimer> {
         .unwrap()
 }
 
-fn calls(breaker: &CircuitBreaker<AsyncIoTimer>, failures: usize, successes: usize) {
+fn calls(breaker: &CircuitBreaker<DefaultTimer>, failures: usize, successes: usize) {
     for _ in 0..failures {
         breaker.try_acquire().unwrap().failure();
     }

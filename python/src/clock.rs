@@ -251,17 +251,17 @@ impl Clock {
 pub(crate) struct ClockTimer(pub(crate) Clock);
 
 impl tailguard::time::Timer for ClockTimer {
-    type Sleep = <tailguard::time::AsyncIoTimer as tailguard::time::Timer>::Sleep;
+    type Sleep = <tailguard::time::DefaultTimer as tailguard::time::Timer>::Sleep;
 
     fn now(&self) -> Instant {
         self.0.now()
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        use tailguard::time::AsyncIoTimer;
+        use tailguard::time::DefaultTimer;
         match self.0 {
-            Clock::System => AsyncIoTimer.sleep_until(deadline),
-            Clock::Manual(_) => AsyncIoTimer.sleep_until(far_future()),
+            Clock::System => DefaultTimer::default().sleep_until(deadline),
+            Clock::Manual(_) => DefaultTimer::default().sleep_until(far_future()),
         }
     }
 }

@@ -148,7 +148,7 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for Budgeted {
 
 /// Three attempts, no delay between them; with a budget of `ratio` retries per call (at least
 /// 10 retries a second, over 10 s), as tower's above.
-fn tailguard_retry(budget: Option<f64>) -> RetryLayer<Retry<tailguard::time::AsyncIoTimer>> {
+fn tailguard_retry(budget: Option<f64>) -> RetryLayer<Retry<tailguard::time::DefaultTimer>> {
     let retry = Retry::builder().max_attempts(3).backoff(
         Backoff::constant(Duration::ZERO)
             .jitter(Jitter::None)
@@ -172,7 +172,7 @@ fn tailguard_retry(budget: Option<f64>) -> RetryLayer<Retry<tailguard::time::Asy
 /// The same, holding the policy as a `&'static` (leaked once): no reference count per call.
 fn tailguard_retry_static(
     budget: Option<f64>,
-) -> RetryLayer<&'static Retry<tailguard::time::AsyncIoTimer>> {
+) -> RetryLayer<&'static Retry<tailguard::time::DefaultTimer>> {
     let policy = tailguard_retry(budget).retry().clone();
     RetryLayer::new(&*Box::leak(Box::new(policy)))
 }

@@ -32,7 +32,7 @@ use axum::routing::get;
 use axum::Router;
 use tailguard::breaker::{CircuitBreaker, Outcome, Rejected};
 use tailguard::limit::AdaptiveLimiter;
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::timeout::Elapsed;
 use tailguard_tower::{AdaptiveLimitLayer, BoxError, CircuitBreakerLayer, TimeoutLayer};
 use tower::ServiceBuilder;
@@ -42,7 +42,7 @@ pub const HANDLER_LIMIT: Duration = Duration::from_millis(200);
 
 /// The breaker the routes share: opens when half of the last 4 requests (at least 4) failed,
 /// for 500 ms, then lets one probe through.
-pub fn breaker() -> Result<CircuitBreaker<AsyncIoTimer>, tailguard::ConfigError> {
+pub fn breaker() -> Result<CircuitBreaker<DefaultTimer>, tailguard::ConfigError> {
     CircuitBreaker::builder()
         .failure_rate(0.5)
         .count_window(4)
@@ -119,7 +119,7 @@ async fn slow(Path(ms): Path<u64>) -> String {
 }
 
 /// The application: the routes under the layers.
-pub fn app(limiter: AdaptiveLimiter, breaker: CircuitBreaker<AsyncIoTimer>) -> Router {
+pub fn app(limiter: AdaptiveLimiter, breaker: CircuitBreaker<DefaultTimer>) -> Router {
     Router::new()
         .route("/hello", get(|| async { "hello\n" }))
         .route("/slow/{ms}", get(slow))
@@ -136,7 +136,7 @@ pub fn app(limiter: AdaptiveLimiter, breaker: CircuitBreaker<AsyncIoTimer>) -> R
 pub async fn serve(
     listener: tokio::net::TcpListener,
     limiter: AdaptiveLimiter,
-    breaker: CircuitBreaker<AsyncIoTimer>,
+    breaker: CircuitBreaker<DefaultTimer>,
 ) {
     axum::serve(listener, app(limiter, breaker))
         .await
@@ -180,7 +180,7 @@ pub async fn self_test() -> Result<(), BoxError> {
 async fn checks(
     addr: SocketAddr,
     limiter: &AdaptiveLimiter,
-    breaker: &CircuitBreaker<AsyncIoTimer>,
+    breaker: &CircuitBreaker<DefaultTimer>,
 ) -> Result<(), BoxError> {
     let (status, _, body) = fetch(addr, "/hello").await?;
     println!("GET /hello            -> {status} {}", body.trim());

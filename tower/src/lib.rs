@@ -6,7 +6,7 @@
 //! these layers decides exactly as `tailguard` does elsewhere (and as the Python binding does),
 //! and pays what the core pays: no allocation and no clock read on a call that succeeds at once.
 //! The crate brings no runtime: `tower-service` and `tower-layer` are traits, and time comes
-//! from a tailguard [`Timer`](tailguard::time::Timer) (the default `AsyncIoTimer`, or any other,
+//! from a tailguard [`Timer`](tailguard::time::Timer) (the default `HeapTimer`, or any other,
 //! such as [`ManualTimer`](tailguard::time::ManualTimer) in tests). The same stack runs under
 //! smol, tokio or any other executor.
 //!

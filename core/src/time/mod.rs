@@ -8,8 +8,9 @@
 //! [`CachedTimer`] wraps a real timer to make its coarse clock (the one measurements read, see
 //! [`Timer::now_coarse_nanos`]) a time cached in memory by one thread per process.
 //!
-//! [`HeapTimer`] (opt-in, with `async-io`) keeps sleeps in tailguard's own sharded heaps of
-//! deadlines, one async-io timer per shard: the cheapest real timer for a timeout that waits.
+//! [`HeapTimer`] (with `async-io`, the [`DefaultTimer`]) keeps sleeps in tailguard's own sharded
+//! heaps of deadlines, one async-io timer per shard: the cheapest real timer for a timeout that
+//! waits.
 //!
 //! ```
 //! use std::time::Duration;
@@ -191,12 +192,33 @@ pub trait Timer: Clone + Send + Sync + 'static {
     }
 }
 
-/// The timer used where none is given: [`AsyncIoTimer`] with the default `async-io` feature,
+/// The timer used where none is given: [`HeapTimer`] with the default `async-io` feature,
 /// otherwise [`FuturesTimer`].
+///
+/// `HeapTimer` is the default because a timeout usually waits: the future it bounds is polled a
+/// few times before it answers, and there `HeapTimer` costs about what tokio's timer does
+/// (0.4–1.0× in wall time) where [`AsyncIoTimer`] costs 3–7× (it reads the clock on every poll
+/// and goes through async-io's reactor for every registration); making, polling and dropping a
+/// sleep is 4–6× cheaper, a 1 ms sleep fires as promptly, and the ready path is level
+/// (BENCHMARKS.md, "A timer of tailguard's own"). It fires through the same async-io reactor,
+/// so it runs under the same executors.
+///
+/// `AsyncIoTimer` is still there for what `HeapTimer` trades away: no process-wide state (its
+/// sleeps are plain async-io timers, owned by the reactor alone), no lock where a deadline has
+/// already passed at the first poll (HeapTimer's small loss: ~1.17× in wall time there), and
+/// memory that goes back when its sleeps go instead of shard slots kept for reuse at the peak
+/// number of sleeps alive at once. Pass it to any `_with` API to use it.
+///
+/// ```
+/// use tailguard::time::{DefaultTimer, HeapTimer};
+///
+/// let timer: DefaultTimer = HeapTimer;
+/// # let _ = timer;
+/// ```
 #[cfg(feature = "async-io")]
-pub type DefaultTimer = AsyncIoTimer;
+pub type DefaultTimer = HeapTimer;
 
-/// The timer used where none is given: [`AsyncIoTimer`] with the default `async-io` feature,
+/// The timer used where none is given: [`HeapTimer`] with the default `async-io` feature,
 /// otherwise [`FuturesTimer`].
 #[cfg(all(not(feature = "async-io"), feature = "futures-timer"))]
 pub type DefaultTimer = FuturesTimer;

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use tailguard::bulkhead::{self, AcquireOwned, OwnedPermit, QueueOrder, Reason, Rejected};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 
 use crate::{convert, errors};
 
@@ -46,7 +46,7 @@ fn order_name(order: QueueOrder) -> &'static str {
 /// At most `max_concurrent` calls at once, and at most `max_queue` callers waiting for a slot.
 #[pyclass(frozen, subclass, module = "tailguard._native", name = "Bulkhead")]
 pub(crate) struct Bulkhead {
-    inner: bulkhead::Bulkhead<AsyncIoTimer>,
+    inner: bulkhead::Bulkhead<DefaultTimer>,
     max_wait: Option<Duration>,
     /// The slots of the `with bulkhead:` blocks open now (slots are interchangeable, so a block
     /// that ends gives back any one of them).
@@ -153,7 +153,7 @@ impl Bulkhead {
         }
         let max_wait = convert::opt_seconds("max_wait", max_wait)?;
         let inner = builder
-            .build_with(AsyncIoTimer)
+            .build_with(DefaultTimer::default())
             .map_err(|e| errors::from_core(py, &e))?;
         Ok(Bulkhead {
             inner,
@@ -348,7 +348,7 @@ impl BulkheadPermit {
 /// Internal: one async caller's wait for a slot, polled by ``tailguard._limits``.
 #[pyclass(frozen, module = "tailguard._native", name = "_BulkheadWaiter")]
 pub(crate) struct BulkheadWaiter {
-    wait: Mutex<Option<AcquireOwned<AsyncIoTimer>>>,
+    wait: Mutex<Option<AcquireOwned<DefaultTimer>>>,
 }
 
 /// Wakes an asyncio task: schedules ``wake(future)`` on its loop, from any thread.

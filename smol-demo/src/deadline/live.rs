@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use tailguard::pipeline::Attempt;
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::timeout::Deadline;
 use tailguard::ConfigError;
 
@@ -116,7 +116,7 @@ pub async fn run_mode(
     .map_err(ExperimentError::Io)?;
     let pool = Pool::new(backends.addrs()[0], ClientConfig::default(), ex.clone());
     let pipeline = scenario
-        .pipeline(AsyncIoTimer, mode, config.seed)
+        .pipeline(DefaultTimer::default(), mode, config.seed)
         .map_err(ExperimentError::Config)?;
     let ledger = Arc::new(Ledger::default());
     let started = Instant::now();

@@ -10,7 +10,7 @@ use smol::lock::Semaphore;
 use tailguard::fanout::scatter_gather_with;
 use tailguard::pipeline::{Attempt, PipelineError};
 use tailguard::retry::{Classify, Decision};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::timeout::Deadline;
 
 use tailguard::priority::Criticality;
@@ -222,7 +222,7 @@ impl Gateway {
             let _turn = turns.acquire().await;
             inner.read_key(key, class, counts_ref, deadline).await
         });
-        let results = scatter_gather_with(AsyncIoTimer, reads, deadline).await;
+        let results = scatter_gather_with(DefaultTimer::default(), reads, deadline).await;
 
         inner.totals.fanouts.bump();
         let mut report = FanoutReport {

@@ -105,7 +105,7 @@ use tailguard::limit::AdaptiveLimiter;
 use tailguard::pipeline::Pipeline;
 use tailguard::retry::RetryBudget;
 use tailguard::throttle::Throttle;
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::ConfigError;
 
 pub use self::balanced::Balance;
@@ -129,7 +129,7 @@ struct Inner {
     config: GatewayConfig,
     replicas: Vec<Replica>,
     /// Retry (within `retry_budget`), hedging (`hedge`) and the fan-out's deadline.
-    pipeline: Pipeline<AsyncIoTimer, KeyClassifier>,
+    pipeline: Pipeline<DefaultTimer, KeyClassifier>,
     retry_budget: RetryBudget,
     hedge: Hedge,
     /// Least-loaded replica choice, in `Balance::P2c`.
@@ -151,11 +151,11 @@ struct Inner {
 struct Replica {
     index: usize,
     pool: Pool,
-    breaker: CircuitBreaker<AsyncIoTimer>,
+    breaker: CircuitBreaker<DefaultTimer>,
     /// Its adaptive concurrency limit (`--replica-limit`), if on.
     limiter: Option<AdaptiveLimiter>,
     /// Client-side throttling of it (`--throttle-k`), if on.
-    throttle: Option<Throttle<AsyncIoTimer>>,
+    throttle: Option<Throttle<DefaultTimer>>,
     /// Calls its throttle refused, by class (its limiter counts its own).
     refusals: Refusals,
     counts: Arc<ReplicaCounts>,
@@ -208,7 +208,7 @@ impl Gateway {
             .min_per_second(config.retry_budget_min_per_second)
             .build()?;
         let hedge = config.hedge_policy()?;
-        let pipeline = Pipeline::with_timer(AsyncIoTimer)
+        let pipeline = Pipeline::with_timer(DefaultTimer::default())
             .max_attempts(config.retry_attempts)
             .backoff(config.backoff()?)
             .retry_budget(retry_budget.clone())
@@ -268,7 +268,7 @@ impl Gateway {
 
     /// The circuit breaker in front of replica `replica`, if it exists (to read its state, or
     /// to force it open by hand).
-    pub fn breaker(&self, replica: usize) -> Option<&CircuitBreaker<AsyncIoTimer>> {
+    pub fn breaker(&self, replica: usize) -> Option<&CircuitBreaker<DefaultTimer>> {
         self.inner.replicas.get(replica).map(|r| &r.breaker)
     }
 
@@ -289,7 +289,7 @@ impl Gateway {
     }
 
     /// The client-side throttle of replica `replica`, if it exists and `throttle_k` is set.
-    pub fn throttle(&self, replica: usize) -> Option<&Throttle<AsyncIoTimer>> {
+    pub fn throttle(&self, replica: usize) -> Option<&Throttle<DefaultTimer>> {
         self.inner.replicas.get(replica)?.throttle.as_ref()
     }
 
@@ -304,7 +304,7 @@ fn breaker(
     config: &GatewayConfig,
     index: usize,
     counts: Arc<ReplicaCounts>,
-) -> Result<CircuitBreaker<AsyncIoTimer>, ConfigError> {
+) -> Result<CircuitBreaker<DefaultTimer>, ConfigError> {
     let settings = config.breaker;
     let log = config.log_transitions;
     CircuitBreaker::builder()
@@ -322,7 +322,7 @@ fn breaker(
                 crate::server::log(format_args!("replica {index}: {transition}"));
             }
         })
-        .build_with(AsyncIoTimer)
+        .build_with(DefaultTimer::default())
 }
 
 impl fmt::Debug for Gateway {

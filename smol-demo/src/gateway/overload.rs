@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use tailguard::limit::{AdaptiveLimiter, Aimd, Gradient2, Outcome, Permit, Reason};
 use tailguard::priority::{Criticality, HEADER};
 use tailguard::throttle::Throttle;
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::ConfigError;
 
 use super::{GatewayConfig, Inner, Replica};
@@ -86,7 +86,7 @@ pub(super) fn limiter(config: &GatewayConfig) -> Result<Option<AdaptiveLimiter>,
 pub(super) fn throttle(
     config: &GatewayConfig,
     index: usize,
-) -> Result<Option<Throttle<AsyncIoTimer>>, ConfigError> {
+) -> Result<Option<Throttle<DefaultTimer>>, ConfigError> {
     let Some(k) = config.throttle_k else {
         return Ok(None);
     };
@@ -96,7 +96,7 @@ pub(super) fn throttle(
         None => builder,
     };
     builder
-        .build_with(AsyncIoTimer)
+        .build_with(DefaultTimer::default())
         .map(Some)
         .map_err(|error| ConfigError::new("throttle_k", error.message().to_owned()))
 }
@@ -145,7 +145,7 @@ impl Verdict {
 /// verdict (the call was cancelled), both are released without a sample.
 pub(super) struct Admitted<'a> {
     pub(super) limit: Option<Permit>,
-    pub(super) throttle: Option<tailguard::throttle::Permit<'a, AsyncIoTimer>>,
+    pub(super) throttle: Option<tailguard::throttle::Permit<'a, DefaultTimer>>,
 }
 
 impl Admitted<'_> {

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use tailguard::breaker::Permit;
 use tailguard::hedge::Hedge;
 use tailguard::tied::{Backup, Leg, Outgoing, Tied};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::timeout::Deadline;
 use tailguard::ConfigError;
 
@@ -82,7 +82,7 @@ impl Inner {
         let n = self.replicas.len();
         let first = first_index(key, offset, n);
         // The two replicas whose breakers admit the copies, in order (no allocation per call).
-        let mut chosen: [Option<(&Replica, Permit<'_, AsyncIoTimer>)>; 2] = [None, None];
+        let mut chosen: [Option<(&Replica, Permit<'_, DefaultTimer>)>; 2] = [None, None];
         let mut found = 0;
         let mut last = 0;
         for step in 0..n {
@@ -129,57 +129,62 @@ impl Inner {
         // A copy cancelled by its twin answers 409: the twin has started.
         let twin_started = |error: &KeyError| *error == KeyError::Status(409);
         let result = tied
-            .run_backed_with(AsyncIoTimer, call, twin_started, |copy: Outgoing<usize>| {
-                let leg = match copy.leg {
-                    Leg::First => 0,
-                    Leg::Second => {
-                        counts.hedges_sent.bump();
-                        1
+            .run_backed_with(
+                DefaultTimer::default(),
+                call,
+                twin_started,
+                |copy: Outgoing<usize>| {
+                    let leg = match copy.leg {
+                        Leg::First => 0,
+                        Leg::Second => {
+                            counts.hedges_sent.bump();
+                            1
+                        }
+                        Leg::Backup => {
+                            let replica = &self.replicas[copy.replica];
+                            let Ok(permit) = replica.breaker.try_acquire() else {
+                                counts.breaker_rejections.bump();
+                                replica.counts.rejected.bump();
+                                return Either::Right(std::future::ready(Err(
+                                    KeyError::AllBreakersOpen,
+                                )));
+                            };
+                            counts.hedges_sent.bump();
+                            backup_sent = Some((copy.replica, copy.id));
+                            let headers = HeaderMap::from_iter([(
+                                http::header::HeaderName::from_static(REQUEST_ID),
+                                HeaderValue::from(copy.id),
+                            )]);
+                            return Either::Left(self.send_copy(
+                                replica,
+                                permit,
+                                key,
+                                3,
+                                Some(headers),
+                                deadline,
+                            ));
+                        }
+                    };
+                    let (replica, permit) = permits[leg].take().expect("each copy is sent once");
+                    let mut headers = HeaderMap::with_capacity(2);
+                    headers.insert(REQUEST_ID, HeaderValue::from(copy.id));
+                    if let Some(twin) = copy.tied_to {
+                        let addr = self.replicas[twin.replica].pool.addr();
+                        let tied_to = format!("{addr}/{}", twin.id);
+                        if let Ok(value) = HeaderValue::from_str(&tied_to) {
+                            headers.insert(TIED_TO, value);
+                        }
                     }
-                    Leg::Backup => {
-                        let replica = &self.replicas[copy.replica];
-                        let Ok(permit) = replica.breaker.try_acquire() else {
-                            counts.breaker_rejections.bump();
-                            replica.counts.rejected.bump();
-                            return Either::Right(std::future::ready(Err(
-                                KeyError::AllBreakersOpen,
-                            )));
-                        };
-                        counts.hedges_sent.bump();
-                        backup_sent = Some((copy.replica, copy.id));
-                        let headers = HeaderMap::from_iter([(
-                            http::header::HeaderName::from_static(REQUEST_ID),
-                            HeaderValue::from(copy.id),
-                        )]);
-                        return Either::Left(self.send_copy(
-                            replica,
-                            permit,
-                            key,
-                            3,
-                            Some(headers),
-                            deadline,
-                        ));
-                    }
-                };
-                let (replica, permit) = permits[leg].take().expect("each copy is sent once");
-                let mut headers = HeaderMap::with_capacity(2);
-                headers.insert(REQUEST_ID, HeaderValue::from(copy.id));
-                if let Some(twin) = copy.tied_to {
-                    let addr = self.replicas[twin.replica].pool.addr();
-                    let tied_to = format!("{addr}/{}", twin.id);
-                    if let Ok(value) = HeaderValue::from_str(&tied_to) {
-                        headers.insert(TIED_TO, value);
-                    }
-                }
-                Either::Left(self.send_copy(
-                    replica,
-                    permit,
-                    key,
-                    leg as u32 + 1,
-                    Some(headers),
-                    deadline,
-                ))
-            })
+                    Either::Left(self.send_copy(
+                        replica,
+                        permit,
+                        key,
+                        leg as u32 + 1,
+                        Some(headers),
+                        deadline,
+                    ))
+                },
+            )
             .await;
         match result {
             Ok(won) => {
@@ -223,7 +228,7 @@ impl Inner {
     async fn send_copy(
         &self,
         replica: &Replica,
-        permit: Permit<'_, AsyncIoTimer>,
+        permit: Permit<'_, DefaultTimer>,
         key: usize,
         hedge: u32,
         headers: Option<HeaderMap>,

@@ -24,7 +24,7 @@ use smol::net::TcpStream;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use tailguard::io::TimeoutIo;
 use tailguard::shutdown::{Shutdown, ShutdownSignal};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 
 use super::routes::App;
 use super::wire::{hyper_error_body, HeadEnd, HEAD_TIMEOUT};
@@ -179,7 +179,7 @@ where
 /// It also gives hyper's own error answers (400, 414, 431, which hyper sends with an empty
 /// body) a short text body, and answers a head that is cut at the header limit with 408.
 pub(super) struct ConnIo<S> {
-    io: TimeoutIo<S, AsyncIoTimer>,
+    io: TimeoutIo<S, DefaultTimer>,
     header_read: Duration,
     state: Arc<ConnState>,
     head_deadline: bool,

@@ -15,10 +15,10 @@ use tailguard::time::Timer;
 /// ```
 /// use std::sync::LazyLock;
 /// use tailguard::retry::Retry;
-/// use tailguard::time::AsyncIoTimer;
+/// use tailguard::time::DefaultTimer;
 /// use tailguard_tower::RetryLayer;
 ///
-/// static POLICY: LazyLock<Retry<AsyncIoTimer>> =
+/// static POLICY: LazyLock<Retry<DefaultTimer>> =
 ///     LazyLock::new(|| Retry::builder().max_attempts(3).build().expect("valid settings"));
 /// let layer = RetryLayer::new(&*POLICY);
 /// # let _ = layer;

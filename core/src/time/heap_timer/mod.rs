@@ -37,8 +37,8 @@ use super::{AsyncIoTimer, Timer};
 /// The price: process-wide state (the shards' slots are reused, never freed, so their memory
 /// follows the peak number of sleeps alive at once), a sweep of cancelled entries that is
 /// O(heap) under a shard's lock (amortized O(1) per sleep), and a lock taken where a deadline
-/// has already passed at the first poll. Opt-in: the [`DefaultTimer`](super::DefaultTimer) is
-/// still `AsyncIoTimer`.
+/// has already passed at the first poll. It is the [`DefaultTimer`](super::DefaultTimer) with
+/// the `async-io` feature; its docs say what `AsyncIoTimer` is still for.
 ///
 /// Works under any executor (smol, async-executor, `futures::executor`, tokio): the shards are
 /// global, and a sleep moved to another thread keeps its registration (its waker is updated on

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tailguard::backoff::{Backoff, Jitter};
 use tailguard::retry::{Retry, RetryBudget};
-use tailguard::time::AsyncIoTimer;
+use tailguard::time::DefaultTimer;
 use tailguard::ConfigError;
 
 use crate::backend::{BackendConfig, LatencyDist, Outage, OutageMode, Profile};
@@ -183,7 +183,7 @@ impl LiveHerdConfig {
     }
 
     /// The retry policy of `mode`.
-    pub fn policy(&self, mode: HerdMode) -> Result<Retry<AsyncIoTimer>, ConfigError> {
+    pub fn policy(&self, mode: HerdMode) -> Result<Retry<DefaultTimer>, ConfigError> {
         let jitter = match mode {
             HerdMode::NoJitter => Jitter::None,
             HerdMode::JitterBudget => Jitter::Full,
@@ -193,7 +193,7 @@ impl LiveHerdConfig {
             .jitter(jitter)
             .seed(self.seed)
             .build()?;
-        let builder = Retry::with_timer(AsyncIoTimer)
+        let builder = Retry::with_timer(DefaultTimer::default())
             .max_attempts(self.max_attempts)
             .max_elapsed(self.max_elapsed)
             .attempt_timeout(self.call_timeout)
