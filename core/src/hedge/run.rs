@@ -152,9 +152,11 @@ where
                     Poll::Ready(Ok(output)) => {
                         let timer = &state.timer;
                         // Records the primary, if still out, before it is dropped.
-                        state
-                            .call
-                            .attempt_done(TimerTime(timer), number, AttemptOutcome::Succeeded);
+                        state.call.attempt_done(
+                            TimerTime(timer),
+                            number,
+                            AttemptOutcome::Succeeded,
+                        );
                         this.primary.set(None);
                         state.finish();
                         return Poll::Ready(Ok(output));
