@@ -92,6 +92,16 @@ def test_the_fleets_failure_rate_trips_where_no_instance_alone_would() -> None:
     assert (verdict.trip, verdict.peers) == (FLEET_RATE, 1)
 
 
+def test_huge_counts_from_peers_saturate_instead_of_overflowing() -> None:
+    # Values another instance wrote near u64::MAX: the sum must not overflow the native
+    # threshold's u64 arguments (OverflowError in the fleet's thread) nor hide the failures.
+    b = machine(ManualClock())
+    most = (1 << 64) - 1
+    h = fields([("a", entry(10_000, most, most, 0)), ("b", entry(10_000, most, most, 0))])
+    verdict = judge(Ledger(), b, h, 10_000)
+    assert (verdict.trip, verdict.peers) == (FLEET_RATE, 2)
+
+
 def test_stale_and_unreadable_entries_do_not_count_and_are_listed_for_removal() -> None:
     b = machine(ManualClock())
     calls(b, 4, failure=True)

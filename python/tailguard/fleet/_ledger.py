@@ -160,9 +160,10 @@ class Ledger:
                 self.seen_open.pop(peer, None)
                 continue
             verdict.peers += 1
-            calls += entry.calls
-            failures += entry.failures
-            slow += entry.slow
+            # Saturating at u64 like the Rust fleet: the threshold takes u64 counts.
+            calls = min(calls + entry.calls, _U64_MAX)
+            failures = min(failures + entry.failures, _U64_MAX)
+            slow = min(slow + entry.slow, _U64_MAX)
             if entry.opened != 0 and self.seen_open.get(peer) != entry.opened:
                 if entry.by_rate:
                     new_opening = PEER_SAW_RATE
