@@ -163,7 +163,7 @@ impl Ledger {
                 verdict.stale.push(id.clone());
                 continue;
             };
-            if now_ms.saturating_sub(entry.at_ms) > stale_after_ms {
+            if !crate::value::is_fresh(entry.at_ms, now_ms, stale_after_ms) {
                 verdict.stale.push(id.clone());
                 self.seen_open.remove(id);
                 continue;
@@ -287,6 +287,20 @@ mod tests {
         ]);
         let verdict = judge(&mut Ledger::default(), &m, t0, &h, 10_000);
         assert_eq!((verdict.trip, verdict.peers), (Some(Why::FleetRate), 2));
+    }
+
+    #[test]
+    fn an_entry_from_far_ahead_is_stale_and_removed_not_counted_forever() {
+        // All failures, dated a minute (or an eternity) ahead of the reader's clock: it would
+        // never age out, so it counts no more than a minute-old one.
+        let t0 = Instant::now();
+        let m = machine(t0);
+        for at_ms in [70_000, u64::MAX] {
+            let h = hash(&[("ghost", entry(at_ms, 100, 100, 0))]);
+            let verdict = judge(&mut Ledger::default(), &m, t0, &h, 10_000);
+            assert_eq!((verdict.trip, verdict.peers), (None, 0));
+            assert_eq!(verdict.stale, ["ghost"]);
+        }
     }
 
     #[test]
