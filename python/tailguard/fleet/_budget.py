@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
-from tailguard.fleet._ledger import VERSION
+from tailguard.fleet._ledger import DIGITS, VERSION, is_fresh
 from tailguard.fleet._sync import Counters, Settings, text_fields
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 _I64 = 1 << 63
 _SIGNED = re.compile(r"-?[0-9]+\Z")  # as the Rust reader: no leading `+`
-_UNSIGNED = re.compile(r"\+?[0-9]+\Z")
 
 
 def encode(at_ms: int, units: int) -> str:
@@ -39,7 +38,7 @@ def decode(value: Optional[str]) -> Optional[Tuple[int, int]]:
     parts = value.split(":")
     if len(parts) != 3 or parts[0] != VERSION:
         return None
-    if not _UNSIGNED.match(parts[1]) or not _SIGNED.match(parts[2]):
+    if not DIGITS.match(parts[1]) or not _SIGNED.match(parts[2]):
         return None
     at_ms, units = int(parts[1]), int(parts[2])
     if at_ms >= 1 << 64 or not -_I64 <= units < _I64:
@@ -57,7 +56,7 @@ def merge(
         if peer == me:
             continue
         entry = decode(value)
-        if entry is None or now_ms - entry[0] > stale_after_ms:
+        if entry is None or not is_fresh(entry[0], now_ms, stale_after_ms):
             stale.append(peer)
             continue
         peers += 1
