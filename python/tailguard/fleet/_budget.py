@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
 from tailguard.fleet._ledger import DIGITS, VERSION, is_fresh
-from tailguard.fleet._sync import Counters, Settings, text_fields
+from tailguard.fleet._sync import Counters, Settings, stage_value, text_fields
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -79,10 +79,7 @@ class BudgetSlot:
 
     def stage(self, pipe: Pipeline, me: str, now_ms: int, ttl_ms: int) -> int:
         self._own = self.budget._fleet_balance()
-        pipe.hset(self.key, me, encode(now_ms, self._own))
-        pipe.pexpire(self.key, ttl_ms)
-        pipe.hgetall(self.key)
-        return 3
+        return stage_value(pipe, self.key, me, encode(now_ms, self._own), ttl_ms)
 
     def settle(
         self,
@@ -97,7 +94,7 @@ class BudgetSlot:
             text_fields(replies[2]),
             settings.instance_id,
             now_ms,
-            int(settings.stale_after * 1000),
+            settings.stale_after_ms,
         )
         self.budget._fleet_set_remote(remote)
         self._last_ok_ms = now_ms
