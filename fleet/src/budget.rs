@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use tailguard::retry::RetryBudget;
 
-/// The format's version, the first field of every value.
-const VERSION: &str = "1";
+use crate::value::{self, VERSION};
 
 /// One instance's published balance of one budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,21 +26,11 @@ impl BudgetEntry {
 
     /// The entry, or `None` for a value of another version or shape.
     pub(crate) fn decode(value: &str) -> Option<BudgetEntry> {
-        let mut parts = value.split(':');
-        if parts.next()? != VERSION {
-            return None;
-        }
-        let at_ms = parts.next()?.parse::<u64>().ok()?;
-        let units = parts.next()?;
-        // `i64::from_str` accepts a leading `+`; the schema does not.
-        if units.starts_with('+') {
-            return None;
-        }
-        let units = units.parse::<i64>().ok()?;
-        parts
-            .next()
-            .is_none()
-            .then_some(BudgetEntry { at_ms, units })
+        let [at_ms, units] = value::fields(value)?;
+        Some(BudgetEntry {
+            at_ms: value::unsigned(at_ms)?,
+            units: value::signed(units)?,
+        })
     }
 }
 
@@ -75,7 +64,7 @@ pub(crate) fn merge(
             continue;
         }
         match BudgetEntry::decode(value) {
-            Some(entry) if now_ms.saturating_sub(entry.at_ms) <= stale_after_ms => {
+            Some(entry) if value::is_fresh(entry.at_ms, now_ms, stale_after_ms) => {
                 merge.peers += 1;
                 fleet += i128::from(entry.units);
             }

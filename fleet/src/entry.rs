@@ -21,8 +21,7 @@ pub(crate) struct Entry {
     pub(crate) by_rate: bool,
 }
 
-/// The format's version, the first field of every value.
-const VERSION: &str = "1";
+use crate::value::{self, VERSION};
 
 impl Entry {
     /// `1:at_ms:calls:failures:slow:opened:by_rate`.
@@ -41,24 +40,19 @@ impl Entry {
     /// The entry, or `None` for a value of another version or shape (ignored, and aged out
     /// like a stale one once it is old: it has no time, so it is removed at once).
     pub(crate) fn decode(value: &str) -> Option<Entry> {
-        let mut parts = value.split(':');
-        if parts.next()? != VERSION {
-            return None;
-        }
-        let mut next = || parts.next()?.parse::<u64>().ok();
-        let entry = Entry {
-            at_ms: next()?,
-            calls: next()?,
-            failures: next()?,
-            slow: next()?,
-            opened: next()?,
-            by_rate: match next()? {
-                0 => false,
-                1 => true,
+        let [at_ms, calls, failures, slow, opened, by_rate] = value::fields(value)?;
+        Some(Entry {
+            at_ms: value::unsigned(at_ms)?,
+            calls: value::unsigned(calls)?,
+            failures: value::unsigned(failures)?,
+            slow: value::unsigned(slow)?,
+            opened: value::unsigned(opened)?,
+            by_rate: match by_rate {
+                "0" => false,
+                "1" => true,
                 _ => return None,
             },
-        };
-        parts.next().is_none().then_some(entry)
+        })
     }
 }
 
@@ -89,6 +83,7 @@ mod tests {
             "1:1:2:3:4:5:6",
             "1:x:2:3:4:5",
             "1:-1:2:3:4:5",
+            "1:+1:2:3:4:5:0",
         ] {
             assert_eq!(Entry::decode(value), None, "{value:?}");
         }

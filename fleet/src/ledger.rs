@@ -163,15 +163,16 @@ impl Ledger {
                 verdict.stale.push(id.clone());
                 continue;
             };
-            if now_ms.saturating_sub(entry.at_ms) > stale_after_ms {
+            if !crate::value::is_fresh(entry.at_ms, now_ms, stale_after_ms) {
                 verdict.stale.push(id.clone());
                 self.seen_open.remove(id);
                 continue;
             }
             verdict.peers += 1;
-            calls += entry.calls;
-            failures += entry.failures;
-            slow += entry.slow;
+            // Saturating: a peer's value is not trusted to leave room for the sum.
+            calls = calls.saturating_add(entry.calls);
+            failures = failures.saturating_add(entry.failures);
+            slow = slow.saturating_add(entry.slow);
             if entry.opened != 0 && self.seen_open.get(id) != Some(&entry.opened) {
                 if entry.by_rate {
                     new_opening = Some(Why::PeerSawRate);
@@ -272,6 +273,34 @@ mod tests {
             rules(now_ms, true),
             |c, f, s| m.crosses_threshold(c, f, s),
         )
+    }
+
+    #[test]
+    fn huge_counts_from_peers_saturate_instead_of_overflowing() {
+        // Values another instance wrote near `u64::MAX`: the sum must neither panic nor wrap
+        // to a small count (which would hide the failures).
+        let t0 = Instant::now();
+        let m = machine(t0);
+        let h = hash(&[
+            ("a", entry(10_000, u64::MAX, u64::MAX, 0)),
+            ("b", entry(10_000, u64::MAX, u64::MAX, 0)),
+        ]);
+        let verdict = judge(&mut Ledger::default(), &m, t0, &h, 10_000);
+        assert_eq!((verdict.trip, verdict.peers), (Some(Why::FleetRate), 2));
+    }
+
+    #[test]
+    fn an_entry_from_far_ahead_is_stale_and_removed_not_counted_forever() {
+        // All failures, dated a minute (or an eternity) ahead of the reader's clock: it would
+        // never age out, so it counts no more than a minute-old one.
+        let t0 = Instant::now();
+        let m = machine(t0);
+        for at_ms in [70_000, u64::MAX] {
+            let h = hash(&[("ghost", entry(at_ms, 100, 100, 0))]);
+            let verdict = judge(&mut Ledger::default(), &m, t0, &h, 10_000);
+            assert_eq!((verdict.trip, verdict.peers), (None, 0));
+            assert_eq!(verdict.stale, ["ghost"]);
+        }
     }
 
     #[test]

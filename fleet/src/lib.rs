@@ -129,6 +129,7 @@ pub mod local;
 mod rate;
 mod status;
 mod sync;
+mod value;
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};

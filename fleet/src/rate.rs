@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use tailguard::rate::RateLimiter;
 use tailguard::time::Timer;
 
-/// The format's version, the first field of every value.
-const VERSION: &str = "1";
+use crate::value::{self, VERSION};
 
 /// What a shared rate limiter does while Redis is unreachable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -77,20 +76,11 @@ impl RateEntry {
 
     /// The entry, or `None` for a value of another version or shape.
     pub(crate) fn decode(value: &str) -> Option<RateEntry> {
-        let mut parts = value.split(':');
-        if parts.next()? != VERSION {
-            return None;
-        }
-        let mut next = || {
-            let part = parts.next()?;
-            (!part.starts_with('+')).then_some(())?;
-            part.parse::<u64>().ok()
-        };
-        let entry = RateEntry {
-            at_ms: next()?,
-            demand_mtps: next()?,
-        };
-        parts.next().is_none().then_some(entry)
+        let [at_ms, demand_mtps] = value::fields(value)?;
+        Some(RateEntry {
+            at_ms: value::unsigned(at_ms)?,
+            demand_mtps: value::unsigned(demand_mtps)?,
+        })
     }
 }
 
@@ -123,7 +113,7 @@ pub(crate) fn divide(
             continue;
         }
         match RateEntry::decode(value) {
-            Some(entry) if now_ms.saturating_sub(entry.at_ms) <= stale_after_ms => {
+            Some(entry) if value::is_fresh(entry.at_ms, now_ms, stale_after_ms) => {
                 demands.push(entry.demand_mtps);
             }
             _ => stale.push(id.clone()),

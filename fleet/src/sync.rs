@@ -92,6 +92,20 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A hash read as text. Another writer's bytes are not trusted to be UTF-8: a value that is
+/// not becomes `""` (unreadable, so removed like a stale one) instead of failing the whole
+/// read; a field name that is not is read lossily (judged like any other, but an `HDEL` of
+/// it misses: a stale one stays, ignored, until the key expires).
+fn as_text(hash: HashMap<Vec<u8>, Vec<u8>>) -> HashMap<String, String> {
+    hash.into_iter()
+        .map(|(field, value)| {
+            let field = String::from_utf8(field)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (field, String::from_utf8(value).unwrap_or_default())
+        })
+        .collect()
+}
+
 pub(crate) fn run(inner: Arc<Inner>, client: redis::Client) {
     let mut worker = Worker {
         inner,
@@ -245,10 +259,11 @@ impl Worker {
             pipe.hgetall(&slot.key);
             demands.push(entry.demand_mtps);
         }
-        let hashes: Vec<HashMap<String, String>> = {
+        let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = {
             let connection = self.connect()?;
             pipe.query(connection)?
         };
+        let hashes: Vec<HashMap<String, String>> = hashes.into_iter().map(as_text).collect();
         // The second round trip, if needed: stale fields to remove, openings to publish at once.
         let mut stale = redis::pipe();
         let mut any_stale = false;

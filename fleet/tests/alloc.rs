@@ -1,11 +1,9 @@
 //! The call path allocates nothing with sharing on: a breaker's acquire and record, a retry
 //! budget's deposit and withdrawal, a rate limiter's acquire, each while a `Fleet` shares it
-//! with a real redis-server (its thread allocating freely: the counting allocator below
-//! counts the current thread only). Skipped without a redis-server unless
-//! `TAILGUARD_REQUIRE_REDIS=1`.
+//! with a real redis-server (its thread allocating freely: the counting allocator, core's
+//! `tests/alloc/support.rs`, counts the current thread only). Skipped without a redis-server
+//! unless `TAILGUARD_REQUIRE_REDIS=1`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use tailguard::breaker::CircuitBreaker;
@@ -16,49 +14,11 @@ use tailguard_fleet::{Fleet, Mode, RateFallback};
 mod common;
 use common::{eventually, redis};
 
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` unchanged; the counter is a const-initialised
-// thread-local `Cell`, which itself never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
-
-#[test]
-fn the_counter_counts() {
-    assert!(allocations_in(|| drop(std::hint::black_box(Box::new(5u64)))) >= 1);
-}
+// Installs core's counting allocator in this binary (with its own test that it counts).
+#[allow(dead_code)]
+#[path = "../../core/tests/alloc/support.rs"]
+mod support;
+use support::allocations_in;
 
 #[test]
 fn shared_policies_allocate_nothing_on_the_call_path() {

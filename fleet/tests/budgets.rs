@@ -170,3 +170,32 @@ fn dropping_the_fleet_leaves_the_budget_alone() {
     assert!(eventually(|| a.remote_balance() == 0));
     assert_eq!(fleet_a.status().budgets, 1);
 }
+
+#[test]
+fn a_value_that_is_not_text_is_removed_and_does_not_stop_the_sync() {
+    let Some(redis) = redis() else { return };
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let key = "tailguard:test:budget:dependency";
+    // Another writer's value that is not UTF-8.
+    redis::cmd("HSET")
+        .arg(key)
+        .arg("junk")
+        .arg(&b"1:\xff\xfe:1"[..])
+        .query::<()>(&mut con)
+        .unwrap();
+    let b = budget();
+    let fleet = fleet(&redis, "a");
+    fleet.share_budget("dependency", &b).unwrap();
+    let gone = || {
+        !redis::cmd("HEXISTS")
+            .arg(key)
+            .arg("junk")
+            .query::<bool>(&mut client.get_connection().unwrap())
+            .unwrap()
+    };
+    assert!(eventually(gone), "the unreadable field is removed");
+    syncs(std::slice::from_ref(&fleet), 2);
+    let status = fleet.status();
+    assert_eq!((status.mode, status.syncs_failed), (Mode::Shared, 0));
+}

@@ -51,7 +51,7 @@ def test_values_and_the_merge_rule() -> None:
     assert encode(1_764_000_000_123, -2500) == "1:1764000000123:-2500"
     assert decode("1:1764000000123:-2500") == (1_764_000_000_123, -2500)
     too_big = "1:1:9223372036854775808"
-    for foreign in ["", "2:1:5", "1:1", "1:1:2:3", "1:-1:5", "1:x:5", too_big, "1:1:+2"]:
+    for foreign in ["", "2:1:5", "1:1", "1:1:2:3", "1:-1:5", "1:x:5", too_big, "1:1:+2", "1:+1:2"]:
         assert decode(foreign) is None, foreign
     # F = 10000 - 3000 over 2 instances: 3500 each, so a remote of 3500 - 10000.
     assert merge(10_000, {"me": "junk", "b": "1:1000:-3000"}, "me", 1000, 3000) == (
@@ -63,6 +63,8 @@ def test_values_and_the_merge_rule() -> None:
     assert merge(0, {"b": "1:1000:-3"}, "me", 1000, 3000) == (-2, 1, [])
     # Stale and unreadable peers do not count and are removed.
     assert merge(7, {"old": "1:1:500", "bad": "1:x"}, "me", 10_000, 3000) == (0, 0, ["old", "bad"])
+    # So is one dated beyond stale_after ahead: it would never age out.
+    assert merge(7, {"ahead": "1:13001:500"}, "me", 10_000, 3000) == (0, 0, ["ahead"])
 
 
 def test_an_instance_without_calls_retries_from_the_fleets_surplus(

@@ -52,25 +52,25 @@ def peer_binary(examples: Path) -> Path:
     return examples / "breaker_peer"
 
 
-class RustPeer:
-    """The Rust instance, driven over its stdin."""
+class RustProcess:
+    """A Rust example instance, driven line by line over its stdin."""
 
-    def __init__(self, binary: Path, url: str, instance: str, *window: str) -> None:
+    def __init__(self, binary: Path, url: str, instance: str, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [str(binary), url, "test", instance, str(int(INTERVAL * 1000)), *window],
+            [str(binary), url, "test", instance, str(int(INTERVAL * 1000)), *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
 
-    def send(self, command: str) -> Tuple[str, str, int, int]:
-        """`(state, mode, syncs, fleet_trips)` after the command."""
+    def ask(self, command: str, reply: str) -> List[str]:
+        """The words of the answer to `command` after its first, which must be `reply`."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
         words = self.process.stdout.readline().split()
-        assert words and words[0] == "state", f"the peer answered {words!r}"
-        return words[1], words[2], int(words[3]), int(words[4])
+        assert words and words[0] == reply, f"the peer answered {words!r}"
+        return words[1:]
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -82,6 +82,15 @@ class RustPeer:
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
+
+
+class RustPeer(RustProcess):
+    """The Rust instance sharing the breaker `dependency`."""
+
+    def send(self, command: str) -> Tuple[str, str, int, int]:
+        """`(state, mode, syncs, fleet_trips)` after the command."""
+        state, mode, syncs, trips = self.ask(command, "state")
+        return state, mode, int(syncs), int(trips)
 
 
 @pytest.fixture
@@ -160,36 +169,13 @@ def test_the_failure_rate_summed_across_languages_opens_both(
         )
 
 
-class RustBudgetPeer:
-    """The Rust instance sharing the budget `payments`, driven over its stdin."""
-
-    def __init__(self, binary: Path, url: str, instance: str) -> None:
-        self.process = subprocess.Popen(
-            [str(binary), url, "test", instance, str(int(INTERVAL * 1000))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+class RustBudgetPeer(RustProcess):
+    """The Rust instance sharing the budget `payments`."""
 
     def send(self, command: str) -> Tuple[int, int, str, int]:
         """`(granted, available, mode, syncs)` after the command."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        words = self.process.stdout.readline().split()
-        assert words and words[0] == "budget", f"the peer answered {words!r}"
-        return int(words[1]), int(words[2]), words[3], int(words[4])
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.write("quit\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=PATIENCE)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+        granted, available, mode, syncs = self.ask(command, "budget")
+        return int(granted), int(available), mode, int(syncs)
 
 
 def test_a_budget_is_divided_between_a_python_and_a_rust_instance(

@@ -75,6 +75,7 @@ def test_entries_round_trip_and_foreign_values_are_refused() -> None:
     assert e.encode() == "1:1764000000123:100:7:3:0:1"
     assert Entry.decode(e.encode()) == e
     foreign = ["", "2:1:2:3:4:5", "1:1:2:3:4", "1:1:2:3:4:5:6", "1:x:2:3:4:5", "1:-1:2:3:4:5"]
+    foreign += ["1:+1:2:3:4:5:0", "1:1:2:3:4:5:01"]  # no leading `+` (SCHEMA.md); 0 or 1
     for value in foreign:
         assert Entry.decode(value) is None, value
 
@@ -90,6 +91,24 @@ def test_the_fleets_failure_rate_trips_where_no_instance_alone_would() -> None:
     bad = fields([("b", entry(1_000, 6, 2, 0))])  # 12 calls, 6 failures
     verdict = judge(ledger, b, bad, 1_000)
     assert (verdict.trip, verdict.peers) == (FLEET_RATE, 1)
+
+
+def test_huge_counts_from_peers_saturate_instead_of_overflowing() -> None:
+    # Values another instance wrote near u64::MAX: the sum must not overflow the native
+    # threshold's u64 arguments (OverflowError in the fleet's thread) nor hide the failures.
+    b = machine(ManualClock())
+    most = (1 << 64) - 1
+    h = fields([("a", entry(10_000, most, most, 0)), ("b", entry(10_000, most, most, 0))])
+    verdict = judge(Ledger(), b, h, 10_000)
+    assert (verdict.trip, verdict.peers) == (FLEET_RATE, 2)
+
+
+def test_an_entry_from_far_ahead_is_stale_and_removed_not_counted_forever() -> None:
+    # All failures, dated a minute (or an eternity) ahead: it would never age out.
+    b = machine(ManualClock())
+    for at_ms in (70_000, (1 << 64) - 1):
+        verdict = judge(Ledger(), b, fields([("ghost", entry(at_ms, 100, 100, 0))]), 10_000)
+        assert (verdict.trip, verdict.peers, verdict.stale) == (None, 0, ["ghost"])
 
 
 def test_stale_and_unreadable_entries_do_not_count_and_are_listed_for_removal() -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
-from tailguard.fleet._ledger import VERSION
-from tailguard.fleet._sync import Counters, Settings, text_fields
+from tailguard.fleet._ledger import DIGITS, VERSION, is_fresh
+from tailguard.fleet._sync import Counters, Settings, stage_value, text_fields
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 _I64 = 1 << 63
 _SIGNED = re.compile(r"-?[0-9]+\Z")  # as the Rust reader: no leading `+`
-_UNSIGNED = re.compile(r"\+?[0-9]+\Z")
 
 
 def encode(at_ms: int, units: int) -> str:
@@ -39,7 +38,7 @@ def decode(value: Optional[str]) -> Optional[Tuple[int, int]]:
     parts = value.split(":")
     if len(parts) != 3 or parts[0] != VERSION:
         return None
-    if not _UNSIGNED.match(parts[1]) or not _SIGNED.match(parts[2]):
+    if not DIGITS.match(parts[1]) or not _SIGNED.match(parts[2]):
         return None
     at_ms, units = int(parts[1]), int(parts[2])
     if at_ms >= 1 << 64 or not -_I64 <= units < _I64:
@@ -57,7 +56,7 @@ def merge(
         if peer == me:
             continue
         entry = decode(value)
-        if entry is None or now_ms - entry[0] > stale_after_ms:
+        if entry is None or not is_fresh(entry[0], now_ms, stale_after_ms):
             stale.append(peer)
             continue
         peers += 1
@@ -80,10 +79,7 @@ class BudgetSlot:
 
     def stage(self, pipe: Pipeline, me: str, now_ms: int, ttl_ms: int) -> int:
         self._own = self.budget._fleet_balance()
-        pipe.hset(self.key, me, encode(now_ms, self._own))
-        pipe.pexpire(self.key, ttl_ms)
-        pipe.hgetall(self.key)
-        return 3
+        return stage_value(pipe, self.key, me, encode(now_ms, self._own), ttl_ms)
 
     def settle(
         self,
@@ -98,7 +94,7 @@ class BudgetSlot:
             text_fields(replies[2]),
             settings.instance_id,
             now_ms,
-            int(settings.stale_after * 1000),
+            settings.stale_after_ms,
         )
         self.budget._fleet_set_remote(remote)
         self._last_ok_ms = now_ms

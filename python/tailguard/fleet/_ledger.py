@@ -17,7 +17,15 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 #: The format's version, the first part of every value.
 VERSION = "1"
 _U64_MAX = (1 << 64) - 1
-_DIGITS = re.compile(r"\+?[0-9]+\Z")
+#: An unsigned decimal field, as the Rust reader: no leading ``+`` (``fleet/SCHEMA.md``).
+DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def is_fresh(at_ms: int, now_ms: int, stale_after_ms: int) -> bool:
+    """Whether a value written at ``at_ms`` still counts at ``now_ms``: at most
+    ``stale_after_ms`` old, and no more than that ahead either (a value dated far ahead would
+    otherwise never age out)."""
+    return abs(now_ms - at_ms) <= stale_after_ms
 
 #: A breaker's ``(calls, failures, slow_calls)``.
 Counts = Tuple[int, int, int]
@@ -65,19 +73,17 @@ class Entry:
     def decode(value: str) -> Optional[Entry]:
         """The entry, or ``None`` for a value of another version or shape."""
         parts = value.split(":")
-        if len(parts) != 7 or parts[0] != VERSION:
+        if len(parts) != 7 or parts[0] != VERSION or parts[6] not in ("0", "1"):
             return None
         numbers: List[int] = []
         for part in parts[1:]:
-            if not _DIGITS.match(part):
+            if not DIGITS.match(part):
                 return None
             number = int(part)
             if number > _U64_MAX:
                 return None
             numbers.append(number)
         at_ms, calls, failures, slow, opened, by_rate = numbers
-        if by_rate not in (0, 1):
-            return None
         return Entry(at_ms, calls, failures, slow, opened, by_rate == 1)
 
 
@@ -155,14 +161,15 @@ class Ledger:
             if entry is None:
                 verdict.stale.append(peer)
                 continue
-            if now_ms - entry.at_ms > stale_after_ms:
+            if not is_fresh(entry.at_ms, now_ms, stale_after_ms):
                 verdict.stale.append(peer)
                 self.seen_open.pop(peer, None)
                 continue
             verdict.peers += 1
-            calls += entry.calls
-            failures += entry.failures
-            slow += entry.slow
+            # Saturating at u64 like the Rust fleet: the threshold takes u64 counts.
+            calls = min(calls + entry.calls, _U64_MAX)
+            failures = min(failures + entry.failures, _U64_MAX)
+            slow = min(slow + entry.slow, _U64_MAX)
             if entry.opened != 0 and self.seen_open.get(peer) != entry.opened:
                 if entry.by_rate:
                     new_opening = PEER_SAW_RATE

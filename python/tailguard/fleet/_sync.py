@@ -60,6 +60,21 @@ class Settings:
     where: str
     """The Redis, for log lines (its URL without a password, or the client's repr)."""
 
+    @property
+    def stale_after_ms(self) -> int:
+        """``stale_after`` in whole milliseconds, as values are dated."""
+        return int(self.stale_after * 1000)
+
+
+def stage_value(pipe: Pipeline, key: str, me: str, value: str, ttl_ms: int) -> int:
+    """Queues one object's part of a sync (``fleet/SCHEMA.md``, "Each sync"): ``HSET key me
+    value``, ``PEXPIRE key ttl_ms``, ``HGETALL key``; returns how many replies they give (the
+    hash read is the last)."""
+    pipe.hset(key, me, value)
+    pipe.pexpire(key, ttl_ms)
+    pipe.hgetall(key)
+    return 3
+
 
 class Counters:
     """What :class:`~tailguard.fleet.Status` reports, written by the thread only."""
@@ -116,10 +131,7 @@ class BreakerSlot:
     def stage(self, pipe: Pipeline, me: str, now_ms: int, ttl_ms: int) -> int:
         self._view = self.breaker._fleet_view(self.instances, self.ahead)
         entry = self.ledger.entry(self._view, now_ms)
-        pipe.hset(self.key, me, entry.encode())
-        pipe.pexpire(self.key, ttl_ms)
-        pipe.hgetall(self.key)
-        return 3
+        return stage_value(pipe, self.key, me, entry.encode(), ttl_ms)
 
     def settle(
         self,
@@ -135,7 +147,7 @@ class BreakerSlot:
             text_fields(replies[2]),
             me,
             now_ms,
-            int(settings.stale_after * 1000),
+            settings.stale_after_ms,
             settings.follow_open,
             self.breaker._fleet_crosses,
         )
@@ -206,7 +218,7 @@ class Worker:
             self.counters.shared = False
             now_ms = wall_ms()
             for slot in self.slots:
-                slot.failed(now_ms, int(self.settings.stale_after * 1000))
+                slot.failed(now_ms, self.settings.stale_after_ms)
             if not self.in_outage:
                 self.in_outage = True
                 self.failed_in_outage = 0
@@ -234,7 +246,7 @@ class Worker:
         """One round trip for every slot; a second only if some slot queued follow-ups."""
         settings = self.settings
         me = settings.instance_id
-        ttl_ms = max(1, int(settings.stale_after * 1000))
+        ttl_ms = max(1, settings.stale_after_ms)
         now_ms = wall_ms()
         pipe = self.client.pipeline(transaction=False)
         counts = [slot.stage(pipe, me, now_ms, ttl_ms) for slot in self.slots]
