@@ -106,8 +106,14 @@ fn redis_down_keeps_the_last_share_or_takes_the_full_rate_as_configured() {
         (closed_n.join().unwrap(), open_n.join().unwrap())
     });
     eprintln!("while Redis is down, over 1 s at 200/s: last share {closed_n}, full rate {open_n}");
-    // Half the rate (100) and at most a bucket (20) more, or the full rate (200) and a bucket.
-    assert!((closed_n as f64) < 200.0 * 0.75, "last share: {closed_n}");
+    // Its last share of the rate and at most a bucket (20) more — judged against the share it
+    // kept (anywhere in 0.25..0.75 on a loaded machine), with 20 calls to spare — or the full
+    // rate (200) and a bucket, which the last share stays well under.
+    let last_share_bound = 200.0 * share + 20.0 + 20.0;
+    assert!(
+        (closed_n as f64) < last_share_bound,
+        "last share {share}: {closed_n} admitted, bound {last_share_bound}"
+    );
     assert!((open_n as f64) > 200.0 * 0.8, "full rate: {open_n}");
 
     redis.restart().unwrap();
