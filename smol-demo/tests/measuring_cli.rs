@@ -252,6 +252,7 @@ fn ctrl_c_during_tail_at_scale_keeps_the_modes_that_finished() {
     let out_svg = std::env::temp_dir().join(format!("tailguard-cli-{}.svg", std::process::id()));
     let mut run = Process::spawn(&[
         "tail-at-scale",
+        "--sequential",
         "--rate",
         "40",
         "--duration",
@@ -284,6 +285,45 @@ fn ctrl_c_during_tail_at_scale_keeps_the_modes_that_finished() {
         "{stdout}"
     );
     assert!(out_svg.exists(), "the plot of the finished mode");
+    let _ = std::fs::remove_file(out_svg);
+}
+
+#[test]
+fn ctrl_c_during_an_interleaved_tail_at_scale_reports_every_mode_so_far() {
+    let out_svg = std::env::temp_dir().join(format!("tailguard-cli-i-{}.svg", std::process::id()));
+    let mut run = Process::spawn(&[
+        "tail-at-scale",
+        "--rate",
+        "40",
+        "--duration",
+        "2s",
+        "--threads",
+        "2",
+        "--json",
+        "--out",
+        out_svg.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(run.child().stderr.take().unwrap()).lines();
+    let first = stderr.next().expect("a line").unwrap();
+    assert!(
+        first.starts_with("tail-at-scale: none, fixed, adaptive, p2c, tied interleaved"),
+        "{first}"
+    );
+    // Part-way through the 10 s run: every mode has sent some of its fan-outs.
+    std::thread::sleep(Duration::from_secs(3));
+    run.signal("INT");
+    let out = run.finish(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let note = report["interrupted"].as_str().expect("a note");
+    assert!(
+        note.contains("by SIGINT") && note.contains("every mode measured up to then"),
+        "{report}"
+    );
+    for mode in ["none", "fixed", "adaptive", "p2c", "tied"] {
+        let samples = report[mode]["samples"].as_u64().expect("samples");
+        assert!(samples > 0 && samples < 80, "{mode}: {report}");
+    }
     let _ = std::fs::remove_file(out_svg);
 }
 

@@ -39,9 +39,12 @@ losing hedge, or a tied copy whose cancel came too late.
 Live (the default): in this process, start replicas that stall like a garbage collector \
 (default 8 replicas, service time log-normal around 2 ms, each stalling 20-60 ms about every \
 2 s), the gateway behind an HTTP server, and the open-loop load generator against \
-GET /fanout?keys=8 at --rate fan-outs per second for --duration in each mode (default 250/s \
-for 5 s: about 27 s in all). Each mode starts fresh replicas with the same seed, so every mode \
-meets the same stalls. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
+GET /fanout?keys=8, --rate x --duration fan-outs for each mode (default 250/s for 5 s: about \
+27 s in all). The modes run interleaved, request by request over the same minutes: each mode's \
+load runs at --rate / modes for modes x --duration, mode i offset by i / --rate, so the machine \
+sees --rate fan-outs per second and a busy moment lands on every mode alike (--sequential runs \
+them one after the other instead). Each mode has its own replicas with the same seed, started \
+together, so every mode meets the same stalls at the same moments. Prints p50 / p90 / p99 / p99.9 / max of whole fan-outs (from each \
 request's due time) and the extra calls the replicas received, and writes the latency CDF of \
 every mode to an SVG file (--out, default tailguard-tail-at-scale.svg in the temporary \
 directory) whose path it prints. Under the table, one sentence per percentile names the best \
@@ -85,8 +88,8 @@ pub const AFTER_HELP: &str = "Examples:
   tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive
 
 A progress line is drawn on stderr when it is a terminal. Ctrl-C (SIGINT) or SIGTERM stops a \
-single run and prints the modes that finished, and which did not (--repeat and --sweep stop \
-without a partial report).
+single run and prints what every mode measured so far (with --sequential: the modes that \
+finished, and which did not; --repeat and --sweep stop without a partial report).
 
 Exit status: 0 when every mode ran; 1 when the run failed; 2 for a refused flag (every flag is \
 checked before anything runs); 130 after SIGINT, 143 after SIGTERM.";
@@ -183,6 +186,11 @@ pub struct Args {
     /// [default: none,fixed,adaptive,p2c,tied].
     #[arg(long, value_parser = parse_modes)]
     pub modes: Option<Modes>,
+    /// Live only: run the modes one after the other, each with the machine to itself for
+    /// --duration, instead of interleaved request by request over the same minutes (the
+    /// default: a busy moment of a shared machine then lands on every mode alike).
+    #[arg(long)]
+    pub sequential: bool,
 }
 
 /// `--tied-backup`: after how long, or `off`.
@@ -281,6 +289,9 @@ impl Args {
         if self.modes.is_some() {
             return Err("--modes is for the live run: --sim runs every mode".into());
         }
+        if self.sequential {
+            return Err("--sequential is for the live run: --sim's modes share no machine".into());
+        }
         let defaults = SimConfig::default();
         let config = SimConfig {
             seed: self.seed,
@@ -337,6 +348,7 @@ impl Args {
             workers: self.workers.map_or(defaults.workers, Workers::limit),
             tied_delay: self.tied_delay,
             modes: self.modes.clone().map_or(defaults.modes, |m| m.0),
+            sequential: self.sequential,
             ..defaults
         };
         config.validate().map_err(|e| flag_error(&e, FLAGS))?;

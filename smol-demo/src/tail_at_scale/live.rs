@@ -15,7 +15,10 @@
 //!
 //! Every mode starts fresh replicas with the same seed, so every mode meets the same stall
 //! schedule (stalls are a function of the seed and the time since the replicas started); only
-//! the hedging differs. A fan-out of N keys touches N replicas, so it is as slow as its slowest
+//! the hedging differs. By default the modes run at once, their requests interleaved one by
+//! one over the same minutes ([`interleave`](super::interleave) says how and why), so that
+//! a busy moment of a shared machine lands on every mode alike; `sequential` runs them one
+//! after the other, each with the machine to itself for `duration`. A fan-out of N keys touches N replicas, so it is as slow as its slowest
 //! key: the more keys, the more often one of them lands on a stalled replica. Hedging sends a
 //! slow key again to the next replica.
 //!
@@ -74,6 +77,10 @@ pub struct LiveConfig {
     pub seed: u64,
     /// The modes to run, in [`Mode::ALL`] order (all five by default).
     pub modes: Vec<Mode>,
+    /// Run the modes one after the other, each with the machine to itself for `duration`,
+    /// instead of interleaved over the same minutes (the default; see
+    /// [`interleave`](super::interleave)).
+    pub sequential: bool,
 }
 
 impl Default for LiveConfig {
@@ -103,6 +110,7 @@ impl Default for LiveConfig {
             workers: None,
             seed: 2013,
             modes: Mode::ALL.to_vec(),
+            sequential: false,
         }
     }
 }
@@ -210,6 +218,21 @@ impl LiveConfig {
         }
     }
 
+    /// The load of one mode of an interleaved run: the same `rate × duration` fan-outs as a
+    /// sequential run, at `rate / modes` for `modes × duration`, so that the machine sees
+    /// `rate` fan-outs per second in all, as it does running the modes one after the other.
+    pub fn interleaved_load_config(&self, url: String) -> LoadConfig {
+        let requests = self.load_config(url.clone()).requests();
+        let rate = self.rate / self.modes.len().max(1) as f64;
+        // Half a request's gap more, so that ⌊rate × duration⌋ is `requests` despite rounding.
+        let duration = Duration::from_secs_f64((requests as f64 + 0.5) / rate);
+        LoadConfig {
+            rate,
+            duration,
+            ..self.load_config(url)
+        }
+    }
+
     fn load_config(&self, url: String) -> LoadConfig {
         LoadConfig {
             concurrency: 512,
@@ -262,20 +285,28 @@ pub struct LiveModeReport {
     /// The hedge delay the gateway used at the end of the run, in milliseconds (`None`
     /// without hedging, or before an adaptive delay had enough samples).
     pub hedge_delay_ms: Option<f64>,
+    /// Interleaved runs: the fan-outs the gateway answered in each tenth of the whole run
+    /// (every mode's tenths are the same moments); empty for a sequential run.
+    pub timeline: Vec<u64>,
 }
 
 fn mode_name<S: serde::Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(mode.name())
 }
 
-/// Runs the config's modes in turn on `ex` and reports them in order. `on_mode` is called
-/// before each mode starts (to say what is running).
+/// Runs the config's modes on `ex` and reports them in order: interleaved (the default, see
+/// [`interleave`](super::interleave)), or one after the other with `sequential`. `on_mode` is
+/// called as each mode starts (to say what is running).
 pub async fn run(
     ex: &Exec,
     config: &LiveConfig,
     mut on_mode: impl FnMut(Mode),
 ) -> Result<Vec<LiveModeReport>, ExperimentError> {
     config.validate()?;
+    if !config.sequential {
+        let run = super::interleave::run_until(ex, config, on_mode, std::future::pending()).await;
+        return run.map(|(reports, _)| reports);
+    }
     let mut reports = Vec::with_capacity(config.modes.len());
     for &mode in &config.modes {
         on_mode(mode);
@@ -291,73 +322,128 @@ pub async fn run_mode(
     mode: Mode,
 ) -> Result<LiveModeReport, ExperimentError> {
     let backends = Backends::start(config.backend_config(), ex).await?;
-    let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
-    let hedge = match gateway_config.balance {
-        Balance::Home => gateway_config.hedge.to_string(),
-        balance => format!("{balance}+{}", gateway_config.hedge),
-    };
-    let gateway = Gateway::new(gateway_config, ex.clone())?;
-    let server = Server::bind(ServerConfig {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..ServerConfig::default()
-    })
-    .await?
-    .with_gateway(gateway.clone())
-    .quiet();
-    let addr = server.local_addr()?;
-    let stop = Shutdown::new();
-    let serving = ex.spawn(server.serve(ex.clone(), stop.signal()));
+    let running = Running::start(ex, config, mode, backends).await?;
+    let load = load::run(ex, &config.load_config(running.url.clone())).await;
+    running.finish(config, load).await
+}
 
-    let url = format!("http://{addr}/fanout?keys={}", config.keys);
-    let load = load::run(ex, &config.load_config(url)).await;
-    stop.trigger();
-    let _ = serving.await;
-    let replica_stats = backends.stats();
-    let backend_calls: u64 = replica_stats.iter().map(|r| r.requests).sum();
-    let started: u64 = replica_stats.iter().map(|r| r.started).sum();
-    let cancelled_copies: u64 = replica_stats
-        .iter()
-        .map(|r| r.cancelled_in_queue + r.refused_cancelled)
-        .sum();
-    let cancels_too_late: u64 = replica_stats.iter().map(|r| r.cancels_too_late).sum();
-    backends.stop().await;
-    let load = load?;
+/// One mode's replicas, gateway and HTTP server, serving until [`Running::finish`].
+pub(super) struct Running {
+    mode: Mode,
+    hedge: String,
+    backends: Backends,
+    gateway: Gateway,
+    stop: Shutdown,
+    serving: smol::Task<crate::server::ServeReport>,
+    /// Where the load goes: `GET /fanout?keys=N` on the gateway.
+    pub(super) url: String,
+}
 
-    let stats = gateway.stats();
-    let tied_backups = gateway
-        .tied()
-        .and_then(|t| t.backup())
-        .map(|b| b.stats())
-        .unwrap_or_default();
-    let keys = stats.fanouts * config.keys as u64;
-    let hedge_delay_ms = (mode != Mode::None)
-        .then(|| gateway.hedge().delay_at(std::time::Instant::now()))
-        .flatten()
-        .map(crate::ms::of);
-    Ok(LiveModeReport {
-        mode,
-        hedge,
-        load,
-        fanouts: stats.fanouts,
-        keys,
-        backend_calls,
-        extra_pct: if keys == 0 {
-            0.0
-        } else {
-            100.0 * (backend_calls as f64 - keys as f64) / keys as f64
-        },
-        duplicate_work_pct: super::sim::duplicate_pct(started, keys),
-        cancelled_copies,
-        cancels_too_late,
-        hedges_sent: stats.hedge.hedges_sent,
-        hedges_won: stats.hedge.hedges_won,
-        hedge_budget_refusals: stats.hedge.budget_refusals,
-        backups_sent: tied_backups.sent,
-        backups_won: tied_backups.won,
-        backups_refused: tied_backups.refused,
-        keys_missing: stats.keys_failed + stats.keys_timed_out,
-        hedge_delay_ms,
-    })
+impl Running {
+    /// Starts `mode`'s gateway and server in front of `backends`.
+    pub(super) async fn start(
+        ex: &Exec,
+        config: &LiveConfig,
+        mode: Mode,
+        backends: Backends,
+    ) -> Result<Running, ExperimentError> {
+        let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
+        let hedge = match gateway_config.balance {
+            Balance::Home => gateway_config.hedge.to_string(),
+            balance => format!("{balance}+{}", gateway_config.hedge),
+        };
+        let gateway = Gateway::new(gateway_config, ex.clone())?;
+        let server = Server::bind(ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerConfig::default()
+        })
+        .await?
+        .with_gateway(gateway.clone())
+        .quiet();
+        let addr = server.local_addr()?;
+        let stop = Shutdown::new();
+        let serving = ex.spawn(server.serve(ex.clone(), stop.signal()));
+        Ok(Running {
+            mode,
+            hedge,
+            backends,
+            gateway,
+            stop,
+            serving,
+            url: format!("http://{addr}/fanout?keys={}", config.keys),
+        })
+    }
+
+    /// Fan-outs the gateway has answered so far.
+    pub(super) fn fanouts(&self) -> u64 {
+        self.gateway.stats().fanouts
+    }
+
+    /// Stops the server and the replicas and reports what `load` measured against them.
+    pub(super) async fn finish(
+        self,
+        config: &LiveConfig,
+        load: Result<LoadReport, ConfigError>,
+    ) -> Result<LiveModeReport, ExperimentError> {
+        let Running {
+            mode,
+            hedge,
+            backends,
+            gateway,
+            stop,
+            serving,
+            url: _,
+        } = self;
+        stop.trigger();
+        let _ = serving.await;
+        let replica_stats = backends.stats();
+        let backend_calls: u64 = replica_stats.iter().map(|r| r.requests).sum();
+        let started: u64 = replica_stats.iter().map(|r| r.started).sum();
+        let cancelled_copies: u64 = replica_stats
+            .iter()
+            .map(|r| r.cancelled_in_queue + r.refused_cancelled)
+            .sum();
+        let cancels_too_late: u64 = replica_stats.iter().map(|r| r.cancels_too_late).sum();
+        backends.stop().await;
+        let load = load?;
+
+        let stats = gateway.stats();
+        let tied_backups = gateway
+            .tied()
+            .and_then(|t| t.backup())
+            .map(|b| b.stats())
+            .unwrap_or_default();
+        let keys = stats.fanouts * config.keys as u64;
+        let hedge_delay_ms = (mode != Mode::None)
+            .then(|| gateway.hedge().delay_at(std::time::Instant::now()))
+            .flatten()
+            .map(crate::ms::of);
+        Ok(LiveModeReport {
+            mode,
+            hedge,
+            load,
+            fanouts: stats.fanouts,
+            keys,
+            backend_calls,
+            extra_pct: if keys == 0 {
+                0.0
+            } else {
+                100.0 * (backend_calls as f64 - keys as f64) / keys as f64
+            },
+            duplicate_work_pct: super::sim::duplicate_pct(started, keys),
+            cancelled_copies,
+            cancels_too_late,
+            hedges_sent: stats.hedge.hedges_sent,
+            hedges_won: stats.hedge.hedges_won,
+            hedge_budget_refusals: stats.hedge.budget_refusals,
+            backups_sent: tied_backups.sent,
+            backups_won: tied_backups.won,
+            backups_refused: tied_backups.refused,
+            keys_missing: stats.keys_failed + stats.keys_timed_out,
+            hedge_delay_ms,
+            timeline: Vec::new(),
+        })
+    }
 }
 
 /// The reports as one JSON object keyed by mode: every percentile (`null` without at least 10
@@ -397,7 +483,7 @@ pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
 pub fn heading(config: &LiveConfig) -> String {
     format!(
         "The Tail at Scale, live: fan-outs of {} keys over {} replicas (service {}, each \
-         stalling ~{:?} about every {:?}), {} fan-outs/s for {:?} per mode{}",
+         stalling ~{:?} about every {:?}), {} fan-outs/s for {:?} per mode, {}{}",
         config.keys,
         config.replicas,
         config.latency,
@@ -405,6 +491,11 @@ pub fn heading(config: &LiveConfig) -> String {
         config.stalls.every,
         config.rate,
         config.duration,
+        if config.sequential {
+            "one mode after another"
+        } else {
+            "the modes interleaved request by request"
+        },
         if config.equal_budget {
             format!(
                 "; fixed and adaptive hedging share one budget, {}% extra calls",

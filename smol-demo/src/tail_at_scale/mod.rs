@@ -4,6 +4,7 @@
 //! draws the live run's latency CDF; [`command`] is the command-line front end.
 
 pub mod command;
+pub mod interleave;
 pub mod live;
 pub mod measured;
 pub mod plot;

@@ -11,6 +11,7 @@ use async_signal::Signal;
 use futures_lite::future;
 
 use super::command::Args;
+use super::interleave;
 use super::live::{self, LiveConfig, LiveModeReport};
 use super::sim::{self, Mode, ModeReport, SimConfig};
 use super::{table, to_json, write_plot};
@@ -161,7 +162,8 @@ pub(super) fn run_sim(args: &Args, config: &SimConfig) -> ExitCode {
     }
 }
 
-/// The live experiment: the modes one after the other, then the plot and the table (or JSON).
+/// The live experiment: the modes interleaved (or one after the other with `--sequential`),
+/// then the plot and the table (or JSON).
 pub(super) fn run_live(args: &Args, config: &LiveConfig) -> ExitCode {
     let path = args.out_path();
     let runtime = Runtime::new(args.threads.unwrap_or_else(rt::default_threads));
@@ -175,6 +177,28 @@ pub(super) fn run_live(args: &Args, config: &LiveConfig) -> ExitCode {
     let started = Instant::now();
     let outcome = runtime.block_on(async {
         let mut interrupted = std::pin::pin!(interrupted);
+        if !config.sequential {
+            eprintln!(
+                "tail-at-scale: {} interleaved ({} fan-outs/s in all, {:?} of load per mode)...",
+                config
+                    .modes
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                config.rate,
+                config.duration
+            );
+            let signal = std::cell::Cell::new(None);
+            let stop = async {
+                signal.set(Some(interrupted.as_mut().await));
+            };
+            let run = interleave::run_until(runtime.executor(), config, |_| {}, stop).await;
+            return match run {
+                Ok((reports, _)) => Ok((reports, signal.take().map(|s| (s, None)))),
+                Err(error) => Err(error.to_string()),
+            };
+        }
         let mut reports: Vec<LiveModeReport> = Vec::with_capacity(config.modes.len());
         for &mode in &config.modes {
             eprintln!(
@@ -188,7 +212,7 @@ pub(super) fn run_live(args: &Args, config: &LiveConfig) -> ExitCode {
             match future::or(measured, stopped).await {
                 Ok(Ok(report)) => reports.push(report),
                 Ok(Err(error)) => return Err(error.to_string()),
-                Err(signal) => return Ok((reports, Some((signal, mode)))),
+                Err(signal) => return Ok((reports, Some((signal, Some(mode))))),
             }
         }
         Ok((reports, None))
@@ -201,9 +225,17 @@ pub(super) fn run_live(args: &Args, config: &LiveConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let note = signal.map(|(signal, during)| {
-        let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
-        interrupted_note(signal, &finished, Some(during), started.elapsed())
+    let note = signal.map(|(signal, during)| match during {
+        Some(during) => {
+            let finished: Vec<Mode> = reports.iter().map(|r| r.mode).collect();
+            interrupted_note(signal, &finished, Some(during), started.elapsed())
+        }
+        // Interleaved: every mode measured until the signal.
+        None => format!(
+            "interrupted by {} after {:.1} s: every mode measured up to then",
+            signal_name(signal),
+            started.elapsed().as_secs_f64()
+        ),
     });
     if !reports.is_empty() {
         if let Err(message) = write_plot(config, &reports, &path) {

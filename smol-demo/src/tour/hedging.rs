@@ -74,7 +74,9 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          adaptive and p2c may send at most {:.0}% extra calls, so they are compared at equal \
          cost (tied sends a second copy of every read, most cancelled before they start). One run varies a lot from the next, so every mode runs \
          {} rounds of {} each, every round on a stall schedule of its own (all modes of a \
-         round meet the same stalls): the table gives the median and range over the rounds.",
+         round meet the same stalls, and run interleaved request by request over the same \
+         seconds, so a busy moment of the machine lands on every mode alike): the table \
+         gives the median and range over the rounds.",
         config.replicas,
         ms::text(config.stalls.length),
         secs(config.stalls.every),
