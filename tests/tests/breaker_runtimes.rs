@@ -114,9 +114,12 @@ where
     }
     timer.advance(OPEN);
     let started = Arc::new(AtomicUsize::new(0));
+    // Held by the task's future: its strong count drops back to one when the future is dropped.
+    let alive = Arc::new(());
     let cancel = {
-        let (breaker, started) = (breaker.clone(), started.clone());
+        let (breaker, started, alive) = (breaker.clone(), started.clone(), alive.clone());
         spawn_cancellable(Box::pin(async move {
+            let _alive = alive;
             let _ = breaker
                 .call(|| async {
                     started.fetch_add(1, Ordering::SeqCst);
@@ -137,6 +140,16 @@ where
     assert_eq!(started.load(Ordering::SeqCst), 1, "the probe started");
     assert!(breaker.try_acquire().is_err(), "its slot is taken");
     cancel().await;
+    // Some executors report a cancelled task done before they drop its future (futures'
+    // `RemoteHandle` resolves as the aborted future returns, and the pool drops it just after):
+    // wait, bounded, until the future is gone; the contract is that dropping it frees the slot.
+    let waiting_since = std::time::Instant::now();
+    while Arc::strong_count(&alive) > 1
+        && waiting_since.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::yield_now();
+    }
+    assert_eq!(Arc::strong_count(&alive), 1, "the cancelled task's future was dropped");
     assert_eq!(breaker.metrics().probes_in_flight, 0);
     breaker.try_acquire().expect("the slot is free").success();
     assert_eq!(breaker.state(), State::Closed);
