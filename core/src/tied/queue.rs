@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{Tag, Twin};
@@ -60,13 +61,73 @@ pub struct TiedQueue<T, A> {
     tail: Option<u32>,
     len: usize,
     /// Queued tagged requests, by id.
-    queued: HashMap<u64, u32>,
+    queued: HashMap<u64, u32, IdHash>,
     /// What became of the most recent ids (started, or cancelled).
-    pub(super) recent: HashMap<u64, Recent>,
+    pub(super) recent: HashMap<u64, Recent, IdHash>,
     /// `recent`'s ids, oldest first, to forget the oldest beyond `remember`.
     pub(super) order: VecDeque<u64>,
     remember: usize,
     stats: QueueStats,
+}
+
+/// Hashes the queue's `u64` ids with two keyed, folded 64×64→128-bit multiplies (the mixing
+/// step of foldhash and wyhash): far cheaper than std's SipHash on the queue's hot path, and
+/// keyed per queue (from `fastrand`) so that a client cannot easily choose ids that collide.
+/// The maps are bounded (`capacity` and `remember` entries), so even a bad spread costs time,
+/// not memory.
+#[derive(Clone, Copy)]
+pub(super) struct IdHash {
+    seeds: [u64; 2],
+}
+
+impl IdHash {
+    fn new() -> Self {
+        IdHash {
+            seeds: [fastrand::u64(..), fastrand::u64(..)],
+        }
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            state: self.seeds[0],
+            finish_seed: self.seeds[1],
+        }
+    }
+}
+
+/// `a × b` to 128 bits, its halves xored.
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// The [`IdHash`] hasher: for a `u64` key, two multiplies; other input (never used by the
+/// queue) is folded in eight bytes at a time.
+pub(super) struct IdHasher {
+    state: u64,
+    finish_seed: u64,
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.state = folded_multiply(self.state ^ word, 0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state ^ self.finish_seed, 0x243F_6A88_85A3_08D3)
+    }
 }
 
 struct Slot<T, A> {
@@ -220,8 +281,8 @@ impl<T, A> TiedQueue<T, A> {
             head: None,
             tail: None,
             len: 0,
-            queued: HashMap::with_capacity(capacity),
-            recent: HashMap::with_capacity(remember + 1),
+            queued: HashMap::with_capacity_and_hasher(capacity, IdHash::new()),
+            recent: HashMap::with_capacity_and_hasher(remember + 1, IdHash::new()),
             order: VecDeque::with_capacity(remember + 1),
             remember,
             stats: QueueStats::default(),
@@ -412,5 +473,40 @@ impl<T, A> fmt::Debug for TiedQueue<T, A> {
             .field("remember", &self.remember)
             .field("stats", &self.stats)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod id_hash_tests {
+    use super::IdHash;
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    /// Distinct values of `bits(hash)` over 1,024 ids `0, stride, 2 × stride, ...`.
+    fn spread(hash: &IdHash, stride: u64, bits: impl Fn(u64) -> u64) -> usize {
+        (0..1024u64)
+            .map(|i| bits(hash.hash_one(i.wrapping_mul(stride))))
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    #[test]
+    fn ids_spread_over_buckets_and_control_bytes_whatever_their_stride() {
+        let hash = IdHash::new();
+        // Dense ids, strided ids, and ids that differ only in high bits all spread over
+        // the low bits (the bucket) and the top seven (the table's control byte).
+        for stride in [1, 2, 3, 1 << 20, 1 << 32, 1 << 50] {
+            // Random placement: about 647 of 1,024 buckets, and all 128 control values.
+            assert!(spread(&hash, stride, |h| h & 1023) > 550, "stride {stride}");
+            assert!(spread(&hash, stride, |h| h >> 57) >= 120, "stride {stride}");
+        }
+    }
+
+    #[test]
+    fn each_queue_keys_its_hash() {
+        let (a, b) = (IdHash::new(), IdHash::new());
+        assert!((0..8u64).any(|id| a.hash_one(id) != b.hash_one(id)));
+        // One queue's hash is a function of the id.
+        assert_eq!(a.hash_one(42u64), a.hash_one(42u64));
     }
 }

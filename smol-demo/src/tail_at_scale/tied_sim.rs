@@ -29,7 +29,7 @@
 //! they were scheduled), deterministic for a seed like the rest.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tailguard::hedge::HedgeStats;
@@ -99,6 +99,60 @@ struct Pair {
     hash: u64,
 }
 
+/// The key reads in flight, by pair id. Ids are dense (`request × keys + key`) and key reads
+/// end roughly in the order they began, so a window of slots from the oldest read still in
+/// flight holds them: no hashing, and neighbours in id are neighbours in memory.
+#[derive(Default)]
+struct Pairs {
+    /// The id of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<Pair>>,
+}
+
+impl Pairs {
+    fn insert(&mut self, pair: u64, value: Pair) {
+        if self.slots.is_empty() {
+            self.base = pair;
+        }
+        while pair < self.base {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let i = (pair - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(value);
+    }
+
+    fn get(&self, pair: u64) -> Option<&Pair> {
+        let i = usize::try_from(pair.checked_sub(self.base)?).ok()?;
+        self.slots.get(i)?.as_ref()
+    }
+
+    fn get_mut(&mut self, pair: u64) -> Option<&mut Pair> {
+        let i = usize::try_from(pair.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    fn remove(&mut self, pair: u64) {
+        let Some(i) = pair
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = None;
+        }
+        // Forget the ended reads at the front of the window.
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
 /// One request in flight.
 #[derive(Clone, Copy, Default)]
 struct Request {
@@ -118,7 +172,7 @@ struct Tied<'a> {
     busy: Vec<usize>,
     events: BinaryHeap<Reverse<(u64, u64, Event)>>,
     seq: u64,
-    pairs: HashMap<u64, Pair>,
+    pairs: Pairs,
     requests: Vec<Request>,
     latencies: Vec<(u32, u64)>,
     started: u64,
@@ -144,7 +198,7 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         busy: vec![0; n],
         events: BinaryHeap::new(),
         seq: 0,
-        pairs: HashMap::new(),
+        pairs: Pairs::default(),
         requests: vec![Request::default(); world.arrivals.len()],
         latencies: Vec::with_capacity(world.arrivals.len()),
         started: 0,
@@ -265,7 +319,7 @@ impl Tied<'_> {
         for k in 0..self.keys as u64 {
             let pair = u64::from(r) * self.keys as u64 + k;
             // Answered already (or never sent): no second copy.
-            let Some(p) = self.pairs.get_mut(&pair) else {
+            let Some(p) = self.pairs.get_mut(pair) else {
                 continue;
             };
             if let Some(second) = p.call.send(Leg::Second) {
@@ -294,7 +348,7 @@ impl Tied<'_> {
     /// twin's backup is due `tied_backup` later.
     fn cancelled_by_twin(&mut self, t: u64, id: u64) {
         let pair = id / 3;
-        let Some(p) = self.pairs.get_mut(&pair) else {
+        let Some(p) = self.pairs.get_mut(pair) else {
             return; // answered already
         };
         if p.call.cancelled_by_twin(leg_of(id)).is_none() {
@@ -312,7 +366,7 @@ impl Tied<'_> {
         let Some(backup) = &self.backup else {
             return;
         };
-        let Some(p) = self.pairs.get_mut(&pair) else {
+        let Some(p) = self.pairs.get_mut(pair) else {
             return; // answered
         };
         if p.call.running().is_none() || !backup.try_send_at(self.origin + Duration::from_nanos(t))
@@ -343,7 +397,7 @@ impl Tied<'_> {
             self.busy[replica] += 1;
             self.started += 1;
             let id = start.item;
-            let hash = match self.pairs.get(&(id / 3)) {
+            let hash = match self.pairs.get(id / 3) {
                 Some(pair) => pair.hash,
                 // The key was answered while this copy waited (its cancel is on the way):
                 // it still runs, as a real server would.
@@ -379,7 +433,7 @@ impl Tied<'_> {
 
     fn finish(&mut self, t: u64, id: u64) {
         let pair = id / 3;
-        let Some(p) = self.pairs.get_mut(&pair) else {
+        let Some(p) = self.pairs.get_mut(pair) else {
             return; // the loser of a pair that both ran
         };
         let leg = leg_of(id);
@@ -387,7 +441,7 @@ impl Tied<'_> {
             return;
         };
         let r = p.request as usize;
-        self.pairs.remove(&pair);
+        self.pairs.remove(pair);
         match leg {
             Leg::Second => self.won_by_second += 1,
             Leg::Backup => {
@@ -421,6 +475,51 @@ impl Tied<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::sim::{run_modes, Mode, SimConfig};
+    use super::{Pair, Pairs};
+    use tailguard::tied::TiedCall;
+
+    fn pair(request: u32) -> Pair {
+        Pair {
+            call: TiedCall::new([0, 1], [0, 1]),
+            request,
+            hash: 0,
+        }
+    }
+
+    #[test]
+    fn the_pair_window_finds_what_is_in_flight_whatever_order_reads_end_in() {
+        let mut pairs = Pairs::default();
+        for id in 10..20 {
+            pairs.insert(id, pair(id as u32));
+        }
+        assert!(pairs.get(9).is_none() && pairs.get(20).is_none());
+        // Ends out of order: the window keeps everything from the oldest read in flight.
+        pairs.remove(12);
+        pairs.remove(10);
+        assert!(pairs.get(10).is_none() && pairs.get(12).is_none());
+        assert_eq!(pairs.get(11).unwrap().request, 11);
+        assert_eq!(pairs.slots.len(), 9);
+        pairs.remove(11);
+        assert_eq!((pairs.base, pairs.slots.len()), (13, 7));
+        // Removing what is not there changes nothing.
+        pairs.remove(11);
+        pairs.remove(1_000);
+        assert_eq!((pairs.base, pairs.slots.len()), (13, 7));
+        // An insert below the window, and one past its end, both land.
+        pairs.insert(5, pair(5));
+        pairs.insert(30, pair(30));
+        pairs.get_mut(30).unwrap().request = 31;
+        assert_eq!(pairs.get(5).unwrap().request, 5);
+        assert_eq!(pairs.get(30).unwrap().request, 31);
+        for id in (13..20).chain([5, 30]) {
+            pairs.remove(id);
+        }
+        assert!(pairs.slots.is_empty());
+        // Empty, the window starts again at the next insert.
+        pairs.insert(1 << 40, pair(7));
+        assert_eq!(pairs.slots.len(), 1);
+        assert_eq!(pairs.get(1 << 40).unwrap().request, 7);
+    }
 
     fn small() -> SimConfig {
         SimConfig {
