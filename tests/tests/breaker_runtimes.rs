@@ -149,7 +149,11 @@ where
     {
         std::thread::yield_now();
     }
-    assert_eq!(Arc::strong_count(&alive), 1, "the cancelled task's future was dropped");
+    assert_eq!(
+        Arc::strong_count(&alive),
+        1,
+        "the cancelled task's future was dropped"
+    );
     assert_eq!(breaker.metrics().probes_in_flight, 0);
     breaker.try_acquire().expect("the slot is free").success();
     assert_eq!(breaker.state(), State::Closed);
