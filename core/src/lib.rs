@@ -68,7 +68,7 @@
 //! - `async-io` (default): [`time::HeapTimer`], the [`time::DefaultTimer`] (tailguard's own
 //!   heaps of deadlines, driven by async-io's reactor: the cheapest real timer for a timeout that
 //!   waits); and [`time::AsyncIoTimer`] (one async-io timer per sleep, no process-wide state).
-//! - `futures-timer`: [`time::FuturesTimer`].
+//! - `futures-timer`: `time::FuturesTimer` (futures-timer's `Delay`, driven by a helper thread).
 //!
 //! Without either, every API that needs a clock takes a [`time::Timer`] explicitly.
 //!

@@ -82,7 +82,7 @@ fn start_ticker() -> bool {
 /// periods, probes) always read the wrapped timer's exact [`now`](Timer::now).
 ///
 /// Wrap a timer on the system clock, whose `now` is [`Instant::now`] ([`AsyncIoTimer`],
-/// [`FuturesTimer`], or one of your own): the cached time is `Instant::now` as the thread last
+/// `FuturesTimer`, or one of your own): the cached time is `Instant::now` as the thread last
 /// read it, which means nothing beside a virtual clock such as [`ManualTimer`].
 ///
 /// ```
@@ -104,7 +104,6 @@ fn start_ticker() -> bool {
 /// ```
 ///
 /// [`AsyncIoTimer`]: super::AsyncIoTimer
-/// [`FuturesTimer`]: super::FuturesTimer
 /// [`ManualTimer`]: super::ManualTimer
 /// [`CircuitBreaker::try_acquire`]: crate::breaker::CircuitBreaker::try_acquire
 /// [`coarse_resolution`]: Timer::coarse_resolution

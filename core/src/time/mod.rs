@@ -2,7 +2,7 @@
 //!
 //! Everything in tailguard that waits asks a [`Timer`] for the time and for a sleep. Nothing reads
 //! the system clock behind your back, so the same code runs on a real clock in production
-//! ([`AsyncIoTimer`], [`FuturesTimer`]) and on a virtual clock in tests and simulations
+//! ([`HeapTimer`], [`AsyncIoTimer`], `FuturesTimer`) and on a virtual clock in tests and simulations
 //! ([`ManualTimer`]), where an hour of retries and hedges runs in a millisecond.
 //!
 //! [`CachedTimer`] wraps a real timer to make its coarse clock (the one measurements read, see
@@ -193,7 +193,7 @@ pub trait Timer: Clone + Send + Sync + 'static {
 }
 
 /// The timer used where none is given: [`HeapTimer`] with the default `async-io` feature,
-/// otherwise [`FuturesTimer`].
+/// otherwise `FuturesTimer` (with the `futures-timer` feature).
 ///
 /// `HeapTimer` is the default because a timeout usually waits: the future it bounds is polled a
 /// few times before it answers, and there `HeapTimer` costs about what tokio's timer does
@@ -219,7 +219,7 @@ pub trait Timer: Clone + Send + Sync + 'static {
 pub type DefaultTimer = HeapTimer;
 
 /// The timer used where none is given: [`HeapTimer`] with the default `async-io` feature,
-/// otherwise [`FuturesTimer`].
+/// otherwise `FuturesTimer` (with the `futures-timer` feature).
 #[cfg(all(not(feature = "async-io"), feature = "futures-timer"))]
 pub type DefaultTimer = FuturesTimer;
 
