@@ -20,8 +20,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def _examples() -> List[str]:
     text = README.read_text()
     start = text.index("### HTTP clients and metrics")
-    end = text.find("\n## ", start)
-    section = text[start : end if end != -1 else len(text)]
+    # The section ends at the next heading of its level or above (a later "### ..." section
+    # is not part of it, nor run by this test).
+    following = re.search(r"\n#{2,3} ", text[start + 1 :])
+    end = start + 1 + following.start() if following else len(text)
+    section = text[start:end]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
