@@ -42,8 +42,17 @@ use super::sim::{duplicate_pct, placement, service, Mode, ModeReport, SimConfig,
 use crate::backend::nanos;
 use crate::percentile;
 
-/// Reads one replica may hold waiting; the default world's stalls hold a few dozen at most.
-const QUEUE: usize = 4096;
+/// Reads one replica may hold waiting: eight requests' worth of every copy (three per key) it
+/// could be sent, and at least 256. The default world's queues hold 60 at most (seed 2013),
+/// so 256 leaves a wide margin; a queue that fills anyway fails the run rather than drop
+/// reads ([`run`]). The queue remembers as many ids as it holds: a cancel that overtakes its
+/// copy does so by at most `tied_delay`, far fewer ids than that ago. Small queues matter:
+/// every replica's queue is touched at random, and 100 queues sized for 4,096 reads (and
+/// 16,384 ids) spilled out of the caches and took half the mode's time.
+fn queue_capacity(config: &SimConfig) -> usize {
+    let per_request = (3 * config.keys_per_request).div_ceil(config.replicas.max(1));
+    (8 * per_request).clamp(256, tailguard::tied::MAX_QUEUE)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -181,13 +190,16 @@ struct Tied<'a> {
     backup: Option<Backup>,
     /// The queues' `now` at time 0: only differences matter, so any fixed origin does.
     origin: Instant,
+    /// A queue refused a read for being full: the run's figures would be wrong.
+    overflowed: bool,
 }
 
 /// Runs the `tied` mode on `world`.
 pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, ConfigError> {
     let n = world.replicas.len();
+    let capacity = queue_capacity(config);
     let queues = (0..n)
-        .map(|_| TiedQueue::new(QUEUE))
+        .map(|_| TiedQueue::remembering(capacity, capacity))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sim = Tied {
         config,
@@ -209,12 +221,22 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
             None => None,
         },
         origin: Instant::now(),
+        overflowed: false,
     };
     for (r, &arrival) in world.arrivals.iter().enumerate() {
         sim.at(arrival, Event::Request(r as u32));
     }
     while let Some(Reverse((t, _, event))) = sim.events.pop() {
         sim.handle(t, event);
+    }
+    if sim.overflowed {
+        return Err(ConfigError::new(
+            "keys",
+            format!(
+                "the tied mode's replicas queue at most {capacity} reads each, and one \
+                 overflowed: send fewer keys per replica"
+            ),
+        ));
     }
 
     let total_keys = (world.arrivals.len() * config.keys_per_request) as u64;
@@ -332,15 +354,15 @@ impl Tied<'_> {
     /// Copy `id` reaches `replica` at `t`, tied to `twin` (the backup to none).
     fn arrive(&mut self, t: u64, replica: usize, id: u64, twin: Option<Twin<usize>>) {
         let tag = Tag { id, twin };
-        // Refused (its twin cancelled it first): no work, and the client hears so. The queue
-        // is never full here.
+        // Refused (its twin cancelled it first): no work, and the client hears so. Ids are
+        // unique, so the only other refusal is a full queue, which fails the run.
         match self.queues[replica].push_at(self.origin + Duration::from_nanos(t), id, Some(tag)) {
             Ok(_) => self.start_waiting(t, replica),
             Err(Rejected {
                 reason: Refusal::Cancelled(_),
                 ..
             }) => self.cancelled_by_twin(t, id),
-            Err(_) => {}
+            Err(_) => self.overflowed = true,
         }
     }
 
@@ -606,6 +628,21 @@ mod tests {
         let a = run_modes(&config, &[Mode::Tied]).unwrap();
         let b = run_modes(&config, &[Mode::Tied]).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_queue_that_overflows_fails_the_run() {
+        // Reads of a second at one worker per replica, a request every 2 s with ~20 copies per
+        // replica: the queues grow by ~18 reads a request, past their 256.
+        let config = SimConfig {
+            requests: 100,
+            service_base: std::time::Duration::from_secs(1),
+            ..small()
+        };
+        assert_eq!(super::queue_capacity(&config), 256);
+        let err = run_modes(&config, &[Mode::Tied]).unwrap_err();
+        assert_eq!(err.field(), "keys", "{err}");
+        assert!(err.to_string().contains("256"), "{err}");
     }
 
     #[test]
