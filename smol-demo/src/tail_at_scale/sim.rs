@@ -2,9 +2,17 @@
 //!
 //! Dean and Barroso read 1,000 keys spread over 100 servers; a hedge sent after 10 ms cut the
 //! 99.9th percentile of the whole read from 1,800 ms to 74 ms for 2 % more requests. This module
-//! rebuilds that setting as a deterministic simulation on a [`ManualTimer`], with the real
-//! tailguard code doing the work: every request is a [`scatter_gather_with`] of 1,000 key reads,
-//! and every key read goes through a [`Hedge`] policy.
+//! rebuilds that setting as a deterministic discrete-event simulation in virtual nanoseconds,
+//! with tailguard's own policy code making every decision: each key read of a request is a
+//! [`HedgeState`](tailguard::hedge::HedgeState) — the sans-IO core of [`Hedge::run_with`] — of
+//! the mode's [`Hedge`] policy (its delay, budget and adaptive window), driven with explicit
+//! time by an event loop (the `sim_loop` module) that replays what a
+//! [`scatter_gather_with`](tailguard::fanout::scatter_gather_with) of the request's key reads,
+//! each a `Hedge::run_with` on a [`ManualTimer`](tailguard::time::ManualTimer), did (it ran the
+//! sim until issue 15), so a seed gives the same output; the `p2c` mode adds a
+//! [`Balancer`](tailguard::balance::Balancer) and [`CallReplicas`](tailguard::hedge::CallReplicas),
+//! the `tied` mode tailguard's tied-request cores, each replica's queue a
+//! [`TiedQueue`](tailguard::tied::TiedQueue).
 //!
 //! ## The model
 //!
@@ -58,14 +66,10 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tailguard::fanout::scatter_gather_with;
 use tailguard::hedge::{Hedge, HedgeBudget, HedgeStats};
-use tailguard::time::{ManualTimer, Timer};
-use tailguard::timeout::{Deadline, Elapsed};
 use tailguard::ConfigError;
 
 // SplitMix64 gives per-read randomness from a counter.
@@ -462,28 +466,15 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     }
     let hedge = mode.policy(config)?;
     let workers = Workers::new(config);
-    let timer = ManualTimer::new();
-    let run = Run {
-        config,
-        world,
-        workers: &workers,
-        timer: &timer,
-        hedge: &hedge,
-        origin: timer.now(),
+    let balancer = match mode {
+        Mode::P2c => Some(super::sim_p2c::balancer(config)?),
+        _ => None,
     };
-    // Each mode's key reads are futures of one type, so the fan-out moves no bigger a future
-    // than its mode needs.
-    let outcomes = if mode == Mode::P2c {
-        let balancer = super::sim_p2c::balancer(config)?;
-        run.requests(|read| super::sim_p2c::read_key(read, &balancer))
-    } else {
-        run.requests(read_key)
-    };
+    let outcomes = super::sim_loop::run(config, world, &workers, &hedge, balancer.as_ref());
 
     let mut latencies = Vec::with_capacity(config.requests);
     let mut timed_out_keys = 0;
-    for outcome in outcomes.into_iter().skip(config.warmup_requests) {
-        let (latency, timed_out) = outcome.expect("the simulation's own deadline is a year away");
+    for (latency, timed_out) in outcomes.into_iter().skip(config.warmup_requests) {
         latencies.push(latency);
         timed_out_keys += timed_out;
     }
@@ -504,53 +495,6 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
         timed_out_keys,
         requests: latencies.len(),
     })
-}
-
-/// One mode's run in virtual time: what every key read of it shares.
-pub(super) struct Run<'a> {
-    pub(super) config: &'a SimConfig,
-    pub(super) world: &'a World,
-    pub(super) workers: &'a Workers,
-    pub(super) timer: &'a ManualTimer,
-    pub(super) hedge: &'a Hedge,
-    pub(super) origin: Instant,
-}
-
-impl<'a> Run<'a> {
-    /// Runs every request, each a scatter-gather of `read_key` over its keys, and returns each
-    /// one's latency and keys timed out, in arrival order.
-    fn requests<F, Fut>(&'a self, read_key: F) -> Vec<Result<(Duration, u64), Elapsed>>
-    where
-        F: Fn(Read<'a>) -> Fut + Copy,
-        Fut: Future<Output = ReadResult>,
-    {
-        let timer = self.timer;
-        let origin = self.origin;
-        let requests = self
-            .world
-            .arrivals
-            .iter()
-            .enumerate()
-            .map(|(r, &arrival)| async move {
-                timer
-                    .sleep_until(origin + Duration::from_nanos(arrival))
-                    .await;
-                let started = timer.now();
-                let reads = (0..self.config.keys_per_request).map(|k| {
-                    read_key(Read {
-                        run: self,
-                        request: r as u32,
-                        key: k as u32,
-                    })
-                });
-                let deadline = Deadline::after_with(timer.clone(), self.config.request_deadline);
-                let results = scatter_gather_with(timer.clone(), reads, deadline).await;
-                let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
-                (timer.now() - started, timed_out)
-            });
-        let everything = Deadline::at(origin + Duration::from_secs(86_400 * 365));
-        timer.block_on(scatter_gather_with(timer.clone(), requests, everything))
-    }
 }
 
 /// Reads that started beyond one per key, in percent of `keys`.
@@ -582,67 +526,6 @@ pub(super) fn service(config: &SimConfig, id: u64, attempt: u32) -> u64 {
     nanos(config.service_base) + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64
 }
 
-/// One key read of one request, and the run it belongs to: small, as every key read's future
-/// holds one.
-#[derive(Clone, Copy)]
-pub(super) struct Read<'a> {
-    pub(super) run: &'a Run<'a>,
-    pub(super) request: u32,
-    pub(super) key: u32,
-}
-
-/// The result of one hedged key read.
-pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>;
-
-impl Read<'_> {
-    /// The read's placement: its hash, home replica and stride (see [`placement`]).
-    fn placement(&self) -> (u64, usize, usize) {
-        let run = self.run;
-        placement(
-            run.config,
-            run.world.replicas.len(),
-            u64::from(self.request),
-            u64::from(self.key),
-        )
-    }
-
-    /// The read's identity: seeds its placement and service times.
-    pub(super) fn id(&self) -> u64 {
-        self.placement().0
-    }
-
-    /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
-    /// distinct for every copy up to the number of replicas.
-    pub(super) fn copy(&self, copy: usize) -> usize {
-        let (_, home, stride) = self.placement();
-        (home + stride * copy) % self.run.world.replicas.len()
-    }
-
-    /// Sends attempt `attempt` of the read to `replica` now: it waits for a worker there and
-    /// for stalls, and runs to its end (see [`Workers::serve`]). Returns when it finishes.
-    /// Call it once per attempt: the attempt takes its worker.
-    pub(super) fn serve(&self, replica: usize, attempt: u32) -> Instant {
-        self.serve_as(self.id(), replica, attempt)
-    }
-
-    /// Sends attempt `attempt` to the key's `attempt`-th copy (see [`serve`](Read::serve)),
-    /// placing the read once.
-    fn serve_copy(&self, attempt: u32) -> Instant {
-        let (id, home, stride) = self.placement();
-        let replica = (home + stride * (attempt as usize - 1)) % self.run.world.replicas.len();
-        self.serve_as(id, replica, attempt)
-    }
-
-    /// [`serve`](Read::serve), for the read whose [`id`](Read::id) is `id`.
-    fn serve_as(&self, id: u64, replica: usize, attempt: u32) -> Instant {
-        let run = self.run;
-        let start = nanos(run.timer.now() - run.origin);
-        let service = service(run.config, id, attempt);
-        let finish = run.workers.serve(run.world, replica, start, service);
-        run.origin + Duration::from_nanos(finish)
-    }
-}
-
 /// The workers of every replica in one mode's run: when each is next free, in nanoseconds.
 /// `None`: a worker for every read (no queueing but for stalls).
 pub(super) struct Workers {
@@ -668,7 +551,7 @@ impl Workers {
     /// virtual time only moves forward), and for stalls. Returns when it finishes. A read
     /// once queued runs to the end, like a request sent to an ordinary server, even if the
     /// call it belongs to has been answered by another attempt.
-    fn serve(&self, world: &World, replica: usize, arrival: u64, service: u64) -> u64 {
+    pub(super) fn serve(&self, world: &World, replica: usize, arrival: u64, service: u64) -> u64 {
         self.served.fetch_add(1, Relaxed);
         let Some(free) = &self.free else {
             return world.replicas[replica].finish(arrival, service);
@@ -679,20 +562,6 @@ impl Workers {
         free.push(Reverse(done));
         done
     }
-}
-
-/// One key read, hedged by the run's policy: attempt `n` (from 1) goes to the key's `n`-th copy.
-/// Every attempt does its work (see [`Workers::serve`]).
-fn read_key(read: Read<'_>) -> impl Future<Output = ReadResult> + '_ {
-    let timer = read.run.timer;
-    read.run.hedge.run_with(timer.clone(), move |attempt| {
-        // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
-        let sleep = timer.sleep_until(read.serve_copy(attempt));
-        async move {
-            sleep.await;
-            Ok::<(), std::convert::Infallible>(())
-        }
-    })
 }
 
 #[cfg(test)]
