@@ -109,11 +109,10 @@ pub(super) fn run(
     };
     let mut requests: Vec<Request> = world.arrivals.iter().map(|_| Request::Waiting).collect();
     let mut outcomes = vec![(Duration::ZERO, 0); requests.len()];
-    // Every arrival is registered before anything else happens.
-    for (r, &arrival) in world.arrivals.iter().enumerate() {
-        let seq = ctx.next_seq();
-        ctx.events.push(Reverse((arrival, seq, r as u32, ARRIVAL)));
-    }
+    // Every arrival is registered before anything else happens: arrival `r` is registration
+    // `r + 1`. Each is queued when the one before it comes, so the queue holds one arrival.
+    ctx.seq = world.arrivals.len() as u64;
+    ctx.arrival(0);
     let mut batch: Vec<(u32, u32)> = Vec::new();
     let mut order: Vec<u32> = Vec::new();
     while let Some(&Reverse((t, ..))) = ctx.events.peek() {
@@ -123,6 +122,10 @@ pub(super) fn run(
                 break;
             }
             ctx.events.pop();
+            if k == ARRIVAL {
+                // The next arrival may be due now too: queued before the batch is complete.
+                ctx.arrival(r as usize + 1);
+            }
             // Sleeps dropped with their key read or request never fire.
             let live = match &requests[r as usize] {
                 Request::Waiting => k == ARRIVAL,
@@ -151,6 +154,14 @@ pub(super) fn run(
 }
 
 impl<'a> Ctx<'a> {
+    /// Queues the arrival of request `r`, if there is one, as registration `r + 1`.
+    fn arrival(&mut self, r: usize) {
+        if let Some(&t) = self.world.arrivals.get(r) {
+            let seq = r as u64 + 1;
+            self.events.push(Reverse((t, seq, r as u32, ARRIVAL)));
+        }
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -374,5 +385,59 @@ impl<'a> Ctx<'a> {
             Self::cancel(key, now);
         }
         timed_out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::sim::{run_modes, Mode, SimConfig};
+
+    #[test]
+    fn the_loop_replays_the_futures_driver_through_deadlines() {
+        // Stalls of 9-14 s against the 10 s deadline: keys time out and are dropped, budgets
+        // run dry, hedges race primaries. The figures are what the futures-based driver (a
+        // scatter-gather of `Hedge::run_with` on a `ManualTimer`, commit cff9a80) reported for
+        // this world; the loop must replay its every decision in the same order to match them.
+        let config = SimConfig {
+            seed: 1,
+            requests: 300,
+            keys_per_request: 100,
+            replicas: 10,
+            stall_every: Duration::from_secs(100),
+            stall_min: Duration::from_secs(9),
+            stall_max: Duration::from_secs(14),
+            request_deadline: Duration::from_secs(10),
+            ..SimConfig::default()
+        };
+        let modes = [Mode::None, Mode::Fixed, Mode::Adaptive, Mode::P2c];
+        let reports = run_modes(&config, &modes).unwrap();
+        let got: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                let s = r.stats;
+                let p50 = r.p50.unwrap();
+                (
+                    p50,
+                    r.max,
+                    s.hedges_sent,
+                    s.hedges_won,
+                    s.budget_refusals,
+                    r.timed_out_keys,
+                )
+            })
+            .collect();
+        let ns = Duration::from_nanos;
+        let s10 = Duration::from_secs(10);
+        assert_eq!(
+            got,
+            [
+                (ns(3_813_675_048), s10, 0, 0, 0, 345),
+                (ns(20_509_905), ns(8_463_218_352), 11505, 5210, 0, 0),
+                (ns(1_001_607_740), s10, 2319, 2131, 1677, 66),
+                (ns(33_448_377), s10, 1428, 1269, 365, 6),
+            ]
+        );
     }
 }

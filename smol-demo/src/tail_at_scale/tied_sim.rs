@@ -223,9 +223,10 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         origin: Instant::now(),
         overflowed: false,
     };
-    for (r, &arrival) in world.arrivals.iter().enumerate() {
-        sim.at(arrival, Event::Request(r as u32));
-    }
+    // Arrival `r` is event number `r + 1`, before any other: each is queued when the one before
+    // it comes, so the queue holds one arrival, not all of them.
+    sim.seq = world.arrivals.len() as u64;
+    sim.arrival(0);
     while let Some(Reverse((t, _, event))) = sim.events.pop() {
         sim.handle(t, event);
     }
@@ -277,9 +278,21 @@ impl Tied<'_> {
         self.events.push(Reverse((t, self.seq, event)));
     }
 
+    /// Queues the arrival of request `r`, if there is one, as event number `r + 1`.
+    fn arrival(&mut self, r: usize) {
+        if let Some(&t) = self.world.arrivals.get(r) {
+            let seq = r as u64 + 1;
+            self.events
+                .push(Reverse((t, seq, Event::Request(r as u32))));
+        }
+    }
+
     fn handle(&mut self, t: u64, event: Event) {
         match event {
-            Event::Request(r) => self.request(t, r),
+            Event::Request(r) => {
+                self.arrival(r as usize + 1);
+                self.request(t, r);
+            }
             Event::Seconds(r) => self.seconds(t, r),
             Event::Drain(replica) => {
                 self.draining[replica as usize] = false;
