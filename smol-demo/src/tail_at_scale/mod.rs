@@ -12,6 +12,7 @@ pub mod repeat;
 pub mod sim;
 mod sim_loop;
 pub mod sim_p2c;
+mod sim_world;
 mod single;
 pub mod sweep;
 mod tied_sim;
