@@ -51,8 +51,10 @@ struct Attempt {
 struct KeyRead<'h> {
     state: HedgeState<&'h Hedge>,
     copies: Copies,
-    /// The primary, then the hedges in the order sent.
-    attempts: Vec<Attempt>,
+    /// The primary, inline: most reads send nothing else.
+    primary: Attempt,
+    /// The hedges, in the order sent.
+    hedges: Vec<Attempt>,
     /// The hedge timer, when registered: its due time and registration.
     timer: Option<(u64, u64)>,
     /// The replicas the `p2c` mode's attempts run on.
@@ -60,6 +62,16 @@ struct KeyRead<'h> {
     /// When it was last put at the head of its request's list of futures (see [`drop_rest`]).
     stamp: u64,
     done: bool,
+}
+
+impl KeyRead<'_> {
+    /// Attempt `i + 1`: the primary, then the hedges.
+    fn attempt(&mut self, i: usize) -> &mut Attempt {
+        match i {
+            0 => &mut self.primary,
+            i => &mut self.hedges[i - 1],
+        }
+    }
 }
 
 enum Request<'h> {
@@ -246,7 +258,14 @@ impl<'a> Ctx<'a> {
                     stride,
                     replicas,
                 },
-                attempts: Vec::new(),
+                // Sent right below, before anything reads it.
+                primary: Attempt {
+                    finish: u64::MAX,
+                    seq: 0,
+                    replica: 0,
+                    load: None,
+                },
+                hedges: Vec::new(),
                 timer: None,
                 call: CallReplicas::new(),
                 // Each future goes to the head of the list as it is pushed.
@@ -296,12 +315,17 @@ impl<'a> Ctx<'a> {
         };
         let work = service(self.config, key.copies.id, attempt);
         let finish = self.workers.serve(self.world, replica, t, work);
-        key.attempts.push(Attempt {
+        let sent = Attempt {
             finish,
             seq: 0,
             replica,
             load,
-        });
+        };
+        if attempt == 1 {
+            key.primary = sent;
+        } else {
+            key.hedges.push(sent);
+        }
     }
 
     /// Polls `key` at `t`, as `HedgedRun` does: an attempt finished by now wins (the primary
@@ -310,13 +334,14 @@ impl<'a> Ctx<'a> {
     fn poll(&mut self, key: &mut KeyRead<'a>, t: u64) -> bool {
         let now = self.at(t);
         loop {
-            for i in 0..key.attempts.len() {
-                if key.attempts[i].finish <= t {
+            for i in 0..=key.hedges.len() {
+                let attempt = key.attempt(i);
+                if attempt.finish <= t {
                     self.win(key, i, now);
                     return true;
                 }
-                if key.attempts[i].seq == 0 {
-                    key.attempts[i].seq = self.next_seq();
+                if attempt.seq == 0 {
+                    attempt.seq = self.next_seq();
                 }
             }
             let Some(due) = key.state.next_hedge_at() else {
@@ -343,7 +368,7 @@ impl<'a> Ctx<'a> {
     fn wait(&mut self, key: &mut KeyRead<'a>, r: u32, k: u32) {
         key.stamp = self.next_stamp();
         let mut next = key.timer.unwrap_or((u64::MAX, u64::MAX));
-        for attempt in &key.attempts {
+        for attempt in std::iter::once(&key.primary).chain(&key.hedges) {
             next = next.min((attempt.finish, attempt.seq));
         }
         self.events.push(Reverse((next.0, next.1, r, k)));
@@ -351,11 +376,12 @@ impl<'a> Ctx<'a> {
 
     /// Attempt `i` of `key` answered at `now`: the read is won, the others are cancelled.
     fn win(&mut self, key: &mut KeyRead<'a>, i: usize, now: Instant) {
-        let winner = &mut key.attempts[i];
+        let winner = key.attempt(i);
+        let replica = winner.replica;
         if let Some(load) = winner.load.take() {
             load.finish_at(now);
         }
-        key.call.finish(winner.replica);
+        key.call.finish(replica);
         key.state
             .attempt_done_at(now, i as u32 + 1, AttemptOutcome::Succeeded);
         Self::cancel(key, now);
@@ -363,12 +389,12 @@ impl<'a> Ctx<'a> {
 
     /// Drops `key`'s attempts still out at `now`, the primary first.
     fn cancel(key: &mut KeyRead<'a>, now: Instant) {
-        for attempt in &mut key.attempts {
+        for attempt in std::iter::once(&mut key.primary).chain(&mut key.hedges) {
             if let Some(load) = attempt.load.take() {
                 load.cancel_at(now);
             }
         }
-        key.attempts = Vec::new();
+        key.hedges = Vec::new();
         key.timer = None;
         key.done = true;
     }
