@@ -2,9 +2,17 @@
 //!
 //! Dean and Barroso read 1,000 keys spread over 100 servers; a hedge sent after 10 ms cut the
 //! 99.9th percentile of the whole read from 1,800 ms to 74 ms for 2 % more requests. This module
-//! rebuilds that setting as a deterministic simulation on a [`ManualTimer`], with the real
-//! tailguard code doing the work: every request is a [`scatter_gather_with`] of 1,000 key reads,
-//! and every key read goes through a [`Hedge`] policy.
+//! rebuilds that setting as a deterministic discrete-event simulation in virtual nanoseconds,
+//! with tailguard's own policy code making every decision: each key read of a request is a
+//! [`HedgeState`](tailguard::hedge::HedgeState) — the sans-IO core of [`Hedge::run_with`] — of
+//! the mode's [`Hedge`] policy (its delay, budget and adaptive window), driven with explicit
+//! time by an event loop (the `sim_loop` module) that replays what a
+//! [`scatter_gather_with`](tailguard::fanout::scatter_gather_with) of the request's key reads,
+//! each a `Hedge::run_with` on a [`ManualTimer`](tailguard::time::ManualTimer), did (it ran the
+//! sim until issue 15), so a seed gives the same output; the `p2c` mode adds a
+//! [`Balancer`](tailguard::balance::Balancer) and [`CallReplicas`](tailguard::hedge::CallReplicas),
+//! the `tied` mode tailguard's tied-request cores, each replica's queue a
+//! [`TiedQueue`](tailguard::tied::TiedQueue).
 //!
 //! ## The model
 //!
@@ -54,22 +62,14 @@
 //! does not count; one dropped part-way counts as a whole read, so this is an upper bound on
 //! the work wasted. It is 0 without hedging.
 
-use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
-use tailguard::fanout::scatter_gather_with;
 use tailguard::hedge::{Hedge, HedgeBudget, HedgeStats};
-use tailguard::time::{ManualTimer, Timer};
-use tailguard::timeout::{Deadline, Elapsed};
 use tailguard::ConfigError;
 
-// SplitMix64 gives per-read randomness from a counter.
-use crate::backend::{mix, nanos};
+pub(super) use super::sim_world::{placement, service, Workers, World};
 use crate::percentile;
 
 /// Everything that defines one run of the experiment. [`SimConfig::default`] is the
@@ -348,82 +348,6 @@ pub struct ModeReport {
     pub requests: usize,
 }
 
-/// A replica's stalls: sorted, disjoint `[start, end)` intervals in nanoseconds since the start.
-#[derive(Debug, Clone)]
-pub(super) struct Replica {
-    stalls: Vec<(u64, u64)>,
-}
-
-impl Replica {
-    /// When a read arriving at `start` with `service` nanoseconds of work finishes: pauses
-    /// delay its start and freeze it mid-service.
-    pub(super) fn finish(&self, start: u64, service: u64) -> u64 {
-        let mut t = start;
-        let mut remaining = service;
-        // The first stall that ends after `t`.
-        let mut i = self.stalls.partition_point(|&(_, end)| end <= t);
-        while let Some(&(stall_start, stall_end)) = self.stalls.get(i) {
-            if stall_start > t {
-                if t + remaining <= stall_start {
-                    break;
-                }
-                remaining -= stall_start - t;
-            }
-            t = stall_end;
-            i += 1;
-        }
-        t + remaining
-    }
-}
-
-/// A uniform number in (0, 1] from a hash.
-fn unit(hash: u64) -> f64 {
-    ((hash >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-}
-
-fn exponential(rng: &mut fastrand::Rng, mean: f64) -> f64 {
-    -mean * (1.0 - rng.f64()).ln()
-}
-
-/// The world every mode runs in: replicas with their stalls, request arrival times.
-pub(super) struct World {
-    pub(super) replicas: Vec<Replica>,
-    pub(super) arrivals: Vec<u64>,
-}
-
-impl World {
-    fn generate(config: &SimConfig) -> World {
-        let mut rng = fastrand::Rng::with_seed(config.seed);
-        let total = config.warmup_requests + config.requests;
-        let mut arrivals = Vec::with_capacity(total);
-        let mut t = 0.0f64;
-        let interval = config.request_interval.as_nanos() as f64;
-        for _ in 0..total {
-            t += exponential(&mut rng, interval);
-            arrivals.push(t as u64);
-        }
-        let horizon = t as u64 + nanos(config.request_deadline) * 2;
-        let every = config.stall_every.as_nanos() as f64;
-        let (min, max) = (nanos(config.stall_min), nanos(config.stall_max));
-        let replicas = (0..config.replicas)
-            .map(|_| {
-                let mut stalls = Vec::new();
-                // Exponential gaps are memoryless: the first stall is as far off as any other,
-                // as if the replica had been running for ever.
-                let mut t = exponential(&mut rng, every);
-                while (t as u64) < horizon {
-                    let start = t as u64;
-                    let end = start + rng.u64(min..=max);
-                    stalls.push((start, end));
-                    t = end as f64 + exponential(&mut rng, every);
-                }
-                Replica { stalls }
-            })
-            .collect();
-        World { replicas, arrivals }
-    }
-}
-
 /// Runs one mode of the experiment and reports on it.
 pub fn run_mode(config: &SimConfig, mode: Mode) -> Result<ModeReport, ConfigError> {
     config.validate()?;
@@ -462,28 +386,15 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     }
     let hedge = mode.policy(config)?;
     let workers = Workers::new(config);
-    let timer = ManualTimer::new();
-    let run = Run {
-        config,
-        world,
-        workers: &workers,
-        timer: &timer,
-        hedge: &hedge,
-        origin: timer.now(),
+    let balancer = match mode {
+        Mode::P2c => Some(super::sim_p2c::balancer(config)?),
+        _ => None,
     };
-    // Each mode's key reads are futures of one type, so the fan-out moves no bigger a future
-    // than its mode needs.
-    let outcomes = if mode == Mode::P2c {
-        let balancer = super::sim_p2c::balancer(config)?;
-        run.requests(|read| super::sim_p2c::read_key(read, &balancer))
-    } else {
-        run.requests(read_key)
-    };
+    let outcomes = super::sim_loop::run(config, world, &workers, &hedge, balancer.as_ref());
 
     let mut latencies = Vec::with_capacity(config.requests);
     let mut timed_out_keys = 0;
-    for outcome in outcomes.into_iter().skip(config.warmup_requests) {
-        let (latency, timed_out) = outcome.expect("the simulation's own deadline is a year away");
+    for (latency, timed_out) in outcomes.into_iter().skip(config.warmup_requests) {
         latencies.push(latency);
         timed_out_keys += timed_out;
     }
@@ -506,53 +417,6 @@ fn run_in(config: &SimConfig, world: &World, mode: Mode) -> Result<ModeReport, C
     })
 }
 
-/// One mode's run in virtual time: what every key read of it shares.
-pub(super) struct Run<'a> {
-    pub(super) config: &'a SimConfig,
-    pub(super) world: &'a World,
-    pub(super) workers: &'a Workers,
-    pub(super) timer: &'a ManualTimer,
-    pub(super) hedge: &'a Hedge,
-    pub(super) origin: Instant,
-}
-
-impl<'a> Run<'a> {
-    /// Runs every request, each a scatter-gather of `read_key` over its keys, and returns each
-    /// one's latency and keys timed out, in arrival order.
-    fn requests<F, Fut>(&'a self, read_key: F) -> Vec<Result<(Duration, u64), Elapsed>>
-    where
-        F: Fn(Read<'a>) -> Fut + Copy,
-        Fut: Future<Output = ReadResult>,
-    {
-        let timer = self.timer;
-        let origin = self.origin;
-        let requests = self
-            .world
-            .arrivals
-            .iter()
-            .enumerate()
-            .map(|(r, &arrival)| async move {
-                timer
-                    .sleep_until(origin + Duration::from_nanos(arrival))
-                    .await;
-                let started = timer.now();
-                let reads = (0..self.config.keys_per_request).map(|k| {
-                    read_key(Read {
-                        run: self,
-                        request: r as u32,
-                        key: k as u32,
-                    })
-                });
-                let deadline = Deadline::after_with(timer.clone(), self.config.request_deadline);
-                let results = scatter_gather_with(timer.clone(), reads, deadline).await;
-                let timed_out = results.iter().filter(|r| r.is_err()).count() as u64;
-                (timer.now() - started, timed_out)
-            });
-        let everything = Deadline::at(origin + Duration::from_secs(86_400 * 365));
-        timer.block_on(scatter_gather_with(timer.clone(), requests, everything))
-    }
-}
-
 /// Reads that started beyond one per key, in percent of `keys`.
 pub(super) fn duplicate_pct(started: u64, keys: u64) -> f64 {
     if keys == 0 {
@@ -562,157 +426,9 @@ pub(super) fn duplicate_pct(started: u64, keys: u64) -> f64 {
     }
 }
 
-/// Where key `key` of request `request` lives: its hash, its home replica and the stride to
-/// its copies (attempt `n` goes to `home + stride × (n - 1)`, distinct replicas).
-pub(super) fn placement(
-    config: &SimConfig,
-    replicas: usize,
-    request: u64,
-    key: u64,
-) -> (u64, usize, usize) {
-    let id = mix(config.seed ^ mix(request << 20 | key));
-    let home = (id % replicas as u64) as usize;
-    let stride = 1 + (mix(id) % (replicas as u64 - 1)) as usize;
-    (id, home, stride)
-}
-
-/// The service time of attempt `attempt` (from 1) of the read hashed `id`, in nanoseconds.
-pub(super) fn service(config: &SimConfig, id: u64, attempt: u32) -> u64 {
-    let mean_extra = config.service_mean_extra.as_nanos() as f64;
-    nanos(config.service_base) + (-mean_extra * unit(mix(id ^ u64::from(attempt))).ln()) as u64
-}
-
-/// One key read of one request, and the run it belongs to: small, as every key read's future
-/// holds one.
-#[derive(Clone, Copy)]
-pub(super) struct Read<'a> {
-    pub(super) run: &'a Run<'a>,
-    pub(super) request: u32,
-    pub(super) key: u32,
-}
-
-/// The result of one hedged key read.
-pub(super) type ReadResult = Result<(), tailguard::hedge::HedgeError<std::convert::Infallible>>;
-
-impl Read<'_> {
-    /// The read's placement: its hash, home replica and stride (see [`placement`]).
-    fn placement(&self) -> (u64, usize, usize) {
-        let run = self.run;
-        placement(
-            run.config,
-            run.world.replicas.len(),
-            u64::from(self.request),
-            u64::from(self.key),
-        )
-    }
-
-    /// The read's identity: seeds its placement and service times.
-    pub(super) fn id(&self) -> u64 {
-        self.placement().0
-    }
-
-    /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
-    /// distinct for every copy up to the number of replicas.
-    pub(super) fn copy(&self, copy: usize) -> usize {
-        let (_, home, stride) = self.placement();
-        (home + stride * copy) % self.run.world.replicas.len()
-    }
-
-    /// Sends attempt `attempt` of the read to `replica` now: it waits for a worker there and
-    /// for stalls, and runs to its end (see [`Workers::serve`]). Returns when it finishes.
-    /// Call it once per attempt: the attempt takes its worker.
-    pub(super) fn serve(&self, replica: usize, attempt: u32) -> Instant {
-        self.serve_as(self.id(), replica, attempt)
-    }
-
-    /// Sends attempt `attempt` to the key's `attempt`-th copy (see [`serve`](Read::serve)),
-    /// placing the read once.
-    fn serve_copy(&self, attempt: u32) -> Instant {
-        let (id, home, stride) = self.placement();
-        let replica = (home + stride * (attempt as usize - 1)) % self.run.world.replicas.len();
-        self.serve_as(id, replica, attempt)
-    }
-
-    /// [`serve`](Read::serve), for the read whose [`id`](Read::id) is `id`.
-    fn serve_as(&self, id: u64, replica: usize, attempt: u32) -> Instant {
-        let run = self.run;
-        let start = nanos(run.timer.now() - run.origin);
-        let service = service(run.config, id, attempt);
-        let finish = run.workers.serve(run.world, replica, start, service);
-        run.origin + Duration::from_nanos(finish)
-    }
-}
-
-/// The workers of every replica in one mode's run: when each is next free, in nanoseconds.
-/// `None`: a worker for every read (no queueing but for stalls).
-pub(super) struct Workers {
-    free: Option<Vec<RefCell<BinaryHeap<Reverse<u64>>>>>,
-    /// Reads served (each runs to its end).
-    served: AtomicU64,
-}
-
-impl Workers {
-    pub(super) fn new(config: &SimConfig) -> Workers {
-        Workers {
-            free: config.workers.map(|w| {
-                (0..config.replicas)
-                    .map(|_| RefCell::new((0..w).map(|_| Reverse(0)).collect()))
-                    .collect()
-            }),
-            served: AtomicU64::new(0),
-        }
-    }
-
-    /// A read of `service` nanoseconds reaching `replica` at `arrival`: it waits for the
-    /// first free worker, first come first served (reads reach a replica in time order, as
-    /// virtual time only moves forward), and for stalls. Returns when it finishes. A read
-    /// once queued runs to the end, like a request sent to an ordinary server, even if the
-    /// call it belongs to has been answered by another attempt.
-    fn serve(&self, world: &World, replica: usize, arrival: u64, service: u64) -> u64 {
-        self.served.fetch_add(1, Relaxed);
-        let Some(free) = &self.free else {
-            return world.replicas[replica].finish(arrival, service);
-        };
-        let mut free = free[replica].borrow_mut();
-        let Reverse(first_free) = free.pop().expect("at least one worker");
-        let done = world.replicas[replica].finish(arrival.max(first_free), service);
-        free.push(Reverse(done));
-        done
-    }
-}
-
-/// One key read, hedged by the run's policy: attempt `n` (from 1) goes to the key's `n`-th copy.
-/// Every attempt does its work (see [`Workers::serve`]).
-fn read_key(read: Read<'_>) -> impl Future<Output = ReadResult> + '_ {
-    let timer = read.run.timer;
-    read.run.hedge.run_with(timer.clone(), move |attempt| {
-        // Attempt 1 (the primary) goes to the key's home replica, attempt `n` to its `n`-th copy.
-        let sleep = timer.sleep_until(read.serve_copy(attempt));
-        async move {
-            sleep.await;
-            Ok::<(), std::convert::Infallible>(())
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MS: u64 = 1_000_000;
-
-    #[test]
-    fn a_stall_delays_the_start_and_freezes_service() {
-        let replica = Replica {
-            stalls: vec![(10 * MS, 20 * MS), (30 * MS, 40 * MS)],
-        };
-        assert_eq!(replica.finish(0, 5 * MS), 5 * MS); // before any stall
-        assert_eq!(replica.finish(12 * MS, MS), 21 * MS); // waits for the pause to end
-        assert_eq!(replica.finish(8 * MS, 4 * MS), 22 * MS); // frozen mid-service
-        assert_eq!(replica.finish(8 * MS, 15 * MS), 43 * MS); // frozen twice
-        assert_eq!(replica.finish(50 * MS, MS), 51 * MS); // after all stalls
-        assert_eq!(replica.finish(0, 10 * MS), 10 * MS); // done exactly as the pause starts
-    }
 
     #[test]
     fn the_default_stall_model_is_as_documented() {

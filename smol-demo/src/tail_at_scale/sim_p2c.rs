@@ -12,22 +12,21 @@
 //!   being slow ([`Balancer::is_slow_against_at`]), as
 //!   [`CallReplicas`] picks; only if every copy left is slow
 //!   does it go to the cheapest of those (the hedge was already paid for);
-//! - each attempt's [`Load`] is finished when the read completes, and cancelled (the time out
+//! - each attempt's [`Load`](tailguard::balance::Load) is finished when the read completes, and cancelled (the time out
 //!   learnt as a lower bound) when a hedge wins first.
 //!
-//! The balancer is seeded from the run's seed and the simulation is single-threaded, so the
-//! mode stays deterministic for a seed.
+//! The event loop (the `sim_loop` module) calls these at each attempt, starts and ends
+//! its load, and keeps the read's [`CallReplicas`]. The balancer
+//! is seeded from the run's seed and each mode runs on one thread, so the mode stays
+//! deterministic for a seed.
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::rc::Rc;
+use std::time::Instant;
 
-use tailguard::balance::{Balancer, Load};
+use tailguard::balance::Balancer;
 use tailguard::hedge::{AttemptKind, CallReplicas, Candidate, ReplicaHealth};
-use tailguard::time::{ManualTimer, Timer};
 use tailguard::ConfigError;
 
-use super::sim::{Read, ReadResult, SimConfig};
+use super::sim::SimConfig;
 use crate::backend::mix;
 
 /// The balancer of one run: every replica, by index, seeded from the run's seed.
@@ -37,63 +36,33 @@ pub(super) fn balancer(config: &SimConfig) -> Result<Balancer<usize>, ConfigErro
         .build(0..config.replicas)
 }
 
-/// One attempt in flight: its load on the replica, released (as cancelled, if it did not
-/// finish) when the attempt ends or is dropped.
-struct Attempt<'a> {
-    load: Option<Load>,
-    timer: &'a ManualTimer,
-    call: Rc<RefCell<CallReplicas>>,
-    replica: usize,
+/// Where one key read's copies are: its hash, home replica and the stride between copies (see
+/// [`placement`](super::sim::placement)).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Copies {
+    pub(super) id: u64,
+    pub(super) home: usize,
+    pub(super) stride: usize,
+    pub(super) replicas: usize,
 }
 
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if let Some(load) = self.load.take() {
-            load.cancel_at(self.timer.now());
-        }
-        self.call.borrow_mut().finish(self.replica);
+impl Copies {
+    /// The key's `copy`-th replica (0 is its home): copies sit at a fixed stride from home,
+    /// distinct for every copy up to the number of replicas.
+    pub(super) fn copy(&self, copy: usize) -> usize {
+        (self.home + self.stride * copy) % self.replicas
     }
 }
 
-/// One key read: the primary by power of two choices among the key's copies, hedges by
-/// [`CallReplicas`] (see the [module documentation](self)).
-pub(super) fn read_key<'a>(
-    read: Read<'a>,
-    balancer: &'a Balancer<usize>,
-) -> impl Future<Output = ReadResult> + 'a {
-    let copies = read.run.config.max_attempts as usize;
-    let call = Rc::new(RefCell::new(CallReplicas::new()));
-    let timer = read.run.timer;
-    read.run.hedge.run_with(timer.clone(), move |attempt| {
-        let now = timer.now();
-        let replica = if attempt == 1 {
-            primary(read, balancer, copies)
-        } else {
-            hedge(read, balancer, copies, &call.borrow())
-        };
-        call.borrow_mut().start(replica);
-        let guard = Attempt {
-            load: balancer.start_at(replica, now),
-            timer,
-            call: call.clone(),
-            replica,
-        };
-        let sleep = timer.sleep_until(read.serve(replica, attempt));
-        async move {
-            let mut guard = guard;
-            sleep.await;
-            if let Some(load) = guard.load.take() {
-                load.finish_at(timer.now());
-            }
-            Ok::<(), std::convert::Infallible>(())
-        }
-    })
-}
-
-/// The cheaper of two of the key's copies, drawn from the read's hash.
-fn primary(read: Read<'_>, balancer: &Balancer<usize>, copies: usize) -> usize {
-    let now = read.run.timer.now();
-    let r = mix(read.id() ^ 0x70_32_63);
+/// The replica of a read's primary at `now`: the cheaper of two of the key's copies, drawn from
+/// the read's hash.
+pub(super) fn primary(
+    read: &Copies,
+    balancer: &Balancer<usize>,
+    copies: usize,
+    now: Instant,
+) -> usize {
+    let r = mix(read.id ^ 0x70_32_63);
     let a = (r % copies as u64) as usize;
     let b = ((r >> 32) % (copies as u64 - 1)) as usize;
     let b = if b >= a { b + 1 } else { b };
@@ -106,10 +75,15 @@ fn primary(read: Read<'_>, balancer: &Balancer<usize>, copies: usize) -> usize {
     }
 }
 
-/// The copy a hedge goes to: healthy and not running this read, cheapest first; if none is
-/// healthy, the cheapest not running it.
-fn hedge(read: Read<'_>, balancer: &Balancer<usize>, copies: usize, call: &CallReplicas) -> usize {
-    let now = read.run.timer.now();
+/// The replica a hedge of the read goes to at `now`: healthy and not running this read
+/// (`call`), cheapest first; if none is healthy, the cheapest not running it.
+pub(super) fn hedge(
+    read: &Copies,
+    balancer: &Balancer<usize>,
+    copies: usize,
+    call: &CallReplicas,
+    now: Instant,
+) -> usize {
     let mean = balancer.mean_latency_at(now);
     let candidates = (0..copies).map(|c| {
         let replica = read.copy(c);

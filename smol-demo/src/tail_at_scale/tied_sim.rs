@@ -42,8 +42,17 @@ use super::sim::{duplicate_pct, placement, service, Mode, ModeReport, SimConfig,
 use crate::backend::nanos;
 use crate::percentile;
 
-/// Reads one replica may hold waiting; the default world's stalls hold a few dozen at most.
-const QUEUE: usize = 4096;
+/// Reads one replica may hold waiting: eight requests' worth of every copy (three per key) it
+/// could be sent, and at least 256. The default world's queues hold 60 at most (seed 2013),
+/// so 256 leaves a wide margin; a queue that fills anyway fails the run rather than drop
+/// reads ([`run`]). The queue remembers as many ids as it holds: a cancel that overtakes its
+/// copy does so by at most `tied_delay`, far fewer ids than that ago. Small queues matter:
+/// every replica's queue is touched at random, and 100 queues sized for 4,096 reads (and
+/// 16,384 ids) spilled out of the caches and took half the mode's time.
+fn queue_capacity(config: &SimConfig) -> usize {
+    let per_request = (3 * config.keys_per_request).div_ceil(config.replicas.max(1));
+    (8 * per_request).clamp(256, tailguard::tied::MAX_QUEUE)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -181,13 +190,16 @@ struct Tied<'a> {
     backup: Option<Backup>,
     /// The queues' `now` at time 0: only differences matter, so any fixed origin does.
     origin: Instant,
+    /// A queue refused a read for being full: the run's figures would be wrong.
+    overflowed: bool,
 }
 
 /// Runs the `tied` mode on `world`.
 pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, ConfigError> {
     let n = world.replicas.len();
+    let capacity = queue_capacity(config);
     let queues = (0..n)
-        .map(|_| TiedQueue::new(QUEUE))
+        .map(|_| TiedQueue::remembering(capacity, capacity))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sim = Tied {
         config,
@@ -209,12 +221,23 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
             None => None,
         },
         origin: Instant::now(),
+        overflowed: false,
     };
-    for (r, &arrival) in world.arrivals.iter().enumerate() {
-        sim.at(arrival, Event::Request(r as u32));
-    }
+    // Arrival `r` is event number `r + 1`, before any other: each is queued when the one before
+    // it comes, so the queue holds one arrival, not all of them.
+    sim.seq = world.arrivals.len() as u64;
+    sim.arrival(0);
     while let Some(Reverse((t, _, event))) = sim.events.pop() {
         sim.handle(t, event);
+    }
+    if sim.overflowed {
+        return Err(ConfigError::new(
+            "keys",
+            format!(
+                "the tied mode's replicas queue at most {capacity} reads each, and one \
+                 overflowed: send fewer keys per replica"
+            ),
+        ));
     }
 
     let total_keys = (world.arrivals.len() * config.keys_per_request) as u64;
@@ -255,9 +278,21 @@ impl Tied<'_> {
         self.events.push(Reverse((t, self.seq, event)));
     }
 
+    /// Queues the arrival of request `r`, if there is one, as event number `r + 1`.
+    fn arrival(&mut self, r: usize) {
+        if let Some(&t) = self.world.arrivals.get(r) {
+            let seq = r as u64 + 1;
+            self.events
+                .push(Reverse((t, seq, Event::Request(r as u32))));
+        }
+    }
+
     fn handle(&mut self, t: u64, event: Event) {
         match event {
-            Event::Request(r) => self.request(t, r),
+            Event::Request(r) => {
+                self.arrival(r as usize + 1);
+                self.request(t, r);
+            }
             Event::Seconds(r) => self.seconds(t, r),
             Event::Drain(replica) => {
                 self.draining[replica as usize] = false;
@@ -332,15 +367,15 @@ impl Tied<'_> {
     /// Copy `id` reaches `replica` at `t`, tied to `twin` (the backup to none).
     fn arrive(&mut self, t: u64, replica: usize, id: u64, twin: Option<Twin<usize>>) {
         let tag = Tag { id, twin };
-        // Refused (its twin cancelled it first): no work, and the client hears so. The queue
-        // is never full here.
+        // Refused (its twin cancelled it first): no work, and the client hears so. Ids are
+        // unique, so the only other refusal is a full queue, which fails the run.
         match self.queues[replica].push_at(self.origin + Duration::from_nanos(t), id, Some(tag)) {
             Ok(_) => self.start_waiting(t, replica),
             Err(Rejected {
                 reason: Refusal::Cancelled(_),
                 ..
             }) => self.cancelled_by_twin(t, id),
-            Err(_) => {}
+            Err(_) => self.overflowed = true,
         }
     }
 
@@ -473,149 +508,5 @@ impl Tied<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::sim::{run_modes, Mode, SimConfig};
-    use super::{Pair, Pairs};
-    use tailguard::tied::TiedCall;
-
-    fn pair(request: u32) -> Pair {
-        Pair {
-            call: TiedCall::new([0, 1], [0, 1]),
-            request,
-            hash: 0,
-        }
-    }
-
-    #[test]
-    fn the_pair_window_finds_what_is_in_flight_whatever_order_reads_end_in() {
-        let mut pairs = Pairs::default();
-        for id in 10..20 {
-            pairs.insert(id, pair(id as u32));
-        }
-        assert!(pairs.get(9).is_none() && pairs.get(20).is_none());
-        // Ends out of order: the window keeps everything from the oldest read in flight.
-        pairs.remove(12);
-        pairs.remove(10);
-        assert!(pairs.get(10).is_none() && pairs.get(12).is_none());
-        assert_eq!(pairs.get(11).unwrap().request, 11);
-        assert_eq!(pairs.slots.len(), 9);
-        pairs.remove(11);
-        assert_eq!((pairs.base, pairs.slots.len()), (13, 7));
-        // Removing what is not there changes nothing.
-        pairs.remove(11);
-        pairs.remove(1_000);
-        assert_eq!((pairs.base, pairs.slots.len()), (13, 7));
-        // An insert below the window, and one past its end, both land.
-        pairs.insert(5, pair(5));
-        pairs.insert(30, pair(30));
-        pairs.get_mut(30).unwrap().request = 31;
-        assert_eq!(pairs.get(5).unwrap().request, 5);
-        assert_eq!(pairs.get(30).unwrap().request, 31);
-        for id in (13..20).chain([5, 30]) {
-            pairs.remove(id);
-        }
-        assert!(pairs.slots.is_empty());
-        // Empty, the window starts again at the next insert.
-        pairs.insert(1 << 40, pair(7));
-        assert_eq!(pairs.slots.len(), 1);
-        assert_eq!(pairs.get(1 << 40).unwrap().request, 7);
-    }
-
-    fn small() -> SimConfig {
-        SimConfig {
-            requests: 1000,
-            // Ten keys per replica and request, as in the default model.
-            keys_per_request: 100,
-            replicas: 10,
-            // Stalls ten times as often as the default, so a few hundred requests meet some.
-            stall_every: std::time::Duration::from_secs(200),
-            ..SimConfig::default()
-        }
-    }
-
-    #[test]
-    fn tied_requests_route_around_stalls_with_little_duplicate_work() {
-        let config = small();
-        let reports = run_modes(&config, &[Mode::None, Mode::Tied]).unwrap();
-        let (none, tied) = (&reports[0], &reports[1]);
-        assert_eq!(tied.requests, 1000);
-        // Without tying, the slowest requests wait out stalls (hundreds of ms); tied, a
-        // stalled replica's copy is cancelled and the twin answers.
-        assert!(
-            none.p99.unwrap() > std::time::Duration::from_millis(100),
-            "{none:?}"
-        );
-        assert!(
-            tied.p99.unwrap() < none.p99.unwrap() / 4,
-            "{tied:?} vs {none:?}"
-        );
-        assert!(tied.duplicate_work_pct < 1.0, "{tied:?}");
-        assert_eq!(none.duplicate_work_pct, 0.0);
-        // Second copies are sent for the keys not answered within the tied delay.
-        assert!(tied.extra_pct > 10.0 && tied.extra_pct <= 100.0, "{tied:?}");
-    }
-
-    #[test]
-    fn the_backup_frees_reads_frozen_mid_service_within_the_duplicate_work_bound() {
-        // Reads twenty times as long as the default's (and stalls ten times as often): a
-        // read in service is frozen by a stall that begins after it started about once in
-        // 10,000, its twin already cancelled. The backup is due after 60 ms, three times the
-        // mean service time.
-        let ms = std::time::Duration::from_millis;
-        let config = SimConfig {
-            service_base: ms(10),
-            service_mean_extra: ms(10),
-            tied_backup: Some(ms(60)),
-            ..small()
-        };
-        let without = SimConfig {
-            tied_backup: None,
-            ..config.clone()
-        };
-        let reports = run_modes(&config, &[Mode::Tied]).unwrap();
-        let plain = &run_modes(&without, &[Mode::Tied]).unwrap()[0];
-        let backed = &reports[0];
-        eprintln!("{plain:?}\n{backed:?}");
-        assert_eq!(plain.backups.sent, 0);
-        // Backups were sent, and some answered first: the frozen reads' keys.
-        assert!(
-            backed.backups.sent > 0 && backed.backups.won > 0,
-            "{backed:?}"
-        );
-        assert!(backed.backups.won <= backed.backups.sent);
-        // Fewer of the slowest requests wait out a stall (seed 2013: p99 479 vs 568 ms, the
-        // slowest 1.49 vs 2.17 s; the rest of the tail is queueing, and stalls of both
-        // copies' replicas at once, which no backup is sent for: no copy started).
-        let p99 = |r: &super::super::sim::ModeReport| r.p99.unwrap().as_secs_f64();
-        assert!(p99(backed) < 0.9 * p99(plain), "{backed:?} vs {plain:?}");
-        assert!(backed.max < plain.max * 3 / 4, "{backed:?} vs {plain:?}");
-        // Every backup is extra work (the copy it backs up runs on), but few are sent: a
-        // backup only goes out for a copy that started and overran 10 ms.
-        let added = backed.duplicate_work_pct - plain.duplicate_work_pct;
-        assert!(added > 0.0 && added < 0.5, "{added} {backed:?}");
-        assert_eq!(
-            backed.stats.hedges_sent,
-            plain.stats.hedges_sent + backed.backups.sent,
-            "extra reads count the backups"
-        );
-    }
-
-    #[test]
-    fn the_tied_mode_is_deterministic_for_a_seed() {
-        let config = small();
-        let a = run_modes(&config, &[Mode::Tied]).unwrap();
-        let b = run_modes(&config, &[Mode::Tied]).unwrap();
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn a_cancel_slower_than_the_delay_duplicates_work() {
-        // The cancel takes longer than the second copy's delay: idle replicas start both.
-        let config = SimConfig {
-            cancel_delay: std::time::Duration::from_millis(5),
-            ..small()
-        };
-        let tied = &run_modes(&config, &[Mode::Tied]).unwrap()[0];
-        assert!(tied.duplicate_work_pct > 10.0, "{tied:?}");
-    }
-}
+#[path = "tied_sim_tests.rs"]
+mod tests;
