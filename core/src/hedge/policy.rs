@@ -142,6 +142,28 @@ impl Hedge {
         }
     }
 
+    /// The percentile of recent primary latency an adaptive delay is set at; `None` for a fixed
+    /// delay. It is the one asked for ([`adaptive_delay`](HedgeBuilder::adaptive_delay)), or
+    /// higher when the budget could not pay for a hedge for every call crossing it: `1 -
+    /// ratio` (p98 for a 2 % budget; see the [module documentation](super)).
+    ///
+    /// ```
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// let p95 = Hedge::builder().adaptive_delay(0.95).budget_ratio(0.05).build()?;
+    /// assert_eq!(p95.delay_percentile(), Some(0.95));
+    /// // 5 % of calls cross p95; a 2 % budget pays for the 2 % that cross p98.
+    /// let paid = Hedge::builder().adaptive_delay(0.95).budget_ratio(0.02).build()?;
+    /// assert_eq!(paid.delay_percentile(), Some(0.98));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn delay_percentile(&self) -> Option<f64> {
+        match &self.inner.delay {
+            Delay::Fixed(_) => None,
+            Delay::Adaptive(adaptive) => Some(adaptive.percentile),
+        }
+    }
+
     /// What this policy and its clones have done so far.
     pub fn stats(&self) -> HedgeStats {
         self.inner.counters.snapshot()
@@ -263,6 +285,11 @@ impl HedgeBuilder {
 
     /// Hedge once a call has been out longer than the `percentile` (in `(0, 1)`; 0.95 is p95)
     /// of recent primary latencies. This is the default, at p95.
+    ///
+    /// Never earlier than the budget can pay for: with a budget of `ratio` hedges per primary
+    /// below `1 - percentile`, the delay is set at `1 - ratio` instead (p98 for a 2 % budget),
+    /// so that every call crossing it can have its hedge ([`Hedge::delay_percentile`] says
+    /// which; the [module documentation](super) says why).
     pub fn adaptive_delay(mut self, percentile: f64) -> Self {
         self.fixed_delay = None;
         self.percentile = percentile;
@@ -362,7 +389,7 @@ impl HedgeBuilder {
                 }
                 Delay::Fixed(delay)
             }
-            None => Delay::Adaptive(self.adaptive()?),
+            None => Delay::Adaptive(self.adaptive(budget.as_ref())?),
         };
         Ok(Hedge {
             inner: Arc::new(Inner {
@@ -374,7 +401,7 @@ impl HedgeBuilder {
         })
     }
 
-    fn adaptive(&self) -> Result<Adaptive, ConfigError> {
+    fn adaptive(&self, budget: Option<&HedgeBudget>) -> Result<Adaptive, ConfigError> {
         let p = self.percentile;
         if !(p > 0.0 && p < 1.0) {
             return Err(ConfigError::new(
@@ -404,7 +431,7 @@ impl HedgeBuilder {
         let latency = RollingHistogram::new(window, slots)
             .map_err(|e| ConfigError::new("window.duration", e.message().to_owned()))?;
         Ok(Adaptive {
-            percentile: p,
+            percentile: budget.map_or(p, |budget| paid_percentile(p, budget.ratio())),
             min_samples,
             floor,
             ceiling,
@@ -412,6 +439,18 @@ impl HedgeBuilder {
             cached_slice: AtomicU64::new(0),
             cached_delay_nanos: AtomicU64::new(0),
         })
+    }
+}
+
+/// The percentile an adaptive delay is set at: `asked`, or higher if the budget cannot pay for
+/// a hedge for every call that crosses it: `1 - ratio`, the percentile that `ratio` of the calls
+/// cross (see the module documentation, "The delay the budget can pay for"). A ratio of 0 (only
+/// the floor pays) or of 1 and more leaves `asked` as it is.
+fn paid_percentile(asked: f64, ratio: f64) -> f64 {
+    if ratio > 0.0 && ratio < 1.0 {
+        asked.max(1.0 - ratio)
+    } else {
+        asked
     }
 }
 
