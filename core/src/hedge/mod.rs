@@ -103,8 +103,12 @@
 //!
 //! - a hedge at its first chance (the delay has just passed) may take a hedge only while the
 //!   budget keeps at least half of its `max_burst` saved
-//!   ([`HedgeBudget::try_withdraw_keeping_at`]); the reserve (the per-second floor) still
-//!   serves it, so a quiet client hedges from its first call;
+//!   ([`HedgeBudget::try_withdraw_keeping_at`]), or while the policy is young, half of what
+//!   its primaries have earned so far (a fresh budget holds nothing: keeping 50 hedges from the
+//!   start left the stalled calls of the first seconds to their second chance, live 70 keys
+//!   against 15 for the fixed delay; test
+//!   `hedge::state_tests::a_young_policy_keeps_half_of_what_it_has_earned`); the reserve (the
+//!   per-second floor) still serves it, so a quiet client hedges from its first call;
 //! - a refused hedge is not final: it gets another chance at 2, 4, 8 and 16 times the delay
 //!   ([`HedgeState::MAX_CHANCES`]), and a later chance may take the last hedge.
 //!

@@ -268,8 +268,8 @@ fn hedges_are_sent_on_time_only_when_the_deadline_leaves_room() {
 
 #[test]
 fn a_hedge_the_budget_refuses_at_its_first_chance_is_sent_at_its_second() {
-    // One call's deposit saves one hedge; a first chance may not take the last half of the
-    // savings (max_burst 2: one kept), a later chance may. The primary is stalled for 60 ms.
+    // A first chance may not take the last half of the savings (max_burst 2: one kept), a
+    // later chance may. The primary is stalled for 60 ms.
     let timer = ManualTimer::new();
     let budget = HedgeBudget::builder()
         .ratio(1.0)
@@ -281,19 +281,29 @@ fn a_hedge_the_budget_refuses_at_its_first_chance_is_sent_at_its_second() {
         .hedge(
             Hedge::builder()
                 .fixed_delay(10 * MS)
-                .budget(budget)
+                .budget(budget.clone())
                 .build()
                 .unwrap(),
         )
         .build()
         .unwrap();
+    // Two calls answered at once earn two hedges, spent elsewhere: the policy is no longer
+    // young (it keeps the half of max_burst), and the stalled call's deposit saves one.
+    for _ in 0..2 {
+        let ready = timer.block_on(pipeline.call(|a| async move { Ok::<_, &str>(a.number()) }));
+        assert_eq!(ready, Ok(1));
+    }
+    while budget.try_withdraw_at(timer.now()) {}
     let out = timer.block_on(pipeline.call(planned(&timer, &[60, 4])));
     // Refused at 10 ms, sent at its second chance (20 ms), answered 4 ms later: a refusal
     // used to end hedging for the round, leaving the call to wait out the stall.
     assert_eq!(out, Ok(2));
     assert_eq!(timer.elapsed(), 24 * MS);
     let stats = pipeline.hedge().unwrap().stats();
-    assert_eq!((stats.budget_refusals, stats.hedges_sent), (1, 1));
+    assert_eq!(
+        (stats.primaries, stats.budget_refusals, stats.hedges_sent),
+        (3, 1, 1)
+    );
     assert_eq!(timer.pending_sleeps(), 0);
 }
 
