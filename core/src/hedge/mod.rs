@@ -180,6 +180,8 @@ pub(crate) use self::state::{CallTime, TimerTime};
 pub use self::stats::HedgeStats;
 
 #[cfg(test)]
+mod delay_tests;
+#[cfg(test)]
 mod rationing_tests;
 #[cfg(test)]
 mod state_tests;

@@ -50,7 +50,18 @@ pub(crate) struct Adaptive {
     /// Recomputed once per slice: a quantile over the window is a scan of every bucket.
     cached_slice: AtomicU64,
     cached_delay_nanos: AtomicU64,
+    /// The policy's primaries when the cached delay was computed, or [`SETTLED`] once the
+    /// window held enough samples (at least [`SAMPLES_BEYOND`] beyond the percentile). Until
+    /// then the delay is also recomputed whenever the primaries have doubled: a policy's first
+    /// delay, from `min_samples`, is too rough to keep for a whole slice (one atomic load per
+    /// call until it is settled).
+    cached_count: AtomicU64,
 }
+
+/// [`Adaptive::cached_count`] of a delay computed from enough samples.
+const SETTLED: u64 = u64::MAX;
+/// Samples beyond the percentile that make a delay settled.
+const SAMPLES_BEYOND: f64 = 10.0;
 
 impl Hedge {
     /// A builder with the defaults: adaptive delay at the p95 of the last 10 s of primary
@@ -130,7 +141,10 @@ impl Hedge {
     }
 
     /// The hedge delay a call going slow at `now` would use: the fixed delay, or the clamped
-    /// percentile of recent primary latency (recomputed once per slice of the window).
+    /// percentile of recent primary latency (recomputed once per slice of the window, and
+    /// also each time the primaries double while the window holds fewer than 10 samples
+    /// beyond the percentile: a first delay learnt from `min_samples` is too rough to keep
+    /// for a whole slice).
     ///
     /// When the window holds fewer than `min_samples` samples, an adaptive policy keeps the
     /// last delay it computed from enough samples (after a quiet spell, say); before it has
@@ -138,7 +152,7 @@ impl Hedge {
     pub fn delay_at(&self, now: Instant) -> Option<Duration> {
         match &self.inner.delay {
             Delay::Fixed(delay) => Some(*delay),
-            Delay::Adaptive(adaptive) => adaptive.delay_at(now),
+            Delay::Adaptive(adaptive) => adaptive.delay_at(now, &self.inner.counters),
         }
     }
 
@@ -195,11 +209,14 @@ impl Hedge {
 }
 
 impl Adaptive {
-    fn delay_at(&self, now: Instant) -> Option<Duration> {
+    fn delay_at(&self, now: Instant, counters: &Counters) -> Option<Duration> {
         let slice = self.latency.slice_at(now) + 1;
         let cached_slice = self.cached_slice.load(Relaxed);
         if cached_slice == slice {
-            return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+            let computed_at = self.cached_count.load(Relaxed);
+            if computed_at == SETTLED || counters.primaries() < computed_at.saturating_mul(2) {
+                return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+            }
         }
         if !self.latency.has_at_least(now, self.min_samples) {
             // Too few recent samples: at start-up there is no delay yet; after a quiet spell,
@@ -209,10 +226,19 @@ impl Adaptive {
         }
         let quantile = self.latency.quantile_at(now, self.percentile)?;
         let delay = quantile.clamp(self.floor, self.ceiling);
-        // Two stores, not one: a reader may briefly pair this slice with the previous delay,
-        // which is as good an answer.
+        let beyond = self.latency.count_at(now) as f64 * (1.0 - self.percentile);
+        // Three stores, not one: a reader may briefly pair this slice with the previous delay
+        // or count, which is as good an answer.
         self.cached_delay_nanos
             .store(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.cached_count.store(
+            if beyond >= SAMPLES_BEYOND {
+                SETTLED
+            } else {
+                counters.primaries().max(1)
+            },
+            Relaxed,
+        );
         self.cached_slice.store(slice, Relaxed);
         Some(delay)
     }
@@ -438,6 +464,7 @@ impl HedgeBuilder {
             latency,
             cached_slice: AtomicU64::new(0),
             cached_delay_nanos: AtomicU64::new(0),
+            cached_count: AtomicU64::new(0),
         })
     }
 }
