@@ -205,8 +205,9 @@ async def hedge(
 ) -> T:
     """Runs ``factory()`` hedged: if it is still running after ``delay`` (seconds, or a
     percentile of recent latency such as ``"p95"``, the default), starts another copy, up to
-    ``max_attempts`` (default 2), within ``budget`` (a ratio of extra load, default 0.05). The
-    first success wins; the others are cancelled. If every attempt fails, a call that made a
+    ``max_attempts`` (default 2), within ``budget`` (a ratio of extra load, default 0.05; a
+    percentile is never below ``1 - budget``, the most the budget pays for). The first success
+    wins; the others are cancelled. If every attempt fails, a call that made a
     single attempt raises that attempt's exception as it is; one that made several raises
     :class:`~tailguard.AllFailedError` with all of them (the last as ``__cause__``).
 

@@ -602,6 +602,11 @@ class Hedge:
     @property
     def max_attempts(self) -> int:
         """The most attempts one call makes, the primary included."""
+    @property
+    def delay_percentile(self) -> Optional[float]:
+        """The percentile of recent primary latency an adaptive delay is set at: the one asked for,
+        or `1 - ratio` of the budget if that is higher (never earlier than the budget pays for:
+        `"p95"` within a 2 % budget hedges at p98); `None` for a fixed delay."""
     def current_delay(self) -> Optional[float]:
         """The hedge delay a call starting now would use, in seconds; `None` while an adaptive
         policy has too few samples (calls then hedge only after a failure)."""

@@ -157,3 +157,19 @@ def test_the_asyncio_loop_numbers_and_counts_what_the_state_decides() -> None:
     assert asyncio.run(main()) == 3
     assert started == [1, 2, 3]
     assert stats(policy) == (1, 2, 1, 0)
+
+
+def test_an_adaptive_delay_is_never_earlier_than_the_budget_pays_for() -> None:
+    # 5 % of calls cross p95; a 2 % budget pays a hedge for the 2 % that cross p98.
+    clock = ManualClock()
+    policy = tg.Hedge("p95", min_samples=100, delay_floor=0.0, budget=0.02, clock=clock)
+    assert policy.delay == "p95"  # the setting as given
+    assert policy.delay_percentile == pytest.approx(0.98)
+    for i in range(1, 101):  # primaries of 1, 2 ... 100 ms
+        call = policy._start()
+        clock.advance(i / 1000)
+        call.done(1, True)
+    assert policy.current_delay() == pytest.approx(0.098, rel=0.01)
+    assert tg.Hedge("p95", budget=0.05).delay_percentile == pytest.approx(0.95)
+    assert tg.Hedge("p95", budget="unlimited").delay_percentile == pytest.approx(0.95)
+    assert tg.Hedge(0.01, budget=0.02).delay_percentile is None

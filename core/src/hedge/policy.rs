@@ -50,7 +50,18 @@ pub(crate) struct Adaptive {
     /// Recomputed once per slice: a quantile over the window is a scan of every bucket.
     cached_slice: AtomicU64,
     cached_delay_nanos: AtomicU64,
+    /// The policy's primaries when the cached delay was computed, or [`SETTLED`] once the
+    /// window held enough samples (at least [`SAMPLES_BEYOND`] beyond the percentile). Until
+    /// then the delay is also recomputed whenever the primaries have doubled: a policy's first
+    /// delay, from `min_samples`, is too rough to keep for a whole slice (one atomic load per
+    /// call until it is settled).
+    cached_count: AtomicU64,
 }
+
+/// [`Adaptive::cached_count`] of a delay computed from enough samples.
+const SETTLED: u64 = u64::MAX;
+/// Samples beyond the percentile that make a delay settled.
+const SAMPLES_BEYOND: f64 = 10.0;
 
 impl Hedge {
     /// A builder with the defaults: adaptive delay at the p95 of the last 10 s of primary
@@ -130,7 +141,10 @@ impl Hedge {
     }
 
     /// The hedge delay a call going slow at `now` would use: the fixed delay, or the clamped
-    /// percentile of recent primary latency (recomputed once per slice of the window).
+    /// percentile of recent primary latency (recomputed once per slice of the window, and
+    /// also each time the primaries double while the window holds fewer than 10 samples
+    /// beyond the percentile: a first delay learnt from `min_samples` is too rough to keep
+    /// for a whole slice).
     ///
     /// When the window holds fewer than `min_samples` samples, an adaptive policy keeps the
     /// last delay it computed from enough samples (after a quiet spell, say); before it has
@@ -138,7 +152,29 @@ impl Hedge {
     pub fn delay_at(&self, now: Instant) -> Option<Duration> {
         match &self.inner.delay {
             Delay::Fixed(delay) => Some(*delay),
-            Delay::Adaptive(adaptive) => adaptive.delay_at(now),
+            Delay::Adaptive(adaptive) => adaptive.delay_at(now, &self.inner.counters),
+        }
+    }
+
+    /// The percentile of recent primary latency an adaptive delay is set at; `None` for a fixed
+    /// delay. It is the one asked for ([`adaptive_delay`](HedgeBuilder::adaptive_delay)), or
+    /// higher when the budget could not pay for a hedge for every call crossing it: `1 -
+    /// ratio` (p98 for a 2 % budget; see the [module documentation](super)).
+    ///
+    /// ```
+    /// use tailguard::hedge::Hedge;
+    ///
+    /// let p95 = Hedge::builder().adaptive_delay(0.95).budget_ratio(0.05).build()?;
+    /// assert_eq!(p95.delay_percentile(), Some(0.95));
+    /// // 5 % of calls cross p95; a 2 % budget pays for the 2 % that cross p98.
+    /// let paid = Hedge::builder().adaptive_delay(0.95).budget_ratio(0.02).build()?;
+    /// assert_eq!(paid.delay_percentile(), Some(0.98));
+    /// # Ok::<(), tailguard::ConfigError>(())
+    /// ```
+    pub fn delay_percentile(&self) -> Option<f64> {
+        match &self.inner.delay {
+            Delay::Fixed(_) => None,
+            Delay::Adaptive(adaptive) => Some(adaptive.percentile),
         }
     }
 
@@ -173,11 +209,14 @@ impl Hedge {
 }
 
 impl Adaptive {
-    fn delay_at(&self, now: Instant) -> Option<Duration> {
+    fn delay_at(&self, now: Instant, counters: &Counters) -> Option<Duration> {
         let slice = self.latency.slice_at(now) + 1;
         let cached_slice = self.cached_slice.load(Relaxed);
         if cached_slice == slice {
-            return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+            let computed_at = self.cached_count.load(Relaxed);
+            if computed_at == SETTLED || counters.primaries() < computed_at.saturating_mul(2) {
+                return Some(Duration::from_nanos(self.cached_delay_nanos.load(Relaxed)));
+            }
         }
         if !self.latency.has_at_least(now, self.min_samples) {
             // Too few recent samples: at start-up there is no delay yet; after a quiet spell,
@@ -187,10 +226,19 @@ impl Adaptive {
         }
         let quantile = self.latency.quantile_at(now, self.percentile)?;
         let delay = quantile.clamp(self.floor, self.ceiling);
-        // Two stores, not one: a reader may briefly pair this slice with the previous delay,
-        // which is as good an answer.
+        let beyond = self.latency.count_at(now) as f64 * (1.0 - self.percentile);
+        // Three stores, not one: a reader may briefly pair this slice with the previous delay
+        // or count, which is as good an answer.
         self.cached_delay_nanos
             .store(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.cached_count.store(
+            if beyond >= SAMPLES_BEYOND {
+                SETTLED
+            } else {
+                counters.primaries().max(1)
+            },
+            Relaxed,
+        );
         self.cached_slice.store(slice, Relaxed);
         Some(delay)
     }
@@ -263,6 +311,11 @@ impl HedgeBuilder {
 
     /// Hedge once a call has been out longer than the `percentile` (in `(0, 1)`; 0.95 is p95)
     /// of recent primary latencies. This is the default, at p95.
+    ///
+    /// Never earlier than the budget can pay for: with a budget of `ratio` hedges per primary
+    /// below `1 - percentile`, the delay is set at `1 - ratio` instead (p98 for a 2 % budget),
+    /// so that every call crossing it can have its hedge ([`Hedge::delay_percentile`] says
+    /// which; the [module documentation](super) says why).
     pub fn adaptive_delay(mut self, percentile: f64) -> Self {
         self.fixed_delay = None;
         self.percentile = percentile;
@@ -362,7 +415,7 @@ impl HedgeBuilder {
                 }
                 Delay::Fixed(delay)
             }
-            None => Delay::Adaptive(self.adaptive()?),
+            None => Delay::Adaptive(self.adaptive(budget.as_ref())?),
         };
         Ok(Hedge {
             inner: Arc::new(Inner {
@@ -374,7 +427,7 @@ impl HedgeBuilder {
         })
     }
 
-    fn adaptive(&self) -> Result<Adaptive, ConfigError> {
+    fn adaptive(&self, budget: Option<&HedgeBudget>) -> Result<Adaptive, ConfigError> {
         let p = self.percentile;
         if !(p > 0.0 && p < 1.0) {
             return Err(ConfigError::new(
@@ -404,14 +457,27 @@ impl HedgeBuilder {
         let latency = RollingHistogram::new(window, slots)
             .map_err(|e| ConfigError::new("window.duration", e.message().to_owned()))?;
         Ok(Adaptive {
-            percentile: p,
+            percentile: budget.map_or(p, |budget| paid_percentile(p, budget.ratio())),
             min_samples,
             floor,
             ceiling,
             latency,
             cached_slice: AtomicU64::new(0),
             cached_delay_nanos: AtomicU64::new(0),
+            cached_count: AtomicU64::new(0),
         })
+    }
+}
+
+/// The percentile an adaptive delay is set at: `asked`, or higher if the budget cannot pay for
+/// a hedge for every call that crosses it: `1 - ratio`, the percentile that `ratio` of the calls
+/// cross (see the module documentation, "The delay the budget can pay for"). A ratio of 0 (only
+/// the floor pays) or of 1 and more leaves `asked` as it is.
+fn paid_percentile(asked: f64, ratio: f64) -> f64 {
+    if ratio > 0.0 && ratio < 1.0 {
+        asked.max(1.0 - ratio)
+    } else {
+        asked
     }
 }
 

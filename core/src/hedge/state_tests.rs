@@ -151,9 +151,15 @@ fn a_later_chance_takes_the_savings_a_first_chance_must_keep() {
         .build()
         .unwrap();
     let t0 = Instant::now();
+    // A policy past its first calls (a young one keeps only half of what it has earned: see
+    // `a_young_policy_keeps_half_of_what_it_has_earned`): 4 earned, spent elsewhere.
+    for _ in 0..4 {
+        HedgeState::new(&hedge).begin_at(t0);
+    }
+    while budget.try_withdraw_at(t0) {}
     let mut calls: Vec<HedgeState<&Hedge>> = (0..3).map(|_| HedgeState::new(&hedge)).collect();
     for call in &mut calls {
-        call.begin_at(t0); // 3 primaries: 3 hedges saved
+        call.begin_at(t0); // 3 saved
     }
     assert_eq!(
         calls[0].try_hedge_at(t0 + ms(10)),
@@ -169,7 +175,42 @@ fn a_later_chance_takes_the_savings_a_first_chance_must_keep() {
     assert_eq!(calls[2].try_hedge_at(t0 + ms(10)), None);
     calls[2].attempt_done_at(t0 + ms(15), 1, AttemptOutcome::Succeeded);
     assert_eq!(budget.available_at(t0), 1);
-    assert_eq!(stats(&hedge), (3, 2, 0, 2));
+    assert_eq!(stats(&hedge), (7, 2, 0, 2));
+}
+
+#[test]
+fn a_young_policy_keeps_half_of_what_it_has_earned() {
+    // Savings only, up to 100 hedges: an old policy's first chance keeps 50. A young one has
+    // earned 10 (10 primaries at 1.0) and keeps 5, so its first calls can hedge on time.
+    let budget = HedgeBudget::builder()
+        .ratio(1.0)
+        .max_burst(100)
+        .min_per_second(0)
+        .build()
+        .unwrap();
+    let hedge = Hedge::builder()
+        .fixed_delay(ms(10))
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut calls: Vec<HedgeState<&Hedge>> = (0..10).map(|_| HedgeState::new(&hedge)).collect();
+    for call in &mut calls {
+        call.begin_at(t0);
+    }
+    let mut on_time = 0;
+    for call in &mut calls {
+        on_time += usize::from(call.try_hedge_at(t0 + ms(10)).is_some());
+    }
+    assert_eq!(on_time, 5, "10 saved, 5 kept for later chances");
+    assert_eq!(budget.available_at(t0), 5);
+    // The 5 refused come back at twice the delay and take what was kept.
+    let mut later = 0;
+    for call in calls.iter_mut().filter(|call| call.attempts() == 1) {
+        later += usize::from(call.try_hedge_at(t0 + ms(20)).is_some());
+    }
+    assert_eq!(later, 5);
+    assert_eq!(stats(&hedge), (10, 10, 0, 5));
 }
 
 #[test]

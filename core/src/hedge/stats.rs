@@ -57,6 +57,11 @@ impl Counters {
         }
     }
 
+    /// Primaries counted so far.
+    pub(crate) fn primaries(&self) -> u64 {
+        self.primaries.load(Relaxed)
+    }
+
     pub(crate) fn primary(&self) {
         self.primaries.fetch_add(1, Relaxed);
         self.metrics[0].increment();

@@ -355,6 +355,13 @@ where
                 hedges: this.hedges,
             };
             if !launch_hedge(round, cx, now) {
+                // A hedge the budget refused at its first chance has later ones (rationing by
+                // lateness, see `HedgeState`): keep hedging and sleep until the next. Any other
+                // refusal (deadline, breaker, limiter) ends hedging for this round.
+                let next = this.hedge.as_ref().and_then(HedgeState::next_hedge_at);
+                if next.is_some_and(|next| next > now) {
+                    continue;
+                }
                 *this.hedging = false;
                 *this.sleep = None;
                 *this.sleep_at = None;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::*;
 use crate::backoff::{Backoff, Jitter};
 use crate::breaker::{CircuitBreaker, State};
-use crate::hedge::Hedge;
+use crate::hedge::{Hedge, HedgeBudget};
 use crate::retry::{Decision, RetryBudget};
 use crate::time::{ManualTimer, Timer};
 
@@ -264,6 +264,47 @@ fn hedges_are_sent_on_time_only_when_the_deadline_leaves_room() {
     let out = timer2.block_on(tight.call(planned(&timer2, &[60, 4])));
     assert_eq!(out, Ok(1), "90 ms left < 95 ms predicted: no hedge");
     assert_eq!(tight.hedge().unwrap().stats().hedges_sent, 0);
+}
+
+#[test]
+fn a_hedge_the_budget_refuses_at_its_first_chance_is_sent_at_its_second() {
+    // A first chance may not take the last half of the savings (max_burst 2: one kept), a
+    // later chance may. The primary is stalled for 60 ms.
+    let timer = ManualTimer::new();
+    let budget = HedgeBudget::builder()
+        .ratio(1.0)
+        .max_burst(2)
+        .min_per_second(0)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::with_timer(timer.clone())
+        .hedge(
+            Hedge::builder()
+                .fixed_delay(10 * MS)
+                .budget(budget.clone())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    // Two calls answered at once earn two hedges, spent elsewhere: the policy is no longer
+    // young (it keeps the half of max_burst), and the stalled call's deposit saves one.
+    for _ in 0..2 {
+        let ready = timer.block_on(pipeline.call(|a| async move { Ok::<_, &str>(a.number()) }));
+        assert_eq!(ready, Ok(1));
+    }
+    while budget.try_withdraw_at(timer.now()) {}
+    let out = timer.block_on(pipeline.call(planned(&timer, &[60, 4])));
+    // Refused at 10 ms, sent at its second chance (20 ms), answered 4 ms later: a refusal
+    // used to end hedging for the round, leaving the call to wait out the stall.
+    assert_eq!(out, Ok(2));
+    assert_eq!(timer.elapsed(), 24 * MS);
+    let stats = pipeline.hedge().unwrap().stats();
+    assert_eq!(
+        (stats.primaries, stats.budget_refusals, stats.hedges_sent),
+        (3, 1, 1)
+    );
+    assert_eq!(timer.pending_sleeps(), 0);
 }
 
 #[test]

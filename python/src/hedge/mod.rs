@@ -323,6 +323,14 @@ impl Hedge {
         self.delay_spec.clone_ref(py)
     }
 
+    /// The percentile of recent primary latency an adaptive delay is set at: the one asked
+    /// for, or `1 - ratio` of the budget if that is higher (never earlier than the budget pays
+    /// for: `"p95"` within a 2 % budget hedges at p98); `None` for a fixed delay.
+    #[getter]
+    fn delay_percentile(&self) -> Option<f64> {
+        self.inner.delay_percentile()
+    }
+
     /// The hedge delay a call starting now would use, in seconds; `None` while an adaptive
     /// policy has too few samples (calls then hedge only after a failure).
     fn current_delay(&self) -> Option<f64> {

@@ -44,7 +44,8 @@ pub struct GatewayArgs {
     /// Retries allowed as a fraction of first tries (the shared retry budget).
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     pub retry_budget: f64,
-    /// When to hedge a slow call: off, fixed:10ms, adaptive (p95) or adaptive:0.9; or tied
+    /// When to hedge a slow call: off, fixed:10ms, adaptive (p95) or adaptive:0.9 (never
+    /// earlier than the percentile the budget pays for, 1 - --hedge-budget); or tied
     /// (tied:1ms): every key to two replicas, each copy cancelling the other when it starts.
     #[arg(long, default_value = "adaptive")]
     pub hedge: HedgeMode,

@@ -18,7 +18,9 @@ pub enum HedgeMode {
     Off,
     /// After a fixed delay.
     Fixed(Duration),
-    /// At this percentile (in (0, 1)) of recent primary latency (see [`tailguard::hedge`]).
+    /// At this percentile (in (0, 1)) of recent primary latency, or at `1 -
+    /// hedge_budget_ratio` if that is higher: never earlier than the budget pays for (see
+    /// [`tailguard::hedge`]).
     Adaptive(f64),
     /// No hedging: tied requests ([`tailguard::tied`]). Each key goes to two replicas, the
     /// second copy this long after the first, each tagged with the other

@@ -24,8 +24,9 @@ reads many keys is as slow as its slowest key, so rare stalls of single replicas
 common case of the whole request. Hedging (sending a slow key again to another replica) cuts \
 that tail. Five modes are compared: none (no hedging); fixed (hedge each read after a fixed \
 delay, 10 ms, no budget, as in the paper); adaptive (hedge at a percentile of recent latency, \
-within a budget of extra reads, the budget rationed by lateness: a hedge at its first chance \
-keeps half the savings for calls still stuck at 2x, 4x ... the delay); p2c (the same adaptive \
+within a budget of extra reads, never earlier than the percentile the budget pays for, \
+1 - budget: p95 within a 2% budget hedges at p98; the budget rationed by lateness: a hedge \
+at its first chance keeps half the savings for calls still stuck at 2x, 4x ... the delay); p2c (the same adaptive \
 hedging, but each read's replica picked by power of two choices over a peak-EWMA of latency, \
 and each hedge sent only to a replica that is not running the read, not slow and not \
 half-open); tied (tied requests, as in the paper: each read goes to two replicas, the second \
@@ -121,8 +122,9 @@ pub struct Args {
     /// --sim].
     #[arg(long, allow_negative_numbers = true)]
     pub budget: Option<f64>,
-    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1) [default: 0.95
-    /// live, 0.99 with --sim].
+    /// Percentile of recent latency the adaptive mode hedges at, in (0, 1), raised to
+    /// 1 - --budget if below it (the most the budget pays for) [default: 0.95 live, 0.99 with
+    /// --sim].
     #[arg(long, allow_negative_numbers = true)]
     pub percentile: Option<f64>,
     /// Delay of the fixed mode.

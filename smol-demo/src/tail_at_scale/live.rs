@@ -348,11 +348,17 @@ impl Running {
         backends: Backends,
     ) -> Result<Running, ExperimentError> {
         let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
-        let hedge = match gateway_config.balance {
-            Balance::Home => gateway_config.hedge.to_string(),
-            balance => format!("{balance}+{}", gateway_config.hedge),
-        };
+        let (balance, mut hedge_mode) = (gateway_config.balance, gateway_config.hedge);
         let gateway = Gateway::new(gateway_config, ex.clone())?;
+        // The percentile the delay is set at: the one asked, or the budget's if higher.
+        if let (HedgeMode::Adaptive(_), Some(p)) = (hedge_mode, gateway.hedge().delay_percentile())
+        {
+            hedge_mode = HedgeMode::Adaptive(p);
+        }
+        let hedge = match balance {
+            Balance::Home => hedge_mode.to_string(),
+            balance => format!("{balance}+{hedge_mode}"),
+        };
         let server = Server::bind(ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..ServerConfig::default()

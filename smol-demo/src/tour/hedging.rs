@@ -68,8 +68,9 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
          already cancelled, is backed up on a third replica 10 ms later). {} replicas, each stalling about {} every \
          {}; fan-outs of {} keys \
          at {}/s through the gateway over HTTP. Fixed hedging waits {}; adaptive hedging waits \
-         for the p{:.0} of recent calls, and a hedge refused at that point comes back at twice \
-         the delay, when only the calls stuck in a stall are still out; p2c adds least-loaded \
+         for the p{:.0} of recent calls (never earlier than the budget pays for: the percentile \
+         that as many calls cross as it pays hedges for), and a hedge refused at that point \
+         comes back at twice the delay, when only the calls stuck in a stall are still out; p2c adds least-loaded \
          replica choice and sends hedges only to healthy replicas not running the call. Fixed, \
          adaptive and p2c may send at most {:.0}% extra calls, so they are compared at equal \
          cost (tied sends a second copy of every read, most cancelled before they start). One run varies a lot from the next, so every mode runs \
@@ -83,7 +84,7 @@ pub fn section(out: &Out, rt: &Runtime, quick: bool) -> Result<(), ExperimentErr
         config.keys,
         config.rate,
         ms::text(config.fixed_delay),
-        config.adaptive_percentile * 100.0,
+        config.adaptive_percentile.max(1.0 - config.budget_ratio) * 100.0,
         config.budget_ratio * 100.0,
         rounds,
         secs(config.duration)
