@@ -74,8 +74,8 @@ turn, first come first served, and a read once queued runs to its end even if an
 attempt answered, as on an ordinary server); tied copies wait in each replica's TiedQueue, \
 and a cancel reaches the twin's replica --cancel-delay (0.1 ms) after its copy starts. Prints p50 / p99 / p99.9 of whole-request latency and \
 the extra reads per mode, and for each percentile the best mode against no hedging and \
-against fixed hedging. Duration: about 22 s of CPU in a release build, shared by the five \
-modes in parallel threads, so 11-15 s of wall time on 2 idle cores and more on a busy machine \
+against fixed hedging. Duration: about 18 s of CPU in a release build, shared by the five \
+modes in parallel threads, so 10-15 s of wall time on 2 idle cores and more on a busy machine \
 (several times longer in a debug build; fewer --requests or --keys take proportionally less); \
 on a terminal, a progress line on stderr shows the modes done and the time spent.";
 
@@ -83,7 +83,7 @@ on a terminal, a progress line on stderr shows the modes done and the time spent
 pub const AFTER_HELP: &str = "Examples:
   tailguard-demo tail-at-scale                 # about 27 s; the table and the path of the CDF plot
   tailguard-demo tail-at-scale --out cdf.svg --rate 300 --duration 10s
-  tailguard-demo tail-at-scale --sim           # about 22 s of CPU (release build); deterministic
+  tailguard-demo tail-at-scale --sim           # about 18 s of CPU (release build); deterministic
   tailguard-demo tail-at-scale --sim --requests 2000 --json
   tailguard-demo tail-at-scale --repeat 5 --equal-budget   # is the winner stable at equal cost?
   tailguard-demo tail-at-scale --sweep         # p99 / p99.9 against extra load, fixed vs adaptive

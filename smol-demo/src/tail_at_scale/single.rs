@@ -47,9 +47,9 @@ fn interrupted_note(
 }
 
 /// The CPU time the default simulation takes in a release build, measured (the work grows with
-/// requests x keys): five modes on one worker per replica, about 22 s (issue 15's event loop;
+/// requests x keys): five modes on one worker per replica, about 18 s (issue 15's event loop;
 /// 47 s before it).
-const DEFAULT_SIM_SECONDS: f64 = 22.0;
+const DEFAULT_SIM_SECONDS: f64 = 18.0;
 
 /// How long the simulation should take, as a note for the progress line: scaled from the
 /// default size's CPU time in a release build.
