@@ -140,7 +140,7 @@
 //! budget from the stalled calls to the little-slow ones. Where latency is bimodal (service,
 //! then stalls in a few percent of calls), p(1 − ratio) for a budget the size of the stalls
 //! lands in the gap between the two, where a hand-tuned fixed delay would be put; live, p98 was
-//! 8.3–10 ms, next to the fixed 10 ms, with service at ~2 ms and stalls of 20–60 ms. A budget
+//! 8.1–10 ms, next to the fixed 10 ms, with service at ~2 ms and stalls of 20–60 ms. A budget
 //! of 0 (only the floor pays) or of one hedge per call and more leaves the percentile as asked.
 //! Test: `hedge::rationing_tests::an_adaptive_delay_is_never_earlier_than_the_budget_can_pay_for`
 //! (in virtual time, p95 asked within 2 %: 11 % of the stalled calls hedged at their first
