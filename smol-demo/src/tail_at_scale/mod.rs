@@ -10,6 +10,7 @@ pub mod measured;
 pub mod plot;
 pub mod repeat;
 pub mod sim;
+mod sim_events;
 mod sim_loop;
 pub mod sim_p2c;
 mod sim_world;

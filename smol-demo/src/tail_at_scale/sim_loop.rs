@@ -16,9 +16,12 @@
 //! within a request key by key in the order each key was first woken; within a key, a finished
 //! attempt (the primary first) wins before a due hedge is sent; a request's 10 s deadline
 //! comes after the keys that finish at that instant, and drops the rest in the order a
-//! `FuturesUnordered` drops them (the most recently polled first).
+//! `FuturesUnordered` drops them (the most recently polled first). One corner differs in
+//! principle: a primary that finishes the instant it is sent (a service time of 0, which needs
+//! `service_base` 0 and a hash of exactly 1) has its hedge delay read here; `HedgedRun` read
+//! none for it.
 //!
-//! [`Workers::serve`]: super::sim::Workers
+//! [`Workers::serve`]: super::sim_world::Workers::serve
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -25,11 +25,11 @@
 //!   cannot fix: a copy frozen mid-service by a stall that began after it started, its twin
 //!   already cancelled ([`Backup`]).
 //!
-//! It is a discrete-event simulation (an event heap in virtual nanoseconds, ties in the order
-//! they were scheduled), deterministic for a seed like the rest.
+//! It is a discrete-event simulation (events in virtual nanoseconds, ties in the order they
+//! were scheduled: a heap, with FIFO lanes for the events due a fixed delay on), deterministic
+//! for a seed like the rest.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tailguard::hedge::HedgeStats;
@@ -39,6 +39,7 @@ use tailguard::tied::{
 use tailguard::ConfigError;
 
 use super::sim::{duplicate_pct, placement, service, Mode, ModeReport, SimConfig, World};
+use super::sim_events::Events;
 use crate::backend::nanos;
 use crate::percentile;
 
@@ -179,7 +180,9 @@ struct Tied<'a> {
     draining: Vec<bool>,
     /// Reads in service, per replica.
     busy: Vec<usize>,
-    events: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    /// Cancels (due `cancel_delay` on), second copies (`tied_delay` on) and backups (`after` on)
+    /// in FIFO lanes, the rest in a heap ([`Events`]).
+    events: Events<Event, 3>,
     seq: u64,
     pairs: Pairs,
     requests: Vec<Request>,
@@ -208,7 +211,7 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
         queues,
         draining: vec![false; n],
         busy: vec![0; n],
-        events: BinaryHeap::new(),
+        events: Events::new(),
         seq: 0,
         pairs: Pairs::default(),
         requests: vec![Request::default(); world.arrivals.len()],
@@ -227,7 +230,7 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
     // it comes, so the queue holds one arrival, not all of them.
     sim.seq = world.arrivals.len() as u64;
     sim.arrival(0);
-    while let Some(Reverse((t, _, event))) = sim.events.pop() {
+    while let Some((t, _, event)) = sim.events.pop() {
         sim.handle(t, event);
     }
     if sim.overflowed {
@@ -275,15 +278,20 @@ pub(super) fn run(config: &SimConfig, world: &World) -> Result<ModeReport, Confi
 impl Tied<'_> {
     fn at(&mut self, t: u64, event: Event) {
         self.seq += 1;
-        self.events.push(Reverse((t, self.seq, event)));
+        // Each lane's events are all due a fixed delay after the event that schedules them.
+        match event {
+            Event::Cancel { .. } => self.events.push_in(0, t, self.seq, event),
+            Event::Seconds(_) => self.events.push_in(1, t, self.seq, event),
+            Event::Backup(_) => self.events.push_in(2, t, self.seq, event),
+            _ => self.events.push(t, self.seq, event),
+        }
     }
 
     /// Queues the arrival of request `r`, if there is one, as event number `r + 1`.
     fn arrival(&mut self, r: usize) {
         if let Some(&t) = self.world.arrivals.get(r) {
             let seq = r as u64 + 1;
-            self.events
-                .push(Reverse((t, seq, Event::Request(r as u32))));
+            self.events.push(t, seq, Event::Request(r as u32));
         }
     }
 
