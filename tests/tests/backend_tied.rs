@@ -428,3 +428,76 @@ fn a_backup_that_loses_is_cancelled_in_its_replicas_queue() {
     drop(blocker);
     rt.block_on(backends.stop());
 }
+
+#[test]
+fn the_gateway_backs_up_a_key_neither_of_whose_copies_starts_and_cancels_both() {
+    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
+    let rt = runtime();
+    let backends = rt
+        .block_on(Backends::start(one_worker(3, 1), rt.executor()))
+        .unwrap();
+    // Replicas 0 and 1 are busy for 2 s each (their one worker serves a blocker), as if both
+    // were stalled: key 0's tied copies wait in both queues, neither starts, so no 409 ever
+    // says that one runs. 10 ms after the second copy went (100 ms after the first), the
+    // gateway backs the key up on replica 2, which answers in 1 ms, and cancels both copies
+    // in their queues.
+    let busy = Profile {
+        latency: LatencyDist::Fixed(Duration::from_secs(2)),
+        workers: Some(1),
+        ..Profile::default()
+    };
+    let mut blockers = Vec::new();
+    for replica in [0, 1] {
+        backends.set_profile(replica, busy.clone()).unwrap();
+        blockers.push(send(
+            &rt,
+            &backends,
+            replica,
+            Method::GET,
+            "/key/9",
+            HeaderMap::new(),
+        ));
+        wait_until("the replica is busy", || {
+            stats(&backends, replica).started == 1
+        });
+    }
+    let config = GatewayConfig {
+        hedge: HedgeMode::Tied(Duration::from_millis(100)),
+        call_timeout: Duration::from_secs(10),
+        fanout_deadline: Duration::from_secs(10),
+        ..GatewayConfig::new(backends.addrs().to_vec())
+    };
+    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let started = Instant::now();
+    let report = rt.block_on(gateway.fanout(1));
+    let took = started.elapsed();
+    assert_eq!(report.ok, 1, "{report:?}");
+    assert_eq!(report.served_by, vec![0, 0, 1], "{report:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the stalled replicas were not waited for: {took:?}"
+    );
+    let backup = gateway.tied().unwrap().backup().unwrap().stats();
+    assert_eq!(
+        (
+            backup.sent,
+            backup.won,
+            backup.sent_unstarted,
+            backup.won_unstarted
+        ),
+        (1, 1, 1, 1)
+    );
+    for replica in [0, 1] {
+        wait_until("the tied copy is cancelled in its queue", || {
+            stats(&backends, replica).cancelled_in_queue == 1
+        });
+    }
+    for blocker in blockers {
+        assert!(rt.block_on(blocker).unwrap().status.is_success());
+    }
+    // Only the blockers started on replicas 0 and 1: the tied copies did no work.
+    assert_eq!(stats(&backends, 0).started, 1);
+    assert_eq!(stats(&backends, 1).started, 1);
+    assert_eq!(stats(&backends, 2).started, 1);
+    rt.block_on(backends.stop());
+}

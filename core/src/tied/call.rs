@@ -186,6 +186,58 @@ impl<A: Clone> TiedCall<A> {
         })
     }
 
+    /// Marks the backup sent although no copy is known to have started, and says what to
+    /// send: for a call whose two tied copies were both sent and have neither answered nor
+    /// ended (both wait in stalled replicas' queues, see
+    /// [`Backup::with_unstarted`](super::Backup::with_unstarted)). `None` if the call has no
+    /// backup or sent it, is over, a tied copy is unsent or has ended, or a copy is known to
+    /// be [running](TiedCall::running) (then [`send(Leg::Backup)`](TiedCall::send) is the
+    /// way). When the backup wins, both tied copies are among the losers to cancel.
+    ///
+    /// ```
+    /// use tailguard::tied::{Leg, Settled, TiedCall, Twin};
+    ///
+    /// let mut call = TiedCall::new(["a", "b"], [10, 11]).with_backup("c", 12);
+    /// call.send(Leg::First).unwrap();
+    /// assert!(call.send_unstarted_backup().is_none(), "the second copy is not sent yet");
+    /// call.send(Leg::Second).unwrap();
+    /// // Neither a nor b starts its copy (both stalled): back the call up on c.
+    /// let backup = call.send_unstarted_backup().unwrap();
+    /// assert_eq!((backup.leg, backup.replica, backup.tied_to), (Leg::Backup, "c", None));
+    /// let a = Twin { replica: "a", id: 10 };
+    /// let b = Twin { replica: "b", id: 11 };
+    /// assert_eq!(call.answered(Leg::Backup), Settled::Won { cancel: [Some(a), Some(b)] });
+    /// ```
+    pub fn send_unstarted_backup(&mut self) -> Option<Outgoing<A>> {
+        if !self.unstarted_backup_due() {
+            return None;
+        }
+        let copy = self.copy(Leg::Backup)?;
+        self.state[Leg::Backup.index()] = LegState::Sent;
+        Some(Outgoing {
+            leg: Leg::Backup,
+            replica: copy.replica,
+            id: copy.id,
+            tied_to: None,
+        })
+    }
+
+    /// Whether [`send_unstarted_backup`](TiedCall::send_unstarted_backup) would send the
+    /// backup now (the call has one).
+    pub(super) fn unstarted_backup_due(&self) -> bool {
+        let tied_waiting = self.state[..2].iter().all(|&s| s == LegState::Sent);
+        tied_waiting
+            && self.running.is_none()
+            && self.winner.is_none()
+            && self.state[Leg::Backup.index()] == LegState::Unsent
+            && self.backup.is_some()
+    }
+
+    /// Whether `leg` has not been sent yet.
+    pub(super) fn unsent(&self, leg: Leg) -> bool {
+        self.state[leg.index()] == LegState::Unsent
+    }
+
     /// `leg` answered successfully.
     pub fn answered(&mut self, leg: Leg) -> Settled<A> {
         self.state[leg.index()] = LegState::Answered;

@@ -27,7 +27,15 @@
 //!   copy to a third replica when the copy that started has not answered `after` it started
 //!   (the client learns that it started when its twin is cancelled and answers so:
 //!   [`TiedCall::cancelled_by_twin`]), within a [`HedgeBudget`](crate::hedge::HedgeBudget);
-//!   [`Tied::run_backed_with`] drives it.
+//!   [`Tied::run_backed_with`] drives it. When both tied replicas are stalled neither copy
+//!   starts, so none is ever known to run and none of them answers until a stall ends:
+//!   [`Backup::with_unstarted`] also backs up a call none of whose copies has started some
+//!   time after both were sent ([`TiedCall::send_unstarted_backup`]); both tied copies are
+//!   then losers to cancel if the backup answers first. [`Backup::with_learnt_after`] learns
+//!   the delay after a start from how long started copies ran, instead of a fixed `after`.
+//!   Where replicas do not queue (a worker per request), a backup early enough to cut the
+//!   service time's own tail starts beside the copy it backs up, so it is duplicate work:
+//!   tying pays off where requests wait in queues.
 //!
 //! ```
 //! use std::time::Duration;

@@ -172,7 +172,10 @@ impl Tied {
     /// ends with an error that `twin_started` says is its cancellation by its twin (the
     /// twin started), and the twin has not answered [`Backup::after`] later, the call's
     /// [backup](TiedCall::with_backup) copy is sent, if the policy has a [`Backup`] and its
-    /// budget allows. Each call deposits once in the backup's budget.
+    /// budget allows. With [`Backup::with_unstarted`], the backup is also sent when both
+    /// tied copies are out and neither has answered, ended or been learnt to start
+    /// [`Backup::unstarted`] after the second was sent (both replicas stalled). A call sends
+    /// at most one backup. Each call deposits once in the backup's budget.
     ///
     /// ```
     /// use std::time::Duration;
@@ -233,8 +236,16 @@ impl Tied {
         ];
         let mut sleep = (!self.delay.is_zero()).then(|| timer.sleep(self.delay));
         let mut backup_sleep: Option<T::Sleep> = None;
+        // The backup of a call none of whose copies starts: armed when the second copy goes.
+        let unstarted_after = backup
+            .and_then(Backup::unstarted)
+            .filter(|_| call.copy(Leg::Backup).is_some());
+        let mut unstarted_sleep: Option<T::Sleep> = None;
         let mut errors: [Option<E>; 3] = [None, None, None];
         let mut second_sent = false;
+        let mut unstarted_sent = false;
+        // When the client learnt that a copy started (for a learnt backup delay).
+        let mut started_at = None;
         let outcome = poll_fn(|cx| {
             for leg in [Leg::First, Leg::Second, Leg::Backup] {
                 let i = leg.index();
@@ -249,16 +260,35 @@ impl Tied {
                         if let Some(out) = call.send(Leg::Second) {
                             c.seconds_sent.fetch_add(1, Relaxed);
                             copies[1].set(Some(send(out)));
+                            // Polled below, on this same pass (the backup comes last).
+                            unstarted_sleep = unstarted_after.map(|after| timer.sleep(after));
                         }
                     }
                 }
                 if i == 2 {
+                    let unstarted_due = unstarted_sleep
+                        .as_mut()
+                        .is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+                    if unstarted_due {
+                        unstarted_sleep = None;
+                        let budget_ok = call.unstarted_backup_due()
+                            && backup.is_some_and(|b| b.try_send_at(timer.now()));
+                        if let Some(out) = budget_ok.then(|| call.send_unstarted_backup()).flatten()
+                        {
+                            unstarted_sent = true;
+                            if let Some(b) = backup {
+                                b.sent_unstarted();
+                            }
+                            copies[2].set(Some(send(out)));
+                        }
+                    }
                     let due = backup_sleep
                         .as_mut()
                         .is_some_and(|s| Pin::new(s).poll(cx).is_ready());
                     if due {
                         backup_sleep = None;
                         let budget_ok = call.running().is_some()
+                            && call.unsent(Leg::Backup)
                             && backup.is_some_and(|b| b.try_send_at(timer.now()));
                         if let Some(out) = budget_ok.then(|| call.send(Leg::Backup)).flatten() {
                             copies[2].set(Some(send(out)));
@@ -282,9 +312,13 @@ impl Tied {
                             // Armed once; polled below, on this same pass (the backup
                             // comes last), which registers its waker.
                             (Some(_), Some(b))
-                                if backup_sleep.is_none() && call.copy(Leg::Backup).is_some() =>
+                                if backup_sleep.is_none()
+                                    && call.copy(Leg::Backup).is_some()
+                                    && call.unsent(Leg::Backup) =>
                             {
-                                backup_sleep = Some(timer.sleep_until(b.due_at(timer.now())));
+                                let now = timer.now();
+                                started_at = Some(now);
+                                backup_sleep = Some(timer.sleep_until(b.due_at(now)));
                             }
                             (Some(_), _) => {}
                             (None, _) => {
@@ -314,6 +348,12 @@ impl Tied {
         .await;
         match outcome {
             Ok((value, leg)) => {
+                if let (Some(b), Some(started)) = (backup, started_at) {
+                    if b.learnt_percentile().is_some() && call.running() == Some(leg) {
+                        let now = timer.now();
+                        b.record_run_at(now, now.saturating_duration_since(started));
+                    }
+                }
                 let cancel = match call.answered(leg) {
                     Settled::Won { cancel } => cancel,
                     Settled::Late => [None, None],
@@ -325,6 +365,9 @@ impl Tied {
                     Leg::Backup => {
                         if let Some(b) = backup {
                             b.won();
+                            if unstarted_sent {
+                                b.won_unstarted();
+                            }
                         }
                     }
                     Leg::First => {}

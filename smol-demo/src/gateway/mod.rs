@@ -98,6 +98,7 @@ mod tied;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tailguard::breaker::{CircuitBreaker, State};
 use tailguard::hedge::Hedge;
@@ -115,6 +116,7 @@ pub use self::fanout::{FanoutReport, KeyError};
 pub use self::metrics::{GatewayStats, ReplicaView};
 use self::overload::Refusals;
 pub use self::overload::ReplicaLimit;
+pub use self::tied::BACKUP_AFTER as TIED_BACKUP_AFTER;
 use crate::client::{ClientConfig, Pool};
 use crate::metrics::{Counter, PolicyMetrics};
 use crate::rt::Exec;
@@ -217,7 +219,9 @@ impl Gateway {
             .build()?;
         let balancer = balanced::balancer(config.balance, config.replicas.len(), config.seed)?;
         let tied = match config.hedge {
-            HedgeMode::Tied(delay) => Some(tied::policy(delay, &hedge)?),
+            HedgeMode::Tied(delay) => {
+                Some(tied::policy(delay, Some(tied::BACKUP_AFTER), None, &hedge)?)
+            }
             _ => None,
         };
         let pool_size = NonZeroUsize::new(config.pool_size)
@@ -275,6 +279,28 @@ impl Gateway {
     /// The hedging policy (its statistics and latency window).
     pub fn hedge(&self) -> &Hedge {
         &self.inner.hedge
+    }
+
+    /// The same gateway with its tied calls' backup sent `after` (`None`: no backup) rather
+    /// than 10 ms after a copy started (or after the second copy
+    /// was sent, if none has started). Only before the gateway is cloned or used; a gateway
+    /// not in `HedgeMode::Tied` is returned unchanged.
+    ///
+    /// With a `percentile` (in (0, 1)), the delay after a start is learnt: that percentile of
+    /// how long started copies ran, at most `after` (see `Backup::with_learnt_after`).
+    pub fn with_tied_backup(
+        mut self,
+        after: Option<Duration>,
+        percentile: Option<f64>,
+    ) -> Result<Gateway, ConfigError> {
+        let HedgeMode::Tied(delay) = self.inner.config.hedge else {
+            return Ok(self);
+        };
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            ConfigError::new("tied_backup", "must be set before the gateway is cloned")
+        })?;
+        inner.tied = Some(tied::policy(delay, after, percentile, &inner.hedge)?);
+        Ok(self)
     }
 
     /// The tied-request policy (`--hedge tied:…`), if any: its statistics and its backup's.

@@ -1,8 +1,11 @@
 //! Tied requests through the gateway (`--hedge tied:1ms`): one key, two copies to two
 //! replicas, each tagged with the other, the first answer wins; and a backup to a third
-//! replica when the copy that started has not answered [`BACKUP_AFTER`] after its twin said
-//! it started (the twin's 409), within the hedging budget (`--hedge-budget`).
+//! replica, within the hedging budget (`--hedge-budget`), when the copy that started has not
+//! answered [`BACKUP_AFTER`] after its twin said it started (the twin's 409), or when neither
+//! copy has started [`BACKUP_AFTER`] after the second was sent (both replicas stalled: no 409
+//! comes, and without this the key waits out the shorter stall).
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,18 +26,35 @@ use crate::wire_deadline::is_deadline_504;
 
 /// How long after a tied copy is known to have started (its twin answered 409) the gateway
 /// sends a backup to a third replica, if the copy has not answered: several times the demo
-/// replicas' usual service time (a few ms), well short of their stalls (tens of ms).
+/// replicas' usual service time (a few ms), well short of their stalls (tens of ms). Also how
+/// long after the second copy was sent a call none of whose copies has started is backed up.
 pub const BACKUP_AFTER: Duration = Duration::from_millis(10);
 
 /// The tied policy of `--hedge tied:DELAY`: the second copy after `delay`, and a backup
-/// [`BACKUP_AFTER`] after a copy started, drawn from `hedge`'s budget (the gateway's hedging
-/// budget, which tied calls otherwise leave unused).
-pub(super) fn policy(delay: Duration, hedge: &Hedge) -> Result<Tied, ConfigError> {
+/// `backup_after` (`None`: never) after a copy started, or after the second copy was sent if
+/// none has started, drawn from `hedge`'s budget (the gateway's hedging budget, which tied
+/// calls otherwise leave unused); with `percentile`, the delay after a start is learnt as
+/// that percentile of started copies' run times, at most `backup_after`.
+pub(super) fn policy(
+    delay: Duration,
+    backup_after: Option<Duration>,
+    percentile: Option<f64>,
+    hedge: &Hedge,
+) -> Result<Tied, ConfigError> {
     let tied = Tied::new(delay)?;
-    Ok(match hedge.budget() {
-        Some(budget) => tied.with_backup(Backup::new(BACKUP_AFTER, budget.clone())?),
-        None => tied.with_backup(Backup::unbudgeted(BACKUP_AFTER)?),
-    })
+    let Some(after) = backup_after else {
+        return Ok(tied);
+    };
+    let backup = match hedge.budget() {
+        Some(budget) => Backup::new(after, budget.clone())?,
+        None => Backup::unbudgeted(after)?,
+    };
+    let backup = backup.with_unstarted(after)?;
+    let backup = match percentile {
+        Some(p) => backup.with_learnt_after(p)?,
+        None => backup,
+    };
+    Ok(tied.with_backup(backup))
 }
 
 /// A task awaited, detached rather than cancelled if dropped first.
@@ -127,7 +147,14 @@ impl Inner {
         // The backup, once sent: its replica and id, to cancel it if it loses.
         let mut backup_sent: Option<(usize, u64)> = None;
         // A copy cancelled by its twin answers 409: the twin has started.
-        let twin_started = |error: &KeyError| *error == KeyError::Status(409);
+        let started = AtomicBool::new(false);
+        let twin_started = |error: &KeyError| {
+            let cancelled = *error == KeyError::Status(409);
+            if cancelled {
+                started.store(true, Relaxed);
+            }
+            cancelled
+        };
         let result = tied
             .run_backed_with(
                 DefaultTimer::default(),
@@ -189,11 +216,20 @@ impl Inner {
         match result {
             Ok(won) => {
                 // A losing backup may still wait in its replica's queue: cancel it there (the
-                // tied copies' own cancels are their replicas' business).
+                // tied copies' own cancels are their replicas' business, while one of them
+                // runs).
                 if let Some((replica, id)) = backup_sent {
                     let lost = won.cancel.iter().flatten().any(|loser| loser.id == id);
                     if won.leg != Leg::Backup && lost {
-                        self.cancel_backup(replica, id);
+                        self.cancel_copy(replica, id);
+                    }
+                }
+                // A backup that won before either tied copy started: both still wait in
+                // their stalled replicas' queues, and the first to start would run for
+                // nothing. Cancel them there.
+                if won.leg == Leg::Backup && !started.load(Relaxed) {
+                    for loser in won.cancel.iter().flatten() {
+                        self.cancel_copy(loser.replica, loser.id);
                     }
                 }
                 Ok(won.value)
@@ -204,9 +240,9 @@ impl Inner {
         }
     }
 
-    /// Sends `POST /cancel/{id}` to `replica` in a task of its own, within 250 ms: a backup
+    /// Sends `POST /cancel/{id}` to `replica` in a task of its own, within 250 ms: a copy
     /// that lost is dropped from the replica's queue if it is still there.
-    fn cancel_backup(&self, replica: usize, id: u64) {
+    fn cancel_copy(&self, replica: usize, id: u64) {
         let pool = self.replicas[replica].pool.clone();
         let cancel = async move {
             let limits = Limits {

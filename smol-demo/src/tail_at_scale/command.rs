@@ -33,7 +33,8 @@ half-open); tied (tied requests, as in the paper: each read goes to two replicas
 copy --tied-delay later, each naming the other, and the replica that starts one cancels the \
 other in its twin's queue; a copy that started and has not answered --tied-backup, 10 ms, \
 after it started is backed up on a third replica within the adaptive mode's budget, for a \
-stall that begins while it runs). Next to extra_pct (calls or reads sent beyond one per key), \
+stall that begins while it runs; live, so is a key neither of whose copies has started \
+--tied-backup after the second was sent, both replicas being stalled). Next to extra_pct (calls or reads sent beyond one per key), \
 duplicate_work_pct counts those that started work beyond one per key, in percent of keys: a \
 losing hedge, or a tied copy whose cancel came too late.
 
@@ -178,11 +179,16 @@ pub struct Args {
     /// a real HTTP request) [default: 0.1ms].
     #[arg(long, value_parser = parse_duration)]
     pub cancel_delay: Option<Duration>,
-    /// The tied mode's backup (--sim only; live, the gateway's, 10 ms): a third copy to a
-    /// third replica when the copy that started has not answered this long after it started,
-    /// within the adaptive mode's budget; `off` for none [default: 10ms].
+    /// The tied mode's backup: a third copy to a third replica when the copy that started
+    /// has not answered this long after it started (live, also when neither copy has started
+    /// this long after the second was sent: both replicas stalled), within the adaptive mode's
+    /// budget; `off` for none [default: 10ms].
     #[arg(long, value_parser = parse_backup)]
     pub tied_backup: Option<Backup>,
+    /// Live only: learn the tied mode's backup delay after a start as this percentile, in
+    /// (0, 1), of how long started copies ran (at most --tied-backup; off by default).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tied_backup_percentile: Option<f64>,
     /// The modes to run (live only), comma-separated, in report order: a live run of one
     /// or two modes can gather the 10,000 samples p99.9 needs on a small machine
     /// [default: none,fixed,adaptive,p2c,tied].
@@ -285,6 +291,9 @@ impl Args {
 
     /// The simulation these arguments ask for, every value checked (an error names the flag).
     pub fn config(&self) -> Result<SimConfig, String> {
+        if self.tied_backup_percentile.is_some() {
+            return Err("`--tied-backup-percentile` is for the live run".into());
+        }
         if self.out.is_some() {
             return Err("--out is for the live run: --sim draws no plot".into());
         }
@@ -316,10 +325,12 @@ impl Args {
 
     /// The live run these arguments ask for.
     pub fn live_config(&self) -> Result<LiveConfig, String> {
-        if self.tied_backup.is_some() {
-            return Err(
-                "`--tied-backup` is for --sim; live, the gateway backs up after 10 ms".into(),
-            );
+        if let Some(p) = self.tied_backup_percentile {
+            if !(p > 0.0 && p < 1.0) {
+                return Err(format!(
+                    "`--tied-backup-percentile` must be in (0, 1), got {p}"
+                ));
+            }
         }
         if self.requests.is_some() {
             return Err(
@@ -349,6 +360,8 @@ impl Args {
             seed: self.seed,
             workers: self.workers.map_or(defaults.workers, Workers::limit),
             tied_delay: self.tied_delay,
+            tied_backup: self.tied_backup.map_or(defaults.tied_backup, |b| b.0),
+            tied_backup_percentile: self.tied_backup_percentile,
             modes: self.modes.clone().map_or(defaults.modes, |m| m.0),
             sequential: self.sequential,
             ..defaults
@@ -460,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tied_backup_is_a_duration_or_off_for_the_simulation() {
+    fn the_tied_backup_is_a_duration_or_off() {
         let sim = |flags: &[&str]| args(flags).config().unwrap().tied_backup;
         assert_eq!(sim(&["--sim"]), Some(Duration::from_millis(10)));
         assert_eq!(
@@ -469,7 +482,12 @@ mod tests {
         );
         assert_eq!(sim(&["--sim", "--tied-backup", "off"]), None);
         assert!(parse_backup("soon").is_err());
-        let err = args(&["--tied-backup", "5ms"]).live_config().unwrap_err();
-        assert!(err.contains("--tied-backup"), "{err}");
+        let live = |flags: &[&str]| args(flags).live_config().unwrap().tied_backup;
+        assert_eq!(live(&[]), Some(Duration::from_millis(10)));
+        assert_eq!(
+            live(&["--tied-backup", "5ms"]),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(live(&["--tied-backup", "off"]), None);
     }
 }

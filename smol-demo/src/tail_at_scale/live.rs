@@ -71,6 +71,12 @@ pub struct LiveConfig {
     pub budget_ratio: f64,
     /// The `tied` mode: how long after a key's first copy its second is sent.
     pub tied_delay: Duration,
+    /// The `tied` mode's backup: a third copy this long after a copy started (or after the
+    /// second was sent, if none has started), within the adaptive mode's budget; `None`: none.
+    pub tied_backup: Option<Duration>,
+    /// Learn the `tied` mode's backup delay after a start as this percentile of how long
+    /// started copies ran, at most `tied_backup` (`None`: `tied_backup` itself).
+    pub tied_backup_percentile: Option<f64>,
     /// Workers per replica (`None`: one per request, so requests wait only for stalls).
     pub workers: Option<usize>,
     /// Seeds the replicas' latency, errors and stalls (the same in every mode).
@@ -107,6 +113,8 @@ impl Default for LiveConfig {
             adaptive_percentile: 0.95,
             budget_ratio: 0.05,
             tied_delay: Duration::from_millis(1),
+            tied_backup: Some(crate::gateway::TIED_BACKUP_AFTER),
+            tied_backup_percentile: None,
             workers: None,
             seed: 2013,
             modes: Mode::ALL.to_vec(),
@@ -280,6 +288,9 @@ pub struct LiveModeReport {
     pub backups_won: u64,
     /// Tied backups the budget refused.
     pub backups_refused: u64,
+    /// Of the tied backups sent, those for a key neither of whose copies had started (both
+    /// replicas stalled), and of those, the ones that answered first.
+    pub backups_unstarted: [u64; 2],
     /// Keys not answered (failed or cut by the fan-out's deadline).
     pub keys_missing: u64,
     /// The hedge delay the gateway used at the end of the run, in milliseconds (`None`
@@ -349,7 +360,8 @@ impl Running {
     ) -> Result<Running, ExperimentError> {
         let gateway_config = config.gateway_config(backends.addrs().to_vec(), mode);
         let (balance, mut hedge_mode) = (gateway_config.balance, gateway_config.hedge);
-        let gateway = Gateway::new(gateway_config, ex.clone())?;
+        let gateway = Gateway::new(gateway_config, ex.clone())?
+            .with_tied_backup(config.tied_backup, config.tied_backup_percentile)?;
         // The percentile the delay is set at: the one asked, or the budget's if higher.
         if let (HedgeMode::Adaptive(_), Some(p)) = (hedge_mode, gateway.hedge().delay_percentile())
         {
@@ -445,6 +457,7 @@ impl Running {
             backups_sent: tied_backups.sent,
             backups_won: tied_backups.won,
             backups_refused: tied_backups.refused,
+            backups_unstarted: [tied_backups.sent_unstarted, tied_backups.won_unstarted],
             keys_missing: stats.keys_failed + stats.keys_timed_out,
             hedge_delay_ms,
             timeline: Vec::new(),
@@ -476,6 +489,8 @@ pub fn to_json(reports: &[LiveModeReport]) -> serde_json::Value {
             ("backups_sent", r.backups_sent),
             ("backups_won", r.backups_won),
             ("backups_refused", r.backups_refused),
+            ("backups_unstarted_sent", r.backups_unstarted[0]),
+            ("backups_unstarted_won", r.backups_unstarted[1]),
         ] {
             mode.insert(key.into(), value.into());
         }

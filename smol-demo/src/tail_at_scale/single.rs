@@ -69,7 +69,8 @@ fn expected_time(config: &SimConfig) -> String {
 }
 
 enum Event {
-    Done(usize, Result<ModeReport, String>),
+    /// A mode's report, boxed: it is large, and the channel holds events of either kind.
+    Done(usize, Box<Result<ModeReport, String>>),
     Signal(Signal),
 }
 
@@ -93,7 +94,7 @@ pub(super) fn run_sim(args: &Args, config: &SimConfig) -> ExitCode {
                 Ok(report) => report.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("the simulation of {} panicked", mode.name())),
             };
-            let _ = events.send(Event::Done(i, report));
+            let _ = events.send(Event::Done(i, Box::new(report)));
         });
     }
     drop(events);
@@ -112,12 +113,14 @@ pub(super) fn run_sim(args: &Args, config: &SimConfig) -> ExitCode {
     let mut signal = None;
     while signal.is_none() && done.iter().any(Option::is_none) {
         match received.recv_timeout(Duration::from_millis(250)) {
-            Ok(Event::Done(i, Ok(report))) => done[i] = Some(report),
-            Ok(Event::Done(_, Err(message))) => {
-                progress.clear();
-                eprintln!("tail-at-scale: {message}");
-                return ExitCode::FAILURE;
-            }
+            Ok(Event::Done(i, report)) => match *report {
+                Ok(report) => done[i] = Some(report),
+                Err(message) => {
+                    progress.clear();
+                    eprintln!("tail-at-scale: {message}");
+                    return ExitCode::FAILURE;
+                }
+            },
             Ok(Event::Signal(received)) => signal = Some(received),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
