@@ -13,6 +13,7 @@ use tailguard_demo::backend::{
     BackendConfig, Backends, LatencyDist, Profile, ReplicaStats, REQUEST_ID, TIED_TO,
 };
 use tailguard_demo::client::{ClientConfig, ClientError, Limits, Pool, Reply};
+use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
 use tailguard_demo::rt::Runtime;
 
 fn runtime() -> Runtime {
@@ -69,6 +70,18 @@ fn send(
         pool.send_headed_within(LIMITS, method, path, Bytes::new(), Some(&headers))
             .await
     })
+}
+
+/// The gateway of the backup tests: tied requests, the second copy `delay` after the first, and
+/// timeouts long enough that only the tying decides when a key answers.
+fn tied_gateway(rt: &Runtime, backends: &Backends, delay: Duration) -> Gateway {
+    let config = GatewayConfig {
+        hedge: HedgeMode::Tied(delay),
+        call_timeout: Duration::from_secs(10),
+        fanout_deadline: Duration::from_secs(10),
+        ..GatewayConfig::new(backends.addrs().to_vec())
+    };
+    Gateway::new(config, rt.executor().clone()).unwrap()
 }
 
 fn stats(backends: &Backends, replica: usize) -> ReplicaStats {
@@ -343,7 +356,6 @@ fn malformed_tied_headers_are_refused_with_400() {
 
 #[test]
 fn the_gateway_backs_up_a_tied_copy_that_started_and_stalls_on_a_third_replica() {
-    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
     let rt = runtime();
     let backends = rt
         .block_on(Backends::start(one_worker(3, 1), rt.executor()))
@@ -359,13 +371,7 @@ fn the_gateway_backs_up_a_tied_copy_that_started_and_stalls_on_a_third_replica()
         ..Profile::default()
     };
     backends.set_profile(0, slow).unwrap();
-    let config = GatewayConfig {
-        hedge: HedgeMode::Tied(Duration::from_millis(200)),
-        call_timeout: Duration::from_secs(10),
-        fanout_deadline: Duration::from_secs(10),
-        ..GatewayConfig::new(backends.addrs().to_vec())
-    };
-    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let gateway = tied_gateway(&rt, &backends, Duration::from_millis(200));
     let started = Instant::now();
     let report = rt.block_on(gateway.fanout(1));
     let took = started.elapsed();
@@ -388,7 +394,6 @@ fn the_gateway_backs_up_a_tied_copy_that_started_and_stalls_on_a_third_replica()
 
 #[test]
 fn a_backup_that_loses_is_cancelled_in_its_replicas_queue() {
-    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
     let rt = runtime();
     let backends = rt
         .block_on(Backends::start(one_worker(3, 1), rt.executor()))
@@ -407,13 +412,7 @@ fn a_backup_that_loses_is_cancelled_in_its_replicas_queue() {
     backends.set_profile(2, slow(3000)).unwrap();
     let blocker = send(&rt, &backends, 2, Method::GET, "/key/9", HeaderMap::new());
     wait_until("replica 2 is busy", || stats(&backends, 2).started == 1);
-    let config = GatewayConfig {
-        hedge: HedgeMode::Tied(Duration::from_millis(100)),
-        call_timeout: Duration::from_secs(10),
-        fanout_deadline: Duration::from_secs(10),
-        ..GatewayConfig::new(backends.addrs().to_vec())
-    };
-    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let gateway = tied_gateway(&rt, &backends, Duration::from_millis(100));
     let report = rt.block_on(gateway.fanout(1));
     assert_eq!(report.ok, 1, "{report:?}");
     assert_eq!(report.served_by, vec![1, 0, 0], "{report:?}");
@@ -431,7 +430,6 @@ fn a_backup_that_loses_is_cancelled_in_its_replicas_queue() {
 
 #[test]
 fn the_gateway_backs_up_a_key_neither_of_whose_copies_starts_and_cancels_both() {
-    use tailguard_demo::gateway::{Gateway, GatewayConfig, HedgeMode};
     let rt = runtime();
     let backends = rt
         .block_on(Backends::start(one_worker(3, 1), rt.executor()))
@@ -461,13 +459,7 @@ fn the_gateway_backs_up_a_key_neither_of_whose_copies_starts_and_cancels_both() 
             stats(&backends, replica).started == 1
         });
     }
-    let config = GatewayConfig {
-        hedge: HedgeMode::Tied(Duration::from_millis(100)),
-        call_timeout: Duration::from_secs(10),
-        fanout_deadline: Duration::from_secs(10),
-        ..GatewayConfig::new(backends.addrs().to_vec())
-    };
-    let gateway = Gateway::new(config, rt.executor().clone()).unwrap();
+    let gateway = tied_gateway(&rt, &backends, Duration::from_millis(100));
     let started = Instant::now();
     let report = rt.block_on(gateway.fanout(1));
     let took = started.elapsed();
