@@ -23,13 +23,13 @@ impl Drop for Live {
     }
 }
 
-/// Replica 0 starts its copy at once and takes `took[0]`; its twin on replica 1 is cancelled
-/// (answers `CANCELLED` as soon as it is sent); the backup on replica 2 takes `took[1]`.
-fn stalled(
+/// Runs a backed call whose copy on each replica takes `plan(replica).0` ms and then answers
+/// `plan(replica).1`; every copy counts itself in `live` until it is dropped.
+fn scripted(
     tied: &Tied,
     timer: &ManualTimer,
-    took: [u64; 2],
     live: &Arc<AtomicUsize>,
+    plan: impl Fn(usize) -> (u64, Result<usize, &'static str>) + Clone,
 ) -> impl std::future::Future<Output = Result<Won<usize, usize>, TiedError<&'static str>>> {
     let (t, live) = (timer.clone(), live.clone());
     let call = tied.call_backed(0usize, 1, 2);
@@ -43,11 +43,7 @@ fn stalled(
             move |copy| {
                 live.fetch_add(1, Ordering::Relaxed);
                 let guard = Live(live.clone());
-                let (took, answer) = match copy.replica {
-                    0 => (took[0], Ok(0)),
-                    1 => (0, Err(CANCELLED)),
-                    _ => (took[1], Ok(2)),
-                };
+                let (took, answer) = plan(copy.replica);
                 let sleep = t.sleep(ms(took));
                 async move {
                     let _guard = guard;
@@ -58,6 +54,21 @@ fn stalled(
         )
         .await
     }
+}
+
+/// Replica 0 starts its copy at once and takes `took[0]`; its twin on replica 1 is cancelled
+/// (answers `CANCELLED` as soon as it is sent); the backup on replica 2 takes `took[1]`.
+fn stalled(
+    tied: &Tied,
+    timer: &ManualTimer,
+    took: [u64; 2],
+    live: &Arc<AtomicUsize>,
+) -> impl std::future::Future<Output = Result<Won<usize, usize>, TiedError<&'static str>>> {
+    scripted(tied, timer, live, move |replica| match replica {
+        0 => (took[0], Ok(0)),
+        1 => (0, Err(CANCELLED)),
+        _ => (took[1], Ok(2)),
+    })
 }
 
 fn backed(after: u64, budget: Option<HedgeBudget>) -> Tied {
@@ -226,29 +237,10 @@ fn both_stalled(
     stall: u64,
     live: &Arc<AtomicUsize>,
 ) -> impl std::future::Future<Output = Result<Won<usize, usize>, TiedError<&'static str>>> {
-    let (t, live) = (timer.clone(), live.clone());
-    let call = tied.call_backed(0usize, 1, 2);
-    let tied = tied.clone();
-    let timer = timer.clone();
-    async move {
-        tied.run_backed_with(
-            timer,
-            call,
-            |e: &&str| *e == CANCELLED,
-            move |copy| {
-                live.fetch_add(1, Ordering::Relaxed);
-                let guard = Live(live.clone());
-                let took = if copy.replica == 2 { 2 } else { stall };
-                let sleep = t.sleep(ms(took));
-                async move {
-                    let _guard = guard;
-                    sleep.await;
-                    Ok(copy.replica)
-                }
-            },
-        )
-        .await
-    }
+    scripted(tied, timer, live, move |replica| {
+        let took = if replica == 2 { 2 } else { stall };
+        (took, Ok(replica))
+    })
 }
 
 #[test]
